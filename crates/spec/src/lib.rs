@@ -1,0 +1,21 @@
+//! The configuration of coding-job: the YAML a user writes, parsed, checked and resolved into
+//! plain types the rest of the system works with.
+//!
+//! This crate does no IO and needs no async runtime, so everything about a config can be tested
+//! in memory. A file is turned into a [`ServiceSpec`] by [`parse_service`]; every rejected file
+//! yields [`SpecErrors`], each naming the file, line, column and field path.
+
+mod docker_fields;
+mod error;
+mod model;
+mod order;
+mod parse;
+mod raw;
+mod target;
+mod units;
+
+pub use error::{SpecError, SpecErrors};
+pub use model::{JobSpec, OnFailure, Resources, ServiceSpec, TaskSpec};
+pub use order::{DependencyCycle, dependency_waves};
+pub use parse::parse_service;
+pub use target::{Target, TargetError};

@@ -1,0 +1,81 @@
+//! The resolved form of a service: every task carries its complete configuration (job defaults
+//! already merged in), so nothing downstream has to know about inheritance.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// One service: the jobs released together, as stored for a version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    pub service: String,
+    pub jobs: Vec<JobSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub name: String,
+    /// Names of jobs of the same service that must be running before this one starts.
+    pub depends_on: Vec<String>,
+    pub on_failure: OnFailure,
+    pub tasks: Vec<TaskSpec>,
+}
+
+/// What the agent does when a task's container stops on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Start it again, with exponential backoff between attempts.
+    #[default]
+    Restart,
+    /// Leave the dead container exactly as it is, for inspection.
+    Keep,
+}
+
+/// A task with its complete configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub name: String,
+    /// `None` is accepted at push (the seed's own example has a job without one); `up` refuses it.
+    pub image: Option<String>,
+    pub command: Option<Vec<String>>,
+    pub env: BTreeMap<String, String>,
+    /// The port the task listens on, on its host; 0 means none declared.
+    pub port: u16,
+    /// The declared host; `None` lets the scheduler choose.
+    pub run_on_host: Option<String>,
+    pub resources: Resources,
+    /// Run Docker's init as PID 1 (reaps zombies, forwards signals).
+    pub init: bool,
+    /// Docker Engine API `HostConfig` fields, by Docker's own names, passed through as written.
+    pub docker_hostconfig: serde_json::Map<String, serde_json::Value>,
+    /// Docker Engine API container `Config` fields, by Docker's own names, passed through.
+    pub docker_config: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Resources {
+    pub memory_bytes: Option<u64>,
+    /// CPU limit in billionths of a CPU, as Docker's `NanoCpus`.
+    pub nano_cpus: Option<u64>,
+}
+
+impl ServiceSpec {
+    pub fn job(&self, name: &str) -> Option<&JobSpec> {
+        self.jobs.iter().find(|job| job.name == name)
+    }
+}
+
+impl TaskSpec {
+    /// A short, stable digest of everything that shapes the container. Two tasks with the same
+    /// hash need the same container, so an agent leaves a running container alone when its label
+    /// carries the desired hash, whatever version it was created for.
+    pub fn config_hash(&self) -> String {
+        // serde_json writes struct fields in declaration order and maps sorted (BTreeMap and
+        // serde_json::Map without `preserve_order`), so the encoding is canonical.
+        let encoded = serde_json::to_vec(self).expect("a task spec always serializes");
+        let digest = Sha256::digest(&encoded);
+        hex::encode(&digest[..6])
+    }
+}

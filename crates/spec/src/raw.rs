@@ -1,0 +1,185 @@
+//! The file as written: serde types that mirror the YAML, with source locations kept for the
+//! checks made after parsing. Unknown keys are rejected here (`deny_unknown_fields`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, de};
+use serde_saphyr::Spanned;
+
+use crate::docker_fields::DockerFields;
+use crate::model::OnFailure;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawService {
+    pub service: Spanned<String>,
+    pub jobs: Spanned<Vec<RawJob>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawJob {
+    pub name: Spanned<String>,
+    pub image: Option<Spanned<String>>,
+    pub command: Option<Spanned<RawCommand>>,
+    pub env: Option<Spanned<RawEnv>>,
+    pub port: Option<Spanned<RawPort>>,
+    pub run_on_host: Option<Spanned<String>>,
+    pub resources: Option<RawResources>,
+    pub init: Option<bool>,
+    pub docker_config: Option<RawDockerConfig>,
+    #[serde(default)]
+    pub depends_on: Vec<Spanned<String>>,
+    pub on_failure: Option<OnFailure>,
+    /// Run this many identical tasks, named `JOB-1` .. `JOB-N`.
+    pub instances: Option<Spanned<u32>>,
+    /// Run one task on each of these hosts, named `JOB-HOST`.
+    pub hosts: Option<Spanned<Vec<Spanned<String>>>>,
+    pub tasks: Option<Spanned<Vec<RawTask>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTask {
+    pub name: Spanned<String>,
+    pub image: Option<Spanned<String>>,
+    pub command: Option<Spanned<RawCommand>>,
+    pub env: Option<Spanned<RawEnv>>,
+    pub port: Option<Spanned<RawPort>>,
+    pub run_on_host: Option<Spanned<String>>,
+    pub resources: Option<RawResources>,
+    pub init: Option<bool>,
+    pub docker_config: Option<RawDockerConfig>,
+}
+
+impl RawJob {
+    pub fn settings(&self) -> RawSettingsRef<'_> {
+        RawSettingsRef {
+            image: self.image.as_ref(),
+            command: self.command.as_ref(),
+            env: self.env.as_ref(),
+            port: self.port.as_ref(),
+            run_on_host: self.run_on_host.as_ref(),
+            resources: self.resources.as_ref(),
+            init: self.init,
+            docker_config: self.docker_config.as_ref(),
+        }
+    }
+}
+
+impl RawTask {
+    pub fn settings(&self) -> RawSettingsRef<'_> {
+        RawSettingsRef {
+            image: self.image.as_ref(),
+            command: self.command.as_ref(),
+            env: self.env.as_ref(),
+            port: self.port.as_ref(),
+            run_on_host: self.run_on_host.as_ref(),
+            resources: self.resources.as_ref(),
+            init: self.init,
+            docker_config: self.docker_config.as_ref(),
+        }
+    }
+}
+
+/// The inheritable settings of a job or a task, borrowed, so both merge the same way.
+#[derive(Clone, Copy)]
+pub(crate) struct RawSettingsRef<'a> {
+    pub image: Option<&'a Spanned<String>>,
+    pub command: Option<&'a Spanned<RawCommand>>,
+    pub env: Option<&'a Spanned<RawEnv>>,
+    pub port: Option<&'a Spanned<RawPort>>,
+    pub run_on_host: Option<&'a Spanned<String>>,
+    pub resources: Option<&'a RawResources>,
+    pub init: Option<bool>,
+    pub docker_config: Option<&'a RawDockerConfig>,
+}
+
+/// `command: "httpd -f -p 80"` (split like a shell would) or `command: [httpd, -f, -p, "80"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "a command: a string or a list of strings")]
+pub(crate) enum RawCommand {
+    Line(String),
+    Argv(Vec<String>),
+}
+
+/// `env: {KEY: value}` or, as in Compose, `env: ["KEY=value"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "environment variables: a map of NAME: value or a list of \"NAME=value\"")]
+pub(crate) enum RawEnv {
+    Map(BTreeMap<String, EnvValue>),
+    List(Vec<String>),
+}
+
+/// An environment value written as a string, number or boolean.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "a string, number or boolean")]
+pub(crate) enum EnvValue {
+    String(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl EnvValue {
+    pub fn into_string(self) -> String {
+        match self {
+            EnvValue::String(value) => value,
+            EnvValue::Integer(value) => value.to_string(),
+            EnvValue::Float(value) => value.to_string(),
+            EnvValue::Bool(value) => value.to_string(),
+        }
+    }
+}
+
+/// A port written as a number or, as in the seed's config, a string of digits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawPort(pub u16);
+
+impl<'de> Deserialize<'de> for RawPort {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Number(i64),
+            Text(String),
+        }
+        let expected = "a port number from 0 to 65535";
+        let number = match Written::deserialize(deserializer)
+            .map_err(|_| de::Error::custom(format!("expected {expected}")))?
+        {
+            Written::Number(number) => number,
+            Written::Text(text) => text
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| de::Error::custom(format!("expected {expected}, found \"{text}\"")))?,
+        };
+        u16::try_from(number)
+            .map(RawPort)
+            .map_err(|_| de::Error::custom(format!("expected {expected}, found {number}")))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawResources {
+    /// `256m`, `1g`, `512MiB` or a number of bytes.
+    pub memory: Option<Spanned<MemoryText>>,
+    /// Number of CPUs, e.g. `0.5`.
+    pub cpu: Option<Spanned<f64>>,
+}
+
+/// A memory size as written; interpreted by [`crate::units::parse_memory`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "a memory size such as 256m, 1g or a number of bytes")]
+pub(crate) enum MemoryText {
+    Bytes(u64),
+    Text(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDockerConfig {
+    pub docker_hostconfig: Option<DockerFields>,
+    pub docker_config: Option<DockerFields>,
+}
