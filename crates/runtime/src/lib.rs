@@ -1,14 +1,55 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The container runtime: the only code that talks to Docker.
+//!
+//! [`ContainerRuntime`] is what the agent needs from an engine (list by label, create, start,
+//! stop, remove, inspect, events, logs); [`DockerRuntime`] implements it with `bollard` against a
+//! real Docker engine. [`labels`] names the labels every managed container carries, so an agent
+//! restarted from nothing can tell what it owns.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod create;
+mod docker;
+pub mod labels;
+mod types;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
+pub use create::CreateRequest;
+pub use docker::DockerRuntime;
+pub use types::{Container, ContainerState, ContainerStatus, LogChunk, RuntimeError, RuntimeEvent};
+
+use std::future::Future;
+
+use futures_util::stream::BoxStream;
+
+/// What an agent needs from a container engine.
+pub trait ContainerRuntime: Send + Sync + 'static {
+    /// Containers (running or not) carrying every `label=value` in `labels`.
+    fn list(&self, labels: &[(&str, &str)]) -> impl Future<Output = Result<Vec<Container>, RuntimeError>> + Send;
+
+    fn image_present(&self, image: &str) -> impl Future<Output = Result<bool, RuntimeError>> + Send;
+
+    /// Pulls `image`, reporting progress lines as they come.
+    fn pull(
+        &self,
+        image: &str,
+        progress: impl FnMut(&str) + Send,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
+    /// Creates a container and returns its id.
+    fn create(&self, request: &CreateRequest) -> impl Future<Output = Result<String, RuntimeError>> + Send;
+
+    fn start(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
+    /// Stops with SIGTERM, then SIGKILL after `grace_seconds`. Stopping a stopped container is fine.
+    fn stop(&self, id: &str, grace_seconds: u32) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
+    /// Removes the container (forcefully if it still runs). Removing a missing one is fine.
+    fn remove(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
+    /// Our summary of the container's state plus the engine's own inspect document.
+    fn inspect(&self, id: &str)
+    -> impl Future<Output = Result<(ContainerStatus, serde_json::Value), RuntimeError>> + Send;
+
+    /// Container lifecycle events for containers carrying every `label=value` in `labels`.
+    fn events(&self, labels: &[(&str, &str)]) -> BoxStream<'static, Result<RuntimeEvent, RuntimeError>>;
+
+    /// The container's output: the last `tail` lines (all if `None`), then new output if `follow`.
+    fn logs(&self, id: &str, tail: Option<u32>, follow: bool) -> BoxStream<'static, Result<LogChunk, RuntimeError>>;
 }

@@ -1,0 +1,206 @@
+//! [`ContainerRuntime`] on a real Docker engine through `bollard`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures_util::stream::{BoxStream, StreamExt};
+
+use crate::types::{Container, ContainerState, ContainerStatus, LogChunk, RuntimeError, RuntimeEvent};
+use crate::{ContainerRuntime, CreateRequest};
+
+#[derive(Clone)]
+pub struct DockerRuntime {
+    docker: Docker,
+}
+
+impl DockerRuntime {
+    /// Connects to the local engine (`DOCKER_HOST` or the default socket) and agrees on an API
+    /// version both sides speak.
+    pub async fn connect() -> Result<Self, RuntimeError> {
+        let docker = Docker::connect_with_local_defaults().map_err(docker_error)?;
+        let docker = docker.negotiate_version().await.map_err(docker_error)?;
+        docker.ping().await.map_err(|error| RuntimeError::Docker(format!("cannot reach the Docker engine: {error}")))?;
+        Ok(DockerRuntime { docker })
+    }
+}
+
+fn docker_error(error: BollardError) -> RuntimeError {
+    match error {
+        BollardError::DockerResponseServerError { status_code: 404, message } => RuntimeError::NoSuchContainer(message),
+        BollardError::DockerResponseServerError { message, .. } => RuntimeError::Docker(message),
+        other => RuntimeError::Docker(other.to_string()),
+    }
+}
+
+fn label_filters(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+    let values = labels.iter().map(|(name, value)| format!("{name}={value}")).collect();
+    HashMap::from([("label".to_owned(), values)])
+}
+
+impl ContainerRuntime for DockerRuntime {
+    async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<Container>, RuntimeError> {
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&label_filters(labels)).build();
+        let summaries = self.docker.list_containers(Some(options)).await.map_err(docker_error)?;
+        Ok(summaries
+            .into_iter()
+            .map(|summary| Container {
+                id: summary.id.unwrap_or_default(),
+                name: summary
+                    .names
+                    .and_then(|names| names.into_iter().next())
+                    .map(|name| name.trim_start_matches('/').to_owned())
+                    .unwrap_or_default(),
+                image: summary.image.unwrap_or_default(),
+                labels: summary.labels.unwrap_or_default().into_iter().collect(),
+                state: summary
+                    .state
+                    .map(|state| ContainerState::from_docker(&state.to_string()))
+                    .unwrap_or(ContainerState::Unknown),
+                created: summary.created.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn image_present(&self, image: &str) -> Result<bool, RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            Err(error) => Err(docker_error(error)),
+        }
+    }
+
+    async fn pull(&self, image: &str, mut progress: impl FnMut(&str) + Send) -> Result<(), RuntimeError> {
+        let options = CreateImageOptionsBuilder::default().from_image(image).build();
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(status) = info.status {
+                        progress(&status);
+                    }
+                }
+                Err(error) => {
+                    let reason = match error {
+                        BollardError::DockerResponseServerError { message, .. } => message,
+                        BollardError::DockerStreamError { error } => error,
+                        other => other.to_string(),
+                    };
+                    return Err(RuntimeError::ImageNotFound { image: image.to_owned(), reason });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn create(&self, request: &CreateRequest) -> Result<String, RuntimeError> {
+        let body: ContainerCreateBody = serde_json::from_value(request.docker_body())
+            .map_err(|error| RuntimeError::InvalidConfig(error.to_string()))?;
+        let options = CreateContainerOptionsBuilder::default().name(&request.name).build();
+        match self.docker.create_container(Some(options), body).await {
+            Ok(response) => Ok(response.id),
+            Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => {
+                Err(RuntimeError::NameConflict(request.name.clone()))
+            }
+            Err(BollardError::DockerResponseServerError { status_code: 404, message }) => {
+                Err(RuntimeError::ImageNotFound { image: request.image.clone(), reason: message })
+            }
+            Err(BollardError::DockerResponseServerError { status_code: 400, message }) => {
+                Err(RuntimeError::InvalidConfig(message))
+            }
+            Err(error) => Err(docker_error(error)),
+        }
+    }
+
+    async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        match self.docker.start_container(id, None).await {
+            Ok(()) => Ok(()),
+            // 304: already started.
+            Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(error) => Err(docker_error(error)),
+        }
+    }
+
+    async fn stop(&self, id: &str, grace_seconds: u32) -> Result<(), RuntimeError> {
+        let options = StopContainerOptionsBuilder::default().t(grace_seconds as i32).build();
+        match self.docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError { status_code: 304 | 404, .. }) => Ok(()),
+            Err(error) => Err(docker_error(error)),
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            // 409: removal already in progress.
+            Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(error) => Err(docker_error(error)),
+        }
+    }
+
+    async fn inspect(&self, id: &str) -> Result<(ContainerStatus, serde_json::Value), RuntimeError> {
+        let inspect = self.docker.inspect_container(id, None).await.map_err(docker_error)?;
+        let raw = serde_json::to_value(&inspect).map_err(|error| RuntimeError::Docker(error.to_string()))?;
+        let state = inspect.state.unwrap_or_default();
+        let non_zero_time = |time: Option<String>| time.filter(|t| !t.starts_with("0001-"));
+        let status = ContainerStatus {
+            state: state
+                .status
+                .map(|status| ContainerState::from_docker(&status.to_string()))
+                .unwrap_or(ContainerState::Unknown),
+            started_at: non_zero_time(state.started_at),
+            finished_at: non_zero_time(state.finished_at),
+            exit_code: state.exit_code,
+            oom_killed: state.oom_killed.unwrap_or(false),
+            image_id: inspect.image.unwrap_or_default(),
+            error: state.error.unwrap_or_default(),
+        };
+        Ok((status, raw))
+    }
+
+    fn events(&self, labels: &[(&str, &str)]) -> BoxStream<'static, Result<RuntimeEvent, RuntimeError>> {
+        let mut filters = label_filters(labels);
+        filters.insert("type".into(), vec!["container".into()]);
+        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        self.docker
+            .events(Some(options))
+            .map(|item| {
+                let message = item.map_err(docker_error)?;
+                let actor = message.actor.unwrap_or_default();
+                let attributes = actor.attributes.unwrap_or_default();
+                Ok(RuntimeEvent {
+                    action: message.action.unwrap_or_default(),
+                    container_id: actor.id.unwrap_or_default(),
+                    exit_code: attributes.get("exitCode").and_then(|code| code.parse().ok()),
+                    labels: attributes.into_iter().collect::<BTreeMap<_, _>>(),
+                    time_nanos: message.time_nano.unwrap_or_default(),
+                })
+            })
+            .boxed()
+    }
+
+    fn logs(&self, id: &str, tail: Option<u32>, follow: bool) -> BoxStream<'static, Result<LogChunk, RuntimeError>> {
+        let tail = tail.map(|n| n.to_string()).unwrap_or_else(|| "all".into());
+        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).follow(follow).tail(&tail).build();
+        self.docker
+            .logs(id, Some(options))
+            .map(|item| {
+                use bollard::container::LogOutput;
+                match item.map_err(docker_error)? {
+                    LogOutput::StdErr { message } => Ok(LogChunk::Stderr(message)),
+                    LogOutput::StdOut { message } | LogOutput::Console { message } | LogOutput::StdIn { message } => {
+                        Ok(LogChunk::Stdout(message))
+                    }
+                }
+            })
+            .boxed()
+    }
+}
