@@ -1,14 +1,19 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The agent: runs on each host and makes the host's containers match its assignments.
+//!
+//! It creates what is missing, replaces what differs, removes what is no longer wanted and
+//! leaves alone what is right (decided by the config-hash label, so an agent restarted from
+//! nothing re-adopts what runs). It follows Docker's event stream: a container that dies on its
+//! own is reported and restarted with backoff (or kept, with `on_failure: keep`). Everything it
+//! sees and does goes back to the server as [`AgentReport`]s.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod backoff;
+mod naming;
+mod observe;
+mod plan;
+mod reconcile;
+mod types;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use backoff::Backoff;
+pub use plan::{Action, plan_task, plan_unwanted};
+pub use reconcile::{Agent, AgentConfig};
+pub use types::{AgentReport, Assignment, ContainerEvent, ContainerEventKind, ObservedContainer, Phase, TaskKey};

@@ -1,0 +1,60 @@
+//! Reading the host's containers: the engine's list, completed by inspects (cached while a
+//! container's state does not change, and dropped on any event about it).
+
+use std::collections::HashMap;
+
+use cj_runtime::{ContainerRuntime, ContainerState, ContainerStatus, RuntimeError, labels};
+
+use crate::types::{ObservedContainer, TaskKey};
+
+#[derive(Default)]
+pub(crate) struct InspectCache {
+    entries: HashMap<String, (ContainerState, ContainerStatus)>,
+}
+
+impl InspectCache {
+    pub fn forget(&mut self, container_id: &str) {
+        self.entries.remove(container_id);
+    }
+}
+
+/// Every container of this installation (`cluster`) on the host that names its task.
+pub(crate) async fn observe<R: ContainerRuntime>(
+    runtime: &R,
+    cluster: &str,
+    cache: &std::sync::Mutex<InspectCache>,
+) -> Result<Vec<ObservedContainer>, RuntimeError> {
+    let containers = runtime.list(&[(labels::CLUSTER, cluster)]).await?;
+    let mut observed = Vec::with_capacity(containers.len());
+    for container in &containers {
+        let Some(key) = TaskKey::from_labels(&container.labels) else { continue };
+        let mut entry = ObservedContainer::from_container(key, container);
+        let cached = lock(cache).entries.get(&container.id).filter(|(state, _)| *state == container.state).cloned();
+        let status = match cached {
+            Some((_, status)) => Some(status),
+            None => match runtime.inspect(&container.id).await {
+                Ok((status, _)) => {
+                    lock(cache).entries.insert(container.id.clone(), (container.state, status.clone()));
+                    Some(status)
+                }
+                // Removed between list and inspect: it is gone, leave it out.
+                Err(RuntimeError::NoSuchContainer(_)) => continue,
+                Err(error) => return Err(error),
+            },
+        };
+        if let Some(status) = status {
+            entry.image_id = status.image_id;
+            entry.started_at = status.started_at;
+            entry.finished_at = status.finished_at;
+            entry.exit_code = status.exit_code;
+        }
+        observed.push(entry);
+    }
+    let live_ids: std::collections::HashSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
+    lock(cache).entries.retain(|id, _| live_ids.contains(id.as_str()));
+    Ok(observed)
+}
+
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

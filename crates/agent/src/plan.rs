@@ -1,0 +1,219 @@
+//! Deciding what to do for one task, as a pure function of what is wanted and what is there.
+//! Keeping it free of IO makes every rule testable in memory; `reconcile` carries the actions out.
+
+use cj_runtime::ContainerState;
+use cj_spec::OnFailure;
+use tokio::time::Instant;
+
+use crate::backoff::Backoff;
+use crate::types::{Assignment, ObservedContainer};
+
+/// Dead containers kept per task, newest first, so `logs` and `inspect` still work for recent
+/// deaths and replacements; older ones are removed so leftovers never exhaust disk or inodes
+/// (their record stays in the job's history).
+pub const DEAD_CONTAINERS_KEPT: usize = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The right container is running: leave it alone.
+    Keep { container_id: String },
+    /// Create and start a new container for the assignment.
+    Create,
+    /// Start an existing container of the right configuration again.
+    Restart { container_id: String },
+    /// It died recently; wait before trying again.
+    WaitBackoff { until: Instant },
+    /// `on_failure: keep`: leave the dead container exactly as it is.
+    KeepDead { container_id: String, exit_code: Option<i64> },
+    /// Stop a running container that is no longer right; it stays for its logs.
+    Stop { container_id: String },
+    /// Stop if needed and remove.
+    Remove { container_id: String },
+}
+
+/// What to do for one assigned task, given its containers on this host (any order).
+pub fn plan_task(
+    assignment: &Assignment,
+    containers: &[ObservedContainer],
+    backoff: &Backoff,
+    now: Instant,
+) -> Vec<Action> {
+    let mut newest_first: Vec<&ObservedContainer> = containers.iter().collect();
+    newest_first.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.id.cmp(&a.id)));
+    let is_right = |c: &&ObservedContainer| c.config_hash == assignment.config_hash;
+
+    let mut actions = Vec::new();
+    let mut surviving: Option<&str> = None;
+    // Replaced containers stop first: with host networking the new one needs the same port.
+    for container in newest_first.iter().filter(|c| c.is_live()) {
+        if is_right(container) && surviving.is_none() {
+            surviving = Some(&container.id);
+        } else if is_right(container) {
+            actions.push(Action::Remove { container_id: container.id.clone() });
+        } else {
+            actions.push(Action::Stop { container_id: container.id.clone() });
+        }
+    }
+
+    let mut reused_dead: Option<&str> = None;
+    match surviving {
+        Some(id) => actions.push(Action::Keep { container_id: id.to_owned() }),
+        None => match newest_first.iter().find(|c| !c.is_live() && is_right(c)) {
+            // Created but never started (e.g. the agent stopped between the two): just start it.
+            Some(created) if created.state == ContainerState::Created => {
+                reused_dead = Some(&created.id);
+                actions.push(Action::Restart { container_id: created.id.clone() });
+            }
+            Some(dead) if assignment.on_failure == OnFailure::Keep => {
+                reused_dead = Some(&dead.id);
+                actions.push(Action::KeepDead { container_id: dead.id.clone(), exit_code: dead.exit_code });
+            }
+            Some(_) | None if !backoff.ready(now) => {
+                actions.push(Action::WaitBackoff { until: backoff.not_before.unwrap_or(now) });
+            }
+            Some(dead) => {
+                reused_dead = Some(&dead.id);
+                actions.push(Action::Restart { container_id: dead.id.clone() });
+            }
+            None => actions.push(Action::Create),
+        },
+    }
+
+    let dead_ones = newest_first.iter().filter(|c| !c.is_live() && Some(c.id.as_str()) != reused_dead);
+    for container in dead_ones.skip(DEAD_CONTAINERS_KEPT) {
+        actions.push(Action::Remove { container_id: container.id.clone() });
+    }
+    actions
+}
+
+/// Containers of a task no longer assigned here: stop and remove them all.
+pub fn plan_unwanted(containers: &[ObservedContainer]) -> Vec<Action> {
+    containers.iter().map(|c| Action::Remove { container_id: c.id.clone() }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::TaskKey;
+    use std::time::Duration;
+
+    fn assignment(on_failure: OnFailure) -> Assignment {
+        let spec = cj_spec::parse_service("t.yaml", "service: s\njobs:\n  - name: j\n    image: i:1\n").unwrap();
+        let key = TaskKey { env: "e".into(), service: "s".into(), job: "j".into(), task: "j".into() };
+        Assignment::new(key, 1, spec.jobs[0].tasks[0].clone(), "h".into(), on_failure)
+    }
+
+    fn container(id: &str, created: i64, state: ContainerState, hash: &str) -> ObservedContainer {
+        let key = TaskKey { env: "e".into(), service: "s".into(), job: "j".into(), task: "j".into() };
+        ObservedContainer {
+            key,
+            id: id.into(),
+            name: id.into(),
+            image: "i:1".into(),
+            image_id: String::new(),
+            version: 1,
+            config_hash: hash.into(),
+            declared_host: "h".into(),
+            state,
+            created,
+            started_at: None,
+            finished_at: None,
+            exit_code: (state == ContainerState::Exited).then_some(137),
+        }
+    }
+
+    fn check(on_failure: OnFailure, containers: &[(&str, i64, ContainerState, bool)], expected: &[Action]) {
+        let wanted = assignment(on_failure);
+        let observed: Vec<ObservedContainer> = containers
+            .iter()
+            .map(|(id, created, state, right)| {
+                container(id, *created, *state, if *right { &wanted.config_hash } else { "old" })
+            })
+            .collect();
+        let now = Instant::now();
+        assert_eq!(plan_task(&wanted, &observed, &Backoff::default(), now), expected);
+    }
+
+    use ContainerState::{Created, Exited, Running};
+
+    fn keep(id: &str) -> Action {
+        Action::Keep { container_id: id.into() }
+    }
+    fn stop(id: &str) -> Action {
+        Action::Stop { container_id: id.into() }
+    }
+    fn remove(id: &str) -> Action {
+        Action::Remove { container_id: id.into() }
+    }
+    fn restart(id: &str) -> Action {
+        Action::Restart { container_id: id.into() }
+    }
+
+    #[test]
+    fn nothing_there_creates() {
+        check(OnFailure::Restart, &[], &[Action::Create]);
+    }
+
+    #[test]
+    fn the_right_running_container_is_left_alone() {
+        check(OnFailure::Restart, &[("a", 1, Running, true)], &[keep("a")]);
+    }
+
+    #[test]
+    fn a_differing_container_is_stopped_before_the_new_one_is_created() {
+        check(OnFailure::Restart, &[("old", 1, Running, false)], &[stop("old"), Action::Create]);
+    }
+
+    #[test]
+    fn a_dead_right_container_is_restarted_in_place() {
+        check(OnFailure::Restart, &[("a", 1, Exited, true)], &[restart("a")]);
+    }
+
+    #[test]
+    fn a_created_but_never_started_container_is_started() {
+        check(OnFailure::Keep, &[("a", 1, Created, true)], &[restart("a")]);
+    }
+
+    #[test]
+    fn on_failure_keep_leaves_the_dead_container() {
+        check(
+            OnFailure::Keep,
+            &[("a", 1, Exited, true)],
+            &[Action::KeepDead { container_id: "a".into(), exit_code: Some(137) }],
+        );
+    }
+
+    #[test]
+    fn duplicates_of_the_right_container_are_removed() {
+        check(OnFailure::Restart, &[("a", 1, Running, true), ("b", 2, Running, true)], &[remove("a"), keep("b")]);
+    }
+
+    #[test]
+    fn only_the_newest_dead_containers_are_kept() {
+        check(
+            OnFailure::Restart,
+            &[
+                ("live", 9, Running, true),
+                ("d1", 1, Exited, false),
+                ("d2", 2, Exited, false),
+                ("d3", 3, Exited, false),
+                ("d4", 4, Exited, false),
+                ("d5", 5, Exited, false),
+            ],
+            &[keep("live"), remove("d2"), remove("d1")],
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_delays_the_restart() {
+        let wanted = assignment(OnFailure::Restart);
+        let dead = container("a", 1, Exited, &wanted.config_hash);
+        let now = Instant::now();
+        let backoff = Backoff { consecutive_failures: 2, not_before: Some(now + Duration::from_secs(1)), started_at: None };
+        assert_eq!(
+            plan_task(&wanted, std::slice::from_ref(&dead), &backoff, now),
+            [Action::WaitBackoff { until: now + Duration::from_secs(1) }]
+        );
+        assert_eq!(plan_task(&wanted, &[dead], &backoff, now + Duration::from_secs(1)), [restart("a")]);
+    }
+}

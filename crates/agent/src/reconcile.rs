@@ -1,0 +1,375 @@
+//! The agent's control loop: on every change of assignments, every container event and a
+//! periodic resync, compare what is wanted with what runs and act on the difference. It never
+//! acts on the event that woke it, only on the state it then reads, so a missed or repeated event
+//! does no harm.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cj_runtime::{ContainerRuntime, CreateRequest, RuntimeError, RuntimeEvent, labels};
+use futures_util::StreamExt;
+use futures_util::future::join_all;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::backoff::Backoff;
+use crate::naming::container_name;
+use crate::observe::{InspectCache, lock, observe};
+use crate::plan::{Action, plan_task, plan_unwanted};
+use crate::types::{AgentReport, Assignment, ContainerEvent, ContainerEventKind, ObservedContainer, Phase, TaskKey};
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// This host's name, as agents and `status` know it.
+    pub host: String,
+    /// The installation this agent belongs to; only containers with this label are touched.
+    pub cluster: String,
+    /// Re-read everything this often even without events (a safety net, not the mechanism).
+    pub resync_interval: Duration,
+    /// SIGTERM to SIGKILL, when stopping a container.
+    pub stop_grace_seconds: u32,
+}
+
+/// What the agent remembers between passes; all of it can be lost (a restart) without harm.
+#[derive(Default)]
+struct AgentMemory {
+    backoffs: HashMap<TaskKey, Backoff>,
+    /// Containers we are stopping or removing ourselves: their deaths are not failures.
+    expected_stops: HashSet<String>,
+    last_phase: HashMap<TaskKey, Phase>,
+    /// Config hash of each assigned task, to tell the right container's death from others'.
+    assigned_hashes: HashMap<TaskKey, String>,
+}
+
+pub struct Agent<R> {
+    runtime: Arc<R>,
+    config: AgentConfig,
+    reports: mpsc::UnboundedSender<AgentReport>,
+    memory: Mutex<AgentMemory>,
+    inspect_cache: Mutex<InspectCache>,
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
+}
+
+fn nanos_rfc3339(nanos: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(nanos as i128)
+        .ok()
+        .and_then(|at| at.format(&Rfc3339).ok())
+        .unwrap_or_else(now_rfc3339)
+}
+
+impl<R: ContainerRuntime> Agent<R> {
+    pub fn new(runtime: Arc<R>, config: AgentConfig, reports: mpsc::UnboundedSender<AgentReport>) -> Self {
+        Agent { runtime, config, reports, memory: Mutex::default(), inspect_cache: Mutex::default() }
+    }
+
+    /// Runs until the assignment channel closes. Until the first assignments arrive (`None`),
+    /// nothing is touched: an agent that starts before its server has loaded must not take
+    /// "nothing assigned yet" for "remove everything".
+    pub async fn run(self, mut assignments: watch::Receiver<Option<Arc<Vec<Assignment>>>>) {
+        let (event_sender, mut events) = mpsc::unbounded_channel();
+        tokio::spawn(follow_events(self.runtime.clone(), self.config.cluster.clone(), event_sender));
+        let mut needs_pass = true;
+        let mut next_wake = Instant::now() + self.config.resync_interval;
+        loop {
+            if needs_pass {
+                let current = assignments.borrow_and_update().clone();
+                next_wake = match current {
+                    Some(current) => self.pass(&current).await,
+                    None => Instant::now() + self.config.resync_interval,
+                };
+            }
+            needs_pass = tokio::select! {
+                changed = assignments.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    true
+                }
+                Some(event) = events.recv() => {
+                    let mut needs_pass = self.handle_event(event);
+                    while let Ok(event) = events.try_recv() {
+                        needs_pass |= self.handle_event(event);
+                    }
+                    needs_pass
+                }
+                _ = tokio::time::sleep_until(next_wake) => true,
+            };
+        }
+    }
+
+    /// One reconcile pass; returns when to look again at the latest.
+    async fn pass(&self, assignments: &[Assignment]) -> Instant {
+        let resync_at = Instant::now() + self.config.resync_interval;
+        let observed = match observe(&*self.runtime, &self.config.cluster, &self.inspect_cache).await {
+            Ok(observed) => observed,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read containers; retrying shortly");
+                return Instant::now() + Duration::from_secs(1);
+            }
+        };
+        let mut by_task: BTreeMap<TaskKey, Vec<ObservedContainer>> = BTreeMap::new();
+        for container in observed {
+            by_task.entry(container.key.clone()).or_default().push(container);
+        }
+        {
+            let mut memory = lock(&self.memory);
+            memory.assigned_hashes =
+                assignments.iter().map(|a| (a.key.clone(), a.config_hash.clone())).collect();
+            let wanted: HashSet<&TaskKey> = assignments.iter().map(|a| &a.key).collect();
+            memory.backoffs.retain(|key, _| wanted.contains(key));
+        }
+
+        let now = Instant::now();
+        let mut work = Vec::new();
+        for assignment in assignments {
+            let containers = by_task.remove(&assignment.key).unwrap_or_default();
+            let backoff = lock(&self.memory).backoffs.get(&assignment.key).cloned().unwrap_or_default();
+            let actions = plan_task(assignment, &containers, &backoff, now);
+            work.push(self.carry_out(Some(assignment), assignment.key.clone(), containers, actions));
+        }
+        for (key, containers) in by_task {
+            let actions = plan_unwanted(&containers);
+            work.push(self.carry_out(None, key, containers, actions));
+        }
+        let wakes = join_all(work).await;
+
+        match observe(&*self.runtime, &self.config.cluster, &self.inspect_cache).await {
+            Ok(containers) => self.report(AgentReport::Snapshot { host: self.config.host.clone(), containers }),
+            Err(error) => tracing::warn!(%error, "cannot read containers after a pass"),
+        }
+        wakes.into_iter().flatten().fold(resync_at, Instant::min)
+    }
+
+    /// Carries out one task's actions in order; returns when the task wants another look.
+    async fn carry_out(
+        &self,
+        assignment: Option<&Assignment>,
+        key: TaskKey,
+        containers: Vec<ObservedContainer>,
+        actions: Vec<Action>,
+    ) -> Option<Instant> {
+        let hash = assignment.map(|a| a.config_hash.clone()).unwrap_or_default();
+        let mut wake = None;
+        for action in actions {
+            let result = match &action {
+                Action::Keep { container_id } => {
+                    self.phase(&key, &hash, Phase::Running { container_id: container_id.clone() });
+                    Ok(())
+                }
+                Action::Create => match assignment {
+                    Some(assignment) => self.create_and_start(assignment).await,
+                    None => Ok(()),
+                },
+                Action::Restart { container_id } => self.start(&key, &hash, container_id).await,
+                Action::WaitBackoff { until } => {
+                    let millis = until.saturating_duration_since(Instant::now()).as_millis() as u64;
+                    let reason = "restarting after the container stopped".to_owned();
+                    self.phase(&key, &hash, Phase::BackingOff { millis, reason });
+                    wake = Some(*until);
+                    Ok(())
+                }
+                Action::KeepDead { container_id, exit_code } => {
+                    let reason = match exit_code {
+                        Some(code) => format!("exited with code {code}; kept for inspection (on_failure: keep)"),
+                        None => "stopped; kept for inspection (on_failure: keep)".to_owned(),
+                    };
+                    self.phase(&key, &hash, Phase::Kept { container_id: container_id.clone(), reason });
+                    Ok(())
+                }
+                Action::Stop { container_id } => {
+                    lock(&self.memory).expected_stops.insert(container_id.clone());
+                    self.runtime.stop(container_id, self.config.stop_grace_seconds).await
+                }
+                Action::Remove { container_id } => {
+                    lock(&self.memory).expected_stops.insert(container_id.clone());
+                    let live = containers.iter().any(|c| &c.id == container_id && c.is_live());
+                    if live {
+                        self.phase(&key, &hash, Phase::Stopping { container_id: container_id.clone() });
+                        if let Err(error) = self.runtime.stop(container_id, self.config.stop_grace_seconds).await {
+                            tracing::warn!(%error, container_id, "stop failed; removing by force");
+                        }
+                    }
+                    self.runtime.remove(container_id).await
+                }
+            };
+            if let Err(error) = result {
+                tracing::warn!(task = %key, %error, ?action, "action failed");
+                if let Some(assignment) = assignment {
+                    wake = Some(self.failed(assignment, error.to_string()));
+                }
+                break;
+            }
+        }
+        if assignment.is_none() {
+            self.phase(&key, "", Phase::Removed);
+            lock(&self.memory).last_phase.remove(&key);
+        }
+        wake
+    }
+
+    async fn create_and_start(&self, assignment: &Assignment) -> Result<(), RuntimeError> {
+        let key = &assignment.key;
+        let hash = &assignment.config_hash;
+        let Some(image) = assignment.spec.image.clone() else {
+            return Err(RuntimeError::InvalidConfig(format!("task {key} has no image")));
+        };
+        if !self.runtime.image_present(&image).await? {
+            self.phase(key, hash, Phase::Pulling { image: image.clone() });
+            self.runtime.pull(&image, |line| tracing::debug!(task = %key, line, "pull")).await?;
+        }
+        self.phase(key, hash, Phase::Creating);
+        let labels = BTreeMap::from([
+            (labels::CLUSTER.to_owned(), self.config.cluster.clone()),
+            (labels::ENV.to_owned(), key.env.clone()),
+            (labels::SERVICE.to_owned(), key.service.clone()),
+            (labels::JOB.to_owned(), key.job.clone()),
+            (labels::TASK.to_owned(), key.task.clone()),
+            (labels::VERSION.to_owned(), assignment.version.to_string()),
+            (labels::CONFIG_HASH.to_owned(), hash.clone()),
+            (labels::HOST.to_owned(), assignment.declared_host.clone()),
+        ]);
+        let unix_now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut attempt = 0;
+        let (container_id, name) = loop {
+            let name = container_name(key, unix_now, attempt);
+            let request =
+                CreateRequest { name: name.clone(), image: image.clone(), task: assignment.spec.clone(), labels: labels.clone() };
+            match self.runtime.create(&request).await {
+                Ok(id) => break (id, name),
+                Err(RuntimeError::NameConflict(_)) if attempt < 20 => attempt += 1,
+                Err(error) => return Err(error),
+            }
+        };
+        self.report(AgentReport::Container {
+            host: self.config.host.clone(),
+            event: ContainerEvent {
+                kind: ContainerEventKind::Created,
+                key: key.clone(),
+                container_id: container_id.clone(),
+                container_name: name,
+                image,
+                version: assignment.version,
+                host: self.config.host.clone(),
+                at: now_rfc3339(),
+                exit_code: None,
+                detail: None,
+            },
+        });
+        self.start(key, hash, &container_id).await
+    }
+
+    async fn start(&self, key: &TaskKey, hash: &str, container_id: &str) -> Result<(), RuntimeError> {
+        self.phase(key, hash, Phase::Starting);
+        self.runtime.start(container_id).await?;
+        lock(&self.memory).backoffs.entry(key.clone()).or_default().record_start(Instant::now());
+        self.phase(key, hash, Phase::Running { container_id: container_id.to_owned() });
+        Ok(())
+    }
+
+    /// Records a failed attempt: the task backs off before the next one.
+    fn failed(&self, assignment: &Assignment, reason: String) -> Instant {
+        let now = Instant::now();
+        let pause = {
+            let mut memory = lock(&self.memory);
+            let backoff = memory.backoffs.entry(assignment.key.clone()).or_default();
+            // A failure to start is never a one-off crash of a running service: always pause.
+            backoff.started_at = None;
+            backoff.consecutive_failures = backoff.consecutive_failures.max(1);
+            backoff.record_failure(now)
+        };
+        self.phase(&assignment.key, &assignment.config_hash, Phase::Failed { reason });
+        now + pause
+    }
+
+    /// Handles one engine event; returns whether a reconcile pass is needed.
+    fn handle_event(&self, event: RuntimeEvent) -> bool {
+        lock(&self.inspect_cache).forget(&event.container_id);
+        let Some(key) = TaskKey::from_labels(&event.labels) else { return false };
+        let kind = match event.action.as_str() {
+            "start" => ContainerEventKind::Started,
+            "die" => {
+                let mut memory = lock(&self.memory);
+                if memory.expected_stops.remove(&event.container_id) {
+                    ContainerEventKind::Stopped
+                } else {
+                    let is_current = memory.assigned_hashes.get(&key).map(String::as_str)
+                        == event.labels.get(labels::CONFIG_HASH).map(String::as_str);
+                    if is_current {
+                        memory.backoffs.entry(key.clone()).or_default().record_failure(Instant::now());
+                    }
+                    ContainerEventKind::Died
+                }
+            }
+            "destroy" => {
+                lock(&self.memory).expected_stops.remove(&event.container_id);
+                ContainerEventKind::Removed
+            }
+            _ => return false,
+        };
+        self.report(AgentReport::Container {
+            host: self.config.host.clone(),
+            event: ContainerEvent {
+                kind,
+                key,
+                container_id: event.container_id.clone(),
+                container_name: event.labels.get("name").cloned().unwrap_or_default(),
+                image: event.labels.get("image").cloned().unwrap_or_default(),
+                version: event.labels.get(labels::VERSION).and_then(|v| v.parse().ok()).unwrap_or(0),
+                host: self.config.host.clone(),
+                at: nanos_rfc3339(event.time_nanos),
+                exit_code: event.exit_code,
+                detail: None,
+            },
+        });
+        true
+    }
+
+    /// Reports a task's phase when it differs from the last one reported.
+    fn phase(&self, key: &TaskKey, config_hash: &str, phase: Phase) {
+        let changed = lock(&self.memory).last_phase.insert(key.clone(), phase.clone()).as_ref() != Some(&phase);
+        if changed {
+            self.report(AgentReport::Phase {
+                host: self.config.host.clone(),
+                key: key.clone(),
+                config_hash: config_hash.to_owned(),
+                phase,
+            });
+        }
+    }
+
+    fn report(&self, report: AgentReport) {
+        // The server side going away ends the agent through the assignment channel instead.
+        let _ = self.reports.send(report);
+    }
+}
+
+/// Forwards the engine's container events, resubscribing if the stream breaks. A synthetic
+/// event with an empty action after a break makes the loop re-read everything it may have missed.
+async fn follow_events<R: ContainerRuntime>(runtime: Arc<R>, cluster: String, sender: mpsc::UnboundedSender<RuntimeEvent>) {
+    loop {
+        let mut stream = runtime.events(&[(labels::CLUSTER, &cluster)]);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(event) => {
+                    if sender.send(event).is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "docker event stream broke; resubscribing");
+                    break;
+                }
+            }
+        }
+        if sender.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

@@ -1,0 +1,153 @@
+//! What the server asks of an agent and what the agent tells the server.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use cj_runtime::{Container, ContainerState, labels};
+use cj_spec::{OnFailure, TaskSpec};
+use serde::{Deserialize, Serialize};
+
+/// The identity of a task: unique across the whole installation.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TaskKey {
+    pub env: String,
+    pub service: String,
+    pub job: String,
+    pub task: String,
+}
+
+impl TaskKey {
+    /// The key a container's labels name, if it carries all of them.
+    pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<TaskKey> {
+        Some(TaskKey {
+            env: labels.get(labels::ENV)?.clone(),
+            service: labels.get(labels::SERVICE)?.clone(),
+            job: labels.get(labels::JOB)?.clone(),
+            task: labels.get(labels::TASK)?.clone(),
+        })
+    }
+}
+
+impl fmt::Display for TaskKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.service, self.job, self.task)
+    }
+}
+
+/// One task the server wants running on this agent's host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub key: TaskKey,
+    /// The service version the task's configuration comes from.
+    pub version: u64,
+    pub spec: TaskSpec,
+    /// `spec.config_hash()`, computed once.
+    pub config_hash: String,
+    /// The host the config names (or the scheduler chose), recorded on the container.
+    pub declared_host: String,
+    pub on_failure: OnFailure,
+}
+
+impl Assignment {
+    pub fn new(key: TaskKey, version: u64, spec: TaskSpec, declared_host: String, on_failure: OnFailure) -> Self {
+        let config_hash = spec.config_hash();
+        Assignment { key, version, spec, config_hash, declared_host, on_failure }
+    }
+}
+
+/// Where a task is in being brought up or down; reported as it changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    Pulling { image: String },
+    Creating,
+    Starting,
+    Running { container_id: String },
+    /// Will try again after a pause that grows with each consecutive failure.
+    BackingOff { millis: u64, reason: String },
+    Failed { reason: String },
+    /// `on_failure: keep`: the dead container is left as it is.
+    Kept { container_id: String, reason: String },
+    Stopping { container_id: String },
+    Removed,
+}
+
+/// A container as the agent sees it, with the details the status and history views need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedContainer {
+    pub key: TaskKey,
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    pub version: u64,
+    pub config_hash: String,
+    pub declared_host: String,
+    pub state: ContainerState,
+    pub created: i64,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub exit_code: Option<i64>,
+}
+
+impl ObservedContainer {
+    pub fn is_live(&self) -> bool {
+        self.state.is_live()
+    }
+
+    pub(crate) fn from_container(key: TaskKey, container: &Container) -> Self {
+        ObservedContainer {
+            key,
+            id: container.id.clone(),
+            name: container.name.clone(),
+            image: container.image.clone(),
+            image_id: String::new(),
+            version: container.label(labels::VERSION).parse().unwrap_or(0),
+            config_hash: container.label(labels::CONFIG_HASH).to_owned(),
+            declared_host: container.label(labels::HOST).to_owned(),
+            state: container.state,
+            created: container.created,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerEventKind {
+    Created,
+    Started,
+    /// Stopped on its own (crashed, exited, killed from outside).
+    Died,
+    /// Stopped by coding-job (replaced or brought down).
+    Stopped,
+    Removed,
+}
+
+/// A change in a container's life, for the job's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerEvent {
+    pub kind: ContainerEventKind,
+    pub key: TaskKey,
+    pub container_id: String,
+    pub container_name: String,
+    pub image: String,
+    pub version: u64,
+    pub host: String,
+    /// RFC 3339.
+    pub at: String,
+    pub exit_code: Option<i64>,
+    pub detail: Option<String>,
+}
+
+/// Everything an agent tells the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "report", rename_all = "snake_case")]
+pub enum AgentReport {
+    Phase { host: String, key: TaskKey, config_hash: String, phase: Phase },
+    Container { host: String, event: ContainerEvent },
+    /// Every container of ours on the host, after each reconcile pass.
+    Snapshot { host: String, containers: Vec<ObservedContainer> },
+}
