@@ -26,14 +26,22 @@ impl Backoff {
     pub fn pause(failures: u32) -> Duration {
         match failures {
             0 | 1 => Duration::ZERO,
-            n => FIRST_PAUSE.saturating_mul(1 << (n - 2).min(16)).min(MAX_PAUSE),
+            n => FIRST_PAUSE
+                .saturating_mul(1 << (n - 2).min(16))
+                .min(MAX_PAUSE),
         }
     }
 
     /// Records a failure at `now` and returns the pause before the next attempt.
     pub fn record_failure(&mut self, now: Instant) -> Duration {
-        let ran_long_enough = self.started_at.is_some_and(|started| now.duration_since(started) >= STABLE_AFTER);
-        self.consecutive_failures = if ran_long_enough { 1 } else { self.consecutive_failures + 1 };
+        let ran_long_enough = self
+            .started_at
+            .is_some_and(|started| now.duration_since(started) >= STABLE_AFTER);
+        self.consecutive_failures = if ran_long_enough {
+            1
+        } else {
+            self.consecutive_failures + 1
+        };
         self.started_at = None;
         let pause = Self::pause(self.consecutive_failures);
         self.not_before = Some(now + pause);
@@ -65,13 +73,22 @@ mod tests {
         let mut backoff = Backoff::default();
         let start = Instant::now();
         backoff.record_start(start);
-        assert_eq!(backoff.record_failure(start + Duration::from_secs(1)), Duration::ZERO);
+        assert_eq!(
+            backoff.record_failure(start + Duration::from_secs(1)),
+            Duration::ZERO
+        );
         backoff.record_start(start + Duration::from_secs(1));
-        assert_eq!(backoff.record_failure(start + Duration::from_secs(2)), Duration::from_secs(1));
+        assert_eq!(
+            backoff.record_failure(start + Duration::from_secs(2)),
+            Duration::from_secs(1)
+        );
         assert!(!backoff.ready(start + Duration::from_millis(2500)));
         assert!(backoff.ready(start + Duration::from_secs(3)));
         backoff.record_start(start + Duration::from_secs(3));
-        assert_eq!(backoff.record_failure(start + Duration::from_secs(60)), Duration::ZERO);
+        assert_eq!(
+            backoff.record_failure(start + Duration::from_secs(60)),
+            Duration::ZERO
+        );
         assert_eq!(backoff.consecutive_failures, 1);
     }
 }

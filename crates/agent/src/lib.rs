@@ -16,4 +16,6 @@ mod types;
 pub use backoff::Backoff;
 pub use plan::{Action, plan_task, plan_unwanted};
 pub use reconcile::{Agent, AgentConfig};
-pub use types::{AgentReport, Assignment, ContainerEvent, ContainerEventKind, ObservedContainer, Phase, TaskKey};
+pub use types::{
+    AgentReport, Assignment, ContainerEvent, ContainerEventKind, ObservedContainer, Phase, TaskKey,
+};

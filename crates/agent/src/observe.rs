@@ -27,14 +27,22 @@ pub(crate) async fn observe<R: ContainerRuntime>(
     let containers = runtime.list(&[(labels::CLUSTER, cluster)]).await?;
     let mut observed = Vec::with_capacity(containers.len());
     for container in &containers {
-        let Some(key) = TaskKey::from_labels(&container.labels) else { continue };
+        let Some(key) = TaskKey::from_labels(&container.labels) else {
+            continue;
+        };
         let mut entry = ObservedContainer::from_container(key, container);
-        let cached = lock(cache).entries.get(&container.id).filter(|(state, _)| *state == container.state).cloned();
+        let cached = lock(cache)
+            .entries
+            .get(&container.id)
+            .filter(|(state, _)| *state == container.state)
+            .cloned();
         let status = match cached {
             Some((_, status)) => Some(status),
             None => match runtime.inspect(&container.id).await {
                 Ok((status, _)) => {
-                    lock(cache).entries.insert(container.id.clone(), (container.state, status.clone()));
+                    lock(cache)
+                        .entries
+                        .insert(container.id.clone(), (container.state, status.clone()));
                     Some(status)
                 }
                 // Removed between list and inspect: it is gone, leave it out.
@@ -50,11 +58,16 @@ pub(crate) async fn observe<R: ContainerRuntime>(
         }
         observed.push(entry);
     }
-    let live_ids: std::collections::HashSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
-    lock(cache).entries.retain(|id, _| live_ids.contains(id.as_str()));
+    let live_ids: std::collections::HashSet<&str> =
+        containers.iter().map(|c| c.id.as_str()).collect();
+    lock(cache)
+        .entries
+        .retain(|id, _| live_ids.contains(id.as_str()));
     Ok(observed)
 }
 
 pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -24,7 +24,10 @@ pub enum Action {
     /// It died recently; wait before trying again.
     WaitBackoff { until: Instant },
     /// `on_failure: keep`: leave the dead container exactly as it is.
-    KeepDead { container_id: String, exit_code: Option<i64> },
+    KeepDead {
+        container_id: String,
+        exit_code: Option<i64>,
+    },
     /// Stop a running container that is no longer right; it stays for its logs.
     Stop { container_id: String },
     /// Stop if needed and remove.
@@ -49,46 +52,70 @@ pub fn plan_task(
         if is_right(container) && surviving.is_none() {
             surviving = Some(&container.id);
         } else if is_right(container) {
-            actions.push(Action::Remove { container_id: container.id.clone() });
+            actions.push(Action::Remove {
+                container_id: container.id.clone(),
+            });
         } else {
-            actions.push(Action::Stop { container_id: container.id.clone() });
+            actions.push(Action::Stop {
+                container_id: container.id.clone(),
+            });
         }
     }
 
     let mut reused_dead: Option<&str> = None;
     match surviving {
-        Some(id) => actions.push(Action::Keep { container_id: id.to_owned() }),
+        Some(id) => actions.push(Action::Keep {
+            container_id: id.to_owned(),
+        }),
         None => match newest_first.iter().find(|c| !c.is_live() && is_right(c)) {
             // Created but never started (e.g. the agent stopped between the two): just start it.
             Some(created) if created.state == ContainerState::Created => {
                 reused_dead = Some(&created.id);
-                actions.push(Action::Restart { container_id: created.id.clone() });
+                actions.push(Action::Restart {
+                    container_id: created.id.clone(),
+                });
             }
             Some(dead) if assignment.on_failure == OnFailure::Keep => {
                 reused_dead = Some(&dead.id);
-                actions.push(Action::KeepDead { container_id: dead.id.clone(), exit_code: dead.exit_code });
+                actions.push(Action::KeepDead {
+                    container_id: dead.id.clone(),
+                    exit_code: dead.exit_code,
+                });
             }
             Some(_) | None if !backoff.ready(now) => {
-                actions.push(Action::WaitBackoff { until: backoff.not_before.unwrap_or(now) });
+                actions.push(Action::WaitBackoff {
+                    until: backoff.not_before.unwrap_or(now),
+                });
             }
             Some(dead) => {
                 reused_dead = Some(&dead.id);
-                actions.push(Action::Restart { container_id: dead.id.clone() });
+                actions.push(Action::Restart {
+                    container_id: dead.id.clone(),
+                });
             }
             None => actions.push(Action::Create),
         },
     }
 
-    let dead_ones = newest_first.iter().filter(|c| !c.is_live() && Some(c.id.as_str()) != reused_dead);
+    let dead_ones = newest_first
+        .iter()
+        .filter(|c| !c.is_live() && Some(c.id.as_str()) != reused_dead);
     for container in dead_ones.skip(DEAD_CONTAINERS_KEPT) {
-        actions.push(Action::Remove { container_id: container.id.clone() });
+        actions.push(Action::Remove {
+            container_id: container.id.clone(),
+        });
     }
     actions
 }
 
 /// Containers of a task no longer assigned here: stop and remove them all.
 pub fn plan_unwanted(containers: &[ObservedContainer]) -> Vec<Action> {
-    containers.iter().map(|c| Action::Remove { container_id: c.id.clone() }).collect()
+    containers
+        .iter()
+        .map(|c| Action::Remove {
+            container_id: c.id.clone(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -98,13 +125,31 @@ mod tests {
     use std::time::Duration;
 
     fn assignment(on_failure: OnFailure) -> Assignment {
-        let spec = cj_spec::parse_service("t.yaml", "service: s\njobs:\n  - name: j\n    image: i:1\n").unwrap();
-        let key = TaskKey { env: "e".into(), service: "s".into(), job: "j".into(), task: "j".into() };
-        Assignment::new(key, 1, spec.jobs[0].tasks[0].clone(), "h".into(), on_failure)
+        let spec =
+            cj_spec::parse_service("t.yaml", "service: s\njobs:\n  - name: j\n    image: i:1\n")
+                .unwrap();
+        let key = TaskKey {
+            env: "e".into(),
+            service: "s".into(),
+            job: "j".into(),
+            task: "j".into(),
+        };
+        Assignment::new(
+            key,
+            1,
+            spec.jobs[0].tasks[0].clone(),
+            "h".into(),
+            on_failure,
+        )
     }
 
     fn container(id: &str, created: i64, state: ContainerState, hash: &str) -> ObservedContainer {
-        let key = TaskKey { env: "e".into(), service: "s".into(), job: "j".into(), task: "j".into() };
+        let key = TaskKey {
+            env: "e".into(),
+            service: "s".into(),
+            job: "j".into(),
+            task: "j".into(),
+        };
         ObservedContainer {
             key,
             id: id.into(),
@@ -122,31 +167,51 @@ mod tests {
         }
     }
 
-    fn check(on_failure: OnFailure, containers: &[(&str, i64, ContainerState, bool)], expected: &[Action]) {
+    fn check(
+        on_failure: OnFailure,
+        containers: &[(&str, i64, ContainerState, bool)],
+        expected: &[Action],
+    ) {
         let wanted = assignment(on_failure);
         let observed: Vec<ObservedContainer> = containers
             .iter()
             .map(|(id, created, state, right)| {
-                container(id, *created, *state, if *right { &wanted.config_hash } else { "old" })
+                container(
+                    id,
+                    *created,
+                    *state,
+                    if *right { &wanted.config_hash } else { "old" },
+                )
             })
             .collect();
         let now = Instant::now();
-        assert_eq!(plan_task(&wanted, &observed, &Backoff::default(), now), expected);
+        assert_eq!(
+            plan_task(&wanted, &observed, &Backoff::default(), now),
+            expected
+        );
     }
 
     use ContainerState::{Created, Exited, Running};
 
     fn keep(id: &str) -> Action {
-        Action::Keep { container_id: id.into() }
+        Action::Keep {
+            container_id: id.into(),
+        }
     }
     fn stop(id: &str) -> Action {
-        Action::Stop { container_id: id.into() }
+        Action::Stop {
+            container_id: id.into(),
+        }
     }
     fn remove(id: &str) -> Action {
-        Action::Remove { container_id: id.into() }
+        Action::Remove {
+            container_id: id.into(),
+        }
     }
     fn restart(id: &str) -> Action {
-        Action::Restart { container_id: id.into() }
+        Action::Restart {
+            container_id: id.into(),
+        }
     }
 
     #[test]
@@ -161,12 +226,20 @@ mod tests {
 
     #[test]
     fn a_differing_container_is_stopped_before_the_new_one_is_created() {
-        check(OnFailure::Restart, &[("old", 1, Running, false)], &[stop("old"), Action::Create]);
+        check(
+            OnFailure::Restart,
+            &[("old", 1, Running, false)],
+            &[stop("old"), Action::Create],
+        );
     }
 
     #[test]
     fn a_dead_right_container_is_restarted_in_place() {
-        check(OnFailure::Restart, &[("a", 1, Exited, true)], &[restart("a")]);
+        check(
+            OnFailure::Restart,
+            &[("a", 1, Exited, true)],
+            &[restart("a")],
+        );
     }
 
     #[test]
@@ -179,13 +252,20 @@ mod tests {
         check(
             OnFailure::Keep,
             &[("a", 1, Exited, true)],
-            &[Action::KeepDead { container_id: "a".into(), exit_code: Some(137) }],
+            &[Action::KeepDead {
+                container_id: "a".into(),
+                exit_code: Some(137),
+            }],
         );
     }
 
     #[test]
     fn duplicates_of_the_right_container_are_removed() {
-        check(OnFailure::Restart, &[("a", 1, Running, true), ("b", 2, Running, true)], &[remove("a"), keep("b")]);
+        check(
+            OnFailure::Restart,
+            &[("a", 1, Running, true), ("b", 2, Running, true)],
+            &[remove("a"), keep("b")],
+        );
     }
 
     #[test]
@@ -209,11 +289,20 @@ mod tests {
         let wanted = assignment(OnFailure::Restart);
         let dead = container("a", 1, Exited, &wanted.config_hash);
         let now = Instant::now();
-        let backoff = Backoff { consecutive_failures: 2, not_before: Some(now + Duration::from_secs(1)), started_at: None };
+        let backoff = Backoff {
+            consecutive_failures: 2,
+            not_before: Some(now + Duration::from_secs(1)),
+            started_at: None,
+        };
         assert_eq!(
             plan_task(&wanted, std::slice::from_ref(&dead), &backoff, now),
-            [Action::WaitBackoff { until: now + Duration::from_secs(1) }]
+            [Action::WaitBackoff {
+                until: now + Duration::from_secs(1)
+            }]
         );
-        assert_eq!(plan_task(&wanted, &[dead], &backoff, now + Duration::from_secs(1)), [restart("a")]);
+        assert_eq!(
+            plan_task(&wanted, &[dead], &backoff, now + Duration::from_secs(1)),
+            [restart("a")]
+        );
     }
 }

@@ -19,7 +19,9 @@ use crate::backoff::Backoff;
 use crate::naming::container_name;
 use crate::observe::{InspectCache, lock, observe};
 use crate::plan::{Action, plan_task, plan_unwanted};
-use crate::types::{AgentReport, Assignment, ContainerEvent, ContainerEventKind, ObservedContainer, Phase, TaskKey};
+use crate::types::{
+    AgentReport, Assignment, ContainerEvent, ContainerEventKind, ObservedContainer, Phase, TaskKey,
+};
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -42,6 +44,10 @@ struct AgentMemory {
     last_phase: HashMap<TaskKey, Phase>,
     /// Config hash of each assigned task, to tell the right container's death from others'.
     assigned_hashes: HashMap<TaskKey, String>,
+    /// Containers Docker announced dead (with their exit code) that may still be listed as
+    /// running: the event can arrive before the engine's list catches up, and waiting for the
+    /// next resync would cost seconds of downtime.
+    announced_deaths: HashMap<String, Option<i64>>,
 }
 
 pub struct Agent<R> {
@@ -53,7 +59,9 @@ pub struct Agent<R> {
 }
 
 fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
 }
 
 fn nanos_rfc3339(nanos: i64) -> String {
@@ -64,8 +72,18 @@ fn nanos_rfc3339(nanos: i64) -> String {
 }
 
 impl<R: ContainerRuntime> Agent<R> {
-    pub fn new(runtime: Arc<R>, config: AgentConfig, reports: mpsc::UnboundedSender<AgentReport>) -> Self {
-        Agent { runtime, config, reports, memory: Mutex::default(), inspect_cache: Mutex::default() }
+    pub fn new(
+        runtime: Arc<R>,
+        config: AgentConfig,
+        reports: mpsc::UnboundedSender<AgentReport>,
+    ) -> Self {
+        Agent {
+            runtime,
+            config,
+            reports,
+            memory: Mutex::default(),
+            inspect_cache: Mutex::default(),
+        }
     }
 
     /// Runs until the assignment channel closes. Until the first assignments arrive (`None`),
@@ -73,7 +91,11 @@ impl<R: ContainerRuntime> Agent<R> {
     /// "nothing assigned yet" for "remove everything".
     pub async fn run(self, mut assignments: watch::Receiver<Option<Arc<Vec<Assignment>>>>) {
         let (event_sender, mut events) = mpsc::unbounded_channel();
-        tokio::spawn(follow_events(self.runtime.clone(), self.config.cluster.clone(), event_sender));
+        tokio::spawn(follow_events(
+            self.runtime.clone(),
+            self.config.cluster.clone(),
+            event_sender,
+        ));
         let mut needs_pass = true;
         let mut next_wake = Instant::now() + self.config.resync_interval;
         loop {
@@ -106,21 +128,28 @@ impl<R: ContainerRuntime> Agent<R> {
     /// One reconcile pass; returns when to look again at the latest.
     async fn pass(&self, assignments: &[Assignment]) -> Instant {
         let resync_at = Instant::now() + self.config.resync_interval;
-        let observed = match observe(&*self.runtime, &self.config.cluster, &self.inspect_cache).await {
-            Ok(observed) => observed,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read containers; retrying shortly");
-                return Instant::now() + Duration::from_secs(1);
-            }
-        };
+        let observed =
+            match observe(&*self.runtime, &self.config.cluster, &self.inspect_cache).await {
+                Ok(observed) => observed,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read containers; retrying shortly");
+                    return Instant::now() + Duration::from_secs(1);
+                }
+            };
+        let observed = self.apply_announced_deaths(observed);
         let mut by_task: BTreeMap<TaskKey, Vec<ObservedContainer>> = BTreeMap::new();
         for container in observed {
-            by_task.entry(container.key.clone()).or_default().push(container);
+            by_task
+                .entry(container.key.clone())
+                .or_default()
+                .push(container);
         }
         {
             let mut memory = lock(&self.memory);
-            memory.assigned_hashes =
-                assignments.iter().map(|a| (a.key.clone(), a.config_hash.clone())).collect();
+            memory.assigned_hashes = assignments
+                .iter()
+                .map(|a| (a.key.clone(), a.config_hash.clone()))
+                .collect();
             let wanted: HashSet<&TaskKey> = assignments.iter().map(|a| &a.key).collect();
             memory.backoffs.retain(|key, _| wanted.contains(key));
         }
@@ -129,9 +158,18 @@ impl<R: ContainerRuntime> Agent<R> {
         let mut work = Vec::new();
         for assignment in assignments {
             let containers = by_task.remove(&assignment.key).unwrap_or_default();
-            let backoff = lock(&self.memory).backoffs.get(&assignment.key).cloned().unwrap_or_default();
+            let backoff = lock(&self.memory)
+                .backoffs
+                .get(&assignment.key)
+                .cloned()
+                .unwrap_or_default();
             let actions = plan_task(assignment, &containers, &backoff, now);
-            work.push(self.carry_out(Some(assignment), assignment.key.clone(), containers, actions));
+            work.push(self.carry_out(
+                Some(assignment),
+                assignment.key.clone(),
+                containers,
+                actions,
+            ));
         }
         for (key, containers) in by_task {
             let actions = plan_unwanted(&containers);
@@ -140,10 +178,32 @@ impl<R: ContainerRuntime> Agent<R> {
         let wakes = join_all(work).await;
 
         match observe(&*self.runtime, &self.config.cluster, &self.inspect_cache).await {
-            Ok(containers) => self.report(AgentReport::Snapshot { host: self.config.host.clone(), containers }),
+            Ok(containers) => self.report(AgentReport::Snapshot {
+                host: self.config.host.clone(),
+                containers,
+            }),
             Err(error) => tracing::warn!(%error, "cannot read containers after a pass"),
         }
         wakes.into_iter().flatten().fold(resync_at, Instant::min)
+    }
+
+    /// Trusts a death event over a list that has not caught up with it yet.
+    fn apply_announced_deaths(
+        &self,
+        mut observed: Vec<ObservedContainer>,
+    ) -> Vec<ObservedContainer> {
+        let mut memory = lock(&self.memory);
+        for container in &mut observed {
+            if let Some(exit_code) = memory.announced_deaths.get(&container.id).copied() {
+                if container.is_live() {
+                    container.state = cj_runtime::ContainerState::Exited;
+                    container.exit_code = container.exit_code.or(exit_code);
+                } else {
+                    memory.announced_deaths.remove(&container.id);
+                }
+            }
+        }
+        observed
     }
 
     /// Carries out one task's actions in order; returns when the task wants another look.
@@ -154,12 +214,20 @@ impl<R: ContainerRuntime> Agent<R> {
         containers: Vec<ObservedContainer>,
         actions: Vec<Action>,
     ) -> Option<Instant> {
-        let hash = assignment.map(|a| a.config_hash.clone()).unwrap_or_default();
+        let hash = assignment
+            .map(|a| a.config_hash.clone())
+            .unwrap_or_default();
         let mut wake = None;
         for action in actions {
             let result = match &action {
                 Action::Keep { container_id } => {
-                    self.phase(&key, &hash, Phase::Running { container_id: container_id.clone() });
+                    self.phase(
+                        &key,
+                        &hash,
+                        Phase::Running {
+                            container_id: container_id.clone(),
+                        },
+                    );
                     Ok(())
                 }
                 Action::Create => match assignment {
@@ -174,24 +242,54 @@ impl<R: ContainerRuntime> Agent<R> {
                     wake = Some(*until);
                     Ok(())
                 }
-                Action::KeepDead { container_id, exit_code } => {
+                Action::KeepDead {
+                    container_id,
+                    exit_code,
+                } => {
                     let reason = match exit_code {
-                        Some(code) => format!("exited with code {code}; kept for inspection (on_failure: keep)"),
+                        Some(code) => format!(
+                            "exited with code {code}; kept for inspection (on_failure: keep)"
+                        ),
                         None => "stopped; kept for inspection (on_failure: keep)".to_owned(),
                     };
-                    self.phase(&key, &hash, Phase::Kept { container_id: container_id.clone(), reason });
+                    self.phase(
+                        &key,
+                        &hash,
+                        Phase::Kept {
+                            container_id: container_id.clone(),
+                            reason,
+                        },
+                    );
                     Ok(())
                 }
                 Action::Stop { container_id } => {
-                    lock(&self.memory).expected_stops.insert(container_id.clone());
-                    self.runtime.stop(container_id, self.config.stop_grace_seconds).await
+                    lock(&self.memory)
+                        .expected_stops
+                        .insert(container_id.clone());
+                    self.runtime
+                        .stop(container_id, self.config.stop_grace_seconds)
+                        .await
                 }
                 Action::Remove { container_id } => {
-                    lock(&self.memory).expected_stops.insert(container_id.clone());
-                    let live = containers.iter().any(|c| &c.id == container_id && c.is_live());
+                    lock(&self.memory)
+                        .expected_stops
+                        .insert(container_id.clone());
+                    let live = containers
+                        .iter()
+                        .any(|c| &c.id == container_id && c.is_live());
                     if live {
-                        self.phase(&key, &hash, Phase::Stopping { container_id: container_id.clone() });
-                        if let Err(error) = self.runtime.stop(container_id, self.config.stop_grace_seconds).await {
+                        self.phase(
+                            &key,
+                            &hash,
+                            Phase::Stopping {
+                                container_id: container_id.clone(),
+                            },
+                        );
+                        if let Err(error) = self
+                            .runtime
+                            .stop(container_id, self.config.stop_grace_seconds)
+                            .await
+                        {
                             tracing::warn!(%error, container_id, "stop failed; removing by force");
                         }
                     }
@@ -217,11 +315,21 @@ impl<R: ContainerRuntime> Agent<R> {
         let key = &assignment.key;
         let hash = &assignment.config_hash;
         let Some(image) = assignment.spec.image.clone() else {
-            return Err(RuntimeError::InvalidConfig(format!("task {key} has no image")));
+            return Err(RuntimeError::InvalidConfig(format!(
+                "task {key} has no image"
+            )));
         };
         if !self.runtime.image_present(&image).await? {
-            self.phase(key, hash, Phase::Pulling { image: image.clone() });
-            self.runtime.pull(&image, |line| tracing::debug!(task = %key, line, "pull")).await?;
+            self.phase(
+                key,
+                hash,
+                Phase::Pulling {
+                    image: image.clone(),
+                },
+            );
+            self.runtime
+                .pull(&image, |line| tracing::debug!(task = %key, line, "pull"))
+                .await?;
         }
         self.phase(key, hash, Phase::Creating);
         let labels = BTreeMap::from([
@@ -238,8 +346,12 @@ impl<R: ContainerRuntime> Agent<R> {
         let mut attempt = 0;
         let (container_id, name) = loop {
             let name = container_name(key, unix_now, attempt);
-            let request =
-                CreateRequest { name: name.clone(), image: image.clone(), task: assignment.spec.clone(), labels: labels.clone() };
+            let request = CreateRequest {
+                name: name.clone(),
+                image: image.clone(),
+                task: assignment.spec.clone(),
+                labels: labels.clone(),
+            };
             match self.runtime.create(&request).await {
                 Ok(id) => break (id, name),
                 Err(RuntimeError::NameConflict(_)) if attempt < 20 => attempt += 1,
@@ -264,11 +376,26 @@ impl<R: ContainerRuntime> Agent<R> {
         self.start(key, hash, &container_id).await
     }
 
-    async fn start(&self, key: &TaskKey, hash: &str, container_id: &str) -> Result<(), RuntimeError> {
+    async fn start(
+        &self,
+        key: &TaskKey,
+        hash: &str,
+        container_id: &str,
+    ) -> Result<(), RuntimeError> {
         self.phase(key, hash, Phase::Starting);
         self.runtime.start(container_id).await?;
-        lock(&self.memory).backoffs.entry(key.clone()).or_default().record_start(Instant::now());
-        self.phase(key, hash, Phase::Running { container_id: container_id.to_owned() });
+        lock(&self.memory)
+            .backoffs
+            .entry(key.clone())
+            .or_default()
+            .record_start(Instant::now());
+        self.phase(
+            key,
+            hash,
+            Phase::Running {
+                container_id: container_id.to_owned(),
+            },
+        );
         Ok(())
     }
 
@@ -283,31 +410,51 @@ impl<R: ContainerRuntime> Agent<R> {
             backoff.consecutive_failures = backoff.consecutive_failures.max(1);
             backoff.record_failure(now)
         };
-        self.phase(&assignment.key, &assignment.config_hash, Phase::Failed { reason });
+        self.phase(
+            &assignment.key,
+            &assignment.config_hash,
+            Phase::Failed { reason },
+        );
         now + pause
     }
 
     /// Handles one engine event; returns whether a reconcile pass is needed.
     fn handle_event(&self, event: RuntimeEvent) -> bool {
         lock(&self.inspect_cache).forget(&event.container_id);
-        let Some(key) = TaskKey::from_labels(&event.labels) else { return false };
+        let Some(key) = TaskKey::from_labels(&event.labels) else {
+            return false;
+        };
         let kind = match event.action.as_str() {
-            "start" => ContainerEventKind::Started,
+            "start" => {
+                lock(&self.memory)
+                    .announced_deaths
+                    .remove(&event.container_id);
+                ContainerEventKind::Started
+            }
             "die" => {
                 let mut memory = lock(&self.memory);
+                memory
+                    .announced_deaths
+                    .insert(event.container_id.clone(), event.exit_code);
                 if memory.expected_stops.remove(&event.container_id) {
                     ContainerEventKind::Stopped
                 } else {
                     let is_current = memory.assigned_hashes.get(&key).map(String::as_str)
                         == event.labels.get(labels::CONFIG_HASH).map(String::as_str);
                     if is_current {
-                        memory.backoffs.entry(key.clone()).or_default().record_failure(Instant::now());
+                        memory
+                            .backoffs
+                            .entry(key.clone())
+                            .or_default()
+                            .record_failure(Instant::now());
                     }
                     ContainerEventKind::Died
                 }
             }
             "destroy" => {
-                lock(&self.memory).expected_stops.remove(&event.container_id);
+                let mut memory = lock(&self.memory);
+                memory.expected_stops.remove(&event.container_id);
+                memory.announced_deaths.remove(&event.container_id);
                 ContainerEventKind::Removed
             }
             _ => return false,
@@ -320,7 +467,11 @@ impl<R: ContainerRuntime> Agent<R> {
                 container_id: event.container_id.clone(),
                 container_name: event.labels.get("name").cloned().unwrap_or_default(),
                 image: event.labels.get("image").cloned().unwrap_or_default(),
-                version: event.labels.get(labels::VERSION).and_then(|v| v.parse().ok()).unwrap_or(0),
+                version: event
+                    .labels
+                    .get(labels::VERSION)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
                 host: self.config.host.clone(),
                 at: nanos_rfc3339(event.time_nanos),
                 exit_code: event.exit_code,
@@ -332,7 +483,11 @@ impl<R: ContainerRuntime> Agent<R> {
 
     /// Reports a task's phase when it differs from the last one reported.
     fn phase(&self, key: &TaskKey, config_hash: &str, phase: Phase) {
-        let changed = lock(&self.memory).last_phase.insert(key.clone(), phase.clone()).as_ref() != Some(&phase);
+        let changed = lock(&self.memory)
+            .last_phase
+            .insert(key.clone(), phase.clone())
+            .as_ref()
+            != Some(&phase);
         if changed {
             self.report(AgentReport::Phase {
                 host: self.config.host.clone(),
@@ -351,7 +506,11 @@ impl<R: ContainerRuntime> Agent<R> {
 
 /// Forwards the engine's container events, resubscribing if the stream breaks. A synthetic
 /// event with an empty action after a break makes the loop re-read everything it may have missed.
-async fn follow_events<R: ContainerRuntime>(runtime: Arc<R>, cluster: String, sender: mpsc::UnboundedSender<RuntimeEvent>) {
+async fn follow_events<R: ContainerRuntime>(
+    runtime: Arc<R>,
+    cluster: String,
+    sender: mpsc::UnboundedSender<RuntimeEvent>,
+) {
     loop {
         let mut stream = runtime.events(&[(labels::CLUSTER, &cluster)]);
         while let Some(item) = stream.next().await {

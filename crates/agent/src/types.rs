@@ -49,9 +49,22 @@ pub struct Assignment {
 }
 
 impl Assignment {
-    pub fn new(key: TaskKey, version: u64, spec: TaskSpec, declared_host: String, on_failure: OnFailure) -> Self {
+    pub fn new(
+        key: TaskKey,
+        version: u64,
+        spec: TaskSpec,
+        declared_host: String,
+        on_failure: OnFailure,
+    ) -> Self {
         let config_hash = spec.config_hash();
-        Assignment { key, version, spec, config_hash, declared_host, on_failure }
+        Assignment {
+            key,
+            version,
+            spec,
+            config_hash,
+            declared_host,
+            on_failure,
+        }
     }
 }
 
@@ -59,16 +72,30 @@ impl Assignment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum Phase {
-    Pulling { image: String },
+    Pulling {
+        image: String,
+    },
     Creating,
     Starting,
-    Running { container_id: String },
+    Running {
+        container_id: String,
+    },
     /// Will try again after a pause that grows with each consecutive failure.
-    BackingOff { millis: u64, reason: String },
-    Failed { reason: String },
+    BackingOff {
+        millis: u64,
+        reason: String,
+    },
+    Failed {
+        reason: String,
+    },
     /// `on_failure: keep`: the dead container is left as it is.
-    Kept { container_id: String, reason: String },
-    Stopping { container_id: String },
+    Kept {
+        container_id: String,
+        reason: String,
+    },
+    Stopping {
+        container_id: String,
+    },
     Removed,
 }
 
@@ -146,8 +173,19 @@ pub struct ContainerEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "report", rename_all = "snake_case")]
 pub enum AgentReport {
-    Phase { host: String, key: TaskKey, config_hash: String, phase: Phase },
-    Container { host: String, event: ContainerEvent },
+    Phase {
+        host: String,
+        key: TaskKey,
+        config_hash: String,
+        phase: Phase,
+    },
+    Container {
+        host: String,
+        event: ContainerEvent,
+    },
     /// Every container of ours on the host, after each reconcile pass.
-    Snapshot { host: String, containers: Vec<ObservedContainer> },
+    Snapshot {
+        host: String,
+        containers: Vec<ObservedContainer>,
+    },
 }

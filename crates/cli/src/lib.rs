@@ -1,14 +1,39 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The command line: argument definitions, an HTTP client for the API, and terminal output.
+//! Every command talks to the server over HTTP (the same API the web UI uses); none reaches
+//! Docker or the store directly. `dev` is defined here but run by the binary, which owns the
+//! server.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod args;
+mod client;
+mod commands;
+mod output;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+pub use args::{Cli, Command, DEFAULT_LISTEN, DevArgs};
+pub use client::{CliError, Client};
+
+/// Runs a client command; returns the process exit code (0 done, 1 failed, 2 bad input).
+pub async fn run(cli: Cli) -> i32 {
+    let client = Client::new(&cli.server, &cli.env);
+    let result = match cli.command {
+        Command::Dev(_) => unreachable!("the binary runs `dev` itself"),
+        Command::Push(args) => commands::push::run(&client, args).await,
+        Command::Up(args) => commands::operation::run(&client, "up", args).await,
+        Command::Down(args) => commands::operation::run(&client, "down", args).await,
+        Command::Status(args) => commands::status::run(&client, args).await,
+        Command::Inspect(args) => commands::inspect::run(&client, args).await,
+        Command::Logs(args) => commands::logs::run(&client, args).await,
+        Command::History(args) => commands::history::run(&client, args).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            // A rejected config is already a list of located errors, one per line.
+            if error.message.contains('\n') {
+                eprintln!("{}", error.message);
+            } else {
+                eprintln!("error: {}", error.message);
+            }
+            error.exit_code
+        }
     }
 }

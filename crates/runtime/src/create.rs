@@ -49,7 +49,11 @@ impl CreateRequest {
         if let Some(command) = &task.command {
             config.insert("Cmd".into(), json!(command));
         }
-        let env: Vec<String> = task.env.iter().map(|(name, value)| format!("{name}={value}")).collect();
+        let env: Vec<String> = task
+            .env
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
         config.insert("Env".into(), json!(env));
         for (key, value) in &task.docker_config {
             config.insert(key.clone(), value.clone());
@@ -72,7 +76,8 @@ mod tests {
     use super::*;
 
     fn request(yaml_job: &str) -> CreateRequest {
-        let spec = cj_spec::parse_service("t.yaml", &format!("service: s\njobs:\n{yaml_job}")).unwrap();
+        let spec =
+            cj_spec::parse_service("t.yaml", &format!("service: s\njobs:\n{yaml_job}")).unwrap();
         CreateRequest {
             name: "t".into(),
             image: "img:1".into(),
@@ -85,7 +90,10 @@ mod tests {
     fn defaults_guard_against_docker_pitfalls() {
         let body = request("  - name: a\n    image: img:1\n").docker_body();
         assert_eq!(body["HostConfig"]["Init"], true);
-        assert_eq!(body["HostConfig"]["LogConfig"]["Config"]["max-size"], DEFAULT_LOG_MAX_SIZE);
+        assert_eq!(
+            body["HostConfig"]["LogConfig"]["Config"]["max-size"],
+            DEFAULT_LOG_MAX_SIZE
+        );
         assert_eq!(body["HostConfig"]["NetworkMode"], "host");
         assert_eq!(body["Labels"]["coding-job.job"], "a");
     }

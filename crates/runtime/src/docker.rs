@@ -6,12 +6,15 @@ use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use futures_util::stream::{BoxStream, StreamExt};
 
-use crate::types::{Container, ContainerState, ContainerStatus, LogChunk, RuntimeError, RuntimeEvent};
+use crate::types::{
+    Container, ContainerState, ContainerStatus, LogChunk, RuntimeError, RuntimeEvent,
+};
 use crate::{ContainerRuntime, CreateRequest};
 
 #[derive(Clone)]
@@ -25,28 +28,43 @@ impl DockerRuntime {
     pub async fn connect() -> Result<Self, RuntimeError> {
         let docker = Docker::connect_with_local_defaults().map_err(docker_error)?;
         let docker = docker.negotiate_version().await.map_err(docker_error)?;
-        docker.ping().await.map_err(|error| RuntimeError::Docker(format!("cannot reach the Docker engine: {error}")))?;
+        docker.ping().await.map_err(|error| {
+            RuntimeError::Docker(format!("cannot reach the Docker engine: {error}"))
+        })?;
         Ok(DockerRuntime { docker })
     }
 }
 
 fn docker_error(error: BollardError) -> RuntimeError {
     match error {
-        BollardError::DockerResponseServerError { status_code: 404, message } => RuntimeError::NoSuchContainer(message),
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => RuntimeError::NoSuchContainer(message),
         BollardError::DockerResponseServerError { message, .. } => RuntimeError::Docker(message),
         other => RuntimeError::Docker(other.to_string()),
     }
 }
 
 fn label_filters(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
-    let values = labels.iter().map(|(name, value)| format!("{name}={value}")).collect();
+    let values = labels
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
     HashMap::from([("label".to_owned(), values)])
 }
 
 impl ContainerRuntime for DockerRuntime {
     async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<Container>, RuntimeError> {
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&label_filters(labels)).build();
-        let summaries = self.docker.list_containers(Some(options)).await.map_err(docker_error)?;
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&label_filters(labels))
+            .build();
+        let summaries = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(docker_error)?;
         Ok(summaries
             .into_iter()
             .map(|summary| Container {
@@ -70,13 +88,21 @@ impl ContainerRuntime for DockerRuntime {
     async fn image_present(&self, image: &str) -> Result<bool, RuntimeError> {
         match self.docker.inspect_image(image).await {
             Ok(_) => Ok(true),
-            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
             Err(error) => Err(docker_error(error)),
         }
     }
 
-    async fn pull(&self, image: &str, mut progress: impl FnMut(&str) + Send) -> Result<(), RuntimeError> {
-        let options = CreateImageOptionsBuilder::default().from_image(image).build();
+    async fn pull(
+        &self,
+        image: &str,
+        mut progress: impl FnMut(&str) + Send,
+    ) -> Result<(), RuntimeError> {
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(image)
+            .build();
         let mut stream = self.docker.create_image(Some(options), None, None);
         while let Some(item) = stream.next().await {
             match item {
@@ -91,7 +117,10 @@ impl ContainerRuntime for DockerRuntime {
                         BollardError::DockerStreamError { error } => error,
                         other => other.to_string(),
                     };
-                    return Err(RuntimeError::ImageNotFound { image: image.to_owned(), reason });
+                    return Err(RuntimeError::ImageNotFound {
+                        image: image.to_owned(),
+                        reason,
+                    });
                 }
             }
         }
@@ -101,18 +130,25 @@ impl ContainerRuntime for DockerRuntime {
     async fn create(&self, request: &CreateRequest) -> Result<String, RuntimeError> {
         let body: ContainerCreateBody = serde_json::from_value(request.docker_body())
             .map_err(|error| RuntimeError::InvalidConfig(error.to_string()))?;
-        let options = CreateContainerOptionsBuilder::default().name(&request.name).build();
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&request.name)
+            .build();
         match self.docker.create_container(Some(options), body).await {
             Ok(response) => Ok(response.id),
-            Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => {
-                Err(RuntimeError::NameConflict(request.name.clone()))
-            }
-            Err(BollardError::DockerResponseServerError { status_code: 404, message }) => {
-                Err(RuntimeError::ImageNotFound { image: request.image.clone(), reason: message })
-            }
-            Err(BollardError::DockerResponseServerError { status_code: 400, message }) => {
-                Err(RuntimeError::InvalidConfig(message))
-            }
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Err(RuntimeError::NameConflict(request.name.clone())),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404,
+                message,
+            }) => Err(RuntimeError::ImageNotFound {
+                image: request.image.clone(),
+                reason: message,
+            }),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 400,
+                message,
+            }) => Err(RuntimeError::InvalidConfig(message)),
             Err(error) => Err(docker_error(error)),
         }
     }
@@ -121,34 +157,56 @@ impl ContainerRuntime for DockerRuntime {
         match self.docker.start_container(id, None).await {
             Ok(()) => Ok(()),
             // 304: already started.
-            Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
             Err(error) => Err(docker_error(error)),
         }
     }
 
     async fn stop(&self, id: &str, grace_seconds: u32) -> Result<(), RuntimeError> {
-        let options = StopContainerOptionsBuilder::default().t(grace_seconds as i32).build();
+        let options = StopContainerOptionsBuilder::default()
+            .t(grace_seconds as i32)
+            .build();
         match self.docker.stop_container(id, Some(options)).await {
             Ok(()) => Ok(()),
-            Err(BollardError::DockerResponseServerError { status_code: 304 | 404, .. }) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304 | 404,
+                ..
+            }) => Ok(()),
             Err(error) => Err(docker_error(error)),
         }
     }
 
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
-        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
-            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
             // 409: removal already in progress.
-            Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
             Err(error) => Err(docker_error(error)),
         }
     }
 
-    async fn inspect(&self, id: &str) -> Result<(ContainerStatus, serde_json::Value), RuntimeError> {
-        let inspect = self.docker.inspect_container(id, None).await.map_err(docker_error)?;
-        let raw = serde_json::to_value(&inspect).map_err(|error| RuntimeError::Docker(error.to_string()))?;
+    async fn inspect(
+        &self,
+        id: &str,
+    ) -> Result<(ContainerStatus, serde_json::Value), RuntimeError> {
+        let inspect = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(docker_error)?;
+        let raw = serde_json::to_value(&inspect)
+            .map_err(|error| RuntimeError::Docker(error.to_string()))?;
         let state = inspect.state.unwrap_or_default();
         let non_zero_time = |time: Option<String>| time.filter(|t| !t.starts_with("0001-"));
         let status = ContainerStatus {
@@ -166,7 +224,10 @@ impl ContainerRuntime for DockerRuntime {
         Ok((status, raw))
     }
 
-    fn events(&self, labels: &[(&str, &str)]) -> BoxStream<'static, Result<RuntimeEvent, RuntimeError>> {
+    fn events(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> BoxStream<'static, Result<RuntimeEvent, RuntimeError>> {
         let mut filters = label_filters(labels);
         filters.insert("type".into(), vec!["container".into()]);
         let options = EventsOptionsBuilder::default().filters(&filters).build();
@@ -179,7 +240,9 @@ impl ContainerRuntime for DockerRuntime {
                 Ok(RuntimeEvent {
                     action: message.action.unwrap_or_default(),
                     container_id: actor.id.unwrap_or_default(),
-                    exit_code: attributes.get("exitCode").and_then(|code| code.parse().ok()),
+                    exit_code: attributes
+                        .get("exitCode")
+                        .and_then(|code| code.parse().ok()),
                     labels: attributes.into_iter().collect::<BTreeMap<_, _>>(),
                     time_nanos: message.time_nano.unwrap_or_default(),
                 })
@@ -187,18 +250,28 @@ impl ContainerRuntime for DockerRuntime {
             .boxed()
     }
 
-    fn logs(&self, id: &str, tail: Option<u32>, follow: bool) -> BoxStream<'static, Result<LogChunk, RuntimeError>> {
+    fn logs(
+        &self,
+        id: &str,
+        tail: Option<u32>,
+        follow: bool,
+    ) -> BoxStream<'static, Result<LogChunk, RuntimeError>> {
         let tail = tail.map(|n| n.to_string()).unwrap_or_else(|| "all".into());
-        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).follow(follow).tail(&tail).build();
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .tail(&tail)
+            .build();
         self.docker
             .logs(id, Some(options))
             .map(|item| {
                 use bollard::container::LogOutput;
                 match item.map_err(docker_error)? {
                     LogOutput::StdErr { message } => Ok(LogChunk::Stderr(message)),
-                    LogOutput::StdOut { message } | LogOutput::Console { message } | LogOutput::StdIn { message } => {
-                        Ok(LogChunk::Stdout(message))
-                    }
+                    LogOutput::StdOut { message }
+                    | LogOutput::Console { message }
+                    | LogOutput::StdIn { message } => Ok(LogChunk::Stdout(message)),
                 }
             })
             .boxed()

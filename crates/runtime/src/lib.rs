@@ -21,9 +21,13 @@ use futures_util::stream::BoxStream;
 /// What an agent needs from a container engine.
 pub trait ContainerRuntime: Send + Sync + 'static {
     /// Containers (running or not) carrying every `label=value` in `labels`.
-    fn list(&self, labels: &[(&str, &str)]) -> impl Future<Output = Result<Vec<Container>, RuntimeError>> + Send;
+    fn list(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> impl Future<Output = Result<Vec<Container>, RuntimeError>> + Send;
 
-    fn image_present(&self, image: &str) -> impl Future<Output = Result<bool, RuntimeError>> + Send;
+    fn image_present(&self, image: &str)
+    -> impl Future<Output = Result<bool, RuntimeError>> + Send;
 
     /// Pulls `image`, reporting progress lines as they come.
     fn pull(
@@ -33,23 +37,40 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
 
     /// Creates a container and returns its id.
-    fn create(&self, request: &CreateRequest) -> impl Future<Output = Result<String, RuntimeError>> + Send;
+    fn create(
+        &self,
+        request: &CreateRequest,
+    ) -> impl Future<Output = Result<String, RuntimeError>> + Send;
 
     fn start(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
 
     /// Stops with SIGTERM, then SIGKILL after `grace_seconds`. Stopping a stopped container is fine.
-    fn stop(&self, id: &str, grace_seconds: u32) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    fn stop(
+        &self,
+        id: &str,
+        grace_seconds: u32,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
 
     /// Removes the container (forcefully if it still runs). Removing a missing one is fine.
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
 
     /// Our summary of the container's state plus the engine's own inspect document.
-    fn inspect(&self, id: &str)
-    -> impl Future<Output = Result<(ContainerStatus, serde_json::Value), RuntimeError>> + Send;
+    fn inspect(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<(ContainerStatus, serde_json::Value), RuntimeError>> + Send;
 
     /// Container lifecycle events for containers carrying every `label=value` in `labels`.
-    fn events(&self, labels: &[(&str, &str)]) -> BoxStream<'static, Result<RuntimeEvent, RuntimeError>>;
+    fn events(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> BoxStream<'static, Result<RuntimeEvent, RuntimeError>>;
 
     /// The container's output: the last `tail` lines (all if `None`), then new output if `follow`.
-    fn logs(&self, id: &str, tail: Option<u32>, follow: bool) -> BoxStream<'static, Result<LogChunk, RuntimeError>>;
+    fn logs(
+        &self,
+        id: &str,
+        tail: Option<u32>,
+        follow: bool,
+    ) -> BoxStream<'static, Result<LogChunk, RuntimeError>>;
 }

@@ -33,7 +33,10 @@ impl ContainerState {
 
     /// Whether the container's process is (or is about to be) alive.
     pub fn is_live(self) -> bool {
-        matches!(self, ContainerState::Running | ContainerState::Paused | ContainerState::Restarting)
+        matches!(
+            self,
+            ContainerState::Running | ContainerState::Paused | ContainerState::Restarting
+        )
     }
 }
 
@@ -51,7 +54,10 @@ pub struct Container {
 
 impl Container {
     pub fn label(&self, name: &str) -> &str {
-        self.labels.get(name).map(String::as_str).unwrap_or_default()
+        self.labels
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 }
 

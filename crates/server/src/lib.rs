@@ -1,14 +1,21 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The server: the HTTP API, desired state, and the operations that change it.
+//!
+//! Desired state lives in the store (`push` writes versions, `up`/`down` write which job runs at
+//! which version); from it the server computes each host's assignments and hands them to the
+//! agents; agents report back what they see and do, which becomes status and history. In `dev`
+//! mode the server, one agent and the embedded store share one process ([`dev::run_dev`]).
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod api;
+pub mod dev;
+mod error;
+mod history;
+mod keys;
+mod operations;
+mod reports;
+mod resolve;
+mod state;
+mod status;
+mod versions;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use error::ApiFailure;
+pub use state::ServerState;

@@ -171,6 +171,9 @@ impl<'de> Deserialize<'de> for DockerFields {
 
 impl DockerFields {
     pub fn to_json_map(&self) -> serde_json::Map<String, serde_json::Value> {
-        self.0.iter().map(|(key, value)| (key.value.clone(), value.clone())).collect()
+        self.0
+            .iter()
+            .map(|(key, value)| (key.value.clone(), value.clone()))
+            .collect()
     }
 }

@@ -34,7 +34,9 @@ pub fn dependency_waves<'a>(
             .iter()
             .filter(|(name, deps)| {
                 !placed.contains(*name)
-                    && deps.iter().all(|dep| placed.contains(dep) || !edges.contains_key(dep))
+                    && deps
+                        .iter()
+                        .all(|dep| placed.contains(dep) || !edges.contains_key(dep))
             })
             .map(|(name, _)| *name)
             .collect();
@@ -49,13 +51,20 @@ pub fn dependency_waves<'a>(
 
 /// Walks dependencies from an unplaced node until a name repeats; the repeated stretch is a cycle.
 fn find_cycle(edges: &BTreeMap<&str, Vec<&str>>, placed: &BTreeSet<&str>) -> DependencyCycle {
-    let start = edges.keys().find(|name| !placed.contains(*name)).copied().unwrap_or_default();
+    let start = edges
+        .keys()
+        .find(|name| !placed.contains(*name))
+        .copied()
+        .unwrap_or_default();
     let mut path: Vec<&str> = vec![start];
     loop {
         let current = *path.last().unwrap_or(&start);
         let next = edges
             .get(current)
-            .and_then(|deps| deps.iter().find(|dep| edges.contains_key(*dep) && !placed.contains(*dep)))
+            .and_then(|deps| {
+                deps.iter()
+                    .find(|dep| edges.contains_key(*dep) && !placed.contains(*dep))
+            })
             .copied();
         let Some(next) = next else {
             return DependencyCycle(path.iter().map(|s| s.to_string()).collect());
@@ -81,13 +90,24 @@ mod tests {
 
     #[test]
     fn independent_jobs_share_one_wave() {
-        assert_eq!(waves(&[("b", &[]), ("a", &[])]).unwrap(), vec![vec!["a", "b"]]);
+        assert_eq!(
+            waves(&[("b", &[]), ("a", &[])]).unwrap(),
+            vec![vec!["a", "b"]]
+        );
     }
 
     #[test]
     fn dependencies_come_first() {
-        let result = waves(&[("web", &["api"]), ("api", &["db", "cache"]), ("db", &[]), ("cache", &[])]);
-        assert_eq!(result.unwrap(), vec![vec!["cache", "db"], vec!["api"], vec!["web"]]);
+        let result = waves(&[
+            ("web", &["api"]),
+            ("api", &["db", "cache"]),
+            ("db", &[]),
+            ("cache", &[]),
+        ]);
+        assert_eq!(
+            result.unwrap(),
+            vec![vec!["cache", "db"], vec!["api"], vec!["web"]]
+        );
     }
 
     #[test]

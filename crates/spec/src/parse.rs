@@ -16,9 +16,16 @@ use crate::units::parse_memory;
 /// Parses and checks one service file. `file` is only used to name the file in errors.
 pub fn parse_service(file: &str, source: &str) -> Result<ServiceSpec, SpecErrors> {
     let raw = parse_raw(file, source)?;
-    let mut checker = Checker { file, errors: Vec::new() };
+    let mut checker = Checker {
+        file,
+        errors: Vec::new(),
+    };
     let spec = checker.resolve(&raw);
-    if checker.errors.is_empty() { Ok(spec) } else { Err(SpecErrors(checker.errors)) }
+    if checker.errors.is_empty() {
+        Ok(spec)
+    } else {
+        Err(SpecErrors(checker.errors))
+    }
 }
 
 fn parse_raw(file: &str, source: &str) -> Result<RawService, SpecErrors> {
@@ -39,16 +46,28 @@ fn parse_raw(file: &str, source: &str) -> Result<RawService, SpecErrors> {
         })
     });
     parsed.map_err(|error| {
-        let (line, column) = error.location().map(|at| (at.line(), at.column())).unwrap_or((0, 0));
+        let (line, column) = error
+            .location()
+            .map(|at| (at.line(), at.column()))
+            .unwrap_or((0, 0));
         let message = explain(&strip_location(&error.to_string()));
-        SpecErrors(vec![SpecError { file: file.to_owned(), line, column, path, message }])
+        SpecErrors(vec![SpecError {
+            file: file.to_owned(),
+            line,
+            column,
+            path,
+            message,
+        }])
     })
 }
 
 /// The field path as a user wrote it: `Spanned` wrappers add a `.value` segment that is ours.
 fn without_span_segments(path: &str) -> String {
     let cleaned = path.replace(".value[", "[").replace(".value.", ".");
-    cleaned.strip_suffix(".value").map(str::to_owned).unwrap_or(cleaned)
+    let cleaned = cleaned.strip_suffix(".value").unwrap_or(&cleaned);
+    // serde_path_to_error writes `?` for a key it could not read (a syntax error inside it).
+    let cleaned = cleaned.strip_suffix(".?").unwrap_or(cleaned);
+    cleaned.to_owned()
 }
 
 /// serde-saphyr's bare message, without the location and source snippet it renders itself.
@@ -110,8 +129,15 @@ impl Checker<'_> {
 
     fn check_name(&mut self, name: &Spanned<String>, path: &str, what: &str) {
         let valid = name.value.len() <= 63
-            && name.value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && name.value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            && name
+                .value
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+            && name
+                .value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !valid {
             self.error(
                 &name.referenced,
@@ -135,35 +161,63 @@ impl Checker<'_> {
             let path = format!("jobs[{index}].name");
             self.check_name(&job.name, &path, "job");
             if !seen_jobs.insert(job.name.value.as_str()) {
-                self.error(&job.name.referenced, path, format!("duplicate job name \"{}\"", job.name.value));
+                self.error(
+                    &job.name.referenced,
+                    path,
+                    format!("duplicate job name \"{}\"", job.name.value),
+                );
             }
         }
-        let jobs: Vec<JobSpec> =
-            raw.jobs.value.iter().enumerate().map(|(index, job)| self.resolve_job(raw, index, job)).collect();
+        let jobs: Vec<JobSpec> = raw
+            .jobs
+            .value
+            .iter()
+            .enumerate()
+            .map(|(index, job)| self.resolve_job(raw, index, job))
+            .collect();
         self.check_dependency_cycles(raw, &jobs);
-        ServiceSpec { service: raw.service.value.clone(), jobs }
+        ServiceSpec {
+            service: raw.service.value.clone(),
+            jobs,
+        }
     }
 
     fn resolve_job(&mut self, raw: &RawService, index: usize, job: &RawJob) -> JobSpec {
         let path = format!("jobs[{index}]");
-        let job_names: Vec<&str> = raw.jobs.value.iter().map(|j| j.name.value.as_str()).collect();
+        let job_names: Vec<&str> = raw
+            .jobs
+            .value
+            .iter()
+            .map(|j| j.name.value.as_str())
+            .collect();
         for (dep_index, dependency) in job.depends_on.iter().enumerate() {
             let dep_path = format!("{path}.depends_on[{dep_index}]");
             if dependency.value == job.name.value {
-                self.error(&dependency.referenced, dep_path, format!("job \"{}\" depends on itself", job.name.value));
+                self.error(
+                    &dependency.referenced,
+                    dep_path,
+                    format!("job \"{}\" depends on itself", job.name.value),
+                );
             } else if !job_names.contains(&dependency.value.as_str()) {
                 let mut message = format!("unknown job \"{}\"", dependency.value);
                 if let Some(hint) = did_you_mean(&dependency.value, job_names.iter().copied()) {
                     message.push_str(&format!(", did you mean \"{hint}\"?"));
                 }
-                message.push_str(&format!(" (jobs in this service: {})", job_names.join(", ")));
+                message.push_str(&format!(
+                    " (jobs in this service: {})",
+                    job_names.join(", ")
+                ));
                 self.error(&dependency.referenced, dep_path, message);
             }
         }
 
         let job_settings = job.settings();
         let mut tasks = Vec::new();
-        let layouts = [job.tasks.is_some(), job.instances.is_some(), job.hosts.is_some()];
+        let layouts = [
+            job.tasks.is_some(),
+            job.instances.is_some(),
+            job.hosts.is_some(),
+        ];
         if layouts.iter().filter(|given| **given).count() > 1 {
             self.error(
                 &job.name.referenced,
@@ -172,7 +226,11 @@ impl Checker<'_> {
             );
         } else if let Some(raw_tasks) = &job.tasks {
             if raw_tasks.value.is_empty() {
-                self.error(&raw_tasks.referenced, format!("{path}.tasks"), "expected at least one task");
+                self.error(
+                    &raw_tasks.referenced,
+                    format!("{path}.tasks"),
+                    "expected at least one task",
+                );
             }
             let mut seen = BTreeSet::new();
             for (task_index, task) in raw_tasks.value.iter().enumerate() {
@@ -182,7 +240,10 @@ impl Checker<'_> {
                     self.error(
                         &task.name.referenced,
                         format!("{task_path}.name"),
-                        format!("duplicate task name \"{}\" in job \"{}\"", task.name.value, job.name.value),
+                        format!(
+                            "duplicate task name \"{}\" in job \"{}\"",
+                            task.name.value, job.name.value
+                        ),
                     );
                 }
                 let spec = self.merge(&task_path, &task.name.value, job_settings, task.settings());
@@ -190,7 +251,11 @@ impl Checker<'_> {
             }
         } else if let Some(instances) = &job.instances {
             if instances.value == 0 || instances.value > 1000 {
-                self.error(&instances.referenced, format!("{path}.instances"), "expected a number from 1 to 1000");
+                self.error(
+                    &instances.referenced,
+                    format!("{path}.instances"),
+                    "expected a number from 1 to 1000",
+                );
             }
             for number in 1..=instances.value.min(1000) {
                 let name = format!("{}-{number}", job.name.value);
@@ -198,7 +263,11 @@ impl Checker<'_> {
             }
         } else if let Some(hosts) = &job.hosts {
             if hosts.value.is_empty() {
-                self.error(&hosts.referenced, format!("{path}.hosts"), "expected at least one host");
+                self.error(
+                    &hosts.referenced,
+                    format!("{path}.hosts"),
+                    "expected at least one host",
+                );
             }
             for host in &hosts.value {
                 let name = format!("{}-{}", job.name.value, host.value);
@@ -219,14 +288,27 @@ impl Checker<'_> {
     }
 
     /// A task's settings over its job's: scalars replace, maps (env, Docker fields) merge key by key.
-    fn merge(&mut self, path: &str, name: &str, job: RawSettingsRef, task: RawSettingsRef) -> TaskSpec {
+    fn merge(
+        &mut self,
+        path: &str,
+        name: &str,
+        job: RawSettingsRef,
+        task: RawSettingsRef,
+    ) -> TaskSpec {
         let image = task.image.or(job.image);
         if let Some(image) = image
             && image.value.trim().is_empty()
         {
-            self.error(&image.referenced, format!("{path}.image"), "expected an image reference, found an empty string");
+            self.error(
+                &image.referenced,
+                format!("{path}.image"),
+                "expected an image reference, found an empty string",
+            );
         }
-        let command = task.command.or(job.command).and_then(|command| self.command(path, command));
+        let command = task
+            .command
+            .or(job.command)
+            .and_then(|command| self.command(path, command));
         let mut env = BTreeMap::new();
         for settings in [job, task] {
             if let Some(raw_env) = settings.env {
@@ -244,7 +326,12 @@ impl Checker<'_> {
                 }
                 if let Some(fields) = &docker.docker_config {
                     let field_path = format!("{path}.docker_config.docker_config");
-                    self.check_docker_fields(&field_path, fields, CONTAINER_CONFIG_FIELDS, "container Config");
+                    self.check_docker_fields(
+                        &field_path,
+                        fields,
+                        CONTAINER_CONFIG_FIELDS,
+                        "container Config",
+                    );
                     docker_config.extend(fields.to_json_map());
                 }
             }
@@ -256,7 +343,10 @@ impl Checker<'_> {
             command,
             env,
             port: task.port.or(job.port).map(|port| port.value.0).unwrap_or(0),
-            run_on_host: task.run_on_host.or(job.run_on_host).map(|host| host.value.clone()),
+            run_on_host: task
+                .run_on_host
+                .or(job.run_on_host)
+                .map(|host| host.value.clone()),
             resources,
             init: task.init.or(job.init).unwrap_or(true),
             docker_hostconfig,
@@ -271,19 +361,32 @@ impl Checker<'_> {
             RawCommand::Line(line) => match shell_words::split(line) {
                 Ok(argv) => argv,
                 Err(error) => {
-                    self.error(at, format!("{path}.command"), format!("cannot split command: {error}"));
+                    self.error(
+                        at,
+                        format!("{path}.command"),
+                        format!("cannot split command: {error}"),
+                    );
                     return None;
                 }
             },
         };
         if argv.is_empty() {
-            self.error(at, format!("{path}.command"), "expected a command, found an empty one");
+            self.error(
+                at,
+                format!("{path}.command"),
+                "expected a command, found an empty one",
+            );
             return None;
         }
         Some(argv)
     }
 
-    fn extend_env(&mut self, path: &str, raw_env: &Spanned<RawEnv>, env: &mut BTreeMap<String, String>) {
+    fn extend_env(
+        &mut self,
+        path: &str,
+        raw_env: &Spanned<RawEnv>,
+        env: &mut BTreeMap<String, String>,
+    ) {
         match &raw_env.value {
             RawEnv::Map(map) => {
                 for (name, value) in map {
@@ -308,7 +411,9 @@ impl Checker<'_> {
     }
 
     fn resources(&mut self, path: &str, raw: Option<&crate::raw::RawResources>) -> Resources {
-        let Some(raw) = raw else { return Resources::default() };
+        let Some(raw) = raw else {
+            return Resources::default();
+        };
         let memory_bytes = raw.memory.as_ref().and_then(|memory| {
             let bytes = match &memory.value {
                 MemoryText::Bytes(bytes) => Some(*bytes).filter(|bytes| *bytes > 0),
@@ -327,29 +432,50 @@ impl Checker<'_> {
             if cpu.value > 0.0 && cpu.value <= 1024.0 {
                 Some((cpu.value * 1e9) as u64)
             } else {
-                self.error(&cpu.referenced, format!("{path}.resources.cpu"), "expected a number of CPUs greater than 0, e.g. 0.5");
+                self.error(
+                    &cpu.referenced,
+                    format!("{path}.resources.cpu"),
+                    "expected a number of CPUs greater than 0, e.g. 0.5",
+                );
                 None
             }
         });
-        Resources { memory_bytes, nano_cpus }
+        Resources {
+            memory_bytes,
+            nano_cpus,
+        }
     }
 
-    fn check_docker_fields(&mut self, path: &str, fields: &DockerFields, known: &[(&str, Kind)], what: &str) {
+    fn check_docker_fields(
+        &mut self,
+        path: &str,
+        fields: &DockerFields,
+        known: &[(&str, Kind)],
+        what: &str,
+    ) {
         for (key, value) in &fields.0 {
             let field_path = format!("{path}.{}", key.value);
             match known.iter().find(|(name, _)| *name == key.value) {
                 Some((_, kind)) if !kind.matches(value) => self.error(
                     &key.referenced,
                     field_path,
-                    format!("expected {} for Docker's {what} field {}", kind.describe(), key.value),
+                    format!(
+                        "expected {} for Docker's {what} field {}",
+                        kind.describe(),
+                        key.value
+                    ),
                 ),
                 Some(_) => {}
                 None => {
                     let mut message = format!("unknown Docker {what} field \"{}\"", key.value);
-                    if let Some(hint) = did_you_mean(&key.value, known.iter().map(|(name, _)| *name)) {
+                    if let Some(hint) =
+                        did_you_mean(&key.value, known.iter().map(|(name, _)| *name))
+                    {
                         message.push_str(&format!(", did you mean \"{hint}\"?"));
                     }
-                    message.push_str(" (fields use the Docker Engine API's names, e.g. Binds, NetworkMode)");
+                    message.push_str(
+                        " (fields use the Docker Engine API's names, e.g. Binds, NetworkMode)",
+                    );
                     self.error(&key.referenced, field_path, message);
                 }
             }
@@ -360,9 +486,20 @@ impl Checker<'_> {
         // A job naming itself is reported on its own; leave it out so it is not reported twice.
         let edges: Vec<(&str, Vec<String>)> = jobs
             .iter()
-            .map(|job| (job.name.as_str(), job.depends_on.iter().filter(|d| **d != job.name).cloned().collect()))
+            .map(|job| {
+                (
+                    job.name.as_str(),
+                    job.depends_on
+                        .iter()
+                        .filter(|d| **d != job.name)
+                        .cloned()
+                        .collect(),
+                )
+            })
             .collect();
-        if let Err(cycle) = dependency_waves(edges.iter().map(|(name, deps)| (*name, deps.as_slice()))) {
+        if let Err(cycle) =
+            dependency_waves(edges.iter().map(|(name, deps)| (*name, deps.as_slice())))
+        {
             let first = cycle.0.first().cloned().unwrap_or_default();
             let (index, job) = raw
                 .jobs
@@ -371,7 +508,11 @@ impl Checker<'_> {
                 .enumerate()
                 .find(|(_, job)| job.name.value == first)
                 .expect("a cycle names jobs of this file");
-            self.error(&job.name.referenced, format!("jobs[{index}].depends_on"), cycle.to_string());
+            self.error(
+                &job.name.referenced,
+                format!("jobs[{index}].depends_on"),
+                cycle.to_string(),
+            );
         }
     }
 }

@@ -105,7 +105,10 @@ pub(crate) enum RawCommand {
 
 /// `env: {KEY: value}` or, as in Compose, `env: ["KEY=value"]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "environment variables: a map of NAME: value or a list of \"NAME=value\"")]
+#[serde(
+    untagged,
+    expecting = "environment variables: a map of NAME: value or a list of \"NAME=value\""
+)]
 pub(crate) enum RawEnv {
     Map(BTreeMap<String, EnvValue>),
     List(Vec<String>),
@@ -171,7 +174,10 @@ pub(crate) struct RawResources {
 
 /// A memory size as written; interpreted by [`crate::units::parse_memory`].
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "a memory size such as 256m, 1g or a number of bytes")]
+#[serde(
+    untagged,
+    expecting = "a memory size such as 256m, 1g or a number of bytes"
+)]
 pub(crate) enum MemoryText {
     Bytes(u64),
     Text(String),

@@ -6,8 +6,15 @@ use std::fmt;
 pub enum Target {
     /// One word: a service, or a job whose name is unique (resolved against the store).
     Name(String),
-    Job { service: String, job: String },
-    Task { service: String, job: String, task: String },
+    Job {
+        service: String,
+        job: String,
+    },
+    Task {
+        service: String,
+        job: String,
+        task: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,7 +31,10 @@ impl std::str::FromStr for Target {
         }
         match parts.as_slice() {
             [name] => Ok(Target::Name(name.to_string())),
-            [service, job] => Ok(Target::Job { service: service.to_string(), job: job.to_string() }),
+            [service, job] => Ok(Target::Job {
+                service: service.to_string(),
+                job: job.to_string(),
+            }),
             [service, job, task] => Ok(Target::Task {
                 service: service.to_string(),
                 job: job.to_string(),
@@ -52,10 +62,20 @@ mod tests {
     #[test]
     fn parses_every_form() {
         assert_eq!("core".parse(), Ok(Target::Name("core".into())));
-        assert_eq!("core/nginx".parse(), Ok(Target::Job { service: "core".into(), job: "nginx".into() }));
+        assert_eq!(
+            "core/nginx".parse(),
+            Ok(Target::Job {
+                service: "core".into(),
+                job: "nginx".into()
+            })
+        );
         assert_eq!(
             "core/nginx/nginx-1".parse(),
-            Ok(Target::Task { service: "core".into(), job: "nginx".into(), task: "nginx-1".into() })
+            Ok(Target::Task {
+                service: "core".into(),
+                job: "nginx".into(),
+                task: "nginx-1".into()
+            })
         );
         assert!("core//x".parse::<Target>().is_err());
         assert!("a/b/c/d".parse::<Target>().is_err());

@@ -4,7 +4,9 @@
 /// optionally followed by `b` or `ib`, case-insensitive.
 pub(crate) fn parse_memory(text: &str) -> Option<u64> {
     let lower = text.trim().to_ascii_lowercase();
-    let digits_end = lower.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(lower.len());
+    let digits_end = lower
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(lower.len());
     let (number, unit) = lower.split_at(digits_end);
     let number: f64 = number.parse().ok()?;
     let multiplier: u64 = match unit.trim() {

@@ -20,11 +20,20 @@ fn seed_000_example_loads_as_written() {
     assert_eq!(nginx.image.as_deref(), Some("core-nginx:48b58c1-dirty"));
     assert_eq!(nginx.run_on_host.as_deref(), Some("host-1"));
     assert_eq!(nginx.port, 0);
-    assert!(nginx.init, "Docker's init is on unless the config turns it off");
-    assert_eq!(nginx.docker_hostconfig["Binds"], serde_json::json!(["/data:/data/:rw"]));
+    assert!(
+        nginx.init,
+        "Docker's init is on unless the config turns it off"
+    );
+    assert_eq!(
+        nginx.docker_hostconfig["Binds"],
+        serde_json::json!(["/data:/data/:rw"])
+    );
     let email = &spec.jobs[1].tasks[0];
     assert_eq!(email.name, "coding-email");
-    assert_eq!(email.image, None, "a job without an image is accepted at push");
+    assert_eq!(
+        email.image, None,
+        "a job without an image is accepted at push"
+    );
 }
 
 #[test]
@@ -56,7 +65,10 @@ jobs:
     assert_eq!(job.on_failure, OnFailure::Keep);
     let [first, second] = [&job.tasks[0], &job.tasks[1]];
     assert_eq!(first.image.as_deref(), Some("api:1"));
-    assert_eq!(first.command.as_deref(), Some(&["httpd".to_string(), "-f".into(), "-p".into(), "8080".into()][..]));
+    assert_eq!(
+        first.command.as_deref(),
+        Some(&["httpd".to_string(), "-f".into(), "-p".into(), "8080".into()][..])
+    );
     assert_eq!(first.env["WORKERS"], "4");
     assert_eq!(first.port, 8080);
     assert_eq!(first.resources.memory_bytes, Some(256 << 20));
@@ -67,7 +79,10 @@ jobs:
     assert_eq!(second.env["WORKERS"], "4", "env merges key by key");
     assert!(!second.init);
     assert_eq!(second.docker_hostconfig["Memory"], 2);
-    assert_eq!(second.docker_hostconfig["NetworkMode"], "host", "Docker fields merge key by key");
+    assert_eq!(
+        second.docker_hostconfig["NetworkMode"], "host",
+        "Docker fields merge key by key"
+    );
     assert_ne!(first.config_hash(), second.config_hash());
 }
 
@@ -75,7 +90,13 @@ jobs:
 fn instances_and_hosts_expand_into_tasks() {
     let yaml = "service: s\njobs:\n  - name: w\n    image: w:1\n    instances: 3\n  - name: h\n    image: h:1\n    hosts: [a, b]\n";
     let spec = parse_service("s.yaml", yaml).unwrap();
-    let names = |job: usize| spec.jobs[job].tasks.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+    let names = |job: usize| {
+        spec.jobs[job]
+            .tasks
+            .iter()
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(names(0), ["w-1", "w-2", "w-3"]);
     assert_eq!(names(1), ["h-a", "h-b"]);
     assert_eq!(spec.jobs[1].tasks[1].run_on_host.as_deref(), Some("b"));
@@ -85,8 +106,16 @@ fn instances_and_hosts_expand_into_tasks() {
 fn config_hash_is_stable_and_sensitive() {
     let yaml = "service: s\njobs:\n  - name: w\n    image: w:1\n    env: {B: 2, A: 1}\n";
     let a = parse_service("s.yaml", yaml).unwrap().jobs[0].tasks[0].config_hash();
-    let b = parse_service("s.yaml", &yaml.replace("{B: 2, A: 1}", "{A: 1, B: 2}")).unwrap().jobs[0].tasks[0].config_hash();
-    let c = parse_service("s.yaml", &yaml.replace("w:1", "w:2")).unwrap().jobs[0].tasks[0].config_hash();
+    let b = parse_service("s.yaml", &yaml.replace("{B: 2, A: 1}", "{A: 1, B: 2}"))
+        .unwrap()
+        .jobs[0]
+        .tasks[0]
+        .config_hash();
+    let c = parse_service("s.yaml", &yaml.replace("w:1", "w:2"))
+        .unwrap()
+        .jobs[0]
+        .tasks[0]
+        .config_hash();
     assert_eq!(a, b, "key order does not change the hash");
     assert_ne!(a, c);
     assert_eq!(a.len(), 12);
@@ -94,7 +123,10 @@ fn config_hash_is_stable_and_sensitive() {
 
 #[test]
 fn empty_file() {
-    rejects("", "core.yaml:1:1: .: the file is empty: expected a mapping with `service` and `jobs`");
+    rejects(
+        "",
+        "core.yaml:1:1: .: the file is empty: expected a mapping with `service` and `jobs`",
+    );
 }
 
 #[test]
@@ -107,7 +139,10 @@ fn yaml_syntax_error() {
 
 #[test]
 fn missing_service() {
-    rejects("jobs:\n  - name: a\n", "core.yaml:1:1: .: missing required field \"service\"");
+    rejects(
+        "jobs:\n  - name: a\n",
+        "core.yaml:1:1: .: missing required field \"service\"",
+    );
 }
 
 #[test]
@@ -136,7 +171,10 @@ fn misspelt_task_key() {
 
 #[test]
 fn missing_job_name() {
-    rejects(&format!("{HEADER}  - image: x\n"), "core.yaml:3:5: jobs[0]: missing required field \"name\"");
+    rejects(
+        &format!("{HEADER}  - image: x\n"),
+        "core.yaml:3:5: jobs[0]: missing required field \"name\"",
+    );
 }
 
 #[test]
@@ -198,7 +236,9 @@ fn job_depends_on_itself() {
 #[test]
 fn dependency_cycle_names_the_jobs() {
     rejects(
-        &format!("{HEADER}  - name: a\n    depends_on: [b]\n  - name: b\n    depends_on: [c]\n  - name: c\n    depends_on: [a]\n"),
+        &format!(
+            "{HEADER}  - name: a\n    depends_on: [b]\n  - name: b\n    depends_on: [c]\n  - name: c\n    depends_on: [a]\n"
+        ),
         "core.yaml:3:11: jobs[0].depends_on: dependency cycle: a -> b -> c -> a",
     );
 }
@@ -206,7 +246,9 @@ fn dependency_cycle_names_the_jobs() {
 #[test]
 fn misspelt_docker_hostconfig_field() {
     rejects(
-        &format!("{HEADER}  - name: a\n    docker_config:\n      docker_hostconfig:\n        Bind: [\"/data:/data\"]\n"),
+        &format!(
+            "{HEADER}  - name: a\n    docker_config:\n      docker_hostconfig:\n        Bind: [\"/data:/data\"]\n"
+        ),
         "core.yaml:6:9: jobs[0].docker_config.docker_hostconfig.Bind: unknown Docker HostConfig field \"Bind\", did you mean \"Binds\"? (fields use the Docker Engine API's names, e.g. Binds, NetworkMode)",
     );
 }
@@ -214,7 +256,9 @@ fn misspelt_docker_hostconfig_field() {
 #[test]
 fn docker_field_of_the_wrong_kind() {
     rejects(
-        &format!("{HEADER}  - name: a\n    docker_config:\n      docker_hostconfig:\n        Binds: /data:/data\n"),
+        &format!(
+            "{HEADER}  - name: a\n    docker_config:\n      docker_hostconfig:\n        Binds: /data:/data\n"
+        ),
         "core.yaml:6:9: jobs[0].docker_config.docker_hostconfig.Binds: expected a list for Docker's HostConfig field Binds",
     );
 }
@@ -261,7 +305,10 @@ fn tasks_and_instances_together() {
 
 #[test]
 fn no_jobs() {
-    rejects("service: core\njobs: []\n", "core.yaml:2:7: jobs: expected at least one job");
+    rejects(
+        "service: core\njobs: []\n",
+        "core.yaml:2:7: jobs: expected at least one job",
+    );
 }
 
 #[test]
@@ -276,8 +323,18 @@ fn unbalanced_quote_in_command() {
 fn several_mistakes_are_all_reported() {
     let errors = parse_service(
         "core.yaml",
-        &format!("{HEADER}  - name: a\n    depends_on: [x]\n  - name: a\n    resources: {{ cpu: 0 }}\n"),
+        &format!(
+            "{HEADER}  - name: a\n    depends_on: [x]\n  - name: a\n    resources: {{ cpu: 0 }}\n"
+        ),
     )
     .unwrap_err();
     assert_eq!(errors.0.len(), 3, "{errors}");
+}
+
+#[test]
+fn colon_inside_a_plain_scalar() {
+    rejects(
+        &format!("{HEADER}  - name: a\n    command: sh -c 'echo \"x: y\"'\n"),
+        "core.yaml:4:28: jobs[0]: mapping values are not allowed in this context",
+    );
 }

@@ -8,9 +8,9 @@ use std::sync::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::broadcast;
 
+use crate::Store;
 use crate::types::{Compare, KeyValue, Op, StoreError, TxnOutcome, WatchEvent, WatchKind};
 use crate::watch::Watch;
-use crate::Store;
 
 /// key -> 16-byte header (create revision, mod revision, little-endian) + value.
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
@@ -42,7 +42,12 @@ fn backend(error: impl std::fmt::Display) -> StoreError {
 fn decode(key: &str, bytes: &[u8]) -> KeyValue {
     let create_revision = u64::from_le_bytes(bytes[0..8].try_into().expect("8-byte header"));
     let mod_revision = u64::from_le_bytes(bytes[8..16].try_into().expect("8-byte header"));
-    KeyValue { key: key.to_owned(), value: bytes[16..].to_vec(), create_revision, mod_revision }
+    KeyValue {
+        key: key.to_owned(),
+        value: bytes[16..].to_vec(),
+        create_revision,
+        mod_revision,
+    }
 }
 
 fn encode(create_revision: u64, mod_revision: u64, value: &[u8]) -> Vec<u8> {
@@ -68,7 +73,11 @@ impl EmbeddedStore {
         }
         write.commit().map_err(backend)?;
         let (events, _) = broadcast::channel(4096);
-        Ok(EmbeddedStore { db, write_lock: Mutex::new(()), events })
+        Ok(EmbeddedStore {
+            db,
+            write_lock: Mutex::new(()),
+            events,
+        })
     }
 }
 
@@ -76,7 +85,10 @@ impl Store for EmbeddedStore {
     fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
         let read = self.db.begin_read().map_err(backend)?;
         let table = read.open_table(KV).map_err(backend)?;
-        Ok(table.get(key).map_err(backend)?.map(|bytes| decode(key, bytes.value())))
+        Ok(table
+            .get(key)
+            .map_err(backend)?
+            .map(|bytes| decode(key, bytes.value())))
     }
 
     fn range(&self, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {
@@ -94,19 +106,30 @@ impl Store for EmbeddedStore {
     }
 
     fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<TxnOutcome, StoreError> {
-        let _writer = self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _writer = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let write = self.db.begin_write().map_err(backend)?;
         let mut committed_events = Vec::new();
         let revision = {
             let mut kv = write.open_table(KV).map_err(backend)?;
             for compare in compares {
-                let current = kv.get(compare.key.as_str()).map_err(backend)?.map(|b| decode(&compare.key, b.value()));
+                let current = kv
+                    .get(compare.key.as_str())
+                    .map_err(backend)?
+                    .map(|b| decode(&compare.key, b.value()));
                 if current.map(|kv| kv.mod_revision) != compare.mod_revision {
                     return Ok(TxnOutcome::Failed);
                 }
             }
             let mut meta = write.open_table(META).map_err(backend)?;
-            let revision = meta.get(REVISION).map_err(backend)?.map(|r| r.value()).unwrap_or(0) + 1;
+            let revision = meta
+                .get(REVISION)
+                .map_err(backend)?
+                .map(|r| r.value())
+                .unwrap_or(0)
+                + 1;
             meta.insert(REVISION, revision).map_err(backend)?;
             let mut log = write.open_table(LOG).map_err(backend)?;
             let mut entries = Vec::with_capacity(ops.len());
@@ -118,12 +141,21 @@ impl Store for EmbeddedStore {
                             .map_err(backend)?
                             .map(|b| decode(key, b.value()).create_revision)
                             .unwrap_or(revision);
-                        kv.insert(key.as_str(), encode(created, revision, value).as_slice()).map_err(backend)?;
-                        LogEntry { key: key.clone(), kind: WatchKind::Put, value: Some(value.clone()) }
+                        kv.insert(key.as_str(), encode(created, revision, value).as_slice())
+                            .map_err(backend)?;
+                        LogEntry {
+                            key: key.clone(),
+                            kind: WatchKind::Put,
+                            value: Some(value.clone()),
+                        }
                     }
                     Op::Delete { key } => {
                         kv.remove(key.as_str()).map_err(backend)?;
-                        LogEntry { key: key.clone(), kind: WatchKind::Delete, value: None }
+                        LogEntry {
+                            key: key.clone(),
+                            kind: WatchKind::Delete,
+                            value: None,
+                        }
                     }
                 };
                 committed_events.push(WatchEvent {
@@ -152,7 +184,11 @@ impl Store for EmbeddedStore {
     fn revision(&self) -> Result<u64, StoreError> {
         let read = self.db.begin_read().map_err(backend)?;
         let meta = read.open_table(META).map_err(backend)?;
-        Ok(meta.get(REVISION).map_err(backend)?.map(|r| r.value()).unwrap_or(0))
+        Ok(meta
+            .get(REVISION)
+            .map_err(backend)?
+            .map(|r| r.value())
+            .unwrap_or(0))
     }
 
     fn watch(&self, prefix: &str, after_revision: u64) -> Result<Watch, StoreError> {
@@ -167,16 +203,29 @@ impl Store for EmbeddedStore {
             .map_err(backend)?
             .map(|r| r.value())
             .unwrap_or(0);
-        let oldest = log.first().map_err(backend)?.map(|(rev, _)| rev.value()).unwrap_or(current + 1);
+        let oldest = log
+            .first()
+            .map_err(backend)?
+            .map(|(rev, _)| rev.value())
+            .unwrap_or(current + 1);
         if after_revision < current && after_revision + 1 < oldest {
-            return Err(StoreError::Compacted { requested: after_revision, oldest });
+            return Err(StoreError::Compacted {
+                requested: after_revision,
+                oldest,
+            });
         }
         let mut replay = VecDeque::new();
         for entry in log.range(after_revision + 1..).map_err(backend)? {
             let (revision, bytes) = entry.map_err(backend)?;
-            let entries: Vec<LogEntry> = serde_json::from_slice(bytes.value())
-                .map_err(|e| StoreError::Decode { key: format!("log/{}", revision.value()), reason: e.to_string() })?;
-            for entry in entries.into_iter().filter(|entry| entry.key.starts_with(prefix)) {
+            let entries: Vec<LogEntry> =
+                serde_json::from_slice(bytes.value()).map_err(|e| StoreError::Decode {
+                    key: format!("log/{}", revision.value()),
+                    reason: e.to_string(),
+                })?;
+            for entry in entries
+                .into_iter()
+                .filter(|entry| entry.key.starts_with(prefix))
+            {
                 replay.push_back(WatchEvent {
                     revision: revision.value(),
                     key: entry.key,
@@ -185,7 +234,12 @@ impl Store for EmbeddedStore {
                 });
             }
         }
-        Ok(Watch { prefix: prefix.to_owned(), replay, replayed_up_to: current, live })
+        Ok(Watch {
+            prefix: prefix.to_owned(),
+            replay,
+            replayed_up_to: current,
+            live,
+        })
     }
 }
 
@@ -207,7 +261,10 @@ mod tests {
         assert_eq!(store.put("a", b"1".to_vec()).unwrap(), 1);
         assert_eq!(store.put("a", b"2".to_vec()).unwrap(), 2);
         let a = store.get("a").unwrap().unwrap();
-        assert_eq!((a.value.as_slice(), a.create_revision, a.mod_revision), (&b"2"[..], 1, 2));
+        assert_eq!(
+            (a.value.as_slice(), a.create_revision, a.mod_revision),
+            (&b"2"[..], 1, 2)
+        );
         assert_eq!(store.delete("a").unwrap(), Some(3));
         assert_eq!(store.delete("a").unwrap(), None);
         assert_eq!(store.get("a").unwrap(), None);
@@ -219,19 +276,48 @@ mod tests {
         for key in ["svc/a", "svc/b", "svd/c", "sv"] {
             store.put(key, vec![]).unwrap();
         }
-        let keys: Vec<String> = store.range("svc/").unwrap().into_iter().map(|kv| kv.key).collect();
+        let keys: Vec<String> = store
+            .range("svc/")
+            .unwrap()
+            .into_iter()
+            .map(|kv| kv.key)
+            .collect();
         assert_eq!(keys, ["svc/a", "svc/b"]);
     }
 
     #[test]
     fn compare_and_swap_refuses_a_stale_revision() {
         let (_dir, store) = open();
-        assert_eq!(store.compare_and_swap("k", None, b"first".to_vec()).unwrap(), Some(1));
-        assert_eq!(store.compare_and_swap("k", None, b"again".to_vec()).unwrap(), None);
-        assert_eq!(store.compare_and_swap("k", Some(7), b"stale".to_vec()).unwrap(), None);
-        assert_eq!(store.compare_and_swap("k", Some(1), b"second".to_vec()).unwrap(), Some(2));
+        assert_eq!(
+            store
+                .compare_and_swap("k", None, b"first".to_vec())
+                .unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            store
+                .compare_and_swap("k", None, b"again".to_vec())
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .compare_and_swap("k", Some(7), b"stale".to_vec())
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .compare_and_swap("k", Some(1), b"second".to_vec())
+                .unwrap(),
+            Some(2)
+        );
         assert_eq!(store.get("k").unwrap().unwrap().value, b"second");
-        assert_eq!(store.revision().unwrap(), 2, "failed swaps do not move the revision");
+        assert_eq!(
+            store.revision().unwrap(),
+            2,
+            "failed swaps do not move the revision"
+        );
     }
 
     #[test]
@@ -243,7 +329,10 @@ mod tests {
             store.put_json("v/1", &serde_json::json!({"n": 1})).unwrap();
         }
         let store = EmbeddedStore::open(&path).unwrap();
-        assert_eq!(store.get_json::<serde_json::Value>("v/1").unwrap(), Some(serde_json::json!({"n": 1})));
+        assert_eq!(
+            store.get_json::<serde_json::Value>("v/1").unwrap(),
+            Some(serde_json::json!({"n": 1}))
+        );
         assert_eq!(store.revision().unwrap(), 1);
     }
 
@@ -253,7 +342,18 @@ mod tests {
         store.put("jobs/a", b"1".to_vec()).unwrap();
         store.put("other/x", b"1".to_vec()).unwrap();
         store
-            .txn(&[], &[Op::Put { key: "jobs/b".into(), value: b"2".to_vec() }, Op::Delete { key: "jobs/a".into() }])
+            .txn(
+                &[],
+                &[
+                    Op::Put {
+                        key: "jobs/b".into(),
+                        value: b"2".to_vec(),
+                    },
+                    Op::Delete {
+                        key: "jobs/a".into(),
+                    },
+                ],
+            )
             .unwrap();
         let mut watch = store.watch("jobs/", 1).unwrap();
         store.put("jobs/c", b"3".to_vec()).unwrap();
@@ -264,7 +364,11 @@ mod tests {
         }
         assert_eq!(
             seen,
-            [(3, "jobs/b".into(), WatchKind::Put), (3, "jobs/a".into(), WatchKind::Delete), (4, "jobs/c".into(), WatchKind::Put)]
+            [
+                (3, "jobs/b".into(), WatchKind::Put),
+                (3, "jobs/a".into(), WatchKind::Delete),
+                (4, "jobs/c".into(), WatchKind::Put)
+            ]
         );
     }
 }

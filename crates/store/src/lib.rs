@@ -33,7 +33,13 @@ pub trait Store: Send + Sync + 'static {
     fn watch(&self, prefix: &str, after_revision: u64) -> Result<Watch, StoreError>;
 
     fn put(&self, key: &str, value: Vec<u8>) -> Result<u64, StoreError> {
-        match self.txn(&[], &[Op::Put { key: key.to_owned(), value }])? {
+        match self.txn(
+            &[],
+            &[Op::Put {
+                key: key.to_owned(),
+                value,
+            }],
+        )? {
             TxnOutcome::Committed { revision } => Ok(revision),
             TxnOutcome::Failed => unreachable!("a transaction without comparisons always commits"),
         }
@@ -44,7 +50,12 @@ pub trait Store: Send + Sync + 'static {
         if self.get(key)?.is_none() {
             return Ok(None);
         }
-        match self.txn(&[], &[Op::Delete { key: key.to_owned() }])? {
+        match self.txn(
+            &[],
+            &[Op::Delete {
+                key: key.to_owned(),
+            }],
+        )? {
             TxnOutcome::Committed { revision } => Ok(Some(revision)),
             TxnOutcome::Failed => unreachable!("a transaction without comparisons always commits"),
         }
@@ -58,8 +69,17 @@ pub trait Store: Send + Sync + 'static {
         expected_revision: Option<u64>,
         value: Vec<u8>,
     ) -> Result<Option<u64>, StoreError> {
-        let compare = Compare { key: key.to_owned(), mod_revision: expected_revision };
-        match self.txn(&[compare], &[Op::Put { key: key.to_owned(), value }])? {
+        let compare = Compare {
+            key: key.to_owned(),
+            mod_revision: expected_revision,
+        };
+        match self.txn(
+            &[compare],
+            &[Op::Put {
+                key: key.to_owned(),
+                value,
+            }],
+        )? {
             TxnOutcome::Committed { revision } => Ok(Some(revision)),
             TxnOutcome::Failed => Ok(None),
         }
@@ -70,7 +90,10 @@ pub trait Store: Send + Sync + 'static {
 pub trait StoreJson {
     fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError>;
     fn put_json<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<u64, StoreError>;
-    fn range_json<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>, StoreError>;
+    fn range_json<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<T>, StoreError>;
 }
 
 impl<S: Store + ?Sized> StoreJson for S {
@@ -82,7 +105,10 @@ impl<S: Store + ?Sized> StoreJson for S {
         self.put(key, serde_json::to_vec(value).map_err(StoreError::encode)?)
     }
 
-    fn range_json<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>, StoreError> {
+    fn range_json<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<T>, StoreError> {
         self.range(prefix)?.iter().map(KeyValue::json).collect()
     }
 }

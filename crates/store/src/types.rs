@@ -11,8 +11,10 @@ pub struct KeyValue {
 
 impl KeyValue {
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, StoreError> {
-        serde_json::from_slice(&self.value)
-            .map_err(|error| StoreError::Decode { key: self.key.clone(), reason: error.to_string() })
+        serde_json::from_slice(&self.value).map_err(|error| StoreError::Decode {
+            key: self.key.clone(),
+            reason: error.to_string(),
+        })
     }
 }
 
@@ -31,7 +33,9 @@ pub enum Op {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxnOutcome {
-    Committed { revision: u64 },
+    Committed {
+        revision: u64,
+    },
     /// A comparison did not hold; nothing was written.
     Failed,
 }

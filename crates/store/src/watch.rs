@@ -23,7 +23,10 @@ impl Watch {
         }
         loop {
             match self.live.recv().await {
-                Ok(event) if event.revision > self.replayed_up_to && event.key.starts_with(&self.prefix) => {
+                Ok(event)
+                    if event.revision > self.replayed_up_to
+                        && event.key.starts_with(&self.prefix) =>
+                {
                     return Ok(event);
                 }
                 Ok(_) => continue,

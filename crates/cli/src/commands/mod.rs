@@ -1,0 +1,8 @@
+//! One module per subcommand: read the arguments, call the API, print.
+
+pub mod history;
+pub mod inspect;
+pub mod logs;
+pub mod operation;
+pub mod push;
+pub mod status;

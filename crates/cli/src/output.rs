@@ -1,0 +1,54 @@
+//! Terminal output helpers: tables, short ids, ages.
+
+use comfy_table::presets::NOTHING;
+use comfy_table::{ContentArrangement, Table};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::client::{CliError, CliResult};
+
+pub fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.to_vec());
+    table
+}
+
+/// Prints a table with its columns aligned and no trailing spaces.
+pub fn print_table(table: &Table) {
+    for line in table.to_string().lines() {
+        println!("{}", line.trim_end().trim_start_matches(' '));
+    }
+}
+
+pub fn print_json(value: &impl Serialize) -> CliResult<i32> {
+    let text =
+        serde_json::to_string_pretty(value).map_err(|error| CliError::failed(error.to_string()))?;
+    println!("{text}");
+    Ok(0)
+}
+
+pub fn short_id(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+pub fn dash(value: Option<impl ToString>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// "3m12s ago"-style age of an RFC 3339 time, or "-".
+pub fn age(rfc3339: Option<&str>) -> String {
+    let Some(at) = rfc3339.and_then(|text| OffsetDateTime::parse(text, &Rfc3339).ok()) else {
+        return "-".into();
+    };
+    let seconds = (OffsetDateTime::now_utc() - at).whole_seconds().max(0);
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m{}s", seconds / 60, seconds % 60),
+        3600..86400 => format!("{}h{}m", seconds / 3600, seconds % 3600 / 60),
+        _ => format!("{}d{}h", seconds / 86400, seconds % 86400 / 3600),
+    }
+}

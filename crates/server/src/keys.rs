@@ -1,0 +1,52 @@
+//! The store's key layout, in one place. Every key starts with what it is about, so a prefix
+//! read gets one environment, service or job.
+//!
+//! ```text
+//! cluster/id                                  this installation's id (labels its containers)
+//! services/ENV/SERVICE/latest                 the newest version number
+//! services/ENV/SERVICE/versions/VVVVVVVVVV    one pushed version (file as written, parsed form)
+//! desired/ENV/SERVICE/JOB                     the job should run, at this version
+//! containers/ENV/SERVICE/JOB/CONTAINER_ID     every container the job ever ran
+//! events/ENV/SERVICE/JOB/NANOS                each change in those containers' lives
+//! ```
+
+pub const CLUSTER_ID: &str = "cluster/id";
+
+pub fn services(env: &str) -> String {
+    format!("services/{env}/")
+}
+
+pub fn latest(env: &str, service: &str) -> String {
+    format!("services/{env}/{service}/latest")
+}
+
+pub fn versions(env: &str, service: &str) -> String {
+    format!("services/{env}/{service}/versions/")
+}
+
+/// Zero-padded so key order is version order.
+pub fn version(env: &str, service: &str, version: u64) -> String {
+    format!("services/{env}/{service}/versions/{version:010}")
+}
+
+pub const DESIRED_ALL: &str = "desired/";
+
+pub fn desired(env: &str, service: &str, job: &str) -> String {
+    format!("desired/{env}/{service}/{job}")
+}
+
+pub fn containers(env: &str, service: &str, job: &str) -> String {
+    format!("containers/{env}/{service}/{job}/")
+}
+
+pub fn container(env: &str, service: &str, job: &str, id: &str) -> String {
+    format!("containers/{env}/{service}/{job}/{id}")
+}
+
+pub fn events(env: &str, service: &str, job: &str) -> String {
+    format!("events/{env}/{service}/{job}/")
+}
+
+pub fn event(env: &str, service: &str, job: &str, nanos: i128) -> String {
+    format!("events/{env}/{service}/{job}/{nanos:020}")
+}

@@ -1,0 +1,447 @@
+//! `up` and `down`: change the desired state wave by wave in dependency order, and wait for the
+//! agents to make it so before the next wave. Progress streams out as [`OperationEvent`]s.
+//!
+//! Everything that can refuse the operation is checked before anything changes, so a refused
+//! `up` leaves the store as it was.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cj_agent::{Phase, TaskKey};
+use cj_api::{OperationEvent, OperationSummary, TaskFailure};
+use cj_store::StoreJson;
+use tokio::sync::mpsc;
+
+use crate::error::ApiFailure;
+use crate::keys;
+use crate::state::{DesiredJob, ServerState, now_rfc3339};
+
+pub const DEFAULT_WAVE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A checked operation, ready to run.
+#[derive(Debug, Clone)]
+pub struct OperationPlan {
+    pub env: String,
+    pub service: String,
+    /// Jobs wave by wave: dependency order for `up`, reversed for `down`.
+    pub waves: Vec<Vec<String>>,
+    /// `up`: the version each job runs (its current one if already up, else the latest).
+    pub versions: BTreeMap<String, u64>,
+    pub user: String,
+    pub wave_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Up,
+    Down,
+}
+
+/// (task, config hash it must run with); the hash is `None` for `down`.
+type WaveTasks = Vec<(TaskKey, Option<String>)>;
+
+impl ServerState {
+    pub fn plan_up(
+        &self,
+        env: &str,
+        target: &str,
+        user: &str,
+        wave_timeout: Duration,
+    ) -> Result<OperationPlan, ApiFailure> {
+        let resolved = self.resolve(env, target)?;
+        let spec = &resolved.latest.spec;
+        // A job brings up the jobs it depends on, as `docker compose up JOB` does.
+        let mut selected: BTreeSet<String> = BTreeSet::new();
+        let mut to_visit = resolved.jobs.clone();
+        while let Some(job) = to_visit.pop() {
+            if selected.insert(job.clone())
+                && let Some(job_spec) = spec.job(&job)
+            {
+                to_visit.extend(job_spec.depends_on.iter().cloned());
+            }
+        }
+        let mut versions = BTreeMap::new();
+        for job in &selected {
+            let desired: Option<DesiredJob> =
+                self.store
+                    .get_json(&keys::desired(env, &resolved.service, job))?;
+            let version = desired
+                .map(|d| d.version)
+                .unwrap_or(resolved.latest.version);
+            let record = self.version(env, &resolved.service, version)?;
+            let job_spec = record.spec.job(job).ok_or_else(|| {
+                ApiFailure::Conflict(format!(
+                    "job {job} is running at version {version}, which no longer has it"
+                ))
+            })?;
+            if let Some(task) = job_spec.tasks.iter().find(|task| task.image.is_none()) {
+                return Err(ApiFailure::BadRequest(format!(
+                    "cannot start {}/{job}/{}: the task has no image (set `image:` on the task or its job, then push)",
+                    resolved.service, task.name
+                )));
+            }
+            versions.insert(job.clone(), version);
+        }
+        let edges: Vec<(String, Vec<String>)> = selected
+            .iter()
+            .map(|job| {
+                (
+                    job.clone(),
+                    spec.job(job)
+                        .map(|j| j.depends_on.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        let waves = cj_spec::dependency_waves(
+            edges
+                .iter()
+                .map(|(job, deps)| (job.as_str(), deps.as_slice())),
+        )
+        .map_err(|cycle| ApiFailure::BadRequest(cycle.to_string()))?;
+        Ok(OperationPlan {
+            env: env.into(),
+            service: resolved.service,
+            waves,
+            versions,
+            user: user.into(),
+            wave_timeout,
+        })
+    }
+
+    pub fn plan_down(
+        &self,
+        env: &str,
+        target: &str,
+        user: &str,
+        wave_timeout: Duration,
+    ) -> Result<OperationPlan, ApiFailure> {
+        let resolved = self.resolve(env, target)?;
+        let spec = &resolved.latest.spec;
+        let edges: Vec<(String, Vec<String>)> = resolved
+            .jobs
+            .iter()
+            .map(|job| {
+                (
+                    job.clone(),
+                    spec.job(job)
+                        .map(|j| j.depends_on.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        let mut waves = cj_spec::dependency_waves(
+            edges
+                .iter()
+                .map(|(job, deps)| (job.as_str(), deps.as_slice())),
+        )
+        .map_err(|cycle| ApiFailure::BadRequest(cycle.to_string()))?;
+        // Dependents stop before what they depend on.
+        waves.reverse();
+        Ok(OperationPlan {
+            env: env.into(),
+            service: resolved.service,
+            waves,
+            versions: BTreeMap::new(),
+            user: user.into(),
+            wave_timeout,
+        })
+    }
+
+    /// Runs `up`, sending progress to `events`. Keeps going if the receiver goes away.
+    pub async fn run_up(
+        self: Arc<Self>,
+        plan: OperationPlan,
+        events: mpsc::Sender<OperationEvent>,
+    ) {
+        self.run(plan, Direction::Up, events).await;
+    }
+
+    pub async fn run_down(
+        self: Arc<Self>,
+        plan: OperationPlan,
+        events: mpsc::Sender<OperationEvent>,
+    ) {
+        self.run(plan, Direction::Down, events).await;
+    }
+
+    async fn run(
+        &self,
+        plan: OperationPlan,
+        direction: Direction,
+        events: mpsc::Sender<OperationEvent>,
+    ) {
+        let started = Instant::now();
+        let send = |event: OperationEvent| {
+            let events = events.clone();
+            async move {
+                let _ = events.send(event).await;
+            }
+        };
+        send(OperationEvent::Plan {
+            waves: plan.waves.clone(),
+        })
+        .await;
+        let mut summary = OperationSummary {
+            ok: true,
+            ..OperationSummary::default()
+        };
+        for (wave_index, wave) in plan.waves.iter().enumerate() {
+            if !summary.ok {
+                summary
+                    .skipped
+                    .extend(wave.iter().map(|job| format!("{}/{job}", plan.service)));
+                continue;
+            }
+            send(OperationEvent::WaveStarted {
+                wave: wave_index + 1,
+                jobs: wave.clone(),
+            })
+            .await;
+            let result = match direction {
+                Direction::Up => self.up_wave(&plan, wave, &events, &mut summary).await,
+                Direction::Down => self.down_wave(&plan, wave, &events, &mut summary).await,
+            };
+            if let Err(error) = result {
+                summary.failed.push(TaskFailure {
+                    task: format!("{}/{}", plan.service, wave.join(",")),
+                    reason: error.to_string(),
+                });
+            }
+            summary.ok = summary.failed.is_empty();
+            if summary.ok {
+                send(OperationEvent::WaveDone {
+                    wave: wave_index + 1,
+                })
+                .await;
+            }
+        }
+        summary.seconds = started.elapsed().as_secs_f64();
+        send(OperationEvent::Summary(summary)).await;
+    }
+
+    async fn up_wave(
+        &self,
+        plan: &OperationPlan,
+        wave: &[String],
+        events: &mpsc::Sender<OperationEvent>,
+        summary: &mut OperationSummary,
+    ) -> Result<(), ApiFailure> {
+        let generation_at_start = *self.changed.borrow();
+        let mut tasks: WaveTasks = Vec::new();
+        for job in wave {
+            let version = plan.versions[job];
+            let record = self.version(&plan.env, &plan.service, version)?;
+            let job_spec = record
+                .spec
+                .job(job)
+                .expect("plan_up checked the job exists");
+            for task in &job_spec.tasks {
+                let key = TaskKey {
+                    env: plan.env.clone(),
+                    service: plan.service.clone(),
+                    job: job.clone(),
+                    task: task.name.clone(),
+                };
+                let hash = task.config_hash();
+                if self
+                    .containers_of(&key)
+                    .iter()
+                    .any(|(_, c)| c.is_live() && c.config_hash == hash)
+                {
+                    summary.unchanged.push(key.to_string());
+                    let _ = events
+                        .send(OperationEvent::Task {
+                            task: key.to_string(),
+                            phase: "running".into(),
+                            detail: Some("unchanged".into()),
+                        })
+                        .await;
+                } else {
+                    summary.changed.push(key.to_string());
+                    tasks.push((key, Some(hash)));
+                }
+            }
+            let desired_key = keys::desired(&plan.env, &plan.service, job);
+            if self.store.get(&desired_key)?.is_none() {
+                let desired = DesiredJob {
+                    env: plan.env.clone(),
+                    service: plan.service.clone(),
+                    job: job.clone(),
+                    version,
+                    since: now_rfc3339(),
+                    by: plan.user.clone(),
+                };
+                self.store.put_json(&desired_key, &desired)?;
+            }
+        }
+        let progress = self.progress.subscribe();
+        self.publish_assignments().await?;
+        let failures = self
+            .wait_for(
+                &tasks,
+                Direction::Up,
+                generation_at_start,
+                plan.wave_timeout,
+                progress,
+                events,
+            )
+            .await;
+        summary.failed.extend(failures);
+        Ok(())
+    }
+
+    async fn down_wave(
+        &self,
+        plan: &OperationPlan,
+        wave: &[String],
+        events: &mpsc::Sender<OperationEvent>,
+        summary: &mut OperationSummary,
+    ) -> Result<(), ApiFailure> {
+        let generation_at_start = *self.changed.borrow();
+        let mut tasks: WaveTasks = Vec::new();
+        {
+            let observed = self
+                .observed
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let keys: BTreeSet<TaskKey> = observed
+                .values()
+                .flatten()
+                .map(|c| c.key.clone())
+                .filter(|key| {
+                    key.env == plan.env && key.service == plan.service && wave.contains(&key.job)
+                })
+                .collect();
+            tasks.extend(keys.into_iter().map(|key| (key, None)));
+        }
+        for job in wave {
+            self.store
+                .delete(&keys::desired(&plan.env, &plan.service, job))?;
+            if !tasks.iter().any(|(key, _)| &key.job == job) {
+                summary.unchanged.push(format!("{}/{job}", plan.service));
+            }
+        }
+        summary
+            .changed
+            .extend(tasks.iter().map(|(key, _)| key.to_string()));
+        let progress = self.progress.subscribe();
+        self.publish_assignments().await?;
+        let failures = self
+            .wait_for(
+                &tasks,
+                Direction::Down,
+                generation_at_start,
+                plan.wave_timeout,
+                progress,
+                events,
+            )
+            .await;
+        summary.failed.extend(failures);
+        Ok(())
+    }
+
+    /// Waits until every task is as wanted (running the right config, or gone), forwarding their
+    /// progress. Returns the tasks that failed, and those still pending at the deadline.
+    async fn wait_for(
+        &self,
+        tasks: &WaveTasks,
+        direction: Direction,
+        generation_at_start: u64,
+        timeout: Duration,
+        mut progress: tokio::sync::broadcast::Receiver<crate::state::TaskProgress>,
+        events: &mpsc::Sender<OperationEvent>,
+    ) -> Vec<TaskFailure> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changed = self.changed.subscribe();
+        // Failures seen on the progress stream: the latest phase may already have moved on
+        // (a failure is followed by backing off), but the operation must still stop on it.
+        let mut seen_failures: BTreeMap<TaskKey, String> = BTreeMap::new();
+        loop {
+            let mut pending = Vec::new();
+            let mut failures = Vec::new();
+            for (key, hash) in tasks {
+                let containers = self.containers_of(key);
+                let done = match direction {
+                    Direction::Up => containers
+                        .iter()
+                        .any(|(_, c)| c.is_live() && Some(&c.config_hash) == hash.as_ref()),
+                    Direction::Down => containers.is_empty(),
+                };
+                if done {
+                    continue;
+                }
+                let recent = self.progress_of(key).filter(|p| {
+                    p.generation > generation_at_start && Some(&p.config_hash) == hash.as_ref()
+                });
+                let failure = match recent.map(|p| p.phase) {
+                    Some(Phase::Failed { reason }) | Some(Phase::Kept { reason, .. }) => {
+                        Some(reason)
+                    }
+                    _ => seen_failures.get(key).cloned(),
+                };
+                match failure {
+                    Some(reason) if direction == Direction::Up => failures.push(TaskFailure {
+                        task: key.to_string(),
+                        reason,
+                    }),
+                    _ => pending.push(key),
+                }
+            }
+            if pending.is_empty() {
+                return failures;
+            }
+            tokio::select! {
+                received = progress.recv() => {
+                    if let Ok(update) = received
+                        && tasks.iter().any(|(key, _)| *key == update.key)
+                    {
+                        if let Phase::Failed { reason } | Phase::Kept { reason, .. } = &update.phase
+                            && tasks.iter().any(|(key, hash)| *key == update.key && hash.as_ref() == Some(&update.config_hash))
+                        {
+                            seen_failures.insert(update.key.clone(), reason.clone());
+                        }
+                        let (phase, detail) = describe_phase(&update.phase);
+                        let _ = events.send(OperationEvent::Task { task: update.key.to_string(), phase, detail }).await;
+                    }
+                }
+                _ = changed.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    failures.extend(pending.into_iter().map(|key| TaskFailure {
+                        task: key.to_string(),
+                        reason: format!("timed out after {}s waiting for the task", timeout.as_secs()),
+                    }));
+                    return failures;
+                }
+            }
+        }
+    }
+}
+
+/// A phase as a word and an optional detail, for progress output.
+pub fn describe_phase(phase: &Phase) -> (String, Option<String>) {
+    match phase {
+        Phase::Pulling { image } => ("pulling".into(), Some(image.clone())),
+        Phase::Creating => ("creating".into(), None),
+        Phase::Starting => ("starting".into(), None),
+        Phase::Running { container_id } => (
+            "running".into(),
+            Some(container_id.chars().take(12).collect()),
+        ),
+        Phase::BackingOff { millis, reason } => (
+            "restarting".into(),
+            Some(format!(
+                "{reason}; next attempt in {:.1}s",
+                *millis as f64 / 1000.0
+            )),
+        ),
+        Phase::Failed { reason } => ("failed".into(), Some(reason.clone())),
+        Phase::Kept { reason, .. } => ("exited".into(), Some(reason.clone())),
+        Phase::Stopping { container_id } => (
+            "stopping".into(),
+            Some(container_id.chars().take(12).collect()),
+        ),
+        Phase::Removed => ("removed".into(), None),
+    }
+}

@@ -1,0 +1,115 @@
+//! Taking in what agents report: snapshots become the observed state, phases feed waiting
+//! operations, and container events become the job's history in the store.
+
+use std::sync::Arc;
+
+use cj_agent::{AgentReport, ContainerEvent, ContainerEventKind};
+use cj_api::{ContainerRecord, HistoryEvent};
+use cj_store::StoreJson;
+use tokio::sync::mpsc;
+
+use crate::keys;
+use crate::state::{ServerState, TaskProgress, lock};
+
+/// Consumes reports until every agent sender is gone.
+pub async fn consume_reports(
+    state: Arc<ServerState>,
+    mut reports: mpsc::UnboundedReceiver<AgentReport>,
+) {
+    while let Some(report) = reports.recv().await {
+        state.take_report(report);
+    }
+}
+
+impl ServerState {
+    pub fn take_report(&self, report: AgentReport) {
+        match report {
+            AgentReport::Snapshot { host, containers } => {
+                self.observed
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert(host, containers);
+            }
+            AgentReport::Phase {
+                key,
+                config_hash,
+                phase,
+                ..
+            } => {
+                let generation = *self.changed.borrow() + 1;
+                let progress = TaskProgress {
+                    generation,
+                    key: key.clone(),
+                    config_hash,
+                    phase,
+                };
+                lock(&self.last_progress).insert(key, progress.clone());
+                let _ = self.progress.send(progress);
+            }
+            AgentReport::Container { event, .. } => {
+                if let Err(error) = self.record_container_event(&event) {
+                    tracing::error!(%error, container = event.container_id, "cannot record a container event");
+                }
+            }
+        }
+        self.changed.send_modify(|generation| *generation += 1);
+    }
+
+    fn record_container_event(&self, event: &ContainerEvent) -> Result<(), cj_store::StoreError> {
+        let key = &event.key;
+        let record_key = keys::container(&key.env, &key.service, &key.job, &event.container_id);
+        let mut record = self
+            .store
+            .get_json::<ContainerRecord>(&record_key)?
+            .unwrap_or_else(|| ContainerRecord {
+                id: event.container_id.clone(),
+                name: event.container_name.clone(),
+                task: key.task.clone(),
+                image: event.image.clone(),
+                version: event.version,
+                host: event.host.clone(),
+                created: event.at.clone(),
+                started: None,
+                finished: None,
+                exit_code: None,
+                restarts: 0,
+                removed: None,
+            });
+        match event.kind {
+            ContainerEventKind::Created => {}
+            ContainerEventKind::Started => {
+                if record.started.is_some() {
+                    record.restarts += 1;
+                }
+                record.started = Some(event.at.clone());
+                record.finished = None;
+                record.exit_code = None;
+            }
+            ContainerEventKind::Died | ContainerEventKind::Stopped => {
+                record.finished = Some(event.at.clone());
+                record.exit_code = event.exit_code;
+            }
+            ContainerEventKind::Removed => record.removed = Some(event.at.clone()),
+        }
+        self.store.put_json(&record_key, &record)?;
+        let kind = serde_json::to_value(event.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let history = HistoryEvent {
+            at: event.at.clone(),
+            kind,
+            task: key.task.clone(),
+            container_id: event.container_id.clone(),
+            version: event.version,
+            host: event.host.clone(),
+            exit_code: event.exit_code,
+        };
+        let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+        self.store.put_json(
+            &keys::event(&key.env, &key.service, &key.job, nanos),
+            &history,
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,186 @@
+//! What the server holds: the store (desired state, versions, history), what agents last
+//! reported (observed state, kept in memory and rebuilt from their next reports after a restart),
+//! and the channels that carry assignments out and progress to waiting operations.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use cj_agent::{Assignment, ObservedContainer, Phase, TaskKey};
+use cj_runtime::DockerRuntime;
+use cj_store::{Store, StoreJson};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+
+use crate::error::ApiFailure;
+use crate::keys;
+use crate::versions::VersionRecord;
+
+/// `desired/ENV/SERVICE/JOB`: the job should run at `version`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DesiredJob {
+    pub env: String,
+    pub service: String,
+    pub job: String,
+    pub version: u64,
+    pub since: String,
+    pub by: String,
+}
+
+/// A task's progress as an agent reported it.
+#[derive(Debug, Clone)]
+pub struct TaskProgress {
+    /// The report generation it arrived in, so an operation ignores what came before it.
+    pub generation: u64,
+    pub key: TaskKey,
+    pub config_hash: String,
+    pub phase: Phase,
+}
+
+pub type Assignments = Option<Arc<Vec<Assignment>>>;
+
+pub struct ServerState {
+    pub store: Arc<dyn Store>,
+    /// Labels this installation's containers, so agents touch nothing else.
+    pub cluster: String,
+    /// The host this process's agent runs on; in `dev` mode every declared host maps to it.
+    pub local_host: String,
+    /// Engine access for inspect and logs of this host's containers.
+    pub runtime: Arc<DockerRuntime>,
+    /// Each host's containers, as its agent last reported them.
+    pub observed: RwLock<HashMap<String, Vec<ObservedContainer>>>,
+    /// Each task's last reported phase, with the config hash it was about.
+    pub last_progress: Mutex<HashMap<TaskKey, TaskProgress>>,
+    /// Every phase report, for operations that show progress.
+    pub progress: broadcast::Sender<TaskProgress>,
+    /// Bumped after every agent report, so waiters re-check their condition.
+    pub changed: watch::Sender<u64>,
+    pub assignments: watch::Sender<Assignments>,
+    /// Serialises recomputing and publishing assignments.
+    publish_lock: tokio::sync::Mutex<()>,
+    /// Versions are immutable, so parsed ones are kept.
+    version_cache: Mutex<HashMap<(String, String, u64), Arc<VersionRecord>>>,
+}
+
+impl ServerState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        cluster: String,
+        local_host: String,
+        runtime: Arc<DockerRuntime>,
+    ) -> Arc<Self> {
+        let (progress, _) = broadcast::channel(4096);
+        let (changed, _) = watch::channel(0);
+        let (assignments, _) = watch::channel(None);
+        Arc::new(ServerState {
+            store,
+            cluster,
+            local_host,
+            runtime,
+            observed: RwLock::default(),
+            last_progress: Mutex::default(),
+            progress,
+            changed,
+            assignments,
+            publish_lock: tokio::sync::Mutex::new(()),
+            version_cache: Mutex::default(),
+        })
+    }
+
+    pub fn version(
+        &self,
+        env: &str,
+        service: &str,
+        version: u64,
+    ) -> Result<Arc<VersionRecord>, ApiFailure> {
+        let cache_key = (env.to_owned(), service.to_owned(), version);
+        if let Some(record) = lock(&self.version_cache).get(&cache_key) {
+            return Ok(record.clone());
+        }
+        let record: VersionRecord = self
+            .store
+            .get_json(&keys::version(env, service, version))?
+            .ok_or_else(|| {
+                ApiFailure::NotFound(format!(
+                    "service {service} has no version {version} in {env}"
+                ))
+            })?;
+        let record = Arc::new(record);
+        lock(&self.version_cache).insert(cache_key, record.clone());
+        Ok(record)
+    }
+
+    pub fn desired_jobs(&self, prefix: &str) -> Result<Vec<DesiredJob>, ApiFailure> {
+        Ok(self.store.range_json(prefix)?)
+    }
+
+    /// Recomputes every host's assignments from the desired state and hands them to the agents.
+    pub async fn publish_assignments(&self) -> Result<(), ApiFailure> {
+        let _publishing = self.publish_lock.lock().await;
+        let mut assignments = Vec::new();
+        for desired in self.desired_jobs(keys::DESIRED_ALL)? {
+            let record = self.version(&desired.env, &desired.service, desired.version)?;
+            let Some(job) = record.spec.job(&desired.job) else {
+                tracing::warn!(
+                    job = desired.job,
+                    version = desired.version,
+                    "desired job missing from its version"
+                );
+                continue;
+            };
+            for task in &job.tasks {
+                let key = TaskKey {
+                    env: desired.env.clone(),
+                    service: desired.service.clone(),
+                    job: desired.job.clone(),
+                    task: task.name.clone(),
+                };
+                let declared_host = task
+                    .run_on_host
+                    .clone()
+                    .unwrap_or_else(|| self.local_host.clone());
+                assignments.push(Assignment::new(
+                    key,
+                    desired.version,
+                    task.clone(),
+                    declared_host,
+                    job.on_failure,
+                ));
+            }
+        }
+        self.assignments.send_replace(Some(Arc::new(assignments)));
+        Ok(())
+    }
+
+    /// Every observed container of a task, on any host, with the host it is on.
+    pub fn containers_of(&self, key: &TaskKey) -> Vec<(String, ObservedContainer)> {
+        let observed = self
+            .observed
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        observed
+            .iter()
+            .flat_map(|(host, containers)| {
+                containers
+                    .iter()
+                    .filter(|c| &c.key == key)
+                    .map(move |c| (host.clone(), c.clone()))
+            })
+            .collect()
+    }
+
+    pub fn progress_of(&self, key: &TaskKey) -> Option<TaskProgress> {
+        lock(&self.last_progress).get(key).cloned()
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
