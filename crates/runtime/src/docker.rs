@@ -78,7 +78,7 @@ impl ContainerRuntime for DockerRuntime {
                 labels: summary.labels.unwrap_or_default().into_iter().collect(),
                 state: summary
                     .state
-                    .map(|state| ContainerState::from_docker(&state.to_string()))
+                    .map(|state| ContainerState::from_docker(state.as_ref()))
                     .unwrap_or(ContainerState::Unknown),
                 created: summary.created.unwrap_or_default(),
             })
@@ -212,7 +212,7 @@ impl ContainerRuntime for DockerRuntime {
         let status = ContainerStatus {
             state: state
                 .status
-                .map(|status| ContainerState::from_docker(&status.to_string()))
+                .map(|status| ContainerState::from_docker(status.as_ref()))
                 .unwrap_or(ContainerState::Unknown),
             started_at: non_zero_time(state.started_at),
             finished_at: non_zero_time(state.finished_at),
