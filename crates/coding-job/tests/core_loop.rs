@@ -22,11 +22,20 @@ fn push_up_status_inspect_logs_history_down_end_to_end() {
         "service: shop\njobs:\n{}  - name: mailer\n    image: {IMAGE}\n    run_on_host: host-1\n    env: {{GREETING: hello-from-mailer}}\n    command: [sh, -c, 'echo $GREETING; exec sleep 100000']\n    depends_on: [web]\n",
         httpd_job("web", port, &[])
     );
-    assert_eq!(dev.push_yaml("shop.yaml", &yaml).trim(), "shop -> version 1");
+    assert_eq!(
+        dev.push_yaml("shop.yaml", &yaml).trim(),
+        "shop -> version 1"
+    );
 
     let up = dev.ok(&["up", "shop"]);
-    assert!(up.contains("shop/web/web") && up.contains("running"), "{up}");
-    assert!(up.contains("up shop: 2 started, 0 unchanged, 0 failed"), "{up}");
+    assert!(
+        up.contains("shop/web/web") && up.contains("running"),
+        "{up}"
+    );
+    assert!(
+        up.contains("up shop: 2 started, 0 unchanged, 0 failed"),
+        "{up}"
+    );
 
     let status = dev.status("shop");
     assert_eq!(status.len(), 2);
@@ -61,8 +70,16 @@ fn push_up_status_inspect_logs_history_down_end_to_end() {
     assert_eq!(labels["coding-job.config-hash"].as_str().unwrap().len(), 12);
     assert_eq!(container["HostConfig"]["Init"], true);
     assert_eq!(container["HostConfig"]["LogConfig"]["Type"], "json-file");
-    assert_eq!(container["HostConfig"]["LogConfig"]["Config"]["max-size"], "10m");
-    assert!(container["Name"].as_str().unwrap().starts_with("/mailer_shop_production_"));
+    assert_eq!(
+        container["HostConfig"]["LogConfig"]["Config"]["max-size"],
+        "10m"
+    );
+    assert!(
+        container["Name"]
+            .as_str()
+            .unwrap()
+            .starts_with("/mailer_shop_production_")
+    );
 
     let inspect = dev.json(&["inspect", "shop/mailer/mailer", "--json"]);
     assert_eq!(inspect["container"]["Id"], container["Id"]);
@@ -80,7 +97,10 @@ fn push_up_status_inspect_logs_history_down_end_to_end() {
     assert_eq!(history.containers.len(), 1);
     let record = &history.containers[0];
     assert_eq!(Some(&record.id), mailer.container_id.as_ref());
-    assert_eq!((record.image.as_str(), record.version, record.host.as_str()), (IMAGE, 1, "test-host"));
+    assert_eq!(
+        (record.image.as_str(), record.version, record.host.as_str()),
+        (IMAGE, 1, "test-host")
+    );
     assert!(record.started.is_some());
 
     // `up` again changes nothing.
@@ -89,11 +109,17 @@ fn push_up_status_inspect_logs_history_down_end_to_end() {
 
     let down = dev.ok(&["down", "shop"]);
     assert!(down.contains("down shop: 2 removed"), "{down}");
-    assert!(dev.docker_containers().is_empty(), "down removes the containers");
+    assert!(
+        dev.docker_containers().is_empty(),
+        "down removes the containers"
+    );
     assert!(dev.status("shop").iter().all(|task| task.state == "down"));
     let history = dev.history("shop/web");
     let record = &history.containers[0];
-    assert!(record.finished.is_some() && record.removed.is_some(), "{record:?}");
+    assert!(
+        record.finished.is_some() && record.removed.is_some(),
+        "{record:?}"
+    );
 }
 
 #[test]
@@ -108,24 +134,44 @@ fn up_starts_in_dependency_order_and_down_stops_in_reverse() {
     );
     dev.push_yaml("stack.yaml", &yaml);
     let up = dev.ok(&["up", "stack"]);
-    assert!(up.contains("up order: cache + db  ->  api  ->  web"), "{up}");
+    assert!(
+        up.contains("up order: cache + db  ->  api  ->  web"),
+        "{up}"
+    );
 
     let started_at = |job: &str| {
         let task = dev.status(&format!("stack/{job}")).remove(0);
         let container = docker_inspect(task.container_id.as_deref().unwrap());
         nanos(container["State"]["StartedAt"].as_str().unwrap())
     };
-    let (db, cache, api, web) = (started_at("db"), started_at("cache"), started_at("api"), started_at("web"));
-    assert!(db < api && cache < api, "api started before its dependencies");
+    let (db, cache, api, web) = (
+        started_at("db"),
+        started_at("cache"),
+        started_at("api"),
+        started_at("web"),
+    );
+    assert!(
+        db < api && cache < api,
+        "api started before its dependencies"
+    );
     assert!(api < web, "web started before api");
 
     dev.ok(&["down", "stack"]);
     let stopped_at = |job: &str| {
         let history = dev.history(&format!("stack/{job}"));
-        let stop = history.events.iter().find(|e| e.kind == "stopped").expect("a stop event");
+        let stop = history
+            .events
+            .iter()
+            .find(|e| e.kind == "stopped")
+            .expect("a stop event");
         nanos(&stop.at)
     };
-    let (db, cache, api, web) = (stopped_at("db"), stopped_at("cache"), stopped_at("api"), stopped_at("web"));
+    let (db, cache, api, web) = (
+        stopped_at("db"),
+        stopped_at("cache"),
+        stopped_at("api"),
+        stopped_at("web"),
+    );
     assert!(web < api, "api stopped before web, which depends on it");
     assert!(api < db && api < cache, "a dependency stopped before api");
 }
@@ -133,17 +179,29 @@ fn up_starts_in_dependency_order_and_down_stops_in_reverse() {
 #[test]
 fn up_of_one_job_brings_its_dependencies_first() {
     let dev = Dev::start();
-    let yaml = format!("service: pair\njobs:\n{}{}", httpd_job("front", free_port(), &["back"]), httpd_job("back", free_port(), &[]));
+    let yaml = format!(
+        "service: pair\njobs:\n{}{}",
+        httpd_job("front", free_port(), &["back"]),
+        httpd_job("back", free_port(), &[])
+    );
     dev.push_yaml("pair.yaml", &yaml);
     let up = dev.ok(&["up", "front"]);
     assert!(up.contains("up order: back  ->  front"), "{up}");
-    assert!(dev.status("pair").iter().all(|task| task.state == "running"));
+    assert!(
+        dev.status("pair")
+            .iter()
+            .all(|task| task.state == "running")
+    );
 }
 
 #[test]
 fn agent_restart_does_not_restart_running_containers() {
     let mut dev = Dev::start();
-    let yaml = format!("service: keep\njobs:\n{}{}", httpd_job("one", free_port(), &[]), httpd_job("two", free_port(), &[]));
+    let yaml = format!(
+        "service: keep\njobs:\n{}{}",
+        httpd_job("one", free_port(), &[]),
+        httpd_job("two", free_port(), &[])
+    );
     dev.push_yaml("keep.yaml", &yaml);
     dev.ok(&["up", "keep"]);
     let before: Vec<(String, String)> = dev
@@ -151,49 +209,95 @@ fn agent_restart_does_not_restart_running_containers() {
         .iter()
         .map(|task| {
             let id = task.container_id.clone().unwrap();
-            let started = docker_inspect(&id)["State"]["StartedAt"].as_str().unwrap().to_owned();
+            let started = docker_inspect(&id)["State"]["StartedAt"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             (id, started)
         })
         .collect();
 
     dev.restart();
     // Let the new agent read, reconcile and resync at least once.
-    let status = wait_for("the restarted server to see the tasks", Duration::from_secs(10), || {
-        let status = dev.status("keep");
-        status.iter().all(|task| task.state == "running").then_some(status)
-    });
+    let status = wait_for(
+        "the restarted server to see the tasks",
+        Duration::from_secs(10),
+        || {
+            let status = dev.status("keep");
+            status
+                .iter()
+                .all(|task| task.state == "running")
+                .then_some(status)
+        },
+    );
     std::thread::sleep(Duration::from_secs(2));
     for (task, (id, started)) in status.iter().zip(&before) {
-        assert_eq!(task.container_id.as_ref(), Some(id), "the same container is adopted");
+        assert_eq!(
+            task.container_id.as_ref(),
+            Some(id),
+            "the same container is adopted"
+        );
         let container = docker_inspect(id);
-        assert_eq!(container["State"]["StartedAt"].as_str().unwrap(), started, "the container was not restarted");
+        assert_eq!(
+            container["State"]["StartedAt"].as_str().unwrap(),
+            started,
+            "the container was not restarted"
+        );
         assert_eq!(container["RestartCount"], 0);
     }
     assert_eq!(dev.docker_containers().len(), 2, "no container was added");
     let history = dev.history("keep/one");
-    assert_eq!(history.events.iter().filter(|e| e.kind == "started").count(), 1, "{:?}", history.events);
+    assert_eq!(
+        history
+            .events
+            .iter()
+            .filter(|e| e.kind == "started")
+            .count(),
+        1,
+        "{:?}",
+        history.events
+    );
 }
 
 #[test]
 fn externally_killed_container_is_restarted_and_the_death_recorded() {
     let dev = Dev::start();
-    let yaml = format!("service: heal\njobs:\n{}", httpd_job("svc", free_port(), &[]));
+    let yaml = format!(
+        "service: heal\njobs:\n{}",
+        httpd_job("svc", free_port(), &[])
+    );
     dev.push_yaml("heal.yaml", &yaml);
     dev.ok(&["up", "heal"]);
     let id = dev.status("heal").remove(0).container_id.unwrap();
-    let first_start = docker_inspect(&id)["State"]["StartedAt"].as_str().unwrap().to_owned();
+    let first_start = docker_inspect(&id)["State"]["StartedAt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     support::docker(&["kill", &id]);
-    wait_for("the killed container to run again", Duration::from_secs(5), || {
-        let state = docker_inspect(&id)["State"].clone();
-        (state["Running"] == true && state["StartedAt"].as_str() != Some(&first_start)).then_some(())
-    });
+    wait_for(
+        "the killed container to run again",
+        Duration::from_secs(5),
+        || {
+            let state = docker_inspect(&id)["State"].clone();
+            (state["Running"] == true && state["StartedAt"].as_str() != Some(&first_start))
+                .then_some(())
+        },
+    );
 
     let history = wait_for("the death in the history", Duration::from_secs(5), || {
         let history = dev.history("heal/svc");
-        history.events.iter().any(|e| e.kind == "started" && e.at.as_str() > first_start.as_str()).then_some(history)
+        history
+            .events
+            .iter()
+            .any(|e| e.kind == "started" && e.at.as_str() > first_start.as_str())
+            .then_some(history)
     });
-    let death = history.events.iter().find(|e| e.kind == "died").expect("a died event");
+    let death = history
+        .events
+        .iter()
+        .find(|e| e.kind == "died")
+        .expect("a died event");
     assert_eq!(death.exit_code, Some(137));
     assert_eq!(death.container_id, id);
     assert_eq!(history.containers[0].restarts, 1);
@@ -210,14 +314,31 @@ fn on_failure_keep_leaves_the_dead_container_with_its_logs() {
     // Without a check, `up` is done once the container runs; it dies a second later.
     dev.ok(&["up", "broken"]);
     let task = wait_for("the crasher to exit", Duration::from_secs(10), || {
-        dev.status("broken").into_iter().find(|task| task.state == "exited")
+        dev.status("broken")
+            .into_iter()
+            .find(|task| task.state == "exited")
     });
-    assert_eq!(task.detail.as_deref(), Some("exited with code 3; kept for inspection (on_failure: keep)"));
+    assert_eq!(
+        task.detail.as_deref(),
+        Some("exited with code 3; kept for inspection (on_failure: keep)")
+    );
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(dev.status("broken")[0].state, "exited", "still kept, not restarted");
+    assert_eq!(
+        dev.status("broken")[0].state,
+        "exited",
+        "still kept, not restarted"
+    );
     let id = task.container_id.unwrap();
-    assert_eq!(docker_inspect(&id)["State"]["ExitCode"], 3, "the same container is still there");
-    assert_eq!(dev.docker_containers().len(), 1, "no replacement was started");
+    assert_eq!(
+        docker_inspect(&id)["State"]["ExitCode"],
+        3,
+        "the same container is still there"
+    );
+    assert_eq!(
+        dev.docker_containers().len(),
+        1,
+        "no replacement was started"
+    );
     assert_eq!(dev.ok(&["logs", "broken/crasher"]).trim(), "about to fail");
 }
 
@@ -225,7 +346,10 @@ fn on_failure_keep_leaves_the_dead_container_with_its_logs() {
 fn up_refuses_a_task_without_an_image_and_changes_nothing() {
     let dev = Dev::start();
     let seed = support::repo_root().join("crates/spec/tests/fixtures/seed-000.yaml");
-    assert_eq!(dev.ok(&["push", seed.to_str().unwrap()]).trim(), "core -> version 1");
+    assert_eq!(
+        dev.ok(&["push", seed.to_str().unwrap()]).trim(),
+        "core -> version 1"
+    );
     let output = dev.cli(&["up", "coding-email"]);
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     assert_eq!(
@@ -241,13 +365,21 @@ fn up_fails_with_a_clear_reason_when_the_image_cannot_be_pulled() {
     let dev = Dev::start();
     // A registry on a closed loopback port: the pull fails at once, and no traffic leaves the host.
     let image = format!("127.0.0.1:{}/no-such-image:1", free_port());
-    dev.push_yaml("ghost.yaml", &format!("service: ghost\njobs:\n  - name: ghost\n    image: {image}\n"));
+    dev.push_yaml(
+        "ghost.yaml",
+        &format!("service: ghost\njobs:\n  - name: ghost\n    image: {image}\n"),
+    );
     let output = dev.cli(&["up", "ghost", "--timeout", "60"]);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("pulling"), "{stdout}");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&format!("failed: ghost/ghost/ghost: image {image} not found")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "failed: ghost/ghost/ghost: image {image} not found"
+        )),
+        "{stderr}"
+    );
     assert_eq!(dev.status("ghost")[0].state, "failed");
     dev.ok(&["down", "ghost"]);
 }

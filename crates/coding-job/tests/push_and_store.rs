@@ -9,7 +9,8 @@ use std::time::Duration;
 use support::{Dev, describe, repo_root};
 
 fn store_revision(dev: &Dev) -> u64 {
-    let info: serde_json::Value = serde_json::from_str(&dev.http_get("/v1/info")).expect("GET /v1/info");
+    let info: serde_json::Value =
+        serde_json::from_str(&dev.http_get("/v1/info")).expect("GET /v1/info");
     info["revision"].as_u64().unwrap()
 }
 
@@ -26,19 +27,32 @@ fn every_invalid_config_is_rejected_with_its_exact_error_and_nothing_is_stored()
         .collect();
     names.sort();
     for name in &names {
-        let expected = std::fs::read_to_string(fixtures.join(name.replace(".yaml", ".expected"))).unwrap();
+        let expected =
+            std::fs::read_to_string(fixtures.join(name.replace(".yaml", ".expected"))).unwrap();
         let output = dev.cli_in(&fixtures, &["push", name]);
-        assert_eq!(output.status.code(), Some(2), "{name}: {}", describe(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{name}: {}",
+            describe(&output)
+        );
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert_eq!(
             stderr,
-            format!("{}error: the file was rejected; nothing was stored\n", expected),
+            format!(
+                "{}error: the file was rejected; nothing was stored\n",
+                expected
+            ),
             "{name}"
         );
         checked += 1;
     }
     assert!(checked >= 15, "only {checked} malformed configs");
-    assert_eq!(store_revision(&dev), revision_before, "a rejected push wrote to the store");
+    assert_eq!(
+        store_revision(&dev),
+        revision_before,
+        "a rejected push wrote to the store"
+    );
     let services = dev.json(&["status", "--json"]);
     assert_eq!(services, serde_json::json!([]));
 }
@@ -48,7 +62,10 @@ fn a_missing_file_is_bad_input() {
     let dev = Dev::start();
     let output = dev.cli(&["push", "no/such/file.yaml"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).starts_with("error: cannot read no/such/file.yaml:"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .starts_with("error: cannot read no/such/file.yaml:")
+    );
 }
 
 #[test]
@@ -56,28 +73,51 @@ fn sigkill_of_the_server_loses_no_acknowledged_push() {
     let mut dev = Dev::start();
     let file = dev.data_dir.path().join("svc.yaml");
     let write_version = |n: u32| {
-        std::fs::write(&file, format!("service: svc\njobs:\n  - name: job\n    image: img:{n}\n")).unwrap();
+        std::fs::write(
+            &file,
+            format!("service: svc\njobs:\n  - name: job\n    image: img:{n}\n"),
+        )
+        .unwrap();
     };
 
     // Pushes before a kill, each acknowledged.
     for n in 1..=5 {
         write_version(n);
-        assert_eq!(dev.ok(&["push", file.to_str().unwrap()]).trim(), format!("svc -> version {n}"));
+        assert_eq!(
+            dev.ok(&["push", file.to_str().unwrap()]).trim(),
+            format!("svc -> version {n}")
+        );
     }
     dev.restart();
     let history = dev.history("svc/job");
-    assert_eq!(history.versions.iter().map(|v| v.version).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(
+        history
+            .versions
+            .iter()
+            .map(|v| v.version)
+            .collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
 
     // Pushes racing a kill: whatever was acknowledged must be there after the restart.
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let pusher = {
-        let (acknowledged, stop, url, file) = (acknowledged.clone(), stop.clone(), dev.url.clone(), file.clone());
+        let (acknowledged, stop, url, file) = (
+            acknowledged.clone(),
+            stop.clone(),
+            dev.url.clone(),
+            file.clone(),
+        );
         std::thread::spawn(move || {
             let mut n = 100;
             while !stop.load(Ordering::SeqCst) {
                 n += 1;
-                std::fs::write(&file, format!("service: svc\njobs:\n  - name: job\n    image: img:{n}\n")).unwrap();
+                std::fs::write(
+                    &file,
+                    format!("service: svc\njobs:\n  - name: job\n    image: img:{n}\n"),
+                )
+                .unwrap();
                 let output = std::process::Command::new(env!("CARGO_BIN_EXE_coding-job"))
                     .args(["push", file.to_str().unwrap()])
                     .env("CODING_JOB_SERVER", &url)
@@ -97,13 +137,27 @@ fn sigkill_of_the_server_loses_no_acknowledged_push() {
     stop.store(true, Ordering::SeqCst);
     pusher.join().unwrap();
     let acknowledged = acknowledged.lock().unwrap().clone();
-    assert!(!acknowledged.is_empty(), "no push went through before the kill");
+    assert!(
+        !acknowledged.is_empty(),
+        "no push went through before the kill"
+    );
 
     dev.restart();
-    let stored: Vec<u64> = dev.history("svc/job").versions.iter().map(|v| v.version).collect();
+    let stored: Vec<u64> = dev
+        .history("svc/job")
+        .versions
+        .iter()
+        .map(|v| v.version)
+        .collect();
     for version in &acknowledged {
-        assert!(stored.contains(version), "acknowledged version {version} was lost; stored: {stored:?}");
+        assert!(
+            stored.contains(version),
+            "acknowledged version {version} was lost; stored: {stored:?}"
+        );
     }
     let expected: Vec<u64> = (1..=stored.len() as u64).collect();
-    assert_eq!(stored, expected, "versions are contiguous, none half-written");
+    assert_eq!(
+        stored, expected,
+        "versions are contiguous, none half-written"
+    );
 }

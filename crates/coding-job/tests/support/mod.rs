@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 pub const IMAGE: &str = "cj-example/busybox:1";
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// Builds the busybox test image once per test process, if it is missing.
@@ -32,7 +35,11 @@ pub fn ensure_image() {
 
 /// A loopback port nothing listens on right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Dev {
@@ -48,14 +55,27 @@ impl Dev {
         ensure_image();
         let data_dir = tempfile::tempdir().unwrap();
         let listen = format!("127.0.0.1:{}", free_port());
-        let mut dev = Dev { data_dir, url: String::new(), cluster: String::new(), child: None, listen };
+        let mut dev = Dev {
+            data_dir,
+            url: String::new(),
+            cluster: String::new(),
+            child: None,
+            listen,
+        };
         dev.spawn();
         dev
     }
 
     fn spawn(&mut self) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_coding-job"))
-            .args(["dev", "--host-name", "test-host", "--listen", &self.listen, "--data-dir"])
+            .args([
+                "dev",
+                "--host-name",
+                "test-host",
+                "--listen",
+                &self.listen,
+                "--data-dir",
+            ])
             .arg(self.data_dir.path())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -65,7 +85,10 @@ impl Dev {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().expect("dev printed nothing").unwrap();
         self.url = first.rsplit(' ').next().unwrap().to_owned();
-        assert!(self.url.starts_with("http://"), "unexpected first line: {first}");
+        assert!(
+            self.url.starts_with("http://"),
+            "unexpected first line: {first}"
+        );
         for line in lines.by_ref().take(2) {
             if let Some(id) = line.unwrap().strip_prefix("  cluster id:") {
                 self.cluster = id.trim().to_owned();
@@ -113,7 +136,11 @@ impl Dev {
     /// Runs the CLI and insists it succeeded; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let output = self.cli(args);
-        assert!(output.status.success(), "coding-job {args:?} failed: {}", describe(&output));
+        assert!(
+            output.status.success(),
+            "coding-job {args:?} failed: {}",
+            describe(&output)
+        );
         String::from_utf8(output.stdout).unwrap()
     }
 
@@ -141,7 +168,11 @@ impl Dev {
         use std::io::{Read, Write};
         let address = self.url.trim_start_matches("http://");
         let mut stream = std::net::TcpStream::connect(address).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
@@ -152,10 +183,20 @@ impl Dev {
     /// Containers of this installation, as Docker lists them (all states).
     pub fn docker_containers(&self) -> Vec<String> {
         let output = Command::new("docker")
-            .args(["ps", "-aq", "--no-trunc", "--filter", &format!("label=coding-job.cluster={}", self.cluster)])
+            .args([
+                "ps",
+                "-aq",
+                "--no-trunc",
+                "--filter",
+                &format!("label=coding-job.cluster={}", self.cluster),
+            ])
             .output()
             .unwrap();
-        String::from_utf8(output.stdout).unwrap().lines().map(str::to_owned).collect()
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -165,7 +206,10 @@ impl Drop for Dev {
         if !self.cluster.is_empty() {
             let ids = self.docker_containers();
             if !ids.is_empty() {
-                let _ = Command::new("docker").args(["rm", "-f", "-v"]).args(&ids).output();
+                let _ = Command::new("docker")
+                    .args(["rm", "-f", "-v"])
+                    .args(&ids)
+                    .output();
             }
         }
     }
@@ -182,7 +226,10 @@ pub fn describe(output: &Output) -> String {
 
 /// `docker inspect` of one container.
 pub fn docker_inspect(id: &str) -> serde_json::Value {
-    let output = Command::new("docker").args(["inspect", id]).output().unwrap();
+    let output = Command::new("docker")
+        .args(["inspect", id])
+        .output()
+        .unwrap();
     assert!(output.status.success(), "docker inspect {id} failed");
     let mut all: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
     all.remove(0)
@@ -190,7 +237,11 @@ pub fn docker_inspect(id: &str) -> serde_json::Value {
 
 pub fn docker(args: &[&str]) -> String {
     let output = Command::new("docker").args(args).output().unwrap();
-    assert!(output.status.success(), "docker {args:?} failed: {}", describe(&output));
+    assert!(
+        output.status.success(),
+        "docker {args:?} failed: {}",
+        describe(&output)
+    );
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -208,7 +259,10 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
         if let Some(value) = check() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
