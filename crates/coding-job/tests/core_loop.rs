@@ -18,9 +18,13 @@ fn httpd_job(name: &str, port: u16, depends_on: &[&str]) -> String {
 fn push_up_status_inspect_logs_history_down_end_to_end() {
     let dev = Dev::start();
     let port = free_port();
+    let shared = dev.data_dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("note.txt"), "from-the-host\n").unwrap();
     let yaml = format!(
-        "service: shop\njobs:\n{}  - name: mailer\n    image: {IMAGE}\n    run_on_host: host-1\n    env: {{GREETING: hello-from-mailer}}\n    command: [sh, -c, 'echo $GREETING; exec sleep 100000']\n    depends_on: [web]\n",
-        httpd_job("web", port, &[])
+        "service: shop\njobs:\n{}  - name: mailer\n    image: {IMAGE}\n    run_on_host: host-1\n    env: {{GREETING: hello-from-mailer}}\n    command: [sh, -c, 'echo $GREETING; cat /data/note.txt; exec sleep 100000']\n    resources: {{memory: 64m}}\n    depends_on: [web]\n    docker_config:\n      docker_hostconfig:\n        Binds: [\"{}:/data:ro\"]\n",
+        httpd_job("web", port, &[]),
+        shared.display()
     );
     assert_eq!(
         dev.push_yaml("shop.yaml", &yaml).trim(),
@@ -85,11 +89,14 @@ fn push_up_status_inspect_logs_history_down_end_to_end() {
     assert_eq!(inspect["container"]["Id"], container["Id"]);
     assert_eq!(inspect["task"]["state"], "running");
 
-    let logs = wait_for("the mailer's greeting", Duration::from_secs(5), || {
+    let logs = wait_for("the mailer's output", Duration::from_secs(5), || {
         let logs = dev.ok(&["logs", "mailer", "--tail", "10"]);
-        logs.contains("hello-from-mailer").then_some(logs)
+        logs.contains("from-the-host").then_some(logs)
     });
-    assert_eq!(logs.trim(), "hello-from-mailer");
+    assert_eq!(
+        logs, "hello-from-mailer\nfrom-the-host\n",
+        "env and the bind mount reached the container"
+    );
 
     let history = dev.history("mailer");
     assert_eq!(history.versions.len(), 1);

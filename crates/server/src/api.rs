@@ -141,9 +141,7 @@ async fn up(
         &user(&headers),
         wave_timeout(&request),
     )?;
-    Ok(stream_operation(plan, |plan, events| {
-        tokio::spawn(state.run_up(plan, events))
-    }))
+    Ok(stream_operation(state, plan))
 }
 
 async fn down(
@@ -157,9 +155,7 @@ async fn down(
         &user(&headers),
         wave_timeout(&request),
     )?;
-    Ok(stream_operation(plan, |plan, events| {
-        tokio::spawn(state.run_down(plan, events))
-    }))
+    Ok(stream_operation(state, plan))
 }
 
 fn wave_timeout(request: &OperationRequest) -> Duration {
@@ -171,15 +167,9 @@ fn wave_timeout(request: &OperationRequest) -> Duration {
 
 /// Starts the operation in its own task (it finishes even if the client goes away) and answers
 /// with its events as newline-delimited JSON.
-fn stream_operation(
-    plan: OperationPlan,
-    start: impl FnOnce(
-        OperationPlan,
-        mpsc::Sender<cj_api::OperationEvent>,
-    ) -> tokio::task::JoinHandle<()>,
-) -> Response {
+fn stream_operation(state: Arc<ServerState>, plan: OperationPlan) -> Response {
     let (events, receiver) = mpsc::channel(256);
-    start(plan, events);
+    tokio::spawn(state.run_operation(plan, events));
     let lines = ReceiverStream::new(receiver).map(|event| {
         let mut line = serde_json::to_vec(&event).unwrap_or_default();
         line.push(b'\n');

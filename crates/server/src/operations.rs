@@ -22,6 +22,7 @@ pub const DEFAULT_WAVE_TIMEOUT: Duration = Duration::from_secs(300);
 /// A checked operation, ready to run.
 #[derive(Debug, Clone)]
 pub struct OperationPlan {
+    pub direction: Direction,
     pub env: String,
     pub service: String,
     /// Jobs wave by wave: dependency order for `up`, reversed for `down`.
@@ -33,7 +34,7 @@ pub struct OperationPlan {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Direction {
+pub enum Direction {
     Up,
     Down,
 }
@@ -83,24 +84,9 @@ impl ServerState {
             }
             versions.insert(job.clone(), version);
         }
-        let edges: Vec<(String, Vec<String>)> = selected
-            .iter()
-            .map(|job| {
-                (
-                    job.clone(),
-                    spec.job(job)
-                        .map(|j| j.depends_on.clone())
-                        .unwrap_or_default(),
-                )
-            })
-            .collect();
-        let waves = cj_spec::dependency_waves(
-            edges
-                .iter()
-                .map(|(job, deps)| (job.as_str(), deps.as_slice())),
-        )
-        .map_err(|cycle| ApiFailure::BadRequest(cycle.to_string()))?;
+        let waves = job_waves(spec, selected.iter())?;
         Ok(OperationPlan {
+            direction: Direction::Up,
             env: env.into(),
             service: resolved.service,
             waves,
@@ -118,28 +104,11 @@ impl ServerState {
         wave_timeout: Duration,
     ) -> Result<OperationPlan, ApiFailure> {
         let resolved = self.resolve(env, target)?;
-        let spec = &resolved.latest.spec;
-        let edges: Vec<(String, Vec<String>)> = resolved
-            .jobs
-            .iter()
-            .map(|job| {
-                (
-                    job.clone(),
-                    spec.job(job)
-                        .map(|j| j.depends_on.clone())
-                        .unwrap_or_default(),
-                )
-            })
-            .collect();
-        let mut waves = cj_spec::dependency_waves(
-            edges
-                .iter()
-                .map(|(job, deps)| (job.as_str(), deps.as_slice())),
-        )
-        .map_err(|cycle| ApiFailure::BadRequest(cycle.to_string()))?;
+        let mut waves = job_waves(&resolved.latest.spec, resolved.jobs.iter())?;
         // Dependents stop before what they depend on.
         waves.reverse();
         Ok(OperationPlan {
+            direction: Direction::Down,
             env: env.into(),
             service: resolved.service,
             waves,
@@ -149,27 +118,10 @@ impl ServerState {
         })
     }
 
-    /// Runs `up`, sending progress to `events`. Keeps going if the receiver goes away.
-    pub async fn run_up(
+    /// Runs the operation, sending progress to `events`. Keeps going if the receiver goes away.
+    pub async fn run_operation(
         self: Arc<Self>,
         plan: OperationPlan,
-        events: mpsc::Sender<OperationEvent>,
-    ) {
-        self.run(plan, Direction::Up, events).await;
-    }
-
-    pub async fn run_down(
-        self: Arc<Self>,
-        plan: OperationPlan,
-        events: mpsc::Sender<OperationEvent>,
-    ) {
-        self.run(plan, Direction::Down, events).await;
-    }
-
-    async fn run(
-        &self,
-        plan: OperationPlan,
-        direction: Direction,
         events: mpsc::Sender<OperationEvent>,
     ) {
         let started = Instant::now();
@@ -199,7 +151,7 @@ impl ServerState {
                 jobs: wave.clone(),
             })
             .await;
-            let result = match direction {
+            let result = match plan.direction {
                 Direction::Up => self.up_wave(&plan, wave, &events, &mut summary).await,
                 Direction::Down => self.down_wave(&plan, wave, &events, &mut summary).await,
             };
@@ -276,20 +228,8 @@ impl ServerState {
                 self.store.put_json(&desired_key, &desired)?;
             }
         }
-        let progress = self.progress.subscribe();
-        self.publish_assignments().await?;
-        let failures = self
-            .wait_for(
-                &tasks,
-                Direction::Up,
-                generation_at_start,
-                plan.wave_timeout,
-                progress,
-                events,
-            )
-            .await;
-        summary.failed.extend(failures);
-        Ok(())
+        self.apply_and_wait(plan, &tasks, generation_at_start, events, summary)
+            .await
     }
 
     async fn down_wave(
@@ -326,12 +266,26 @@ impl ServerState {
         summary
             .changed
             .extend(tasks.iter().map(|(key, _)| key.to_string()));
+        self.apply_and_wait(plan, &tasks, generation_at_start, events, summary)
+            .await
+    }
+
+    /// Hands the new desired state to the agents and waits for the wave's tasks.
+    async fn apply_and_wait(
+        &self,
+        plan: &OperationPlan,
+        tasks: &WaveTasks,
+        generation_at_start: u64,
+        events: &mpsc::Sender<OperationEvent>,
+        summary: &mut OperationSummary,
+    ) -> Result<(), ApiFailure> {
+        // Subscribed before publishing, so no progress of this wave is missed.
         let progress = self.progress.subscribe();
         self.publish_assignments().await?;
         let failures = self
             .wait_for(
-                &tasks,
-                Direction::Down,
+                tasks,
+                plan.direction,
                 generation_at_start,
                 plan.wave_timeout,
                 progress,
@@ -417,6 +371,23 @@ impl ServerState {
             }
         }
     }
+}
+
+/// Jobs of `spec` grouped into waves by their dependencies among themselves.
+fn job_waves<'a>(
+    spec: &cj_spec::ServiceSpec,
+    jobs: impl Iterator<Item = &'a String>,
+) -> Result<Vec<Vec<String>>, ApiFailure> {
+    let edges: Vec<(&str, &[String])> = jobs
+        .map(|job| {
+            let depends_on = spec
+                .job(job)
+                .map(|j| j.depends_on.as_slice())
+                .unwrap_or_default();
+            (job.as_str(), depends_on)
+        })
+        .collect();
+    cj_spec::dependency_waves(edges).map_err(|cycle| ApiFailure::BadRequest(cycle.to_string()))
 }
 
 /// A phase as a word and an optional detail, for progress output.
