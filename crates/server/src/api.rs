@@ -26,7 +26,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::ApiFailure;
 use crate::keys;
-use crate::operations::{DEFAULT_WAVE_TIMEOUT, OperationPlan};
+use crate::operations::{DEFAULT_WAVE_TIMEOUT, Direction, OperationPlan};
 use crate::state::{DesiredJob, ServerState};
 use crate::status::current_container;
 
@@ -135,13 +135,7 @@ async fn up(
     headers: HeaderMap,
     Json(request): Json<OperationRequest>,
 ) -> Result<Response, ApiFailure> {
-    let plan = state.plan_up(
-        &request.env,
-        &request.target,
-        &user(&headers),
-        wave_timeout(&request),
-    )?;
-    Ok(stream_operation(state, plan))
+    operation(state, Direction::Up, &headers, &request)
 }
 
 async fn down(
@@ -149,12 +143,22 @@ async fn down(
     headers: HeaderMap,
     Json(request): Json<OperationRequest>,
 ) -> Result<Response, ApiFailure> {
-    let plan = state.plan_down(
-        &request.env,
-        &request.target,
-        &user(&headers),
-        wave_timeout(&request),
-    )?;
+    operation(state, Direction::Down, &headers, &request)
+}
+
+/// Plans the operation (a refusal is an error status, with nothing changed) and streams it.
+fn operation(
+    state: Arc<ServerState>,
+    direction: Direction,
+    headers: &HeaderMap,
+    request: &OperationRequest,
+) -> Result<Response, ApiFailure> {
+    let (env, target, user) = (&request.env, &request.target, user(headers));
+    let timeout = wave_timeout(request);
+    let plan = match direction {
+        Direction::Up => state.plan_up(env, target, &user, timeout)?,
+        Direction::Down => state.plan_down(env, target, &user, timeout)?,
+    };
     Ok(stream_operation(state, plan))
 }
 
