@@ -218,6 +218,7 @@ impl<R: ContainerRuntime> Agent<R> {
             .map(|a| a.config_hash.clone())
             .unwrap_or_default();
         let mut wake = None;
+        let mut all_done = true;
         for action in actions {
             let result = match &action {
                 Action::Keep { container_id } => {
@@ -298,13 +299,16 @@ impl<R: ContainerRuntime> Agent<R> {
             };
             if let Err(error) = result {
                 tracing::warn!(task = %key, %error, ?action, "action failed");
-                if let Some(assignment) = assignment {
-                    wake = Some(self.failed(assignment, error.to_string()));
-                }
+                wake = Some(match assignment {
+                    Some(assignment) => self.failed(assignment, error.to_string()),
+                    // Try the removal again soon rather than at the next resync.
+                    None => Instant::now() + Duration::from_secs(1),
+                });
+                all_done = false;
                 break;
             }
         }
-        if assignment.is_none() {
+        if assignment.is_none() && all_done {
             self.phase(&key, "", Phase::Removed);
             lock(&self.memory).last_phase.remove(&key);
         }
