@@ -5,17 +5,22 @@
 //! in memory. A file is turned into a [`ServiceSpec`] by [`parse_service`]; every rejected file
 //! yields [`SpecErrors`], each naming the file, line, column and field path.
 
+mod diff;
 mod docker_fields;
 mod error;
 mod model;
 mod order;
 mod parse;
+mod probes;
 mod raw;
+mod rewrite;
 mod target;
 mod units;
 
 pub use error::{SpecError, SpecErrors};
-pub use model::{JobSpec, OnFailure, Resources, ServiceSpec, TaskSpec};
+pub use model::{CheckSpec, JobSpec, OnFailure, Probe, Resources, ServiceSpec, TaskSpec, UpdatePolicy};
 pub use order::{DependencyCycle, dependency_waves};
+pub use diff::{ChangeKind, TaskChange, differences, task_change};
 pub use parse::parse_service;
+pub use rewrite::set_job_image;
 pub use target::{Target, TargetError};

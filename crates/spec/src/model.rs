@@ -19,6 +19,9 @@ pub struct JobSpec {
     /// Names of jobs of the same service that must be running before this one starts.
     pub depends_on: Vec<String>,
     pub on_failure: OnFailure,
+    /// How rollouts move this job's tasks to another version.
+    #[serde(default)]
+    pub update: UpdatePolicy,
     pub tasks: Vec<TaskSpec>,
 }
 
@@ -52,6 +55,68 @@ pub struct TaskSpec {
     pub docker_hostconfig: serde_json::Map<String, serde_json::Value>,
     /// Docker Engine API container `Config` fields, by Docker's own names, passed through.
     pub docker_config: serde_json::Map<String, serde_json::Value>,
+    /// Readiness and health probe, run by the agent on the task's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckSpec>,
+}
+
+/// A health probe with its timing (all in milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckSpec {
+    pub probe: Probe,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    /// Consecutive failures (after the start period) that make the task unhealthy.
+    pub retries: u32,
+    /// Failures in this time after a start do not count.
+    pub start_period_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Probe {
+    /// A GET; healthy on 2xx. A path in the config becomes a URL on the task's port on its host.
+    Http { url: String },
+    /// A TCP connection to the port on the task's host.
+    Tcp { port: u16 },
+    /// A command in the container; healthy on exit 0.
+    Exec { command: Vec<String> },
+}
+
+impl CheckSpec {
+    pub const DEFAULT_INTERVAL_MS: u64 = 5_000;
+    pub const DEFAULT_TIMEOUT_MS: u64 = 2_000;
+    pub const DEFAULT_RETRIES: u32 = 3;
+}
+
+/// `update:` how a rollout moves a job's tasks to another version (Nomad's names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdatePolicy {
+    /// Tasks replaced at once after the canaries.
+    pub batch_size: u32,
+    /// Tasks replaced first, on their own; with `manual_gate` the rest wait for `promote`.
+    pub canary: u32,
+    /// A batch must stay healthy this long before the next one starts.
+    pub min_healthy_time_ms: u64,
+    /// A batch that is not healthy within this time fails the rollout.
+    pub healthy_deadline_ms: u64,
+    /// On failure, move the tasks already replaced back to the previous version.
+    pub auto_rollback: bool,
+    /// Wait for `promote` after the canaries.
+    pub manual_gate: bool,
+}
+
+impl Default for UpdatePolicy {
+    fn default() -> Self {
+        UpdatePolicy {
+            batch_size: 1,
+            canary: 0,
+            min_healthy_time_ms: 0,
+            healthy_deadline_ms: 60_000,
+            auto_rollback: false,
+            manual_gate: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -59,6 +124,12 @@ pub struct Resources {
     pub memory_bytes: Option<u64>,
     /// CPU limit in billionths of a CPU, as Docker's `NanoCpus`.
     pub nano_cpus: Option<u64>,
+}
+
+impl JobSpec {
+    pub fn task(&self, name: &str) -> Option<&TaskSpec> {
+        self.tasks.iter().find(|task| task.name == name)
+    }
 }
 
 impl ServiceSpec {

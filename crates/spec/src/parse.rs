@@ -28,7 +28,7 @@ pub fn parse_service(file: &str, source: &str) -> Result<ServiceSpec, SpecErrors
     }
 }
 
-fn parse_raw(file: &str, source: &str) -> Result<RawService, SpecErrors> {
+pub(crate) fn parse_raw(file: &str, source: &str) -> Result<RawService, SpecErrors> {
     if source.trim().is_empty() {
         return Err(SpecErrors(vec![SpecError {
             file: file.to_owned(),
@@ -111,13 +111,13 @@ fn explain(message: &str) -> String {
     message.replace('`', "\"")
 }
 
-struct Checker<'a> {
-    file: &'a str,
-    errors: Vec<SpecError>,
+pub(crate) struct Checker<'a> {
+    pub file: &'a str,
+    pub errors: Vec<SpecError>,
 }
 
 impl Checker<'_> {
-    fn error(&mut self, at: &Location, path: impl Into<String>, message: impl Into<String>) {
+    pub fn error(&mut self, at: &Location, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(SpecError {
             file: self.file.to_owned(),
             line: at.line(),
@@ -283,6 +283,7 @@ impl Checker<'_> {
             name: job.name.value.clone(),
             depends_on: job.depends_on.iter().map(|d| d.value.clone()).collect(),
             on_failure: job.on_failure.unwrap_or_default(),
+            update: job.update.as_ref().map(|update| self.update_policy(&path, update)).unwrap_or_default(),
             tasks,
         }
     }
@@ -337,12 +338,14 @@ impl Checker<'_> {
             }
         }
         let resources = self.resources(path, task.resources.or(job.resources));
+        let port = task.port.or(job.port).map(|port| port.value.0).unwrap_or(0);
+        let check = task.check.or(job.check).and_then(|check| self.check(path, check, port));
         TaskSpec {
             name: name.to_owned(),
             image: image.map(|image| image.value.trim().to_owned()),
             command,
             env,
-            port: task.port.or(job.port).map(|port| port.value.0).unwrap_or(0),
+            port,
             run_on_host: task
                 .run_on_host
                 .or(job.run_on_host)
@@ -351,10 +354,11 @@ impl Checker<'_> {
             init: task.init.or(job.init).unwrap_or(true),
             docker_hostconfig,
             docker_config,
+            check,
         }
     }
 
-    fn command(&mut self, path: &str, command: &Spanned<RawCommand>) -> Option<Vec<String>> {
+    pub fn command(&mut self, path: &str, command: &Spanned<RawCommand>) -> Option<Vec<String>> {
         let at = &command.referenced;
         let argv = match &command.value {
             RawCommand::Argv(argv) => argv.clone(),
@@ -519,6 +523,7 @@ impl Checker<'_> {
 
 impl RawSettingsRef<'_> {
     pub(crate) const EMPTY: RawSettingsRef<'static> = RawSettingsRef {
+        check: None,
         image: None,
         command: None,
         env: None,

@@ -28,8 +28,10 @@ pub(crate) struct RawJob {
     pub resources: Option<RawResources>,
     pub init: Option<bool>,
     pub docker_config: Option<RawDockerConfig>,
+    pub check: Option<Spanned<RawCheck>>,
     #[serde(default)]
     pub depends_on: Vec<Spanned<String>>,
+    pub update: Option<Spanned<RawUpdate>>,
     pub on_failure: Option<OnFailure>,
     /// Run this many identical tasks, named `JOB-1` .. `JOB-N`.
     pub instances: Option<Spanned<u32>>,
@@ -50,6 +52,7 @@ pub(crate) struct RawTask {
     pub resources: Option<RawResources>,
     pub init: Option<bool>,
     pub docker_config: Option<RawDockerConfig>,
+    pub check: Option<Spanned<RawCheck>>,
 }
 
 impl RawJob {
@@ -63,6 +66,7 @@ impl RawJob {
             resources: self.resources.as_ref(),
             init: self.init,
             docker_config: self.docker_config.as_ref(),
+            check: self.check.as_ref(),
         }
     }
 }
@@ -78,6 +82,7 @@ impl RawTask {
             resources: self.resources.as_ref(),
             init: self.init,
             docker_config: self.docker_config.as_ref(),
+            check: self.check.as_ref(),
         }
     }
 }
@@ -93,6 +98,7 @@ pub(crate) struct RawSettingsRef<'a> {
     pub resources: Option<&'a RawResources>,
     pub init: Option<bool>,
     pub docker_config: Option<&'a RawDockerConfig>,
+    pub check: Option<&'a Spanned<RawCheck>>,
 }
 
 /// `command: "httpd -f -p 80"` (split like a shell would) or `command: [httpd, -f, -p, "80"]`.
@@ -188,4 +194,47 @@ pub(crate) enum MemoryText {
 pub(crate) struct RawDockerConfig {
     pub docker_hostconfig: Option<DockerFields>,
     pub docker_config: Option<DockerFields>,
+}
+
+/// `check:` a probe and its timing. Exactly one of `http`, `tcp`, `exec`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCheck {
+    /// A path (probed on the task's port on its host) or a full `http://` URL.
+    pub http: Option<Spanned<String>>,
+    /// A port, or `true` for the task's port.
+    pub tcp: Option<Spanned<RawTcp>>,
+    /// A command run in the container; exit 0 is healthy.
+    pub exec: Option<Spanned<RawCommand>>,
+    pub interval: Option<Spanned<DurationText>>,
+    pub timeout: Option<Spanned<DurationText>>,
+    pub retries: Option<Spanned<u32>>,
+    pub start_period: Option<Spanned<DurationText>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "a port number, or true for the task's port")]
+pub(crate) enum RawTcp {
+    TaskPort(bool),
+    Port(i64),
+}
+
+/// A duration as written: `500ms`, `2s`, `1m`, or a number of seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "a duration such as 500ms, 2s or 1m")]
+pub(crate) enum DurationText {
+    Seconds(f64),
+    Text(String),
+}
+
+/// `update:` how a rollout moves the job's tasks to a new version.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpdate {
+    pub batch_size: Option<Spanned<u32>>,
+    pub canary: Option<Spanned<u32>>,
+    pub min_healthy_time: Option<Spanned<DurationText>>,
+    pub healthy_deadline: Option<Spanned<DurationText>>,
+    pub auto_rollback: Option<bool>,
+    pub manual_gate: Option<bool>,
 }

@@ -148,3 +148,51 @@ fn every_invalid_fixture_gets_its_exact_error() {
     }
     assert!(checked >= 15, "only {checked} invalid fixtures");
 }
+
+#[test]
+fn checks_and_update_policies() {
+    use coding_job_spec::{Probe, UpdatePolicy};
+    let yaml = r#"
+service: web
+jobs:
+  - name: api
+    image: api:1
+    port: 8080
+    check: { http: /health, interval: 1s, timeout: 500ms, retries: 2, start_period: 2s }
+    update: { batch_size: 2, canary: 1, min_healthy_time: 5s, healthy_deadline: 1m, auto_rollback: true, manual_gate: true }
+    tasks:
+      - name: api-1
+      - name: api-2
+        check: { tcp: true }
+      - name: api-3
+        check: { exec: "cat /tmp/ready" }
+      - name: api-4
+        check: { http: "http://127.0.0.1:9000/ready" }
+  - name: worker
+    image: w:1
+"#;
+    let spec = parse_service("web.yaml", yaml).unwrap();
+    let api = &spec.jobs[0];
+    let check = api.tasks[0].check.as_ref().unwrap();
+    assert_eq!(check.probe, Probe::Http { url: "http://127.0.0.1:8080/health".into() });
+    assert_eq!((check.interval_ms, check.timeout_ms, check.retries, check.start_period_ms), (1000, 500, 2, 2000));
+    assert_eq!(api.tasks[1].check.as_ref().unwrap().probe, Probe::Tcp { port: 8080 });
+    assert_eq!(
+        api.tasks[2].check.as_ref().unwrap().probe,
+        Probe::Exec { command: vec!["cat".into(), "/tmp/ready".into()] }
+    );
+    assert_eq!(api.tasks[3].check.as_ref().unwrap().probe, Probe::Http { url: "http://127.0.0.1:9000/ready".into() });
+    assert_eq!(
+        api.update,
+        UpdatePolicy {
+            batch_size: 2,
+            canary: 1,
+            min_healthy_time_ms: 5000,
+            healthy_deadline_ms: 60_000,
+            auto_rollback: true,
+            manual_gate: true
+        }
+    );
+    assert_eq!(spec.jobs[1].update, UpdatePolicy::default());
+    assert!(spec.jobs[1].tasks[0].check.is_none());
+}
