@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 need_packages=()
 [ -x /bin/busybox ] || need_packages+=(busybox-static)
+command -v docker-registry >/dev/null 2>&1 || need_packages+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || need_packages+=(apache2-utils)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "installing ${need_packages[*]} ..."
   apt-get update -qq

@@ -7,6 +7,7 @@
 //! sees and does goes back to the server as [`AgentReport`]s.
 
 mod backoff;
+mod health;
 mod naming;
 mod observe;
 mod plan;
@@ -17,5 +18,6 @@ pub use backoff::Backoff;
 pub use plan::{Action, plan_task, plan_unwanted};
 pub use reconcile::{Agent, AgentConfig};
 pub use types::{
-    AgentReport, Assignment, ContainerEvent, ContainerEventKind, ObservedContainer, Phase, TaskKey,
+    AgentReport, Assignment, ContainerEvent, ContainerEventKind, Health, ObservedContainer, Phase,
+    TaskKey, effective_hash,
 };

@@ -6,7 +6,7 @@ use cj_spec::OnFailure;
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
-use crate::types::{Assignment, ObservedContainer};
+use crate::types::{Assignment, Health, ObservedContainer};
 
 /// Dead containers kept per task, newest first, so `logs` and `inspect` still work for recent
 /// deaths and replacements; older ones are removed so leftovers never exhaust disk or inodes
@@ -28,6 +28,13 @@ pub enum Action {
         container_id: String,
         exit_code: Option<i64>,
     },
+    /// The right container failed its check: stop it and start it again.
+    RestartUnhealthy { container_id: String },
+    /// `on_failure: keep`: leave the unhealthy container running exactly as it is.
+    KeepUnhealthy {
+        container_id: String,
+        detail: String,
+    },
     /// Stop a running container that is no longer right; it stays for its logs.
     Stop { container_id: String },
     /// Stop if needed and remove.
@@ -46,16 +53,25 @@ pub fn plan_task(
     let is_right = |c: &&ObservedContainer| c.config_hash == assignment.config_hash;
 
     let mut actions = Vec::new();
-    let mut surviving: Option<&str> = None;
-    // Replaced containers stop first: with host networking the new one needs the same port.
-    for container in newest_first.iter().filter(|c| c.is_live()) {
-        if is_right(container) && surviving.is_none() {
-            surviving = Some(&container.id);
-        } else if is_right(container) {
+    let mut right_live: Option<&ObservedContainer> = None;
+    let mut wrong_live = Vec::new();
+    for container in newest_first.iter().copied().filter(|c| c.is_live()) {
+        if is_right(&container) && right_live.is_none() {
+            right_live = Some(container);
+        } else if is_right(&container) {
             actions.push(Action::Remove {
                 container_id: container.id.clone(),
             });
         } else {
+            wrong_live.push(container);
+        }
+    }
+    // Stop first: the replacement may need the same port. Start first: the old container keeps
+    // serving until the new one is running and, if it has a check, healthy.
+    let replacement_ready =
+        right_live.is_some_and(|c| matches!(c.health, None | Some(Health::Healthy)));
+    if !assignment.start_first || replacement_ready {
+        for container in wrong_live {
             actions.push(Action::Stop {
                 container_id: container.id.clone(),
             });
@@ -63,9 +79,24 @@ pub fn plan_task(
     }
 
     let mut reused_dead: Option<&str> = None;
-    match surviving {
-        Some(id) => actions.push(Action::Keep {
-            container_id: id.to_owned(),
+    match right_live {
+        Some(live) if live.health == Some(Health::Unhealthy) => {
+            let detail = live.health_detail.clone().unwrap_or_default();
+            actions.push(match assignment.on_failure {
+                OnFailure::Keep => Action::KeepUnhealthy {
+                    container_id: live.id.clone(),
+                    detail,
+                },
+                OnFailure::Restart if backoff.ready(now) => Action::RestartUnhealthy {
+                    container_id: live.id.clone(),
+                },
+                OnFailure::Restart => Action::WaitBackoff {
+                    until: backoff.not_before.unwrap_or(now),
+                },
+            });
+        }
+        Some(live) => actions.push(Action::Keep {
+            container_id: live.id.clone(),
         }),
         None => match newest_first.iter().find(|c| !c.is_live() && is_right(c)) {
             // Created but never started (e.g. the agent stopped between the two): just start it.
@@ -164,6 +195,8 @@ mod tests {
             started_at: None,
             finished_at: None,
             exit_code: (state == ContainerState::Exited).then_some(137),
+            health: None,
+            health_detail: None,
         }
     }
 
@@ -303,6 +336,109 @@ mod tests {
         assert_eq!(
             plan_task(&wanted, &[dead], &backoff, now + Duration::from_secs(1)),
             [restart("a")]
+        );
+    }
+}
+
+#[cfg(test)]
+mod health_and_order_tests {
+    use super::*;
+    use crate::types::TaskKey;
+
+    fn assignment(on_failure: OnFailure, start_first: bool) -> Assignment {
+        let spec =
+            cj_spec::parse_service("t.yaml", "service: s\njobs:\n  - name: j\n    image: i:1\n")
+                .unwrap();
+        let key = TaskKey {
+            env: "e".into(),
+            service: "s".into(),
+            job: "j".into(),
+            task: "j".into(),
+        };
+        let mut assignment = Assignment::new(
+            key,
+            1,
+            spec.jobs[0].tasks[0].clone(),
+            "h".into(),
+            on_failure,
+        );
+        assignment.start_first = start_first;
+        assignment
+    }
+
+    fn live(id: &str, created: i64, hash: &str, health: Option<Health>) -> ObservedContainer {
+        ObservedContainer {
+            key: TaskKey {
+                env: "e".into(),
+                service: "s".into(),
+                job: "j".into(),
+                task: "j".into(),
+            },
+            id: id.into(),
+            name: id.into(),
+            image: "i:1".into(),
+            image_id: String::new(),
+            version: 1,
+            config_hash: hash.into(),
+            declared_host: "h".into(),
+            state: ContainerState::Running,
+            created,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            health,
+            health_detail: Some("GET /: 500".into()),
+        }
+    }
+
+    fn plan(assignment: &Assignment, containers: &[ObservedContainer]) -> Vec<Action> {
+        plan_task(assignment, containers, &Backoff::default(), Instant::now())
+    }
+
+    #[test]
+    fn start_first_keeps_the_old_container_until_the_new_one_is_healthy() {
+        let wanted = assignment(OnFailure::Restart, true);
+        let old = live("old", 1, "old-hash", Some(Health::Healthy));
+        assert_eq!(plan(&wanted, std::slice::from_ref(&old)), [Action::Create]);
+        let starting = live("new", 2, &wanted.config_hash, Some(Health::Starting));
+        assert_eq!(
+            plan(&wanted, &[old.clone(), starting]),
+            [Action::Keep {
+                container_id: "new".into()
+            }]
+        );
+        let healthy = live("new", 2, &wanted.config_hash, Some(Health::Healthy));
+        assert_eq!(
+            plan(&wanted, &[old, healthy]),
+            [
+                Action::Stop {
+                    container_id: "old".into()
+                },
+                Action::Keep {
+                    container_id: "new".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn unhealthy_is_restarted_or_kept_as_configured() {
+        let restart = assignment(OnFailure::Restart, false);
+        let sick = live("a", 1, &restart.config_hash, Some(Health::Unhealthy));
+        assert_eq!(
+            plan(&restart, std::slice::from_ref(&sick)),
+            [Action::RestartUnhealthy {
+                container_id: "a".into()
+            }]
+        );
+        let keep = assignment(OnFailure::Keep, false);
+        let sick = live("a", 1, &keep.config_hash, Some(Health::Unhealthy));
+        assert_eq!(
+            plan(&keep, &[sick]),
+            [Action::KeepUnhealthy {
+                container_id: "a".into(),
+                detail: "GET /: 500".into()
+            }]
         );
     }
 }

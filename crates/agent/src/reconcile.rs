@@ -16,11 +16,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
+use crate::health::{HealthUpdate, probe_loop};
 use crate::naming::container_name;
 use crate::observe::{InspectCache, lock, observe};
 use crate::plan::{Action, plan_task, plan_unwanted};
 use crate::types::{
-    AgentReport, Assignment, ContainerEvent, ContainerEventKind, ObservedContainer, Phase, TaskKey,
+    AgentReport, Assignment, ContainerEvent, ContainerEventKind, Health, ObservedContainer, Phase,
+    TaskKey,
 };
 
 #[derive(Debug, Clone)]
@@ -48,6 +50,10 @@ struct AgentMemory {
     /// running: the event can arrive before the engine's list catches up, and waiting for the
     /// next resync would cost seconds of downtime.
     announced_deaths: HashMap<String, Option<i64>>,
+    /// The last verdict of each probed container's check, with what the probe saw.
+    health: HashMap<String, (Health, String)>,
+    /// The running probe of each checked container.
+    probers: HashMap<String, tokio::task::AbortHandle>,
 }
 
 pub struct Agent<R> {
@@ -56,6 +62,10 @@ pub struct Agent<R> {
     reports: mpsc::UnboundedSender<AgentReport>,
     memory: Mutex<AgentMemory>,
     inspect_cache: Mutex<InspectCache>,
+    /// For HTTP checks; one client keeps connections and its pool small.
+    http: reqwest::Client,
+    health_updates: mpsc::UnboundedSender<HealthUpdate>,
+    health_receiver: Mutex<Option<mpsc::UnboundedReceiver<HealthUpdate>>>,
 }
 
 fn now_rfc3339() -> String {
@@ -77,12 +87,16 @@ impl<R: ContainerRuntime> Agent<R> {
         config: AgentConfig,
         reports: mpsc::UnboundedSender<AgentReport>,
     ) -> Self {
+        let (health_updates, health_receiver) = mpsc::unbounded_channel();
         Agent {
             runtime,
             config,
             reports,
             memory: Mutex::default(),
             inspect_cache: Mutex::default(),
+            http: reqwest::Client::new(),
+            health_updates,
+            health_receiver: Mutex::new(Some(health_receiver)),
         }
     }
 
@@ -96,6 +110,9 @@ impl<R: ContainerRuntime> Agent<R> {
             self.config.cluster.clone(),
             event_sender,
         ));
+        let mut health_updates = lock(&self.health_receiver)
+            .take()
+            .expect("an agent runs once");
         let mut needs_pass = true;
         let mut next_wake = Instant::now() + self.config.resync_interval;
         loop {
@@ -120,9 +137,104 @@ impl<R: ContainerRuntime> Agent<R> {
                     }
                     needs_pass
                 }
+                Some(update) = health_updates.recv() => {
+                    self.handle_health(update);
+                    while let Ok(update) = health_updates.try_recv() {
+                        self.handle_health(update);
+                    }
+                    true
+                }
                 _ = tokio::time::sleep_until(next_wake) => true,
             };
         }
+    }
+
+    /// Records a check's new verdict; an unhealthy task counts as a failure for its backoff.
+    fn handle_health(&self, update: HealthUpdate) {
+        {
+            let mut memory = lock(&self.memory);
+            if !memory.probers.contains_key(&update.container_id) {
+                return; // A verdict about a container whose probe was stopped meanwhile.
+            }
+            memory.health.insert(
+                update.container_id.clone(),
+                (update.health, update.detail.clone()),
+            );
+            if update.health == Health::Unhealthy {
+                memory
+                    .backoffs
+                    .entry(update.key.clone())
+                    .or_default()
+                    .record_failure(Instant::now());
+            }
+        }
+        self.report(AgentReport::Health {
+            host: self.config.host.clone(),
+            key: update.key,
+            container_id: update.container_id,
+            config_hash: update.config_hash,
+            health: update.health,
+            detail: update.detail,
+        });
+    }
+
+    /// Fills in check verdicts, and keeps exactly one probe running for each live container of
+    /// the right configuration whose task has a check.
+    fn track_health(&self, assignments: &[Assignment], observed: &mut [ObservedContainer]) {
+        let checks: HashMap<(&TaskKey, &str), &cj_spec::CheckSpec> = assignments
+            .iter()
+            .filter_map(|a| Some(((&a.key, a.config_hash.as_str()), a.spec.check.as_ref()?)))
+            .collect();
+        let mut memory = lock(&self.memory);
+        let mut probed = HashSet::new();
+        for container in observed.iter_mut().filter(|c| c.is_live()) {
+            let Some(check) = checks.get(&(&container.key, container.config_hash.as_str())) else {
+                continue;
+            };
+            probed.insert(container.id.clone());
+            if !memory.probers.contains_key(&container.id) {
+                let prober = tokio::spawn(probe_loop(
+                    self.runtime.clone(),
+                    self.http.clone(),
+                    container.id.clone(),
+                    container.key.clone(),
+                    container.config_hash.clone(),
+                    (*check).clone(),
+                    self.health_updates.clone(),
+                ));
+                memory
+                    .probers
+                    .insert(container.id.clone(), prober.abort_handle());
+                memory
+                    .health
+                    .insert(container.id.clone(), (Health::Starting, String::new()));
+            }
+            let (health, detail) = memory
+                .health
+                .get(&container.id)
+                .cloned()
+                .unwrap_or((Health::Starting, String::new()));
+            container.health = Some(health);
+            container.health_detail = Some(detail).filter(|d| !d.is_empty());
+        }
+        memory.probers.retain(|id, prober| {
+            let keep = probed.contains(id);
+            if !keep {
+                prober.abort();
+            }
+            keep
+        });
+        memory.health.retain(|id, _| probed.contains(id));
+    }
+
+    /// Forgets a container's probe and verdict: it stopped or started again, so its next run is
+    /// judged afresh.
+    fn forget_health(&self, container_id: &str) {
+        let mut memory = lock(&self.memory);
+        if let Some(prober) = memory.probers.remove(container_id) {
+            prober.abort();
+        }
+        memory.health.remove(container_id);
     }
 
     /// One reconcile pass; returns when to look again at the latest.
@@ -136,7 +248,8 @@ impl<R: ContainerRuntime> Agent<R> {
                     return Instant::now() + Duration::from_secs(1);
                 }
             };
-        let observed = self.apply_announced_deaths(observed);
+        let mut observed = self.apply_announced_deaths(observed);
+        self.track_health(assignments, &mut observed);
         let mut by_task: BTreeMap<TaskKey, Vec<ObservedContainer>> = BTreeMap::new();
         for container in observed {
             by_task
@@ -178,10 +291,16 @@ impl<R: ContainerRuntime> Agent<R> {
         let wakes = join_all(work).await;
 
         match observe(&*self.runtime, &self.config.cluster, &self.inspect_cache).await {
-            Ok(containers) => self.report(AgentReport::Snapshot {
-                host: self.config.host.clone(),
-                containers,
-            }),
+            Ok(containers) => {
+                // Also starts the probes of containers this pass created, without waiting for
+                // the next pass.
+                let mut containers = self.apply_announced_deaths(containers);
+                self.track_health(assignments, &mut containers);
+                self.report(AgentReport::Snapshot {
+                    host: self.config.host.clone(),
+                    containers,
+                });
+            }
             Err(error) => tracing::warn!(%error, "cannot read containers after a pass"),
         }
         wakes.into_iter().flatten().fold(resync_at, Instant::min)
@@ -253,6 +372,35 @@ impl<R: ContainerRuntime> Agent<R> {
                         ),
                         None => "stopped; kept for inspection (on_failure: keep)".to_owned(),
                     };
+                    self.phase(
+                        &key,
+                        &hash,
+                        Phase::Kept {
+                            container_id: container_id.clone(),
+                            reason,
+                        },
+                    );
+                    Ok(())
+                }
+                Action::RestartUnhealthy { container_id } => {
+                    lock(&self.memory)
+                        .expected_stops
+                        .insert(container_id.clone());
+                    match self
+                        .runtime
+                        .stop(container_id, self.config.stop_grace_seconds)
+                        .await
+                    {
+                        Ok(()) => self.start(&key, &hash, container_id).await,
+                        Err(error) => Err(error),
+                    }
+                }
+                Action::KeepUnhealthy {
+                    container_id,
+                    detail,
+                } => {
+                    let reason =
+                        format!("unhealthy ({detail}); kept for inspection (on_failure: keep)");
                     self.phase(
                         &key,
                         &hash,
@@ -388,6 +536,8 @@ impl<R: ContainerRuntime> Agent<R> {
     ) -> Result<(), RuntimeError> {
         self.phase(key, hash, Phase::Starting);
         self.runtime.start(container_id).await?;
+        // Its earlier death is now history: do not let it mask the running container.
+        lock(&self.memory).announced_deaths.remove(container_id);
         lock(&self.memory)
             .backoffs
             .entry(key.clone())
@@ -428,6 +578,9 @@ impl<R: ContainerRuntime> Agent<R> {
         let Some(key) = TaskKey::from_labels(&event.labels) else {
             return false;
         };
+        if matches!(event.action.as_str(), "start" | "die" | "destroy") {
+            self.forget_health(&event.container_id);
+        }
         let kind = match event.action.as_str() {
             "start" => {
                 lock(&self.memory)

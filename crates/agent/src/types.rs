@@ -41,14 +41,42 @@ pub struct Assignment {
     /// The service version the task's configuration comes from.
     pub version: u64,
     pub spec: TaskSpec,
-    /// `spec.config_hash()`, computed once.
+    /// The identity of the wanted container: the spec's hash, mixed with the restart generation
+    /// when one is set (so `reload` gets a fresh container with the same configuration).
     pub config_hash: String,
     /// The host the config names (or the scheduler chose), recorded on the container.
     pub declared_host: String,
     pub on_failure: OnFailure,
+    /// Bumped by `reload` to replace a container whose configuration did not change.
+    #[serde(default)]
+    pub restart_generation: u64,
+    /// Start the replacement before stopping the old container (and stop the old one only once
+    /// the new one is healthy). Off when both would need the same port on the same host.
+    #[serde(default)]
+    pub start_first: bool,
+}
+
+/// The container identity for a spec hash and a restart generation (0: the spec hash itself).
+pub fn effective_hash(spec_hash: &str, restart_generation: u64) -> String {
+    if restart_generation == 0 {
+        return spec_hash.to_owned();
+    }
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{spec_hash}/{restart_generation}").as_bytes());
+    digest[..6]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 impl Assignment {
+    /// The same assignment with a restart generation (see [`effective_hash`]).
+    pub fn with_restart_generation(mut self, generation: u64) -> Self {
+        self.restart_generation = generation;
+        self.config_hash = effective_hash(&self.spec.config_hash(), generation);
+        self
+    }
+
     pub fn new(
         key: TaskKey,
         version: u64,
@@ -58,6 +86,8 @@ impl Assignment {
     ) -> Self {
         let config_hash = spec.config_hash();
         Assignment {
+            restart_generation: 0,
+            start_first: false,
             key,
             version,
             spec,
@@ -115,6 +145,22 @@ pub struct ObservedContainer {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub exit_code: Option<i64>,
+    /// The check's verdict for a live container whose task has a check.
+    #[serde(default)]
+    pub health: Option<Health>,
+    #[serde(default)]
+    pub health_detail: Option<String>,
+}
+
+/// What a task's check says about its running container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Started, not yet passed its check.
+    Starting,
+    Healthy,
+    /// Failed its check `retries` times in a row.
+    Unhealthy,
 }
 
 impl ObservedContainer {
@@ -137,6 +183,8 @@ impl ObservedContainer {
             started_at: None,
             finished_at: None,
             exit_code: None,
+            health: None,
+            health_detail: None,
         }
     }
 }
@@ -182,6 +230,15 @@ pub enum AgentReport {
     Container {
         host: String,
         event: ContainerEvent,
+    },
+    /// A check's verdict changed.
+    Health {
+        host: String,
+        key: TaskKey,
+        container_id: String,
+        config_hash: String,
+        health: Health,
+        detail: String,
     },
     /// Every container of ours on the host, after each reconcile pass.
     Snapshot {

@@ -127,6 +127,10 @@ pub struct TaskStatus {
     pub desired_version: Option<u64>,
     pub started_at: Option<String>,
     pub exit_code: Option<i64>,
+    /// The check's verdict on the running container: `starting`, `healthy`, `unhealthy`;
+    /// absent when the task has no check.
+    #[serde(default)]
+    pub health: Option<String>,
 }
 
 /// `GET /v1/inspect`: our view of a task plus Docker's own inspect document.

@@ -297,7 +297,7 @@ fn externally_killed_container_is_restarted_and_the_death_recorded() {
         history
             .events
             .iter()
-            .any(|e| e.kind == "started" && e.at.as_str() > first_start.as_str())
+            .any(|e| e.kind == "started" && nanos(&e.at) > nanos(&first_start))
             .then_some(history)
     });
     let death = history

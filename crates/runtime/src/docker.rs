@@ -224,6 +224,41 @@ impl ContainerRuntime for DockerRuntime {
         Ok((status, raw))
     }
 
+    async fn exec(&self, id: &str, command: &[String]) -> Result<i64, RuntimeError> {
+        use bollard::exec::{StartExecOptions, StartExecResults};
+        let config = bollard::models::ExecConfig {
+            cmd: Some(command.to_vec()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_exec(id, config)
+            .await
+            .map_err(docker_error)?;
+        let options = StartExecOptions {
+            detach: false,
+            tty: false,
+            output_capacity: None,
+        };
+        // Reading the output to its end is how we learn the command has finished.
+        if let StartExecResults::Attached { mut output, .. } = self
+            .docker
+            .start_exec(&created.id, Some(options))
+            .await
+            .map_err(docker_error)?
+        {
+            while output.next().await.is_some() {}
+        }
+        let inspect = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(docker_error)?;
+        Ok(inspect.exit_code.unwrap_or(-1))
+    }
+
     fn events(
         &self,
         labels: &[(&str, &str)],

@@ -60,6 +60,13 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         id: &str,
     ) -> impl Future<Output = Result<(ContainerStatus, serde_json::Value), RuntimeError>> + Send;
 
+    /// Runs `command` in the running container and returns its exit code once it ends.
+    fn exec(
+        &self,
+        id: &str,
+        command: &[String],
+    ) -> impl Future<Output = Result<i64, RuntimeError>> + Send;
+
     /// Container lifecycle events for containers carrying every `label=value` in `labels`.
     fn events(
         &self,

@@ -10,12 +10,14 @@ pub mod dev;
 mod error;
 mod history;
 mod keys;
+pub mod notify;
 mod operations;
 mod reports;
 mod resolve;
 mod state;
 mod status;
 mod versions;
+mod waiting;
 
 pub use error::ApiFailure;
 pub use state::ServerState;

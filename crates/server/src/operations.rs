@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cj_agent::{Phase, TaskKey};
+use cj_agent::TaskKey;
 use cj_api::{OperationEvent, OperationSummary, TaskFailure};
 use cj_store::StoreJson;
 use tokio::sync::mpsc;
@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use crate::error::ApiFailure;
 use crate::keys;
 use crate::state::{DesiredJob, ServerState, now_rfc3339};
+use crate::waiting::Goal;
 
 pub const DEFAULT_WAVE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -39,8 +40,8 @@ pub enum Direction {
     Down,
 }
 
-/// (task, config hash it must run with); the hash is `None` for `down`.
-type WaveTasks = Vec<(TaskKey, Option<String>)>;
+/// Each task of a wave and where it must get to.
+type WaveTasks = Vec<(TaskKey, Goal)>;
 
 impl ServerState {
     pub fn plan_up(
@@ -183,49 +184,44 @@ impl ServerState {
         let generation_at_start = *self.changed.borrow();
         let mut tasks: WaveTasks = Vec::new();
         for job in wave {
-            let version = plan.versions[job];
-            let record = self.version(&plan.env, &plan.service, version)?;
-            let job_spec = record
-                .spec
-                .job(job)
-                .expect("plan_up checked the job exists");
-            for task in &job_spec.tasks {
-                let key = TaskKey {
-                    env: plan.env.clone(),
-                    service: plan.service.clone(),
-                    job: job.clone(),
-                    task: task.name.clone(),
-                };
-                let hash = task.config_hash();
-                if self
-                    .containers_of(&key)
-                    .iter()
-                    .any(|(_, c)| c.is_live() && c.config_hash == hash)
-                {
-                    summary.unchanged.push(key.to_string());
-                    let _ = events
-                        .send(OperationEvent::Task {
-                            task: key.to_string(),
-                            phase: "running".into(),
-                            detail: Some("unchanged".into()),
-                        })
-                        .await;
-                } else {
-                    summary.changed.push(key.to_string());
-                    tasks.push((key, Some(hash)));
-                }
-            }
             let desired_key = keys::desired(&plan.env, &plan.service, job);
-            if self.store.get(&desired_key)?.is_none() {
-                let desired = DesiredJob {
-                    env: plan.env.clone(),
-                    service: plan.service.clone(),
-                    job: job.clone(),
-                    version,
-                    since: now_rfc3339(),
-                    by: plan.user.clone(),
-                };
-                self.store.put_json(&desired_key, &desired)?;
+            let desired = match self.store.get_json::<DesiredJob>(&desired_key)? {
+                // Already up: it stays at its version (a rollout moves it, not `up`).
+                Some(desired) => desired,
+                None => {
+                    let desired = DesiredJob {
+                        env: plan.env.clone(),
+                        service: plan.service.clone(),
+                        job: job.clone(),
+                        version: plan.versions[job],
+                        since: now_rfc3339(),
+                        by: plan.user.clone(),
+                        task_versions: BTreeMap::new(),
+                        restart_generations: BTreeMap::new(),
+                    };
+                    self.store.put_json(&desired_key, &desired)?;
+                    desired
+                }
+            };
+            for task in self.desired_tasks(&desired)? {
+                let config_hash = task.config_hash();
+                let running = self
+                    .containers_of(&task.key)
+                    .iter()
+                    .any(|(_, c)| c.is_live() && c.config_hash == config_hash);
+                if running {
+                    summary.unchanged.push(task.key.to_string());
+                    let event = OperationEvent::Task {
+                        task: task.key.to_string(),
+                        phase: "running".into(),
+                        detail: Some("unchanged".into()),
+                    };
+                    let _ = events.send(event).await;
+                } else {
+                    summary.changed.push(task.key.to_string());
+                }
+                // Unchanged tasks are awaited too: `up` ends when every task passes its check.
+                tasks.push((task.key, Goal::Ready { config_hash }));
             }
         }
         self.apply_and_wait(plan, &tasks, generation_at_start, events, summary)
@@ -254,7 +250,7 @@ impl ServerState {
                     key.env == plan.env && key.service == plan.service && wave.contains(&key.job)
                 })
                 .collect();
-            tasks.extend(keys.into_iter().map(|key| (key, None)));
+            tasks.extend(keys.into_iter().map(|key| (key, Goal::Gone)));
         }
         for job in wave {
             self.store
@@ -283,9 +279,8 @@ impl ServerState {
         let progress = self.progress.subscribe();
         self.publish_assignments().await?;
         let failures = self
-            .wait_for(
+            .wait_for_tasks(
                 tasks,
-                plan.direction,
                 generation_at_start,
                 plan.wave_timeout,
                 progress,
@@ -294,82 +289,6 @@ impl ServerState {
             .await;
         summary.failed.extend(failures);
         Ok(())
-    }
-
-    /// Waits until every task is as wanted (running the right config, or gone), forwarding their
-    /// progress. Returns the tasks that failed, and those still pending at the deadline.
-    async fn wait_for(
-        &self,
-        tasks: &WaveTasks,
-        direction: Direction,
-        generation_at_start: u64,
-        timeout: Duration,
-        mut progress: tokio::sync::broadcast::Receiver<crate::state::TaskProgress>,
-        events: &mpsc::Sender<OperationEvent>,
-    ) -> Vec<TaskFailure> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut changed = self.changed.subscribe();
-        // Failures seen on the progress stream: the latest phase may already have moved on
-        // (a failure is followed by backing off), but the operation must still stop on it.
-        let mut seen_failures: BTreeMap<TaskKey, String> = BTreeMap::new();
-        loop {
-            let mut pending = Vec::new();
-            let mut failures = Vec::new();
-            for (key, hash) in tasks {
-                let containers = self.containers_of(key);
-                let done = match direction {
-                    Direction::Up => containers
-                        .iter()
-                        .any(|(_, c)| c.is_live() && Some(&c.config_hash) == hash.as_ref()),
-                    Direction::Down => containers.is_empty(),
-                };
-                if done {
-                    continue;
-                }
-                let recent = self.progress_of(key).filter(|p| {
-                    p.generation > generation_at_start && Some(&p.config_hash) == hash.as_ref()
-                });
-                let failure = match recent.map(|p| p.phase) {
-                    Some(Phase::Failed { reason }) | Some(Phase::Kept { reason, .. }) => {
-                        Some(reason)
-                    }
-                    _ => seen_failures.get(key).cloned(),
-                };
-                match failure {
-                    Some(reason) if direction == Direction::Up => failures.push(TaskFailure {
-                        task: key.to_string(),
-                        reason,
-                    }),
-                    _ => pending.push(key),
-                }
-            }
-            if pending.is_empty() {
-                return failures;
-            }
-            tokio::select! {
-                received = progress.recv() => {
-                    if let Ok(update) = received
-                        && tasks.iter().any(|(key, _)| *key == update.key)
-                    {
-                        if let Phase::Failed { reason } | Phase::Kept { reason, .. } = &update.phase
-                            && tasks.iter().any(|(key, hash)| *key == update.key && hash.as_ref() == Some(&update.config_hash))
-                        {
-                            seen_failures.insert(update.key.clone(), reason.clone());
-                        }
-                        let (phase, detail) = describe_phase(&update.phase);
-                        let _ = events.send(OperationEvent::Task { task: update.key.to_string(), phase, detail }).await;
-                    }
-                }
-                _ = changed.changed() => {}
-                _ = tokio::time::sleep_until(deadline) => {
-                    failures.extend(pending.into_iter().map(|key| TaskFailure {
-                        task: key.to_string(),
-                        reason: format!("timed out after {}s waiting for the task", timeout.as_secs()),
-                    }));
-                    return failures;
-                }
-            }
-        }
     }
 }
 
@@ -388,31 +307,4 @@ fn job_waves<'a>(
         })
         .collect();
     cj_spec::dependency_waves(edges).map_err(|cycle| ApiFailure::BadRequest(cycle.to_string()))
-}
-
-/// A phase as a word and an optional detail, for progress output.
-pub fn describe_phase(phase: &Phase) -> (String, Option<String>) {
-    match phase {
-        Phase::Pulling { image } => ("pulling".into(), Some(image.clone())),
-        Phase::Creating => ("creating".into(), None),
-        Phase::Starting => ("starting".into(), None),
-        Phase::Running { container_id } => (
-            "running".into(),
-            Some(container_id.chars().take(12).collect()),
-        ),
-        Phase::BackingOff { millis, reason } => (
-            "restarting".into(),
-            Some(format!(
-                "{reason}; next attempt in {:.1}s",
-                *millis as f64 / 1000.0
-            )),
-        ),
-        Phase::Failed { reason } => ("failed".into(), Some(reason.clone())),
-        Phase::Kept { reason, .. } => ("exited".into(), Some(reason.clone())),
-        Phase::Stopping { container_id } => (
-            "stopping".into(),
-            Some(container_id.chars().take(12).collect()),
-        ),
-        Phase::Removed => ("removed".into(), None),
-    }
 }

@@ -9,7 +9,7 @@ use cj_store::StoreJson;
 use tokio::sync::mpsc;
 
 use crate::keys;
-use crate::state::{ServerState, TaskProgress, lock};
+use crate::state::{ProgressKind, ServerState, TaskProgress, lock};
 
 /// Consumes reports until every agent sender is gone.
 pub async fn consume_reports(
@@ -41,10 +41,30 @@ impl ServerState {
                     generation,
                     key: key.clone(),
                     config_hash,
-                    phase,
+                    kind: ProgressKind::Phase(phase),
                 };
                 lock(&self.last_progress).insert(key, progress.clone());
                 let _ = self.progress.send(progress);
+            }
+            AgentReport::Health {
+                host,
+                key,
+                container_id,
+                config_hash,
+                health,
+                detail,
+            } => {
+                if let Err(error) = self.record_health(&host, &key, &container_id, health) {
+                    tracing::error!(%error, container = container_id, "cannot record a health change");
+                }
+                let generation = *self.changed.borrow() + 1;
+                let kind = ProgressKind::Health(health, detail);
+                let _ = self.progress.send(TaskProgress {
+                    generation,
+                    key,
+                    config_hash,
+                    kind,
+                });
             }
             AgentReport::Container { event, .. } => {
                 if let Err(error) = self.record_container_event(&event) {
@@ -53,6 +73,42 @@ impl ServerState {
             }
         }
         self.changed.send_modify(|generation| *generation += 1);
+    }
+
+    /// Health changes go into the job's history beside the container's life events.
+    fn record_health(
+        &self,
+        host: &str,
+        key: &cj_agent::TaskKey,
+        container_id: &str,
+        health: cj_agent::Health,
+    ) -> Result<(), cj_store::StoreError> {
+        let kind = match health {
+            cj_agent::Health::Healthy => "healthy",
+            cj_agent::Health::Unhealthy => "unhealthy",
+            cj_agent::Health::Starting => return Ok(()),
+        };
+        let record_key = keys::container(&key.env, &key.service, &key.job, container_id);
+        let version = self
+            .store
+            .get_json::<ContainerRecord>(&record_key)?
+            .map(|r| r.version)
+            .unwrap_or(0);
+        let history = HistoryEvent {
+            at: crate::state::now_rfc3339(),
+            kind: kind.into(),
+            task: key.task.clone(),
+            container_id: container_id.to_owned(),
+            version,
+            host: host.to_owned(),
+            exit_code: None,
+        };
+        let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+        self.store.put_json(
+            &keys::event(&key.env, &key.service, &key.job, nanos),
+            &history,
+        )?;
+        Ok(())
     }
 
     fn record_container_event(&self, event: &ContainerEvent) -> Result<(), cj_store::StoreError> {

@@ -2,11 +2,12 @@
 //! reported (observed state, kept in memory and rebuilt from their next reports after a restart),
 //! and the channels that carry assignments out and progress to waiting operations.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
-use cj_agent::{Assignment, ObservedContainer, Phase, TaskKey};
+use cj_agent::{Assignment, Health, ObservedContainer, Phase, TaskKey, effective_hash};
 use cj_runtime::DockerRuntime;
+use cj_spec::{OnFailure, TaskSpec};
 use cj_store::{Store, StoreJson};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
@@ -24,6 +25,37 @@ pub struct DesiredJob {
     pub version: u64,
     pub since: String,
     pub by: String,
+    /// During a rollout, the version of each task (the set of tasks is these keys); empty
+    /// otherwise, when every task of `version` runs at `version`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub task_versions: BTreeMap<String, u64>,
+    /// Bumped by `reload` for a task, to replace its container with an identical one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub restart_generations: BTreeMap<String, u64>,
+}
+
+/// One task the desired state asks for, with its complete configuration.
+#[derive(Debug, Clone)]
+pub struct DesiredTask {
+    pub key: TaskKey,
+    pub version: u64,
+    pub spec: TaskSpec,
+    pub on_failure: OnFailure,
+    pub restart_generation: u64,
+}
+
+impl DesiredTask {
+    /// The identity of the container this task wants.
+    pub fn config_hash(&self) -> String {
+        effective_hash(&self.spec.config_hash(), self.restart_generation)
+    }
+
+    pub fn declared_host(&self, local_host: &str) -> String {
+        self.spec
+            .run_on_host
+            .clone()
+            .unwrap_or_else(|| local_host.to_owned())
+    }
 }
 
 /// A task's progress as an agent reported it.
@@ -33,7 +65,14 @@ pub struct TaskProgress {
     pub generation: u64,
     pub key: TaskKey,
     pub config_hash: String,
-    pub phase: Phase,
+    pub kind: ProgressKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ProgressKind {
+    Phase(Phase),
+    /// A check's verdict on the task's container, with what the probe saw.
+    Health(Health, String),
 }
 
 pub type Assignments = Option<Arc<Vec<Assignment>>>;
@@ -48,9 +87,9 @@ pub struct ServerState {
     pub runtime: Arc<DockerRuntime>,
     /// Each host's containers, as its agent last reported them.
     pub observed: RwLock<HashMap<String, Vec<ObservedContainer>>>,
-    /// Each task's last reported phase, with the config hash it was about.
+    /// Each task's last reported phase (not health), with the config hash it was about.
     pub last_progress: Mutex<HashMap<TaskKey, TaskProgress>>,
-    /// Every phase report, for operations that show progress.
+    /// Every phase and health report, for operations that show progress.
     pub progress: broadcast::Sender<TaskProgress>,
     /// Bumped after every agent report, so waiters re-check their condition.
     pub changed: watch::Sender<u64>,
@@ -113,38 +152,74 @@ impl ServerState {
         Ok(self.store.range_json(prefix)?)
     }
 
+    /// The tasks a desired job asks for: every task of its version, or during a rollout each
+    /// task at its own version.
+    pub fn desired_tasks(&self, desired: &DesiredJob) -> Result<Vec<DesiredTask>, ApiFailure> {
+        let versions: Vec<(Option<String>, u64)> = if desired.task_versions.is_empty() {
+            vec![(None, desired.version)]
+        } else {
+            desired
+                .task_versions
+                .iter()
+                .map(|(task, version)| (Some(task.clone()), *version))
+                .collect()
+        };
+        let mut tasks = Vec::new();
+        for (only, version) in versions {
+            let record = self.version(&desired.env, &desired.service, version)?;
+            let Some(job) = record.spec.job(&desired.job) else {
+                tracing::warn!(
+                    job = desired.job,
+                    version,
+                    "desired job missing from its version"
+                );
+                continue;
+            };
+            for task in job
+                .tasks
+                .iter()
+                .filter(|task| only.as_ref().is_none_or(|only| *only == task.name))
+            {
+                tasks.push(DesiredTask {
+                    key: TaskKey {
+                        env: desired.env.clone(),
+                        service: desired.service.clone(),
+                        job: desired.job.clone(),
+                        task: task.name.clone(),
+                    },
+                    version,
+                    spec: task.clone(),
+                    on_failure: job.on_failure,
+                    restart_generation: desired
+                        .restart_generations
+                        .get(&task.name)
+                        .copied()
+                        .unwrap_or(0),
+                });
+            }
+        }
+        Ok(tasks)
+    }
+
     /// Recomputes every host's assignments from the desired state and hands them to the agents.
     pub async fn publish_assignments(&self) -> Result<(), ApiFailure> {
         let _publishing = self.publish_lock.lock().await;
         let mut assignments = Vec::new();
         for desired in self.desired_jobs(keys::DESIRED_ALL)? {
-            let record = self.version(&desired.env, &desired.service, desired.version)?;
-            let Some(job) = record.spec.job(&desired.job) else {
-                tracing::warn!(
-                    job = desired.job,
-                    version = desired.version,
-                    "desired job missing from its version"
-                );
-                continue;
-            };
-            for task in &job.tasks {
-                let key = TaskKey {
-                    env: desired.env.clone(),
-                    service: desired.service.clone(),
-                    job: desired.job.clone(),
-                    task: task.name.clone(),
-                };
-                let declared_host = task
-                    .run_on_host
-                    .clone()
-                    .unwrap_or_else(|| self.local_host.clone());
-                assignments.push(Assignment::new(
-                    key,
-                    desired.version,
-                    task.clone(),
+            for task in self.desired_tasks(&desired)? {
+                let declared_host = task.declared_host(&self.local_host);
+                let mut assignment = Assignment::new(
+                    task.key,
+                    task.version,
+                    task.spec,
                     declared_host,
-                    job.on_failure,
-                ));
+                    task.on_failure,
+                )
+                .with_restart_generation(task.restart_generation);
+                // One machine: a replacement that needs the same port must wait for the old
+                // container to stop; one without a port can start first.
+                assignment.start_first = assignment.spec.port == 0;
+                assignments.push(assignment);
             }
         }
         self.assignments.send_replace(Some(Arc::new(assignments)));

@@ -2,12 +2,13 @@
 
 use cj_agent::{ObservedContainer, Phase, TaskKey};
 use cj_api::TaskStatus;
+use cj_spec::TaskSpec;
 use cj_store::StoreJson;
 
 use crate::error::ApiFailure;
 use crate::keys;
 use crate::resolve::Resolved;
-use crate::state::{DesiredJob, ServerState};
+use crate::state::{DesiredJob, ProgressKind, ServerState};
 
 /// A task's current container: the live one of the wanted configuration if any, then any live
 /// one, then the newest.
@@ -42,14 +43,26 @@ impl ServerState {
                 let desired: Option<DesiredJob> =
                     self.store
                         .get_json(&keys::desired(env, &scope.service, job))?;
-                let record = match &desired {
-                    Some(desired) => self.version(env, &scope.service, desired.version)?,
-                    None => scope.latest.clone(),
+                // A job that is up shows what it asks for; one that is down, its latest tasks.
+                let tasks: Vec<(TaskSpec, Option<String>)> = match &desired {
+                    Some(desired) => self
+                        .desired_tasks(desired)?
+                        .into_iter()
+                        .map(|task| {
+                            let hash = task.config_hash();
+                            (task.spec, Some(hash))
+                        })
+                        .collect(),
+                    None => match scope.latest.spec.job(job) {
+                        Some(job_spec) => job_spec
+                            .tasks
+                            .iter()
+                            .map(|task| (task.clone(), None))
+                            .collect(),
+                        None => continue,
+                    },
                 };
-                let Some(job_spec) = record.spec.job(job) else {
-                    continue;
-                };
-                for task in &job_spec.tasks {
+                for (task, wanted_hash) in tasks {
                     if scope.task.as_ref().is_some_and(|only| *only != task.name) {
                         continue;
                     }
@@ -59,7 +72,6 @@ impl ServerState {
                         job: job.clone(),
                         task: task.name.clone(),
                     };
-                    let wanted_hash = desired.as_ref().map(|_| task.config_hash());
                     let declared_host = task
                         .run_on_host
                         .clone()
@@ -89,7 +101,14 @@ impl ServerState {
             .progress_of(&key)
             .filter(|p| Some(p.config_hash.as_str()) == wanted_hash);
         let live = current.is_some_and(|(_, c)| c.is_live());
-        let (state, detail) = match (desired, current, progress.map(|p| p.phase)) {
+        let (state, detail) = match (
+            desired,
+            current,
+            progress.and_then(|p| match p.kind {
+                ProgressKind::Phase(phase) => Some(phase),
+                ProgressKind::Health(..) => None,
+            }),
+        ) {
             (None, _, _) if live => (
                 "stopping".to_owned(),
                 Some("not wanted; being removed".to_owned()),
@@ -99,7 +118,9 @@ impl ServerState {
                 let state = serde_json::to_value(container.state)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned));
-                (state.unwrap_or_else(|| "running".into()), None)
+                let unhealthy = container.health == Some(cj_agent::Health::Unhealthy);
+                let detail = container.health_detail.clone().filter(|_| unhealthy);
+                (state.unwrap_or_else(|| "running".into()), detail)
             }
             (Some(_), _, Some(Phase::Pulling { image })) => ("pulling".into(), Some(image)),
             (Some(_), _, Some(Phase::Creating)) => ("creating".into(), None),
@@ -137,6 +158,19 @@ impl ServerState {
             exit_code: current
                 .filter(|(_, c)| !c.is_live())
                 .and_then(|(_, c)| c.exit_code),
+            health: current
+                .filter(|(_, c)| c.is_live())
+                .and_then(|(_, c)| c.health)
+                .map(health_word),
         }
     }
+}
+
+pub fn health_word(health: cj_agent::Health) -> String {
+    match health {
+        cj_agent::Health::Starting => "starting",
+        cj_agent::Health::Healthy => "healthy",
+        cj_agent::Health::Unhealthy => "unhealthy",
+    }
+    .to_owned()
 }

@@ -30,7 +30,12 @@ pub struct TaskChange {
 }
 
 /// The change from `old` to `new` for one task (either may be absent).
-pub fn task_change(job: &str, task: &str, old: Option<&TaskSpec>, new: Option<&TaskSpec>) -> TaskChange {
+pub fn task_change(
+    job: &str,
+    task: &str,
+    old: Option<&TaskSpec>,
+    new: Option<&TaskSpec>,
+) -> TaskChange {
     let (change, reasons) = match (old, new) {
         (None, None) | (None, Some(_)) => (ChangeKind::Create, Vec::new()),
         (Some(_), None) => (ChangeKind::Remove, Vec::new()),
@@ -43,7 +48,12 @@ pub fn task_change(job: &str, task: &str, old: Option<&TaskSpec>, new: Option<&T
             }
         }
     };
-    TaskChange { job: job.to_owned(), task: task.to_owned(), change, reasons }
+    TaskChange {
+        job: job.to_owned(),
+        task: task.to_owned(),
+        change,
+        reasons,
+    }
 }
 
 /// Why two configurations of a task differ, in words.
@@ -51,7 +61,11 @@ pub fn differences(old: &TaskSpec, new: &TaskSpec) -> Vec<String> {
     let mut reasons = Vec::new();
     let show = |image: &Option<String>| image.clone().unwrap_or_else(|| "none".into());
     if old.image != new.image {
-        reasons.push(format!("image {} -> {}", show(&old.image), show(&new.image)));
+        reasons.push(format!(
+            "image {} -> {}",
+            show(&old.image),
+            show(&new.image)
+        ));
     }
     if old.command != new.command {
         reasons.push("command changed".into());
@@ -71,7 +85,11 @@ pub fn differences(old: &TaskSpec, new: &TaskSpec) -> Vec<String> {
         reasons.push(format!("port {} -> {}", old.port, new.port));
     }
     if old.run_on_host != new.run_on_host {
-        reasons.push(format!("host {} -> {}", show(&old.run_on_host), show(&new.run_on_host)));
+        reasons.push(format!(
+            "host {} -> {}",
+            show(&old.run_on_host),
+            show(&new.run_on_host)
+        ));
     }
     if old.resources != new.resources {
         reasons.push("resources changed".into());
@@ -80,7 +98,11 @@ pub fn differences(old: &TaskSpec, new: &TaskSpec) -> Vec<String> {
         reasons.push(format!("init {} -> {}", old.init, new.init));
     }
     for (section, old_fields, new_fields) in [
-        ("docker_hostconfig", &old.docker_hostconfig, &new.docker_hostconfig),
+        (
+            "docker_hostconfig",
+            &old.docker_hostconfig,
+            &new.docker_hostconfig,
+        ),
         ("docker_config", &old.docker_config, &new.docker_config),
     ] {
         let changed: BTreeSet<&String> = old_fields
@@ -104,26 +126,49 @@ mod tests {
     use super::*;
 
     fn task(yaml_job: &str) -> TaskSpec {
-        crate::parse_service("t.yaml", &format!("service: s\njobs:\n  - name: j\n{yaml_job}")).unwrap().jobs[0].tasks[0].clone()
+        crate::parse_service(
+            "t.yaml",
+            &format!("service: s\njobs:\n  - name: j\n{yaml_job}"),
+        )
+        .unwrap()
+        .jobs[0]
+            .tasks[0]
+            .clone()
     }
 
     #[test]
     fn reasons_name_what_changed() {
         let old = task("    image: a:1\n    env: {A: 1, B: 2}\n    port: 80\n");
-        let new = task("    image: a:2\n    env: {A: 1, B: 3, C: 4}\n    port: 81\n    docker_config:\n      docker_hostconfig: {Memory: 5}\n");
+        let new = task(
+            "    image: a:2\n    env: {A: 1, B: 3, C: 4}\n    port: 81\n    docker_config:\n      docker_hostconfig: {Memory: 5}\n",
+        );
         let change = task_change("j", "j", Some(&old), Some(&new));
         assert_eq!(change.change, ChangeKind::Replace);
         assert_eq!(
             change.reasons,
-            ["image a:1 -> a:2", "env changed (B, C)", "port 80 -> 81", "docker_hostconfig changed (Memory)"]
+            [
+                "image a:1 -> a:2",
+                "env changed (B, C)",
+                "port 80 -> 81",
+                "docker_hostconfig changed (Memory)"
+            ]
         );
     }
 
     #[test]
     fn same_configuration_is_unchanged() {
         let old = task("    image: a:1\n");
-        assert_eq!(task_change("j", "j", Some(&old), Some(&old.clone())).change, ChangeKind::Unchanged);
-        assert_eq!(task_change("j", "j", None, Some(&old)).change, ChangeKind::Create);
-        assert_eq!(task_change("j", "j", Some(&old), None).change, ChangeKind::Remove);
+        assert_eq!(
+            task_change("j", "j", Some(&old), Some(&old.clone())).change,
+            ChangeKind::Unchanged
+        );
+        assert_eq!(
+            task_change("j", "j", None, Some(&old)).change,
+            ChangeKind::Create
+        );
+        assert_eq!(
+            task_change("j", "j", Some(&old), None).change,
+            ChangeKind::Remove
+        );
     }
 }

@@ -17,10 +17,12 @@ mod rewrite;
 mod target;
 mod units;
 
-pub use error::{SpecError, SpecErrors};
-pub use model::{CheckSpec, JobSpec, OnFailure, Probe, Resources, ServiceSpec, TaskSpec, UpdatePolicy};
-pub use order::{DependencyCycle, dependency_waves};
 pub use diff::{ChangeKind, TaskChange, differences, task_change};
+pub use error::{SpecError, SpecErrors};
+pub use model::{
+    CheckSpec, JobSpec, OnFailure, Probe, Resources, ServiceSpec, TaskSpec, UpdatePolicy,
+};
+pub use order::{DependencyCycle, dependency_waves};
 pub use parse::parse_service;
 pub use rewrite::set_job_image;
 pub use target::{Target, TargetError};

@@ -283,7 +283,11 @@ impl Checker<'_> {
             name: job.name.value.clone(),
             depends_on: job.depends_on.iter().map(|d| d.value.clone()).collect(),
             on_failure: job.on_failure.unwrap_or_default(),
-            update: job.update.as_ref().map(|update| self.update_policy(&path, update)).unwrap_or_default(),
+            update: job
+                .update
+                .as_ref()
+                .map(|update| self.update_policy(&path, update))
+                .unwrap_or_default(),
             tasks,
         }
     }
@@ -339,7 +343,10 @@ impl Checker<'_> {
         }
         let resources = self.resources(path, task.resources.or(job.resources));
         let port = task.port.or(job.port).map(|port| port.value.0).unwrap_or(0);
-        let check = task.check.or(job.check).and_then(|check| self.check(path, check, port));
+        let check = task
+            .check
+            .or(job.check)
+            .and_then(|check| self.check(path, check, port));
         TaskSpec {
             name: name.to_owned(),
             image: image.map(|image| image.value.trim().to_owned()),

@@ -8,9 +8,16 @@ use crate::parse::parse_raw;
 
 /// `source` with the `image:` of `job` (on the job and on each of its tasks) set to `image`.
 /// Returns `None` if the job does not exist or names no image anywhere.
-pub fn set_job_image(file: &str, source: &str, job: &str, image: &str) -> Result<Option<String>, SpecErrors> {
+pub fn set_job_image(
+    file: &str,
+    source: &str,
+    job: &str,
+    image: &str,
+) -> Result<Option<String>, SpecErrors> {
     let raw = parse_raw(file, source)?;
-    let Some(raw_job) = raw.jobs.value.iter().find(|j| j.name.value == job) else { return Ok(None) };
+    let Some(raw_job) = raw.jobs.value.iter().find(|j| j.name.value == job) else {
+        return Ok(None);
+    };
     let mut values: Vec<&Spanned<String>> = raw_job.image.iter().collect();
     if let Some(tasks) = &raw_job.tasks {
         values.extend(tasks.value.iter().filter_map(|task| task.image.as_ref()));
@@ -47,19 +54,27 @@ mod tests {
     #[test]
     fn only_the_jobs_images_change() {
         let source = "service: s # the blog\njobs:\n  - name: blog\n    image: \"blog:1\"\n    tasks:\n      - name: b1\n      - name: b2\n        image: 'blog:1'\n  - name: other\n    image: blog:1\n";
-        let rewritten = set_job_image("s.yaml", source, "blog", "reg:5000/blog:2").unwrap().unwrap();
+        let rewritten = set_job_image("s.yaml", source, "blog", "reg:5000/blog:2")
+            .unwrap()
+            .unwrap();
         assert_eq!(
             rewritten,
             "service: s # the blog\njobs:\n  - name: blog\n    image: \"reg:5000/blog:2\"\n    tasks:\n      - name: b1\n      - name: b2\n        image: 'reg:5000/blog:2'\n  - name: other\n    image: blog:1\n"
         );
         let spec = crate::parse_service("s.yaml", &rewritten).unwrap();
-        assert_eq!(spec.jobs[0].tasks[1].image.as_deref(), Some("reg:5000/blog:2"));
+        assert_eq!(
+            spec.jobs[0].tasks[1].image.as_deref(),
+            Some("reg:5000/blog:2")
+        );
     }
 
     #[test]
     fn a_job_without_an_image_is_none() {
         let source = "service: s\njobs:\n  - name: a\n";
         assert_eq!(set_job_image("s.yaml", source, "a", "x:1").unwrap(), None);
-        assert_eq!(set_job_image("s.yaml", source, "missing", "x:1").unwrap(), None);
+        assert_eq!(
+            set_job_image("s.yaml", source, "missing", "x:1").unwrap(),
+            None
+        );
     }
 }

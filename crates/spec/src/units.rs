@@ -24,7 +24,9 @@ pub(crate) fn parse_memory(text: &str) -> Option<u64> {
 /// Milliseconds in a duration written as `N` (seconds), `Nms`, `Ns`, `Nm` or `Nh`; fractions allowed.
 pub(crate) fn parse_duration_ms(text: &str) -> Option<u64> {
     let text = text.trim();
-    let digits_end = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(digits_end);
     let number: f64 = number.parse().ok()?;
     let millis_per_unit = match unit.trim() {

@@ -174,14 +174,37 @@ jobs:
     let spec = parse_service("web.yaml", yaml).unwrap();
     let api = &spec.jobs[0];
     let check = api.tasks[0].check.as_ref().unwrap();
-    assert_eq!(check.probe, Probe::Http { url: "http://127.0.0.1:8080/health".into() });
-    assert_eq!((check.interval_ms, check.timeout_ms, check.retries, check.start_period_ms), (1000, 500, 2, 2000));
-    assert_eq!(api.tasks[1].check.as_ref().unwrap().probe, Probe::Tcp { port: 8080 });
+    assert_eq!(
+        check.probe,
+        Probe::Http {
+            url: "http://127.0.0.1:8080/health".into()
+        }
+    );
+    assert_eq!(
+        (
+            check.interval_ms,
+            check.timeout_ms,
+            check.retries,
+            check.start_period_ms
+        ),
+        (1000, 500, 2, 2000)
+    );
+    assert_eq!(
+        api.tasks[1].check.as_ref().unwrap().probe,
+        Probe::Tcp { port: 8080 }
+    );
     assert_eq!(
         api.tasks[2].check.as_ref().unwrap().probe,
-        Probe::Exec { command: vec!["cat".into(), "/tmp/ready".into()] }
+        Probe::Exec {
+            command: vec!["cat".into(), "/tmp/ready".into()]
+        }
     );
-    assert_eq!(api.tasks[3].check.as_ref().unwrap().probe, Probe::Http { url: "http://127.0.0.1:9000/ready".into() });
+    assert_eq!(
+        api.tasks[3].check.as_ref().unwrap().probe,
+        Probe::Http {
+            url: "http://127.0.0.1:9000/ready".into()
+        }
+    );
     assert_eq!(
         api.update,
         UpdatePolicy {

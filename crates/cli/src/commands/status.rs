@@ -30,9 +30,11 @@ pub async fn run(client: &Client, args: StatusArgs) -> CliResult<i32> {
         "UP",
     ]);
     for row in &rows {
-        let state = match &row.detail {
-            Some(detail) => format!("{} ({detail})", row.state),
-            None => row.state.clone(),
+        let state = match (&row.health, &row.detail) {
+            (Some(health), Some(detail)) => format!("{}, {health} ({detail})", row.state),
+            (Some(health), None) => format!("{}, {health}", row.state),
+            (None, Some(detail)) => format!("{} ({detail})", row.state),
+            (None, None) => row.state.clone(),
         };
         let version = match (row.version, row.desired_version) {
             (Some(running), Some(desired)) if running != desired => {
