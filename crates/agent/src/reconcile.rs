@@ -578,7 +578,9 @@ impl<R: ContainerRuntime> Agent<R> {
         let Some(key) = TaskKey::from_labels(&event.labels) else {
             return false;
         };
-        if matches!(event.action.as_str(), "start" | "die" | "destroy") {
+        // A stopped container's next run is judged afresh. (Not on "start": that event can
+        // arrive after the new run's probe has already judged it.)
+        if matches!(event.action.as_str(), "die" | "destroy") {
             self.forget_health(&event.container_id);
         }
         let kind = match event.action.as_str() {

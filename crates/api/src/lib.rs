@@ -25,6 +25,9 @@ pub struct PushRequest {
     /// The file name, used in error messages and kept with the version.
     pub file: String,
     pub source: String,
+    /// Refuse (409) if anything about the service changed after this revision (from `diff`).
+    #[serde(default)]
+    pub check_revision: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,6 +82,20 @@ pub enum OperationEvent {
     },
     WaveDone {
         wave: usize,
+    },
+    /// A deployment's state changed.
+    Deployment {
+        id: String,
+        status: DeploymentStatus,
+        message: Option<String>,
+    },
+    /// A deployment started moving a batch of a job's tasks.
+    Batch {
+        job: String,
+        batch: usize,
+        of: usize,
+        tasks: Vec<String>,
+        canary: bool,
     },
     Summary(OperationSummary),
 }
@@ -190,4 +207,178 @@ pub struct ServerInfo {
     pub cluster: String,
     pub hosts: Vec<String>,
     pub revision: u64,
+}
+
+/// What a deployment does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeploymentKind {
+    /// Move jobs to the service's latest pushed version.
+    RollingUpdate,
+    /// Move a job back to an earlier version.
+    Rollback,
+    /// Replace tasks with identical fresh containers.
+    Reload,
+    /// Move a job to another image tag (a new version made from the previous one).
+    Update,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeploymentStatus {
+    Running,
+    /// The canaries are healthy; the rest waits for `promote` (or `abort`).
+    AwaitingPromotion,
+    Succeeded,
+    /// Stopped on a failure; tasks stay where the batches say they are.
+    Failed,
+    /// Stopped on a failure, and the tasks already moved were moved back.
+    RolledBack,
+    /// Stopped by `abort`, and the tasks already moved were moved back.
+    Aborted,
+}
+
+impl DeploymentStatus {
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            DeploymentStatus::Running | DeploymentStatus::AwaitingPromotion
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchState {
+    Pending,
+    /// Its tasks were moved; waiting for them to be healthy for `min_healthy_time`.
+    InProgress,
+    Healthy,
+    Failed,
+}
+
+/// A group of tasks moved together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    pub tasks: Vec<String>,
+    pub canary: bool,
+    pub state: BatchState,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+}
+
+/// One job's part of a deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRollout {
+    pub job: String,
+    pub from_version: u64,
+    pub to_version: u64,
+    /// What happens to each task, with reasons (the plan `diff` shows).
+    pub changes: Vec<cj_spec::TaskChange>,
+    pub policy: cj_spec::UpdatePolicy,
+    pub batches: Vec<Batch>,
+    /// The first batch not yet healthy.
+    pub next_batch: usize,
+    pub done: bool,
+}
+
+/// The durable record of moving jobs from one version to another. The server keeps it in the
+/// store at every step, so after a restart the rollout continues where it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub id: String,
+    pub env: String,
+    pub service: String,
+    pub kind: DeploymentKind,
+    pub status: DeploymentStatus,
+    pub user: String,
+    pub created: String,
+    pub updated: String,
+    /// In dependency order.
+    pub jobs: Vec<JobRollout>,
+    /// Why it failed, was rolled back or is waiting.
+    pub message: Option<String>,
+    #[serde(default)]
+    pub promote_requested: bool,
+    #[serde(default)]
+    pub abort_requested: bool,
+}
+
+/// `POST /v1/rolling-update`, `/v1/rollback`, `/v1/reload`, `/v1/update`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeployRequest {
+    pub env: String,
+    pub target: String,
+    /// `rollback`: the version to go back to (default: the one before the current).
+    #[serde(default)]
+    pub to_version: Option<u64>,
+    /// `update`: the image tag to move to.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// Follow the deployment's progress in the answer (newline-delimited JSON) until it ends or
+    /// waits for promotion; otherwise answer at once with the deployment.
+    #[serde(default)]
+    pub follow: bool,
+}
+
+/// `GET /v1/update/tags`: what runs, and what the registry has.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpdateCandidates {
+    pub service: String,
+    pub job: String,
+    /// The job's image reference as configured.
+    pub image: String,
+    pub running: Vec<RunningImage>,
+    /// The registry's tags for the image's repository, newest first.
+    pub tags: Vec<RegistryTag>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunningImage {
+    pub task: String,
+    pub container_id: String,
+    pub container_name: String,
+    pub version: u64,
+    pub image: String,
+    pub image_id: String,
+    pub created: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegistryTag {
+    pub tag: String,
+    pub image_id: String,
+    pub digest: String,
+    pub created: Option<String>,
+}
+
+/// `POST /v1/diff`: what pushing a file (and rolling it out) would change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiffRequest {
+    pub env: String,
+    pub file: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiffResponse {
+    pub service: String,
+    /// The latest stored version compared against (none for a new service).
+    pub latest_version: Option<u64>,
+    pub latest_source: Option<String>,
+    pub source: String,
+    /// Task by task, against what each job runs now (or, for a job that is down, its latest).
+    pub changes: Vec<cj_spec::TaskChange>,
+    /// Pass to `push --check-rev` to push only if nothing about the service changed since.
+    pub revision: u64,
+}
+
+/// `GET /v1/versions/diff`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionDiff {
+    pub service: String,
+    pub from: VersionInfo,
+    pub to: VersionInfo,
+    pub from_source: String,
+    pub to_source: String,
 }

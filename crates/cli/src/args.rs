@@ -48,7 +48,67 @@ pub enum Command {
     /// A task's container output, also of stopped and replaced containers.
     Logs(LogsArgs),
     /// Every version of a job's service and every container the job ran.
-    History(TargetArgs),
+    History(HistoryArgs),
+    /// What pushing FILE and rolling it out would change, task by task.
+    Diff(DiffArgs),
+    /// Roll the target's running jobs to the latest pushed version, in batches with health gates.
+    RollingUpdate(TargetArgs),
+    /// Roll a job back to an earlier version (default: the one before the current).
+    Rollback(RollbackArgs),
+    /// Replace the target's tasks with fresh containers of the same configuration, in batches.
+    Reload(TargetArgs),
+    /// List the running container and the registry's tags for a job's image; roll to one.
+    Update(UpdateArgs),
+    /// Let a deployment waiting at its manual gate go on.
+    Promote(TargetArgs),
+    /// Stop a deployment and roll back what it moved.
+    Abort(TargetArgs),
+    /// Rollouts in progress and past: batches, health, outcome.
+    Deployments(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// SERVICE/JOB or a unique job name.
+    pub target: String,
+    /// Show the file diff between two versions, e.g. `--diff 3..5`.
+    #[arg(long, value_name = "FROM..TO")]
+    pub diff: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// A service file (YAML).
+    pub file: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// SERVICE/JOB or a unique job name.
+    pub target: String,
+    /// The version to go back to.
+    #[arg(long = "to", value_name = "VERSION")]
+    pub to_version: Option<u64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// SERVICE/JOB or a unique job name.
+    pub target: String,
+    /// The image tag to roll to (without it: list, and ask if there is a terminal).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +122,9 @@ pub struct DevArgs {
     /// This machine's host name in `status` (default: the system's).
     #[arg(long)]
     pub host_name: Option<String>,
+    /// Server configuration (YAML): `notify:` webhook URLs, `registries:` with credentials.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +132,9 @@ pub struct PushArgs {
     /// Service files (YAML).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Refuse if anything about the service changed after this revision (as printed by `diff`).
+    #[arg(long = "check-rev", value_name = "REVISION")]
+    pub check_rev: Option<u64>,
     #[arg(long)]
     pub json: bool,
 }

@@ -14,6 +14,7 @@ pub use client::{CliError, Client};
 /// Runs a client command; returns the process exit code (0 done, 1 failed, 2 bad input).
 pub async fn run(cli: Cli) -> i32 {
     let client = Client::new(&cli.server, &cli.env);
+
     let result = match cli.command {
         Command::Dev(_) => unreachable!("the binary runs `dev` itself"),
         Command::Push(args) => commands::push::run(&client, args).await,
@@ -23,6 +24,48 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Inspect(args) => commands::inspect::run(&client, args).await,
         Command::Logs(args) => commands::logs::run(&client, args).await,
         Command::History(args) => commands::history::run(&client, args).await,
+        Command::Diff(args) => commands::diff::run(&client, &args.file, args.json).await,
+        Command::RollingUpdate(args) => {
+            let request = commands::deploy::request(&client, &args.target);
+            commands::deploy::run(
+                &client,
+                "rolling-update",
+                "/v1/rolling-update",
+                &request,
+                &args.target,
+                args.json,
+            )
+            .await
+        }
+        Command::Rollback(args) => {
+            let mut request = commands::deploy::request(&client, &args.target);
+            request.to_version = args.to_version;
+            commands::deploy::run(
+                &client,
+                "rollback",
+                "/v1/rollback",
+                &request,
+                &args.target,
+                args.json,
+            )
+            .await
+        }
+        Command::Reload(args) => {
+            let request = commands::deploy::request(&client, &args.target);
+            commands::deploy::run(
+                &client,
+                "reload",
+                "/v1/reload",
+                &request,
+                &args.target,
+                args.json,
+            )
+            .await
+        }
+        Command::Update(args) => commands::update::run(&client, args).await,
+        Command::Promote(args) => commands::deploy::gate(&client, "promote", &args).await,
+        Command::Abort(args) => commands::deploy::gate(&client, "abort", &args).await,
+        Command::Deployments(args) => commands::deployments::run(&client, args).await,
     };
     match result {
         Ok(code) => code,

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use cj_cli::{Cli, Command, DevArgs};
+use cj_server::config::ServerConfig;
 use cj_server::dev::{DevOptions, DevStarted, run_dev};
 use clap::Parser;
 
@@ -41,11 +42,16 @@ fn init_logging() {
 }
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(path) => ServerConfig::load(path)?,
+        None => ServerConfig::default(),
+    };
     let options = DevOptions {
         data_dir: args.data_dir,
         listen: args.listen,
         host_name: args.host_name.unwrap_or_else(system_host_name),
         resync_interval: Duration::from_secs(10),
+        config,
     };
     run_dev(options, announce, shutdown_signal()).await
 }

@@ -27,6 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::error::ApiFailure;
 use crate::keys;
 use crate::operations::{DEFAULT_WAVE_TIMEOUT, Direction, OperationPlan};
+use crate::releases;
 use crate::state::{DesiredJob, ServerState};
 use crate::status::current_container;
 
@@ -44,28 +45,38 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/inspect", get(inspect))
         .route("/v1/logs", get(logs))
         .route("/v1/history", get(history))
+        .route("/v1/rolling-update", post(releases::rolling_update))
+        .route("/v1/rollback", post(releases::rollback))
+        .route("/v1/reload", post(releases::reload))
+        .route("/v1/update", post(releases::update))
+        .route("/v1/update/tags", get(releases::update_candidates))
+        .route("/v1/promote", post(releases::promote))
+        .route("/v1/abort", post(releases::abort))
+        .route("/v1/deployments", get(releases::list))
+        .route("/v1/diff", post(releases::diff))
+        .route("/v1/versions/diff", get(releases::version_diff))
         .with_state(state)
 }
 
 #[derive(Debug, Deserialize)]
-struct Scope {
-    env: Option<String>,
-    target: Option<String>,
+pub struct Scope {
+    pub env: Option<String>,
+    pub target: Option<String>,
 }
 
 impl Scope {
-    fn env(&self) -> &str {
+    pub fn env(&self) -> &str {
         self.env.as_deref().unwrap_or(DEFAULT_ENV)
     }
 
-    fn target(&self) -> Result<&str, ApiFailure> {
+    pub fn target(&self) -> Result<&str, ApiFailure> {
         self.target
             .as_deref()
             .ok_or_else(|| ApiFailure::BadRequest("a target is required".into()))
     }
 }
 
-fn user(headers: &HeaderMap) -> String {
+pub fn user(headers: &HeaderMap) -> String {
     headers
         .get(USER_HEADER)
         .and_then(|value| value.to_str().ok())
@@ -94,12 +105,25 @@ async fn push(
     headers: HeaderMap,
     Json(request): Json<PushRequest>,
 ) -> Result<Json<PushResponse>, ApiFailure> {
-    let response = state.push(
+    crate::versions::check_env_name(&request.env)?;
+    let spec = cj_spec::parse_service(&request.file, &request.source)
+        .map_err(ApiFailure::InvalidConfig)?;
+    let user = user(&headers);
+    let response = state.store_version(
         &request.env,
         &request.file,
         &request.source,
-        &user(&headers),
+        spec,
+        &user,
+        request.check_revision,
     )?;
+    state.notifier.send(crate::notify::Notification::Push {
+        env: response.env.clone(),
+        service: response.service.clone(),
+        version: response.version,
+        user,
+        at: crate::state::now_rfc3339(),
+    });
     tracing::info!(
         service = response.service,
         version = response.version,

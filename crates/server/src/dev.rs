@@ -18,13 +18,14 @@ use crate::keys;
 use crate::reports::consume_reports;
 use crate::state::ServerState;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DevOptions {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     /// This machine's name in `status`.
     pub host_name: String,
     pub resync_interval: Duration,
+    pub config: crate::config::ServerConfig,
 }
 
 /// Where a started `dev` process can be reached.
@@ -67,6 +68,7 @@ pub async fn run_dev(
         cluster.clone(),
         options.host_name.clone(),
         runtime.clone(),
+        options.config,
     );
     // Assignments are published before the agent starts: it must never see "nothing assigned"
     // merely because the server had not loaded yet.
@@ -85,6 +87,14 @@ pub async fn run_dev(
     let agent = Agent::new(runtime, agent_config, report_sender);
     tokio::spawn(agent.run(state.assignments.subscribe()));
     tokio::spawn(consume_reports(state.clone(), reports));
+    // Deployments that were under way when the server stopped go on from where they were.
+    for deployment in state
+        .active_deployments()
+        .map_err(|error| anyhow::anyhow!("failed to read deployments: {error}"))?
+    {
+        tracing::info!(id = deployment.id, "resuming deployment");
+        tokio::spawn(state.clone().run_deployment(deployment));
+    }
 
     let listener = TcpListener::bind(options.listen)
         .await

@@ -19,6 +19,9 @@ pub enum ApiFailure {
     InvalidConfig(SpecErrors),
     #[error("{0}")]
     Internal(String),
+    /// Something the server depends on (a registry) failed.
+    #[error("{0}")]
+    BadGateway(String),
 }
 
 impl From<cj_store::StoreError> for ApiFailure {
@@ -46,6 +49,7 @@ impl IntoResponse for ApiFailure {
             ApiFailure::Conflict(_) => StatusCode::CONFLICT,
             ApiFailure::InvalidConfig(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiFailure::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiFailure::BadGateway(_) => StatusCode::BAD_GATEWAY,
         };
         let errors = match &self {
             ApiFailure::InvalidConfig(errors) => errors.0.clone(),

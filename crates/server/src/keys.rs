@@ -8,6 +8,7 @@
 //! desired/ENV/SERVICE/JOB                     the job should run, at this version
 //! containers/ENV/SERVICE/JOB/CONTAINER_ID     every container the job ever ran
 //! events/ENV/SERVICE/JOB/NANOS                each change in those containers' lives
+//! deployments/ENV/SERVICE/NNNNNN              a rollout, rollback, reload or update, step by step
 //! ```
 
 pub const CLUSTER_ID: &str = "cluster/id";
@@ -33,6 +34,21 @@ pub const DESIRED_ALL: &str = "desired/";
 
 pub fn desired(env: &str, service: &str, job: &str) -> String {
     format!("desired/{env}/{service}/{job}")
+}
+
+pub fn desired_of_service(env: &str, service: &str) -> String {
+    format!("desired/{env}/{service}/")
+}
+
+pub fn deployments(env: &str, service: &str) -> String {
+    format!("deployments/{env}/{service}/")
+}
+
+pub const DEPLOYMENTS_ALL: &str = "deployments/";
+
+/// Zero-padded so key order is creation order.
+pub fn deployment(env: &str, service: &str, sequence: u64) -> String {
+    format!("deployments/{env}/{service}/{sequence:06}")
 }
 
 pub fn containers(env: &str, service: &str, job: &str) -> String {

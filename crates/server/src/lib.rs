@@ -6,14 +6,18 @@
 //! mode the server, one agent and the embedded store share one process ([`dev::run_dev`]).
 
 mod api;
+pub mod config;
+mod deployments;
 pub mod dev;
 mod error;
 mod history;
 mod keys;
 pub mod notify;
 mod operations;
+mod releases;
 mod reports;
 mod resolve;
+mod rollout;
 mod state;
 mod status;
 mod versions;

@@ -293,7 +293,7 @@ impl ServerState {
 }
 
 /// Jobs of `spec` grouped into waves by their dependencies among themselves.
-fn job_waves<'a>(
+pub fn job_waves<'a>(
     spec: &cj_spec::ServiceSpec,
     jobs: impl Iterator<Item = &'a String>,
 ) -> Result<Vec<Vec<String>>, ApiFailure> {

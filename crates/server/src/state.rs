@@ -96,6 +96,14 @@ pub struct ServerState {
     pub assignments: watch::Sender<Assignments>,
     /// Serialises recomputing and publishing assignments.
     publish_lock: tokio::sync::Mutex<()>,
+    /// Webhooks for pushes, rollouts and unhealthy tasks.
+    pub notifier: crate::notify::Notifier,
+    /// Registry access for `update` (tags of a job's image).
+    pub registry: cj_registry::RegistryClient,
+    /// Every deployment's progress, for clients following one.
+    pub deployment_events: broadcast::Sender<(String, cj_api::OperationEvent)>,
+    /// Woken when a deployment is promoted or aborted.
+    pub deployment_signal: tokio::sync::Notify,
     /// Versions are immutable, so parsed ones are kept.
     version_cache: Mutex<HashMap<(String, String, u64), Arc<VersionRecord>>>,
 }
@@ -106,7 +114,9 @@ impl ServerState {
         cluster: String,
         local_host: String,
         runtime: Arc<DockerRuntime>,
+        config: crate::config::ServerConfig,
     ) -> Arc<Self> {
+        let (deployment_events, _) = broadcast::channel(4096);
         let (progress, _) = broadcast::channel(4096);
         let (changed, _) = watch::channel(0);
         let (assignments, _) = watch::channel(None);
@@ -121,6 +131,10 @@ impl ServerState {
             changed,
             assignments,
             publish_lock: tokio::sync::Mutex::new(()),
+            notifier: crate::notify::Notifier::new(config.notify),
+            registry: cj_registry::RegistryClient::new(config.registries),
+            deployment_events,
+            deployment_signal: tokio::sync::Notify::new(),
             version_cache: Mutex::default(),
         })
     }

@@ -47,7 +47,30 @@ impl ServerState {
     ) -> Result<PushResponse, ApiFailure> {
         check_env_name(env)?;
         let spec = cj_spec::parse_service(file, source).map_err(ApiFailure::InvalidConfig)?;
+        self.store_version(env, file, source, spec, user, None)
+    }
+
+    /// Stores a parsed file as the service's next version. With `check_revision`, refuses if
+    /// anything about the service changed after that revision (optimistic concurrency).
+    pub fn store_version(
+        &self,
+        env: &str,
+        file: &str,
+        source: &str,
+        spec: cj_spec::ServiceSpec,
+        user: &str,
+        check_revision: Option<u64>,
+    ) -> Result<PushResponse, ApiFailure> {
         let latest_key = keys::latest(env, &spec.service);
+        if let Some(expected) = check_revision {
+            let current = self.service_revision(env, &spec.service)?;
+            if current > expected {
+                return Err(ApiFailure::Conflict(format!(
+                    "service {} changed since revision {expected} (now {current}): run `diff` again",
+                    spec.service
+                )));
+            }
+        }
         loop {
             let latest = self.store.get(&latest_key)?;
             let previous: Option<u64> = latest.as_ref().map(|kv| kv.json()).transpose()?;
@@ -92,6 +115,25 @@ impl ServerState {
                 });
             }
         }
+    }
+
+    /// The last revision at which anything about the service changed: a push, `up`/`down`, or
+    /// a deployment step.
+    pub fn service_revision(&self, env: &str, service: &str) -> Result<u64, ApiFailure> {
+        let mut revision = self
+            .store
+            .get(&keys::latest(env, service))?
+            .map(|kv| kv.mod_revision)
+            .unwrap_or(0);
+        for prefix in [
+            keys::desired_of_service(env, service),
+            keys::deployments(env, service),
+        ] {
+            for kv in self.store.range(&prefix)? {
+                revision = revision.max(kv.mod_revision);
+            }
+        }
+        Ok(revision)
     }
 
     pub fn latest_version(&self, env: &str, service: &str) -> Result<Option<u64>, ApiFailure> {

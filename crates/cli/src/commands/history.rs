@@ -2,11 +2,14 @@
 
 use cj_api::HistoryResponse;
 
-use crate::args::TargetArgs;
+use crate::args::HistoryArgs;
 use crate::client::{CliResult, Client};
 use crate::output::{dash, print_json, print_table, short_id, table};
 
-pub async fn run(client: &Client, args: TargetArgs) -> CliResult<i32> {
+pub async fn run(client: &Client, args: HistoryArgs) -> CliResult<i32> {
+    if let Some(range) = &args.diff {
+        return diff_versions(client, &args.target, range, args.json).await;
+    }
     let query = [
         ("env", client.env.as_str()),
         ("target", args.target.as_str()),
@@ -72,5 +75,47 @@ pub async fn run(client: &Client, args: TargetArgs) -> CliResult<i32> {
         ]);
     }
     print_table(&events);
+    Ok(0)
+}
+
+/// `history JOB --diff 3..5`: the file as pushed in one version against another.
+async fn diff_versions(client: &Client, target: &str, range: &str, json: bool) -> CliResult<i32> {
+    let (from, to) = range
+        .split_once("..")
+        .and_then(|(from, to)| {
+            Some((
+                from.trim().parse::<u64>().ok()?,
+                to.trim().parse::<u64>().ok()?,
+            ))
+        })
+        .ok_or_else(|| {
+            crate::client::CliError::bad_input(format!(
+                "--diff expects FROM..TO, e.g. 3..5, found \"{range}\""
+            ))
+        })?;
+    let query = [
+        ("env", client.env.clone()),
+        ("target", target.to_owned()),
+        ("from", from.to_string()),
+        ("to", to.to_string()),
+    ];
+    let diff: cj_api::VersionDiff = client
+        .json(client.get("/v1/versions/diff").query(&query))
+        .await?;
+    if json {
+        return print_json(&diff);
+    }
+    let name = |info: &cj_api::VersionInfo| {
+        format!(
+            "{} version {} ({}, by {})",
+            diff.service, info.version, info.pushed_at, info.pushed_by
+        )
+    };
+    crate::commands::diff::print_unified(
+        &name(&diff.from),
+        &name(&diff.to),
+        &diff.from_source,
+        &diff.to_source,
+    );
     Ok(0)
 }

@@ -1,8 +1,12 @@
 //! One module per subcommand: read the arguments, call the API, print.
 
+pub mod deploy;
+pub mod deployments;
+pub mod diff;
 pub mod history;
 pub mod inspect;
 pub mod logs;
 pub mod operation;
 pub mod push;
 pub mod status;
+pub mod update;

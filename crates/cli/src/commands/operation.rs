@@ -17,9 +17,31 @@ pub async fn run(client: &Client, verb: &str, args: OperationArgs) -> CliResult<
     let response = client
         .send(client.post(&format!("/v1/{verb}"), &request))
         .await?;
+    let followed = follow(response, verb, args.json).await?;
+    let summary = followed
+        .summary
+        .ok_or_else(|| CliError::failed(format!("the server ended `{verb}` without a summary")))?;
+    if !args.json {
+        print_summary(verb, &args.target, &summary);
+    }
+    Ok(if summary.ok { 0 } else { 1 })
+}
+
+/// What a followed progress stream ended with.
+pub struct Followed {
+    pub summary: Option<OperationSummary>,
+    /// The last deployment status seen, for streams of deployments.
+    pub deployment_status: Option<cj_api::DeploymentStatus>,
+}
+
+/// Prints a newline-delimited JSON progress stream as it comes (or the raw lines with `json`).
+pub async fn follow(response: reqwest::Response, verb: &str, json: bool) -> CliResult<Followed> {
     let mut stream = response.bytes_stream();
     let mut buffer = Vec::new();
-    let mut summary: Option<OperationSummary> = None;
+    let mut followed = Followed {
+        summary: None,
+        deployment_status: None,
+    };
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|error| {
             CliError::failed(format!("lost the connection to the server: {error}"))
@@ -30,23 +52,22 @@ pub async fn run(client: &Client, verb: &str, args: OperationArgs) -> CliResult<
             let event: OperationEvent = serde_json::from_slice(&line).map_err(|error| {
                 CliError::failed(format!("unexpected progress line from the server: {error}"))
             })?;
-            if args.json {
+            if json {
                 println!("{}", String::from_utf8_lossy(line.trim_ascii_end()));
             } else {
                 print_event(verb, &event);
             }
             let _ = std::io::stdout().flush();
-            if let OperationEvent::Summary(done) = event {
-                summary = Some(done);
+            match event {
+                OperationEvent::Summary(done) => followed.summary = Some(done),
+                OperationEvent::Deployment { status, .. } => {
+                    followed.deployment_status = Some(status)
+                }
+                _ => {}
             }
         }
     }
-    let summary = summary
-        .ok_or_else(|| CliError::failed(format!("the server ended `{verb}` without a summary")))?;
-    if !args.json {
-        print_summary(verb, &args.target, &summary);
-    }
-    Ok(if summary.ok { 0 } else { 1 })
+    Ok(followed)
 }
 
 fn print_event(verb: &str, event: &OperationEvent) {
@@ -64,12 +85,40 @@ fn print_event(verb: &str, event: &OperationEvent) {
             Some(detail) => println!("  {task:<40} {phase:<10} {detail}"),
             None => println!("  {task:<40} {phase}"),
         },
+        OperationEvent::Deployment {
+            id,
+            status,
+            message,
+        } => {
+            let status = serde_json::to_value(status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            match message {
+                Some(message) => println!("deployment {id}: {status}: {message}"),
+                None => println!("deployment {id}: {status}"),
+            }
+        }
+        OperationEvent::Batch {
+            job,
+            batch,
+            of,
+            tasks,
+            canary,
+        } => {
+            let what = if *canary { "canary" } else { "batch" };
+            println!("{job}: {what} {batch}/{of}: {}", tasks.join(", "));
+        }
         OperationEvent::WaveDone { .. } | OperationEvent::Summary(_) => {}
     }
 }
 
-fn print_summary(verb: &str, target: &str, summary: &OperationSummary) {
-    let changed_word = if verb == "up" { "started" } else { "removed" };
+pub fn print_summary(verb: &str, target: &str, summary: &OperationSummary) {
+    let changed_word = match verb {
+        "up" => "started",
+        "down" => "removed",
+        _ => "moved",
+    };
     println!(
         "{verb} {target}: {} {changed_word}, {} unchanged, {} failed in {:.1}s",
         summary.changed.len(),

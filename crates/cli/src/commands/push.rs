@@ -17,6 +17,7 @@ pub async fn run(client: &Client, args: PushArgs) -> CliResult<i32> {
             env: client.env.clone(),
             file: path.display().to_string(),
             source,
+            check_revision: args.check_rev,
         });
     }
     let mut pushed: Vec<PushResponse> = Vec::new();

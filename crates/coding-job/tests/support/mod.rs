@@ -48,12 +48,23 @@ pub struct Dev {
     pub cluster: String,
     child: Option<Child>,
     listen: String,
+    config: Option<PathBuf>,
 }
 
 impl Dev {
     pub fn start() -> Dev {
+        Dev::start_with_config(None)
+    }
+
+    /// Starts with a server config file (`notify:`, `registries:`) written from `config`.
+    pub fn start_with_config(config: Option<&str>) -> Dev {
         ensure_image();
         let data_dir = tempfile::tempdir().unwrap();
+        let config = config.map(|text| {
+            let path = data_dir.path().join("server.yaml");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
         let listen = format!("127.0.0.1:{}", free_port());
         let mut dev = Dev {
             data_dir,
@@ -61,15 +72,20 @@ impl Dev {
             cluster: String::new(),
             child: None,
             listen,
+            config,
         };
         dev.spawn();
         dev
     }
 
     fn spawn(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_coding-job"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_coding-job"));
+        command.arg("dev");
+        if let Some(config) = &self.config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
             .args([
-                "dev",
                 "--host-name",
                 "test-host",
                 "--listen",

@@ -1,0 +1,62 @@
+//! `deployments [SERVICE]`: rollouts in progress and past, with their batches and outcome.
+
+use cj_api::{BatchState, Deployment};
+
+use crate::args::StatusArgs;
+use crate::client::{CliResult, Client};
+use crate::output::{print_json, print_table, table};
+
+pub async fn run(client: &Client, args: StatusArgs) -> CliResult<i32> {
+    let mut query = vec![("env", client.env.clone())];
+    if let Some(target) = &args.target {
+        query.push(("target", target.clone()));
+    }
+    let deployments: Vec<Deployment> = client
+        .json(client.get("/v1/deployments").query(&query))
+        .await?;
+    if args.json {
+        return print_json(&deployments);
+    }
+    if deployments.is_empty() {
+        println!("no deployments in environment {}", client.env);
+        return Ok(0);
+    }
+    let mut output = table(&[
+        "ID", "KIND", "STATUS", "JOBS", "BATCHES", "BY", "CREATED", "MESSAGE",
+    ]);
+    for deployment in &deployments {
+        let jobs: Vec<String> = deployment
+            .jobs
+            .iter()
+            .map(|job| format!("{} {}->{}", job.job, job.from_version, job.to_version))
+            .collect();
+        let (healthy, total) = deployment.jobs.iter().flat_map(|job| &job.batches).fold(
+            (0, 0),
+            |(healthy, total), batch| {
+                (
+                    healthy + usize::from(batch.state == BatchState::Healthy),
+                    total + 1,
+                )
+            },
+        );
+        output.add_row(vec![
+            deployment.id.clone(),
+            word(&deployment.kind),
+            word(&deployment.status),
+            jobs.join(", "),
+            format!("{healthy}/{total} healthy"),
+            deployment.user.clone(),
+            deployment.created.clone(),
+            deployment.message.clone().unwrap_or_default(),
+        ]);
+    }
+    print_table(&output);
+    Ok(0)
+}
+
+fn word(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

@@ -1,0 +1,85 @@
+//! `diff FILE`: the config diff against the stored version and what a rollout would do, task by
+//! task. Also the text diff between two stored versions, for `history --diff`.
+
+use std::io::IsTerminal;
+
+use cj_api::{DiffRequest, DiffResponse};
+use cj_spec::ChangeKind;
+use similar::{ChangeTag, TextDiff};
+
+use crate::client::{CliError, CliResult, Client};
+use crate::output::{print_json, print_table, table};
+
+pub async fn run(client: &Client, file: &std::path::Path, json: bool) -> CliResult<i32> {
+    let source = std::fs::read_to_string(file)
+        .map_err(|error| CliError::bad_input(format!("cannot read {}: {error}", file.display())))?;
+    let request = DiffRequest {
+        env: client.env.clone(),
+        file: file.display().to_string(),
+        source,
+    };
+    let diff: DiffResponse = client.json(client.post("/v1/diff", &request)).await?;
+    if json {
+        return print_json(&diff);
+    }
+    let old_name = match diff.latest_version {
+        Some(version) => format!("{} version {version}", diff.service),
+        None => format!("{} (not pushed yet)", diff.service),
+    };
+    print_unified(
+        &old_name,
+        &file.display().to_string(),
+        diff.latest_source.as_deref().unwrap_or(""),
+        &diff.source,
+    );
+    println!();
+    let mut plan = table(&["TASK", "PLAN", "WHY"]);
+    for change in &diff.changes {
+        let word = match change.change {
+            ChangeKind::Create => "create",
+            ChangeKind::Replace => "replace",
+            ChangeKind::Unchanged => "unchanged",
+            ChangeKind::Remove => "remove",
+        };
+        plan.add_row(vec![
+            format!("{}/{}/{}", diff.service, change.job, change.task),
+            word.into(),
+            change.reasons.join("; "),
+        ]);
+    }
+    print_table(&plan);
+    println!(
+        "\nrevision {}: `coding-job push --check-rev {} {}` pushes only if nothing changed since",
+        diff.revision,
+        diff.revision,
+        file.display()
+    );
+    Ok(0)
+}
+
+/// A unified diff, coloured when writing to a terminal.
+pub fn print_unified(old_name: &str, new_name: &str, old: &str, new: &str) {
+    let colour = std::io::stdout().is_terminal();
+    let diff = TextDiff::from_lines(old, new);
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(old_name, new_name)
+        .to_string();
+    if text.is_empty() {
+        println!("(no changes to the file)");
+        return;
+    }
+    for line in text.lines() {
+        let tag = match line.chars().next() {
+            Some('+') if !line.starts_with("+++") => Some(ChangeTag::Insert),
+            Some('-') if !line.starts_with("---") => Some(ChangeTag::Delete),
+            _ => None,
+        };
+        match (colour, tag) {
+            (true, Some(ChangeTag::Insert)) => println!("\x1b[32m{line}\x1b[0m"),
+            (true, Some(ChangeTag::Delete)) => println!("\x1b[31m{line}\x1b[0m"),
+            _ => println!("{line}"),
+        }
+    }
+}

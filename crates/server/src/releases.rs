@@ -1,0 +1,435 @@
+//! The API of releases: rolling-update, rollback, reload and update (each a deployment), the
+//! gate (promote, abort), the list of deployments, and the read-only views that come before a
+//! release (diff of a file, registry tags, diff between versions).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use cj_api::{
+    DEFAULT_ENV, DeployRequest, Deployment, DeploymentKind, DeploymentStatus, DiffRequest,
+    DiffResponse, OperationEvent, RegistryTag, RunningImage, UpdateCandidates, VersionDiff,
+};
+use cj_registry::ImageRef;
+use cj_store::StoreJson;
+use serde::Deserialize;
+use tokio::sync::broadcast;
+
+use crate::api::user;
+use crate::error::ApiFailure;
+use crate::keys;
+use crate::state::{DesiredJob, ServerState};
+
+type AppState = State<Arc<ServerState>>;
+
+pub async fn rolling_update(
+    State(state): AppState,
+    headers: HeaderMap,
+    Json(request): Json<DeployRequest>,
+) -> Result<Response, ApiFailure> {
+    let resolved = state.resolve(&request.env, &request.target)?;
+    let deployment = state.plan_deployment(
+        &resolved,
+        DeploymentKind::RollingUpdate,
+        resolved.latest.version,
+        &user(&headers),
+    )?;
+    start(state, deployment, request.follow)
+}
+
+pub async fn rollback(
+    State(state): AppState,
+    headers: HeaderMap,
+    Json(request): Json<DeployRequest>,
+) -> Result<Response, ApiFailure> {
+    let resolved = state.resolve(&request.env, &request.target)?;
+    let [job] = resolved.jobs.as_slice() else {
+        return Err(ApiFailure::BadRequest(
+            "rollback moves one job: name it as SERVICE/JOB or JOB".into(),
+        ));
+    };
+    let desired: DesiredJob = state
+        .store
+        .get_json(&keys::desired(&resolved.env, &resolved.service, job))?
+        .ok_or_else(|| {
+            ApiFailure::BadRequest(format!("{}/{job} is not up: use `up`", resolved.service))
+        })?;
+    let to_version = match request.to_version {
+        Some(version) => version,
+        None if desired.version > 1 => desired.version - 1,
+        None => {
+            return Err(ApiFailure::BadRequest(format!(
+                "{}/{job} runs version 1: there is nothing before it",
+                resolved.service
+            )));
+        }
+    };
+    let record = state.version(&resolved.env, &resolved.service, to_version)?;
+    if record.spec.job(job).is_none() {
+        return Err(ApiFailure::BadRequest(format!(
+            "version {to_version} of {} has no job {job}",
+            resolved.service
+        )));
+    }
+    let deployment = state.plan_deployment(
+        &resolved,
+        DeploymentKind::Rollback,
+        to_version,
+        &user(&headers),
+    )?;
+    start(state, deployment, request.follow)
+}
+
+pub async fn reload(
+    State(state): AppState,
+    headers: HeaderMap,
+    Json(request): Json<DeployRequest>,
+) -> Result<Response, ApiFailure> {
+    let resolved = state.resolve(&request.env, &request.target)?;
+    let deployment = state.plan_deployment(
+        &resolved,
+        DeploymentKind::Reload,
+        resolved.latest.version,
+        &user(&headers),
+    )?;
+    start(state, deployment, request.follow)
+}
+
+/// `update JOB --tag T`: a new version of the service with the job's image at tag T (made from
+/// the latest file, only the image values changed), rolled out to the job.
+pub async fn update(
+    State(state): AppState,
+    headers: HeaderMap,
+    Json(request): Json<DeployRequest>,
+) -> Result<Response, ApiFailure> {
+    let tag = request
+        .tag
+        .clone()
+        .ok_or_else(|| ApiFailure::BadRequest("update needs a tag".into()))?;
+    let resolved = state.resolve(&request.env, &request.target)?;
+    let job = one_job(&resolved)?;
+    if let Some(active) = state.active_deployment(&resolved.env, &resolved.service)? {
+        return Err(ApiFailure::Conflict(format!(
+            "deployment {} of {} is still running: promote or abort it first",
+            active.id, resolved.service
+        )));
+    }
+    let image = job_image(&resolved, &job)?;
+    let new_image = image.with_tag(&tag);
+    let latest = &resolved.latest;
+    let source = cj_spec::set_job_image(&latest.file, &latest.source, &job, &new_image)
+        .map_err(ApiFailure::InvalidConfig)?
+        .ok_or_else(|| ApiFailure::BadRequest(format!("job {job} names no image to change")))?;
+    let spec = cj_spec::parse_service(&latest.file, &source).map_err(ApiFailure::InvalidConfig)?;
+    let user = user(&headers);
+    let pushed = state.store_version(&resolved.env, &latest.file, &source, spec, &user, None)?;
+    let resolved = state.resolve(&request.env, &format!("{}/{job}", resolved.service))?;
+    let deployment =
+        state.plan_deployment(&resolved, DeploymentKind::Update, pushed.version, &user)?;
+    start(state, deployment, request.follow)
+}
+
+/// What `update JOB` shows before a tag is chosen: the running containers and the registry's tags.
+pub async fn update_candidates(
+    State(state): AppState,
+    Query(scope): Query<crate::api::Scope>,
+) -> Result<Json<UpdateCandidates>, ApiFailure> {
+    let resolved = state.resolve(scope.env(), scope.target()?)?;
+    let job = one_job(&resolved)?;
+    let image = job_image(&resolved, &job)?;
+    let mut running = Vec::new();
+    for task in state.status(scope.env(), Some(&format!("{}/{job}", resolved.service)))? {
+        let Some(container_id) = task.container_id.clone() else {
+            continue;
+        };
+        let (status, inspect) =
+            match cj_runtime::ContainerRuntime::inspect(&*state.runtime, &container_id).await {
+                Ok(found) => found,
+                Err(_) => continue,
+            };
+        running.push(RunningImage {
+            task: task.task.clone(),
+            container_id,
+            container_name: task.container_name.clone().unwrap_or_default(),
+            version: task.version.unwrap_or_default(),
+            image: task.image.clone().unwrap_or_default(),
+            image_id: status.image_id,
+            created: inspect["Created"].as_str().unwrap_or_default().to_owned(),
+        });
+    }
+    let tags = state
+        .registry
+        .list_tags(&image)
+        .await
+        .map_err(|error| ApiFailure::BadGateway(error.to_string()))?
+        .into_iter()
+        .map(|tag| RegistryTag {
+            tag: tag.tag,
+            image_id: tag.image_id,
+            digest: tag.digest,
+            created: tag.created,
+        })
+        .collect();
+    Ok(Json(UpdateCandidates {
+        service: resolved.service,
+        job,
+        image: image.to_string(),
+        running,
+        tags,
+    }))
+}
+
+fn one_job(resolved: &crate::resolve::Resolved) -> Result<String, ApiFailure> {
+    match resolved.jobs.as_slice() {
+        [job] => Ok(job.clone()),
+        _ => Err(ApiFailure::BadRequest(
+            "name one job, as SERVICE/JOB or JOB".into(),
+        )),
+    }
+}
+
+/// The job's image as configured in the latest version (all its tasks must share it).
+fn job_image(resolved: &crate::resolve::Resolved, job: &str) -> Result<ImageRef, ApiFailure> {
+    let job_spec = resolved
+        .latest
+        .spec
+        .job(job)
+        .ok_or_else(|| ApiFailure::NotFound(format!("no job {job}")))?;
+    let mut images: Vec<&str> = job_spec
+        .tasks
+        .iter()
+        .filter_map(|task| task.image.as_deref())
+        .collect();
+    images.dedup();
+    match images.as_slice() {
+        [image] => {
+            ImageRef::parse(image).map_err(|error| ApiFailure::BadRequest(error.to_string()))
+        }
+        [] => Err(ApiFailure::BadRequest(format!("job {job} has no image"))),
+        _ => Err(ApiFailure::BadRequest(format!(
+            "the tasks of job {job} run different images: {}",
+            images.join(", ")
+        ))),
+    }
+}
+
+fn start(
+    state: Arc<ServerState>,
+    deployment: Deployment,
+    follow: bool,
+) -> Result<Response, ApiFailure> {
+    let events = state.deployment_events.subscribe();
+    state.start_deployment(&deployment)?;
+    Ok(if follow {
+        follow_deployment(deployment.id, events)
+    } else {
+        Json(deployment).into_response()
+    })
+}
+
+/// The deployment's events as newline-delimited JSON, until it ends or waits for promotion.
+fn follow_deployment(
+    id: String,
+    events: broadcast::Receiver<(String, OperationEvent)>,
+) -> Response {
+    let lines = futures_util::stream::unfold((events, false), move |(mut events, ended)| {
+        let id = id.clone();
+        async move {
+            if ended {
+                return None;
+            }
+            loop {
+                match events.recv().await {
+                    Ok((event_id, event)) if event_id == id => {
+                        let ends = matches!(
+                            event,
+                            OperationEvent::Summary(_)
+                                | OperationEvent::Deployment {
+                                    status: DeploymentStatus::AwaitingPromotion,
+                                    ..
+                                }
+                        );
+                        let mut line = serde_json::to_vec(&event).unwrap_or_default();
+                        line.push(b'\n');
+                        return Some((Ok::<_, Infallible>(Bytes::from(line)), (events, ends)));
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GateRequest {
+    pub env: String,
+    /// The service whose deployment to promote or abort.
+    pub target: String,
+    #[serde(default)]
+    pub follow: bool,
+}
+
+pub async fn promote(
+    State(state): AppState,
+    Json(request): Json<GateRequest>,
+) -> Result<Response, ApiFailure> {
+    gate(state, request, true)
+}
+
+pub async fn abort(
+    State(state): AppState,
+    Json(request): Json<GateRequest>,
+) -> Result<Response, ApiFailure> {
+    gate(state, request, false)
+}
+
+fn gate(
+    state: Arc<ServerState>,
+    request: GateRequest,
+    promote: bool,
+) -> Result<Response, ApiFailure> {
+    let resolved = state.resolve(&request.env, &request.target)?;
+    let mut deployment = state
+        .active_deployment(&request.env, &resolved.service)?
+        .ok_or_else(|| {
+            ApiFailure::NotFound(format!(
+                "{} has no deployment in progress",
+                resolved.service
+            ))
+        })?;
+    if promote && deployment.status != DeploymentStatus::AwaitingPromotion {
+        return Err(ApiFailure::Conflict(format!(
+            "deployment {} is not waiting for promotion",
+            deployment.id
+        )));
+    }
+    if promote {
+        deployment.promote_requested = true;
+    } else {
+        deployment.abort_requested = true;
+    }
+    let events = state.deployment_events.subscribe();
+    state.save_deployment(&deployment)?;
+    state.deployment_signal.notify_waiters();
+    Ok(if request.follow {
+        follow_deployment(deployment.id, events)
+    } else {
+        Json(deployment).into_response()
+    })
+}
+
+pub async fn list(
+    State(state): AppState,
+    Query(scope): Query<crate::api::Scope>,
+) -> Result<Json<Vec<Deployment>>, ApiFailure> {
+    let mut deployments = state.deployments(scope.env())?;
+    if let Some(target) = &scope.target {
+        let service = state.resolve(scope.env(), target)?.service;
+        deployments.retain(|deployment| deployment.service == service);
+    }
+    Ok(Json(deployments))
+}
+
+/// What pushing `source` and rolling it out would change, task by task.
+pub async fn diff(
+    State(state): AppState,
+    Json(request): Json<DiffRequest>,
+) -> Result<Json<DiffResponse>, ApiFailure> {
+    let spec = cj_spec::parse_service(&request.file, &request.source)
+        .map_err(ApiFailure::InvalidConfig)?;
+    let env = &request.env;
+    let revision = state.service_revision(env, &spec.service)?;
+    let latest = match state.latest_version(env, &spec.service)? {
+        Some(version) => Some(state.version(env, &spec.service, version)?),
+        None => None,
+    };
+    let mut changes = Vec::new();
+    let mut job_names: Vec<String> = spec.jobs.iter().map(|job| job.name.clone()).collect();
+    if let Some(latest) = &latest {
+        job_names.extend(
+            latest
+                .spec
+                .jobs
+                .iter()
+                .map(|job| job.name.clone())
+                .filter(|name| spec.job(name).is_none()),
+        );
+    }
+    for job in job_names {
+        let desired: Option<DesiredJob> =
+            state
+                .store
+                .get_json(&keys::desired(env, &spec.service, &job))?;
+        // Against what runs for a job that is up; against the latest file for one that is down.
+        let current: Vec<cj_spec::TaskSpec> = match (&desired, &latest) {
+            (Some(desired), _) => state
+                .desired_tasks(desired)?
+                .into_iter()
+                .map(|task| task.spec)
+                .collect(),
+            (None, Some(latest)) => latest
+                .spec
+                .job(&job)
+                .map(|j| j.tasks.clone())
+                .unwrap_or_default(),
+            (None, None) => Vec::new(),
+        };
+        let wanted = spec.job(&job).map(|j| j.tasks.clone()).unwrap_or_default();
+        let mut names: Vec<&String> = current
+            .iter()
+            .map(|t| &t.name)
+            .chain(wanted.iter().map(|t| &t.name))
+            .collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            let old = current.iter().find(|t| t.name == *name);
+            let new = wanted.iter().find(|t| t.name == *name);
+            changes.push(cj_spec::task_change(&job, name, old, new));
+        }
+    }
+    Ok(Json(DiffResponse {
+        service: spec.service.clone(),
+        latest_version: latest.as_ref().map(|record| record.version),
+        latest_source: latest.map(|record| record.source.clone()),
+        source: request.source,
+        changes,
+        revision,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VersionDiffQuery {
+    env: Option<String>,
+    target: String,
+    from: u64,
+    to: u64,
+}
+
+pub async fn version_diff(
+    State(state): AppState,
+    Query(query): Query<VersionDiffQuery>,
+) -> Result<Json<VersionDiff>, ApiFailure> {
+    let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
+    let resolved = state.resolve(env, &query.target)?;
+    let from = state.version(env, &resolved.service, query.from)?;
+    let to = state.version(env, &resolved.service, query.to)?;
+    Ok(Json(VersionDiff {
+        service: resolved.service,
+        from: from.info(),
+        to: to.info(),
+        from_source: from.source.clone(),
+        to_source: to.source.clone(),
+    }))
+}
