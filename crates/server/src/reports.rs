@@ -57,6 +57,18 @@ impl ServerState {
                 if let Err(error) = self.record_health(&host, &key, &container_id, health) {
                     tracing::error!(%error, container = container_id, "cannot record a health change");
                 }
+                if health == cj_agent::Health::Unhealthy {
+                    self.notifier
+                        .send(crate::notify::Notification::TaskUnhealthy {
+                            env: key.env.clone(),
+                            service: key.service.clone(),
+                            job: key.job.clone(),
+                            task: key.task.clone(),
+                            container_id: container_id.clone(),
+                            detail: detail.clone(),
+                            at: crate::state::now_rfc3339(),
+                        });
+                }
                 let generation = *self.changed.borrow() + 1;
                 let kind = ProgressKind::Health(health, detail);
                 let _ = self.progress.send(TaskProgress {

@@ -1,0 +1,239 @@
+//! `update` against a real registry (Debian's docker-registry, with and without auth), and
+//! webhook notifications received by a real HTTP listener.
+
+#[path = "../../registry/tests/support/mod.rs"]
+mod registry_support;
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use registry_support::TestRegistry;
+use support::{Dev, describe, free_port, wait_for};
+
+fn httpd_service(service: &str, job: &str, image: &str, port: u16) -> String {
+    format!(
+        "service: {service}\njobs:\n  - name: {job}\n    image: \"{image}\"\n    port: {port}\n    command: [httpd, -f, -p, \"{port}\", -h, /srv/www]\n    check: {{ http: /health, interval: 500ms }}\n"
+    )
+}
+
+#[test]
+fn update_lists_the_registry_tags_and_rolls_to_the_chosen_one() {
+    let registry = TestRegistry::start();
+    let ids: Vec<String> = ["v1", "v2", "v3"]
+        .iter()
+        .map(|tag| registry.push_image("blog", tag))
+        .collect();
+    let dev = Dev::start();
+    let image = format!("{}/blog:v1", registry.host());
+    dev.push_yaml(
+        "blog.yaml",
+        &httpd_service("blog", "coding-blog", &image, free_port()),
+    );
+    dev.ok(&["up", "blog"]);
+
+    // Without a terminal and without --tag it only lists, as the seed's tool did.
+    let listing = dev.ok(&["update", "coding-blog"]);
+    let running_id = dev.status("blog")[0].container_id.clone().unwrap();
+    assert!(
+        listing.contains(&format!("ContainerID: {running_id}")),
+        "{listing}"
+    );
+    assert!(
+        listing.contains(&format!("ImageID:     {}", ids[0])),
+        "{listing}"
+    );
+    let order: Vec<usize> = ["Version: v3", "Version: v2", "Version: v1"]
+        .iter()
+        .map(|v| listing.find(v).unwrap())
+        .collect();
+    assert!(
+        order.windows(2).all(|pair| pair[0] < pair[1]),
+        "newest first: {listing}"
+    );
+    assert!(listing.contains("--tag TAG"), "{listing}");
+
+    let candidates = dev.json(&["update", "coding-blog", "--json"]);
+    let tags: Vec<(&str, &str)> = candidates["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["tag"].as_str().unwrap(), t["image_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            ("v3", ids[2].as_str()),
+            ("v2", ids[1].as_str()),
+            ("v1", ids[0].as_str())
+        ]
+    );
+
+    let unknown = dev.cli(&["update", "coding-blog", "--tag", "nope", "--yes"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", describe(&unknown));
+
+    let rolled = dev.ok(&["update", "coding-blog", "--tag", "v2", "--yes"]);
+    assert!(rolled.contains("succeeded"), "{rolled}");
+    let task = dev.status("blog").remove(0);
+    assert_eq!(
+        task.image.as_deref(),
+        Some(format!("{}/blog:v2", registry.host()).as_str())
+    );
+    assert_eq!(
+        (task.version, task.health.as_deref()),
+        (Some(2), Some("healthy"))
+    );
+    let history = dev.history("coding-blog");
+    assert_eq!(
+        history.versions.len(),
+        2,
+        "the update is a new version of the service"
+    );
+    let diff = dev.ok(&["history", "coding-blog", "--diff", "1..2"]);
+    assert!(
+        diff.contains(&format!("+    image: \"{}/blog:v2\"", registry.host())),
+        "only the image changed: {diff}"
+    );
+}
+
+#[test]
+fn update_uses_registry_credentials_from_the_server_config_and_never_shows_them() {
+    const PASSWORD: &str = "s3cret-Pa55word";
+    let registry = TestRegistry::start_with_auth("deploy", PASSWORD);
+    registry.push_image("app", "v1");
+    registry.push_image("app", "v2");
+    let image = format!("{}/app:v1", registry.host());
+
+    let anonymous = Dev::start();
+    anonymous.push_yaml(
+        "app.yaml",
+        &httpd_service("app", "app", &image, free_port()),
+    );
+    let refused = anonymous.cli(&["update", "app"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("requires credentials"),
+        "{}",
+        describe(&refused)
+    );
+
+    let config = format!(
+        "registries:\n  - host: \"{}\"\n    username: deploy\n    password: \"{PASSWORD}\"\n",
+        registry.host()
+    );
+    let dev = Dev::start_with_config(Some(&config));
+    dev.push_yaml(
+        "app.yaml",
+        &httpd_service("app", "app", &image, free_port()),
+    );
+    dev.ok(&["up", "app"]);
+    let mut outputs = vec![
+        dev.ok(&["update", "app"]),
+        dev.ok(&["update", "app", "--json"]),
+    ];
+    outputs.push(dev.ok(&["update", "app", "--tag", "v2", "--yes"]));
+    outputs.push(dev.ok(&["deployments", "--json"]));
+    outputs.push(dev.ok(&["inspect", "app", "--json"]));
+    outputs.push(dev.ok(&["history", "app", "--json"]));
+    assert!(outputs[0].contains("Version: v2"), "{}", outputs[0]);
+    for output in &outputs {
+        assert!(
+            !output.contains(PASSWORD),
+            "the registry password leaked: {output}"
+        );
+    }
+}
+
+/// A webhook receiver on a loopback port that records each POSTed JSON body.
+fn start_receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let sink = received.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok()
+                && let Ok(event) = serde_json::from_slice(&body)
+            {
+                sink.lock().unwrap().push(event);
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, received)
+}
+
+#[test]
+fn webhooks_receive_push_rollout_and_health_events_in_order() {
+    let (url, received) = start_receiver();
+    let dev = Dev::start_with_config(Some(&format!("notify:\n  - {url}\n")));
+    let port = free_port();
+    let policy = "    update: { healthy_deadline: 10s, auto_rollback: true }\n";
+    let good = httpd_service("hooked", "web", support::IMAGE, port) + policy;
+    dev.push_yaml("hooked.yaml", &good);
+    dev.ok(&["up", "hooked"]);
+    dev.push_yaml(
+        "hooked.yaml",
+        &good.replace("interval: 500ms", "interval: 600ms"),
+    );
+    dev.ok(&["rolling-update", "hooked"]);
+    dev.push_yaml("hooked.yaml", &good.replace("/health", "/missing"));
+    let failed = dev.cli(&["rolling-update", "hooked"]);
+    assert_eq!(failed.status.code(), Some(1), "{}", describe(&failed));
+
+    let events = wait_for("every notification", Duration::from_secs(10), || {
+        let events = received.lock().unwrap().clone();
+        events
+            .iter()
+            .any(|e| e["event"] == "rollout_failed")
+            .then_some(events)
+    });
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    let expected_order = [
+        "push",
+        "push",
+        "rollout_started",
+        "rollout_finished",
+        "push",
+        "rollout_started",
+        "task_unhealthy",
+        "rollout_failed",
+    ];
+    let mut position = 0;
+    for kind in &kinds {
+        if position < expected_order.len() && *kind == expected_order[position] {
+            position += 1;
+        }
+    }
+    assert_eq!(
+        position,
+        expected_order.len(),
+        "events out of order or missing: {kinds:?}"
+    );
+    assert_eq!(events[0]["service"], "hooked");
+    assert_eq!(events[0]["version"], 1);
+    let failure = events
+        .iter()
+        .find(|e| e["event"] == "rollout_failed")
+        .unwrap();
+    assert_eq!(failure["rolled_back"], true);
+}
