@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Benchmarks of releases (see BENCHMARKS.md), each against its named baseline in the same run.
+
+1. Self-healing: `docker kill` of a task to its replacement running, for 20 tasks (each killed
+   once, so no backoff has accumulated), from Docker's own timestamps (FinishedAt of the death,
+   StartedAt of the new run).
+2. Rolling update of a 10-task httpd job with an http check, batch size 2: total time against
+   the sum of the configured waits (batches x min_healthy_time).
+3. A whole environment: 50 httpd jobs in 5 waves, each job depending on two of the wave before,
+   gated on an http check with a 1 s interval; coding-job `up` against `docker-compose up -d`
+   with the same containers (`depends_on: condition: service_healthy`, a healthcheck with the
+   same interval).
+
+usage: bench/releases.py [--only heal|rollout|environment]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target/release/coding-job")
+IMAGE = "cj-example/busybox:1"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(args, **kwargs):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs)
+
+
+def docker_time(text):
+    """Docker's RFC 3339 with nanoseconds, as seconds since the epoch."""
+    main, _, fraction = text.rstrip("Z").partition(".")
+    seconds = datetime.datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc).timestamp()
+    return seconds + float("0." + (fraction or "0"))
+
+
+def inspect(container):
+    return json.loads(run(["docker", "inspect", container]).stdout)[0]
+
+
+class Dev:
+    """A release `coding-job dev` on a fresh data directory and port; cleans up after itself."""
+
+    def __enter__(self):
+        self.data = tempfile.mkdtemp(prefix="cj-bench-")
+        listen = f"127.0.0.1:{free_port()}"
+        self.env = dict(os.environ, CODING_JOB_SERVER=f"http://{listen}", RUST_LOG="warn")
+        self.process = subprocess.Popen([BIN, "dev", "--data-dir", self.data, "--listen", listen],
+                                        stdout=subprocess.PIPE, text=True, env=self.env)
+        lines = [self.process.stdout.readline() for _ in range(3)]
+        self.cluster = lines[2].split(":", 1)[1].strip()
+        return self
+
+    def cli(self, *args):
+        return run([BIN, *args], env=self.env).stdout
+
+    def push(self, name, text):
+        path = os.path.join(self.data, name)
+        with open(path, "w") as f:
+            f.write(text)
+        self.cli("push", path)
+
+    def status(self, target):
+        return json.loads(self.cli("status", target, "--json"))
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        self.process.wait()
+        ids = run(["docker", "ps", "-aq", "--filter", f"label=coding-job.cluster={self.cluster}"]).stdout.split()
+        if ids:
+            run(["docker", "rm", "-f", *ids])
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+def httpd(name, port, extra=""):
+    return (f"  - name: {name}\n    image: {IMAGE}\n    port: {port}\n"
+            f"    command: [httpd, -f, -p, \"{port}\", -h, /srv/www]\n{extra}")
+
+
+def bench_heal():
+    with Dev() as dev:
+        jobs = "".join(httpd(f"heal-{i}", free_port()) for i in range(20))
+        dev.push("heal.yaml", f"service: heal\njobs:\n{jobs}")
+        dev.cli("up", "heal")
+        latencies = []
+        for task in dev.status("heal"):
+            container = task["container_id"]
+            run(["docker", "kill", container])
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                state = inspect(container)["State"]
+                if state["Running"] and docker_time(state["StartedAt"]) > docker_time(state["FinishedAt"]):
+                    latencies.append(docker_time(state["StartedAt"]) - docker_time(state["FinishedAt"]))
+                    break
+                time.sleep(0.02)
+            else:
+                raise SystemExit(f"{task['task']} was not restarted within 10 s")
+        latencies.sort()
+        print(f"self-healing, docker kill -> running again, 20 tasks: median {statistics.median(latencies) * 1000:.0f} ms, "
+              f"max {latencies[-1] * 1000:.0f} ms (target: median under 1 s)")
+
+
+def bench_rollout():
+    tasks, batch, min_healthy = 10, 2, 3.0
+    with Dev() as dev:
+        def service(release):
+            lines = [f"service: roll\njobs:\n  - name: api\n    image: {IMAGE}\n    env: {{ RELEASE: \"{release}\" }}\n",
+                     "    check: { http: /health, interval: 1s, timeout: 1s }\n",
+                     f"    update: {{ batch_size: {batch}, min_healthy_time: {min_healthy:g}s, healthy_deadline: 30s }}\n",
+                     "    tasks:\n"]
+            for i, port in enumerate(ports):
+                lines.append(f"      - {{ name: api-{i}, port: {port}, command: [httpd, -f, -p, \"{port}\", -h, /srv/www] }}\n")
+            return "".join(lines)
+        ports = [free_port() for _ in range(tasks)]
+        dev.push("roll.yaml", service(1))
+        dev.cli("up", "roll")
+        dev.push("roll.yaml", service(2))
+        start = time.perf_counter()
+        dev.cli("rolling-update", "roll")
+        total = time.perf_counter() - start
+        waits = (tasks // batch) * min_healthy
+        print(f"rolling update, {tasks} tasks, batch {batch}, min_healthy_time {min_healthy:g}s: {total:.2f} s "
+              f"against {waits:.1f} s of configured waits: overhead {(total / waits - 1) * 100:.1f}% (target under 20%)")
+
+
+def environment_ports(waves, per_wave):
+    return [[free_port() for _ in range(per_wave)] for _ in range(waves)]
+
+
+def bench_environment():
+    waves, per_wave = 5, 10
+    ports = environment_ports(waves, per_wave)
+    name = lambda w, i: f"w{w}-j{i}"
+    deps = lambda w, i: [] if w == 0 else [name(w - 1, i), name(w - 1, (i + 1) % per_wave)]
+
+    # coding-job
+    with Dev() as dev:
+        jobs = ""
+        for w in range(waves):
+            for i in range(per_wave):
+                extra = "    check: { http: /health, interval: 1s, timeout: 1s, retries: 3 }\n"
+                if deps(w, i):
+                    extra += f"    depends_on: [{', '.join(deps(w, i))}]\n"
+                jobs += httpd(name(w, i), ports[w][i], extra)
+        dev.push("env.yaml", f"service: env\njobs:\n{jobs}")
+        start = time.perf_counter()
+        dev.cli("up", "env")
+        ours = time.perf_counter() - start
+        assert all(t["health"] == "healthy" for t in dev.status("env"))
+
+    # docker-compose, the same containers
+    project = f"cjbench{os.getpid()}"
+    compose_dir = tempfile.mkdtemp(prefix="cj-compose-")
+    services = {}
+    for w in range(waves):
+        for i in range(per_wave):
+            port = ports[w][i]
+            service = {
+                "image": IMAGE, "network_mode": "host", "init": True,
+                "command": ["httpd", "-f", "-p", str(port), "-h", "/srv/www"],
+                "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}},
+                "healthcheck": {"test": ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}/health"],
+                                "interval": "1s", "timeout": "1s", "retries": 3},
+            }
+            if deps(w, i):
+                service["depends_on"] = {d: {"condition": "service_healthy"} for d in deps(w, i)}
+            services[name(w, i)] = service
+    compose_file = os.path.join(compose_dir, "docker-compose.yml")
+    with open(compose_file, "w") as f:
+        json.dump({"version": "2.4", "services": services}, f)
+    try:
+        start = time.perf_counter()
+        run(["docker-compose", "-p", project, "-f", compose_file, "up", "-d"])
+        compose = time.perf_counter() - start
+    finally:
+        subprocess.run(["docker-compose", "-p", project, "-f", compose_file, "down", "-t", "1"], capture_output=True)
+        shutil.rmtree(compose_dir, ignore_errors=True)
+    print(f"environment of {waves * per_wave} jobs in {waves} waves with http checks (1 s interval): "
+          f"coding-job up {ours:.2f} s, docker-compose up -d {compose:.2f} s: ratio {ours / compose:.2f}x (target at most 0.4x)")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", choices=["heal", "rollout", "environment"])
+    args = parser.parse_args()
+    run(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
+    run(["bash", os.path.join(ROOT, "scripts/build-example-image.sh"), IMAGE])
+    for name, bench in [("heal", bench_heal), ("rollout", bench_rollout), ("environment", bench_environment)]:
+        if args.only in (None, name):
+            bench()
+
+
+if __name__ == "__main__":
+    main()
