@@ -115,12 +115,7 @@ impl ServerState {
             host: host.to_owned(),
             exit_code: None,
         };
-        let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-        self.store.put_json(
-            &keys::event(&key.env, &key.service, &key.job, nanos),
-            &history,
-        )?;
-        Ok(())
+        self.append_history(key, &history)
     }
 
     fn record_container_event(&self, event: &ContainerEvent) -> Result<(), cj_store::StoreError> {
@@ -173,11 +168,18 @@ impl ServerState {
             host: event.host.clone(),
             exit_code: event.exit_code,
         };
+        self.append_history(key, &history)
+    }
+
+    /// Adds an event to the job's history, in time order.
+    fn append_history(
+        &self,
+        key: &cj_agent::TaskKey,
+        event: &HistoryEvent,
+    ) -> Result<(), cj_store::StoreError> {
         let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-        self.store.put_json(
-            &keys::event(&key.env, &key.service, &key.job, nanos),
-            &history,
-        )?;
+        self.store
+            .put_json(&keys::event(&key.env, &key.service, &key.job, nanos), event)?;
         Ok(())
     }
 }
