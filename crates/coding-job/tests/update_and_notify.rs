@@ -74,6 +74,29 @@ fn update_lists_the_registry_tags_and_rolls_to_the_chosen_one() {
     let unknown = dev.cli(&["update", "coding-blog", "--tag", "nope", "--yes"]);
     assert_eq!(unknown.status.code(), Some(2), "{}", describe(&unknown));
 
+    // At a terminal it asks: tag 3 of the list (v1), then confirmation. `script` gives the CLI a
+    // real pseudo-terminal.
+    let command = format!("{} update coding-blog", env!("CARGO_BIN_EXE_coding-job"));
+    let mut interactive = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("CODING_JOB_SERVER", &dev.url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = interactive.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    stdin.write_all(b"3\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    stdin.write_all(b"y\n").unwrap();
+    let output = interactive.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        screen.contains("pick a tag") && screen.contains("roll blog/coding-blog to v1?"),
+        "{screen}"
+    );
+    assert!(screen.contains("succeeded"), "{screen}");
+
     let rolled = dev.ok(&["update", "coding-blog", "--tag", "v2", "--yes"]);
     assert!(rolled.contains("succeeded"), "{rolled}");
     let task = dev.status("blog").remove(0);
@@ -83,15 +106,15 @@ fn update_lists_the_registry_tags_and_rolls_to_the_chosen_one() {
     );
     assert_eq!(
         (task.version, task.health.as_deref()),
-        (Some(2), Some("healthy"))
+        (Some(3), Some("healthy"))
     );
     let history = dev.history("coding-blog");
     assert_eq!(
         history.versions.len(),
-        2,
-        "the update is a new version of the service"
+        3,
+        "each update is a new version of the service"
     );
-    let diff = dev.ok(&["history", "coding-blog", "--diff", "1..2"]);
+    let diff = dev.ok(&["history", "coding-blog", "--diff", "1..3"]);
     assert!(
         diff.contains(&format!("+    image: \"{}/blog:v2\"", registry.host())),
         "only the image changed: {diff}"
