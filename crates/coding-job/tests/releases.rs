@@ -391,3 +391,32 @@ fn reload_replaces_every_container_in_batches() {
     );
     assert_eq!(deployment(&dev)["kind"], "reload");
 }
+
+#[test]
+fn a_task_without_a_port_starts_its_replacement_before_the_old_one_stops() {
+    let dev = Dev::start();
+    let service = |release: u32| {
+        format!(
+            "service: worker\njobs:\n  - name: worker\n    image: {IMAGE}\n    env: {{ RELEASE: \"{release}\" }}\n    command: [sh, -c, \"sleep 0.5; touch /tmp/ready; exec sleep 100000\"]\n    check: {{ exec: [test, -f, /tmp/ready], interval: 1s }}\n"
+        )
+    };
+    dev.push_yaml("worker.yaml", &service(1));
+    dev.ok(&["up", "worker"]);
+    let old = dev.status("worker")[0].container_id.clone().unwrap();
+    dev.push_yaml("worker.yaml", &service(2));
+    dev.ok(&["rolling-update", "worker"]);
+    let new = dev.status("worker")[0].container_id.clone().unwrap();
+    assert_ne!(new, old);
+    let old_state = docker_inspect(&old)["State"].clone();
+    let new_state = docker_inspect(&new)["State"].clone();
+    let new_started = support::nanos(new_state["StartedAt"].as_str().unwrap());
+    let old_finished = support::nanos(old_state["FinishedAt"].as_str().unwrap());
+    assert!(
+        new_started < old_finished,
+        "the new container started before the old one stopped"
+    );
+    assert!(
+        old_finished - new_started >= 400_000_000,
+        "the old one ran until the new one was healthy"
+    );
+}
