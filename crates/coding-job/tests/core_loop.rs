@@ -164,14 +164,13 @@ fn up_starts_in_dependency_order_and_down_stops_in_reverse() {
     assert!(api < web, "web started before api");
 
     dev.ok(&["down", "stack"]);
+    // The history hears of a stop from Docker's event stream, a moment after `down` returns.
     let stopped_at = |job: &str| {
-        let history = dev.history(&format!("stack/{job}"));
-        let stop = history
-            .events
-            .iter()
-            .find(|e| e.kind == "stopped")
-            .expect("a stop event");
-        nanos(&stop.at)
+        wait_for("the stop in the history", Duration::from_secs(5), || {
+            let history = dev.history(&format!("stack/{job}"));
+            let stop = history.events.iter().find(|e| e.kind == "stopped")?;
+            Some(nanos(&stop.at))
+        })
     };
     let (db, cache, api, web) = (
         stopped_at("db"),
@@ -293,12 +292,15 @@ fn externally_killed_container_is_restarted_and_the_death_recorded() {
     );
 
     let history = wait_for("the death in the history", Duration::from_secs(5), || {
+        // The first start's event can carry a time just after StartedAt: count starts instead.
         let history = dev.history("heal/svc");
-        history
+        let starts = history
             .events
             .iter()
-            .any(|e| e.kind == "started" && nanos(&e.at) > nanos(&first_start))
-            .then_some(history)
+            .filter(|e| e.kind == "started")
+            .count();
+        let died = history.events.iter().any(|e| e.kind == "died");
+        (starts == 2 && died).then_some(history)
     });
     let death = history
         .events
