@@ -105,25 +105,14 @@ async fn push(
     headers: HeaderMap,
     Json(request): Json<PushRequest>,
 ) -> Result<Json<PushResponse>, ApiFailure> {
-    crate::versions::check_env_name(&request.env)?;
-    let spec = cj_spec::parse_service(&request.file, &request.source)
-        .map_err(ApiFailure::InvalidConfig)?;
     let user = user(&headers);
-    let response = state.store_version(
+    let response = state.push(
         &request.env,
         &request.file,
         &request.source,
-        spec,
         &user,
         request.check_revision,
     )?;
-    state.notifier.send(crate::notify::Notification::Push {
-        env: response.env.clone(),
-        service: response.service.clone(),
-        version: response.version,
-        user,
-        at: crate::state::now_rfc3339(),
-    });
     tracing::info!(
         service = response.service,
         version = response.version,

@@ -44,10 +44,11 @@ impl ServerState {
         file: &str,
         source: &str,
         user: &str,
+        check_revision: Option<u64>,
     ) -> Result<PushResponse, ApiFailure> {
         check_env_name(env)?;
         let spec = cj_spec::parse_service(file, source).map_err(ApiFailure::InvalidConfig)?;
-        self.store_version(env, file, source, spec, user, None)
+        self.store_version(env, file, source, spec, user, check_revision)
     }
 
     /// Stores a parsed file as the service's next version. With `check_revision`, refuses if
@@ -105,6 +106,14 @@ impl ServerState {
             ];
             // Lost a race with another push: read the new latest and try again.
             if let TxnOutcome::Committed { revision } = self.store.txn(&[compare], &ops)? {
+                // Ops hear of every new version, whoever made it (a push or an `update`).
+                self.notifier.send(crate::notify::Notification::Push {
+                    env: env.to_owned(),
+                    service: spec.service.clone(),
+                    version,
+                    user: user.to_owned(),
+                    at: now_rfc3339(),
+                });
                 return Ok(PushResponse {
                     env: env.to_owned(),
                     service: spec.service,
