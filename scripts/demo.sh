@@ -15,30 +15,41 @@ listen="${CODING_JOB_LISTEN:-127.0.0.1:7400}"
 data="${CODING_JOB_DATA:-./cj-data}"
 export CODING_JOB_SERVER="http://$listen"
 
+# The `service:` a file declares.
+service_of() {
+  sed -n 's/^service: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$1" | head -n1
+}
+
 # Its own session, so Ctrl-C reaches this script first and the examples can be brought down.
-RUST_LOG="${RUST_LOG:-warn}" setsid "$bin" dev --data-dir "$data" --listen "$listen" &
+log=$(mktemp)
+RUST_LOG="${RUST_LOG:-warn}" setsid "$bin" dev --data-dir "$data" --listen "$listen" >"$log" &
 server=$!
 stop() {
   trap - INT TERM
   echo
   for file in examples/*.yaml; do
-    service=$(sed -n 's/^service: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$file" | head -n1)
+    service=$(service_of "$file")
     "$bin" down "$service" || true
   done
   kill "$server" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
+  rm -f "$log"
 }
 trap stop INT TERM
 
-for _ in $(seq 50); do
-  "$bin" status >/dev/null 2>&1 && break
-  kill -0 "$server" 2>/dev/null || { echo "error: coding-job dev exited" >&2; exit 1; }
+# Ready when this process (not some other server on the port) says where it listens.
+until grep -q "API listening on" "$log" 2>/dev/null; do
+  if ! kill -0 "$server" 2>/dev/null; then
+    echo "error: coding-job dev exited (is $listen already in use? set CODING_JOB_LISTEN)" >&2
+    exit 1
+  fi
   sleep 0.1
 done
+cat "$log"
 
 "$bin" push examples/*.yaml
 for file in examples/*.yaml; do
-  service=$(sed -n 's/^service: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$file" | head -n1)
+  service=$(service_of "$file")
   "$bin" up "$service"
 done
 echo
