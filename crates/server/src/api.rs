@@ -229,16 +229,17 @@ fn one_task(
         job: row.job.clone(),
         task: row.task.clone(),
     };
+    // The container identity the task wants, as assignments compute it (a task's own version
+    // during a rollout, its restart generation after a reload).
     let desired: Option<DesiredJob> =
         state
             .store
             .get_json(&keys::desired(env, &key.service, &key.job))?;
     let hash = match desired {
         Some(desired) => state
-            .version(env, &key.service, desired.version)?
-            .spec
-            .job(&key.job)
-            .and_then(|job| job.tasks.iter().find(|t| t.name == key.task))
+            .desired_tasks(&desired)?
+            .into_iter()
+            .find(|task| task.key == key)
             .map(|task| task.config_hash()),
         None => None,
     };
