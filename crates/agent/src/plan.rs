@@ -338,56 +338,13 @@ mod tests {
             [restart("a")]
         );
     }
-}
 
-#[cfg(test)]
-mod health_and_order_tests {
-    use super::*;
-    use crate::types::TaskKey;
-
-    fn assignment(on_failure: OnFailure, start_first: bool) -> Assignment {
-        let spec =
-            cj_spec::parse_service("t.yaml", "service: s\njobs:\n  - name: j\n    image: i:1\n")
-                .unwrap();
-        let key = TaskKey {
-            env: "e".into(),
-            service: "s".into(),
-            job: "j".into(),
-            task: "j".into(),
-        };
-        let mut assignment = Assignment::new(
-            key,
-            1,
-            spec.jobs[0].tasks[0].clone(),
-            "h".into(),
-            on_failure,
-        );
-        assignment.start_first = start_first;
-        assignment
-    }
-
+    /// A running container with a check verdict.
     fn live(id: &str, created: i64, hash: &str, health: Option<Health>) -> ObservedContainer {
         ObservedContainer {
-            key: TaskKey {
-                env: "e".into(),
-                service: "s".into(),
-                job: "j".into(),
-                task: "j".into(),
-            },
-            id: id.into(),
-            name: id.into(),
-            image: "i:1".into(),
-            image_id: String::new(),
-            version: 1,
-            config_hash: hash.into(),
-            declared_host: "h".into(),
-            state: ContainerState::Running,
-            created,
-            started_at: None,
-            finished_at: None,
-            exit_code: None,
             health,
             health_detail: Some("GET /: 500".into()),
+            ..container(id, created, ContainerState::Running, hash)
         }
     }
 
@@ -397,7 +354,8 @@ mod health_and_order_tests {
 
     #[test]
     fn start_first_keeps_the_old_container_until_the_new_one_is_healthy() {
-        let wanted = assignment(OnFailure::Restart, true);
+        let mut wanted = assignment(OnFailure::Restart);
+        wanted.start_first = true;
         let old = live("old", 1, "old-hash", Some(Health::Healthy));
         assert_eq!(plan(&wanted, std::slice::from_ref(&old)), [Action::Create]);
         let starting = live("new", 2, &wanted.config_hash, Some(Health::Starting));
@@ -423,7 +381,7 @@ mod health_and_order_tests {
 
     #[test]
     fn unhealthy_is_restarted_or_kept_as_configured() {
-        let restart = assignment(OnFailure::Restart, false);
+        let restart = assignment(OnFailure::Restart);
         let sick = live("a", 1, &restart.config_hash, Some(Health::Unhealthy));
         assert_eq!(
             plan(&restart, std::slice::from_ref(&sick)),
@@ -431,7 +389,7 @@ mod health_and_order_tests {
                 container_id: "a".into()
             }]
         );
-        let keep = assignment(OnFailure::Keep, false);
+        let keep = assignment(OnFailure::Keep);
         let sick = live("a", 1, &keep.config_hash, Some(Health::Unhealthy));
         assert_eq!(
             plan(&keep, &[sick]),

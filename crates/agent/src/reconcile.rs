@@ -383,14 +383,7 @@ impl<R: ContainerRuntime> Agent<R> {
                     Ok(())
                 }
                 Action::RestartUnhealthy { container_id } => {
-                    lock(&self.memory)
-                        .expected_stops
-                        .insert(container_id.clone());
-                    match self
-                        .runtime
-                        .stop(container_id, self.config.stop_grace_seconds)
-                        .await
-                    {
+                    match self.stop_ours(container_id).await {
                         Ok(()) => self.start(&key, &hash, container_id).await,
                         Err(error) => Err(error),
                     }
@@ -411,14 +404,7 @@ impl<R: ContainerRuntime> Agent<R> {
                     );
                     Ok(())
                 }
-                Action::Stop { container_id } => {
-                    lock(&self.memory)
-                        .expected_stops
-                        .insert(container_id.clone());
-                    self.runtime
-                        .stop(container_id, self.config.stop_grace_seconds)
-                        .await
-                }
+                Action::Stop { container_id } => self.stop_ours(container_id).await,
                 Action::Remove { container_id } => {
                     lock(&self.memory)
                         .expected_stops
@@ -434,11 +420,7 @@ impl<R: ContainerRuntime> Agent<R> {
                                 container_id: container_id.clone(),
                             },
                         );
-                        if let Err(error) = self
-                            .runtime
-                            .stop(container_id, self.config.stop_grace_seconds)
-                            .await
-                        {
+                        if let Err(error) = self.stop_ours(container_id).await {
                             tracing::warn!(%error, container_id, "stop failed; removing by force");
                         }
                     }
@@ -461,6 +443,16 @@ impl<R: ContainerRuntime> Agent<R> {
             lock(&self.memory).last_phase.remove(&key);
         }
         wake
+    }
+
+    /// Stops a container on purpose: its death is then recorded as a stop, not a failure.
+    async fn stop_ours(&self, container_id: &str) -> Result<(), RuntimeError> {
+        lock(&self.memory)
+            .expected_stops
+            .insert(container_id.to_owned());
+        self.runtime
+            .stop(container_id, self.config.stop_grace_seconds)
+            .await
     }
 
     async fn create_and_start(&self, assignment: &Assignment) -> Result<(), RuntimeError> {

@@ -32,14 +32,7 @@ pub async fn rolling_update(
     headers: HeaderMap,
     Json(request): Json<DeployRequest>,
 ) -> Result<Response, ApiFailure> {
-    let resolved = state.resolve(&request.env, &request.target)?;
-    let deployment = state.plan_deployment(
-        &resolved,
-        DeploymentKind::RollingUpdate,
-        resolved.latest.version,
-        &user(&headers),
-    )?;
-    start(state, deployment, request.follow)
+    deploy_latest(state, &headers, &request, DeploymentKind::RollingUpdate)
 }
 
 pub async fn rollback(
@@ -48,11 +41,7 @@ pub async fn rollback(
     Json(request): Json<DeployRequest>,
 ) -> Result<Response, ApiFailure> {
     let resolved = state.resolve(&request.env, &request.target)?;
-    let [job] = resolved.jobs.as_slice() else {
-        return Err(ApiFailure::BadRequest(
-            "rollback moves one job: name it as SERVICE/JOB or JOB".into(),
-        ));
-    };
+    let job = &one_job(&resolved)?;
     let desired: DesiredJob = state
         .store
         .get_json(&keys::desired(&resolved.env, &resolved.service, job))?
@@ -90,13 +79,19 @@ pub async fn reload(
     headers: HeaderMap,
     Json(request): Json<DeployRequest>,
 ) -> Result<Response, ApiFailure> {
+    deploy_latest(state, &headers, &request, DeploymentKind::Reload)
+}
+
+/// A deployment of the target's running jobs towards the service's latest version.
+fn deploy_latest(
+    state: Arc<ServerState>,
+    headers: &HeaderMap,
+    request: &DeployRequest,
+    kind: DeploymentKind,
+) -> Result<Response, ApiFailure> {
     let resolved = state.resolve(&request.env, &request.target)?;
-    let deployment = state.plan_deployment(
-        &resolved,
-        DeploymentKind::Reload,
-        resolved.latest.version,
-        &user(&headers),
-    )?;
+    let deployment =
+        state.plan_deployment(&resolved, kind, resolved.latest.version, &user(headers))?;
     start(state, deployment, request.follow)
 }
 

@@ -1,0 +1,63 @@
+"""What the benchmarks share: paths, small process helpers, and a `coding-job dev` to measure."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target/release/coding-job")
+IMAGE = "cj-example/busybox:1"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(args, **kwargs):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs)
+
+
+class Dev:
+    """A release `coding-job dev` on a fresh data directory and port; cleans up after itself."""
+
+    def __enter__(self):
+        self.data = tempfile.mkdtemp(prefix="cj-bench-")
+        listen = f"127.0.0.1:{free_port()}"
+        self.url = f"http://{listen}"
+        self.env = dict(os.environ, CODING_JOB_SERVER=self.url, RUST_LOG="warn")
+        self.process = subprocess.Popen([BIN, "dev", "--data-dir", self.data, "--listen", listen],
+                                        stdout=subprocess.PIPE, text=True, env=self.env)
+        lines = [self.process.stdout.readline() for _ in range(3)]
+        self.cluster = lines[2].split(":", 1)[1].strip()
+        return self
+
+    def cli(self, *args):
+        return run([BIN, *args], env=self.env).stdout
+
+    def push(self, name, text):
+        path = os.path.join(self.data, name)
+        with open(path, "w") as f:
+            f.write(text)
+        self.cli("push", path)
+
+    def status(self, target):
+        return json.loads(self.cli("status", target, "--json"))
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        self.process.wait()
+        ids = run(["docker", "ps", "-aq", "--filter", f"label=coding-job.cluster={self.cluster}"]).stdout.split()
+        if ids:
+            run(["docker", "rm", "-f", *ids])
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+def build():
+    """The release binary and the example image, as the benchmarks measure them."""
+    run(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
+    run(["bash", os.path.join(ROOT, "scripts/build-example-image.sh"), IMAGE])
