@@ -9,7 +9,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::broadcast;
 
 use crate::Store;
-use crate::types::{Compare, KeyValue, Op, StoreError, TxnOutcome, WatchEvent, WatchKind};
+use crate::types::{Compare, KeyValue, Op, Page, StoreError, TxnOutcome, WatchEvent, WatchKind};
 use crate::watch::Watch;
 
 /// key -> 16-byte header (create revision, mod revision, little-endian) + value.
@@ -20,19 +20,52 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const REVISION: &str = "revision";
 /// How many past changes a watch can replay; older ones are dropped as new ones arrive.
 const LOG_RETAINED: u64 = 50_000;
+/// ... and at most this many bytes of them: a history of large values (whole config files)
+/// must not keep a second copy of every one on disk.
+const LOG_BUDGET_BYTES: u64 = 128 << 20;
+/// The log's size in bytes, kept in `META` as entries come and go.
+const LOG_BYTES: &str = "log_bytes";
 
 pub struct EmbeddedStore {
     db: Database,
     /// Serialises writers so live events go out in revision order.
     write_lock: Mutex<()>,
     events: broadcast::Sender<WatchEvent>,
+    /// How many bytes of past changes are kept for watches ([`LOG_BUDGET_BYTES`]).
+    log_budget_bytes: u64,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct LogEntry {
     key: String,
     kind: WatchKind,
-    value: Option<Vec<u8>>,
+    value: Option<LogValue>,
+}
+
+/// A value as the log keeps it: as text when it is UTF-8 (every value the server writes is
+/// JSON), which JSON holds at its own size instead of as a list of numbers. Logs written with
+/// byte lists still read.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum LogValue {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl LogValue {
+    fn new(bytes: &[u8]) -> LogValue {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => LogValue::Text(text.to_owned()),
+            Err(_) => LogValue::Bytes(bytes.to_vec()),
+        }
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        match self {
+            LogValue::Text(text) => text.into_bytes(),
+            LogValue::Bytes(bytes) => bytes,
+        }
+    }
 }
 
 fn backend(error: impl std::fmt::Display) -> StoreError {
@@ -77,6 +110,7 @@ impl EmbeddedStore {
             db,
             write_lock: Mutex::new(()),
             events,
+            log_budget_bytes: LOG_BUDGET_BYTES,
         })
     }
 }
@@ -101,6 +135,49 @@ impl Store for EmbeddedStore {
                 break;
             }
             found.push(decode(key.value(), value.value()));
+        }
+        Ok(found)
+    }
+
+    fn range_page(&self, prefix: &str, page: &Page) -> Result<Vec<KeyValue>, StoreError> {
+        use std::ops::Bound;
+        if page.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let read = self.db.begin_read().map_err(backend)?;
+        let table = read.open_table(KV).map_err(backend)?;
+        // Every key under the prefix sorts before the prefix followed by char::MAX.
+        let end = format!("{prefix}{}", char::MAX);
+        let (lower, upper) = match (&page.beyond, page.newest_first) {
+            (Some(beyond), false) => (
+                Bound::Excluded(beyond.as_str()),
+                Bound::Excluded(end.as_str()),
+            ),
+            (Some(beyond), true) => (Bound::Included(prefix), Bound::Excluded(beyond.as_str())),
+            (None, _) => (Bound::Included(prefix), Bound::Excluded(end.as_str())),
+        };
+        let entries = table.range::<&str>((lower, upper)).map_err(backend)?;
+        let mut found = Vec::new();
+        let mut take = |entry: Result<_, redb::StorageError>| -> Result<bool, StoreError> {
+            let (key, value): (redb::AccessGuard<&str>, redb::AccessGuard<&[u8]>) =
+                entry.map_err(backend)?;
+            if key.value().starts_with(prefix) {
+                found.push(decode(key.value(), value.value()));
+            }
+            Ok(found.len() < page.limit)
+        };
+        if page.newest_first {
+            for entry in entries.rev() {
+                if !take(entry)? {
+                    break;
+                }
+            }
+        } else {
+            for entry in entries {
+                if !take(entry)? {
+                    break;
+                }
+            }
         }
         Ok(found)
     }
@@ -146,7 +223,7 @@ impl Store for EmbeddedStore {
                         LogEntry {
                             key: key.clone(),
                             kind: WatchKind::Put,
-                            value: Some(value.clone()),
+                            value: Some(LogValue::new(value)),
                         }
                     }
                     Op::Delete { key } => {
@@ -158,19 +235,43 @@ impl Store for EmbeddedStore {
                         }
                     }
                 };
+                let value = match op {
+                    Op::Put { value, .. } => Some(value.clone()),
+                    Op::Delete { .. } => None,
+                };
                 committed_events.push(WatchEvent {
                     revision,
                     key: entry.key.clone(),
                     kind: entry.kind,
-                    value: entry.value.clone(),
+                    value,
                 });
                 entries.push(entry);
             }
             let encoded = serde_json::to_vec(&entries).map_err(StoreError::encode)?;
             log.insert(revision, encoded.as_slice()).map_err(backend)?;
-            if revision > LOG_RETAINED {
-                log.remove(revision - LOG_RETAINED).map_err(backend)?;
+            let mut log_bytes = meta
+                .get(LOG_BYTES)
+                .map_err(backend)?
+                .map(|bytes| bytes.value())
+                .unwrap_or(0)
+                + encoded.len() as u64;
+            // Drop the oldest entries beyond the count or the size budget (never this one).
+            loop {
+                let Some((oldest, size)) = log
+                    .first()
+                    .map_err(backend)?
+                    .map(|(rev, bytes)| (rev.value(), bytes.value().len() as u64))
+                else {
+                    break;
+                };
+                let too_old = revision - oldest >= LOG_RETAINED;
+                if oldest == revision || !(too_old || log_bytes > self.log_budget_bytes) {
+                    break;
+                }
+                log.remove(oldest).map_err(backend)?;
+                log_bytes = log_bytes.saturating_sub(size);
             }
+            meta.insert(LOG_BYTES, log_bytes).map_err(backend)?;
             revision
         };
         write.commit().map_err(backend)?;
@@ -230,7 +331,7 @@ impl Store for EmbeddedStore {
                     revision: revision.value(),
                     key: entry.key,
                     kind: entry.kind,
-                    value: entry.value,
+                    value: entry.value.map(LogValue::into_bytes),
                 });
             }
         }
@@ -283,6 +384,88 @@ mod tests {
             .map(|kv| kv.key)
             .collect();
         assert_eq!(keys, ["svc/a", "svc/b"]);
+    }
+
+    #[test]
+    fn pages_read_a_bounded_piece_in_either_direction() {
+        let (_dir, store) = open();
+        for key in [
+            "log/01", "log/02", "log/03", "log/04", "log/05", "loh/00", "lof/99",
+        ] {
+            store.put(key, vec![]).unwrap();
+        }
+        let keys = |page: Page| -> Vec<String> {
+            store
+                .range_page("log/", &page)
+                .unwrap()
+                .into_iter()
+                .map(|kv| kv.key)
+                .collect()
+        };
+        assert_eq!(keys(Page::newest(2)), ["log/05", "log/04"]);
+        assert_eq!(
+            keys(Page {
+                beyond: Some("log/04".into()),
+                ..Page::newest(2)
+            }),
+            ["log/03", "log/02"]
+        );
+        assert_eq!(
+            keys(Page {
+                limit: 10,
+                newest_first: false,
+                beyond: Some("log/03".into()),
+            }),
+            ["log/04", "log/05"]
+        );
+        assert_eq!(keys(Page::newest(0)), Vec::<String>::new());
+        assert_eq!(keys(Page::newest(100)).len(), 5);
+    }
+
+    #[test]
+    fn the_watch_log_keeps_values_as_text_within_its_byte_budget() {
+        let (_dir, mut store) = open();
+        store.log_budget_bytes = 10_000;
+        let value = format!("\"{}\"", "x".repeat(3_000));
+        for n in 0..20 {
+            store
+                .put(&format!("big/{n:02}"), value.clone().into_bytes())
+                .unwrap();
+        }
+        let read = store.db.begin_read().unwrap();
+        let log = read.open_table(LOG).unwrap();
+        let sizes: Vec<usize> = log
+            .iter()
+            .unwrap()
+            .map(|entry| entry.unwrap().1.value().len())
+            .collect();
+        // Text, not a list of numbers: an entry is about the value's own size.
+        assert!(sizes.iter().all(|size| *size < 3_100), "{sizes:?}");
+        assert!(sizes.iter().sum::<usize>() <= 10_000, "{sizes:?}");
+        assert_eq!(sizes.len(), 3);
+        // A watch from a dropped revision is told so; one from a kept revision replays.
+        assert!(matches!(
+            store.watch("big/", 1),
+            Err(StoreError::Compacted { oldest: 18, .. })
+        ));
+        assert!(store.watch("big/", 17).is_ok());
+    }
+
+    #[tokio::test]
+    async fn log_entries_written_as_byte_lists_still_replay() {
+        let (_dir, store) = open();
+        store.put("k", b"1".to_vec()).unwrap();
+        {
+            let write = store.db.begin_write().unwrap();
+            {
+                let mut log = write.open_table(LOG).unwrap();
+                let old = br#"[{"key":"k","kind":"Put","value":[50]}]"#;
+                log.insert(1, old.as_slice()).unwrap();
+            }
+            write.commit().unwrap();
+        }
+        let mut watch = store.watch("k", 0).unwrap();
+        assert_eq!(watch.next().await.unwrap().value, Some(b"2".to_vec()));
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod types;
 mod watch;
 
 pub use embedded::EmbeddedStore;
-pub use types::{Compare, KeyValue, Op, StoreError, TxnOutcome, WatchEvent, WatchKind};
+pub use types::{Compare, KeyValue, Op, Page, StoreError, TxnOutcome, WatchEvent, WatchKind};
 pub use watch::Watch;
 
 /// The operations every backend provides. Calls block on disk IO (a commit is fsynced before it
@@ -22,6 +22,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every key starting with `prefix`, in key order.
     fn range(&self, prefix: &str) -> Result<Vec<KeyValue>, StoreError>;
+
+    /// One page of the keys starting with `prefix` (see [`Page`]), so a long history is read a
+    /// bounded piece at a time.
+    fn range_page(&self, prefix: &str, page: &Page) -> Result<Vec<KeyValue>, StoreError>;
 
     /// Applies `ops` atomically if every comparison holds.
     fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<TxnOutcome, StoreError>;
@@ -94,6 +98,11 @@ pub trait StoreJson {
         &self,
         prefix: &str,
     ) -> Result<Vec<T>, StoreError>;
+    fn range_page_json<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+        page: &Page,
+    ) -> Result<Vec<T>, StoreError>;
 }
 
 impl<S: Store + ?Sized> StoreJson for S {
@@ -110,5 +119,16 @@ impl<S: Store + ?Sized> StoreJson for S {
         prefix: &str,
     ) -> Result<Vec<T>, StoreError> {
         self.range(prefix)?.iter().map(KeyValue::json).collect()
+    }
+
+    fn range_page_json<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+        page: &Page,
+    ) -> Result<Vec<T>, StoreError> {
+        self.range_page(prefix, page)?
+            .iter()
+            .map(KeyValue::json)
+            .collect()
     }
 }

@@ -25,6 +25,28 @@ pub struct Compare {
     pub mod_revision: Option<u64>,
 }
 
+/// Which part of a prefix to read: at most `limit` keys, from the first key (or, with
+/// `newest_first`, from the last), continuing past `beyond` (exclusive) when it is given. Keys
+/// that sort by time or sequence (zero-padded) thus read newest first, one page at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub limit: usize,
+    pub newest_first: bool,
+    /// The last key of the previous page; this page starts after it (before it, newest first).
+    pub beyond: Option<String>,
+}
+
+impl Page {
+    /// The last `limit` keys, newest first.
+    pub fn newest(limit: usize) -> Page {
+        Page {
+            limit,
+            newest_first: true,
+            beyond: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     Put { key: String, value: Vec<u8> },
