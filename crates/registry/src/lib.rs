@@ -2,8 +2,9 @@
 //!
 //! [`RegistryClient::list_tags`] lists every tag of an image's repository with its image id (the
 //! image config digest, which is what Docker shows as the image ID), its manifest digest and its
-//! creation time, newest first. [`ImageRef`] parses image references by Docker's rules;
-//! [`RegistryConfig`] says how to reach one registry host and which credentials to use there.
+//! creation time, newest first. [`ImageRef`] parses image references by Docker's rules (the
+//! grammar is the spec crate's, re-exported); [`RegistryConfig`] says how to reach one registry
+//! host and which credentials to use there.
 
 mod challenge;
 mod client;
@@ -18,5 +19,5 @@ mod transport;
 pub use client::RegistryClient;
 pub use config::{RegistryAuth, RegistryConfig};
 pub use error::RegistryError;
-pub use reference::ImageRef;
+pub use reference::{ImageRef, ReferenceError};
 pub use tag_info::TagInfo;

@@ -3,26 +3,34 @@
 //!
 //! This crate does no IO and needs no async runtime, so everything about a config can be tested
 //! in memory. A file is turned into a [`ServiceSpec`] by [`parse_service`]; every rejected file
-//! yields [`SpecErrors`], each naming the file, line, column and field path.
+//! yields [`SpecErrors`], each naming the file, line, column and field path. Every accepted
+//! spec stays within the bounds of [`limits`]; image references follow [`reference`].
 
 mod diff;
 mod docker_fields;
 mod error;
+pub mod limits;
 mod model;
+mod names;
 mod order;
 mod parse;
 mod probes;
 mod raw;
+pub mod reference;
 mod rewrite;
+mod settings;
 mod target;
 mod units;
+mod yaml;
 
 pub use diff::{ChangeKind, TaskChange, differences, task_change};
 pub use error::{SpecError, SpecErrors};
+pub use limits::MAX_SOURCE_BYTES;
 pub use model::{
     CheckSpec, JobSpec, OnFailure, Probe, Resources, ServiceSpec, TaskSpec, UpdatePolicy,
 };
 pub use order::{DependencyCycle, dependency_waves};
 pub use parse::parse_service;
+pub use reference::{ImageRef, ReferenceError, is_valid_tag};
 pub use rewrite::set_job_image;
 pub use target::{Target, TargetError};

@@ -1,286 +1,353 @@
-//! From YAML text to a checked, resolved [`ServiceSpec`]: syntax and shape first (serde), then the
-//! checks that need the whole file (names, dependencies, Docker fields), then job defaults merged
-//! into every task.
+//! From YAML text to a checked, resolved [`ServiceSpec`]: syntax and shape first (serde, in
+//! [`crate::yaml`]), then the checks that need the whole file (names, dependencies, Docker
+//! fields, bounds), then job defaults merged into every task.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{HashMap, HashSet};
 
 use serde_saphyr::{Location, Spanned};
 
-use crate::docker_fields::{CONTAINER_CONFIG_FIELDS, DockerFields, HOST_CONFIG_FIELDS, Kind};
-use crate::error::{SpecError, SpecErrors, did_you_mean};
-use crate::model::{JobSpec, Resources, ServiceSpec, TaskSpec};
+use crate::error::{
+    MAX_MESSAGE_CHARS, MAX_PATH_CHARS, SpecError, SpecErrors, capped, did_you_mean, shown,
+    shown_list,
+};
+use crate::limits::{MAX_EXPANDED_BYTES, MAX_JOBS, MAX_REPORTED_ERRORS, MAX_TASKS};
+use crate::model::{JobSpec, ServiceSpec};
+use crate::names::NameSource;
 use crate::order::dependency_waves;
-use crate::raw::{EnvValue, MemoryText, RawCommand, RawEnv, RawJob, RawService, RawSettingsRef};
-use crate::units::parse_memory;
+use crate::raw::{Count, RawJob, RawService};
+use crate::units::format_bytes;
+use crate::yaml::parse_raw;
 
 /// Parses and checks one service file. `file` is only used to name the file in errors.
 pub fn parse_service(file: &str, source: &str) -> Result<ServiceSpec, SpecErrors> {
     let raw = parse_raw(file, source)?;
-    let mut checker = Checker {
-        file,
-        errors: Vec::new(),
-    };
+    let mut checker = Checker::new(file);
     let spec = checker.resolve(&raw);
-    if checker.errors.is_empty() {
-        Ok(spec)
-    } else {
-        Err(SpecErrors(checker.errors))
-    }
+    checker.finish(spec)
 }
 
-pub(crate) fn parse_raw(file: &str, source: &str) -> Result<RawService, SpecErrors> {
-    if source.trim().is_empty() {
-        return Err(SpecErrors(vec![SpecError {
-            file: file.to_owned(),
-            line: 1,
-            column: 1,
-            path: ".".into(),
-            message: "the file is empty: expected a mapping with `service` and `jobs`".into(),
-        }]));
+/// Collects the problems of one file while resolving it, so all of them are reported at once.
+pub(crate) struct Checker<'a> {
+    file: &'a str,
+    errors: Vec<SpecError>,
+    /// Problems already reported (location, path, message): a job's setting is merged into each
+    /// of its tasks, and its problem is reported once.
+    reported: HashSet<(u64, u64, String, String)>,
+    /// Problems beyond [`MAX_REPORTED_ERRORS`], counted; the first is kept for its location.
+    omitted: usize,
+    first_omitted: Option<SpecError>,
+    /// The job (by index) of every task name so far: task names are unique in the service.
+    pub(crate) task_owners: HashMap<String, usize>,
+    tasks: usize,
+    expanded_bytes: usize,
+    /// Set once the service has too many tasks, or too much in them: no more tasks are made.
+    expansion_stopped: bool,
+}
+
+impl<'a> Checker<'a> {
+    fn new(file: &'a str) -> Self {
+        Checker {
+            file,
+            errors: Vec::new(),
+            reported: HashSet::new(),
+            omitted: 0,
+            first_omitted: None,
+            task_owners: HashMap::new(),
+            tasks: 0,
+            expanded_bytes: 0,
+            expansion_stopped: false,
+        }
     }
-    let mut path = String::from(".");
-    let parsed = serde_saphyr::with_deserializer_from_str(source, |deserializer| {
-        serde_path_to_error::deserialize(deserializer).map_err(|error| {
-            path = without_span_segments(&error.path().to_string());
-            error.into_inner()
-        })
-    });
-    parsed.map_err(|error| {
-        let (line, column) = error
-            .location()
-            .map(|at| (at.line(), at.column()))
-            .unwrap_or((0, 0));
-        let message = explain(&strip_location(&error.to_string()));
-        SpecErrors(vec![SpecError {
-            file: file.to_owned(),
+
+    /// Reports a problem at `at` (line 1, column 1 if the value has no location).
+    pub fn error(&mut self, at: &Location, path: impl Into<String>, message: impl Into<String>) {
+        let (line, column) = match at.line() {
+            0 => (1, 1),
+            line => (line, at.column().max(1)),
+        };
+        let path = capped(&path.into(), MAX_PATH_CHARS);
+        let message = capped(&message.into(), MAX_MESSAGE_CHARS);
+        if !self
+            .reported
+            .insert((line, column, path.clone(), message.clone()))
+        {
+            return;
+        }
+        let error = SpecError {
+            file: self.file.to_owned(),
             line,
             column,
             path,
             message,
-        }])
-    })
-}
-
-/// The field path as a user wrote it: `Spanned` wrappers add a `.value` segment that is ours.
-fn without_span_segments(path: &str) -> String {
-    let cleaned = path.replace(".value[", "[").replace(".value.", ".");
-    let cleaned = cleaned.strip_suffix(".value").unwrap_or(&cleaned);
-    // serde_path_to_error writes `?` for a key it could not read (a syntax error inside it).
-    let cleaned = cleaned.strip_suffix(".?").unwrap_or(cleaned);
-    cleaned.to_owned()
-}
-
-/// serde-saphyr's bare message, without the location and source snippet it renders itself.
-fn strip_location(rendered: &str) -> String {
-    let first_line = rendered.lines().next().unwrap_or_default();
-    let without_prefix = first_line.strip_prefix("error: ").unwrap_or(first_line);
-    // "line 4 column 5: message" or "message at line 4, column 5"
-    let without_prefix = match without_prefix.split_once(": ") {
-        Some((head, rest)) if head.starts_with("line ") => rest,
-        _ => without_prefix,
-    };
-    match without_prefix.rfind(" at line ") {
-        Some(at) => without_prefix[..at].to_owned(),
-        None => without_prefix.to_owned(),
-    }
-}
-
-/// Rewrites serde's terse messages into what a person needs: the allowed keys and a likely fix.
-fn explain(message: &str) -> String {
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        let (field, rest) = rest.split_once('`').unwrap_or((rest, ""));
-        let expected: Vec<&str> = rest
-            .trim_start_matches([',', ' '])
-            .trim_start_matches("expected one of ")
-            .trim_start_matches("expected ")
-            .split(", ")
-            .map(|name| name.trim_matches('`'))
-            .filter(|name| !name.is_empty())
-            .collect();
-        let mut text = format!("unknown field \"{field}\"");
-        if let Some(hint) = did_you_mean(field, expected.iter().copied()) {
-            text.push_str(&format!(", did you mean \"{hint}\"?"));
+        };
+        if self.is_full() {
+            self.omitted += 1;
+            self.first_omitted.get_or_insert(error);
+        } else {
+            self.errors.push(error);
         }
-        text.push_str(&format!(" (expected one of: {})", expected.join(", ")));
-        return text;
-    }
-    if let Some(rest) = message.strip_prefix("missing field `") {
-        let field = rest.trim_end_matches('`');
-        return format!("missing required field \"{field}\"");
-    }
-    message.replace('`', "\"")
-}
-
-pub(crate) struct Checker<'a> {
-    pub file: &'a str,
-    pub errors: Vec<SpecError>,
-}
-
-impl Checker<'_> {
-    pub fn error(&mut self, at: &Location, path: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(SpecError {
-            file: self.file.to_owned(),
-            line: at.line(),
-            column: at.column(),
-            path: path.into(),
-            message: message.into(),
-        });
     }
 
-    fn check_name(&mut self, name: &Spanned<String>, path: &str, what: &str) {
-        let valid = name.value.len() <= 63
-            && name
-                .value
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphanumeric())
-            && name
-                .value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid {
+    /// Whether more problems would only be counted: callers skip costly messages (hints) then.
+    pub fn is_full(&self) -> bool {
+        self.errors.len() >= MAX_REPORTED_ERRORS
+    }
+
+    fn finish(mut self, spec: ServiceSpec) -> Result<ServiceSpec, SpecErrors> {
+        if let Some(first) = self.first_omitted.take() {
+            let message = match self.omitted {
+                1 => "1 more problem from here on is not shown".to_owned(),
+                n => format!("{n} more problems from here on are not shown"),
+            };
+            self.errors.push(SpecError { message, ..first });
+        }
+        if self.errors.is_empty() {
+            Ok(spec)
+        } else {
+            Err(SpecErrors(self.errors))
+        }
+    }
+
+    /// Reports a count outside `MIN..=MAX` at `path`.
+    pub fn count<const MIN: u32, const MAX: u32>(
+        &mut self,
+        raw: &Spanned<Count<MIN, MAX>>,
+        path: String,
+    ) -> Option<u32> {
+        if raw.value.0.is_none() {
             self.error(
-                &name.referenced,
+                &raw.referenced,
                 path,
-                format!(
-                    "invalid {what} name \"{}\": expected 1 to 63 letters, digits, '-', '_' or '.', \
-                     starting with a letter or digit",
-                    name.value
-                ),
+                format!("expected a number from {MIN} to {MAX}"),
             );
         }
+        raw.value.0
+    }
+
+    /// Counts a task about to be made (`bytes` of settings copied into it); reports at `at`, once,
+    /// when the service gets too many tasks or too much in them, and returns whether to make it.
+    fn admit_task(&mut self, at: &Location, path: &str, bytes: usize) -> bool {
+        if self.expansion_stopped {
+            return false;
+        }
+        self.tasks += 1;
+        self.expanded_bytes += bytes;
+        let message = if self.tasks > MAX_TASKS {
+            format!("the service has more than {MAX_TASKS} tasks; at most {MAX_TASKS} are accepted")
+        } else if self.expanded_bytes > MAX_EXPANDED_BYTES {
+            format!(
+                "the service's tasks hold more than {} of env, command and Docker fields once job settings are copied into each task; at most {} is accepted",
+                format_bytes(MAX_EXPANDED_BYTES as u64),
+                format_bytes(MAX_EXPANDED_BYTES as u64)
+            )
+        } else {
+            return true;
+        };
+        self.error(at, path, message);
+        self.expansion_stopped = true;
+        false
     }
 
     fn resolve(&mut self, raw: &RawService) -> ServiceSpec {
+        let service = raw.service.value.clone();
         self.check_name(&raw.service, "service", "service");
-        if raw.jobs.value.is_empty() {
+        let raw_jobs = &raw.jobs.value;
+        if raw_jobs.is_empty() {
             self.error(&raw.jobs.referenced, "jobs", "expected at least one job");
         }
-        let mut seen_jobs = BTreeSet::new();
-        for (index, job) in raw.jobs.value.iter().enumerate() {
-            let path = format!("jobs[{index}].name");
-            self.check_name(&job.name, &path, "job");
-            if !seen_jobs.insert(job.name.value.as_str()) {
-                self.error(
-                    &job.name.referenced,
-                    path,
-                    format!("duplicate job name \"{}\"", job.name.value),
-                );
-            }
+        if raw_jobs.len() > MAX_JOBS {
+            let message = format!(
+                "the service has {} jobs; at most {MAX_JOBS} are accepted",
+                raw_jobs.len()
+            );
+            self.error(&raw.jobs.referenced, "jobs", message);
+            return ServiceSpec {
+                service,
+                jobs: Vec::new(),
+            };
         }
-        let jobs: Vec<JobSpec> = raw
-            .jobs
-            .value
+        let job_names: Vec<&str> = raw_jobs.iter().map(|j| j.name.value.as_str()).collect();
+        // Whether each job's name is valid and its first use: only those make task names.
+        let mut names_task = Vec::with_capacity(raw_jobs.len());
+        let mut seen_jobs = HashSet::new();
+        for (index, job) in raw_jobs.iter().enumerate() {
+            let path = format!("jobs[{index}].name");
+            let valid = self.check_name(&job.name, &path, "job");
+            let first = seen_jobs.insert(job.name.value.as_str());
+            if !first {
+                let message = format!("duplicate job name \"{}\"", shown(&job.name.value));
+                self.error(&job.name.referenced, path, message);
+            }
+            names_task.push(valid && first);
+        }
+        let known: HashSet<&str> = job_names.iter().copied().collect();
+        let jobs: Vec<JobSpec> = raw_jobs
             .iter()
             .enumerate()
-            .map(|(index, job)| self.resolve_job(raw, index, job))
+            .map(|(index, job)| {
+                self.check_dependencies(&job_names, &known, index, job);
+                self.resolve_job(&job_names, index, job, names_task[index])
+            })
             .collect();
         self.check_dependency_cycles(raw, &jobs);
-        ServiceSpec {
-            service: raw.service.value.clone(),
-            jobs,
-        }
+        ServiceSpec { service, jobs }
     }
 
-    fn resolve_job(&mut self, raw: &RawService, index: usize, job: &RawJob) -> JobSpec {
+    fn resolve_job(
+        &mut self,
+        job_names: &[&str],
+        index: usize,
+        job: &RawJob,
+        names_tasks: bool,
+    ) -> JobSpec {
         let path = format!("jobs[{index}]");
-        let job_names: Vec<&str> = raw
-            .jobs
-            .value
-            .iter()
-            .map(|j| j.name.value.as_str())
-            .collect();
-        for (dep_index, dependency) in job.depends_on.iter().enumerate() {
-            let dep_path = format!("{path}.depends_on[{dep_index}]");
-            if dependency.value == job.name.value {
-                self.error(
-                    &dependency.referenced,
-                    dep_path,
-                    format!("job \"{}\" depends on itself", job.name.value),
-                );
-            } else if !job_names.contains(&dependency.value.as_str()) {
-                let mut message = format!("unknown job \"{}\"", dependency.value);
-                if let Some(hint) = did_you_mean(&dependency.value, job_names.iter().copied()) {
-                    message.push_str(&format!(", did you mean \"{hint}\"?"));
-                }
-                message.push_str(&format!(
-                    " (jobs in this service: {})",
-                    job_names.join(", ")
-                ));
-                self.error(&dependency.referenced, dep_path, message);
-            }
-        }
-
-        let job_settings = job.settings();
-        let mut tasks = Vec::new();
+        let job_settings = self.settings(&path, job.settings());
+        let name = &job.name;
         let layouts = [
             job.tasks.is_some(),
             job.instances.is_some(),
             job.hosts.is_some(),
         ];
+        let mut tasks = Vec::new();
         if layouts.iter().filter(|given| **given).count() > 1 {
             self.error(
-                &job.name.referenced,
+                &name.referenced,
                 &path,
                 "give only one of `tasks`, `instances` or `hosts` to say which tasks the job runs",
             );
         } else if let Some(raw_tasks) = &job.tasks {
             if raw_tasks.value.is_empty() {
-                self.error(
-                    &raw_tasks.referenced,
-                    format!("{path}.tasks"),
-                    "expected at least one task",
-                );
+                let message = "expected at least one task";
+                self.error(&raw_tasks.referenced, format!("{path}.tasks"), message);
             }
-            let mut seen = BTreeSet::new();
+            let mut seen = HashSet::new();
             for (task_index, task) in raw_tasks.value.iter().enumerate() {
                 let task_path = format!("{path}.tasks[{task_index}]");
-                self.check_name(&task.name, &format!("{task_path}.name"), "task");
+                let name_path = format!("{task_path}.name");
+                let mut valid = self.check_name(&task.name, &name_path, "task");
                 if !seen.insert(task.name.value.as_str()) {
-                    self.error(
-                        &task.name.referenced,
-                        format!("{task_path}.name"),
-                        format!(
-                            "duplicate task name \"{}\" in job \"{}\"",
-                            task.name.value, job.name.value
-                        ),
+                    let message = format!(
+                        "duplicate task name \"{}\" in job \"{}\"",
+                        shown(&task.name.value),
+                        shown(&name.value)
+                    );
+                    self.error(&task.name.referenced, &name_path, message);
+                    valid = false;
+                }
+                let task_settings = self.settings(&task_path, task.settings());
+                let bytes = job_settings.bytes + task_settings.bytes;
+                if !self.admit_task(&task.name.referenced, &name_path, bytes) {
+                    break;
+                }
+                if valid {
+                    let (at, source) = (&task.name.referenced, NameSource::Written);
+                    self.claim_task_name(
+                        at,
+                        &name_path,
+                        &task.name.value,
+                        index,
+                        job_names,
+                        source,
                     );
                 }
-                let spec = self.merge(&task_path, &task.name.value, job_settings, task.settings());
-                tasks.push(spec);
+                tasks.push(self.task(&task.name.value, &job_settings, Some(&task_settings)));
             }
         } else if let Some(instances) = &job.instances {
-            if instances.value == 0 || instances.value > 1000 {
-                self.error(
-                    &instances.referenced,
-                    format!("{path}.instances"),
-                    "expected a number from 1 to 1000",
+            let count = self.count(instances, format!("{path}.instances"));
+            let count = count.unwrap_or(0);
+            let name_path = format!("{path}.name");
+            let longest = format!("{}-{count}", name.value);
+            let names_tasks = names_tasks
+                && count > 0
+                && self.check_generated_name(
+                    &name.referenced,
+                    &name_path,
+                    &longest,
+                    &format!("job \"{}\" and instance {count}", shown(&name.value)),
                 );
-            }
-            for number in 1..=instances.value.min(1000) {
-                let name = format!("{}-{number}", job.name.value);
-                tasks.push(self.merge(&path, &name, job_settings, RawSettingsRef::EMPTY));
+            for number in 1..=count {
+                if !self.admit_task(&name.referenced, &name_path, job_settings.bytes) {
+                    break;
+                }
+                let task_name = format!("{}-{number}", name.value);
+                if names_tasks {
+                    let source = NameSource::Instance(number);
+                    self.claim_task_name(
+                        &name.referenced,
+                        &name_path,
+                        &task_name,
+                        index,
+                        job_names,
+                        source,
+                    );
+                }
+                tasks.push(self.task(&task_name, &job_settings, None));
             }
         } else if let Some(hosts) = &job.hosts {
             if hosts.value.is_empty() {
-                self.error(
-                    &hosts.referenced,
-                    format!("{path}.hosts"),
-                    "expected at least one host",
-                );
+                let message = "expected at least one host";
+                self.error(&hosts.referenced, format!("{path}.hosts"), message);
             }
-            for host in &hosts.value {
-                let name = format!("{}-{}", job.name.value, host.value);
-                let mut spec = self.merge(&path, &name, job_settings, RawSettingsRef::EMPTY);
+            let mut seen = HashSet::new();
+            for (host_index, host) in hosts.value.iter().enumerate() {
+                let host_path = format!("{path}.hosts[{host_index}]");
+                let mut valid = self.check_name(host, &host_path, "host");
+                if !seen.insert(host.value.as_str()) {
+                    let message = format!(
+                        "duplicate host \"{}\": the job runs one task on each host, named JOB-HOST",
+                        shown(&host.value)
+                    );
+                    self.error(&host.referenced, &host_path, message);
+                    valid = false;
+                }
+                let task_name = format!("{}-{}", name.value, host.value);
+                if names_tasks && valid {
+                    let parts = format!(
+                        "job \"{}\" and host \"{}\"",
+                        shown(&name.value),
+                        shown(&host.value)
+                    );
+                    valid =
+                        self.check_generated_name(&host.referenced, &host_path, &task_name, &parts);
+                }
+                if !self.admit_task(&host.referenced, &host_path, job_settings.bytes) {
+                    break;
+                }
+                if names_tasks && valid {
+                    let source = NameSource::Host(&host.value);
+                    self.claim_task_name(
+                        &host.referenced,
+                        &host_path,
+                        &task_name,
+                        index,
+                        job_names,
+                        source,
+                    );
+                }
+                let mut spec = self.task(&task_name, &job_settings, None);
                 spec.run_on_host = Some(host.value.clone());
                 tasks.push(spec);
             }
         } else {
-            tasks.push(self.merge(&path, &job.name.value, job_settings, RawSettingsRef::EMPTY));
+            let name_path = format!("{path}.name");
+            if self.admit_task(&name.referenced, &name_path, job_settings.bytes) {
+                if names_tasks {
+                    let source = NameSource::OnlyTask;
+                    self.claim_task_name(
+                        &name.referenced,
+                        &name_path,
+                        &name.value,
+                        index,
+                        job_names,
+                        source,
+                    );
+                }
+                tasks.push(self.task(&name.value, &job_settings, None));
+            }
         }
 
         JobSpec {
-            name: job.name.value.clone(),
+            name: name.value.clone(),
             depends_on: job.depends_on.iter().map(|d| d.value.clone()).collect(),
             on_failure: job.on_failure.unwrap_or_default(),
             update: job
@@ -292,203 +359,31 @@ impl Checker<'_> {
         }
     }
 
-    /// A task's settings over its job's: scalars replace, maps (env, Docker fields) merge key by key.
-    fn merge(
+    /// Each of the job's dependencies must name another job of the service.
+    fn check_dependencies(
         &mut self,
-        path: &str,
-        name: &str,
-        job: RawSettingsRef,
-        task: RawSettingsRef,
-    ) -> TaskSpec {
-        let image = task.image.or(job.image);
-        if let Some(image) = image
-            && image.value.trim().is_empty()
-        {
-            self.error(
-                &image.referenced,
-                format!("{path}.image"),
-                "expected an image reference, found an empty string",
-            );
-        }
-        let command = task
-            .command
-            .or(job.command)
-            .and_then(|command| self.command(path, command));
-        let mut env = BTreeMap::new();
-        for settings in [job, task] {
-            if let Some(raw_env) = settings.env {
-                self.extend_env(path, raw_env, &mut env);
-            }
-        }
-        let mut docker_hostconfig = serde_json::Map::new();
-        let mut docker_config = serde_json::Map::new();
-        for settings in [job, task] {
-            if let Some(docker) = settings.docker_config {
-                if let Some(fields) = &docker.docker_hostconfig {
-                    let field_path = format!("{path}.docker_config.docker_hostconfig");
-                    self.check_docker_fields(&field_path, fields, HOST_CONFIG_FIELDS, "HostConfig");
-                    docker_hostconfig.extend(fields.to_json_map());
-                }
-                if let Some(fields) = &docker.docker_config {
-                    let field_path = format!("{path}.docker_config.docker_config");
-                    self.check_docker_fields(
-                        &field_path,
-                        fields,
-                        CONTAINER_CONFIG_FIELDS,
-                        "container Config",
-                    );
-                    docker_config.extend(fields.to_json_map());
-                }
-            }
-        }
-        let resources = self.resources(path, task.resources.or(job.resources));
-        let port = task.port.or(job.port).map(|port| port.value.0).unwrap_or(0);
-        let check = task
-            .check
-            .or(job.check)
-            .and_then(|check| self.check(path, check, port));
-        TaskSpec {
-            name: name.to_owned(),
-            image: image.map(|image| image.value.trim().to_owned()),
-            command,
-            env,
-            port,
-            run_on_host: task
-                .run_on_host
-                .or(job.run_on_host)
-                .map(|host| host.value.clone()),
-            resources,
-            init: task.init.or(job.init).unwrap_or(true),
-            docker_hostconfig,
-            docker_config,
-            check,
-        }
-    }
-
-    pub fn command(&mut self, path: &str, command: &Spanned<RawCommand>) -> Option<Vec<String>> {
-        let at = &command.referenced;
-        let argv = match &command.value {
-            RawCommand::Argv(argv) => argv.clone(),
-            RawCommand::Line(line) => match shell_words::split(line) {
-                Ok(argv) => argv,
-                Err(error) => {
-                    self.error(
-                        at,
-                        format!("{path}.command"),
-                        format!("cannot split command: {error}"),
-                    );
-                    return None;
-                }
-            },
-        };
-        if argv.is_empty() {
-            self.error(
-                at,
-                format!("{path}.command"),
-                "expected a command, found an empty one",
-            );
-            return None;
-        }
-        Some(argv)
-    }
-
-    fn extend_env(
-        &mut self,
-        path: &str,
-        raw_env: &Spanned<RawEnv>,
-        env: &mut BTreeMap<String, String>,
+        job_names: &[&str],
+        known: &HashSet<&str>,
+        index: usize,
+        job: &RawJob,
     ) {
-        match &raw_env.value {
-            RawEnv::Map(map) => {
-                for (name, value) in map {
-                    env.insert(name.clone(), EnvValue::into_string(value.clone()));
-                }
-            }
-            RawEnv::List(entries) => {
-                for (index, entry) in entries.iter().enumerate() {
-                    match entry.split_once('=') {
-                        Some((name, value)) if !name.is_empty() => {
-                            env.insert(name.to_owned(), value.to_owned());
-                        }
-                        _ => self.error(
-                            &raw_env.referenced,
-                            format!("{path}.env[{index}]"),
-                            format!("expected NAME=value, found \"{entry}\""),
-                        ),
+        for (dep_index, dependency) in job.depends_on.iter().enumerate() {
+            let dep_path = format!("jobs[{index}].depends_on[{dep_index}]");
+            if dependency.value == job.name.value {
+                let message = format!("job \"{}\" depends on itself", shown(&job.name.value));
+                self.error(&dependency.referenced, dep_path, message);
+            } else if !known.contains(dependency.value.as_str()) {
+                let mut message = format!("unknown job \"{}\"", shown(&dependency.value));
+                // Past the reported problems this one is only counted: spare the hint.
+                if !self.is_full() {
+                    let hint = did_you_mean(&dependency.value, job_names.iter().copied());
+                    if let Some(hint) = hint {
+                        message.push_str(&format!(", did you mean \"{}\"?", shown(hint)));
                     }
+                    let names = shown_list(job_names.iter().copied());
+                    message.push_str(&format!(" (jobs in this service: {names})"));
                 }
-            }
-        }
-    }
-
-    fn resources(&mut self, path: &str, raw: Option<&crate::raw::RawResources>) -> Resources {
-        let Some(raw) = raw else {
-            return Resources::default();
-        };
-        let memory_bytes = raw.memory.as_ref().and_then(|memory| {
-            let bytes = match &memory.value {
-                MemoryText::Bytes(bytes) => Some(*bytes).filter(|bytes| *bytes > 0),
-                MemoryText::Text(text) => parse_memory(text),
-            };
-            if bytes.is_none() {
-                self.error(
-                    &memory.referenced,
-                    format!("{path}.resources.memory"),
-                    "expected a memory size such as 256m, 1g or a number of bytes",
-                );
-            }
-            bytes
-        });
-        let nano_cpus = raw.cpu.as_ref().and_then(|cpu| {
-            if cpu.value > 0.0 && cpu.value <= 1024.0 {
-                Some((cpu.value * 1e9) as u64)
-            } else {
-                self.error(
-                    &cpu.referenced,
-                    format!("{path}.resources.cpu"),
-                    "expected a number of CPUs greater than 0, e.g. 0.5",
-                );
-                None
-            }
-        });
-        Resources {
-            memory_bytes,
-            nano_cpus,
-        }
-    }
-
-    fn check_docker_fields(
-        &mut self,
-        path: &str,
-        fields: &DockerFields,
-        known: &[(&str, Kind)],
-        what: &str,
-    ) {
-        for (key, value) in &fields.0 {
-            let field_path = format!("{path}.{}", key.value);
-            match known.iter().find(|(name, _)| *name == key.value) {
-                Some((_, kind)) if !kind.matches(value) => self.error(
-                    &key.referenced,
-                    field_path,
-                    format!(
-                        "expected {} for Docker's {what} field {}",
-                        kind.describe(),
-                        key.value
-                    ),
-                ),
-                Some(_) => {}
-                None => {
-                    let mut message = format!("unknown Docker {what} field \"{}\"", key.value);
-                    if let Some(hint) =
-                        did_you_mean(&key.value, known.iter().map(|(name, _)| *name))
-                    {
-                        message.push_str(&format!(", did you mean \"{hint}\"?"));
-                    }
-                    message.push_str(
-                        " (fields use the Docker Engine API's names, e.g. Binds, NetworkMode)",
-                    );
-                    self.error(&key.referenced, field_path, message);
-                }
+                self.error(&dependency.referenced, dep_path, message);
             }
         }
     }
@@ -512,32 +407,30 @@ impl Checker<'_> {
             dependency_waves(edges.iter().map(|(name, deps)| (*name, deps.as_slice())))
         {
             let first = cycle.0.first().cloned().unwrap_or_default();
-            let (index, job) = raw
+            let Some((index, job)) = raw
                 .jobs
                 .value
                 .iter()
                 .enumerate()
                 .find(|(_, job)| job.name.value == first)
-                .expect("a cycle names jobs of this file");
+            else {
+                return;
+            };
+            let mut names: Vec<&str> = cycle.0.iter().map(String::as_str).collect();
+            names.push(&first);
+            let message = format!(
+                "dependency cycle: {}",
+                names
+                    .iter()
+                    .map(|name| shown(name))
+                    .collect::<Vec<_>>()
+                    .join(" -> ")
+            );
             self.error(
                 &job.name.referenced,
                 format!("jobs[{index}].depends_on"),
-                cycle.to_string(),
+                message,
             );
         }
     }
-}
-
-impl RawSettingsRef<'_> {
-    pub(crate) const EMPTY: RawSettingsRef<'static> = RawSettingsRef {
-        check: None,
-        image: None,
-        command: None,
-        env: None,
-        port: None,
-        run_on_host: None,
-        resources: None,
-        init: None,
-        docker_config: None,
-    };
 }

@@ -1,11 +1,17 @@
 //! The `check:` and `update:` sections: probes with their timing, and rollout policies.
 
+use std::ops::RangeInclusive;
+
 use serde_saphyr::Spanned;
 
+use crate::limits::{
+    MAX_HEALTHY_DEADLINE_MS, MAX_HTTP_TARGET_LEN, MAX_INTERVAL_MS, MAX_MIN_HEALTHY_TIME_MS,
+    MAX_START_PERIOD_MS, MAX_TIMEOUT_MS, MIN_HEALTHY_DEADLINE_MS, MIN_INTERVAL_MS, MIN_TIMEOUT_MS,
+};
 use crate::model::{CheckSpec, Probe, UpdatePolicy};
 use crate::parse::Checker;
 use crate::raw::{DurationText, RawCheck, RawTcp, RawUpdate};
-use crate::units::parse_duration_ms;
+use crate::units::{format_ms, parse_duration_ms, seconds_to_ms};
 
 impl Checker<'_> {
     /// The probe of a task listening on `port` (0: none declared).
@@ -31,26 +37,8 @@ impl Checker<'_> {
             return None;
         }
         let probe = if let Some(http) = &check.http {
-            let target = http.value.trim();
-            if target.starts_with("http://") || target.starts_with("https://") {
-                Probe::Http {
-                    url: target.to_owned(),
-                }
-            } else if !target.starts_with('/') {
-                self.error(
-                    &http.referenced,
-                    format!("{path}.http"),
-                    "expected a path such as /health or a full http:// URL",
-                );
-                return None;
-            } else if port == 0 {
-                let message = "a path is probed on the task's port: set `port` on the task or its job, or give a full URL";
-                self.error(&http.referenced, format!("{path}.http"), message);
-                return None;
-            } else {
-                Probe::Http {
-                    url: format!("http://127.0.0.1:{port}{target}"),
-                }
+            Probe::Http {
+                url: self.http_target(&path, http, port)?,
             }
         } else if let Some(tcp) = &check.tcp {
             let probed = match tcp.value {
@@ -74,27 +62,26 @@ impl Checker<'_> {
             "interval",
             check.interval.as_ref(),
             CheckSpec::DEFAULT_INTERVAL_MS,
-            false,
+            MIN_INTERVAL_MS..=MAX_INTERVAL_MS,
         );
         let timeout_ms = self.duration(
             &path,
             "timeout",
             check.timeout.as_ref(),
             CheckSpec::DEFAULT_TIMEOUT_MS,
-            false,
+            MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS,
         );
-        let start_period_ms =
-            self.duration(&path, "start_period", check.start_period.as_ref(), 0, true);
+        let start_period_ms = self.duration(
+            &path,
+            "start_period",
+            check.start_period.as_ref(),
+            0,
+            0..=MAX_START_PERIOD_MS,
+        );
         let retries = match &check.retries {
-            Some(retries) if retries.value == 0 => {
-                self.error(
-                    &retries.referenced,
-                    format!("{path}.retries"),
-                    "expected at least 1",
-                );
-                1
-            }
-            Some(retries) => retries.value,
+            Some(retries) => self
+                .count(retries, format!("{path}.retries"))
+                .unwrap_or(CheckSpec::DEFAULT_RETRIES),
             None => CheckSpec::DEFAULT_RETRIES,
         };
         Some(CheckSpec {
@@ -111,74 +98,103 @@ impl Checker<'_> {
         let update = &raw.value;
         let defaults = UpdatePolicy::default();
         let batch_size = match &update.batch_size {
-            Some(size) if size.value == 0 => {
-                self.error(
-                    &size.referenced,
-                    format!("{path}.batch_size"),
-                    "expected at least 1",
-                );
-                1
-            }
-            Some(size) => size.value,
+            Some(size) => self
+                .count(size, format!("{path}.batch_size"))
+                .unwrap_or(defaults.batch_size),
             None => defaults.batch_size,
+        };
+        let canary = match &update.canary {
+            Some(canary) => self
+                .count(canary, format!("{path}.canary"))
+                .unwrap_or(defaults.canary),
+            None => defaults.canary,
         };
         UpdatePolicy {
             batch_size,
-            canary: update
-                .canary
-                .as_ref()
-                .map(|canary| canary.value)
-                .unwrap_or(defaults.canary),
+            canary,
             min_healthy_time_ms: self.duration(
                 &path,
                 "min_healthy_time",
                 update.min_healthy_time.as_ref(),
                 defaults.min_healthy_time_ms,
-                true,
+                0..=MAX_MIN_HEALTHY_TIME_MS,
             ),
             healthy_deadline_ms: self.duration(
                 &path,
                 "healthy_deadline",
                 update.healthy_deadline.as_ref(),
                 defaults.healthy_deadline_ms,
-                false,
+                MIN_HEALTHY_DEADLINE_MS..=MAX_HEALTHY_DEADLINE_MS,
             ),
             auto_rollback: update.auto_rollback.unwrap_or(defaults.auto_rollback),
             manual_gate: update.manual_gate.unwrap_or(defaults.manual_gate),
         }
     }
 
+    /// A duration within `allowed`, or `default` (after reporting) if it is not one.
     fn duration(
         &mut self,
         path: &str,
         field: &str,
         raw: Option<&Spanned<DurationText>>,
         default: u64,
-        zero_ok: bool,
+        allowed: RangeInclusive<u64>,
     ) -> u64 {
         let Some(raw) = raw else { return default };
         let millis = match &raw.value {
-            DurationText::Seconds(seconds) if seconds.is_finite() && *seconds >= 0.0 => {
-                Some((seconds * 1000.0).round() as u64)
-            }
-            DurationText::Seconds(_) => None,
+            DurationText::Seconds(seconds) => seconds_to_ms(*seconds),
             DurationText::Text(text) => parse_duration_ms(text),
         };
         match millis {
-            Some(millis) if millis > 0 || zero_ok => millis,
+            Some(millis) if allowed.contains(&millis) => millis,
             _ => {
-                let expected = if zero_ok {
-                    "a duration such as 500ms, 2s or 1m"
-                } else {
-                    "a duration greater than 0, such as 500ms, 2s or 1m"
-                };
-                self.error(
-                    &raw.referenced,
-                    format!("{path}.{field}"),
-                    format!("expected {expected}"),
+                let message = format!(
+                    "expected a duration from {} to {}, such as 500ms, 2s or 1m",
+                    format_ms(*allowed.start()),
+                    format_ms(*allowed.end())
                 );
+                self.error(&raw.referenced, format!("{path}.{field}"), message);
                 default
             }
+        }
+    }
+
+    /// The URL an `http` check probes: a full `http(s)://` URL as written, or a path on the
+    /// task's port on its host.
+    fn http_target(&mut self, path: &str, http: &Spanned<String>, port: u16) -> Option<String> {
+        let target = http.value.trim();
+        let at = &http.referenced;
+        let path = format!("{path}.http");
+        let expected = "expected a path such as /health or a full http:// URL";
+        if target.len() > MAX_HTTP_TARGET_LEN
+            || target.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            let message = format!(
+                "{expected}, of at most {MAX_HTTP_TARGET_LEN} characters without spaces or control characters"
+            );
+            self.error(at, path, message);
+            return None;
+        }
+        let after_scheme = target
+            .strip_prefix("http://")
+            .or_else(|| target.strip_prefix("https://"));
+        if let Some(rest) = after_scheme {
+            if rest.is_empty() || rest.starts_with('/') {
+                let message =
+                    "expected a full URL with a host, such as http://127.0.0.1:8080/health";
+                self.error(at, path, message);
+                return None;
+            }
+            Some(target.to_owned())
+        } else if !target.starts_with('/') {
+            self.error(at, path, expected);
+            None
+        } else if port == 0 {
+            let message = "a path is probed on the task's port: set `port` on the task or its job, or give a full URL";
+            self.error(at, path, message);
+            None
+        } else {
+            Some(format!("http://127.0.0.1:{port}{target}"))
         }
     }
 }

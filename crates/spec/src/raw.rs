@@ -7,6 +7,10 @@ use serde::{Deserialize, Deserializer, de};
 use serde_saphyr::Spanned;
 
 use crate::docker_fields::DockerFields;
+use crate::error::shown;
+use crate::limits::{
+    MAX_BATCH_SIZE, MAX_CANARY, MAX_INSTANCES, MAX_RETRIES, MIN_BATCH_SIZE, MIN_RETRIES,
+};
 use crate::model::OnFailure;
 
 #[derive(Debug, Deserialize)]
@@ -34,7 +38,7 @@ pub(crate) struct RawJob {
     pub update: Option<Spanned<RawUpdate>>,
     pub on_failure: Option<OnFailure>,
     /// Run this many identical tasks, named `JOB-1` .. `JOB-N`.
-    pub instances: Option<Spanned<u32>>,
+    pub instances: Option<Spanned<Count<1, MAX_INSTANCES>>>,
     /// Run one task on each of these hosts, named `JOB-HOST`.
     pub hosts: Option<Spanned<Vec<Spanned<String>>>>,
     pub tasks: Option<Spanned<Vec<RawTask>>>,
@@ -103,7 +107,10 @@ pub(crate) struct RawSettingsRef<'a> {
 
 /// `command: "httpd -f -p 80"` (split like a shell would) or `command: [httpd, -f, -p, "80"]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "a command: a string or a list of strings")]
+#[serde(
+    untagged,
+    expecting = "expected a command: a string or a list of strings"
+)]
 pub(crate) enum RawCommand {
     Line(String),
     Argv(Vec<String>),
@@ -113,7 +120,7 @@ pub(crate) enum RawCommand {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(
     untagged,
-    expecting = "environment variables: a map of NAME: value or a list of \"NAME=value\""
+    expecting = "expected environment variables: a map of NAME: value or a list of \"NAME=value\""
 )]
 pub(crate) enum RawEnv {
     Map(BTreeMap<String, EnvValue>),
@@ -122,7 +129,7 @@ pub(crate) enum RawEnv {
 
 /// An environment value written as a string, number or boolean.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "a string, number or boolean")]
+#[serde(untagged, expecting = "expected a string, number or boolean")]
 pub(crate) enum EnvValue {
     String(String),
     Integer(i64),
@@ -158,10 +165,9 @@ impl<'de> Deserialize<'de> for RawPort {
             .map_err(|_| de::Error::custom(format!("expected {expected}")))?
         {
             Written::Number(number) => number,
-            Written::Text(text) => text
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| de::Error::custom(format!("expected {expected}, found \"{text}\"")))?,
+            Written::Text(text) => text.trim().parse::<i64>().map_err(|_| {
+                de::Error::custom(format!("expected {expected}, found \"{}\"", shown(&text)))
+            })?,
         };
         u16::try_from(number)
             .map(RawPort)
@@ -182,7 +188,7 @@ pub(crate) struct RawResources {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(
     untagged,
-    expecting = "a memory size such as 256m, 1g or a number of bytes"
+    expecting = "expected a memory size from 6 MiB to 16 TiB, such as 256m, 1g or a number of bytes"
 )]
 pub(crate) enum MemoryText {
     Bytes(u64),
@@ -208,12 +214,15 @@ pub(crate) struct RawCheck {
     pub exec: Option<Spanned<RawCommand>>,
     pub interval: Option<Spanned<DurationText>>,
     pub timeout: Option<Spanned<DurationText>>,
-    pub retries: Option<Spanned<u32>>,
+    pub retries: Option<Spanned<Count<MIN_RETRIES, MAX_RETRIES>>>,
     pub start_period: Option<Spanned<DurationText>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "a port number, or true for the task's port")]
+#[serde(
+    untagged,
+    expecting = "expected a port number, or true for the task's port"
+)]
 pub(crate) enum RawTcp {
     TaskPort(bool),
     Port(i64),
@@ -221,7 +230,7 @@ pub(crate) enum RawTcp {
 
 /// A duration as written: `500ms`, `2s`, `1m`, or a number of seconds.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "a duration such as 500ms, 2s or 1m")]
+#[serde(untagged, expecting = "expected a duration such as 500ms, 2s or 1m")]
 pub(crate) enum DurationText {
     Seconds(f64),
     Text(String),
@@ -231,10 +240,64 @@ pub(crate) enum DurationText {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUpdate {
-    pub batch_size: Option<Spanned<u32>>,
-    pub canary: Option<Spanned<u32>>,
+    pub batch_size: Option<Spanned<Count<MIN_BATCH_SIZE, MAX_BATCH_SIZE>>>,
+    pub canary: Option<Spanned<Count<0, MAX_CANARY>>>,
     pub min_healthy_time: Option<Spanned<DurationText>>,
     pub healthy_deadline: Option<Spanned<DurationText>>,
     pub auto_rollback: Option<bool>,
     pub manual_gate: Option<bool>,
+}
+
+/// A whole number that must lie in `MIN..=MAX`. Any single value is read, so the checker can
+/// report one that is not such a number (`None` here) at its place, along with every other
+/// mistake; only a list or a mapping is refused while parsing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Count<const MIN: u32, const MAX: u32>(pub Option<u32>);
+
+impl<'de, const MIN: u32, const MAX: u32> Deserialize<'de> for Count<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CountVisitor<const MIN: u32, const MAX: u32>;
+        impl<const MIN: u32, const MAX: u32> de::Visitor<'_> for CountVisitor<MIN, MAX> {
+            type Value = Count<MIN, MAX>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a number from {MIN} to {MAX}")
+            }
+            fn visit_u64<E: de::Error>(self, number: u64) -> Result<Self::Value, E> {
+                let in_range = u32::try_from(number)
+                    .ok()
+                    .filter(|number| (MIN..=MAX).contains(number));
+                Ok(Count(in_range))
+            }
+            fn visit_i64<E: de::Error>(self, number: i64) -> Result<Self::Value, E> {
+                match u64::try_from(number) {
+                    Ok(number) => self.visit_u64(number),
+                    Err(_) => Ok(Count(None)),
+                }
+            }
+            fn visit_f64<E: de::Error>(self, number: f64) -> Result<Self::Value, E> {
+                // A whole number too large for an integer is read as a float.
+                let whole = number.fract() == 0.0 && (0.0..=f64::from(MAX)).contains(&number);
+                match whole {
+                    true => self.visit_u64(number as u64),
+                    false => Ok(Count(None)),
+                }
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Count(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Count(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Count(None))
+            }
+            fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
+                Ok(Count(None))
+            }
+            fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
+                Ok(Count(None))
+            }
+        }
+        deserializer.deserialize_any(CountVisitor::<MIN, MAX>)
+    }
 }

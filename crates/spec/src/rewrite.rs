@@ -4,7 +4,7 @@
 use serde_saphyr::Spanned;
 
 use crate::error::SpecErrors;
-use crate::parse::parse_raw;
+use crate::yaml::parse_raw;
 
 /// `source` with the `image:` of `job` (on the job and on each of its tasks) set to `image`.
 /// Returns `None` if the job does not exist or names no image anywhere.
