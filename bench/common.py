@@ -25,19 +25,22 @@ def run(args, **kwargs):
 class Dev:
     """A release `coding-job dev` on a fresh data directory and port; cleans up after itself."""
 
+    def __init__(self, binary=BIN):
+        self.binary = binary
+
     def __enter__(self):
         self.data = tempfile.mkdtemp(prefix="cj-bench-")
         listen = f"127.0.0.1:{free_port()}"
         self.url = f"http://{listen}"
         self.env = dict(os.environ, CODING_JOB_SERVER=self.url, RUST_LOG="warn")
-        self.process = subprocess.Popen([BIN, "dev", "--data-dir", self.data, "--listen", listen],
+        self.process = subprocess.Popen([self.binary, "dev", "--data-dir", self.data, "--listen", listen],
                                         stdout=subprocess.PIPE, text=True, env=self.env)
         lines = [self.process.stdout.readline() for _ in range(3)]
         self.cluster = lines[2].split(":", 1)[1].strip()
         return self
 
     def cli(self, *args):
-        return run([BIN, *args], env=self.env).stdout
+        return run([self.binary, *args], env=self.env).stdout
 
     def push(self, name, text):
         path = os.path.join(self.data, name)
@@ -55,6 +58,15 @@ class Dev:
         if ids:
             run(["docker", "rm", "-f", *ids])
         shutil.rmtree(self.data, ignore_errors=True)
+
+
+def rss_mib(pid, field="VmRSS"):
+    """Resident memory of a process now (VmRSS) or at its peak (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field}")
 
 
 def build():

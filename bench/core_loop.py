@@ -17,16 +17,8 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from common import IMAGE, Dev, build, free_port, run
+from common import IMAGE, Dev, build, free_port, rss_mib, run
 BASELINE_LABEL = "coding-job-bench=baseline"
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 def docker_run_all(ports):

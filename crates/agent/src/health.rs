@@ -14,6 +14,7 @@ use cj_spec::{CheckSpec, Probe};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::time::later;
 use crate::types::{Health, TaskKey};
 
 /// The fastest probing pace while a task is starting.
@@ -60,9 +61,15 @@ impl Verdict {
             self.health = Health::Healthy;
         } else {
             let in_start_period = self.health == Health::Starting
-                && now < self.started + Duration::from_millis(self.check.start_period_ms);
-            let counts =
-                !in_start_period && self.last_counted.is_none_or(|last| now >= last + interval);
+                && now
+                    < later(
+                        self.started,
+                        Duration::from_millis(self.check.start_period_ms),
+                    );
+            let counts = !in_start_period
+                && self
+                    .last_counted
+                    .is_none_or(|last| now >= later(last, interval));
             if counts {
                 self.counted_failures += 1;
                 self.last_counted = Some(now);

@@ -12,11 +12,13 @@ mod naming;
 mod observe;
 mod plan;
 mod reconcile;
+mod time;
 mod types;
 
 pub use backoff::Backoff;
 pub use plan::{Action, plan_task, plan_unwanted};
 pub use reconcile::{Agent, AgentConfig};
+pub use time::{LONGEST_WAIT, later};
 pub use types::{
     AgentReport, Assignment, ContainerEvent, ContainerEventKind, Health, ObservedContainer, Phase,
     TaskKey, effective_hash,

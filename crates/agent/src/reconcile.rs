@@ -20,6 +20,7 @@ use crate::health::{HealthUpdate, probe_loop};
 use crate::naming::container_name;
 use crate::observe::{InspectCache, lock, observe};
 use crate::plan::{Action, plan_task, plan_unwanted};
+use crate::time::later;
 use crate::types::{
     AgentReport, Assignment, ContainerEvent, ContainerEventKind, Health, ObservedContainer, Phase,
     TaskKey,
@@ -114,13 +115,13 @@ impl<R: ContainerRuntime> Agent<R> {
             .take()
             .expect("an agent runs once");
         let mut needs_pass = true;
-        let mut next_wake = Instant::now() + self.config.resync_interval;
+        let mut next_wake = later(Instant::now(), self.config.resync_interval);
         loop {
             if needs_pass {
                 let current = assignments.borrow_and_update().clone();
                 next_wake = match current {
                     Some(current) => self.pass(&current).await,
-                    None => Instant::now() + self.config.resync_interval,
+                    None => later(Instant::now(), self.config.resync_interval),
                 };
             }
             needs_pass = tokio::select! {
@@ -239,7 +240,7 @@ impl<R: ContainerRuntime> Agent<R> {
 
     /// One reconcile pass; returns when to look again at the latest.
     async fn pass(&self, assignments: &[Assignment]) -> Instant {
-        let resync_at = Instant::now() + self.config.resync_interval;
+        let resync_at = later(Instant::now(), self.config.resync_interval);
         let observed =
             match observe(&*self.runtime, &self.config.cluster, &self.inspect_cache).await {
                 Ok(observed) => observed,
@@ -561,7 +562,7 @@ impl<R: ContainerRuntime> Agent<R> {
             &assignment.config_hash,
             Phase::Failed { reason },
         );
-        now + pause
+        later(now, pause)
     }
 
     /// Handles one engine event; returns whether a reconcile pass is needed.

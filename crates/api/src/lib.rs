@@ -9,17 +9,26 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_ENV: &str = "production";
 /// Header carrying who makes a change, for the audit trail.
 pub const USER_HEADER: &str = "x-coding-job-user";
+/// The longest wait for a wave `up` and `down` accept (`timeout_seconds`): one day. Longer
+/// waits are refused rather than risk overflowing the server's clock arithmetic.
+pub const MAX_TIMEOUT_SECONDS: u64 = 24 * 60 * 60;
 
-/// An error answer. `errors` lists every problem of a rejected config file.
+/// An error answer, whatever refused the request (a handler, a malformed request, an unknown
+/// route, a limit). `errors` lists every problem of a rejected config file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiError {
     pub error: String,
+    /// A stable snake_case word for what went wrong (`bad_request`, `not_found`, `conflict`,
+    /// `invalid_config`, `payload_too_large`, ...), for scripts; empty from older servers.
+    #[serde(default)]
+    pub code: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<SpecError>,
 }
 
 /// `POST /v1/push`: a service file, as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PushRequest {
     pub env: String,
     /// The file name, used in error messages and kept with the version.
@@ -39,7 +48,15 @@ pub struct PushResponse {
     pub previous: Option<u64>,
     /// Whether the file differs from the previous version's.
     pub changed: bool,
+    /// Whether a new version was stored: a file identical to the latest version's stores
+    /// nothing, and `version` is then that latest version.
+    #[serde(default = "stored_by_default")]
+    pub stored: bool,
     pub revision: u64,
+}
+
+fn stored_by_default() -> bool {
+    true
 }
 
 /// One stored version of a service.
@@ -54,6 +71,7 @@ pub struct VersionInfo {
 
 /// `POST /v1/up` and `POST /v1/down`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OperationRequest {
     pub env: String,
     pub target: String,
@@ -306,6 +324,7 @@ pub struct Deployment {
 
 /// `POST /v1/rolling-update`, `/v1/rollback`, `/v1/reload`, `/v1/update`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeployRequest {
     pub env: String,
     pub target: String,
@@ -354,6 +373,7 @@ pub struct RegistryTag {
 
 /// `POST /v1/diff`: what pushing a file (and rolling it out) would change.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DiffRequest {
     pub env: String,
     pub file: String,
@@ -381,4 +401,34 @@ pub struct VersionDiff {
     pub to: VersionInfo,
     pub from_source: String,
     pub to_source: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_from_an_older_server_has_an_empty_code() {
+        let error: ApiError = serde_json::from_str(r#"{"error": "no such job"}"#).unwrap();
+        assert_eq!(
+            (error.error.as_str(), error.code.as_str()),
+            ("no such job", "")
+        );
+    }
+
+    #[test]
+    fn request_types_refuse_unknown_fields() {
+        let misspelt = r#"{"env": "e", "file": "f", "source": "s", "check_revison": 3}"#;
+        let error = serde_json::from_str::<PushRequest>(misspelt).unwrap_err();
+        assert!(
+            error.to_string().contains("unknown field `check_revison`"),
+            "{error}"
+        );
+        let extra = r#"{"env": "e", "target": "t", "timeout": 3}"#;
+        assert!(serde_json::from_str::<OperationRequest>(extra).is_err());
+        let extra = r#"{"env": "e", "target": "t", "version": 3}"#;
+        assert!(serde_json::from_str::<DeployRequest>(extra).is_err());
+        let extra = r#"{"env": "e", "file": "f", "source": "s", "check_revision": 1}"#;
+        assert!(serde_json::from_str::<DiffRequest>(extra).is_err());
+    }
 }

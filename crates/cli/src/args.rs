@@ -74,6 +74,10 @@ pub struct HistoryArgs {
     /// Show the file diff between two versions, e.g. `--diff 3..5`.
     #[arg(long, value_name = "FROM..TO")]
     pub diff: Option<String>,
+    /// Show the newest N versions, containers and events (each).
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
     #[arg(long)]
     pub json: bool,
 }
@@ -143,8 +147,12 @@ pub struct PushArgs {
 pub struct OperationArgs {
     /// SERVICE, SERVICE/JOB, SERVICE/JOB/TASK or a unique job name.
     pub target: String,
-    /// Give up on a wave that is not ready after this many seconds.
-    #[arg(long, default_value_t = 300)]
+    /// Give up on a wave that is not ready after this many seconds (at most a day).
+    #[arg(
+        long,
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..=cj_api::MAX_TIMEOUT_SECONDS)
+    )]
     pub timeout: u64,
     /// Print progress events as JSON lines.
     #[arg(long)]
@@ -180,4 +188,37 @@ pub struct LogsArgs {
     /// A specific container of the task (id or prefix), e.g. one that was replaced.
     #[arg(long)]
     pub container: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    fn timeout(value: &str) -> Result<u64, clap::Error> {
+        let cli = Cli::try_parse_from(["coding-job", "up", "core", "--timeout", value])?;
+        match cli.command {
+            Command::Up(args) => Ok(args.timeout),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn timeout_is_bounded_to_a_day() {
+        assert_eq!(timeout("1").unwrap(), 1);
+        assert_eq!(timeout("86400").unwrap(), 86400);
+        for refused in [
+            "0",
+            "86401",
+            "18446744073709551615",
+            "99999999999999999999",
+            "-1",
+        ] {
+            assert!(
+                timeout(refused).is_err(),
+                "--timeout {refused} was accepted"
+            );
+        }
+    }
 }

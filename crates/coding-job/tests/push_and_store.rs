@@ -8,17 +8,11 @@ use std::time::Duration;
 
 use support::{Dev, describe, repo_root};
 
-fn store_revision(dev: &Dev) -> u64 {
-    let info: serde_json::Value =
-        serde_json::from_str(&dev.http_get("/v1/info")).expect("GET /v1/info");
-    info["revision"].as_u64().unwrap()
-}
-
 #[test]
 fn every_invalid_config_is_rejected_with_its_exact_error_and_nothing_is_stored() {
     let dev = Dev::start();
     let fixtures = repo_root().join("crates/spec/tests/fixtures/invalid");
-    let revision_before = store_revision(&dev);
+    let revision_before = dev.store_revision();
     let mut checked = 0;
     let mut names: Vec<_> = std::fs::read_dir(&fixtures)
         .unwrap()
@@ -49,12 +43,66 @@ fn every_invalid_config_is_rejected_with_its_exact_error_and_nothing_is_stored()
     }
     assert!(checked >= 15, "only {checked} malformed configs");
     assert_eq!(
-        store_revision(&dev),
+        dev.store_revision(),
         revision_before,
         "a rejected push wrote to the store"
     );
     let services = dev.json(&["status", "--json"]);
     assert_eq!(services, serde_json::json!([]));
+}
+
+#[test]
+fn pushing_the_latest_file_again_stores_nothing() {
+    let dev = Dev::start();
+    let yaml = "service: svc\njobs:\n  - name: job\n    image: img:1\n";
+    assert_eq!(dev.push_yaml("svc.yaml", yaml).trim(), "svc -> version 1");
+    let revision = dev.store_revision();
+    assert_eq!(
+        dev.push_yaml("svc.yaml", yaml).trim(),
+        "svc: unchanged: still version 1"
+    );
+    let file = dev.data_dir.path().join("svc.yaml");
+    let answer = dev.json(&["push", file.to_str().unwrap(), "--json"]);
+    assert_eq!(answer[0]["version"], 1);
+    assert_eq!(answer[0]["stored"], false);
+    assert_eq!(dev.store_revision(), revision, "an unchanged push wrote");
+    assert_eq!(dev.history("svc/job").versions.len(), 1);
+    // Any change, a comment included, is a new version.
+    let changed = format!("{yaml}# reviewed\n");
+    assert_eq!(
+        dev.push_yaml("svc.yaml", &changed).trim(),
+        "svc -> version 2"
+    );
+}
+
+#[test]
+fn a_file_over_one_mebibyte_is_refused_before_and_at_the_server() {
+    let dev = Dev::start();
+    let mut yaml = String::from("service: svc\njobs:\n  - name: job\n    image: img:1\n");
+    while yaml.len() <= 1024 * 1024 {
+        yaml.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    let revision = dev.store_revision();
+    let path = dev.data_dir.path().join("big.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    let output = dev.cli(&["push", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("at most 1048576 bytes (1 MiB)"), "{stderr}");
+    // A client that does not check gets the same refusal from the server.
+    let request = serde_json::json!({"env": "production", "file": "big.yaml", "source": yaml});
+    let (status, body) = dev.http_post("/v1/push", &request.to_string());
+    assert!((400..500).contains(&status), "{status}: {body}");
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("1 MiB")
+            || error["errors"][0]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("1 MiB"),
+        "{body}"
+    );
+    assert_eq!(dev.store_revision(), revision);
 }
 
 #[test]

@@ -96,6 +96,8 @@ fn update_lists_the_registry_tags_and_rolls_to_the_chosen_one() {
         "{screen}"
     );
     assert!(screen.contains("succeeded"), "{screen}");
+    // v1 is what the latest version already names: no new version is stored for it.
+    assert_eq!(dev.history("coding-blog").versions.len(), 1);
 
     let rolled = dev.ok(&["update", "coding-blog", "--tag", "v2", "--yes"]);
     assert!(rolled.contains("succeeded"), "{rolled}");
@@ -106,19 +108,69 @@ fn update_lists_the_registry_tags_and_rolls_to_the_chosen_one() {
     );
     assert_eq!(
         (task.version, task.health.as_deref()),
-        (Some(3), Some("healthy"))
+        (Some(2), Some("healthy"))
     );
     let history = dev.history("coding-blog");
     assert_eq!(
         history.versions.len(),
-        3,
-        "each update is a new version of the service"
+        2,
+        "an update to another tag is a new version of the service"
     );
-    let diff = dev.ok(&["history", "coding-blog", "--diff", "1..3"]);
+    let diff = dev.ok(&["history", "coding-blog", "--diff", "1..2"]);
     assert!(
         diff.contains(&format!("+    image: \"{}/blog:v2\"", registry.host())),
         "only the image changed: {diff}"
     );
+}
+
+#[test]
+fn update_refuses_tags_outside_the_reference_grammar_and_a_refused_update_stores_nothing() {
+    let dev = Dev::start();
+    let port = free_port();
+    dev.push_yaml(
+        "web.yaml",
+        &httpd_service("web", "web", "cj-example/busybox:1", port),
+    );
+    let update = |tag: &str| {
+        let request = serde_json::json!({"env": "production", "target": "web", "tag": tag});
+        dev.http_post("/v1/update", &request.to_string())
+    };
+    // Not up: refused, and (unlike before) no new version is left behind.
+    let revision = dev.store_revision();
+    let (status, body) = update("2");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not up"), "{body}");
+    assert_eq!(dev.store_revision(), revision, "a refused update wrote");
+
+    dev.ok(&["up", "web"]);
+    let revision = dev.store_revision();
+    let hostile = [
+        "2\n    env: {INJECTED: \"1\"}",
+        "2\n    docker_config:\n      docker_hostconfig: {Privileged: true, Binds: [\"/:/host\"]}",
+        "a b",
+        "2\"",
+        "",
+        "-leading-dash",
+        &"x".repeat(129),
+        "v1@sha256:abc",
+        "../v1",
+    ];
+    for tag in hostile {
+        let (status, body) = update(tag);
+        assert_eq!(status, 400, "tag {tag:?}: {body}");
+        let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            error["error"].as_str().unwrap().starts_with("invalid tag"),
+            "tag {tag:?}: {body}"
+        );
+        assert!(body.len() < 400, "the refusal echoes too much: {body}");
+    }
+    assert_eq!(dev.store_revision(), revision, "a refused update wrote");
+    let history = dev.history("web/web");
+    assert_eq!(history.versions.len(), 1);
+    let versions = dev.http_get("/v1/versions/diff?target=web&from=1&to=1");
+    assert!(!versions.contains("INJECTED"), "{versions}");
+    assert!(!versions.contains("Privileged"), "{versions}");
 }
 
 #[test]

@@ -23,6 +23,8 @@ use crate::{RegistryAuth, RegistryError};
 const TOKEN_MARGIN: Duration = Duration::from_secs(10);
 /// The token lifetime the distribution spec says to assume when a token server names none (or less).
 const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// Tokens are asked for again after a day at the latest, whatever the registry says.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 pub(crate) struct Registry {
     /// The host as users name it ("docker.io" for Docker Hub): for messages.
@@ -217,6 +219,8 @@ impl Registry {
             .filter(|token| !token.is_empty())
             .ok_or_else(|| self.invalid(repository, "token", "no token in the answer".into()))?;
         let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(0)).max(MIN_TOKEN_LIFETIME);
+        // A registry's `expires_in` is not ours to trust: an absurd one must not overflow.
+        let lifetime = lifetime.min(MAX_TOKEN_LIFETIME);
         let until = Instant::now() + lifetime - TOKEN_MARGIN;
         let mut learned = self.learned.lock().unwrap();
         learned

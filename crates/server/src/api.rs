@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,8 +14,8 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use cj_agent::TaskKey;
 use cj_api::{
-    DEFAULT_ENV, InspectResponse, OperationRequest, PushRequest, PushResponse, ServerInfo,
-    TaskStatus, USER_HEADER, VersionInfo,
+    DEFAULT_ENV, InspectResponse, MAX_TIMEOUT_SECONDS, OperationRequest, PushRequest, PushResponse,
+    ServerInfo, TaskStatus, USER_HEADER, VersionInfo,
 };
 use cj_runtime::{ContainerRuntime, LogChunk};
 use cj_store::StoreJson;
@@ -24,41 +24,61 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::error::ApiFailure;
+use crate::edge;
+use crate::error::{ApiFailure, shown};
+use crate::extract::{ApiJson, ApiQuery};
 use crate::keys;
 use crate::operations::{DEFAULT_WAVE_TIMEOUT, Direction, OperationPlan};
 use crate::releases;
+use crate::sanitize;
 use crate::state::{DesiredJob, ServerState};
 use crate::status::current_container;
 
 type AppState = State<Arc<ServerState>>;
 
+/// Declares the routes once: [`ROUTES`] lists them and `routes()` builds them from the same
+/// lines, so the list cannot miss one (the API abuse test covers every route it names).
+macro_rules! api_routes {
+    ($($method:ident $path:literal => $handler:expr,)*) => {
+        /// Every route of the API, as (method, path).
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn routes() -> Router<Arc<ServerState>> {
+            Router::new()$(.route($path, $method($handler)))*
+        }
+    };
+}
+
+api_routes! {
+    get "/v1/info" => info,
+    post "/v1/push" => push,
+    get "/v1/services" => services,
+    get "/v1/versions" => versions,
+    post "/v1/up" => up,
+    post "/v1/down" => down,
+    get "/v1/status" => status,
+    get "/v1/inspect" => inspect,
+    get "/v1/logs" => logs,
+    get "/v1/history" => history,
+    post "/v1/rolling-update" => releases::rolling_update,
+    post "/v1/rollback" => releases::rollback,
+    post "/v1/reload" => releases::reload,
+    post "/v1/update" => releases::update,
+    get "/v1/update/tags" => releases::update_candidates,
+    post "/v1/promote" => releases::promote,
+    post "/v1/abort" => releases::abort,
+    get "/v1/deployments" => releases::list,
+    post "/v1/diff" => releases::diff,
+    get "/v1/versions/diff" => releases::version_diff,
+}
+
+/// The API: its routes behind the edge (limits, and JSON for every refusal; see `edge`).
 pub fn router(state: Arc<ServerState>) -> Router {
-    Router::new()
-        .route("/v1/info", get(info))
-        .route("/v1/push", post(push))
-        .route("/v1/services", get(services))
-        .route("/v1/versions", get(versions))
-        .route("/v1/up", post(up))
-        .route("/v1/down", post(down))
-        .route("/v1/status", get(status))
-        .route("/v1/inspect", get(inspect))
-        .route("/v1/logs", get(logs))
-        .route("/v1/history", get(history))
-        .route("/v1/rolling-update", post(releases::rolling_update))
-        .route("/v1/rollback", post(releases::rollback))
-        .route("/v1/reload", post(releases::reload))
-        .route("/v1/update", post(releases::update))
-        .route("/v1/update/tags", get(releases::update_candidates))
-        .route("/v1/promote", post(releases::promote))
-        .route("/v1/abort", post(releases::abort))
-        .route("/v1/deployments", get(releases::list))
-        .route("/v1/diff", post(releases::diff))
-        .route("/v1/versions/diff", get(releases::version_diff))
-        .with_state(state)
+    edge::wrap(routes()).with_state(state)
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Scope {
     pub env: Option<String>,
     pub target: Option<String>,
@@ -76,12 +96,13 @@ impl Scope {
     }
 }
 
+/// Who makes the request (the `x-coding-job-user` header), as the audit trail keeps it: without
+/// control characters, at most 64 characters, `unknown` when absent.
 pub fn user(headers: &HeaderMap) -> String {
     headers
         .get(USER_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("unknown")
-        .to_owned()
+        .map(|value| sanitize::user(&String::from_utf8_lossy(value.as_bytes())))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 async fn info(State(state): AppState) -> Result<Json<ServerInfo>, ApiFailure> {
@@ -103,12 +124,12 @@ async fn info(State(state): AppState) -> Result<Json<ServerInfo>, ApiFailure> {
 async fn push(
     State(state): AppState,
     headers: HeaderMap,
-    Json(request): Json<PushRequest>,
+    ApiJson(request): ApiJson<PushRequest>,
 ) -> Result<Json<PushResponse>, ApiFailure> {
     let user = user(&headers);
     let response = state.push(
         &request.env,
-        &request.file,
+        &sanitize::file_name(&request.file),
         &request.source,
         &user,
         request.check_revision,
@@ -124,7 +145,7 @@ async fn push(
 
 async fn services(
     State(state): AppState,
-    Query(scope): Query<Scope>,
+    ApiQuery(scope): ApiQuery<Scope>,
 ) -> Result<Json<Vec<VersionInfo>>, ApiFailure> {
     let mut latest = Vec::new();
     for service in state.service_names(scope.env())? {
@@ -135,18 +156,48 @@ async fn services(
     Ok(Json(latest))
 }
 
+/// `GET /v1/versions`: one page of a service's versions, oldest first within the page.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionsQuery {
+    pub env: Option<String>,
+    pub target: String,
+    /// How many versions (the newest ones, or the newest before `before`); 50 by default.
+    pub limit: Option<usize>,
+    /// Only versions older than this one: the next page is `before=` the page's first version.
+    pub before: Option<u64>,
+}
+
+/// The most entries one read returns; more is read page by page.
+pub const MAX_PAGE: usize = 1000;
+
+/// `limit` checked against [`MAX_PAGE`], or `default`.
+pub fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiFailure> {
+    match limit {
+        None => Ok(default),
+        Some(limit @ 1..=MAX_PAGE) => Ok(limit),
+        Some(other) => Err(ApiFailure::BadRequest(format!(
+            "limit {other} is out of range: expected 1 to {MAX_PAGE}"
+        ))),
+    }
+}
+
 async fn versions(
     State(state): AppState,
-    Query(scope): Query<Scope>,
+    ApiQuery(query): ApiQuery<VersionsQuery>,
 ) -> Result<Json<Vec<VersionInfo>>, ApiFailure> {
-    let resolved = state.resolve(scope.env(), scope.target()?)?;
-    Ok(Json(state.version_infos(scope.env(), &resolved.service)?))
+    let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
+    let resolved = state.resolve(env, &query.target)?;
+    let limit = page_limit(query.limit, 50)?;
+    let mut page = state.version_infos(env, &resolved.service, limit, query.before)?;
+    page.reverse();
+    Ok(Json(page))
 }
 
 async fn up(
     State(state): AppState,
     headers: HeaderMap,
-    Json(request): Json<OperationRequest>,
+    ApiJson(request): ApiJson<OperationRequest>,
 ) -> Result<Response, ApiFailure> {
     operation(state, Direction::Up, &headers, &request)
 }
@@ -154,7 +205,7 @@ async fn up(
 async fn down(
     State(state): AppState,
     headers: HeaderMap,
-    Json(request): Json<OperationRequest>,
+    ApiJson(request): ApiJson<OperationRequest>,
 ) -> Result<Response, ApiFailure> {
     operation(state, Direction::Down, &headers, &request)
 }
@@ -167,7 +218,7 @@ fn operation(
     request: &OperationRequest,
 ) -> Result<Response, ApiFailure> {
     let (env, target, user) = (&request.env, &request.target, user(headers));
-    let timeout = wave_timeout(request);
+    let timeout = wave_timeout(request)?;
     let plan = match direction {
         Direction::Up => state.plan_up(env, target, &user, timeout)?,
         Direction::Down => state.plan_down(env, target, &user, timeout)?,
@@ -175,11 +226,16 @@ fn operation(
     Ok(stream_operation(state, plan))
 }
 
-fn wave_timeout(request: &OperationRequest) -> Duration {
-    request
-        .timeout_seconds
-        .map(Duration::from_secs)
-        .unwrap_or(DEFAULT_WAVE_TIMEOUT)
+/// The wait for each wave: 1 second to a day ([`MAX_TIMEOUT_SECONDS`]); longer is refused here,
+/// before anything adds it to a clock.
+fn wave_timeout(request: &OperationRequest) -> Result<Duration, ApiFailure> {
+    match request.timeout_seconds {
+        None => Ok(DEFAULT_WAVE_TIMEOUT),
+        Some(seconds @ 1..=MAX_TIMEOUT_SECONDS) => Ok(Duration::from_secs(seconds)),
+        Some(seconds) => Err(ApiFailure::BadRequest(format!(
+            "timeout_seconds {seconds} is out of range: expected 1 to {MAX_TIMEOUT_SECONDS}"
+        ))),
+    }
 }
 
 /// Starts the operation in its own task (it finishes even if the client goes away) and answers
@@ -201,7 +257,7 @@ fn stream_operation(state: Arc<ServerState>, plan: OperationPlan) -> Response {
 
 async fn status(
     State(state): AppState,
-    Query(scope): Query<Scope>,
+    ApiQuery(scope): ApiQuery<Scope>,
 ) -> Result<Json<Vec<TaskStatus>>, ApiFailure> {
     Ok(Json(state.status(scope.env(), scope.target.as_deref())?))
 }
@@ -219,7 +275,8 @@ fn one_task(
             .map(|r| format!("{}/{}/{}", r.service, r.job, r.task))
             .collect();
         return Err(ApiFailure::BadRequest(format!(
-            "\"{target}\" names several tasks; name one: {}",
+            "\"{}\" names several tasks; name one: {}",
+            shown(target),
             names.join(", ")
         )));
     };
@@ -248,7 +305,7 @@ fn one_task(
 
 async fn inspect(
     State(state): AppState,
-    Query(scope): Query<Scope>,
+    ApiQuery(scope): ApiQuery<Scope>,
 ) -> Result<Json<InspectResponse>, ApiFailure> {
     let (key, task, hash) = one_task(&state, scope.env(), scope.target()?)?;
     let containers = state.containers_of(&key);
@@ -267,6 +324,7 @@ async fn inspect(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct LogsQuery {
     env: Option<String>,
     target: String,
@@ -279,7 +337,7 @@ struct LogsQuery {
 
 async fn logs(
     State(state): AppState,
-    Query(query): Query<LogsQuery>,
+    ApiQuery(query): ApiQuery<LogsQuery>,
 ) -> Result<Response, ApiFailure> {
     let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
     let (key, task, hash) = one_task(&state, env, &query.target)?;
@@ -293,7 +351,10 @@ async fn logs(
                 .find(|record| record.task == key.task && record.id.starts_with(wanted.as_str()))
                 .map(|record| record.id)
                 .ok_or_else(|| {
-                    ApiFailure::NotFound(format!("task {key} never ran a container {wanted}"))
+                    ApiFailure::NotFound(format!(
+                        "task {key} never ran a container {}",
+                        shown(wanted)
+                    ))
                 })?
         }
         None => {
@@ -326,9 +387,20 @@ async fn logs(
         .into_response())
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    env: Option<String>,
+    target: String,
+    /// The newest this many versions, containers and events (each); 100 by default.
+    limit: Option<usize>,
+}
+
 async fn history(
     State(state): AppState,
-    Query(scope): Query<Scope>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<cj_api::HistoryResponse>, ApiFailure> {
-    Ok(Json(state.history(scope.env(), scope.target()?)?))
+    let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
+    let limit = page_limit(query.limit, 100)?;
+    Ok(Json(state.history(env, &query.target, limit)?))
 }

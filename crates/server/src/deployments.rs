@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cj_api::{Batch, BatchState, Deployment, DeploymentKind, DeploymentStatus, JobRollout};
-use cj_spec::{ChangeKind, TaskChange, TaskSpec, UpdatePolicy};
-use cj_store::StoreJson;
+use cj_spec::{ChangeKind, ServiceSpec, TaskChange, TaskSpec, UpdatePolicy};
+use cj_store::{Compare, Op, StoreJson, TxnOutcome};
 
 use crate::error::ApiFailure;
 use crate::keys;
 use crate::resolve::Resolved;
 use crate::state::{DesiredJob, ServerState, now_rfc3339};
+use crate::versions::to_json;
 
 impl ServerState {
     pub fn deployments(&self, env: &str) -> Result<Vec<Deployment>, ApiFailure> {
@@ -45,12 +46,52 @@ impl ServerState {
             .find(|deployment| deployment.status.is_active()))
     }
 
-    pub fn save_deployment(&self, deployment: &Deployment) -> Result<(), ApiFailure> {
-        let sequence = deployment_sequence(&deployment.id);
-        self.store.put_json(
-            &keys::deployment(&deployment.env, &deployment.service, sequence),
-            deployment,
-        )?;
+    /// Changes a stored deployment by compare-and-swap: `change` is applied to what is stored
+    /// now and written only if nobody wrote the record meanwhile, else read and applied again;
+    /// so a promote or abort never overwrites a runner's step, nor a step an abort.
+    pub fn update_deployment<T>(
+        &self,
+        deployment: &Deployment,
+        mut change: impl FnMut(&mut Deployment) -> Result<T, ApiFailure>,
+    ) -> Result<(Deployment, T), ApiFailure> {
+        let key = keys::deployment(
+            &deployment.env,
+            &deployment.service,
+            deployment_sequence(&deployment.id),
+        );
+        loop {
+            let stored = self
+                .store
+                .get(&key)?
+                .ok_or_else(|| ApiFailure::NotFound(format!("no deployment {}", deployment.id)))?;
+            let mut record: Deployment = stored.json()?;
+            let outcome = change(&mut record)?;
+            let compare = Compare {
+                key: key.clone(),
+                mod_revision: Some(stored.mod_revision),
+            };
+            let put = Op::Put {
+                key: key.clone(),
+                value: to_json(&record)?,
+            };
+            if let TxnOutcome::Committed { .. } = self.store.txn(&[compare], &[put])? {
+                return Ok((record, outcome));
+            }
+        }
+    }
+
+    /// Records the runner's copy, keeping requests made meanwhile through the API (promote,
+    /// abort): they are merged from what is stored at the moment of writing.
+    pub(crate) fn record_progress(&self, deployment: &mut Deployment) -> Result<(), ApiFailure> {
+        deployment.updated = now_rfc3339();
+        self.update_deployment(&deployment.clone(), |stored| {
+            deployment.abort_requested |= stored.abort_requested;
+            if deployment.status == DeploymentStatus::AwaitingPromotion {
+                deployment.promote_requested |= stored.promote_requested;
+            }
+            *stored = deployment.clone();
+            Ok(())
+        })?;
         Ok(())
     }
 
@@ -65,12 +106,84 @@ impl ServerState {
             .ok_or_else(|| ApiFailure::NotFound(format!("no deployment {}", deployment.id)))
     }
 
+    /// Stores a planned deployment under its service's next number, refusing if one is still
+    /// active. The number, that check and the record are one transaction: of two concurrent
+    /// creations one commits, the other finds the counter moved, reads again, and is refused
+    /// because the first is active. `together` adds writes that must commit with the record (an
+    /// update's new version); it is called again on every retry.
+    pub fn create_deployment(
+        &self,
+        deployment: &mut Deployment,
+        mut together: impl FnMut(&mut Deployment) -> Result<(Vec<Compare>, Vec<Op>), ApiFailure>,
+    ) -> Result<(), ApiFailure> {
+        let (env, service) = (deployment.env.clone(), deployment.service.clone());
+        let counter_key = keys::deployment_counter(&env, &service);
+        loop {
+            let counter = self.store.get(&counter_key)?;
+            let last = match &counter {
+                Some(kv) => kv.json::<u64>()?,
+                // Stores written before the counter existed: continue after the highest number.
+                None => self
+                    .store
+                    .range(&keys::deployments(&env, &service))?
+                    .iter()
+                    .map(|kv| deployment_sequence_of_key(&kv.key))
+                    .max()
+                    .unwrap_or(0),
+            };
+            if let Some(active) = self.active_deployment(&env, &service)? {
+                return Err(ApiFailure::Conflict(format!(
+                    "deployment {} of {service} is still {}: promote or abort it first",
+                    active.id,
+                    status_word(active.status)
+                )));
+            }
+            let sequence = last + 1;
+            deployment.id = format!("{service}-{sequence}");
+            let (mut compares, mut ops) = together(deployment)?;
+            let record_key = keys::deployment(&env, &service, sequence);
+            compares.push(Compare {
+                key: counter_key.clone(),
+                mod_revision: counter.map(|kv| kv.mod_revision),
+            });
+            compares.push(Compare {
+                key: record_key.clone(),
+                mod_revision: None,
+            });
+            ops.push(Op::Put {
+                key: counter_key.clone(),
+                value: to_json(&sequence)?,
+            });
+            ops.push(Op::Put {
+                key: record_key,
+                value: to_json(&*deployment)?,
+            });
+            if let TxnOutcome::Committed { .. } = self.store.txn(&compares, &ops)? {
+                return Ok(());
+            }
+        }
+    }
+
     /// Plans a deployment of `kind` for the jobs of `resolved` that are up, moving each to
     /// `to_version` (ignored by reload, which keeps each job at its version).
     pub fn plan_deployment(
         &self,
         resolved: &Resolved,
         kind: DeploymentKind,
+        to_version: u64,
+        user: &str,
+    ) -> Result<Deployment, ApiFailure> {
+        let target = self.version(&resolved.env, &resolved.service, to_version)?;
+        self.plan_deployment_to(resolved, kind, &target.spec, to_version, user)
+    }
+
+    /// Plans a deployment towards `target`, the spec of `to_version` (which an update stores
+    /// only together with the deployment).
+    pub fn plan_deployment_to(
+        &self,
+        resolved: &Resolved,
+        kind: DeploymentKind,
+        target: &ServiceSpec,
         to_version: u64,
         user: &str,
     ) -> Result<Deployment, ApiFailure> {
@@ -82,8 +195,7 @@ impl ServerState {
                 status_word(active.status)
             )));
         }
-        let target = self.version(env, service, to_version)?;
-        let order = crate::operations::job_waves(&target.spec, resolved.jobs.iter())?.concat();
+        let order = crate::operations::job_waves(target, resolved.jobs.iter())?.concat();
         let mut jobs = Vec::new();
         let mut not_up = Vec::new();
         for job in order {
@@ -108,7 +220,7 @@ impl ServerState {
                     .unwrap_or_default();
                 (desired.version, current.clone(), policy)
             } else {
-                let job_spec = target.spec.job(&job);
+                let job_spec = target.job(&job);
                 let wanted = job_spec.map(|j| {
                     j.tasks
                         .iter()
@@ -140,10 +252,10 @@ impl ServerState {
                 not_up.join(", ")
             )));
         }
-        let existing = self.store.range(&keys::deployments(env, service))?.len() as u64;
         let now = now_rfc3339();
         Ok(Deployment {
-            id: format!("{service}-{}", existing + 1),
+            // Given out when the deployment is stored (`create_deployment`).
+            id: String::new(),
             env: env.to_owned(),
             service: service.to_owned(),
             kind,
@@ -158,9 +270,8 @@ impl ServerState {
         })
     }
 
-    /// Stores a new deployment and starts carrying it out.
-    pub fn start_deployment(self: &Arc<Self>, deployment: &Deployment) -> Result<(), ApiFailure> {
-        self.save_deployment(deployment)?;
+    /// Starts carrying out a deployment that `create_deployment` stored.
+    pub fn start_deployment(self: &Arc<Self>, deployment: &Deployment) {
         self.notifier
             .send(crate::notify::Notification::RolloutStarted {
                 env: deployment.env.clone(),
@@ -172,7 +283,6 @@ impl ServerState {
                 at: now_rfc3339(),
             });
         tokio::spawn(self.clone().run_deployment(deployment.clone()));
-        Ok(())
     }
 }
 
@@ -229,6 +339,13 @@ pub fn make_batches(changes: &[TaskChange], policy: &UpdatePolicy) -> Vec<Batch>
     batches
 }
 
+fn deployment_sequence_of_key(key: &str) -> u64 {
+    key.rsplit('/')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 fn deployment_sequence(id: &str) -> u64 {
     id.rsplit('-')
         .next()
@@ -259,6 +376,115 @@ pub fn kind_word(kind: DeploymentKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server state on a fresh store. (The Docker engine is only connected to, never used.)
+    async fn server() -> (tempfile::TempDir, Arc<ServerState>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = cj_store::EmbeddedStore::open(&dir.path().join("store.redb")).unwrap();
+        let runtime = Arc::new(cj_runtime::DockerRuntime::connect().await.unwrap());
+        let state = ServerState::new(
+            Arc::new(store),
+            "test".into(),
+            "host-1".into(),
+            runtime,
+            crate::config::ServerConfig::default(),
+        );
+        (dir, state)
+    }
+
+    fn planned(service: &str) -> Deployment {
+        Deployment {
+            id: String::new(),
+            env: "production".into(),
+            service: service.into(),
+            kind: DeploymentKind::RollingUpdate,
+            status: DeploymentStatus::Running,
+            user: "test".into(),
+            created: now_rfc3339(),
+            updated: now_rfc3339(),
+            jobs: Vec::new(),
+            message: None,
+            promote_requested: false,
+            abort_requested: false,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_rollouts_of_one_service_never_share_an_id_and_only_one_starts() {
+        let (_dir, state) = server().await;
+        let attempts: Vec<_> = (0..16)
+            .map(|_| {
+                let state = state.clone();
+                std::thread::spawn(move || {
+                    let mut deployment = planned("web");
+                    state
+                        .create_deployment(&mut deployment, |_| Ok((Vec::new(), Vec::new())))
+                        .map(|()| deployment.id)
+                })
+            })
+            .map(|thread| thread.join().unwrap())
+            .collect();
+        let created: Vec<&String> = attempts.iter().filter_map(|a| a.as_ref().ok()).collect();
+        assert_eq!(created, [&"web-1".to_string()], "{attempts:?}");
+        assert!(
+            attempts
+                .iter()
+                .filter_map(|a| a.as_ref().err())
+                .all(|error| matches!(error, ApiFailure::Conflict(_)))
+        );
+        // Once it has ended, the next one gets the next number.
+        let first = state.deployments("production").unwrap().remove(0);
+        state
+            .update_deployment(&first, |stored| {
+                stored.status = DeploymentStatus::Succeeded;
+                Ok(())
+            })
+            .unwrap();
+        let mut second = planned("web");
+        state
+            .create_deployment(&mut second, |_| Ok((Vec::new(), Vec::new())))
+            .unwrap();
+        assert_eq!(second.id, "web-2");
+        assert_eq!(state.deployments("production").unwrap().len(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_abort_is_never_lost_to_a_runner_recording_its_steps() {
+        let (_dir, state) = server().await;
+        for round in 0..20 {
+            let mut deployment = planned(&format!("svc{round}"));
+            state
+                .create_deployment(&mut deployment, |_| Ok((Vec::new(), Vec::new())))
+                .unwrap();
+            let runner = {
+                let (state, mut deployment) = (state.clone(), deployment.clone());
+                std::thread::spawn(move || {
+                    for step in 0..50 {
+                        deployment.message = Some(format!("step {step}"));
+                        state.record_progress(&mut deployment).unwrap();
+                    }
+                    deployment
+                })
+            };
+            let aborter = {
+                let (state, deployment) = (state.clone(), deployment.clone());
+                std::thread::spawn(move || {
+                    state
+                        .update_deployment(&deployment, |stored| {
+                            stored.abort_requested = true;
+                            Ok(())
+                        })
+                        .unwrap()
+                })
+            };
+            aborter.join().unwrap();
+            let runner_copy = runner.join().unwrap();
+            let stored = state.load_deployment(&deployment).unwrap();
+            assert!(stored.abort_requested, "round {round}: the abort was lost");
+            assert_eq!(stored.message.as_deref(), Some("step 49"));
+            assert!(runner_copy.abort_requested);
+        }
+    }
 
     fn change(task: &str, change: ChangeKind) -> TaskChange {
         TaskChange {

@@ -105,9 +105,7 @@ pub async fn run_dev(
         cluster,
         data_dir: options.data_dir.clone(),
     });
-    axum::serve(listener, crate::api::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    crate::serve::serve(listener, crate::api::router(state), shutdown).await?;
     Ok(())
 }
 

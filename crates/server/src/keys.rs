@@ -5,10 +5,12 @@
 //! cluster/id                                  this installation's id (labels its containers)
 //! services/ENV/SERVICE/latest                 the newest version number
 //! services/ENV/SERVICE/versions/VVVVVVVVVV    one pushed version (file as written, parsed form)
+//! services/ENV/SERVICE/infos/VVVVVVVVVV       its summary (who, when, file name), for listings
 //! desired/ENV/SERVICE/JOB                     the job should run, at this version
 //! containers/ENV/SERVICE/JOB/CONTAINER_ID     every container the job ever ran
 //! events/ENV/SERVICE/JOB/NANOS                each change in those containers' lives
 //! deployments/ENV/SERVICE/NNNNNN              a rollout, rollback, reload or update, step by step
+//! counters/deployments/ENV/SERVICE            the last deployment number given out
 //! ```
 
 pub const CLUSTER_ID: &str = "cluster/id";
@@ -30,6 +32,14 @@ pub fn version(env: &str, service: &str, version: u64) -> String {
     format!("services/{env}/{service}/versions/{version:010}")
 }
 
+pub fn version_infos(env: &str, service: &str) -> String {
+    format!("services/{env}/{service}/infos/")
+}
+
+pub fn version_info(env: &str, service: &str, version: u64) -> String {
+    format!("services/{env}/{service}/infos/{version:010}")
+}
+
 pub const DESIRED_ALL: &str = "desired/";
 
 pub fn desired(env: &str, service: &str, job: &str) -> String {
@@ -49,6 +59,11 @@ pub const DEPLOYMENTS_ALL: &str = "deployments/";
 /// Zero-padded so key order is creation order.
 pub fn deployment(env: &str, service: &str, sequence: u64) -> String {
     format!("deployments/{env}/{service}/{sequence:06}")
+}
+
+/// Kept outside `deployments/` so a prefix read of deployments holds only deployments.
+pub fn deployment_counter(env: &str, service: &str) -> String {
+    format!("counters/deployments/{env}/{service}")
 }
 
 pub fn containers(env: &str, service: &str, job: &str) -> String {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -21,7 +21,9 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 
 use crate::api::user;
+use crate::deployments::status_word;
 use crate::error::ApiFailure;
+use crate::extract::{ApiJson, ApiQuery};
 use crate::keys;
 use crate::state::{DesiredJob, ServerState};
 
@@ -30,7 +32,7 @@ type AppState = State<Arc<ServerState>>;
 pub async fn rolling_update(
     State(state): AppState,
     headers: HeaderMap,
-    Json(request): Json<DeployRequest>,
+    ApiJson(request): ApiJson<DeployRequest>,
 ) -> Result<Response, ApiFailure> {
     deploy_latest(state, &headers, &request, DeploymentKind::RollingUpdate)
 }
@@ -38,7 +40,7 @@ pub async fn rolling_update(
 pub async fn rollback(
     State(state): AppState,
     headers: HeaderMap,
-    Json(request): Json<DeployRequest>,
+    ApiJson(request): ApiJson<DeployRequest>,
 ) -> Result<Response, ApiFailure> {
     let resolved = state.resolve(&request.env, &request.target)?;
     let job = &one_job(&resolved)?;
@@ -77,7 +79,7 @@ pub async fn rollback(
 pub async fn reload(
     State(state): AppState,
     headers: HeaderMap,
-    Json(request): Json<DeployRequest>,
+    ApiJson(request): ApiJson<DeployRequest>,
 ) -> Result<Response, ApiFailure> {
     deploy_latest(state, &headers, &request, DeploymentKind::Reload)
 }
@@ -96,11 +98,12 @@ fn deploy_latest(
 }
 
 /// `update JOB --tag T`: a new version of the service with the job's image at tag T (made from
-/// the latest file, only the image values changed), rolled out to the job.
+/// the latest file, only the image values changed), rolled out to the job. The new version and
+/// the deployment are stored in one transaction: a refused update stores nothing.
 pub async fn update(
     State(state): AppState,
     headers: HeaderMap,
-    Json(request): Json<DeployRequest>,
+    ApiJson(request): ApiJson<DeployRequest>,
 ) -> Result<Response, ApiFailure> {
     let tag = request
         .tag
@@ -108,31 +111,85 @@ pub async fn update(
         .ok_or_else(|| ApiFailure::BadRequest("update needs a tag".into()))?;
     let resolved = state.resolve(&request.env, &request.target)?;
     let job = one_job(&resolved)?;
-    if let Some(active) = state.active_deployment(&resolved.env, &resolved.service)? {
-        return Err(ApiFailure::Conflict(format!(
-            "deployment {} of {} is still running: promote or abort it first",
-            active.id, resolved.service
-        )));
-    }
     let image = job_image(&resolved, &job)?;
-    let new_image = image.with_tag(&tag);
+    let new_image = image_with_tag(&image, &tag)?;
     let latest = &resolved.latest;
-    let source = cj_spec::set_job_image(&latest.file, &latest.source, &job, &new_image)
+    let (source, spec) = rewrite_image(latest, &job, &new_image)?;
+    let user = user(&headers);
+    let resolved = state.resolve(&request.env, &format!("{}/{job}", resolved.service))?;
+    // Planned against the new spec before anything is stored; the version number is given out
+    // in the transaction.
+    let mut deployment = state.plan_deployment_to(
+        &resolved,
+        DeploymentKind::Update,
+        &spec,
+        latest.version,
+        &user,
+    )?;
+    let mut stored_version = None;
+    let events = state.deployment_events.subscribe();
+    state.create_deployment(&mut deployment, |deployment| {
+        let next = state.next_version(&resolved.env, &latest.file, &source, &spec, &user)?;
+        for job in &mut deployment.jobs {
+            job.to_version = next.version;
+        }
+        stored_version = next.stored().then_some(next.version);
+        Ok((next.compares, next.ops))
+    })?;
+    if let Some(version) = stored_version {
+        state.announce_version(&resolved.env, &resolved.service, version, &user);
+    }
+    state.start_deployment(&deployment);
+    Ok(answer(deployment, events, request.follow))
+}
+
+/// `image` at `tag`, refusing a tag outside the OCI reference grammar: the tag is written into
+/// the stored file, so nothing else may get through.
+fn image_with_tag(image: &ImageRef, tag: &str) -> Result<String, ApiFailure> {
+    let new_image = image.with_tag(tag);
+    match ImageRef::parse(&new_image) {
+        Ok(parsed) if cj_spec::is_valid_tag(tag) && parsed.tag.as_deref() == Some(tag) => {
+            Ok(new_image)
+        }
+        _ => Err(ApiFailure::BadRequest(format!(
+            "invalid tag \"{}\": expected 1 to 128 letters, digits, '_', '.' or '-', \
+             starting with a letter, digit or '_'",
+            crate::error::shown(tag)
+        ))),
+    }
+}
+
+/// The latest file with the job's image changed, and its parsed form. Refused unless the new
+/// file parses to exactly the latest spec with only that job's image changed.
+fn rewrite_image(
+    latest: &crate::versions::VersionRecord,
+    job: &str,
+    new_image: &str,
+) -> Result<(String, cj_spec::ServiceSpec), ApiFailure> {
+    let source = cj_spec::set_job_image(&latest.file, &latest.source, job, new_image)
         .map_err(ApiFailure::InvalidConfig)?
         .ok_or_else(|| ApiFailure::BadRequest(format!("job {job} names no image to change")))?;
     let spec = cj_spec::parse_service(&latest.file, &source).map_err(ApiFailure::InvalidConfig)?;
-    let user = user(&headers);
-    let pushed = state.store_version(&resolved.env, &latest.file, &source, spec, &user, None)?;
-    let resolved = state.resolve(&request.env, &format!("{}/{job}", resolved.service))?;
-    let deployment =
-        state.plan_deployment(&resolved, DeploymentKind::Update, pushed.version, &user)?;
-    start(state, deployment, request.follow)
+    let mut expected = latest.spec.clone();
+    for job_spec in expected.jobs.iter_mut().filter(|j| j.name == job) {
+        for task in &mut job_spec.tasks {
+            task.image = Some(new_image.to_owned());
+        }
+    }
+    if spec != expected {
+        return Err(ApiFailure::BadRequest(format!(
+            "cannot change the image of {job} in {} without changing more than the image: \
+             edit the file and push it",
+            latest.file
+        )));
+    }
+    Ok((source, spec))
 }
 
 /// What `update JOB` shows before a tag is chosen: the running containers and the registry's tags.
 pub async fn update_candidates(
     State(state): AppState,
-    Query(scope): Query<crate::api::Scope>,
+    ApiQuery(scope): ApiQuery<crate::api::Scope>,
 ) -> Result<Json<UpdateCandidates>, ApiFailure> {
     let resolved = state.resolve(scope.env(), scope.target()?)?;
     let job = one_job(&resolved)?;
@@ -213,18 +270,29 @@ fn job_image(resolved: &crate::resolve::Resolved, job: &str) -> Result<ImageRef,
     }
 }
 
+/// Stores a planned deployment (refused if another is active), starts it, and answers with
+/// the record or, with `follow`, its progress.
 fn start(
     state: Arc<ServerState>,
-    deployment: Deployment,
+    mut deployment: Deployment,
     follow: bool,
 ) -> Result<Response, ApiFailure> {
     let events = state.deployment_events.subscribe();
-    state.start_deployment(&deployment)?;
-    Ok(if follow {
+    state.create_deployment(&mut deployment, |_| Ok((Vec::new(), Vec::new())))?;
+    state.start_deployment(&deployment);
+    Ok(answer(deployment, events, follow))
+}
+
+fn answer(
+    deployment: Deployment,
+    events: broadcast::Receiver<(String, OperationEvent)>,
+    follow: bool,
+) -> Response {
+    if follow {
         follow_deployment(deployment.id, events)
     } else {
         Json(deployment).into_response()
-    })
+    }
 }
 
 /// The deployment's events as newline-delimited JSON, until it ends or waits for promotion.
@@ -267,6 +335,7 @@ fn follow_deployment(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GateRequest {
     pub env: String,
     /// The service whose deployment to promote or abort.
@@ -277,14 +346,14 @@ pub struct GateRequest {
 
 pub async fn promote(
     State(state): AppState,
-    Json(request): Json<GateRequest>,
+    ApiJson(request): ApiJson<GateRequest>,
 ) -> Result<Response, ApiFailure> {
     gate(state, request, true)
 }
 
 pub async fn abort(
     State(state): AppState,
-    Json(request): Json<GateRequest>,
+    ApiJson(request): ApiJson<GateRequest>,
 ) -> Result<Response, ApiFailure> {
     gate(state, request, false)
 }
@@ -295,7 +364,7 @@ fn gate(
     promote: bool,
 ) -> Result<Response, ApiFailure> {
     let resolved = state.resolve(&request.env, &request.target)?;
-    let mut deployment = state
+    let active = state
         .active_deployment(&request.env, &resolved.service)?
         .ok_or_else(|| {
             ApiFailure::NotFound(format!(
@@ -303,30 +372,36 @@ fn gate(
                 resolved.service
             ))
         })?;
-    if promote && deployment.status != DeploymentStatus::AwaitingPromotion {
-        return Err(ApiFailure::Conflict(format!(
-            "deployment {} is not waiting for promotion",
-            deployment.id
-        )));
-    }
-    if promote {
-        deployment.promote_requested = true;
-    } else {
-        deployment.abort_requested = true;
-    }
     let events = state.deployment_events.subscribe();
-    state.save_deployment(&deployment)?;
+    // Compare-and-swap: the runner may be recording a step at the same moment.
+    let (deployment, ()) = state.update_deployment(&active, |stored| {
+        if !stored.status.is_active() {
+            return Err(ApiFailure::Conflict(format!(
+                "deployment {} has already ended: {}",
+                stored.id,
+                status_word(stored.status)
+            )));
+        }
+        if promote {
+            if stored.status != DeploymentStatus::AwaitingPromotion {
+                return Err(ApiFailure::Conflict(format!(
+                    "deployment {} is not waiting for promotion",
+                    stored.id
+                )));
+            }
+            stored.promote_requested = true;
+        } else {
+            stored.abort_requested = true;
+        }
+        Ok(())
+    })?;
     state.deployment_signal.notify_waiters();
-    Ok(if request.follow {
-        follow_deployment(deployment.id, events)
-    } else {
-        Json(deployment).into_response()
-    })
+    Ok(answer(deployment, events, request.follow))
 }
 
 pub async fn list(
     State(state): AppState,
-    Query(scope): Query<crate::api::Scope>,
+    ApiQuery(scope): ApiQuery<crate::api::Scope>,
 ) -> Result<Json<Vec<Deployment>>, ApiFailure> {
     let mut deployments = state.deployments(scope.env())?;
     if let Some(target) = &scope.target {
@@ -339,10 +414,10 @@ pub async fn list(
 /// What pushing `source` and rolling it out would change, task by task.
 pub async fn diff(
     State(state): AppState,
-    Json(request): Json<DiffRequest>,
+    ApiJson(request): ApiJson<DiffRequest>,
 ) -> Result<Json<DiffResponse>, ApiFailure> {
-    let spec = cj_spec::parse_service(&request.file, &request.source)
-        .map_err(ApiFailure::InvalidConfig)?;
+    let file = crate::sanitize::file_name(&request.file);
+    let spec = cj_spec::parse_service(&file, &request.source).map_err(ApiFailure::InvalidConfig)?;
     let env = &request.env;
     let revision = state.service_revision(env, &spec.service)?;
     let latest = match state.latest_version(env, &spec.service)? {
@@ -405,6 +480,7 @@ pub async fn diff(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VersionDiffQuery {
     env: Option<String>,
     target: String,
@@ -414,7 +490,7 @@ pub struct VersionDiffQuery {
 
 pub async fn version_diff(
     State(state): AppState,
-    Query(query): Query<VersionDiffQuery>,
+    ApiQuery(query): ApiQuery<VersionDiffQuery>,
 ) -> Result<Json<VersionDiff>, ApiFailure> {
     let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
     let resolved = state.resolve(env, &query.target)?;

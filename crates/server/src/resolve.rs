@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use cj_spec::Target;
 
-use crate::error::ApiFailure;
+use crate::error::{ApiFailure, shown};
 use crate::state::ServerState;
 use crate::versions::VersionRecord;
 
@@ -24,9 +24,9 @@ pub struct Resolved {
 
 impl ServerState {
     pub fn resolve(&self, env: &str, target: &str) -> Result<Resolved, ApiFailure> {
-        let parsed: Target = target
-            .parse()
-            .map_err(|error: cj_spec::TargetError| ApiFailure::BadRequest(error.to_string()))?;
+        let parsed: Target = target.parse().map_err(|error: cj_spec::TargetError| {
+            ApiFailure::BadRequest(cj_spec::TargetError(shown(&error.0)).to_string())
+        })?;
         match parsed {
             Target::Name(name) => {
                 if let Some(latest) = self.latest_record(env, &name)? {
@@ -72,7 +72,8 @@ impl ServerState {
                             .map(|(service, _)| format!("{service}/{name}"))
                             .collect();
                         Err(ApiFailure::BadRequest(format!(
-                            "\"{name}\" names a job in several services; say which: {}",
+                            "\"{}\" names a job in several services; say which: {}",
+                            shown(&name),
                             names.join(", ")
                         )))
                     }
@@ -96,7 +97,8 @@ impl ServerState {
                 if !job_spec.tasks.iter().any(|t| t.name == task) {
                     let names: Vec<&str> = job_spec.tasks.iter().map(|t| t.name.as_str()).collect();
                     return Err(ApiFailure::NotFound(format!(
-                        "job {service}/{job} has no task \"{task}\" (tasks: {})",
+                        "job {service}/{job} has no task \"{}\" (tasks: {})",
+                        shown(&task),
                         names.join(", ")
                     )));
                 }
@@ -138,7 +140,9 @@ impl ServerState {
             format!("services: {}", services.join(", "))
         };
         Ok(ApiFailure::NotFound(format!(
-            "no service or job named \"{name}\" in environment {env} ({known})"
+            "no service or job named \"{}\" in environment {} ({known})",
+            shown(name),
+            shown(env)
         )))
     }
 }
@@ -150,8 +154,9 @@ fn require_job<'a>(
     latest.spec.job(job).ok_or_else(|| {
         let names: Vec<&str> = latest.spec.jobs.iter().map(|j| j.name.as_str()).collect();
         ApiFailure::NotFound(format!(
-            "service {} has no job \"{job}\" (jobs: {})",
+            "service {} has no job \"{}\" (jobs: {})",
             latest.service,
+            shown(job),
             names.join(", ")
         ))
     })

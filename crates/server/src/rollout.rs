@@ -65,7 +65,7 @@ impl ServerState {
             }
             Err(stop) => self.stop_deployment(&mut deployment, stop, &events).await,
         };
-        if let Err(error) = self.persist(&mut deployment) {
+        if let Err(error) = self.record_progress(&mut deployment) {
             tracing::error!(%error, id = deployment.id, "cannot record the end of a deployment");
         }
         self.announce_end(&deployment);
@@ -162,7 +162,7 @@ impl ServerState {
             Duration::from_millis(job.policy.min_healthy_time_ms),
         );
         let job_name = job.job.clone();
-        self.persist(deployment).map_err(failed)?;
+        self.record_progress(deployment).map_err(failed)?;
         self.emit(
             deployment,
             OperationEvent::Batch {
@@ -200,7 +200,7 @@ impl ServerState {
         batch.state = BatchState::Healthy;
         batch.finished = Some(now_rfc3339());
         job.next_batch = batch_index + 1;
-        self.persist(deployment).map_err(failed)
+        self.record_progress(deployment).map_err(failed)
     }
 
     /// The batch must stay ready for `min_healthy_time` before the rollout goes on.
@@ -209,7 +209,7 @@ impl ServerState {
         goals: &[(cj_agent::TaskKey, Goal)],
         min_healthy: Duration,
     ) -> Result<(), Stop> {
-        let until = tokio::time::Instant::now() + min_healthy;
+        let until = cj_agent::later(tokio::time::Instant::now(), min_healthy);
         let mut changed = self.changed.subscribe();
         loop {
             if let Some((key, _)) = goals.iter().find(|(key, goal)| !self.is_ready(key, goal)) {
@@ -240,7 +240,7 @@ impl ServerState {
             "canaries healthy; `coding-job promote {}` to go on",
             deployment.service
         ));
-        self.persist(deployment).map_err(failed)?;
+        self.record_progress(deployment).map_err(failed)?;
         self.emit(
             deployment,
             OperationEvent::Deployment {
@@ -259,7 +259,7 @@ impl ServerState {
                 deployment.promote_requested = false;
                 deployment.status = DeploymentStatus::Running;
                 deployment.message = None;
-                self.persist(deployment).map_err(failed)?;
+                self.record_progress(deployment).map_err(failed)?;
                 self.emit(
                     deployment,
                     OperationEvent::Deployment {
@@ -327,7 +327,7 @@ impl ServerState {
             )));
         }
         deployment.jobs[job_index].done = true;
-        self.persist(deployment).map_err(failed)
+        self.record_progress(deployment).map_err(failed)
     }
 
     /// Ends a deployment that stopped short: moves the tasks back if the policy (or an abort)
@@ -560,18 +560,6 @@ impl ServerState {
             }
         }
         places.join(", ")
-    }
-
-    fn persist(&self, deployment: &mut Deployment) -> Result<(), ApiFailure> {
-        // Keep requests made meanwhile through the API (promote, abort).
-        if let Ok(stored) = self.load_deployment(deployment) {
-            deployment.abort_requested |= stored.abort_requested;
-            if deployment.status == DeploymentStatus::AwaitingPromotion {
-                deployment.promote_requested |= stored.promote_requested;
-            }
-        }
-        deployment.updated = now_rfc3339();
-        self.save_deployment(deployment)
     }
 
     fn emit(&self, deployment: &Deployment, event: OperationEvent) {

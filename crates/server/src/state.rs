@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::error::ApiFailure;
 use crate::keys;
+use crate::version_cache::VersionCache;
 use crate::versions::VersionRecord;
 
 /// `desired/ENV/SERVICE/JOB`: the job should run at `version`.
@@ -104,8 +105,8 @@ pub struct ServerState {
     pub deployment_events: broadcast::Sender<(String, cj_api::OperationEvent)>,
     /// Woken when a deployment is promoted or aborted.
     pub deployment_signal: tokio::sync::Notify,
-    /// Versions are immutable, so parsed ones are kept.
-    version_cache: Mutex<HashMap<(String, String, u64), Arc<VersionRecord>>>,
+    /// Versions are immutable, so parsed ones are kept (within a memory budget).
+    version_cache: VersionCache,
 }
 
 impl ServerState {
@@ -135,7 +136,7 @@ impl ServerState {
             registry: cj_registry::RegistryClient::new(config.registries),
             deployment_events,
             deployment_signal: tokio::sync::Notify::new(),
-            version_cache: Mutex::default(),
+            version_cache: VersionCache::new(VersionCache::DEFAULT_BUDGET_BYTES),
         })
     }
 
@@ -146,19 +147,20 @@ impl ServerState {
         version: u64,
     ) -> Result<Arc<VersionRecord>, ApiFailure> {
         let cache_key = (env.to_owned(), service.to_owned(), version);
-        if let Some(record) = lock(&self.version_cache).get(&cache_key) {
-            return Ok(record.clone());
+        if let Some(record) = self.version_cache.get(&cache_key) {
+            return Ok(record);
         }
-        let record: VersionRecord = self
+        let stored = self
             .store
-            .get_json(&keys::version(env, service, version))?
+            .get(&keys::version(env, service, version))?
             .ok_or_else(|| {
                 ApiFailure::NotFound(format!(
                     "service {service} has no version {version} in {env}"
                 ))
             })?;
-        let record = Arc::new(record);
-        lock(&self.version_cache).insert(cache_key, record.clone());
+        let record: Arc<VersionRecord> = Arc::new(stored.json()?);
+        self.version_cache
+            .insert(cache_key, record.clone(), stored.value.len());
         Ok(record)
     }
 

@@ -4,7 +4,7 @@
 
 use cj_api::{PushResponse, VersionInfo};
 use cj_spec::ServiceSpec;
-use cj_store::{Compare, Op, StoreJson, TxnOutcome};
+use cj_store::{Compare, Op, Page, StoreJson, TxnOutcome};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiFailure;
@@ -51,8 +51,10 @@ impl ServerState {
         self.store_version(env, file, source, spec, user, check_revision)
     }
 
-    /// Stores a parsed file as the service's next version. With `check_revision`, refuses if
-    /// anything about the service changed after that revision (optimistic concurrency).
+    /// Stores a parsed file as the service's next version, unless it is the latest version's
+    /// file exactly (then nothing is stored, as `kubectl apply` and Nomad do). With
+    /// `check_revision`, refuses if anything about the service changed after that revision
+    /// (optimistic concurrency).
     pub fn store_version(
         &self,
         env: &str,
@@ -62,7 +64,6 @@ impl ServerState {
         user: &str,
         check_revision: Option<u64>,
     ) -> Result<PushResponse, ApiFailure> {
-        let latest_key = keys::latest(env, &spec.service);
         if let Some(expected) = check_revision {
             let current = self.service_revision(env, &spec.service)?;
             if current > expected {
@@ -73,57 +74,104 @@ impl ServerState {
             }
         }
         loop {
-            let latest = self.store.get(&latest_key)?;
-            let previous: Option<u64> = latest.as_ref().map(|kv| kv.json()).transpose()?;
-            let version = previous.unwrap_or(0) + 1;
-            let changed = match previous {
-                Some(previous) => self.version(env, &spec.service, previous)?.source != source,
-                None => true,
-            };
-            let record = VersionRecord {
-                env: env.to_owned(),
-                service: spec.service.clone(),
-                version,
-                file: file.to_owned(),
-                source: source.to_owned(),
-                spec: spec.clone(),
-                pushed_at: now_rfc3339(),
-                pushed_by: user.to_owned(),
-            };
-            let compare = Compare {
-                key: latest_key.clone(),
-                mod_revision: latest.as_ref().map(|kv| kv.mod_revision),
-            };
-            let ops = [
-                Op::Put {
-                    key: keys::version(env, &spec.service, version),
-                    value: to_json(&record)?,
-                },
-                Op::Put {
-                    key: latest_key.clone(),
-                    value: to_json(&version)?,
-                },
-            ];
-            // Lost a race with another push: read the new latest and try again.
-            if let TxnOutcome::Committed { revision } = self.store.txn(&[compare], &ops)? {
-                // Ops hear of every new version, whoever made it (a push or an `update`).
-                self.notifier.send(crate::notify::Notification::Push {
-                    env: env.to_owned(),
-                    service: spec.service.clone(),
-                    version,
-                    user: user.to_owned(),
-                    at: now_rfc3339(),
-                });
+            let next = self.next_version(env, file, source, &spec, user)?;
+            if !next.stored() {
                 return Ok(PushResponse {
                     env: env.to_owned(),
                     service: spec.service,
-                    version,
-                    previous,
-                    changed,
+                    version: next.version,
+                    previous: next.previous,
+                    changed: false,
+                    stored: false,
+                    revision: self.store.revision()?,
+                });
+            }
+            // Lost a race with another push: read the new latest and try again.
+            if let TxnOutcome::Committed { revision } = self.store.txn(&next.compares, &next.ops)? {
+                self.announce_version(env, &spec.service, next.version, user);
+                return Ok(PushResponse {
+                    env: env.to_owned(),
+                    service: spec.service,
+                    version: next.version,
+                    previous: next.previous,
+                    changed: true,
+                    stored: true,
                     revision,
                 });
             }
         }
+    }
+
+    /// The writes that store `source` as the service's next version, with the comparison that
+    /// makes them fail if another version was stored meanwhile; none if `source` is the latest
+    /// version's file exactly.
+    pub fn next_version(
+        &self,
+        env: &str,
+        file: &str,
+        source: &str,
+        spec: &ServiceSpec,
+        user: &str,
+    ) -> Result<NextVersion, ApiFailure> {
+        let latest_key = keys::latest(env, &spec.service);
+        let latest = self.store.get(&latest_key)?;
+        let previous: Option<u64> = latest.as_ref().map(|kv| kv.json()).transpose()?;
+        if let Some(previous) = previous
+            && self.version(env, &spec.service, previous)?.source == source
+        {
+            return Ok(NextVersion {
+                version: previous,
+                previous: Some(previous),
+                compares: Vec::new(),
+                ops: Vec::new(),
+            });
+        }
+        let version = previous.unwrap_or(0) + 1;
+        let record = VersionRecord {
+            env: env.to_owned(),
+            service: spec.service.clone(),
+            version,
+            file: file.to_owned(),
+            source: source.to_owned(),
+            spec: spec.clone(),
+            pushed_at: now_rfc3339(),
+            pushed_by: user.to_owned(),
+        };
+        let compares = vec![Compare {
+            key: latest_key.clone(),
+            mod_revision: latest.as_ref().map(|kv| kv.mod_revision),
+        }];
+        let ops = vec![
+            Op::Put {
+                key: keys::version(env, &spec.service, version),
+                value: to_json(&record)?,
+            },
+            Op::Put {
+                key: keys::version_info(env, &spec.service, version),
+                value: to_json(&record.info())?,
+            },
+            Op::Put {
+                key: latest_key,
+                value: to_json(&version)?,
+            },
+        ];
+        Ok(NextVersion {
+            version,
+            previous,
+            compares,
+            ops,
+        })
+    }
+
+    /// Ops hear of every new version, whoever made it (a push or an `update`).
+    pub fn announce_version(&self, env: &str, service: &str, version: u64, user: &str) {
+        self.notifier.send(crate::notify::Notification::Push {
+            env: env.to_owned(),
+            service: service.to_owned(),
+            version,
+            user: user.to_owned(),
+            at: now_rfc3339(),
+        });
     }
 
     /// The last revision at which anything about the service changed: a push, `up`/`down`, or
@@ -149,25 +197,90 @@ impl ServerState {
         Ok(self.store.get_json(&keys::latest(env, service))?)
     }
 
-    /// The names of every service pushed to `env`.
+    /// The names of every service pushed to `env`. Skips from one service to the next instead
+    /// of reading every key under it: a service's keys hold whole files.
     pub fn service_names(&self, env: &str) -> Result<Vec<String>, ApiFailure> {
         let prefix = keys::services(env);
-        Ok(self
-            .store
-            .range(&prefix)?
-            .into_iter()
-            .filter_map(|kv| {
-                kv.key
-                    .strip_prefix(&prefix)?
-                    .strip_suffix("/latest")
-                    .map(str::to_owned)
-            })
-            .collect())
+        let mut names = Vec::new();
+        let mut beyond = None;
+        loop {
+            let page = Page {
+                limit: 1,
+                newest_first: false,
+                beyond,
+            };
+            let Some(kv) = self.store.range_page(&prefix, &page)?.into_iter().next() else {
+                return Ok(names);
+            };
+            let Some((service, _)) = kv.key[prefix.len()..].split_once('/') else {
+                return Ok(names);
+            };
+            // Past every key of this service.
+            beyond = Some(format!("{prefix}{service}/{}", char::MAX));
+            names.push(service.to_owned());
+        }
     }
 
-    pub fn version_infos(&self, env: &str, service: &str) -> Result<Vec<VersionInfo>, ApiFailure> {
-        let records: Vec<VersionRecord> = self.store.range_json(&keys::versions(env, service))?;
-        Ok(records.iter().map(VersionRecord::info).collect())
+    /// At most `limit` versions of a service, the newest first, older than `before` when given.
+    /// Reads the small per-version summaries, never the files, so a long history is cheap.
+    pub fn version_infos(
+        &self,
+        env: &str,
+        service: &str,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<Vec<VersionInfo>, ApiFailure> {
+        let page = Page {
+            beyond: before.map(|version| keys::version_info(env, service, version)),
+            ..Page::newest(limit)
+        };
+        let infos: Vec<VersionInfo> = self
+            .store
+            .range_page_json(&keys::version_infos(env, service), &page)?;
+        // Versions stored before summaries existed: read their records (once; see below).
+        if infos.is_empty() && self.store.get(&keys::latest(env, service))?.is_some() {
+            return self.backfill_version_infos(env, service, limit, before);
+        }
+        Ok(infos)
+    }
+
+    /// Writes the summary of every version that has none (stores made before summaries were
+    /// kept), then reads the page again.
+    fn backfill_version_infos(
+        &self,
+        env: &str,
+        service: &str,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<Vec<VersionInfo>, ApiFailure> {
+        let mut written = 0;
+        for kv in self.store.range(&keys::versions(env, service))? {
+            let record: VersionRecord = kv.json()?;
+            let key = keys::version_info(env, service, record.version);
+            if self.store.get(&key)?.is_none() {
+                self.store.put(&key, to_json(&record.info())?)?;
+                written += 1;
+            }
+        }
+        if written == 0 {
+            return Ok(Vec::new());
+        }
+        self.version_infos(env, service, limit, before)
+    }
+}
+
+/// What storing a file as a new version takes; no writes if the file is the latest version's.
+pub struct NextVersion {
+    /// The new version's number, or the latest's when nothing is to be stored.
+    pub version: u64,
+    pub previous: Option<u64>,
+    pub compares: Vec<Compare>,
+    pub ops: Vec<Op>,
+}
+
+impl NextVersion {
+    pub fn stored(&self) -> bool {
+        !self.ops.is_empty()
     }
 }
 
@@ -186,7 +299,8 @@ pub fn check_env_name(env: &str) -> Result<(), ApiFailure> {
         Ok(())
     } else {
         Err(ApiFailure::BadRequest(format!(
-            "invalid environment name \"{env}\": expected letters, digits, '-' or '_'"
+            "invalid environment name \"{}\": expected letters, digits, '-' or '_'",
+            crate::error::shown(env)
         )))
     }
 }

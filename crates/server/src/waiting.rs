@@ -31,7 +31,7 @@ impl ServerState {
         mut progress: broadcast::Receiver<TaskProgress>,
         events: &mpsc::Sender<OperationEvent>,
     ) -> Vec<TaskFailure> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = cj_agent::later(tokio::time::Instant::now(), timeout);
         let mut changed = self.changed.subscribe();
         // Failures seen on the progress stream: the latest phase may already have moved on (a
         // failure is followed by backing off), but the wait must still end on it.

@@ -10,9 +10,11 @@ pub async fn run(client: &Client, args: HistoryArgs) -> CliResult<i32> {
     if let Some(range) = &args.diff {
         return diff_versions(client, &args.target, range, args.json).await;
     }
+    let limit = args.limit.to_string();
     let query = [
         ("env", client.env.as_str()),
         ("target", args.target.as_str()),
+        ("limit", limit.as_str()),
     ];
     let history: HistoryResponse = client.json(client.get("/v1/history").query(&query)).await?;
     if args.json {

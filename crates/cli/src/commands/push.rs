@@ -10,9 +10,7 @@ pub async fn run(client: &Client, args: PushArgs) -> CliResult<i32> {
     // Read every file first: a missing one stops the push before anything is stored.
     let mut requests = Vec::new();
     for path in &args.files {
-        let source = std::fs::read_to_string(path).map_err(|error| {
-            CliError::bad_input(format!("cannot read {}: {error}", path.display()))
-        })?;
+        let source = read_config(path)?;
         requests.push(PushRequest {
             env: client.env.clone(),
             file: path.display().to_string(),
@@ -24,14 +22,13 @@ pub async fn run(client: &Client, args: PushArgs) -> CliResult<i32> {
     for request in &requests {
         let response: PushResponse = client.json(client.post("/v1/push", request)).await?;
         if !args.json {
-            match (response.changed, response.previous) {
-                (false, Some(previous)) => {
-                    println!(
-                        "{} -> version {} (same file as version {previous})",
-                        response.service, response.version
-                    )
-                }
-                _ => println!("{} -> version {}", response.service, response.version),
+            if response.stored {
+                println!("{} -> version {}", response.service, response.version);
+            } else {
+                println!(
+                    "{}: unchanged: still version {}",
+                    response.service, response.version
+                );
             }
         }
         pushed.push(response);
@@ -40,4 +37,23 @@ pub async fn run(client: &Client, args: PushArgs) -> CliResult<i32> {
         return print_json(&pushed);
     }
     Ok(0)
+}
+
+/// A config file's text, refused before anything is sent if it is larger than the server
+/// accepts.
+fn read_config(path: &std::path::Path) -> CliResult<String> {
+    let cannot_read = |error: std::io::Error| {
+        CliError::bad_input(format!("cannot read {}: {error}", path.display()))
+    };
+    let size = std::fs::metadata(path).map_err(cannot_read)?.len();
+    if size > cj_spec::MAX_SOURCE_BYTES as u64 {
+        return Err(CliError::bad_input(format!(
+            "{}: the file is {} bytes; a service file may be at most {} bytes (1 MiB): \
+             split the service, or move large data out of the config",
+            path.display(),
+            size,
+            cj_spec::MAX_SOURCE_BYTES
+        )));
+    }
+    std::fs::read_to_string(path).map_err(cannot_read)
 }

@@ -176,7 +176,7 @@ impl Dev {
     }
 
     pub fn history(&self, job: &str) -> cj_api::HistoryResponse {
-        serde_json::from_str(&self.ok(&["history", job, "--json"])).unwrap()
+        serde_json::from_str(&self.ok(&["history", job, "--json", "--limit", "1000"])).unwrap()
     }
 
     /// A plain HTTP GET of an API path; returns the body.
@@ -194,6 +194,40 @@ impl Dev {
         let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
         assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
         body.to_owned()
+    }
+
+    /// A plain HTTP POST of a JSON body to an API path; returns the status and the body (of
+    /// a non-streamed answer).
+    pub fn http_post(&self, path: &str, body: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let address = self.url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .expect("a status code");
+        (status, body.to_owned())
+    }
+
+    /// The store's revision: unchanged when a refused request wrote nothing.
+    pub fn store_revision(&self) -> u64 {
+        let info: serde_json::Value =
+            serde_json::from_str(&self.http_get("/v1/info")).expect("GET /v1/info");
+        info["revision"].as_u64().unwrap()
     }
 
     /// Containers of this installation, as Docker lists them (all states).
