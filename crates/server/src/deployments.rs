@@ -15,14 +15,12 @@ use crate::state::{DesiredJob, ServerState, now_rfc3339};
 use crate::versions::to_json;
 
 impl ServerState {
-    pub fn deployments(&self, env: &str) -> Result<Vec<Deployment>, ApiFailure> {
-        let mut all: Vec<Deployment> = self
-            .store
-            .range_json::<Deployment>(keys::DEPLOYMENTS_ALL)?
-            .into_iter()
-            .filter(|deployment| deployment.env == env)
-            .collect();
+    /// The newest `limit` deployments of an environment, newest first.
+    pub fn deployments(&self, env: &str, limit: usize) -> Result<Vec<Deployment>, ApiFailure> {
+        crate::versions::check_env_name(env)?;
+        let mut all: Vec<Deployment> = self.store.range_json(&keys::deployments_of_env(env))?;
         all.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.id.cmp(&a.id)));
+        all.truncate(limit);
         Ok(all)
     }
 
@@ -433,7 +431,7 @@ mod tests {
                 .all(|error| matches!(error, ApiFailure::Conflict(_)))
         );
         // Once it has ended, the next one gets the next number.
-        let first = state.deployments("production").unwrap().remove(0);
+        let first = state.deployments("production", 50).unwrap().remove(0);
         state
             .update_deployment(&first, |stored| {
                 stored.status = DeploymentStatus::Succeeded;
@@ -445,7 +443,7 @@ mod tests {
             .create_deployment(&mut second, |_| Ok((Vec::new(), Vec::new())))
             .unwrap();
         assert_eq!(second.id, "web-2");
-        assert_eq!(state.deployments("production").unwrap().len(), 2);
+        assert_eq!(state.deployments("production", 50).unwrap().len(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

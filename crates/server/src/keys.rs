@@ -56,6 +56,10 @@ pub fn deployments(env: &str, service: &str) -> String {
 
 pub const DEPLOYMENTS_ALL: &str = "deployments/";
 
+pub fn deployments_of_env(env: &str) -> String {
+    format!("deployments/{env}/")
+}
+
 /// Zero-padded so key order is creation order.
 pub fn deployment(env: &str, service: &str, sequence: u64) -> String {
     format!("deployments/{env}/{service}/{sequence:06}")

@@ -399,15 +399,32 @@ fn gate(
     Ok(answer(deployment, events, request.follow))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentsQuery {
+    env: Option<String>,
+    target: Option<String>,
+    /// The newest this many; 50 by default.
+    limit: Option<usize>,
+}
+
 pub async fn list(
     State(state): AppState,
-    ApiQuery(scope): ApiQuery<crate::api::Scope>,
+    ApiQuery(query): ApiQuery<DeploymentsQuery>,
 ) -> Result<Json<Vec<Deployment>>, ApiFailure> {
-    let mut deployments = state.deployments(scope.env())?;
-    if let Some(target) = &scope.target {
-        let service = state.resolve(scope.env(), target)?.service;
-        deployments.retain(|deployment| deployment.service == service);
-    }
+    let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
+    let limit = crate::api::page_limit(query.limit, 50)?;
+    let deployments = match &query.target {
+        Some(target) => {
+            let service = state.resolve(env, target)?.service;
+            let mut deployments: Vec<Deployment> =
+                state.store.range_json(&keys::deployments(env, &service))?;
+            deployments.reverse();
+            deployments.truncate(limit);
+            deployments
+        }
+        None => state.deployments(env, limit)?,
+    };
     Ok(Json(deployments))
 }
 

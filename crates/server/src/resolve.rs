@@ -24,6 +24,7 @@ pub struct Resolved {
 
 impl ServerState {
     pub fn resolve(&self, env: &str, target: &str) -> Result<Resolved, ApiFailure> {
+        crate::versions::check_env_name(env)?;
         let parsed: Target = target.parse().map_err(|error: cj_spec::TargetError| {
             ApiFailure::BadRequest(cj_spec::TargetError(shown(&error.0)).to_string())
         })?;

@@ -200,6 +200,7 @@ impl ServerState {
     /// The names of every service pushed to `env`. Skips from one service to the next instead
     /// of reading every key under it: a service's keys hold whole files.
     pub fn service_names(&self, env: &str) -> Result<Vec<String>, ApiFailure> {
+        check_env_name(env)?;
         let prefix = keys::services(env);
         let mut names = Vec::new();
         let mut beyond = None;

@@ -147,6 +147,13 @@ impl Abuse {
                 cases.push((with("target", Some(value)), None));
             }
         }
+        if params.iter().any(|(key, _)| *key == "env") {
+            // Environment names end up in store keys: anything but a name is refused.
+            let long = "e".repeat(300);
+            for value in [long.as_str(), "a%2Fb", "..", "%00", "x%20y"] {
+                cases.push((with("env", Some(value)), Some("bad_request")));
+            }
+        }
         for (query, code) in cases {
             let uri = format!("{}?{query}", route.path);
             let what = format!("{} {}", route.method, shorten(&uri));
