@@ -374,21 +374,7 @@ pub fn kind_word(kind: DeploymentKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A server state on a fresh store. (The Docker engine is only connected to, never used.)
-    async fn server() -> (tempfile::TempDir, Arc<ServerState>) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = cj_store::EmbeddedStore::open(&dir.path().join("store.redb")).unwrap();
-        let runtime = Arc::new(cj_runtime::DockerRuntime::connect().await.unwrap());
-        let state = ServerState::new(
-            Arc::new(store),
-            "test".into(),
-            "host-1".into(),
-            runtime,
-            crate::config::ServerConfig::default(),
-        );
-        (dir, state)
-    }
+    use crate::testing::server;
 
     fn planned(service: &str) -> Deployment {
         Deployment {
@@ -461,7 +447,6 @@ mod tests {
                         deployment.message = Some(format!("step {step}"));
                         state.record_progress(&mut deployment).unwrap();
                     }
-                    deployment
                 })
             };
             let aborter = {
@@ -476,11 +461,10 @@ mod tests {
                 })
             };
             aborter.join().unwrap();
-            let runner_copy = runner.join().unwrap();
+            runner.join().unwrap();
             let stored = state.load_deployment(&deployment).unwrap();
             assert!(stored.abort_requested, "round {round}: the abort was lost");
             assert_eq!(stored.message.as_deref(), Some("step 49"));
-            assert!(runner_copy.abort_requested);
         }
     }
 

@@ -70,6 +70,9 @@ pub async fn run_dev(
         runtime.clone(),
         options.config,
     );
+    state
+        .write_missing_version_infos()
+        .map_err(|error| anyhow::anyhow!("failed to summarise stored versions: {error}"))?;
     // Assignments are published before the agent starts: it must never see "nothing assigned"
     // merely because the server had not loaded yet.
     state

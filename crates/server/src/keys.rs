@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cluster/id                                  this installation's id (labels its containers)
+//! cluster/version-infos-written               every version has its summary
 //! services/ENV/SERVICE/latest                 the newest version number
 //! services/ENV/SERVICE/versions/VVVVVVVVVV    one pushed version (file as written, parsed form)
 //! services/ENV/SERVICE/infos/VVVVVVVVVV       its summary (who, when, file name), for listings
@@ -15,16 +16,15 @@
 
 pub const CLUSTER_ID: &str = "cluster/id";
 
+/// Set once every version has its summary under `infos/` (older stores are given them at start).
+pub const VERSION_INFOS_WRITTEN: &str = "cluster/version-infos-written";
+
 pub fn services(env: &str) -> String {
     format!("services/{env}/")
 }
 
 pub fn latest(env: &str, service: &str) -> String {
     format!("services/{env}/{service}/latest")
-}
-
-pub fn versions(env: &str, service: &str) -> String {
-    format!("services/{env}/{service}/versions/")
 }
 
 /// Zero-padded so key order is version order.

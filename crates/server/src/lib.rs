@@ -24,6 +24,8 @@ mod sanitize;
 mod serve;
 mod state;
 mod status;
+#[cfg(test)]
+mod testing;
 mod version_cache;
 mod versions;
 mod waiting;

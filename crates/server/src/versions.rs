@@ -235,38 +235,38 @@ impl ServerState {
             beyond: before.map(|version| keys::version_info(env, service, version)),
             ..Page::newest(limit)
         };
-        let infos: Vec<VersionInfo> = self
+        Ok(self
             .store
-            .range_page_json(&keys::version_infos(env, service), &page)?;
-        // Versions stored before summaries existed: read their records (once; see below).
-        if infos.is_empty() && self.store.get(&keys::latest(env, service))?.is_some() {
-            return self.backfill_version_infos(env, service, limit, before);
-        }
-        Ok(infos)
+            .range_page_json(&keys::version_infos(env, service), &page)?)
     }
 
-    /// Writes the summary of every version that has none (stores made before summaries were
-    /// kept), then reads the page again.
-    fn backfill_version_infos(
-        &self,
-        env: &str,
-        service: &str,
-        limit: usize,
-        before: Option<u64>,
-    ) -> Result<Vec<VersionInfo>, ApiFailure> {
+    /// Writes the summary of every version that has none: stores made before summaries were
+    /// kept. Runs when the server starts, once: a marker records that it is done.
+    pub fn write_missing_version_infos(&self) -> Result<(), ApiFailure> {
+        if self.store.get(keys::VERSION_INFOS_WRITTEN)?.is_some() {
+            return Ok(());
+        }
         let mut written = 0;
-        for kv in self.store.range(&keys::versions(env, service))? {
+        for kv in self.store.range("services/")? {
+            if !kv.key.contains("/versions/") {
+                continue;
+            }
             let record: VersionRecord = kv.json()?;
-            let key = keys::version_info(env, service, record.version);
+            let key = keys::version_info(&record.env, &record.service, record.version);
             if self.store.get(&key)?.is_none() {
                 self.store.put(&key, to_json(&record.info())?)?;
                 written += 1;
             }
         }
-        if written == 0 {
-            return Ok(Vec::new());
+        if written > 0 {
+            tracing::info!(
+                written,
+                "wrote the summaries of versions stored before them"
+            );
         }
-        self.version_infos(env, service, limit, before)
+        self.store
+            .put(keys::VERSION_INFOS_WRITTEN, to_json(&true)?)?;
+        Ok(())
     }
 }
 
@@ -308,4 +308,127 @@ pub fn check_env_name(env: &str) -> Result<(), ApiFailure> {
 
 pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, ApiFailure> {
     serde_json::to_vec(value).map_err(|error| ApiFailure::Internal(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use cj_store::StoreJson;
+
+    use super::*;
+    use crate::testing::server;
+
+    fn file(version: u64) -> String {
+        format!("service: web\njobs:\n  - name: web\n    image: web:{version}\n")
+    }
+
+    fn push(state: &ServerState, version: u64) -> PushResponse {
+        state
+            .push("production", "web.yaml", &file(version), "alice", None)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn versions_are_listed_newest_first_a_page_at_a_time() {
+        let (_dir, state) = server().await;
+        for version in 1..=7 {
+            assert_eq!(push(&state, version).version, version);
+        }
+        let numbers = |limit, before| -> Vec<u64> {
+            state
+                .version_infos("production", "web", limit, before)
+                .unwrap()
+                .iter()
+                .map(|info| info.version)
+                .collect()
+        };
+        assert_eq!(numbers(3, None), [7, 6, 5]);
+        assert_eq!(numbers(3, Some(5)), [4, 3, 2]);
+        assert_eq!(numbers(3, Some(2)), [1]);
+        assert_eq!(numbers(3, Some(1)), Vec::<u64>::new());
+    }
+
+    #[tokio::test]
+    async fn the_same_file_again_stores_nothing() {
+        let (_dir, state) = server().await;
+        push(&state, 1);
+        let revision = state.store.revision().unwrap();
+        let again = push(&state, 1);
+        assert_eq!(
+            (again.version, again.stored, again.changed),
+            (1, false, false)
+        );
+        assert_eq!(state.store.revision().unwrap(), revision);
+        assert_eq!(push(&state, 2).version, 2);
+        // Back to an older file is a change: it is the latest that counts.
+        assert_eq!(push(&state, 1).version, 3);
+    }
+
+    #[tokio::test]
+    async fn versions_stored_before_summaries_get_them_once_at_start() {
+        let (_dir, state) = server().await;
+        for version in 1..=3 {
+            push(&state, version);
+        }
+        // As an older server left them: records without summaries, and no marker.
+        for version in 1..=3 {
+            state
+                .store
+                .delete(&keys::version_info("production", "web", version))
+                .unwrap();
+        }
+        assert!(
+            state
+                .version_infos("production", "web", 10, None)
+                .unwrap()
+                .is_empty()
+        );
+        state.write_missing_version_infos().unwrap();
+        let listed: Vec<(u64, String)> = state
+            .version_infos("production", "web", 10, None)
+            .unwrap()
+            .into_iter()
+            .map(|info| (info.version, info.pushed_by))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (3, "alice".into()),
+                (2, "alice".into()),
+                (1, "alice".into())
+            ]
+        );
+        assert_eq!(
+            state
+                .store
+                .get_json::<bool>(keys::VERSION_INFOS_WRITTEN)
+                .unwrap(),
+            Some(true)
+        );
+    }
+
+    #[tokio::test]
+    async fn services_are_listed_without_reading_their_versions() {
+        let (_dir, state) = server().await;
+        for service in ["b-svc", "a-svc", "c"] {
+            let source = format!("service: {service}\njobs:\n  - name: j\n    image: i:1\n");
+            state
+                .push("production", "f.yaml", &source, "alice", None)
+                .unwrap();
+        }
+        state
+            .push(
+                "staging",
+                "f.yaml",
+                "service: other\njobs:\n  - name: j\n",
+                "bob",
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            state.service_names("production").unwrap(),
+            ["a-svc", "b-svc", "c"]
+        );
+        assert_eq!(state.service_names("staging").unwrap(), ["other"]);
+        assert!(state.service_names("nothing").unwrap().is_empty());
+    }
 }
