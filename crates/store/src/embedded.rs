@@ -72,15 +72,29 @@ fn backend(error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(error.to_string())
 }
 
-fn decode(key: &str, bytes: &[u8]) -> KeyValue {
-    let create_revision = u64::from_le_bytes(bytes[0..8].try_into().expect("8-byte header"));
-    let mod_revision = u64::from_le_bytes(bytes[8..16].try_into().expect("8-byte header"));
-    KeyValue {
+/// A stored entry; one too short for its header (a damaged file) is an error, not a panic.
+fn decode(key: &str, bytes: &[u8]) -> Result<KeyValue, StoreError> {
+    let header = |range: std::ops::Range<usize>| {
+        bytes
+            .get(range)
+            .and_then(|slice| slice.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    let (Some(create_revision), Some(mod_revision)) = (header(0..8), header(8..16)) else {
+        return Err(StoreError::Decode {
+            key: key.to_owned(),
+            reason: format!(
+                "the stored entry is {} bytes, shorter than its header",
+                bytes.len()
+            ),
+        });
+    };
+    Ok(KeyValue {
         key: key.to_owned(),
         value: bytes[16..].to_vec(),
         create_revision,
         mod_revision,
-    }
+    })
 }
 
 fn encode(create_revision: u64, mod_revision: u64, value: &[u8]) -> Vec<u8> {
@@ -122,7 +136,8 @@ impl Store for EmbeddedStore {
         Ok(table
             .get(key)
             .map_err(backend)?
-            .map(|bytes| decode(key, bytes.value())))
+            .map(|bytes| decode(key, bytes.value()))
+            .transpose()?)
     }
 
     fn range(&self, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {
@@ -134,7 +149,7 @@ impl Store for EmbeddedStore {
             if !key.value().starts_with(prefix) {
                 break;
             }
-            found.push(decode(key.value(), value.value()));
+            found.push(decode(key.value(), value.value())?);
         }
         Ok(found)
     }
@@ -162,7 +177,7 @@ impl Store for EmbeddedStore {
             let (key, value): (redb::AccessGuard<&str>, redb::AccessGuard<&[u8]>) =
                 entry.map_err(backend)?;
             if key.value().starts_with(prefix) {
-                found.push(decode(key.value(), value.value()));
+                found.push(decode(key.value(), value.value())?);
             }
             Ok(found.len() < page.limit)
         };
@@ -195,7 +210,8 @@ impl Store for EmbeddedStore {
                 let current = kv
                     .get(compare.key.as_str())
                     .map_err(backend)?
-                    .map(|b| decode(&compare.key, b.value()));
+                    .map(|b| decode(&compare.key, b.value()))
+                    .transpose()?;
                 if current.map(|kv| kv.mod_revision) != compare.mod_revision {
                     return Ok(TxnOutcome::Failed);
                 }
@@ -216,7 +232,8 @@ impl Store for EmbeddedStore {
                         let created = kv
                             .get(key.as_str())
                             .map_err(backend)?
-                            .map(|b| decode(key, b.value()).create_revision)
+                            .map(|b| decode(key, b.value()).map(|kv| kv.create_revision))
+                            .transpose()?
                             .unwrap_or(revision);
                         kv.insert(key.as_str(), encode(created, revision, value).as_slice())
                             .map_err(backend)?;
@@ -466,6 +483,26 @@ mod tests {
         }
         let mut watch = store.watch("k", 0).unwrap();
         assert_eq!(watch.next().await.unwrap().value, Some(b"2".to_vec()));
+    }
+
+    #[test]
+    fn a_damaged_entry_is_an_error_not_a_panic() {
+        let (_dir, store) = open();
+        {
+            let write = store.db.begin_write().unwrap();
+            write
+                .open_table(KV)
+                .unwrap()
+                .insert("broken", [1u8, 2, 3].as_slice())
+                .unwrap();
+            write.commit().unwrap();
+        }
+        assert!(matches!(
+            store.get("broken"),
+            Err(StoreError::Decode { key, .. }) if key == "broken"
+        ));
+        assert!(store.range("bro").is_err());
+        assert!(store.put("broken", b"1".to_vec()).is_err());
     }
 
     #[test]
