@@ -8,16 +8,21 @@
 
 mod backoff;
 mod health;
+pub mod link;
 mod naming;
 mod observe;
 mod plan;
 mod reconcile;
+mod remote;
+mod stats;
 mod time;
 mod types;
 
 pub use backoff::Backoff;
 pub use plan::{Action, plan_task, plan_unwanted};
 pub use reconcile::{Agent, AgentConfig};
+pub use remote::{LinkError, RemoteOptions, run_remote};
+pub use stats::{ContainerStats, DEFAULT_STATS_INTERVAL, HostStats};
 pub use time::{LONGEST_WAIT, later};
 pub use types::{
     AgentReport, Assignment, ContainerEvent, ContainerEventKind, Health, ObservedContainer, Phase,

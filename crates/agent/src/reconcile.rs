@@ -36,6 +36,8 @@ pub struct AgentConfig {
     pub resync_interval: Duration,
     /// SIGTERM to SIGKILL, when stopping a container.
     pub stop_grace_seconds: u32,
+    /// How often the host's and the containers' resource use is reported.
+    pub stats_interval: Duration,
 }
 
 /// What the agent remembers between passes; all of it can be lost (a restart) without harm.
@@ -95,7 +97,11 @@ impl<R: ContainerRuntime> Agent<R> {
             reports,
             memory: Mutex::default(),
             inspect_cache: Mutex::default(),
-            http: reqwest::Client::new(),
+            // Checks probe the task's own host: never through a proxy from the environment.
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("a client without a proxy builds"),
             health_updates,
             health_receiver: Mutex::new(Some(health_receiver)),
         }
@@ -105,6 +111,13 @@ impl<R: ContainerRuntime> Agent<R> {
     /// nothing is touched: an agent that starts before its server has loaded must not take
     /// "nothing assigned yet" for "remove everything".
     pub async fn run(self, mut assignments: watch::Receiver<Option<Arc<Vec<Assignment>>>>) {
+        tokio::spawn(crate::stats::report_usage(
+            self.runtime.clone(),
+            self.config.cluster.clone(),
+            self.config.host.clone(),
+            self.config.stats_interval,
+            self.reports.clone(),
+        ));
         let (event_sender, mut events) = mpsc::unbounded_channel();
         tokio::spawn(follow_events(
             self.runtime.clone(),

@@ -245,4 +245,30 @@ pub enum AgentReport {
         host: String,
         containers: Vec<ObservedContainer>,
     },
+    /// What the host and its running containers use, every stats interval.
+    Stats {
+        host: String,
+        /// The Docker engine's version.
+        engine_version: String,
+        host_stats: crate::stats::HostStats,
+        containers: Vec<crate::stats::ContainerStats>,
+    },
+}
+
+impl AgentReport {
+    /// The report as from `host`: a server takes an agent's word for what runs, not for which
+    /// host it is.
+    pub fn from_host(mut self, host: &str) -> AgentReport {
+        match &mut self {
+            AgentReport::Phase { host: from, .. }
+            | AgentReport::Container { host: from, .. }
+            | AgentReport::Health { host: from, .. }
+            | AgentReport::Snapshot { host: from, .. }
+            | AgentReport::Stats { host: from, .. } => *from = host.to_owned(),
+        }
+        if let AgentReport::Container { event, .. } = &mut self {
+            event.host = host.to_owned();
+        }
+        self
+    }
 }

@@ -166,6 +166,44 @@ pub struct TaskStatus {
     /// absent when the task has no check.
     #[serde(default)]
     pub health: Option<String>,
+    /// The running container's CPU use in percent of one CPU, from its host's last stats.
+    #[serde(default)]
+    pub cpu_percent: Option<f64>,
+    /// The running container's memory in use, from its host's last stats.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+}
+
+/// `GET /v1/hosts`: one host, as its agent last reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub name: String,
+    /// `ready` (its agent is connected) or `down` (not connected now, or never was).
+    pub state: String,
+    /// The Docker engine's version, once the agent has said it.
+    pub engine_version: Option<String>,
+    /// When the server last heard from the agent (RFC 3339).
+    pub last_heartbeat: Option<String>,
+    /// Containers of this installation running there.
+    pub tasks: usize,
+    /// The latest resource reading, if any.
+    pub resources: Option<HostResources>,
+    /// Readings over the last hour, oldest first (every stats interval, 10 s by default).
+    #[serde(default)]
+    pub history: Vec<HostResources>,
+}
+
+/// A host's resources at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostResources {
+    pub at: String,
+    pub cpus: u32,
+    /// Of all CPUs together: 100 is every CPU busy.
+    pub cpu_percent: f64,
+    pub memory_total_bytes: u64,
+    pub memory_used_bytes: u64,
+    pub disk_total_bytes: u64,
+    pub disk_used_bytes: u64,
 }
 
 /// `GET /v1/inspect`: our view of a task plus Docker's own inspect document.
@@ -403,6 +441,113 @@ pub struct VersionDiff {
     pub to_source: String,
 }
 
+/// What a token's requests may do. `deploy` includes `read`, and `admin` includes both; `agent`
+/// is for agents only (the routes under `/v1/agent/`) and includes nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// GET routes: status, history, logs, versions, deployments.
+    Read,
+    /// Changes to what runs: push, up, down, rollouts, promote/abort, update, diff.
+    Deploy,
+    /// Tokens and hosts, besides everything `deploy` can do.
+    Admin,
+    /// An agent's link to the server.
+    Agent,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Read, Role::Deploy, Role::Admin, Role::Agent];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Deploy => "deploy",
+            Role::Admin => "admin",
+            Role::Agent => "agent",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == text)
+            .ok_or_else(|| {
+                format!("unknown role \"{text}\": expected read, deploy, admin or agent")
+            })
+    }
+}
+
+/// `POST /v1/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    /// 1 to 63 letters, digits, `_`, `.` or `-`.
+    pub name: String,
+    pub role: Role,
+}
+
+/// The answer to `POST /v1/tokens`: the only time the secret is shown (the server keeps its
+/// hash). `Debug` leaves the secret out.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CreatedToken {
+    pub name: String,
+    pub role: Role,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("secret", &"<hidden>")
+            .finish()
+    }
+}
+
+/// `GET /v1/tokens`: one token, without its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub name: String,
+    pub role: Role,
+    pub created: String,
+    /// The identity that created it (`server` for the admin token made at first start).
+    pub created_by: String,
+}
+
+/// `GET /v1/audit`: one write request (any method but GET and HEAD), allowed or refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: String,
+    /// The token's name; without a token (a loopback `dev`) the `x-coding-job-user` header;
+    /// `anonymous` or `invalid token` for refused requests without a valid one.
+    pub who: String,
+    /// The token's role; none without a token.
+    pub role: Option<Role>,
+    pub method: String,
+    pub path: String,
+    /// The environment the request names, if any.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// What the request is about, when it says: its target, the service a pushed file
+    /// declares, or the token it creates or revokes.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// The HTTP status of the answer.
+    pub status: u16,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,5 +575,26 @@ mod tests {
         assert!(serde_json::from_str::<DeployRequest>(extra).is_err());
         let extra = r#"{"env": "e", "file": "f", "source": "s", "check_revision": 1}"#;
         assert!(serde_json::from_str::<DiffRequest>(extra).is_err());
+        let extra = r#"{"name": "ci", "role": "read", "secret": "x"}"#;
+        assert!(serde_json::from_str::<CreateTokenRequest>(extra).is_err());
+    }
+
+    #[test]
+    fn roles_read_and_print_as_one_word() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+            assert_eq!(serde_json::to_string(&role).unwrap(), format!("\"{role}\""));
+        }
+        assert!("Admin".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn a_created_token_does_not_show_its_secret_in_debug_output() {
+        let token = CreatedToken {
+            name: "ci".into(),
+            role: Role::Deploy,
+            secret: "cj_0123456789abcdef".into(),
+        };
+        assert!(!format!("{token:?}").contains("0123456789abcdef"));
     }
 }

@@ -26,6 +26,13 @@ pub struct Cli {
     /// The environment to act on.
     #[arg(long, global = true, env = "CODING_JOB_ENV", default_value = cj_api::DEFAULT_ENV)]
     pub env: String,
+    /// The API token to send (`Authorization: Bearer`); a `dev` server on loopback needs none.
+    #[arg(long, global = true, env = "CODING_JOB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A PEM certificate to trust for the server's TLS, besides the usual roots (for a server
+    /// with a self-signed or private CA's certificate).
+    #[arg(long, global = true, value_name = "FILE", env = "CODING_JOB_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -34,6 +41,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the server, an agent and the embedded store in one process, for one machine.
     Dev(DevArgs),
+    /// Run the server with the embedded store and no agent of its own; agents join it. Every
+    /// request needs a token (the first admin token is written to DATA_DIR/admin.token).
+    Server(ServerArgs),
+    /// Run this host's agent: it links to the server (`--server`) and runs the host's tasks.
+    Agent(AgentArgs),
     /// Store a new version of each service file (does not deploy).
     Push(PushArgs),
     /// Start what is not running, in dependency order.
@@ -43,6 +55,8 @@ pub enum Command {
     /// What runs where.
     #[command(alias = "list")]
     Status(StatusArgs),
+    /// Every host: its agent's state, its engine, and what it uses.
+    Hosts(HostsArgs),
     /// A task's container: our view plus Docker's own inspect.
     Inspect(TargetArgs),
     /// A task's container output, also of stopped and replaced containers.
@@ -65,6 +79,102 @@ pub enum Command {
     Abort(TargetArgs),
     /// Rollouts in progress and past: batches, health, outcome.
     Deployments(StatusArgs),
+    /// API tokens: create (the secret is shown once), list, revoke. Needs the admin role.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Who did what: every write request, allowed or refused, newest first. Needs the admin
+    /// role.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Where the embedded store, the audit log and admin.token live.
+    #[arg(long, default_value = "./cj-data")]
+    pub data_dir: PathBuf,
+    /// Address of the API (and of the agents' endpoint).
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Server configuration (YAML): `notify:` webhook URLs, `registries:` with credentials.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Serve HTTPS with this certificate (chain), PEM.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key, PEM.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Give the token named `admin` a new secret and write it to DATA_DIR/admin.token (the old
+    /// secret stops working): for when the file was lost.
+    #[arg(long)]
+    pub reset_admin_token: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token; its secret is printed once and cannot be shown again.
+    Create(TokenCreateArgs),
+    /// Every token, with its role, when and by whom it was made (never secrets).
+    List(JsonArgs),
+    /// Revoke a token: it stops working at once.
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// 1 to 63 letters, digits, `_`, `.` or `-`.
+    pub name: String,
+    /// read (GET only), deploy (read + push, up, down, rollouts...), admin (deploy + tokens and
+    /// hosts), agent (agents only).
+    #[arg(long, value_parser = ["read", "deploy", "admin", "agent"])]
+    pub role: String,
+    /// Print `{"name", "role", "secret"}` as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The newest N entries.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HostsArgs {
+    /// Also each host's readings over the last hour (with --json).
+    #[arg(long)]
+    pub history: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// This host's name, as configs name it in `run_on_host` (default: the system's host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A file holding this agent's token (role `agent`).
+    #[arg(long, value_name = "FILE", env = "CODING_JOB_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The Docker engine to drive, as Docker's `-H` (default: DOCKER_HOST, then the local
+    /// socket).
+    #[arg(long, value_name = "URL")]
+    pub docker_host: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +312,18 @@ mod tests {
             Command::Up(args) => Ok(args.timeout),
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["coding-job", "server"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all)
+        };
+        assert!(parse(&["--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["--tls-key", "k.pem"]).is_err());
+        assert!(parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).is_ok());
     }
 
     #[test]

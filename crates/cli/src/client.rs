@@ -1,6 +1,13 @@
-//! The HTTP client: JSON in and out, API errors turned into messages and exit codes.
+//! The HTTP client: JSON in and out, API errors turned into messages and exit codes. It sends
+//! the token (`--token`) as `Authorization: Bearer`, trusts an extra CA (`--ca-cert`), and
+//! never sends loopback traffic through a proxy (`HTTP_PROXY` is for the network, and a proxy
+//! would see the token).
+
+use std::net::IpAddr;
+use std::path::Path;
 
 use cj_api::{ApiError, USER_HEADER};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -35,19 +42,50 @@ pub struct Client {
     base: String,
     pub env: String,
     user: String,
+    /// Whether `--ca-cert` was given (a certificate error then needs another hint).
+    extra_ca: bool,
 }
 
 impl Client {
-    pub fn new(server: &str, env: &str) -> Self {
+    /// A client of the server at `server`, acting on `env`, sending `token` if given and
+    /// trusting the certificates in `ca_cert` besides the usual roots.
+    pub fn new(
+        server: &str,
+        env: &str,
+        token: Option<&str>,
+        ca_cert: Option<&Path>,
+    ) -> CliResult<Self> {
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
             .unwrap_or_else(|_| "unknown".into());
-        Client {
-            http: reqwest::Client::new(),
+        let url = reqwest::Url::parse(server).map_err(|error| {
+            CliError::bad_input(format!(
+                "invalid server URL \"{server}\" ({error}): expected http://HOST:PORT or https://HOST:PORT"
+            ))
+        })?;
+        let mut builder = reqwest::Client::builder();
+        if is_loopback(&url) {
+            builder = builder.no_proxy();
+        }
+        if let Some(token) = token {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+                .map_err(|_| CliError::bad_input("the token holds characters a header cannot"))?;
+            value.set_sensitive(true);
+            builder = builder.default_headers(HeaderMap::from_iter([(AUTHORIZATION, value)]));
+        }
+        if let Some(path) = ca_cert {
+            builder = builder.add_root_certificate(certificate(path)?);
+        }
+        let http = builder.build().map_err(|error| {
+            CliError::bad_input(format!("cannot set up the HTTP client: {}", chain(&error)))
+        })?;
+        Ok(Client {
+            http,
             base: server.trim_end_matches('/').to_owned(),
             env: env.to_owned(),
             user,
-        }
+            extra_ca: ca_cert.is_some(),
+        })
     }
 
     pub fn get(&self, path: &str) -> RequestBuilder {
@@ -63,17 +101,37 @@ impl Client {
             .json(body)
     }
 
+    pub fn delete(&self, path: &str) -> RequestBuilder {
+        self.http
+            .delete(format!("{}{path}", self.base))
+            .header(USER_HEADER, &self.user)
+    }
+
     /// Sends the request; a non-2xx answer becomes an error with the server's message.
     pub async fn send(&self, request: RequestBuilder) -> CliResult<Response> {
         let response = request.send().await.map_err(|error| {
-            if error.is_connect() {
+            let cause = chain(&error);
+            if is_certificate_problem(&cause) && self.extra_ca {
                 CliError::failed(format!(
-                    "cannot reach the coding-job server at {}: is `coding-job dev` running? \
-                     (choose another with --server or CODING_JOB_SERVER)",
+                    "the TLS certificate of {} is not accepted ({cause}): is --ca-cert the \
+                     certificate that signed it (a self-signed one must not say CA:TRUE)?",
+                    self.base
+                ))
+            } else if is_certificate_problem(&cause) {
+                CliError::failed(format!(
+                    "the TLS certificate of {} is not trusted ({cause}): pass the server's CA \
+                     certificate with --ca-cert FILE or CODING_JOB_CA_CERT",
+                    self.base
+                ))
+            } else if error.is_connect() {
+                CliError::failed(format!(
+                    "cannot reach the coding-job server at {}: is `coding-job dev` (or \
+                     `coding-job server`) running? (choose another with --server or \
+                     CODING_JOB_SERVER)",
                     self.base
                 ))
             } else {
-                CliError::failed(format!("request to {} failed: {error}", self.base))
+                CliError::failed(format!("request to {} failed: {cause}", self.base))
             }
         })?;
         if response.status().is_success() {
@@ -88,6 +146,54 @@ impl Client {
             CliError::failed(format!("unexpected answer from the server: {error}"))
         })
     }
+}
+
+/// Whether the URL's host is this machine: `localhost`, or a loopback address.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The certificates of a PEM file, as one root for reqwest (which takes every certificate in it).
+fn certificate(path: &Path) -> CliResult<reqwest::Certificate> {
+    let pem = std::fs::read(path).map_err(|error| {
+        CliError::bad_input(format!(
+            "cannot read the CA certificate {}: {error}",
+            path.display()
+        ))
+    })?;
+    let has_certificate = String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----");
+    let invalid = || {
+        CliError::bad_input(format!(
+            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ))
+    };
+    if !has_certificate {
+        return Err(invalid());
+    }
+    reqwest::Certificate::from_pem(&pem).map_err(|_| invalid())
+}
+
+/// An error and its causes, as one line: reqwest's own message rarely says what went wrong.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
+fn is_certificate_problem(cause: &str) -> bool {
+    let lower = cause.to_ascii_lowercase();
+    lower.contains("certificate") || lower.contains("unknownissuer")
 }
 
 async fn api_error(response: Response) -> CliError {
@@ -106,5 +212,53 @@ async fn api_error(response: Response) -> CliError {
         CliError::bad_input(message)
     } else {
         CliError::failed(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_servers_are_recognised() {
+        for (url, loopback) in [
+            ("http://127.0.0.1:7400", true),
+            ("http://127.1.2.3:7400", true),
+            ("http://localhost:7400", true),
+            ("https://[::1]:7400", true),
+            ("http://10.0.0.1:7400", false),
+            ("https://cj.example.com", false),
+        ] {
+            assert_eq!(
+                is_loopback(&reqwest::Url::parse(url).unwrap()),
+                loopback,
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_ca_file_is_refused_before_any_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "not a certificate").unwrap();
+        let error = Client::new("https://127.0.0.1:1", "production", None, Some(&path))
+            .err()
+            .unwrap();
+        assert_eq!(error.exit_code, 2);
+        assert!(
+            error.message.contains("holds no PEM certificate"),
+            "{}",
+            error.message
+        );
+        let missing = dir.path().join("missing.pem");
+        let error = Client::new("https://127.0.0.1:1", "production", None, Some(&missing))
+            .err()
+            .unwrap();
+        assert!(
+            error.message.contains("cannot read the CA certificate"),
+            "{}",
+            error.message
+        );
     }
 }

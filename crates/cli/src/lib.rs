@@ -1,26 +1,33 @@
 //! The command line: argument definitions, an HTTP client for the API, and terminal output.
 //! Every command talks to the server over HTTP (the same API the web UI uses); none reaches
-//! Docker or the store directly. `dev` is defined here but run by the binary, which owns the
-//! server.
+//! Docker or the store directly. `dev`, `server` and `agent` are defined here but run by the
+//! binary, which owns the server and the agent.
 
 mod args;
 mod client;
 mod commands;
 mod output;
 
-pub use args::{Cli, Command, DEFAULT_LISTEN, DevArgs};
+pub use args::{AgentArgs, Cli, Command, DEFAULT_LISTEN, DevArgs, ServerArgs};
 pub use client::{CliError, Client};
 
 /// Runs a client command; returns the process exit code (0 done, 1 failed, 2 bad input).
 pub async fn run(cli: Cli) -> i32 {
-    let client = Client::new(&cli.server, &cli.env);
+    let token = cli.token.as_deref();
+    let client = match Client::new(&cli.server, &cli.env, token, cli.ca_cert.as_deref()) {
+        Ok(client) => client,
+        Err(error) => return report(error),
+    };
 
     let result = match cli.command {
-        Command::Dev(_) => unreachable!("the binary runs `dev` itself"),
+        Command::Dev(_) | Command::Agent(_) | Command::Server(_) => {
+            unreachable!("the binary runs `dev`, `server` and `agent` itself")
+        }
         Command::Push(args) => commands::push::run(&client, args).await,
         Command::Up(args) => commands::operation::run(&client, "up", args).await,
         Command::Down(args) => commands::operation::run(&client, "down", args).await,
         Command::Status(args) => commands::status::run(&client, args).await,
+        Command::Hosts(args) => commands::hosts::run(&client, args).await,
         Command::Inspect(args) => commands::inspect::run(&client, args).await,
         Command::Logs(args) => commands::logs::run(&client, args).await,
         Command::History(args) => commands::history::run(&client, args).await,
@@ -66,17 +73,19 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Promote(args) => commands::deploy::gate(&client, "promote", &args).await,
         Command::Abort(args) => commands::deploy::gate(&client, "abort", &args).await,
         Command::Deployments(args) => commands::deployments::run(&client, args).await,
+        Command::Token(command) => commands::token::run(&client, command).await,
+        Command::Audit(args) => commands::audit::run(&client, args).await,
     };
-    match result {
-        Ok(code) => code,
-        Err(error) => {
-            // A rejected config is already a list of located errors, one per line.
-            if error.message.contains('\n') {
-                eprintln!("{}", error.message);
-            } else {
-                eprintln!("error: {}", error.message);
-            }
-            error.exit_code
-        }
+    result.unwrap_or_else(report)
+}
+
+/// Prints a failed command's message; returns its exit code.
+fn report(error: CliError) -> i32 {
+    // A rejected config is already a list of located errors, one per line.
+    if error.message.contains('\n') {
+        eprintln!("{}", error.message);
+    } else {
+        eprintln!("error: {}", error.message);
     }
+    error.exit_code
 }

@@ -52,3 +52,31 @@ pub fn age(rfc3339: Option<&str>) -> String {
         _ => format!("{}d{}h", seconds / 86400, seconds % 86400 / 3600),
     }
 }
+
+/// A size the way `docker stats` shows one: `12.3MiB`, `1.5GiB`.
+pub fn bytes(count: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{count}B")
+    } else {
+        format!("{value:.1}{}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod bytes_tests {
+    use super::bytes;
+
+    #[test]
+    fn sizes_read_as_docker_shows_them() {
+        assert_eq!(bytes(512), "512B");
+        assert_eq!(bytes(12 << 20), "12.0MiB");
+        assert_eq!(bytes(3 << 29), "1.5GiB");
+    }
+}

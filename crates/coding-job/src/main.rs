@@ -4,13 +4,23 @@
 use std::io::Write;
 use std::time::Duration;
 
-use cj_cli::{Cli, Command, DevArgs};
+use std::sync::Arc;
+
+use anyhow::Context;
+use cj_agent::{RemoteOptions, run_remote};
+use cj_cli::{AgentArgs, Cli, Command, DevArgs, ServerArgs};
+use cj_runtime::DockerRuntime;
 use cj_server::config::ServerConfig;
-use cj_server::dev::{DevOptions, DevStarted, run_dev};
+use cj_server::dev::{DevOptions, run_dev};
+use cj_server::startup::{ServerOptions, Started, run_server};
+use cj_server::tls::TlsFiles;
+use cj_server::{AdminToken, AuthMode};
 use clap::Parser;
 
 fn main() {
     let cli = Cli::parse();
+    // One rustls provider for the whole process (the server's TLS and every HTTPS client).
+    cj_server::tls::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -20,6 +30,26 @@ fn main() {
         Command::Dev(args) => {
             init_logging();
             match runtime.block_on(dev(args)) {
+                Ok(()) => 0,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    1
+                }
+            }
+        }
+        Command::Server(args) => {
+            init_logging();
+            match runtime.block_on(server(args)) {
+                Ok(()) => 0,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    1
+                }
+            }
+        }
+        Command::Agent(args) => {
+            init_logging();
+            match runtime.block_on(agent(cli.server.clone(), args)) {
                 Ok(()) => 0,
                 Err(error) => {
                     eprintln!("error: {error:#}");
@@ -41,31 +71,115 @@ fn init_logging() {
         .init();
 }
 
-async fn dev(args: DevArgs) -> anyhow::Result<()> {
-    let config = match &args.config {
-        Some(path) => ServerConfig::load(path)?,
-        None => ServerConfig::default(),
-    };
-    let options = DevOptions {
-        data_dir: args.data_dir,
-        listen: args.listen,
-        host_name: args.host_name.unwrap_or_else(system_host_name),
-        resync_interval: Duration::from_secs(10),
-        config,
-    };
-    run_dev(options, announce, shutdown_signal()).await
+fn server_config(path: Option<&std::path::Path>) -> anyhow::Result<ServerConfig> {
+    match path {
+        Some(path) => ServerConfig::load(path),
+        None => Ok(ServerConfig::default()),
+    }
 }
 
-/// The first stdout line says where the API listens (scripts and tests read it).
-fn announce(started: &DevStarted) {
-    let url = format!("http://{}", started.api);
+async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let options = DevOptions {
+        server: ServerOptions {
+            config: server_config(args.config.as_deref())?,
+            auth: AuthMode::for_dev(&args.listen),
+            data_dir: args.data_dir,
+            listen: args.listen,
+            tls: None,
+            reset_admin_token: false,
+        },
+        host_name: args.host_name.unwrap_or_else(system_host_name),
+        resync_interval: Duration::from_secs(10),
+    };
+    run_dev(
+        options,
+        |started| announce("dev", started),
+        shutdown_signal(),
+    )
+    .await
+}
+
+async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        _ => None,
+    };
+    let options = ServerOptions {
+        config: server_config(args.config.as_deref())?,
+        data_dir: args.data_dir,
+        listen: args.listen,
+        tls,
+        auth: AuthMode::Required,
+        reset_admin_token: args.reset_admin_token,
+    };
+    run_server(
+        options,
+        |started| announce("server", started),
+        shutdown_signal(),
+    )
+    .await
+}
+
+async fn agent(server: String, args: AgentArgs) -> anyhow::Result<()> {
+    let token = match &args.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read the token file {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let runtime = DockerRuntime::connect_to(args.docker_host.as_deref())
+        .await
+        .context("failed to connect to Docker")?;
+    let host = args.name.unwrap_or_else(system_host_name);
+    let options = RemoteOptions {
+        server: server.clone(),
+        token,
+        host: host.clone(),
+        resync_interval: Duration::from_secs(10),
+        stop_grace_seconds: 10,
+        stats_interval: cj_agent::DEFAULT_STATS_INTERVAL,
+    };
+    println!("coding-job agent {host}: linking to {server}");
+    run_remote(Arc::new(runtime), options, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// The first stdout line says where the API listens (scripts and tests read it); the last
+/// starts with `  try:`. Where the admin token is (when tokens are required) is said, never
+/// the token itself.
+fn announce(command: &str, started: &Started) {
+    let url = &started.url;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "coding-job dev: API listening on {url}");
+    let _ = writeln!(out, "coding-job {command}: API listening on {url}");
     let _ = writeln!(out, "  data directory: {}", started.data_dir.display());
     let _ = writeln!(out, "  cluster id:     {}", started.cluster);
+    let token = match &started.admin_token {
+        None => String::new(),
+        Some(admin_token) => {
+            let (path, note) = match admin_token {
+                AdminToken::Written(path) => (path, "(new; keep it secret)"),
+                AdminToken::Kept { path, valid: true } => (path, ""),
+                AdminToken::Kept { path, valid: false } => (
+                    path,
+                    "(no longer an admin token's: restart with --reset-admin-token for a new one)",
+                ),
+                AdminToken::Missing(path) => (
+                    path,
+                    "(missing: the admin tokens in the store still work; restart with \
+                     --reset-admin-token to write a new one, which replaces the `admin` token's secret)",
+                ),
+            };
+            let line = format!("  admin token:    {} {note}", path.display());
+            let _ = writeln!(out, "{}", line.trim_end());
+            format!(" CODING_JOB_TOKEN=$(cat {})", path.display())
+        }
+    };
     let _ = writeln!(
         out,
-        "  try:            CODING_JOB_SERVER={url} coding-job status"
+        "  try:            CODING_JOB_SERVER={url}{token} coding-job status"
     );
     let _ = out.flush();
 }

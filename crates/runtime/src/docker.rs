@@ -8,12 +8,13 @@ use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
     ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
+    StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::stream::{BoxStream, StreamExt};
 
 use crate::types::{
-    Container, ContainerState, ContainerStatus, LogChunk, RuntimeError, RuntimeEvent,
+    Container, ContainerState, ContainerStatus, ContainerUsage, LogChunk, RuntimeError,
+    RuntimeEvent,
 };
 use crate::{ContainerRuntime, CreateRequest};
 
@@ -26,7 +27,17 @@ impl DockerRuntime {
     /// Connects to the local engine (`DOCKER_HOST` or the default socket) and agrees on an API
     /// version both sides speak.
     pub async fn connect() -> Result<Self, RuntimeError> {
-        let docker = Docker::connect_with_local_defaults().map_err(docker_error)?;
+        Self::connect_to(None).await
+    }
+
+    /// Connects to the engine at `docker_host` (`unix:///path`, `tcp://host:port`, as Docker's
+    /// own `-H`), or as [`DockerRuntime::connect`] does when it is `None`.
+    pub async fn connect_to(docker_host: Option<&str>) -> Result<Self, RuntimeError> {
+        let docker = match docker_host {
+            Some(host) => Docker::connect_with_host(host),
+            None => Docker::connect_with_local_defaults(),
+        }
+        .map_err(docker_error)?;
         let docker = docker.negotiate_version().await.map_err(docker_error)?;
         docker.ping().await.map_err(|error| {
             RuntimeError::Docker(format!("cannot reach the Docker engine: {error}"))
@@ -222,6 +233,48 @@ impl ContainerRuntime for DockerRuntime {
             error: state.error.unwrap_or_default(),
         };
         Ok((status, raw))
+    }
+
+    async fn usage(&self, id: &str) -> Result<ContainerUsage, RuntimeError> {
+        let options = StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let stats = self
+            .docker
+            .stats(id, Some(options))
+            .next()
+            .await
+            .ok_or_else(|| RuntimeError::Docker(format!("no stats for container {id}")))?
+            .map_err(docker_error)?;
+        let cpu = stats.cpu_stats.unwrap_or_default();
+        let memory = stats.memory_stats.unwrap_or_default();
+        // The page cache the kernel can drop does not count (cgroup v2: inactive_file).
+        let cache = memory
+            .stats
+            .as_ref()
+            .and_then(|stats| {
+                stats
+                    .get("inactive_file")
+                    .or_else(|| stats.get("total_inactive_file"))
+            })
+            .copied()
+            .unwrap_or(0);
+        Ok(ContainerUsage {
+            cpu_nanos: cpu
+                .cpu_usage
+                .and_then(|usage| usage.total_usage)
+                .unwrap_or(0),
+            system_cpu_nanos: cpu.system_cpu_usage.unwrap_or(0),
+            online_cpus: cpu.online_cpus.unwrap_or(1),
+            memory_bytes: memory.usage.unwrap_or(0).saturating_sub(cache),
+            memory_limit_bytes: memory.limit.unwrap_or(0),
+        })
+    }
+
+    async fn engine_version(&self) -> Result<String, RuntimeError> {
+        let version = self.docker.version().await.map_err(docker_error)?;
+        Ok(version.version.unwrap_or_else(|| "unknown".into()))
     }
 
     async fn exec(&self, id: &str, command: &[String]) -> Result<i64, RuntimeError> {

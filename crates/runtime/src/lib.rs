@@ -12,7 +12,10 @@ mod types;
 
 pub use create::CreateRequest;
 pub use docker::DockerRuntime;
-pub use types::{Container, ContainerState, ContainerStatus, LogChunk, RuntimeError, RuntimeEvent};
+pub use types::{
+    Container, ContainerState, ContainerStatus, ContainerUsage, LogChunk, RuntimeError,
+    RuntimeEvent,
+};
 
 use std::future::Future;
 
@@ -80,4 +83,10 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         tail: Option<u32>,
         follow: bool,
     ) -> BoxStream<'static, Result<LogChunk, RuntimeError>>;
+
+    /// What a running container uses now (counters: CPU use is the change between two reads).
+    fn usage(&self, id: &str) -> impl Future<Output = Result<ContainerUsage, RuntimeError>> + Send;
+
+    /// The engine's version, e.g. `28.2.2`.
+    fn engine_version(&self) -> impl Future<Output = Result<String, RuntimeError>> + Send;
 }

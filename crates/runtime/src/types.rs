@@ -88,6 +88,36 @@ pub struct RuntimeEvent {
     pub time_nanos: i64,
 }
 
+/// A container's resource use at one moment, as the engine's stats say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ContainerUsage {
+    /// CPU time the container used since it started, in nanoseconds.
+    pub cpu_nanos: u64,
+    /// CPU time the whole host used in the same clock, in nanoseconds (with `cpu_nanos`, two
+    /// reads give the container's share).
+    pub system_cpu_nanos: u64,
+    pub online_cpus: u32,
+    /// Memory in use, without the page cache the kernel can drop (as `docker stats` shows it).
+    pub memory_bytes: u64,
+    /// The container's memory limit, or the host's memory when it has none.
+    pub memory_limit_bytes: u64,
+}
+
+impl ContainerUsage {
+    /// The CPU the container used between `earlier` and this read, in percent of one CPU (so a
+    /// container using two CPUs fully shows 200), as `docker stats` computes it.
+    pub fn cpu_percent_since(&self, earlier: &ContainerUsage) -> f64 {
+        let container = self.cpu_nanos.saturating_sub(earlier.cpu_nanos) as f64;
+        let system = self
+            .system_cpu_nanos
+            .saturating_sub(earlier.system_cpu_nanos) as f64;
+        if system <= 0.0 {
+            return 0.0;
+        }
+        container / system * f64::from(self.online_cpus.max(1)) * 100.0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogChunk {
     Stdout(bytes::Bytes),

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use cj_agent::TaskKey;
@@ -17,13 +17,14 @@ use cj_api::{
     DEFAULT_ENV, InspectResponse, MAX_TIMEOUT_SECONDS, OperationRequest, PushRequest, PushResponse,
     ServerInfo, TaskStatus, USER_HEADER, VersionInfo,
 };
-use cj_runtime::{ContainerRuntime, LogChunk};
 use cj_store::StoreJson;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::agent_link::StreamItem;
+use crate::auth::{self, Auth, Identity};
 use crate::edge;
 use crate::error::{ApiFailure, shown};
 use crate::extract::{ApiJson, ApiQuery};
@@ -51,12 +52,14 @@ macro_rules! api_routes {
 
 api_routes! {
     get "/v1/info" => info,
+    get "/v1/agent/connect" => crate::agent_link::connect,
     post "/v1/push" => push,
     get "/v1/services" => services,
     get "/v1/versions" => versions,
     post "/v1/up" => up,
     post "/v1/down" => down,
     get "/v1/status" => status,
+    get "/v1/hosts" => hosts,
     get "/v1/inspect" => inspect,
     get "/v1/logs" => logs,
     get "/v1/history" => history,
@@ -70,11 +73,24 @@ api_routes! {
     get "/v1/deployments" => releases::list,
     post "/v1/diff" => releases::diff,
     get "/v1/versions/diff" => releases::version_diff,
+    post "/v1/tokens" => crate::tokens::create_token,
+    get "/v1/tokens" => crate::tokens::list_tokens,
+    delete "/v1/tokens/{name}" => crate::tokens::revoke_token,
+    get "/v1/audit" => crate::audit::list,
 }
 
-/// The API: its routes behind the edge (limits, and JSON for every refusal; see `edge`).
-pub fn router(state: Arc<ServerState>) -> Router {
-    edge::wrap(routes()).with_state(state)
+/// The API: its routes behind the edge (limits, and JSON for every refusal; see `edge`), and
+/// behind `auth` (tokens, roles, the audit log) within it.
+pub fn router(state: Arc<ServerState>, auth: Arc<Auth>) -> Router {
+    let guarded = |routes: Router<Arc<ServerState>>| {
+        routes
+            .layer(axum::Extension(auth.clone()))
+            .layer(axum::middleware::from_fn_with_state(
+                auth.clone(),
+                auth::check,
+            ))
+    };
+    edge::wrap_with(routes(), guarded).with_state(state)
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,8 +112,9 @@ impl Scope {
     }
 }
 
-/// Who makes the request (the `x-coding-job-user` header), as the audit trail keeps it: without
-/// control characters, at most 64 characters, `unknown` when absent.
+/// Who a request without a token says it is (the `x-coding-job-user` header), as the audit
+/// trail keeps it: without control characters, at most 64 characters, `unknown` when absent.
+/// Only an open `dev` server believes it (see `auth`); handlers take the caller's [`Identity`].
 pub fn user(headers: &HeaderMap) -> String {
     headers
         .get(USER_HEADER)
@@ -123,15 +140,14 @@ async fn info(State(state): AppState) -> Result<Json<ServerInfo>, ApiFailure> {
 
 async fn push(
     State(state): AppState,
-    headers: HeaderMap,
+    caller: Identity,
     ApiJson(request): ApiJson<PushRequest>,
 ) -> Result<Json<PushResponse>, ApiFailure> {
-    let user = user(&headers);
     let response = state.push(
         &request.env,
         &sanitize::file_name(&request.file),
         &request.source,
-        &user,
+        &caller.name,
         request.check_revision,
     )?;
     tracing::info!(
@@ -196,32 +212,32 @@ async fn versions(
 
 async fn up(
     State(state): AppState,
-    headers: HeaderMap,
+    caller: Identity,
     ApiJson(request): ApiJson<OperationRequest>,
 ) -> Result<Response, ApiFailure> {
-    operation(state, Direction::Up, &headers, &request)
+    operation(state, Direction::Up, &caller, &request)
 }
 
 async fn down(
     State(state): AppState,
-    headers: HeaderMap,
+    caller: Identity,
     ApiJson(request): ApiJson<OperationRequest>,
 ) -> Result<Response, ApiFailure> {
-    operation(state, Direction::Down, &headers, &request)
+    operation(state, Direction::Down, &caller, &request)
 }
 
 /// Plans the operation (a refusal is an error status, with nothing changed) and streams it.
 fn operation(
     state: Arc<ServerState>,
     direction: Direction,
-    headers: &HeaderMap,
+    caller: &Identity,
     request: &OperationRequest,
 ) -> Result<Response, ApiFailure> {
-    let (env, target, user) = (&request.env, &request.target, user(headers));
+    let (env, target, user) = (&request.env, &request.target, &caller.name);
     let timeout = wave_timeout(request)?;
     let plan = match direction {
-        Direction::Up => state.plan_up(env, target, &user, timeout)?,
-        Direction::Down => state.plan_down(env, target, &user, timeout)?,
+        Direction::Up => state.plan_up(env, target, user, timeout)?,
+        Direction::Down => state.plan_down(env, target, user, timeout)?,
     };
     Ok(stream_operation(state, plan))
 }
@@ -260,6 +276,21 @@ async fn status(
     ApiQuery(scope): ApiQuery<Scope>,
 ) -> Result<Json<Vec<TaskStatus>>, ApiFailure> {
     Ok(Json(state.status(scope.env(), scope.target.as_deref())?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostsQuery {
+    /// Also each host's readings over the last hour.
+    #[serde(default)]
+    history: bool,
+}
+
+async fn hosts(
+    State(state): AppState,
+    ApiQuery(query): ApiQuery<HostsQuery>,
+) -> Result<Json<Vec<cj_api::HostInfo>>, ApiFailure> {
+    Ok(Json(state.host_infos(query.history)))
 }
 
 /// The one task a target names (a job with a single task counts).
@@ -309,13 +340,13 @@ async fn inspect(
 ) -> Result<Json<InspectResponse>, ApiFailure> {
     let (key, task, hash) = one_task(&state, scope.env(), scope.target()?)?;
     let containers = state.containers_of(&key);
-    let (_, current) = current_container(&containers, hash.as_deref()).ok_or_else(|| {
+    let (host, current) = current_container(&containers, hash.as_deref()).ok_or_else(|| {
         ApiFailure::NotFound(format!(
             "task {key} has no container (state: {})",
             task.state
         ))
     })?;
-    let (_, container) = state.runtime.inspect(&current.id).await?;
+    let container = state.links.inspect(host, &current.id).await?;
     Ok(Json(InspectResponse {
         task,
         config_hash: Some(current.config_hash.clone()),
@@ -341,7 +372,7 @@ async fn logs(
 ) -> Result<Response, ApiFailure> {
     let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
     let (key, task, hash) = one_task(&state, env, &query.target)?;
-    let container_id = match &query.container {
+    let (host, container_id) = match &query.container {
         Some(wanted) => {
             let records: Vec<cj_api::ContainerRecord> = state
                 .store
@@ -349,7 +380,7 @@ async fn logs(
             records
                 .into_iter()
                 .find(|record| record.task == key.task && record.id.starts_with(wanted.as_str()))
-                .map(|record| record.id)
+                .map(|record| (record.host, record.id))
                 .ok_or_else(|| {
                     ApiFailure::NotFound(format!(
                         "task {key} never ran a container {}",
@@ -360,7 +391,7 @@ async fn logs(
         None => {
             let containers = state.containers_of(&key);
             current_container(&containers, hash.as_deref())
-                .map(|(_, c)| c.id.clone())
+                .map(|(host, c)| (host.clone(), c.id.clone()))
                 .ok_or_else(|| {
                     ApiFailure::NotFound(format!(
                         "task {key} has no container (state: {})",
@@ -369,16 +400,20 @@ async fn logs(
                 })?
         }
     };
-    // Fail here, with a status code, if Docker no longer has the container.
-    state.runtime.inspect(&container_id).await?;
+    // Fail here, with a status code, if the engine no longer has the container.
+    state.links.inspect(&host, &container_id).await?;
     let chunks = state
-        .runtime
-        .logs(&container_id, query.tail, query.follow)
-        .map(|chunk| {
-            Ok::<_, Infallible>(match chunk {
-                Ok(LogChunk::Stdout(bytes) | LogChunk::Stderr(bytes)) => bytes,
-                Err(error) => Bytes::from(format!("\n[coding-job: log stream ended: {error}]\n")),
-            })
+        .links
+        .logs(&host, &container_id, query.tail, query.follow)
+        .await?
+        .filter_map(|item| async move {
+            match item {
+                StreamItem::Data(bytes) => Some(Ok::<_, Infallible>(bytes)),
+                StreamItem::End(None) => None,
+                StreamItem::End(Some(error)) => Some(Ok(Bytes::from(format!(
+                    "\n[coding-job: log stream ended: {error}]\n"
+                )))),
+            }
         });
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

@@ -1,40 +1,33 @@
 //! `coding-job dev`: the server, one agent and the embedded store in one process, for one
-//! machine. Every host name a config declares maps to this machine.
+//! machine. Every host name a config declares maps to this machine. The server part is the
+//! one `coding-job server` runs (`startup`); the agent is the one `coding-job agent` runs,
+//! dialling this server's agent endpoint over loopback with a token valid for this process
+//! only, so it gets in whether or not the server requires tokens.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use cj_agent::{Agent, AgentConfig};
+use cj_agent::{RemoteOptions, run_remote};
+use cj_api::Role;
 use cj_runtime::DockerRuntime;
-use cj_store::{EmbeddedStore, Store, StoreJson};
-use sha2::{Digest, Sha256};
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
-use crate::keys;
-use crate::reports::consume_reports;
-use crate::state::ServerState;
+use crate::startup::{self, ServerOptions, Started};
 
 #[derive(Debug)]
 pub struct DevOptions {
-    pub data_dir: PathBuf,
-    pub listen: SocketAddr,
+    pub server: ServerOptions,
     /// This machine's name in `status`.
     pub host_name: String,
     pub resync_interval: Duration,
-    pub config: crate::config::ServerConfig,
 }
 
 /// Where a started `dev` process can be reached.
-#[derive(Debug, Clone)]
-pub struct DevStarted {
-    pub api: SocketAddr,
-    pub cluster: String,
-    pub data_dir: PathBuf,
-}
+pub type DevStarted = Started;
+
+/// The name the in-process agent's token goes by (in the audit log, for instance).
+const LOCAL_AGENT: &str = "dev-agent";
 
 /// Runs until `shutdown` completes. `on_ready` is called once the API is listening.
 pub async fn run_dev(
@@ -42,93 +35,45 @@ pub async fn run_dev(
     on_ready: impl FnOnce(&DevStarted),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&options.data_dir).with_context(|| {
-        format!(
-            "failed to create the data directory {}",
-            options.data_dir.display()
-        )
-    })?;
-    let store_path = options.data_dir.join("store.redb");
-    let store = EmbeddedStore::open(&store_path).with_context(|| {
-        format!(
-            "failed to open the store {} (is another coding-job using this data directory?)",
-            store_path.display()
-        )
-    })?;
-    let store: Arc<dyn Store> = Arc::new(store);
-    let cluster = cluster_id(&*store, &options)?;
+    // Its agent dials it over plain HTTP.
+    anyhow::ensure!(
+        options.server.tls.is_none(),
+        "dev serves plain HTTP; use `coding-job server` for TLS"
+    );
     let runtime = Arc::new(
         DockerRuntime::connect()
             .await
             .context("failed to connect to Docker")?,
     );
-
-    let state = ServerState::new(
-        store,
-        cluster.clone(),
-        options.host_name.clone(),
-        runtime.clone(),
-        options.config,
-    );
-    state
-        .write_missing_version_infos()
-        .map_err(|error| anyhow::anyhow!("failed to summarise stored versions: {error}"))?;
-    // Assignments are published before the agent starts: it must never see "nothing assigned"
-    // merely because the server had not loaded yet.
-    state
-        .publish_assignments()
-        .await
-        .map_err(|error| anyhow::anyhow!("failed to load desired state: {error}"))?;
-
-    let (report_sender, reports) = mpsc::unbounded_channel();
-    let agent_config = AgentConfig {
+    let prepared = startup::prepare(options.server, Some(options.host_name.clone())).await?;
+    let token = prepared
+        .auth
+        .process_token(LOCAL_AGENT, Role::Agent)
+        .context("failed to make the local agent's token")?;
+    // The in-process agent takes the same path as a remote one: it dials this server's agent
+    // endpoint, over loopback.
+    let agent = RemoteOptions {
+        server: format!("http://{}", loopback(prepared.api())),
+        token: Some(token.expose().to_owned()),
         host: options.host_name.clone(),
-        cluster: cluster.clone(),
         resync_interval: options.resync_interval,
         stop_grace_seconds: 10,
+        stats_interval: cj_agent::DEFAULT_STATS_INTERVAL,
     };
-    let agent = Agent::new(runtime, agent_config, report_sender);
-    tokio::spawn(agent.run(state.assignments.subscribe()));
-    tokio::spawn(consume_reports(state.clone(), reports));
-    // Deployments that were under way when the server stopped go on from where they were.
-    for deployment in state
-        .active_deployments()
-        .map_err(|error| anyhow::anyhow!("failed to read deployments: {error}"))?
-    {
-        tracing::info!(id = deployment.id, "resuming deployment");
-        tokio::spawn(state.clone().run_deployment(deployment));
-    }
-
-    let listener = TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("failed to listen on {}", options.listen))?;
-    let api = listener.local_addr()?;
-    on_ready(&DevStarted {
-        api,
-        cluster,
-        data_dir: options.data_dir.clone(),
+    tokio::spawn(async move {
+        if let Err(error) = run_remote(runtime, agent, std::future::pending()).await {
+            tracing::error!(%error, "the local agent stopped");
+        }
     });
-    crate::serve::serve(listener, crate::api::router(state), shutdown).await?;
-    Ok(())
+    prepared.serve(on_ready, shutdown).await
 }
 
-/// This installation's id: made once, from the data directory and the time, then kept.
-fn cluster_id(store: &dyn Store, options: &DevOptions) -> anyhow::Result<String> {
-    if let Some(id) = store.get_json::<String>(keys::CLUSTER_ID)? {
-        return Ok(id);
-    }
-    let seed = format!(
-        "{}:{:?}:{}",
-        options.data_dir.display(),
-        std::time::SystemTime::now(),
-        std::process::id()
-    );
-    let id = hex::encode(&Sha256::digest(seed.as_bytes())[..8]);
-    if store
-        .compare_and_swap(keys::CLUSTER_ID, None, serde_json::to_vec(&id)?)?
-        .is_none()
-    {
-        return Ok(store.get_json::<String>(keys::CLUSTER_ID)?.unwrap_or(id));
-    }
-    Ok(id)
+/// The address to reach a listener on from this machine: a wildcard address means loopback.
+fn loopback(listening: SocketAddr) -> SocketAddr {
+    let ip = match listening.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    SocketAddr::new(ip, listening.port())
 }

@@ -40,13 +40,24 @@ const BODY_TIME: Duration = Duration::from_secs(60);
 
 /// `routes` behind the edge: JSON answers for unknown routes and wrong methods, and [`guard`]
 /// in front of everything (the fallbacks included).
+#[cfg(test)]
 pub fn wrap<S>(routes: Router<S>) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    routes
+    wrap_with(routes, |routes| routes)
+}
+
+/// As [`wrap`], with `inner` layers (authentication) between the edge's checks and the routes,
+/// the fallbacks included: they see only requests within the limits, bodies already read.
+pub fn wrap_with<S>(routes: Router<S>, inner: impl FnOnce(Router<S>) -> Router<S>) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let routes = routes
         .fallback(unknown_route)
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(method_not_allowed);
+    inner(routes)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(guard))
 }

@@ -13,6 +13,12 @@ pub enum ApiFailure {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// No valid token (answered with `WWW-Authenticate: Bearer`).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid token whose role does not allow the request.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Conflict(String),
     #[error("the config was rejected")]
@@ -22,6 +28,9 @@ pub enum ApiFailure {
     /// Something the server depends on (a registry) failed.
     #[error("{0}")]
     BadGateway(String),
+    /// A host's agent is not connected, so what is on that host cannot be reached now.
+    #[error("{0}")]
+    Unavailable(String),
     /// The request body is over the limit (`edge::MAX_BODY_BYTES`).
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -60,27 +69,19 @@ impl From<cj_store::StoreError> for ApiFailure {
     }
 }
 
-impl From<cj_runtime::RuntimeError> for ApiFailure {
-    fn from(error: cj_runtime::RuntimeError) -> Self {
-        match error {
-            cj_runtime::RuntimeError::NoSuchContainer(id) => {
-                ApiFailure::NotFound(format!("no such container {id}"))
-            }
-            other => ApiFailure::Internal(other.to_string()),
-        }
-    }
-}
-
 impl ApiFailure {
     /// The answer's HTTP status: chosen here, and only here.
     pub fn status(&self) -> StatusCode {
         match self {
             ApiFailure::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiFailure::NotFound(_) | ApiFailure::UnknownRoute(_) => StatusCode::NOT_FOUND,
+            ApiFailure::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiFailure::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiFailure::Conflict(_) => StatusCode::CONFLICT,
             ApiFailure::InvalidConfig(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiFailure::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiFailure::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiFailure::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiFailure::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiFailure::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiFailure::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -95,10 +96,13 @@ impl ApiFailure {
         let code = match self {
             ApiFailure::BadRequest(_) => "bad_request",
             ApiFailure::NotFound(_) => "not_found",
+            ApiFailure::Unauthorized(_) => "unauthorized",
+            ApiFailure::Forbidden(_) => "forbidden",
             ApiFailure::Conflict(_) => "conflict",
             ApiFailure::InvalidConfig(_) => "invalid_config",
             ApiFailure::Internal(_) => "internal",
             ApiFailure::BadGateway(_) => "bad_gateway",
+            ApiFailure::Unavailable(_) => "host_unavailable",
             ApiFailure::PayloadTooLarge(_) => "payload_too_large",
             ApiFailure::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiFailure::MethodNotAllowed(_) => "method_not_allowed",
@@ -123,6 +127,8 @@ impl ApiFailure {
         match status {
             StatusCode::BAD_REQUEST => ApiFailure::BadRequest(reason),
             StatusCode::NOT_FOUND => ApiFailure::UnknownRoute("no such route".into()),
+            StatusCode::UNAUTHORIZED => ApiFailure::Unauthorized(reason),
+            StatusCode::FORBIDDEN => ApiFailure::Forbidden(reason),
             StatusCode::PAYLOAD_TOO_LARGE => ApiFailure::PayloadTooLarge(reason),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiFailure::UnsupportedMediaType(reason),
             StatusCode::METHOD_NOT_ALLOWED => ApiFailure::MethodNotAllowed(reason),
@@ -140,7 +146,7 @@ impl IntoResponse for ApiFailure {
             ApiFailure::InvalidConfig(errors) => errors.0.clone(),
             _ => Vec::new(),
         };
-        (
+        let mut response = (
             self.status(),
             Json(ApiError {
                 error: self.to_string(),
@@ -148,7 +154,14 @@ impl IntoResponse for ApiFailure {
                 errors,
             }),
         )
-            .into_response()
+            .into_response();
+        if let ApiFailure::Unauthorized(_) = self {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 
@@ -161,6 +174,8 @@ mod tests {
         let cases = [
             (ApiFailure::BadRequest("x".into()), 400, "bad_request"),
             (ApiFailure::UnknownRoute("x".into()), 404, "unknown_route"),
+            (ApiFailure::Unauthorized("x".into()), 401, "unauthorized"),
+            (ApiFailure::Forbidden("x".into()), 403, "forbidden"),
             (
                 ApiFailure::PayloadTooLarge("x".into()),
                 413,

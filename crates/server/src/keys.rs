@@ -12,6 +12,13 @@
 //! events/ENV/SERVICE/JOB/NANOS                each change in those containers' lives
 //! deployments/ENV/SERVICE/NNNNNN              a rollout, rollback, reload or update, step by step
 //! counters/deployments/ENV/SERVICE            the last deployment number given out
+//! tokens/NAME                                 an API token: name, role, sha256 of its secret
+//! ```
+//!
+//! The audit log has its own store (`audit.redb`, see `audit`), with one prefix:
+//!
+//! ```text
+//! audit/NANOS                                 one write request: who, what, status
 //! ```
 
 pub const CLUSTER_ID: &str = "cluster/id";
@@ -84,4 +91,17 @@ pub fn events(env: &str, service: &str, job: &str) -> String {
 
 pub fn event(env: &str, service: &str, job: &str, nanos: i128) -> String {
     format!("events/{env}/{service}/{job}/{nanos:020}")
+}
+
+pub const TOKENS: &str = "tokens/";
+
+pub fn token(name: &str) -> String {
+    format!("tokens/{name}")
+}
+
+pub const AUDIT: &str = "audit/";
+
+/// Zero-padded so key order is time order.
+pub fn audit(nanos: i128) -> String {
+    format!("audit/{nanos:020}")
 }

@@ -3,9 +3,15 @@
 //! Desired state lives in the store (`push` writes versions, `up`/`down` write which job runs at
 //! which version); from it the server computes each host's assignments and hands them to the
 //! agents; agents report back what they see and do, which becomes status and history. In `dev`
-//! mode the server, one agent and the embedded store share one process ([`dev::run_dev`]).
+//! mode the server, one agent and the embedded store share one process ([`dev::run_dev`]);
+//! `coding-job server` is the same server without the agent ([`startup::run_server`]). Every
+//! request passes `auth` (tokens, roles, the audit log).
 
+mod admin_token;
+mod agent_link;
 mod api;
+mod audit;
+mod auth;
 pub mod config;
 mod deployments;
 pub mod dev;
@@ -13,6 +19,7 @@ mod edge;
 mod error;
 mod extract;
 mod history;
+mod hosts;
 mod keys;
 pub mod notify;
 mod operations;
@@ -22,14 +29,19 @@ mod resolve;
 mod rollout;
 mod sanitize;
 mod serve;
+pub mod startup;
 mod state;
 mod status;
 #[cfg(test)]
 mod testing;
+pub mod tls;
+mod tokens;
 mod version_cache;
 mod versions;
 mod waiting;
 
+pub use admin_token::AdminToken;
 pub use api::ROUTES as API_ROUTES;
+pub use auth::AuthMode;
 pub use error::ApiFailure;
 pub use state::ServerState;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cj_api::{
@@ -20,7 +20,7 @@ use cj_store::StoreJson;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
-use crate::api::user;
+use crate::auth::Identity;
 use crate::deployments::status_word;
 use crate::error::ApiFailure;
 use crate::extract::{ApiJson, ApiQuery};
@@ -31,15 +31,15 @@ type AppState = State<Arc<ServerState>>;
 
 pub async fn rolling_update(
     State(state): AppState,
-    headers: HeaderMap,
+    caller: Identity,
     ApiJson(request): ApiJson<DeployRequest>,
 ) -> Result<Response, ApiFailure> {
-    deploy_latest(state, &headers, &request, DeploymentKind::RollingUpdate)
+    deploy_latest(state, &caller, &request, DeploymentKind::RollingUpdate)
 }
 
 pub async fn rollback(
     State(state): AppState,
-    headers: HeaderMap,
+    caller: Identity,
     ApiJson(request): ApiJson<DeployRequest>,
 ) -> Result<Response, ApiFailure> {
     let resolved = state.resolve(&request.env, &request.target)?;
@@ -71,29 +71,29 @@ pub async fn rollback(
         &resolved,
         DeploymentKind::Rollback,
         to_version,
-        &user(&headers),
+        &caller.name,
     )?;
     start(state, deployment, request.follow)
 }
 
 pub async fn reload(
     State(state): AppState,
-    headers: HeaderMap,
+    caller: Identity,
     ApiJson(request): ApiJson<DeployRequest>,
 ) -> Result<Response, ApiFailure> {
-    deploy_latest(state, &headers, &request, DeploymentKind::Reload)
+    deploy_latest(state, &caller, &request, DeploymentKind::Reload)
 }
 
 /// A deployment of the target's running jobs towards the service's latest version.
 fn deploy_latest(
     state: Arc<ServerState>,
-    headers: &HeaderMap,
+    caller: &Identity,
     request: &DeployRequest,
     kind: DeploymentKind,
 ) -> Result<Response, ApiFailure> {
     let resolved = state.resolve(&request.env, &request.target)?;
     let deployment =
-        state.plan_deployment(&resolved, kind, resolved.latest.version, &user(headers))?;
+        state.plan_deployment(&resolved, kind, resolved.latest.version, &caller.name)?;
     start(state, deployment, request.follow)
 }
 
@@ -102,7 +102,7 @@ fn deploy_latest(
 /// the deployment are stored in one transaction: a refused update stores nothing.
 pub async fn update(
     State(state): AppState,
-    headers: HeaderMap,
+    caller: Identity,
     ApiJson(request): ApiJson<DeployRequest>,
 ) -> Result<Response, ApiFailure> {
     let tag = request
@@ -115,7 +115,7 @@ pub async fn update(
     let new_image = image_with_tag(&image, &tag)?;
     let latest = &resolved.latest;
     let (source, spec) = rewrite_image(latest, &job, &new_image)?;
-    let user = user(&headers);
+    let user = caller.name;
     let resolved = state.resolve(&request.env, &format!("{}/{job}", resolved.service))?;
     // Planned against the new spec before anything is stored; the version number is given out
     // in the transaction.
@@ -196,21 +196,21 @@ pub async fn update_candidates(
     let image = job_image(&resolved, &job)?;
     let mut running = Vec::new();
     for task in state.status(scope.env(), Some(&format!("{}/{job}", resolved.service)))? {
-        let Some(container_id) = task.container_id.clone() else {
+        let (Some(container_id), Some(host)) =
+            (task.container_id.clone(), task.actual_host.clone())
+        else {
             continue;
         };
-        let (status, inspect) =
-            match cj_runtime::ContainerRuntime::inspect(&*state.runtime, &container_id).await {
-                Ok(found) => found,
-                Err(_) => continue,
-            };
+        let Ok(inspect) = state.links.inspect(&host, &container_id).await else {
+            continue;
+        };
         running.push(RunningImage {
             task: task.task.clone(),
             container_id,
             container_name: task.container_name.clone().unwrap_or_default(),
             version: task.version.unwrap_or_default(),
             image: task.image.clone().unwrap_or_default(),
-            image_id: status.image_id,
+            image_id: inspect["Image"].as_str().unwrap_or_default().to_owned(),
             created: inspect["Created"].as_str().unwrap_or_default().to_owned(),
         });
     }

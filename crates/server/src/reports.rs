@@ -1,29 +1,24 @@
 //! Taking in what agents report: snapshots become the observed state, phases feed waiting
 //! operations, and container events become the job's history in the store.
 
-use std::sync::Arc;
-
 use cj_agent::{AgentReport, ContainerEvent, ContainerEventKind};
 use cj_api::{ContainerRecord, HistoryEvent};
 use cj_store::StoreJson;
-use tokio::sync::mpsc;
 
 use crate::keys;
 use crate::state::{ProgressKind, ServerState, TaskProgress, lock};
 
-/// Consumes reports until every agent sender is gone.
-pub async fn consume_reports(
-    state: Arc<ServerState>,
-    mut reports: mpsc::UnboundedReceiver<AgentReport>,
-) {
-    while let Some(report) = reports.recv().await {
-        state.take_report(report);
-    }
-}
-
 impl ServerState {
     pub fn take_report(&self, report: AgentReport) {
         match report {
+            AgentReport::Stats {
+                host,
+                engine_version,
+                host_stats,
+                containers,
+            } => self
+                .hosts
+                .record_stats(&host, engine_version, host_stats, containers),
             AgentReport::Snapshot { host, containers } => {
                 self.observed
                     .write()

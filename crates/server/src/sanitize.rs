@@ -26,7 +26,7 @@ pub fn user(name: &str) -> String {
 
 /// `text` without control characters, cut to at most `max_chars` characters (on a character
 /// boundary; a cut value ends with "…", which counts towards the bound).
-fn bounded(text: &str, max_chars: usize) -> String {
+pub fn bounded(text: &str, max_chars: usize) -> String {
     let printable: Vec<char> = text.chars().filter(|c| !c.is_control()).collect();
     if printable.len() <= max_chars {
         return printable.into_iter().collect();

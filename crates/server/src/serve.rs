@@ -7,6 +7,9 @@
 //! [`MAX_HEADER_LINES`] headers its bodiless 431; hyper closes the connection after both.
 //! Everything within those bounds reaches `edge::guard`, which answers JSON at much smaller
 //! limits (8 KiB URIs, 32 KiB or 100 headers), so the bounds here only need to be above those.
+//!
+//! With TLS (`tls`), each accepted connection's handshake runs in that connection's own task,
+//! within [`HEADER_READ_TIME`], so a client that never finishes one holds up nobody else.
 
 use std::future::Future;
 use std::time::Duration;
@@ -15,8 +18,10 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 /// hyper's read buffer, which must hold a whole request head (its default is about 400 KiB).
 const MAX_HEAD_BYTES: usize = 512 * 1024;
@@ -28,11 +33,12 @@ const HEADER_READ_TIME: Duration = Duration::from_secs(30);
 /// How long answers in progress may go on after shutdown began.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Serves `router` on `listener` until `shutdown` completes, then for at most
-/// [`SHUTDOWN_GRACE`] while answers in progress finish.
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown` completes, then for at
+/// most [`SHUTDOWN_GRACE`] while answers in progress finish.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -60,21 +66,15 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let service = TowerToHyperService::new(router.clone());
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let mut stopping = stopping.clone();
+        let (builder, stopping, tls) = (builder.clone(), stopping.clone(), tls.clone());
         tokio::spawn(async move {
-            tokio::pin!(connection);
-            let ended = tokio::select! {
-                ended = connection.as_mut() => ended,
-                () = async { drop(stopping.wait_for(|stop| *stop).await) } => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
+            let Some(tls) = tls else {
+                return connection(&builder, stream, service, stopping).await;
             };
-            if let Err(error) = ended {
-                tracing::debug!(error, "connection ended with an error");
+            match tokio::time::timeout(HEADER_READ_TIME, tls.accept(stream)).await {
+                Ok(Ok(stream)) => connection(&builder, stream, service, stopping).await,
+                Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
             }
         });
     }
@@ -88,6 +88,30 @@ pub async fn serve(
         tracing::info!("stopped waiting for answers still streaming (logs -f, progress)");
     }
     Ok(())
+}
+
+/// Serves one connection until it ends, or (once `stopping` says so) finishes it gracefully.
+async fn connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    service: TowerToHyperService<Router>,
+    mut stopping: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // With upgrades: agents hold their link as a WebSocket.
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        () = async { drop(stopping.wait_for(|stop| *stop).await) } => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = ended {
+        tracing::debug!(error, "connection ended with an error");
+    }
 }
 
 #[cfg(test)]
@@ -125,7 +149,7 @@ mod tests {
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let server = tokio::spawn(async move {
-            serve(listener, router, async {
+            serve(listener, router, None, async {
                 let _ = stopped.await;
             })
             .await

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use cj_agent::{Assignment, Health, ObservedContainer, Phase, TaskKey, effective_hash};
-use cj_runtime::DockerRuntime;
 use cj_spec::{OnFailure, TaskSpec};
 use cj_store::{Store, StoreJson};
 use serde::{Deserialize, Serialize};
@@ -82,10 +81,14 @@ pub struct ServerState {
     pub store: Arc<dyn Store>,
     /// Labels this installation's containers, so agents touch nothing else.
     pub cluster: String,
-    /// The host this process's agent runs on; in `dev` mode every declared host maps to it.
-    pub local_host: String,
-    /// Engine access for inspect and logs of this host's containers.
-    pub runtime: Arc<DockerRuntime>,
+    /// The host of this process's own agent (`dev`): tasks without a host run there, and so do
+    /// those declared for hosts no agent has joined as. `None` for a server without one.
+    pub local_host: Option<String>,
+    /// The connected agents: the only way to anything on a host (the server never talks to
+    /// Docker).
+    pub links: crate::agent_link::AgentLinks,
+    /// Each host's heartbeat, engine version and resource use.
+    pub hosts: crate::hosts::Hosts,
     /// Each host's containers, as its agent last reported them.
     pub observed: RwLock<HashMap<String, Vec<ObservedContainer>>>,
     /// Each task's last reported phase (not health), with the config hash it was about.
@@ -113,8 +116,7 @@ impl ServerState {
     pub fn new(
         store: Arc<dyn Store>,
         cluster: String,
-        local_host: String,
-        runtime: Arc<DockerRuntime>,
+        local_host: Option<String>,
         config: crate::config::ServerConfig,
     ) -> Arc<Self> {
         let (deployment_events, _) = broadcast::channel(4096);
@@ -125,7 +127,8 @@ impl ServerState {
             store,
             cluster,
             local_host,
-            runtime,
+            links: crate::agent_link::AgentLinks::default(),
+            hosts: crate::hosts::Hosts::default(),
             observed: RwLock::default(),
             last_progress: Mutex::default(),
             progress,
@@ -223,7 +226,7 @@ impl ServerState {
         let mut assignments = Vec::new();
         for desired in self.desired_jobs(keys::DESIRED_ALL)? {
             for task in self.desired_tasks(&desired)? {
-                let declared_host = task.declared_host(&self.local_host);
+                let declared_host = task.declared_host(self.default_host());
                 let mut assignment = Assignment::new(
                     task.key,
                     task.version,
@@ -257,6 +260,11 @@ impl ServerState {
                     .map(move |c| (host.clone(), c.clone()))
             })
             .collect()
+    }
+
+    /// Where a task without a declared host runs: the local agent's host, if there is one.
+    pub fn default_host(&self) -> &str {
+        self.local_host.as_deref().unwrap_or_default()
     }
 
     pub fn progress_of(&self, key: &TaskKey) -> Option<TaskProgress> {

@@ -75,7 +75,7 @@ impl ServerState {
                     let declared_host = task
                         .run_on_host
                         .clone()
-                        .unwrap_or_else(|| self.local_host.clone());
+                        .unwrap_or_else(|| self.default_host().to_owned());
                     rows.push(self.task_status(
                         key,
                         declared_host,
@@ -138,8 +138,17 @@ impl ServerState {
                 "exited".into(),
                 container.exit_code.map(|code| format!("exit code {code}")),
             ),
+            (Some(_), None, _) if !self.host_is_up(&declared_host) => (
+                "pending".into(),
+                Some(format!(
+                    "host down: no agent is connected as {declared_host}"
+                )),
+            ),
             (Some(_), None, _) => ("pending".into(), None),
         };
+        let usage = current
+            .filter(|(_, c)| c.is_live())
+            .and_then(|(host, c)| self.hosts.container(host, &c.id));
         TaskStatus {
             env: key.env.clone(),
             service: key.service.clone(),
@@ -162,6 +171,8 @@ impl ServerState {
                 .filter(|(_, c)| c.is_live())
                 .and_then(|(_, c)| c.health)
                 .map(health_word),
+            cpu_percent: usage.as_ref().and_then(|u| u.cpu_percent),
+            memory_bytes: usage.map(|u| u.memory_bytes),
         }
     }
 }

@@ -133,11 +133,11 @@ impl Store for EmbeddedStore {
     fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
         let read = self.db.begin_read().map_err(backend)?;
         let table = read.open_table(KV).map_err(backend)?;
-        Ok(table
+        table
             .get(key)
             .map_err(backend)?
             .map(|bytes| decode(key, bytes.value()))
-            .transpose()?)
+            .transpose()
     }
 
     fn range(&self, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {

@@ -1,12 +1,15 @@
 //! One module per subcommand: read the arguments, call the API, print.
 
+pub mod audit;
 pub mod deploy;
 pub mod deployments;
 pub mod diff;
 pub mod history;
+pub mod hosts;
 pub mod inspect;
 pub mod logs;
 pub mod operation;
 pub mod push;
 pub mod status;
+pub mod token;
 pub mod update;

@@ -4,7 +4,7 @@ use cj_api::TaskStatus;
 
 use crate::args::StatusArgs;
 use crate::client::{CliResult, Client};
-use crate::output::{age, dash, print_json, print_table, short_id, table};
+use crate::output::{age, bytes, dash, print_json, print_table, short_id, table};
 
 pub async fn run(client: &Client, args: StatusArgs) -> CliResult<i32> {
     let mut query = vec![("env", client.env.clone())];
@@ -28,6 +28,8 @@ pub async fn run(client: &Client, args: StatusArgs) -> CliResult<i32> {
         "VERSION",
         "CONTAINER",
         "UP",
+        "CPU",
+        "MEMORY",
     ]);
     for row in &rows {
         let state = match (&row.health, &row.detail) {
@@ -57,6 +59,8 @@ pub async fn run(client: &Client, args: StatusArgs) -> CliResult<i32> {
             version,
             dash(row.container_id.as_deref().map(short_id)),
             up,
+            dash(row.cpu_percent.map(|cpu| format!("{cpu:.1}%"))),
+            dash(row.memory_bytes.map(bytes)),
         ]);
     }
     print_table(&output);

@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Abuse, Input, Route, TEN_MB, judge, shorten, valid_body};
+use super::{Abuse, Input, ROUTES, Route, TEN_MB, judge, shorten, valid_body};
 
 impl Abuse {
     /// What every route must refuse, sent with otherwise valid input.
@@ -32,7 +32,13 @@ impl Abuse {
         };
         let name = format!("{} {}", route.method, route.path);
         let wrong = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"];
-        for other in wrong.iter().filter(|other| **other != route.method) {
+        // Methods no route of this path takes (`/v1/tokens` takes GET and POST).
+        let taken = |method: &str| {
+            ROUTES
+                .iter()
+                .any(|other| other.path == route.path && other.method == method)
+        };
+        for other in wrong.iter().filter(|other| !taken(other)) {
             let request = valid(self, Method::from_bytes(other.as_bytes()).unwrap(), &uri);
             self.check(
                 &format!("{name} as {other}"),
@@ -188,7 +194,14 @@ impl Abuse {
             ),
             (
                 "a misspelt field",
-                text.replacen(r#""env""#, r#""envv""#, 1),
+                match object
+                    .keys()
+                    .find(|key| *key == "env")
+                    .or(object.keys().next())
+                {
+                    Some(key) => text.replacen(&format!(r#""{key}""#), &format!(r#""{key}x""#), 1),
+                    None => text.clone(),
+                },
             ),
         ] {
             json(what.to_owned(), body);

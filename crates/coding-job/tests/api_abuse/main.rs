@@ -73,6 +73,9 @@ const ENV_TARGET_BODY: Input = Input::Body {
 const FILE_BODY: Input = Input::Body {
     required: &["env", "file", "source"],
 };
+const TOKEN_BODY: Input = Input::Body {
+    required: &["name", "role"],
+};
 const SCOPE: Input = query("env=production&target=abuse", &[], &[], &[]);
 const TARGET: Input = query("env=production&target=abuse", &["target"], &[], &[]);
 const VERSIONS: Input = query(
@@ -103,6 +106,7 @@ const VERSION_DIFF: Input = query(
 /// Every route of the API. The test fails if the server has one this table does not name.
 const ROUTES: &[Route] = &[
     route("GET", "/v1/info", NO_INPUT),
+    route("GET", "/v1/agent/connect", NO_INPUT),
     route("POST", "/v1/push", FILE_BODY),
     route(
         "GET",
@@ -113,6 +117,11 @@ const ROUTES: &[Route] = &[
     route("POST", "/v1/up", ENV_TARGET_BODY),
     route("POST", "/v1/down", ENV_TARGET_BODY),
     route("GET", "/v1/status", SCOPE),
+    route(
+        "GET",
+        "/v1/hosts",
+        query("history=false", &[], &[], &["history"]),
+    ),
     route("GET", "/v1/inspect", TARGET),
     route("GET", "/v1/logs", LOGS),
     route("GET", "/v1/history", HISTORY),
@@ -126,6 +135,10 @@ const ROUTES: &[Route] = &[
     route("GET", "/v1/deployments", SCOPE),
     route("POST", "/v1/diff", FILE_BODY),
     route("GET", "/v1/versions/diff", VERSION_DIFF),
+    route("POST", "/v1/tokens", TOKEN_BODY),
+    route("GET", "/v1/tokens", NO_INPUT),
+    route("DELETE", "/v1/tokens/{name}", NO_INPUT),
+    route("GET", "/v1/audit", query("limit=5", &[], &["limit"], &[])),
 ];
 
 fn service_yaml() -> String {
@@ -146,6 +159,7 @@ fn valid_body(path: &str) -> Value {
         "/v1/promote" | "/v1/abort" => {
             json!({"env": "production", "target": "abuse", "follow": false})
         }
+        "/v1/tokens" => json!({"name": "abuse-token", "role": "read"}),
         _ => {
             json!({"env": "production", "target": "abuse", "to_version": 1, "tag": "2", "follow": false})
         }
@@ -268,7 +282,9 @@ impl Abuse {
         }
     }
 
+    /// A request to a path of the route table (a `{name}` in it stands for `abuse`).
     fn request(&self, method: Method, path_and_query: &str) -> reqwest::RequestBuilder {
+        let path_and_query = path_and_query.replace("{name}", "abuse");
         self.client
             .request(method, format!("{}{path_and_query}", self.url))
     }

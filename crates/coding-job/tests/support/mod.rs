@@ -1,11 +1,16 @@
 //! Test support: a real `coding-job dev` process on a free loopback port with its own data
 //! directory, the CLI binary pointed at it, and Docker inspected directly. Every container a test
 //! makes carries the dev process's cluster label and is removed when the [`Dev`] is dropped,
-//! even if the test failed.
+//! even if the test failed. [`Server`] is the same for `coding-job server` (tokens required,
+//! optionally TLS): one process type, started with other arguments.
 
 #![allow(dead_code)]
 
+pub mod testbed;
+
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Once;
@@ -42,13 +47,32 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A running `coding-job dev` (or, through [`Server`], `coding-job server`) process.
+/// How long a started process may take to say where it listens.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
+/// How long one CLI command may take: under the test runner's own limit, so a command that
+/// hangs is named.
+const CLI_DEADLINE: Duration = Duration::from_secs(150);
+
 pub struct Dev {
     pub data_dir: tempfile::TempDir,
     pub url: String,
     pub cluster: String,
+    /// What it printed before serving, after the first line (`  admin token: ...` and such).
+    pub announced: Vec<String>,
+    /// The token the CLI sends (`CODING_JOB_TOKEN`); none by default.
+    pub token: Option<String>,
+    /// The certificate the CLI trusts (`CODING_JOB_CA_CERT`); none by default.
+    pub ca_cert: Option<PathBuf>,
     child: Option<Child>,
     listen: String,
     config: Option<PathBuf>,
+    /// The subcommand and its own arguments (`dev --host-name test-host`, `server ...`).
+    args: Vec<OsString>,
+    /// `RUST_LOG` of the process.
+    log_filter: &'static str,
+    /// Where its stderr goes (appended to, across restarts); inherited if `None`.
+    stderr_file: Option<PathBuf>,
 }
 
 impl Dev {
@@ -59,20 +83,38 @@ impl Dev {
     /// Starts with a server config file (`notify:`, `registries:`) written from `config`.
     pub fn start_with_config(config: Option<&str>) -> Dev {
         ensure_image();
+        let args = ["dev", "--host-name", "test-host"].map(OsString::from);
+        Dev::launch(args.to_vec(), config, "warn", false)
+    }
+
+    /// Starts `coding-job ARGS... --listen ADDRESS --data-dir DIR` on a fresh data directory.
+    fn launch(
+        args: Vec<OsString>,
+        config: Option<&str>,
+        log_filter: &'static str,
+        capture_stderr: bool,
+    ) -> Dev {
         let data_dir = tempfile::tempdir().unwrap();
         let config = config.map(|text| {
             let path = data_dir.path().join("server.yaml");
             std::fs::write(&path, text).unwrap();
             path
         });
+        let stderr_file = capture_stderr.then(|| data_dir.path().join("stderr.log"));
         let listen = format!("127.0.0.1:{}", free_port());
         let mut dev = Dev {
             data_dir,
             url: String::new(),
             cluster: String::new(),
+            announced: Vec::new(),
+            token: None,
+            ca_cert: None,
             child: None,
             listen,
             config,
+            args,
+            log_filter,
+            stderr_file,
         };
         dev.spawn();
         dev
@@ -80,40 +122,69 @@ impl Dev {
 
     fn spawn(&mut self) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_coding-job"));
-        command.arg("dev");
+        command.args(&self.args);
         if let Some(config) = &self.config {
             command.arg("--config").arg(config);
         }
+        let stderr = match &self.stderr_file {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap(),
+            ),
+            None => Stdio::inherit(),
+        };
         let mut child = command
-            .args([
-                "--host-name",
-                "test-host",
-                "--listen",
-                &self.listen,
-                "--data-dir",
-            ])
+            .args(["--listen", &self.listen, "--data-dir"])
             .arg(self.data_dir.path())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", self.log_filter)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
-            .expect("failed to start coding-job dev");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().expect("dev printed nothing").unwrap();
-        self.url = first.rsplit(' ').next().unwrap().to_owned();
+            .expect("failed to start coding-job");
+        // Read on a thread, which keeps draining stdout so the process never blocks on a full
+        // pipe; the lines before serving must come within STARTUP_DEADLINE.
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        self.child = Some(child);
+        let next_line = || {
+            lines.recv_timeout(STARTUP_DEADLINE).unwrap_or_else(|_| {
+                panic!(
+                    "coding-job {:?} did not announce itself within {STARTUP_DEADLINE:?}",
+                    self.args
+                )
+            })
+        };
+        let first = next_line();
+        let url = first.rsplit(' ').next().unwrap().to_owned();
         assert!(
-            self.url.starts_with("http://"),
+            url.starts_with("http://") || url.starts_with("https://"),
             "unexpected first line: {first}"
         );
-        for line in lines.by_ref().take(2) {
-            if let Some(id) = line.unwrap().strip_prefix("  cluster id:") {
-                self.cluster = id.trim().to_owned();
+        // The lines up to the last one, `  try: ...`.
+        let mut announced = Vec::new();
+        loop {
+            let line = next_line();
+            let last = line.starts_with("  try:");
+            announced.push(line);
+            if last {
+                break;
             }
         }
-        assert!(!self.cluster.is_empty(), "dev did not print its cluster id");
-        // Keep draining stdout so the process never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        self.child = Some(child);
+        self.url = url;
+        self.cluster = announced
+            .iter()
+            .find_map(|line| line.strip_prefix("  cluster id:"))
+            .map(|id| id.trim().to_owned())
+            .expect("coding-job did not print its cluster id");
+        self.announced = announced;
     }
 
     /// SIGKILL: no shutdown code runs.
@@ -134,15 +205,36 @@ impl Dev {
         self.child.as_ref().unwrap().id()
     }
 
-    /// Runs the CLI against this server, from `dir` (default: the repository root).
+    /// Runs the CLI against this server, from `dir` (default: the repository root), with
+    /// this process's [`Dev::token`] and [`Dev::ca_cert`].
     pub fn cli_in(&self, dir: &Path, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_coding-job"))
+        output_within(
+            self.cli_command(dir, self.token.as_deref(), args),
+            CLI_DEADLINE,
+        )
+    }
+
+    /// Runs the CLI with `token` (or none) instead of [`Dev::token`].
+    pub fn cli_as(&self, token: Option<&str>, args: &[&str]) -> Output {
+        output_within(self.cli_command(&repo_root(), token, args), CLI_DEADLINE)
+    }
+
+    fn cli_command(&self, dir: &Path, token: Option<&str>, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_coding-job"));
+        command
             .args(args)
             .current_dir(dir)
             .env("CODING_JOB_SERVER", &self.url)
             .env_remove("CODING_JOB_ENV")
-            .output()
-            .expect("failed to run the CLI")
+            .env_remove("CODING_JOB_TOKEN")
+            .env_remove("CODING_JOB_CA_CERT");
+        if let Some(token) = token {
+            command.env("CODING_JOB_TOKEN", token);
+        }
+        if let Some(ca_cert) = &self.ca_cert {
+            command.env("CODING_JOB_CA_CERT", ca_cert);
+        }
+        command
     }
 
     pub fn cli(&self, args: &[&str]) -> Output {
@@ -179,39 +271,47 @@ impl Dev {
         serde_json::from_str(&self.ok(&["history", job, "--json", "--limit", "1000"])).unwrap()
     }
 
-    /// A plain HTTP GET of an API path; returns the body.
+    /// A plain HTTP GET of an API path (with [`Dev::token`]); returns the body.
     pub fn http_get(&self, path: &str) -> String {
-        use std::io::{Read, Write};
-        let address = self.url.trim_start_matches("http://");
-        let mut stream = std::net::TcpStream::connect(address).unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-        assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
-        body.to_owned()
+        let answer = self.http("GET", path, self.token.as_deref(), None);
+        assert_eq!(answer.status, 200, "GET {path}: {}", answer.head);
+        answer.body
     }
 
-    /// A plain HTTP POST of a JSON body to an API path; returns the status and the body (of
-    /// a non-streamed answer).
+    /// A plain HTTP POST of a JSON body to an API path (with [`Dev::token`]); returns the
+    /// status and the body (of a non-streamed answer).
     pub fn http_post(&self, path: &str, body: &str) -> (u16, String) {
+        let answer = self.http("POST", path, self.token.as_deref(), Some(body));
+        (answer.status, answer.body)
+    }
+
+    /// One plain HTTP request (JSON body, if any) with `token`, if any, on its own connection;
+    /// the whole answer of a non-streamed response, read within 30 seconds.
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> HttpAnswer {
         use std::io::{Read, Write};
         let address = self.url.trim_start_matches("http://");
         let mut stream = std::net::TcpStream::connect(address).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
-        write!(
-            stream,
-            "POST {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
+        let mut head =
+            format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+        if let Some(token) = token {
+            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        if let Some(body) = body {
+            head.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        write!(stream, "{head}\r\n{}", body.unwrap_or_default()).unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
@@ -220,7 +320,11 @@ impl Dev {
             .nth(1)
             .and_then(|code| code.parse().ok())
             .expect("a status code");
-        (status, body.to_owned())
+        HttpAnswer {
+            status,
+            head: head.to_owned(),
+            body: body.to_owned(),
+        }
     }
 
     /// The store's revision: unchanged when a refused request wrote nothing.
@@ -262,6 +366,118 @@ impl Drop for Dev {
                     .output();
             }
         }
+    }
+}
+
+/// A plain HTTP answer: the status, the status line and headers as sent, the body.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+/// A running `coding-job server`: tokens are required, and the first admin token is in the
+/// data directory. Everything a [`Dev`] offers works on it (the CLI sends [`Dev::token`]). Its
+/// stderr (logged at debug level) is kept for [`Server::stderr`].
+pub struct Server {
+    process: Dev,
+}
+
+/// `server --tls-cert --tls-key`: the files to serve HTTPS with.
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(None)
+    }
+
+    pub fn start_with(tls: Option<&Tls>) -> Server {
+        let mut args = vec![OsString::from("server")];
+        if let Some(tls) = tls {
+            args.extend([
+                "--tls-cert".into(),
+                tls.cert.clone().into(),
+                "--tls-key".into(),
+                tls.key.clone().into(),
+            ]);
+        }
+        let filter = "info,coding_job_server=debug,coding_job=debug";
+        Server {
+            process: Dev::launch(args, None, filter, true),
+        }
+    }
+
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.data_dir.path().join("admin.token")
+    }
+
+    /// The first admin token's secret, as the server wrote it.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.admin_token_file())
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        let path = self.process.stderr_file.as_ref().unwrap();
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+}
+
+impl Deref for Server {
+    type Target = Dev;
+
+    fn deref(&self) -> &Dev {
+        &self.process
+    }
+}
+
+impl DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Dev {
+        &mut self.process
+    }
+}
+
+/// Runs `command` to its end, with its output captured; kills it and panics past `deadline`.
+pub fn output_within(mut command: Command, deadline: Duration) -> Output {
+    use std::io::Read;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("failed to run the CLI");
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} did not finish within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     }
 }
 

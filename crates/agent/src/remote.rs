@@ -1,0 +1,432 @@
+//! The agent process's link to its server: it dials the server's `/v1/agent/connect`
+//! WebSocket, says who it is, receives its assignments as they change, sends its reports, and
+//! answers the server's requests about this host's containers (inspect, logs).
+//!
+//! The link can drop at any moment. While it is down the reconcile loop keeps the last
+//! assignments, so every container keeps running; reports wait in a bounded outbox (only the
+//! newest snapshot is kept) and go out when the link is back. A new connection gets the
+//! current assignments at once, so an agent catches up without restarting anything.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cj_runtime::{ContainerRuntime, LogChunk, RuntimeError};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::link::{
+    AgentHello, AgentMessage, AgentRequest, DataFrame, Outcome, PROTOCOL_VERSION, ServerMessage,
+    StreamKind,
+};
+use crate::reconcile::{Agent, AgentConfig};
+use crate::types::{AgentReport, Assignment};
+
+/// How an agent reaches its server.
+#[derive(Debug, Clone)]
+pub struct RemoteOptions {
+    /// The server's base URL, `http://HOST:PORT` (or `https://`).
+    pub server: String,
+    /// An `agent`-role token; `None` for a `dev` server on loopback.
+    pub token: Option<String>,
+    /// This host's name.
+    pub host: String,
+    pub resync_interval: Duration,
+    pub stop_grace_seconds: u32,
+    /// How often resource use is reported (10 s by default).
+    pub stats_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("invalid server URL {0:?}: expected http://HOST:PORT or https://HOST:PORT")]
+    BadUrl(String),
+    #[error(
+        "server {server} belongs to cluster {now}, but this agent manages cluster {before}'s containers"
+    )]
+    OtherCluster {
+        server: String,
+        before: String,
+        now: String,
+    },
+    #[error("the server refused this agent: {0}")]
+    Refused(String),
+}
+
+/// Reports kept while the link is down, at most; the oldest go first (a snapshot is only ever
+/// the newest one).
+const OUTBOX_LIMIT: usize = 10_000;
+/// The longest pause between two connection attempts.
+const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(5);
+/// How long the server may take to answer `Hello`.
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frames waiting to go out, per connection.
+const OUTGOING_FRAMES: usize = 256;
+
+/// Runs the agent against its server until `shutdown` completes. Returns an error only for what
+/// retrying cannot fix (a bad URL, another cluster's server).
+pub async fn run_remote<R: ContainerRuntime>(
+    runtime: Arc<R>,
+    options: RemoteOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), LinkError> {
+    let url = websocket_url(&options.server)?;
+    let (assignments, assignments_receiver) = watch::channel(None::<Arc<Vec<Assignment>>>);
+    let (report_sender, reports) = mpsc::unbounded_channel();
+    let outbox = Arc::new(Outbox::default());
+    tokio::spawn(outbox.clone().collect(reports));
+    let link = Link {
+        runtime,
+        options,
+        url,
+        assignments,
+        assignments_receiver,
+        report_sender,
+        outbox,
+        cluster: Mutex::new(None),
+    };
+    tokio::select! {
+        result = link.keep_connected() => result,
+        () = shutdown => Ok(()),
+    }
+}
+
+struct Link<R> {
+    runtime: Arc<R>,
+    options: RemoteOptions,
+    url: String,
+    assignments: watch::Sender<Option<Arc<Vec<Assignment>>>>,
+    assignments_receiver: watch::Receiver<Option<Arc<Vec<Assignment>>>>,
+    report_sender: mpsc::UnboundedSender<AgentReport>,
+    outbox: Arc<Outbox>,
+    /// Set by the first server's welcome; the reconcile loop starts then, once.
+    cluster: Mutex<Option<String>>,
+}
+
+impl<R: ContainerRuntime> Link<R> {
+    async fn keep_connected(&self) -> Result<(), LinkError> {
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match self.session().await {
+                Ok(()) => pause = Duration::from_millis(200),
+                Err(SessionError::Fatal(error)) => return Err(error),
+                Err(SessionError::Lost(reason)) => {
+                    tracing::warn!(server = self.options.server, %reason, "no link to the server; containers keep running, retrying");
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_RECONNECT_PAUSE);
+        }
+    }
+
+    /// One connection, from dialling to its end.
+    async fn session(&self) -> Result<(), SessionError> {
+        let mut request = self
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|error| SessionError::Lost(error.to_string()))?;
+        if let Some(token) = &self.options.token {
+            let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| SessionError::Fatal(LinkError::Refused("invalid token".into())))?;
+            request.headers_mut().insert("authorization", value);
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(refusal)?;
+        let (mut sink, mut stream) = socket.split();
+        let hello = AgentMessage::Hello(AgentHello {
+            protocol: PROTOCOL_VERSION,
+            host: self.options.host.clone(),
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+        });
+        sink.send(text(&hello)).await.map_err(lost)?;
+        let cluster = match tokio::time::timeout(WELCOME_TIMEOUT, stream.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str(&text) {
+                Ok(ServerMessage::Welcome { cluster }) => cluster,
+                _ => return Err(SessionError::Lost("expected a welcome".into())),
+            },
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                return Err(SessionError::Fatal(LinkError::Refused(reason)));
+            }
+            _ => return Err(SessionError::Lost("no welcome from the server".into())),
+        };
+        self.start_reconciling(&cluster)?;
+        tracing::info!(
+            server = self.options.server,
+            host = self.options.host,
+            "linked to the server"
+        );
+
+        let (outgoing, mut frames) = mpsc::channel::<Message>(OUTGOING_FRAMES);
+        let mut requests: HashMap<u64, tokio::task::AbortHandle> = HashMap::new();
+        loop {
+            // Reports first: they are what the server waits on.
+            while let Some(report) = self.outbox.pop() {
+                let message = AgentMessage::Report(Box::new(report.clone()));
+                if let Err(error) = sink.send(text(&message)).await {
+                    self.outbox.push_front(report);
+                    return Err(lost(error));
+                }
+            }
+            tokio::select! {
+                () = self.outbox.ready.notified() => {}
+                Some(frame) = frames.recv() => {
+                    sink.send(frame).await.map_err(lost)?;
+                }
+                message = stream.next() => {
+                    let message = match message {
+                        Some(Ok(message)) => message,
+                        Some(Err(error)) => return Err(lost(error)),
+                        None => return Err(SessionError::Lost("the server closed the link".into())),
+                    };
+                    let Message::Text(text) = message else {
+                        if let Message::Close(_) = message {
+                            return Err(SessionError::Lost("the server closed the link".into()));
+                        }
+                        continue;
+                    };
+                    match serde_json::from_str::<ServerMessage>(&text) {
+                        Ok(ServerMessage::Assignments { assignments, .. }) => {
+                            self.assignments.send_replace(Some(Arc::new(assignments)));
+                        }
+                        Ok(ServerMessage::Request { id, request }) => {
+                            requests.retain(|_, task| !task.is_finished());
+                            let task = tokio::spawn(answer(self.runtime.clone(), id, request, outgoing.clone()));
+                            requests.insert(id, task.abort_handle());
+                        }
+                        Ok(ServerMessage::Cancel { id }) => {
+                            if let Some(task) = requests.remove(&id) {
+                                task.abort();
+                            }
+                        }
+                        Ok(ServerMessage::Welcome { .. }) => {}
+                        Err(error) => tracing::warn!(%error, "unreadable message from the server"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts the reconcile loop the first time a server welcomes this agent; refuses a server
+    /// of another installation later.
+    fn start_reconciling(&self, cluster: &str) -> Result<(), SessionError> {
+        let mut known = self.cluster.lock().unwrap_or_else(|p| p.into_inner());
+        match known.as_deref() {
+            Some(before) if before != cluster => {
+                return Err(SessionError::Fatal(LinkError::OtherCluster {
+                    server: self.options.server.clone(),
+                    before: before.to_owned(),
+                    now: cluster.to_owned(),
+                }));
+            }
+            Some(_) => return Ok(()),
+            None => {}
+        }
+        *known = Some(cluster.to_owned());
+        let config = AgentConfig {
+            host: self.options.host.clone(),
+            cluster: cluster.to_owned(),
+            resync_interval: self.options.resync_interval,
+            stop_grace_seconds: self.options.stop_grace_seconds,
+            stats_interval: self.options.stats_interval,
+        };
+        let agent = Agent::new(self.runtime.clone(), config, self.report_sender.clone());
+        tokio::spawn(agent.run(self.assignments_receiver.clone()));
+        Ok(())
+    }
+}
+
+/// Carries out one request of the server and sends the answer (or the stream) back.
+async fn answer<R: ContainerRuntime>(
+    runtime: Arc<R>,
+    id: u64,
+    request: AgentRequest,
+    outgoing: mpsc::Sender<Message>,
+) {
+    match request {
+        AgentRequest::Inspect { container_id } => {
+            let outcome = match runtime.inspect(&container_id).await {
+                Ok((_, inspect)) => Outcome::Ok(inspect),
+                Err(error) => failed(error),
+            };
+            let _ = outgoing
+                .send(text(&AgentMessage::Response { id, outcome }))
+                .await;
+        }
+        AgentRequest::Logs {
+            container_id,
+            tail,
+            follow,
+        } => {
+            let mut chunks = runtime.logs(&container_id, tail, follow);
+            let mut error = None;
+            while let Some(chunk) = chunks.next().await {
+                let (kind, data) = match chunk {
+                    Ok(LogChunk::Stdout(data)) => (StreamKind::Stdout, data),
+                    Ok(LogChunk::Stderr(data)) => (StreamKind::Stderr, data),
+                    Err(failure) => {
+                        error = Some(failure.to_string());
+                        break;
+                    }
+                };
+                let frame = DataFrame {
+                    id,
+                    kind,
+                    data: data.to_vec(),
+                };
+                if outgoing
+                    .send(Message::Binary(frame.encode().into()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            let _ = outgoing
+                .send(text(&AgentMessage::StreamEnd { id, error }))
+                .await;
+        }
+    }
+}
+
+fn failed(error: RuntimeError) -> Outcome {
+    Outcome::Failed {
+        not_found: matches!(error, RuntimeError::NoSuchContainer(_)),
+        error: error.to_string(),
+    }
+}
+
+/// Reports waiting to go out: bounded, and holding at most one snapshot (the newest), so a
+/// long outage costs little memory and the server gets the current picture first thing.
+#[derive(Default)]
+struct Outbox {
+    reports: Mutex<VecDeque<AgentReport>>,
+    ready: Notify,
+}
+
+impl Outbox {
+    async fn collect(self: Arc<Self>, mut reports: mpsc::UnboundedReceiver<AgentReport>) {
+        while let Some(report) = reports.recv().await {
+            self.push(report);
+            self.ready.notify_one();
+        }
+    }
+
+    fn push(&self, report: AgentReport) {
+        let mut reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(report, AgentReport::Snapshot { .. }) {
+            reports.retain(|queued| !matches!(queued, AgentReport::Snapshot { .. }));
+        }
+        reports.push_back(report);
+        while reports.len() > OUTBOX_LIMIT {
+            reports.pop_front();
+        }
+    }
+
+    fn push_front(&self, report: AgentReport) {
+        let mut reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        reports.push_front(report);
+    }
+
+    fn pop(&self) -> Option<AgentReport> {
+        self.reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+    }
+}
+
+enum SessionError {
+    /// The link dropped or could not be made: try again.
+    Lost(String),
+    /// Retrying cannot help.
+    Fatal(LinkError),
+}
+
+fn lost(error: impl std::fmt::Display) -> SessionError {
+    SessionError::Lost(error.to_string())
+}
+
+/// A refused upgrade (401, 403, 409) will not get better by itself; anything else might.
+fn refusal(error: tokio_tungstenite::tungstenite::Error) -> SessionError {
+    use tokio_tungstenite::tungstenite::Error;
+    match error {
+        Error::Http(response) if response.status().is_client_error() => {
+            let body = response
+                .body()
+                .as_ref()
+                .map(|body| String::from_utf8_lossy(body).into_owned())
+                .unwrap_or_default();
+            SessionError::Fatal(LinkError::Refused(format!(
+                "{}: {}",
+                response.status(),
+                body.trim()
+            )))
+        }
+        other => lost(other),
+    }
+}
+
+fn text(message: &impl serde::Serialize) -> Message {
+    Message::Text(
+        serde_json::to_string(message)
+            .expect("protocol messages serialize")
+            .into(),
+    )
+}
+
+/// `http://host:port` -> `ws://host:port/v1/agent/connect` (and https -> wss).
+fn websocket_url(server: &str) -> Result<String, LinkError> {
+    let base = server.trim_end_matches('/');
+    let rest = if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else {
+        return Err(LinkError::BadUrl(server.to_owned()));
+    };
+    Ok(format!("{rest}/v1/agent/connect"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(host: &str) -> AgentReport {
+        AgentReport::Snapshot {
+            host: host.into(),
+            containers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_outbox_keeps_only_the_newest_snapshot_and_stays_bounded() {
+        let outbox = Outbox::default();
+        outbox.push(snapshot("a"));
+        outbox.push(snapshot("b"));
+        assert_eq!(outbox.pop(), Some(snapshot("b")));
+        assert_eq!(outbox.pop(), None);
+        for _ in 0..OUTBOX_LIMIT + 5 {
+            outbox.push(snapshot("x"));
+        }
+        assert_eq!(outbox.reports.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn server_urls_become_the_agent_endpoint() {
+        assert_eq!(
+            websocket_url("http://10.0.0.1:7400/").unwrap(),
+            "ws://10.0.0.1:7400/v1/agent/connect"
+        );
+        assert_eq!(
+            websocket_url("https://cj.example.com").unwrap(),
+            "wss://cj.example.com/v1/agent/connect"
+        );
+        assert!(websocket_url("10.0.0.1:7400").is_err());
+    }
+}

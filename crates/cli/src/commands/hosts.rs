@@ -1,0 +1,52 @@
+//! `hosts`: every host, its agent's state and last heartbeat, its engine and what it uses.
+
+use cj_api::HostInfo;
+
+use crate::args::HostsArgs;
+use crate::client::{CliResult, Client};
+use crate::output::{age, bytes, dash, print_json, print_table, table};
+
+pub async fn run(client: &Client, args: HostsArgs) -> CliResult<i32> {
+    let query = [("history", args.history.to_string())];
+    let hosts: Vec<HostInfo> = client.json(client.get("/v1/hosts").query(&query)).await?;
+    if args.json {
+        return print_json(&hosts);
+    }
+    if hosts.is_empty() {
+        println!("no hosts yet: start `coding-job agent` on a host, or `coding-job dev`");
+        return Ok(0);
+    }
+    let mut output = table(&[
+        "HOST", "STATE", "TASKS", "CPU", "MEMORY", "DISK", "DOCKER", "HEARD",
+    ]);
+    for host in &hosts {
+        let resources = host.resources.as_ref();
+        output.add_row(vec![
+            host.name.clone(),
+            host.state.clone(),
+            host.tasks.to_string(),
+            dash(resources.map(|r| format!("{:.0}% of {}", r.cpu_percent, r.cpus))),
+            dash(resources.map(|r| {
+                format!(
+                    "{} / {}",
+                    bytes(r.memory_used_bytes),
+                    bytes(r.memory_total_bytes)
+                )
+            })),
+            dash(resources.map(|r| {
+                format!(
+                    "{} / {}",
+                    bytes(r.disk_used_bytes),
+                    bytes(r.disk_total_bytes)
+                )
+            })),
+            dash(host.engine_version.as_ref()),
+            match &host.last_heartbeat {
+                Some(at) => format!("{} ago", age(Some(at))),
+                None => "never".into(),
+            },
+        ]);
+    }
+    print_table(&output);
+    Ok(0)
+}

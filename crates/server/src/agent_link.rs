@@ -1,0 +1,480 @@
+//! The server's end of the agent protocol (`cj_agent::link`): every agent holds one WebSocket
+//! (`GET /v1/agent/connect`) over which it gets its host's assignments the moment they change,
+//! sends its reports, and answers requests about its containers (inspect, logs). The server never
+//! talks to Docker; whatever it needs from an engine it asks the agent of that engine's host.
+//!
+//! Which assignments a host gets: those whose declared host is its name. A `dev` server also
+//! has a local host (its in-process agent): declared hosts that no agent has joined as map to
+//! it, so one machine runs any config while an agent that joins as `host-2` takes host-2's tasks.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use bytes::Bytes;
+use cj_agent::Assignment;
+use cj_agent::link::{
+    AgentHello, AgentMessage, AgentRequest, DataFrame, Outcome, PROTOCOL_VERSION, ServerMessage,
+};
+use futures_util::stream::{SplitSink, StreamExt};
+use futures_util::{SinkExt, Stream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::{ApiFailure, shown};
+use crate::state::{ServerState, lock};
+
+/// How long an agent may take to say who it is, and to answer a request.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Frames queued for one agent; a full queue means the agent stopped reading.
+const OUTGOING_FRAMES: usize = 1024;
+/// Chunks of one stream waiting for its reader; a reader that falls further behind loses the
+/// stream rather than holding up everything else the agent sends.
+const STREAM_CHUNKS: usize = 256;
+
+/// The connected agents, by host name.
+pub struct AgentLinks {
+    sessions: std::sync::Mutex<HashMap<String, Arc<Session>>>,
+    /// Bumped whenever an agent connects or goes, so assignment routing is recomputed.
+    joined: watch::Sender<u64>,
+    next_id: AtomicU64,
+}
+
+struct Session {
+    host: String,
+    /// Tells this session from a newer one of the same host.
+    number: u64,
+    outgoing: mpsc::Sender<Message>,
+    pending: std::sync::Mutex<HashMap<u64, Pending>>,
+}
+
+enum Pending {
+    Reply(oneshot::Sender<Outcome>),
+    Stream(mpsc::Sender<StreamItem>),
+}
+
+/// A piece of a stream an agent sends (container logs).
+pub enum StreamItem {
+    Data(Bytes),
+    End(Option<String>),
+}
+
+impl Default for AgentLinks {
+    fn default() -> Self {
+        AgentLinks {
+            sessions: std::sync::Mutex::default(),
+            joined: watch::channel(0).0,
+            next_id: AtomicU64::new(1),
+        }
+    }
+}
+
+impl AgentLinks {
+    /// The hosts with an agent connected now.
+    pub fn hosts(&self) -> BTreeSet<String> {
+        lock(&self.sessions).keys().cloned().collect()
+    }
+
+    fn session(&self, host: &str) -> Result<Arc<Session>, ApiFailure> {
+        lock(&self.sessions).get(host).cloned().ok_or_else(|| {
+            ApiFailure::Unavailable(format!(
+                "host {} has no agent connected: its containers cannot be reached now",
+                shown(host)
+            ))
+        })
+    }
+
+    fn request_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Docker's inspect of a container on `host`, through its agent.
+    pub async fn inspect(
+        &self,
+        host: &str,
+        container_id: &str,
+    ) -> Result<serde_json::Value, ApiFailure> {
+        let session = self.session(host)?;
+        let id = self.request_id();
+        let (reply, answer) = oneshot::channel();
+        lock(&session.pending).insert(id, Pending::Reply(reply));
+        let request = AgentRequest::Inspect {
+            container_id: container_id.to_owned(),
+        };
+        session
+            .send(&ServerMessage::Request { id, request })
+            .await?;
+        let outcome = tokio::time::timeout(REQUEST_TIMEOUT, answer).await;
+        lock(&session.pending).remove(&id);
+        match outcome {
+            Ok(Ok(Outcome::Ok(value))) => Ok(value),
+            Ok(Ok(Outcome::Failed {
+                error,
+                not_found: true,
+            })) => Err(ApiFailure::NotFound(error)),
+            Ok(Ok(Outcome::Failed { error, .. })) => Err(ApiFailure::BadGateway(format!(
+                "the agent of {host} could not inspect {container_id}: {error}"
+            ))),
+            Ok(Err(_)) => Err(ApiFailure::Unavailable(format!(
+                "the agent of {host} went away before answering"
+            ))),
+            Err(_) => Err(ApiFailure::BadGateway(format!(
+                "the agent of {host} did not answer within {} s",
+                REQUEST_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// A container's output on `host`, as its agent streams it. Dropping the stream tells the
+    /// agent to stop.
+    pub async fn logs(
+        &self,
+        host: &str,
+        container_id: &str,
+        tail: Option<u32>,
+        follow: bool,
+    ) -> Result<impl Stream<Item = StreamItem> + Send + 'static, ApiFailure> {
+        let session = self.session(host)?;
+        let id = self.request_id();
+        let (chunks, receiver) = mpsc::channel(STREAM_CHUNKS);
+        lock(&session.pending).insert(id, Pending::Stream(chunks));
+        let request = AgentRequest::Logs {
+            container_id: container_id.to_owned(),
+            tail,
+            follow,
+        };
+        session
+            .send(&ServerMessage::Request { id, request })
+            .await?;
+        let guard = CancelOnDrop {
+            session: session.clone(),
+            id,
+        };
+        Ok(futures_util::stream::unfold(
+            (receiver, guard, false),
+            |(mut receiver, guard, ended)| async move {
+                if ended {
+                    return None;
+                }
+                let item = receiver
+                    .recv()
+                    .await
+                    .unwrap_or(StreamItem::End(Some("the agent went away".into())));
+                let ended = matches!(item, StreamItem::End(_));
+                Some((item, (receiver, guard, ended)))
+            },
+        ))
+    }
+}
+
+/// Ends a stream's request on the agent when its reader goes away.
+struct CancelOnDrop {
+    session: Arc<Session>,
+    id: u64,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if lock(&self.session.pending).remove(&self.id).is_some() {
+            let _ = self
+                .session
+                .outgoing
+                .try_send(text(&ServerMessage::Cancel { id: self.id }));
+        }
+    }
+}
+
+impl Session {
+    async fn send(&self, message: &ServerMessage) -> Result<(), ApiFailure> {
+        self.outgoing
+            .send(text(message))
+            .await
+            .map_err(|_| ApiFailure::Unavailable(format!("the agent of {} went away", self.host)))
+    }
+
+    /// Hands an agent's answer to whoever waits for it.
+    fn deliver(&self, message: AgentMessage) {
+        match message {
+            AgentMessage::Response { id, outcome } => {
+                if let Some(Pending::Reply(reply)) = lock(&self.pending).remove(&id) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            AgentMessage::StreamEnd { id, error } => {
+                if let Some(Pending::Stream(chunks)) = lock(&self.pending).remove(&id) {
+                    let _ = chunks.try_send(StreamItem::End(error));
+                }
+            }
+            AgentMessage::Hello(_) | AgentMessage::Report(_) => {}
+        }
+    }
+
+    fn deliver_data(&self, frame: DataFrame) {
+        let mut pending = lock(&self.pending);
+        let Some(Pending::Stream(chunks)) = pending.get(&frame.id) else {
+            return;
+        };
+        if chunks
+            .try_send(StreamItem::Data(frame.data.into()))
+            .is_err()
+        {
+            // The reader fell behind (or left): end its stream instead of waiting for it.
+            let stalled = StreamItem::End(Some("the reader fell behind".into()));
+            if let Some(Pending::Stream(chunks)) = pending.remove(&frame.id) {
+                let _ = chunks.try_send(stalled);
+            }
+            let _ = self
+                .outgoing
+                .try_send(text(&ServerMessage::Cancel { id: frame.id }));
+        }
+    }
+}
+
+/// `GET /v1/agent/connect`: an agent's link.
+pub async fn connect(State(state): State<Arc<ServerState>>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(move |socket| serve_agent(state, socket))
+}
+
+async fn serve_agent(state: Arc<ServerState>, mut socket: WebSocket) {
+    let hello = match read_hello(&mut socket).await {
+        Ok(hello) => hello,
+        Err(reason) => {
+            tracing::warn!(%reason, "refused an agent");
+            let close = CloseFrame {
+                code: axum::extract::ws::close_code::POLICY,
+                reason: reason.into(),
+            };
+            let _ = socket.send(Message::Close(Some(close))).await;
+            return;
+        }
+    };
+    let welcome = ServerMessage::Welcome {
+        cluster: state.cluster.clone(),
+    };
+    if socket.send(text(&welcome)).await.is_err() {
+        return;
+    }
+    let links = &state.links;
+    let (outgoing, frames) = mpsc::channel(OUTGOING_FRAMES);
+    let session = Arc::new(Session {
+        host: hello.host.clone(),
+        number: links.request_id(),
+        outgoing,
+        pending: std::sync::Mutex::default(),
+    });
+    // A reconnecting agent replaces its old session, which then ends.
+    lock(&links.sessions).insert(hello.host.clone(), session.clone());
+    links.joined.send_modify(|n| *n += 1);
+    state.hosts.heard_from(&hello.host);
+    tracing::info!(
+        host = hello.host,
+        version = hello.agent_version,
+        "agent connected"
+    );
+
+    let (sink, mut stream) = socket.split();
+    let writer = tokio::spawn(write_to_agent(state.clone(), session.clone(), sink, frames));
+    while let Some(Ok(message)) = stream.next().await {
+        match message {
+            Message::Text(text) => match serde_json::from_str::<AgentMessage>(&text) {
+                Ok(AgentMessage::Report(report)) => {
+                    state.hosts.heard_from(&session.host);
+                    state.take_report((*report).from_host(&session.host));
+                }
+                Ok(other) => session.deliver(other),
+                Err(error) => {
+                    tracing::warn!(host = session.host, %error, "unreadable agent message")
+                }
+            },
+            Message::Binary(frame) => {
+                if let Some(frame) = DataFrame::decode(&frame) {
+                    session.deliver_data(frame);
+                }
+            }
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) => {}
+        }
+        if writer.is_finished() {
+            break;
+        }
+    }
+    writer.abort();
+    let mut sessions = lock(&links.sessions);
+    if sessions
+        .get(&session.host)
+        .is_some_and(|current| current.number == session.number)
+    {
+        sessions.remove(&session.host);
+    }
+    drop(sessions);
+    links.joined.send_modify(|n| *n += 1);
+    // Whoever waits on this agent hears it went away (their senders drop here).
+    lock(&session.pending).clear();
+    tracing::info!(host = session.host, "agent disconnected");
+}
+
+async fn read_hello(socket: &mut WebSocket) -> Result<AgentHello, String> {
+    let first = tokio::time::timeout(HELLO_TIMEOUT, socket.recv())
+        .await
+        .map_err(|_| "no hello from the agent".to_owned())?;
+    let Some(Ok(Message::Text(text))) = first else {
+        return Err("expected a hello".into());
+    };
+    let Ok(AgentMessage::Hello(hello)) = serde_json::from_str(&text) else {
+        return Err("expected a hello".into());
+    };
+    if hello.protocol != PROTOCOL_VERSION {
+        return Err(format!(
+            "agent protocol {} is not this server's ({PROTOCOL_VERSION}): run the same coding-job release on both",
+            hello.protocol
+        ));
+    }
+    if !valid_host_name(&hello.host) {
+        return Err(format!(
+            "invalid host name {}: expected 1 to 63 letters, digits, '-', '_' or '.'",
+            shown(&hello.host)
+        ));
+    }
+    Ok(hello)
+}
+
+fn valid_host_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Sends the host's assignments whenever they (or who is connected) change, and whatever else
+/// is queued for the agent.
+async fn write_to_agent(
+    state: Arc<ServerState>,
+    session: Arc<Session>,
+    mut sink: SplitSink<WebSocket, Message>,
+    mut frames: mpsc::Receiver<Message>,
+) {
+    let mut assignments = state.assignments.subscribe();
+    let mut joined = state.links.joined.subscribe();
+    let mut generation = 0;
+    let mut last_sent: Option<Vec<Assignment>> = None;
+    loop {
+        let all = assignments.borrow_and_update().clone();
+        joined.borrow_and_update();
+        // Until the server has loaded its desired state there is nothing to say: an agent must
+        // not take "nothing yet" for "remove everything".
+        if let Some(all) = all {
+            let mine = assignments_for(
+                &session.host,
+                &all,
+                &state.links.hosts(),
+                state.local_host.as_deref(),
+            );
+            if last_sent.as_ref() != Some(&mine) {
+                generation += 1;
+                let message = ServerMessage::Assignments {
+                    generation,
+                    assignments: mine.clone(),
+                };
+                if sink.send(text(&message)).await.is_err() {
+                    return;
+                }
+                last_sent = Some(mine);
+            }
+        }
+        tokio::select! {
+            changed = assignments.changed() => if changed.is_err() { return },
+            changed = joined.changed() => if changed.is_err() { return },
+            frame = frames.recv() => match frame {
+                Some(frame) => if sink.send(frame).await.is_err() { return },
+                None => return,
+            },
+        }
+    }
+}
+
+/// The assignments of `host`: those declared for it; on a server with a local host, that host
+/// also takes the ones declared for hosts no agent has joined as.
+pub fn assignments_for(
+    host: &str,
+    all: &[Assignment],
+    connected: &BTreeSet<String>,
+    local_host: Option<&str>,
+) -> Vec<Assignment> {
+    all.iter()
+        .filter(|assignment| {
+            assignment.declared_host == host
+                || (local_host == Some(host) && !connected.contains(&assignment.declared_host))
+        })
+        .cloned()
+        .collect()
+}
+
+fn text(message: &ServerMessage) -> Message {
+    Message::Text(
+        serde_json::to_string(message)
+            .expect("protocol messages serialize")
+            .into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assignment(task: &str, host: &str) -> Assignment {
+        let spec: cj_spec::TaskSpec = serde_json::from_value(serde_json::json!({
+            "name": task, "image": "i:1", "command": null, "env": {}, "port": 0,
+            "run_on_host": host, "resources": {"memory_bytes": null, "nano_cpus": null},
+            "init": true, "docker_hostconfig": {}, "docker_config": {}
+        }))
+        .unwrap();
+        let key = cj_agent::TaskKey {
+            env: "production".into(),
+            service: "s".into(),
+            job: "j".into(),
+            task: task.into(),
+        };
+        Assignment::new(key, 1, spec, host.into(), cj_spec::OnFailure::Restart)
+    }
+
+    fn tasks(assignments: Vec<Assignment>) -> Vec<String> {
+        assignments.into_iter().map(|a| a.key.task).collect()
+    }
+
+    #[test]
+    fn each_host_gets_its_own_and_a_dev_server_runs_the_rest_locally() {
+        let all = [
+            assignment("a", "host-1"),
+            assignment("b", "host-2"),
+            assignment("c", "laptop"),
+        ];
+        let connected: BTreeSet<String> = ["laptop".to_string(), "host-2".to_string()].into();
+        assert_eq!(
+            tasks(assignments_for("host-2", &all, &connected, Some("laptop"))),
+            ["b"]
+        );
+        assert_eq!(
+            tasks(assignments_for("laptop", &all, &connected, Some("laptop"))),
+            ["a", "c"]
+        );
+        // A server without a local host runs nothing for hosts that have not joined.
+        assert_eq!(
+            tasks(assignments_for("host-2", &all, &connected, None)),
+            ["b"]
+        );
+        assert!(assignments_for("host-1", &all, &connected, None).len() == 1);
+    }
+
+    #[test]
+    fn host_names_are_checked() {
+        assert!(valid_host_name("host-1"));
+        assert!(!valid_host_name(""));
+        assert!(!valid_host_name("a/b"));
+        assert!(!valid_host_name(&"x".repeat(64)));
+    }
+}

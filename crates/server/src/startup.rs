@@ -1,0 +1,184 @@
+//! What `coding-job server` and `coding-job dev` share at start: the embedded store in the data
+//! directory, the cluster id, the server state with its desired state loaded, deployments
+//! resumed, tokens (the first admin token when they are required), the audit log, TLS, the
+//! listener, and serving the API until shutdown. `server` is exactly this ([`run_server`]);
+//! `dev` is this plus its in-process agent (`dev`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use cj_store::{EmbeddedStore, Store, StoreJson};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admin_token::{self, AdminToken};
+use crate::audit::AuditLog;
+use crate::auth::{Auth, AuthMode};
+use crate::config::ServerConfig;
+use crate::keys;
+use crate::state::ServerState;
+use crate::tls::{self, TlsFiles};
+
+#[derive(Debug)]
+pub struct ServerOptions {
+    /// The embedded store (`store.redb`), the audit log (`audit.redb`), `admin.token`.
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub config: ServerConfig,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<TlsFiles>,
+    pub auth: AuthMode,
+    /// Give the token named `admin` a new secret, written to `admin.token`.
+    pub reset_admin_token: bool,
+}
+
+/// Where a started server can be reached, for the lines it prints.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub api: SocketAddr,
+    /// `http://ADDRESS` or `https://ADDRESS`.
+    pub url: String,
+    pub cluster: String,
+    pub data_dir: PathBuf,
+    /// When tokens are required: what became of the admin token file.
+    pub admin_token: Option<AdminToken>,
+}
+
+/// A server ready to serve: everything loaded, the port bound, nothing answered yet.
+pub struct Prepared {
+    pub state: Arc<ServerState>,
+    pub auth: Arc<Auth>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    started: Started,
+}
+
+/// Opens the data directory and loads everything; binds the listener. `local_host` is the
+/// host of the process's own agent, if it has one.
+pub async fn prepare(
+    options: ServerOptions,
+    local_host: Option<String>,
+) -> anyhow::Result<Prepared> {
+    let data_dir = &options.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("failed to create the data directory {}", data_dir.display()))?;
+    // Before anything else: a bad certificate should stop the start, not the first client.
+    let tls = options.tls.as_ref().map(tls::acceptor).transpose()?;
+    let store = open_store(&data_dir.join("store.redb"))?;
+    let cluster = cluster_id(&*store, data_dir)?;
+    let audit = AuditLog::open(open_store(&data_dir.join("audit.redb"))?)
+        .context("failed to read the audit log")?;
+    let admin_token = match options.auth {
+        AuthMode::Required => Some(
+            admin_token::ensure(&*store, data_dir, options.reset_admin_token)
+                .context("failed to set up the admin token")?,
+        ),
+        AuthMode::Open => None,
+    };
+    let auth = Arc::new(Auth::new(options.auth, store.clone(), audit));
+
+    let state = ServerState::new(store, cluster.clone(), local_host, options.config);
+    state
+        .write_missing_version_infos()
+        .map_err(|error| anyhow::anyhow!("failed to summarise stored versions: {error}"))?;
+    // Assignments are published before any agent connects: an agent must never see "nothing
+    // assigned" merely because the server had not loaded yet.
+    state
+        .publish_assignments()
+        .await
+        .map_err(|error| anyhow::anyhow!("failed to load desired state: {error}"))?;
+    // Deployments that were under way when the server stopped go on from where they were.
+    for deployment in state
+        .active_deployments()
+        .map_err(|error| anyhow::anyhow!("failed to read deployments: {error}"))?
+    {
+        tracing::info!(id = deployment.id, "resuming deployment");
+        tokio::spawn(state.clone().run_deployment(deployment));
+    }
+
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", options.listen))?;
+    let api = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    Ok(Prepared {
+        state,
+        auth,
+        listener,
+        tls,
+        started: Started {
+            api,
+            url: format!("{scheme}://{api}"),
+            cluster,
+            data_dir: options.data_dir,
+            admin_token,
+        },
+    })
+}
+
+impl Prepared {
+    /// The address the API listens on.
+    pub fn api(&self) -> SocketAddr {
+        self.started.api
+    }
+
+    /// Calls `on_ready`, then serves the API until `shutdown` completes.
+    pub async fn serve(
+        self,
+        on_ready: impl FnOnce(&Started),
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        on_ready(&self.started);
+        let router = crate::api::router(self.state, self.auth);
+        crate::serve::serve(self.listener, router, self.tls, shutdown).await?;
+        Ok(())
+    }
+}
+
+/// `coding-job server`: the API, the store and the agents' endpoint, without an agent of its
+/// own. Runs until `shutdown` completes; `on_ready` is called once the API is listening.
+pub async fn run_server(
+    options: ServerOptions,
+    on_ready: impl FnOnce(&Started),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    prepare(options, None)
+        .await?
+        .serve(on_ready, shutdown)
+        .await
+}
+
+fn open_store(path: &std::path::Path) -> anyhow::Result<Arc<dyn Store>> {
+    let store = EmbeddedStore::open(path).with_context(|| {
+        format!(
+            "failed to open the store {} (is another coding-job using this data directory?)",
+            path.display()
+        )
+    })?;
+    Ok(Arc::new(store))
+}
+
+/// This installation's id: made once, from the data directory and the time, then kept.
+fn cluster_id(store: &dyn Store, data_dir: &std::path::Path) -> anyhow::Result<String> {
+    if let Some(id) = store.get_json::<String>(keys::CLUSTER_ID)? {
+        return Ok(id);
+    }
+    let seed = format!(
+        "{}:{:?}:{}",
+        data_dir.display(),
+        std::time::SystemTime::now(),
+        std::process::id()
+    );
+    let id = hex::encode(&Sha256::digest(seed.as_bytes())[..8]);
+    if store
+        .compare_and_swap(keys::CLUSTER_ID, None, serde_json::to_vec(&id)?)?
+        .is_none()
+    {
+        return Ok(store.get_json::<String>(keys::CLUSTER_ID)?.unwrap_or(id));
+    }
+    Ok(id)
+}
