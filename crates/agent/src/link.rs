@@ -13,6 +13,12 @@ use crate::types::{AgentReport, Assignment};
 /// The protocol's version: a server refuses an agent that speaks another.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// How often each end pings the other (WebSocket pings, answered by the WebSocket layer).
+pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// A link silent this long is dead (a cut cable sends nothing, not even a close): the server
+/// forgets the agent's session, and the agent dials again.
+pub const LINK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// What the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "message", rename_all = "snake_case")]

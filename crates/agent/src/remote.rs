@@ -19,8 +19,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::link::{
-    AgentHello, AgentMessage, AgentRequest, DataFrame, Outcome, PROTOCOL_VERSION, ServerMessage,
-    StreamKind,
+    AgentHello, AgentMessage, AgentRequest, DataFrame, LINK_TIMEOUT, Outcome, PING_INTERVAL,
+    PROTOCOL_VERSION, ServerMessage, StreamKind,
 };
 use crate::reconcile::{Agent, AgentConfig};
 use crate::types::{AgentReport, Assignment};
@@ -163,6 +163,8 @@ impl<R: ContainerRuntime> Link<R> {
         );
 
         let (outgoing, mut frames) = mpsc::channel::<Message>(OUTGOING_FRAMES);
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        let mut last_heard = tokio::time::Instant::now();
         let mut requests: HashMap<u64, tokio::task::AbortHandle> = HashMap::new();
         loop {
             // Reports first: they are what the server waits on.
@@ -175,6 +177,15 @@ impl<R: ContainerRuntime> Link<R> {
             }
             tokio::select! {
                 () = self.outbox.ready.notified() => {}
+                _ = ping.tick() => {
+                    // A cut link sends nothing, not even a close: silence is how it shows.
+                    if last_heard.elapsed() > LINK_TIMEOUT {
+                        return Err(SessionError::Lost(format!(
+                            "nothing from the server for {} s", LINK_TIMEOUT.as_secs()
+                        )));
+                    }
+                    sink.send(Message::Ping(Default::default())).await.map_err(lost)?;
+                }
                 Some(frame) = frames.recv() => {
                     sink.send(frame).await.map_err(lost)?;
                 }
@@ -184,6 +195,7 @@ impl<R: ContainerRuntime> Link<R> {
                         Some(Err(error)) => return Err(lost(error)),
                         None => return Err(SessionError::Lost("the server closed the link".into())),
                     };
+                    last_heard = tokio::time::Instant::now();
                     let Message::Text(text) = message else {
                         if let Message::Close(_) = message {
                             return Err(SessionError::Lost("the server closed the link".into()));

@@ -27,6 +27,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::error::{ApiFailure, shown};
 use crate::state::{ServerState, lock};
 
+use cj_agent::link::LINK_TIMEOUT;
+
 /// How long an agent may take to say who it is, and to answer a request.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -278,7 +280,9 @@ async fn serve_agent(state: Arc<ServerState>, mut socket: WebSocket) {
 
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_to_agent(state.clone(), session.clone(), sink, frames));
-    while let Some(Ok(message)) = stream.next().await {
+    // A link that goes silent (a cut cable sends no FIN) ends here: the server pings every
+    // PING_INTERVAL and the agent's pong, reports or stats arrive well within LINK_TIMEOUT.
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(LINK_TIMEOUT, stream.next()).await {
         match message {
             Message::Text(text) => match serde_json::from_str::<AgentMessage>(&text) {
                 Ok(AgentMessage::Report(report)) => {
@@ -362,6 +366,7 @@ async fn write_to_agent(
     let mut joined = state.links.joined.subscribe();
     let mut generation = 0;
     let mut last_sent: Option<Vec<Assignment>> = None;
+    let mut ping = tokio::time::interval(cj_agent::link::PING_INTERVAL);
     loop {
         let all = assignments.borrow_and_update().clone();
         joined.borrow_and_update();
@@ -387,6 +392,7 @@ async fn write_to_agent(
             }
         }
         tokio::select! {
+            _ = ping.tick() => if sink.send(Message::Ping(Bytes::new())).await.is_err() { return },
             changed = assignments.changed() => if changed.is_err() { return },
             changed = joined.changed() => if changed.is_err() { return },
             frame = frames.recv() => match frame {

@@ -84,7 +84,7 @@ impl Dev {
     pub fn start_with_config(config: Option<&str>) -> Dev {
         ensure_image();
         let args = ["dev", "--host-name", "test-host"].map(OsString::from);
-        Dev::launch(args.to_vec(), config, "warn", false)
+        Dev::launch(args.to_vec(), config, "warn", false, "127.0.0.1")
     }
 
     /// Starts `coding-job ARGS... --listen ADDRESS --data-dir DIR` on a fresh data directory.
@@ -93,6 +93,7 @@ impl Dev {
         config: Option<&str>,
         log_filter: &'static str,
         capture_stderr: bool,
+        listen_ip: &str,
     ) -> Dev {
         let data_dir = tempfile::tempdir().unwrap();
         let config = config.map(|text| {
@@ -101,7 +102,7 @@ impl Dev {
             path
         });
         let stderr_file = capture_stderr.then(|| data_dir.path().join("stderr.log"));
-        let listen = format!("127.0.0.1:{}", free_port());
+        let listen = format!("{listen_ip}:{}", free_port());
         let mut dev = Dev {
             data_dir,
             url: String::new(),
@@ -396,6 +397,11 @@ impl Server {
     }
 
     pub fn start_with(tls: Option<&Tls>) -> Server {
+        Server::start_on("127.0.0.1", tls)
+    }
+
+    /// Listening on `ip` (e.g. a test bed's gateway, where agents in its hosts reach it).
+    pub fn start_on(ip: &str, tls: Option<&Tls>) -> Server {
         let mut args = vec![OsString::from("server")];
         if let Some(tls) = tls {
             args.extend([
@@ -407,7 +413,7 @@ impl Server {
         }
         let filter = "info,coding_job_server=debug,coding_job=debug";
         Server {
-            process: Dev::launch(args, None, filter, true),
+            process: Dev::launch(args, None, filter, true, ip),
         }
     }
 

@@ -1,0 +1,323 @@
+//! Several real hosts: a `coding-job server` on the test bed's bridge and one `coding-job agent`
+//! in each host's network namespace, driving that host's own Docker engine (see
+//! `support::testbed`). Nothing here shares an engine with anything else.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use support::testbed::Testbed;
+use support::{IMAGE, Server, describe, free_port, output_within, wait_for};
+
+/// A server, a test bed and an agent per host; agents are killed first when it is dropped,
+/// then the server, then the bed (which removes every container of its engines).
+struct Cluster {
+    agents: HashMap<String, Child>,
+    server: Server,
+    bed: Testbed,
+    agent_token_file: PathBuf,
+}
+
+impl Cluster {
+    fn start(hosts: usize) -> Cluster {
+        let bed = Testbed::start(hosts);
+        let mut server = Server::start_on(bed.gateway(), None);
+        server.token = Some(server.admin_token());
+        let created = server.json(&["token", "create", "agents", "--role", "agent", "--json"]);
+        let agent_token_file = server.data_dir.path().join("agent.token");
+        std::fs::write(&agent_token_file, created["secret"].as_str().unwrap()).unwrap();
+        let mut cluster = Cluster {
+            agents: HashMap::new(),
+            server,
+            bed,
+            agent_token_file,
+        };
+        let names: Vec<String> = cluster.bed.hosts.iter().map(|h| h.name.clone()).collect();
+        for name in &names {
+            cluster.start_agent(name);
+        }
+        cluster.wait_for_hosts(&names, "ready");
+        cluster
+    }
+
+    fn start_agent(&mut self, name: &str) {
+        let host = self.bed.host(name);
+        let child = host
+            .command_in_netns(env!("CARGO_BIN_EXE_coding-job"))
+            .args(["agent", "--server", &self.server.url, "--name", name])
+            .arg("--token-file")
+            .arg(&self.agent_token_file)
+            .args(["--docker-host", &host.docker_host])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("failed to start an agent");
+        self.agents.insert(name.to_owned(), child);
+    }
+
+    fn kill_agent(&mut self, name: &str) {
+        let mut child = self.agents.remove(name).expect("no such agent");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn hosts(&self) -> Vec<cj_api::HostInfo> {
+        serde_json::from_value(self.server.json(&["hosts", "--json"])).unwrap()
+    }
+
+    fn wait_for_hosts(&self, names: &[String], state: &str) {
+        wait_for(
+            &format!("hosts {names:?} to be {state}"),
+            Duration::from_secs(40),
+            || {
+                let hosts = self.hosts();
+                names
+                    .iter()
+                    .all(|name| hosts.iter().any(|h| &h.name == name && h.state == state))
+                    .then_some(())
+            },
+        );
+    }
+
+    /// The containers of a job in one host's engine: (id, running, started at).
+    fn containers(&self, host: &str, job: &str) -> Vec<(String, bool, String)> {
+        let host = self.bed.host(host);
+        let ids = host.docker(&[
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            &format!("label=coding-job.job={job}"),
+        ]);
+        ids.lines()
+            .map(|id| {
+                let state = host.docker(&[
+                    "inspect",
+                    "-f",
+                    "{{.State.Running}} {{.State.StartedAt}}",
+                    id,
+                ]);
+                let (running, started) = state.trim().split_once(' ').unwrap();
+                (id.to_owned(), running == "true", started.to_owned())
+            })
+            .collect()
+    }
+
+    fn wait_running(&self, service: &str, jobs: &[&str]) {
+        wait_for(
+            "every task running and reported",
+            Duration::from_secs(40),
+            || {
+                let rows = self.server.status(service);
+                jobs.iter()
+                    .all(|job| rows.iter().any(|r| r.job == *job && r.state == "running"))
+                    .then_some(())
+            },
+        );
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (_, mut child) in self.agents.drain() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn pinned(job: &str, host: &str, command: &str, extra: &str) -> String {
+    format!(
+        "  - name: {job}\n    image: {IMAGE}\n    run_on_host: {host}\n    command: [sh, -c, \"{command}\"]\n{extra}"
+    )
+}
+
+#[test]
+fn pinned_tasks_run_on_their_hosts_in_dependency_order_and_are_reached_through_their_agents() {
+    let cluster = Cluster::start(2);
+    let port = free_port();
+    let yaml = format!(
+        "service: shop\njobs:\n{}{}",
+        pinned(
+            "db",
+            "host-1",
+            &format!("echo db-ready-on-host-1; exec httpd -f -p {port} -h /"),
+            &format!("    port: {port}\n    check: {{ tcp: true, interval: 200ms }}\n"),
+        ),
+        pinned(
+            "web",
+            "host-2",
+            "while true; do echo tick; sleep 0.2; done",
+            "    depends_on: [db]\n",
+        ),
+    );
+    cluster.server.push_yaml("shop.yaml", &yaml);
+    let up = cluster.server.ok(&["up", "shop"]);
+    assert!(up.contains("2 started"), "{up}");
+
+    // Each task runs in its own host's engine, and nowhere else.
+    let db = cluster.containers("host-1", "db");
+    let web = cluster.containers("host-2", "web");
+    assert_eq!((db.len(), web.len()), (1, 1), "db {db:?}, web {web:?}");
+    assert!(cluster.containers("host-2", "db").is_empty());
+    assert!(cluster.containers("host-1", "web").is_empty());
+    assert!(
+        cluster.server.docker_containers().is_empty(),
+        "a container landed on the main engine"
+    );
+    // web waited for db's check, across hosts.
+    let db_started = support::nanos(&db[0].2);
+    let web_created =
+        cluster
+            .bed
+            .host("host-2")
+            .docker(&["inspect", "-f", "{{.Created}}", &web[0].0]);
+    assert!(
+        support::nanos(web_created.trim()) > db_started,
+        "web was created before db started"
+    );
+    let rows = cluster.server.status("shop");
+    let actual: Vec<(String, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.job.clone(), r.actual_host.clone()))
+        .collect();
+    assert!(
+        actual.contains(&("db".into(), Some("host-1".into()))),
+        "{actual:?}"
+    );
+    assert!(
+        actual.contains(&("web".into(), Some("host-2".into()))),
+        "{actual:?}"
+    );
+
+    // inspect and logs go through the agent of the task's host.
+    let inspect = cluster.server.json(&["inspect", "shop/db/db", "--json"]);
+    assert_eq!(inspect["container"]["Id"], db[0].0.as_str());
+    let logs = cluster.server.ok(&["logs", "shop/db", "--tail", "5"]);
+    assert!(logs.contains("db-ready-on-host-1"), "{logs}");
+    let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_coding-job"))
+        .args(["logs", "shop/web", "-f", "--tail", "1"])
+        .env("CODING_JOB_SERVER", &cluster.server.url)
+        .env("CODING_JOB_TOKEN", cluster.server.token.as_deref().unwrap())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(follow.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    for _ in 0..4 {
+        let line = received
+            .recv_timeout(Duration::from_secs(10))
+            .expect("logs -f stopped following");
+        assert_eq!(line, "tick");
+    }
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+
+    // Each host's engine, resources and tasks.
+    wait_for("host stats", Duration::from_secs(20), || {
+        let hosts = cluster.hosts();
+        hosts
+            .iter()
+            .all(|h| h.resources.is_some() && h.engine_version.is_some())
+            .then_some(hosts)
+    });
+    let hosts = cluster.hosts();
+    for name in ["host-1", "host-2"] {
+        let host = hosts.iter().find(|h| h.name == name).unwrap();
+        assert_eq!((host.state.as_str(), host.tasks), ("ready", 1), "{host:?}");
+    }
+}
+
+#[test]
+fn agent_loss_and_server_restart_restart_no_container() {
+    let mut cluster = Cluster::start(2);
+    let yaml = format!(
+        "service: calm\njobs:\n{}{}",
+        pinned("one", "host-1", "exec sleep 3600", ""),
+        pinned("two", "host-2", "exec sleep 3600", ""),
+    );
+    cluster.server.push_yaml("calm.yaml", &yaml);
+    cluster.server.ok(&["up", "calm"]);
+    let before = (
+        cluster.containers("host-1", "one"),
+        cluster.containers("host-2", "two"),
+    );
+    assert!(before.0[0].1 && before.1[0].1, "{before:?}");
+
+    // An agent killed: its containers keep running, and the server sees the host down.
+    cluster.kill_agent("host-1");
+    cluster.wait_for_hosts(&["host-1".into()], "down");
+    assert_eq!(cluster.containers("host-1", "one"), before.0);
+    // Back: the running container is adopted as it is (same id, same start).
+    cluster.start_agent("host-1");
+    cluster.wait_for_hosts(&["host-1".into()], "ready");
+    cluster.wait_running("calm", &["one", "two"]);
+    assert_eq!(cluster.containers("host-1", "one"), before.0);
+
+    // The server killed and started again with the agents connected: they link again and
+    // nothing is restarted.
+    cluster.server.restart();
+    cluster.wait_for_hosts(&["host-1".into(), "host-2".into()], "ready");
+    cluster.wait_running("calm", &["one", "two"]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(cluster.containers("host-1", "one"), before.0);
+    assert_eq!(cluster.containers("host-2", "two"), before.1);
+}
+
+#[test]
+fn a_cut_host_is_seen_down_keeps_its_containers_and_comes_back_without_a_restart() {
+    let cluster = Cluster::start(2);
+    let yaml = format!(
+        "service: cut\njobs:\n{}",
+        pinned("alone", "host-2", "exec sleep 3600", ""),
+    );
+    cluster.server.push_yaml("cut.yaml", &yaml);
+    cluster.server.ok(&["up", "cut"]);
+    let before = cluster.containers("host-2", "alone");
+    cluster.bed.host("host-2").cut();
+    // No close travels over a cut link: silence is what the server goes by.
+    cluster.wait_for_hosts(&["host-2".into()], "down");
+    assert_eq!(cluster.containers("host-2", "alone"), before);
+    cluster.bed.host("host-2").heal();
+    cluster.wait_for_hosts(&["host-2".into()], "ready");
+    cluster.wait_running("cut", &["alone"]);
+    assert_eq!(cluster.containers("host-2", "alone"), before);
+}
+
+#[test]
+fn an_agent_without_an_agent_token_is_refused_and_says_why() {
+    let cluster = Cluster::start(1);
+    let host = cluster.bed.host("host-1");
+    let admin_file = cluster.server.admin_token_file();
+    let mut command = host.command_in_netns(env!("CARGO_BIN_EXE_coding-job"));
+    command
+        .args([
+            "agent",
+            "--server",
+            &cluster.server.url,
+            "--name",
+            "intruder",
+        ])
+        .arg("--token-file")
+        .arg(&admin_file);
+    let output = output_within(command, Duration::from_secs(30));
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("403"), "{stderr}");
+    assert!(
+        !stderr.contains(&cluster.server.admin_token()),
+        "the token was printed"
+    );
+    assert!(cluster.hosts().iter().all(|h| h.name != "intruder"));
+}
