@@ -30,6 +30,10 @@ pub enum ServerMessage {
     Assignments {
         /// Bumped on every change, so an agent can tell a repeat from news.
         generation: u64,
+        /// When the server published them (Unix time in microseconds), for the agent's latency
+        /// log.
+        #[serde(default)]
+        published_unix_micros: i64,
         assignments: Vec<Assignment>,
     },
     /// Do something with a container of this host and answer with the request's id.
@@ -150,6 +154,19 @@ mod tests {
         assert_eq!(DataFrame::decode(&frame.encode()), Some(frame));
         assert_eq!(DataFrame::decode(&[1, 2, 3]), None);
         assert_eq!(DataFrame::decode(&[0, 0, 0, 0, 0, 0, 0, 1, 9]), None);
+    }
+
+    #[test]
+    fn assignments_read_as_written() {
+        // Internally tagged enums go through serde's buffered content, which has no 128-bit
+        // integers: every field must be a type it can hold.
+        let sent = ServerMessage::Assignments {
+            generation: 3,
+            published_unix_micros: 1_790_000_000_000_000,
+            assignments: Vec::new(),
+        };
+        let text = serde_json::to_string(&sent).unwrap();
+        assert_eq!(serde_json::from_str::<ServerMessage>(&text).unwrap(), sent);
     }
 
     #[test]

@@ -203,7 +203,10 @@ impl<R: ContainerRuntime> Link<R> {
                         continue;
                     };
                     match serde_json::from_str::<ServerMessage>(&text) {
-                        Ok(ServerMessage::Assignments { assignments, .. }) => {
+                        Ok(ServerMessage::Assignments { assignments, generation, published_unix_micros }) => {
+                            let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64;
+                            let latency_us = now.saturating_sub(published_unix_micros);
+                            tracing::debug!(generation, latency_us, tasks = assignments.len(), "assignments received");
                             self.assignments.send_replace(Some(Arc::new(assignments)));
                         }
                         Ok(ServerMessage::Request { id, request }) => {

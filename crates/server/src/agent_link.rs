@@ -372,10 +372,10 @@ async fn write_to_agent(
         joined.borrow_and_update();
         // Until the server has loaded its desired state there is nothing to say: an agent must
         // not take "nothing yet" for "remove everything".
-        if let Some(all) = all {
+        if let Some(published) = all {
             let mine = assignments_for(
                 &session.host,
-                &all,
+                &published.all,
                 &state.links.hosts(),
                 state.local_host.as_deref(),
             );
@@ -383,6 +383,7 @@ async fn write_to_agent(
                 generation += 1;
                 let message = ServerMessage::Assignments {
                     generation,
+                    published_unix_micros: published.at_unix_micros,
                     assignments: mine.clone(),
                 };
                 if sink.send(text(&message)).await.is_err() {

@@ -87,8 +87,8 @@ impl ServerState {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut names: BTreeSet<String> = connected.iter().cloned().collect();
         names.extend(observed.keys().cloned());
-        if let Some(assignments) = self.assignments.borrow().as_ref() {
-            names.extend(assignments.iter().map(|a| a.declared_host.clone()));
+        if let Some(published) = self.assignments.borrow().as_ref() {
+            names.extend(published.all.iter().map(|a| a.declared_host.clone()));
         }
         names.remove("");
         let records = lock(&self.hosts.records);

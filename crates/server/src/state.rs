@@ -75,7 +75,15 @@ pub enum ProgressKind {
     Health(Health, String),
 }
 
-pub type Assignments = Option<Arc<Vec<Assignment>>>;
+/// Every host's assignments as last published (`None` until the desired state is loaded).
+pub type Assignments = Option<Arc<Published>>;
+
+pub struct Published {
+    /// When they were published (Unix time in microseconds), so an agent can tell how long
+    /// they took to reach it.
+    pub at_unix_micros: i64,
+    pub all: Vec<Assignment>,
+}
 
 pub struct ServerState {
     pub store: Arc<dyn Store>,
@@ -241,7 +249,10 @@ impl ServerState {
                 assignments.push(assignment);
             }
         }
-        self.assignments.send_replace(Some(Arc::new(assignments)));
+        self.assignments.send_replace(Some(Arc::new(Published {
+            at_unix_micros: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64,
+            all: assignments,
+        })));
         Ok(())
     }
 
