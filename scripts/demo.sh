@@ -1,65 +1,127 @@
 #!/usr/bin/env bash
-# The main job on one machine: builds coding-job and the example image, starts `coding-job dev`
-# (server + agent + embedded store), pushes and brings up the bundled examples/, prints status
-# and where the API listens, and keeps running until Ctrl-C. On Ctrl-C it brings the examples
-# down and stops the server.
-#   environment: CODING_JOB_LISTEN (default 127.0.0.1:7400), CODING_JOB_DATA (default ./cj-data)
+# The main job: builds coding-job and the example image, makes two more hosts on this machine
+# (network namespaces, each with its own Docker engine: scripts/testbed.sh), starts
+# `coding-job dev` (server + this machine's agent + embedded store) where those hosts reach it,
+# joins an agent on each as host-1 and host-2, pushes and brings up the bundled examples/, prints
+# the status and the hosts, and keeps running until Ctrl-C. On Ctrl-C it brings the examples
+# down, stops the agents and the server, and removes the two hosts.
+#
+# Tasks pinned to host-1 (core-nginx) run in host-1's engine; the others run on this machine.
+#   environment: CODING_JOB_DEMO_HOSTS (default 2; 0: this machine only, API on loopback)
+#                CODING_JOB_PORT (default 7400), CODING_JOB_DATA (default ./cj-data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+hosts="${CODING_JOB_DEMO_HOSTS:-2}"
+port="${CODING_JOB_PORT:-7400}"
+data="${CODING_JOB_DATA:-./cj-data}"
+image=cj-example/busybox:1
+
+. scripts/packages.sh
+[ "$hosts" -gt 0 ] && want_testbed
+install_wanted
 docker info >/dev/null 2>&1 || { echo "error: the Docker engine is not reachable" >&2; exit 1; }
-scripts/build-example-image.sh
+scripts/build-example-image.sh "$image"
 cargo build --release --quiet
 bin="$PWD/target/release/coding-job"
-listen="${CODING_JOB_LISTEN:-127.0.0.1:7400}"
-data="${CODING_JOB_DATA:-./cj-data}"
-export CODING_JOB_SERVER="http://$listen"
+mkdir -p "$data"
+data=$(cd "$data" && pwd)
 
 # The `service:` a file declares.
 service_of() {
   sed -n 's/^service: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$1" | head -n1
 }
 
-# Its own session, so Ctrl-C reaches this script first and the examples can be brought down.
-log=$(mktemp)
-RUST_LOG="${RUST_LOG:-warn}" setsid "$bin" dev --data-dir "$data" --listen "$listen" >"$log" &
-server=$!
+server=""
+agents=()
+bed_lines=""
 stop() {
-  trap - INT TERM
+  trap - INT TERM EXIT
   echo
-  for file in examples/*.yaml; do
-    service=$(service_of "$file")
-    "$bin" down "$service" || true
-  done
-  kill "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
-  rm -f "$log"
+  if [ -n "$server" ]; then
+    for file in examples/*.yaml; do
+      "$bin" down "$(service_of "$file")" || true
+    done
+  fi
+  for agent in "${agents[@]}"; do kill "$agent" 2>/dev/null || true; done
+  if [ -n "$server" ]; then
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
+  if [ -n "$bed_lines" ]; then
+    scripts/testbed.sh down --name cjdemo >/dev/null || true
+  fi
 }
-trap stop INT TERM
+trap stop INT TERM EXIT
 
+# The hosts, and the address where they reach this machine's server.
+listen="127.0.0.1:$port"
+if [ "$hosts" -gt 0 ]; then
+  echo "making $hosts hosts (network namespaces with their own Docker engines) ..."
+  scripts/testbed.sh down --name cjdemo >/dev/null 2>&1 || true
+  bed_lines=$(scripts/testbed.sh up --name cjdemo --hosts "$hosts" --image "$image" --owner $$)
+  gateway=$(awk '$1 == "gateway" {print $2}' <<<"$bed_lines")
+  listen="$gateway:$port"
+fi
+export CODING_JOB_SERVER="http://$listen"
+
+# Its own session, so Ctrl-C reaches this script first and the examples can be brought down.
+log="$data/dev.log"
+RUST_LOG="${RUST_LOG:-warn}" setsid "$bin" dev --data-dir "$data" --listen "$listen" >"$log" 2>&1 &
+server=$!
 # Ready when this process (not some other server on the port) says where it listens.
-until grep -q "API listening on" "$log" 2>/dev/null; do
+until grep -q "  try:" "$log" 2>/dev/null; do
   if ! kill -0 "$server" 2>/dev/null; then
-    echo "error: coding-job dev exited (is $listen already in use? set CODING_JOB_LISTEN)" >&2
+    cat "$log" >&2
+    echo "error: coding-job dev exited (is $listen already in use? set CODING_JOB_PORT)" >&2
     exit 1
   fi
   sleep 0.1
 done
-cat "$log"
+grep -v "^  try:" "$log" | head -n 4
 
+if [ "$hosts" -gt 0 ]; then
+  # Off loopback the API wants tokens: the admin's for this script, an agent token for agents.
+  export CODING_JOB_TOKEN="$(cat "$data/admin.token")"
+  "$bin" token revoke demo-agents >/dev/null 2>&1 || true
+  (umask 077; "$bin" token create demo-agents --role agent --json |
+    sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p' >"$data/agent.token")
+  while read -r kind name address docker_host netns _; do
+    [ "$kind" = host ] || continue
+    nsenter --net="$netns" env DOCKER_HOST="$docker_host" RUST_LOG=warn \
+      "$bin" agent --server "$CODING_JOB_SERVER" --name "$name" \
+      --token-file "$data/agent.token" >>"$data/agent-$name.log" 2>&1 &
+    agents+=($!)
+    echo "  $name: $address, agent joining (log: $data/agent-$name.log)"
+  done <<<"$bed_lines"
+  deadline=$((SECONDS + 30))
+  until [ "$("$bin" hosts | grep -c ' ready ')" -gt "$hosts" ]; do
+    [ $SECONDS -lt $deadline ] || { echo "error: the agents did not join" >&2; exit 1; }
+    sleep 0.2
+  done
+fi
+
+echo
 "$bin" push examples/*.yaml
 for file in examples/*.yaml; do
-  service=$(service_of "$file")
-  "$bin" up "$service"
+  "$bin" up "$(service_of "$file")"
 done
 echo
 "$bin" status
+echo
+"$bin" hosts
+nginx_address=127.0.0.1
+if [ "$hosts" -gt 0 ]; then
+  nginx_address=$(awk '$1 == "host" && $2 == "host-1" {print $3}' <<<"$bed_lines")
+fi
+token_hint=""
+[ -n "${CODING_JOB_TOKEN:-}" ] && token_hint=" CODING_JOB_TOKEN=\$(cat $data/admin.token)"
 cat <<INFO
 
-coding-job is running on this machine.
+coding-job is running: a server with this machine's agent, and $hosts more hosts.
   API:     $CODING_JOB_SERVER/v1/status   (JSON; every CLI command uses it)
-  CLI:     CODING_JOB_SERVER=$CODING_JOB_SERVER $bin status | logs coding-email | history core-nginx
-  example: curl http://127.0.0.1:18080/   (core-nginx serves there)
+  CLI:     CODING_JOB_SERVER=$CODING_JOB_SERVER$token_hint $bin status | hosts | logs coding-email
+  example: curl http://$nginx_address:18080/   (core-nginx serves there, on host-1's engine)
   data:    $data
 Press Ctrl-C to bring the examples down and stop.
 INFO
