@@ -129,8 +129,8 @@ impl EmbeddedStore {
     }
 }
 
-impl Store for EmbeddedStore {
-    fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+impl EmbeddedStore {
+    fn get_blocking(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
         let read = self.db.begin_read().map_err(backend)?;
         let table = read.open_table(KV).map_err(backend)?;
         table
@@ -140,7 +140,7 @@ impl Store for EmbeddedStore {
             .transpose()
     }
 
-    fn range(&self, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {
+    fn range_blocking(&self, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {
         let read = self.db.begin_read().map_err(backend)?;
         let table = read.open_table(KV).map_err(backend)?;
         let mut found = Vec::new();
@@ -154,7 +154,7 @@ impl Store for EmbeddedStore {
         Ok(found)
     }
 
-    fn range_page(&self, prefix: &str, page: &Page) -> Result<Vec<KeyValue>, StoreError> {
+    fn range_page_blocking(&self, prefix: &str, page: &Page) -> Result<Vec<KeyValue>, StoreError> {
         use std::ops::Bound;
         if page.limit == 0 {
             return Ok(Vec::new());
@@ -197,7 +197,7 @@ impl Store for EmbeddedStore {
         Ok(found)
     }
 
-    fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<TxnOutcome, StoreError> {
+    fn txn_blocking(&self, compares: &[Compare], ops: &[Op]) -> Result<TxnOutcome, StoreError> {
         let _writer = self
             .write_lock
             .lock()
@@ -297,6 +297,37 @@ impl Store for EmbeddedStore {
             let _ = self.events.send(event);
         }
         Ok(TxnOutcome::Committed { revision })
+    }
+}
+
+/// Runs a store call that may wait on the disk (a commit is fsynced) without stalling the async
+/// workers: on tokio's multi-threaded runtime the worker hands its other tasks to another thread
+/// for the duration (`block_in_place`); elsewhere (plain threads, single-threaded runtimes in
+/// tests) the call just runs.
+fn off_async<T>(call: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(call)
+        }
+        _ => call(),
+    }
+}
+
+impl Store for EmbeddedStore {
+    fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        off_async(|| self.get_blocking(key))
+    }
+
+    fn range(&self, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {
+        off_async(|| self.range_blocking(prefix))
+    }
+
+    fn range_page(&self, prefix: &str, page: &Page) -> Result<Vec<KeyValue>, StoreError> {
+        off_async(|| self.range_page_blocking(prefix, page))
+    }
+
+    fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<TxnOutcome, StoreError> {
+        off_async(|| self.txn_blocking(compares, ops))
     }
 
     fn revision(&self) -> Result<u64, StoreError> {
@@ -503,6 +534,27 @@ mod tests {
         ));
         assert!(store.range("bro").is_err());
         assert!(store.put("broken", b"1".to_vec()).is_err());
+    }
+
+    #[test]
+    fn store_calls_work_from_every_kind_of_runtime() {
+        let (_dir, store) = open();
+        let store = std::sync::Arc::new(store);
+        // Multi-threaded: the call leaves the worker (block_in_place) and still answers.
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let in_multi = store.clone();
+        multi.block_on(async move {
+            tokio::spawn(async move { in_multi.put("a", b"1".to_vec()).unwrap() })
+                .await
+                .unwrap()
+        });
+        // Single-threaded (as in most tests), where block_in_place would panic: it runs as is.
+        let single = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        single.block_on(async { store.put("b", b"2".to_vec()).unwrap() });
+        assert_eq!(store.range("").unwrap().len(), 2);
     }
 
     #[test]
