@@ -1,21 +1,42 @@
 """What the benchmarks share: paths, small process helpers, and a `coding-job dev` to measure."""
 
+import datetime
 import json
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target/release/coding-job")
 IMAGE = "cj-example/busybox:1"
 
 
-def free_port():
+def free_port(address="127.0.0.1"):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return s.getsockname()[1]
+
+
+def wait_for(what, timeout, check, interval=0.1):
+    """Calls `check` until it returns something truthy (which is returned); fails after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def docker_time(text):
+    """Docker's RFC 3339 time with nanoseconds, as seconds since the epoch."""
+    main, _, fraction = text.rstrip("Z").partition(".")
+    seconds = datetime.datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc).timestamp()
+    return seconds + float("0." + (fraction or "0"))
 
 
 def run(args, **kwargs):
