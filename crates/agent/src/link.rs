@@ -2,16 +2,26 @@
 //! agent opens (`GET /v1/agent/connect`). The agent dials out, so an agent behind NAT works; the
 //! server never connects to a host.
 //!
-//! Control messages are JSON text frames. Data of streams the server asked for (container logs)
-//! go as binary frames, `[request id: 8 bytes big-endian][kind: 1 byte][bytes]`, so log output
-//! that is not UTF-8 passes unchanged and without JSON's overhead.
+//! Control messages are JSON text frames. Data of streams (container logs, a command's output,
+//! its input) go as binary frames, `[request id: 8 bytes big-endian][kind: 1 byte][bytes]`
+//! ([`DataFrame`]), so output that is not UTF-8 passes unchanged and without JSON's overhead.
+//!
+//! An exec ([`AgentRequest::Exec`]) is a stream both ways. The agent answers
+//! [`AgentMessage::Response`] once the command runs (or why it could not start), then sends its
+//! output as stdout/stderr frames and ends with [`AgentMessage::ExecEnd`] (the exit code). The
+//! server sends stdin frames, [`ServerMessage::ExecStdinEnd`] and [`ServerMessage::ExecResize`].
+//! Each direction has a window of [`EXEC_WINDOW`] data frames of at most [`EXEC_CHUNK`] bytes:
+//! a sender stops at that many frames the other end has not acknowledged
+//! ([`ServerMessage::ExecAck`] for output written to the caller, [`AgentMessage::ExecAck`] for
+//! input written to the command), so a slow reader slows the command down rather than filling
+//! the link's queues.
 
 use serde::{Deserialize, Serialize};
 
 use crate::types::{AgentReport, Assignment};
 
-/// The protocol's version: a server refuses an agent that speaks another.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol's version: a server refuses an agent that speaks another. 2: exec.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// How often each end pings the other (WebSocket pings, answered by the WebSocket layer).
 pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -38,9 +48,21 @@ pub enum ServerMessage {
     },
     /// Do something with a container of this host and answer with the request's id.
     Request { id: u64, request: AgentRequest },
-    /// The caller of a streaming request went away: stop it.
+    /// The caller of a streaming request went away: stop it. An exec's command is not killed:
+    /// only its relay stops, as when `docker exec`'s client goes away.
     Cancel { id: u64 },
+    /// The exec's input ended (the caller's stdin reached its end): close the command's stdin.
+    ExecStdinEnd { id: u64 },
+    /// The caller's terminal changed size (an exec with a tty).
+    ExecResize { id: u64, rows: u16, cols: u16 },
+    /// The server wrote this many of the exec's output frames to its caller.
+    ExecAck { id: u64, frames: u32 },
 }
+
+/// Data frames of an exec one side may have sent and the other not yet acknowledged.
+pub const EXEC_WINDOW: u32 = 16;
+/// The most bytes of one exec data frame.
+pub const EXEC_CHUNK: usize = 64 * 1024;
 
 /// What the server asks of an agent on behalf of an API call (the server never talks to Docker).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +76,26 @@ pub enum AgentRequest {
         tail: Option<u32>,
         follow: bool,
     },
+    /// Runs `command` in the running container, attached: [`AgentMessage::Response`] once it
+    /// runs, output frames, then [`AgentMessage::ExecEnd`] (see the module's description).
+    Exec {
+        container_id: String,
+        command: Vec<String>,
+        /// A pseudo-terminal (output is one stream, as stdout).
+        tty: bool,
+        /// Attach the command's stdin to stdin frames.
+        stdin: bool,
+        /// The terminal's size at the start, with `tty`.
+        #[serde(default)]
+        size: Option<TerminalSize>,
+    },
+}
+
+/// A terminal's size in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalSize {
+    pub rows: u16,
+    pub cols: u16,
 }
 
 /// What an agent sends.
@@ -74,6 +116,18 @@ pub enum AgentMessage {
         id: u64,
         error: Option<String>,
     },
+    /// The agent wrote this many of the exec's stdin frames to the command.
+    ExecAck {
+        id: u64,
+        frames: u32,
+    },
+    /// An exec ended: its output closed, and the command's exit code (`None` if the engine
+    /// could not tell, with `error` saying why).
+    ExecEnd {
+        id: u64,
+        exit_code: Option<i64>,
+        error: Option<String>,
+    },
 }
 
 /// Who is connecting.
@@ -91,18 +145,43 @@ pub struct AgentHello {
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Ok(serde_json::Value),
-    /// `not_found` tells "no such container" from other failures.
+    /// `not_found` tells "no such container" from other failures; `not_running`, a container
+    /// that is there but not running (an exec into it).
     Failed {
         error: String,
         not_found: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        not_running: bool,
     },
 }
 
-/// Which of a stream's outputs a data frame carries.
+/// Which of a stream's data a frame carries (numbered as Docker numbers them: 0 stdin, 1
+/// stdout, 2 stderr).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamKind {
+    /// Input of an exec, from the server to the agent.
+    Stdin,
     Stdout,
     Stderr,
+}
+
+impl StreamKind {
+    pub fn byte(self) -> u8 {
+        match self {
+            StreamKind::Stdin => 0,
+            StreamKind::Stdout => 1,
+            StreamKind::Stderr => 2,
+        }
+    }
+
+    pub fn from_byte(byte: u8) -> Option<StreamKind> {
+        match byte {
+            0 => Some(StreamKind::Stdin),
+            1 => Some(StreamKind::Stdout),
+            2 => Some(StreamKind::Stderr),
+            _ => None,
+        }
+    }
 }
 
 /// A piece of a stream's data, as a binary frame.
@@ -117,21 +196,14 @@ impl DataFrame {
     pub fn encode(&self) -> Vec<u8> {
         let mut frame = Vec::with_capacity(9 + self.data.len());
         frame.extend_from_slice(&self.id.to_be_bytes());
-        frame.push(match self.kind {
-            StreamKind::Stdout => 1,
-            StreamKind::Stderr => 2,
-        });
+        frame.push(self.kind.byte());
         frame.extend_from_slice(&self.data);
         frame
     }
 
     pub fn decode(frame: &[u8]) -> Option<DataFrame> {
         let id = u64::from_be_bytes(frame.get(..8)?.try_into().ok()?);
-        let kind = match frame.get(8)? {
-            1 => StreamKind::Stdout,
-            2 => StreamKind::Stderr,
-            _ => return None,
-        };
+        let kind = StreamKind::from_byte(*frame.get(8)?)?;
         Some(DataFrame {
             id,
             kind,
@@ -154,6 +226,54 @@ mod tests {
         assert_eq!(DataFrame::decode(&frame.encode()), Some(frame));
         assert_eq!(DataFrame::decode(&[1, 2, 3]), None);
         assert_eq!(DataFrame::decode(&[0, 0, 0, 0, 0, 0, 0, 1, 9]), None);
+        let stdin = DataFrame {
+            id: 9,
+            kind: StreamKind::Stdin,
+            data: b"in".to_vec(),
+        };
+        assert_eq!(stdin.encode()[8], 0);
+        assert_eq!(DataFrame::decode(&stdin.encode()), Some(stdin));
+    }
+
+    #[test]
+    fn exec_messages_read_as_written() {
+        let request = ServerMessage::Request {
+            id: 4,
+            request: AgentRequest::Exec {
+                container_id: "c".into(),
+                command: vec!["sh".into(), "-c".into(), "exit 3".into()],
+                tty: true,
+                stdin: false,
+                size: Some(TerminalSize { rows: 24, cols: 80 }),
+            },
+        };
+        for message in [
+            request,
+            ServerMessage::ExecStdinEnd { id: 4 },
+            ServerMessage::ExecResize {
+                id: 4,
+                rows: 50,
+                cols: 132,
+            },
+            ServerMessage::ExecAck { id: 4, frames: 2 },
+        ] {
+            let text = serde_json::to_string(&message).unwrap();
+            assert_eq!(
+                serde_json::from_str::<ServerMessage>(&text).unwrap(),
+                message
+            );
+        }
+        let end = AgentMessage::ExecEnd {
+            id: 4,
+            exit_code: Some(3),
+            error: None,
+        };
+        let text = serde_json::to_string(&end).unwrap();
+        assert_eq!(
+            text,
+            r#"{"message":"exec_end","id":4,"exit_code":3,"error":null}"#
+        );
+        assert_eq!(serde_json::from_str::<AgentMessage>(&text).unwrap(), end);
     }
 
     #[test]
@@ -176,6 +296,7 @@ mod tests {
             outcome: Outcome::Failed {
                 error: "no such container".into(),
                 not_found: true,
+                not_running: false,
             },
         })
         .unwrap();

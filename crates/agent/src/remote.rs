@@ -1,6 +1,7 @@
 //! The agent process's link to its server: it dials the server's `/v1/agent/connect`
 //! WebSocket, says who it is, receives its assignments as they change, sends its reports, and
-//! answers the server's requests about this host's containers (inspect, logs).
+//! answers the server's requests about this host's containers (inspect, logs, exec: see
+//! [`exec`]).
 //!
 //! The link can drop at any moment. While it is down the reconcile loop keeps the last
 //! assignments, so every container keeps running; reports wait in a bounded outbox (only the
@@ -11,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cj_runtime::{ContainerRuntime, LogChunk, RuntimeError};
+use cj_runtime::{ContainerRuntime, ExecOptions, LogChunk, RuntimeError};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
@@ -24,6 +25,8 @@ use crate::link::{
 };
 use crate::reconcile::{Agent, AgentConfig};
 use crate::types::{AgentReport, Assignment};
+
+mod exec;
 
 /// How an agent reaches its server.
 #[derive(Debug, Clone)]
@@ -166,6 +169,10 @@ impl<R: ContainerRuntime> Link<R> {
         let mut ping = tokio::time::interval(PING_INTERVAL);
         let mut last_heard = tokio::time::Instant::now();
         let mut requests: HashMap<u64, tokio::task::AbortHandle> = HashMap::new();
+        // The requests' tasks: when this connection ends, so do they (a stream or exec whose
+        // server is gone must not hold the engine's streams open).
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut execs: HashMap<u64, exec::ExecControl> = HashMap::new();
         loop {
             // Reports first: they are what the server waits on.
             while let Some(report) = self.outbox.pop() {
@@ -196,27 +203,64 @@ impl<R: ContainerRuntime> Link<R> {
                         None => return Err(SessionError::Lost("the server closed the link".into())),
                     };
                     last_heard = tokio::time::Instant::now();
-                    let Message::Text(text) = message else {
-                        if let Message::Close(_) = message {
+                    let text = match message {
+                        Message::Text(text) => text,
+                        Message::Binary(frame) => {
+                            if let Some(frame) = DataFrame::decode(&frame)
+                                && frame.kind == StreamKind::Stdin
+                            {
+                                to_exec(&mut execs, &requests, &outgoing, frame.id, |exec| exec.stdin(Some(frame.data)));
+                            }
+                            continue;
+                        }
+                        Message::Close(_) => {
                             return Err(SessionError::Lost("the server closed the link".into()));
                         }
-                        continue;
+                        _ => continue,
                     };
                     match serde_json::from_str::<ServerMessage>(&text) {
                         Ok(ServerMessage::Assignments { assignments, generation, published_unix_micros }) => {
                             let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64;
-                            let latency_us = now.saturating_sub(published_unix_micros);
-                            tracing::debug!(generation, latency_us, tasks = assignments.len(), "assignments received");
+                            // The first of a link is the state as it is, published whenever: no latency.
+                            if generation > 1 {
+                                let latency_us = now.saturating_sub(published_unix_micros);
+                                tracing::debug!(generation, latency_us, tasks = assignments.len(), "assignments received");
+                            }
                             self.assignments.send_replace(Some(Arc::new(assignments)));
                         }
                         Ok(ServerMessage::Request { id, request }) => {
+                            while tasks.try_join_next().is_some() {}
                             requests.retain(|_, task| !task.is_finished());
-                            let task = tokio::spawn(answer(self.runtime.clone(), id, request, outgoing.clone()));
-                            requests.insert(id, task.abort_handle());
+                            execs.retain(|id, _| requests.contains_key(id));
+                            let task = match request {
+                                AgentRequest::Exec { container_id, command, tty, stdin, size } => {
+                                    let size = size.map(|size| (size.rows, size.cols));
+                                    let options = ExecOptions { command, tty, stdin, size };
+                                    let (control, run) = exec::start(self.runtime.clone(), id, container_id, options, outgoing.clone());
+                                    execs.insert(id, control);
+                                    tasks.spawn(run)
+                                }
+                                other => tasks.spawn(answer(self.runtime.clone(), id, other, outgoing.clone())),
+                            };
+                            requests.insert(id, task);
                         }
                         Ok(ServerMessage::Cancel { id }) => {
+                            execs.remove(&id);
                             if let Some(task) = requests.remove(&id) {
                                 task.abort();
+                            }
+                        }
+                        Ok(ServerMessage::ExecStdinEnd { id }) => {
+                            to_exec(&mut execs, &requests, &outgoing, id, |exec| exec.stdin(None));
+                        }
+                        Ok(ServerMessage::ExecResize { id, rows, cols }) => {
+                            if let Some(exec) = execs.get(&id) {
+                                exec.resize(crate::link::TerminalSize { rows, cols });
+                            }
+                        }
+                        Ok(ServerMessage::ExecAck { id, frames }) => {
+                            if let Some(exec) = execs.get(&id) {
+                                exec.acknowledged(frames);
                             }
                         }
                         Ok(ServerMessage::Welcome { .. }) => {}
@@ -254,6 +298,37 @@ impl<R: ContainerRuntime> Link<R> {
         tokio::spawn(agent.run(self.assignments_receiver.clone()));
         Ok(())
     }
+}
+
+/// Hands input to exec `id`; an exec whose input overran its window is ended with an error
+/// (the server broke the protocol).
+fn to_exec(
+    execs: &mut HashMap<u64, exec::ExecControl>,
+    requests: &HashMap<u64, tokio::task::AbortHandle>,
+    outgoing: &mpsc::Sender<Message>,
+    id: u64,
+    hand: impl FnOnce(&exec::ExecControl) -> Result<(), exec::Overrun>,
+) {
+    let Some(exec) = execs.get(&id) else {
+        return;
+    };
+    if hand(exec).is_ok() {
+        return;
+    }
+    tracing::warn!(
+        request = id,
+        "the server sent an exec more input than its window"
+    );
+    execs.remove(&id);
+    if let Some(task) = requests.get(&id) {
+        task.abort();
+    }
+    let end = AgentMessage::ExecEnd {
+        id,
+        exit_code: None,
+        error: Some("input overran the exec's window".into()),
+    };
+    let _ = outgoing.try_send(text(&end));
 }
 
 /// Carries out one request of the server and sends the answer (or the stream) back.
@@ -306,12 +381,14 @@ async fn answer<R: ContainerRuntime>(
                 .send(text(&AgentMessage::StreamEnd { id, error }))
                 .await;
         }
+        AgentRequest::Exec { .. } => unreachable!("execs run in `exec`"),
     }
 }
 
 fn failed(error: RuntimeError) -> Outcome {
     Outcome::Failed {
         not_found: matches!(error, RuntimeError::NoSuchContainer(_)),
+        not_running: matches!(error, RuntimeError::NotRunning(_)),
         error: error.to_string(),
     }
 }

@@ -2,6 +2,8 @@
 //! them, and scripts get them from `--json`. Field names are part of the contract: add fields,
 //! never rename them.
 
+pub mod exec;
+
 use cj_spec::SpecError;
 use serde::{Deserialize, Serialize};
 

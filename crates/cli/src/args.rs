@@ -61,6 +61,9 @@ pub enum Command {
     Inspect(TargetArgs),
     /// A task's container output, also of stopped and replaced containers.
     Logs(LogsArgs),
+    /// Run a command in a task's running container, on whatever host it runs (as `docker
+    /// exec`); exits with the command's exit code.
+    Exec(ExecArgs),
     /// Every version of a job's service and every container the job ran.
     History(HistoryArgs),
     /// What pushing FILE and rolling it out would change, task by task.
@@ -300,6 +303,30 @@ pub struct LogsArgs {
     pub container: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// SERVICE/JOB/TASK, SERVICE/JOB, or a unique job name.
+    pub target: String,
+    /// Send this terminal's (or pipe's) stdin to the command.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// A pseudo-terminal for the command (with -i on a terminal: raw mode here while it runs).
+    #[arg(short, long)]
+    pub tty: bool,
+    /// A specific running container of the task (id or prefix).
+    #[arg(long)]
+    pub container: Option<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -312,6 +339,41 @@ mod tests {
             Command::Up(args) => Ok(args.timeout),
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn exec_takes_everything_after_the_target_or_the_dashes_as_the_command() {
+        let exec = |args: &[&str]| {
+            let mut all = vec!["coding-job", "exec"];
+            all.extend_from_slice(args);
+            match Cli::try_parse_from(all)?.command {
+                Command::Exec(args) => Ok::<_, clap::Error>(args),
+                other => panic!("parsed as {other:?}"),
+            }
+        };
+        let args = exec(&["-it", "shop/db", "--", "sh", "-c", "echo -n x"]).unwrap();
+        assert!(args.interactive && args.tty);
+        assert_eq!(args.target, "shop/db");
+        assert_eq!(args.command, ["sh", "-c", "echo -n x"]);
+        let args = exec(&[
+            "shop/db",
+            "--container",
+            "ab12",
+            "-i",
+            "--",
+            "ls",
+            "--",
+            "-l",
+        ])
+        .unwrap();
+        assert_eq!(args.container.as_deref(), Some("ab12"));
+        assert!(args.interactive && !args.tty);
+        assert_eq!(args.command, ["ls", "--", "-l"]);
+        let args = exec(&["shop/db", "ls", "-t", "--env", "x"]).unwrap();
+        assert!(!args.tty);
+        assert_eq!(args.command, ["ls", "-t", "--env", "x"]);
+        assert!(exec(&["shop/db"]).is_err());
+        assert!(exec(&["shop/db", "--"]).is_err());
     }
 
     #[test]

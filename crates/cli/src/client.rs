@@ -1,7 +1,7 @@
 //! The HTTP client: JSON in and out, API errors turned into messages and exit codes. It sends
 //! the token (`--token`) as `Authorization: Bearer`, trusts an extra CA (`--ca-cert`), and
 //! never sends loopback traffic through a proxy (`HTTP_PROXY` is for the network, and a proxy
-//! would see the token).
+//! would see the token). WebSockets (`exec`) are `websocket`'s, with the same settings.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -39,9 +39,13 @@ pub type CliResult<T> = Result<T, CliError>;
 
 pub struct Client {
     http: reqwest::Client,
-    base: String,
+    pub(crate) base: String,
     pub env: String,
-    user: String,
+    pub(crate) user: String,
+    /// The token, for connections reqwest does not make (WebSockets).
+    pub(crate) token: Option<String>,
+    /// `--ca-cert`, likewise.
+    pub(crate) ca_cert: Option<std::path::PathBuf>,
     /// Whether `--ca-cert` was given (a certificate error then needs another hint).
     extra_ca: bool,
 }
@@ -84,6 +88,8 @@ impl Client {
             base: server.trim_end_matches('/').to_owned(),
             env: env.to_owned(),
             user,
+            token: token.map(|token| token.trim().to_owned()),
+            ca_cert: ca_cert.map(Path::to_path_buf),
             extra_ca: ca_cert.is_some(),
         })
     }
@@ -158,6 +164,12 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 
 /// The certificates of a PEM file, as one root for reqwest (which takes every certificate in it).
 fn certificate(path: &Path) -> CliResult<reqwest::Certificate> {
+    let pem = read_pem(path)?;
+    reqwest::Certificate::from_pem(&pem).map_err(|_| no_certificate(path))
+}
+
+/// A PEM file that holds at least one certificate.
+pub(crate) fn read_pem(path: &Path) -> CliResult<Vec<u8>> {
     let pem = std::fs::read(path).map_err(|error| {
         CliError::bad_input(format!(
             "cannot read the CA certificate {}: {error}",
@@ -165,16 +177,17 @@ fn certificate(path: &Path) -> CliResult<reqwest::Certificate> {
         ))
     })?;
     let has_certificate = String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----");
-    let invalid = || {
-        CliError::bad_input(format!(
-            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            path.display()
-        ))
-    };
     if !has_certificate {
-        return Err(invalid());
+        return Err(no_certificate(path));
     }
-    reqwest::Certificate::from_pem(&pem).map_err(|_| invalid())
+    Ok(pem)
+}
+
+pub(crate) fn no_certificate(path: &Path) -> CliError {
+    CliError::bad_input(format!(
+        "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+        path.display()
+    ))
 }
 
 /// An error and its causes, as one line: reqwest's own message rarely says what went wrong.
@@ -199,7 +212,13 @@ fn is_certificate_problem(cause: &str) -> bool {
 async fn api_error(response: Response) -> CliError {
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
-    let message = match serde_json::from_str::<ApiError>(&text) {
+    error_answer(status, &text)
+}
+
+/// The error of a non-2xx answer with body `text`: the server's message, exit 2 for a 4xx (but
+/// 409, a conflict with the state of things), 1 otherwise.
+pub(crate) fn error_answer(status: StatusCode, text: &str) -> CliError {
+    let message = match serde_json::from_str::<ApiError>(text) {
         Ok(error) if !error.errors.is_empty() => {
             let mut lines: Vec<String> = error.errors.iter().map(ToString::to_string).collect();
             lines.push("error: the file was rejected; nothing was stored".into());

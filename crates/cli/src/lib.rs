@@ -7,11 +7,13 @@ mod args;
 mod client;
 mod commands;
 mod output;
+mod websocket;
 
 pub use args::{AgentArgs, Cli, Command, DEFAULT_LISTEN, DevArgs, ServerArgs};
 pub use client::{CliError, Client};
 
-/// Runs a client command; returns the process exit code (0 done, 1 failed, 2 bad input).
+/// Runs a client command; returns the process exit code (0 done, 1 failed, 2 bad input; `exec`:
+/// the command's own).
 pub async fn run(cli: Cli) -> i32 {
     let token = cli.token.as_deref();
     let client = match Client::new(&cli.server, &cli.env, token, cli.ca_cert.as_deref()) {
@@ -30,6 +32,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Hosts(args) => commands::hosts::run(&client, args).await,
         Command::Inspect(args) => commands::inspect::run(&client, args).await,
         Command::Logs(args) => commands::logs::run(&client, args).await,
+        Command::Exec(args) => commands::exec::run(&client, args).await,
         Command::History(args) => commands::history::run(&client, args).await,
         Command::Diff(args) => commands::diff::run(&client, &args.file, args.json).await,
         Command::RollingUpdate(args) => {

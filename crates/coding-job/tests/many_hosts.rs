@@ -240,6 +240,73 @@ fn pinned_tasks_run_on_their_hosts_in_dependency_order_and_are_reached_through_t
 }
 
 #[test]
+fn exec_runs_in_the_task_container_on_its_host_through_that_host_agent() {
+    let mut cluster = Cluster::start(2);
+    let yaml = format!(
+        "service: far\njobs:\n{}",
+        pinned("web", "host-2", "exec sleep 3600", ""),
+    );
+    cluster.server.push_yaml("far.yaml", &yaml);
+    cluster.server.ok(&["up", "far"]);
+    let server = &cluster.server;
+    let (host_1, host_2) = (cluster.bed.host("host-1"), cluster.bed.host("host-2"));
+
+    // Host networking: the container has its host's addresses, here host-2's and no other.
+    let routes = server.ok(&["exec", "far/web", "--", "cat", "/proc/net/fib_trie"]);
+    assert!(
+        routes.contains(&host_2.address) && !routes.contains(&host_1.address),
+        "host-2 is {}:\n{routes}",
+        host_2.address
+    );
+    // And the container is the one in host-2's engine: what exec wrote, docker there reads.
+    server.ok(&[
+        "exec",
+        "far/web",
+        "--",
+        "sh",
+        "-c",
+        "echo via-exec > /tmp/proof",
+    ]);
+    let web = cluster.containers("host-2", "web");
+    let [(id, true, _)] = web.as_slice() else {
+        panic!("web is not running on host-2: {web:?}")
+    };
+    assert_eq!(
+        host_2.docker(&["exec", id, "cat", "/tmp/proof"]),
+        "via-exec\n"
+    );
+
+    // Output apart, the exit code and stdin, across the link.
+    let output = server.cli(&[
+        "exec",
+        "far/web",
+        "--",
+        "sh",
+        "-c",
+        "echo o; echo e >&2; exit 4",
+    ]);
+    assert_eq!(output.status.code(), Some(4), "{}", describe(&output));
+    assert_eq!(
+        (output.stdout.as_slice(), output.stderr.as_slice()),
+        (&b"o\n"[..], &b"e\n"[..])
+    );
+    let output = server.cli_with_stdin(&["exec", "-i", "far/web", "--", "cat"], b"across hosts\n");
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "across hosts\n");
+
+    // The host's agent gone: its containers cannot be reached, and the CLI says so.
+    cluster.kill_agent("host-2");
+    cluster.wait_for_hosts(&["host-2".into()], "down");
+    let output = cluster.server.cli(&["exec", "far/web", "--", "true"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("host host-2 has no agent connected"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn agent_loss_and_server_restart_restart_no_container() {
     let mut cluster = Cluster::start(2);
     let yaml = format!(

@@ -13,8 +13,8 @@ use bollard::query_parameters::{
 use futures_util::stream::{BoxStream, StreamExt};
 
 use crate::types::{
-    Container, ContainerState, ContainerStatus, ContainerUsage, LogChunk, RuntimeError,
-    RuntimeEvent,
+    AttachedExec, Container, ContainerState, ContainerStatus, ContainerUsage, ExecOptions,
+    LogChunk, RuntimeError, RuntimeEvent,
 };
 use crate::{ContainerRuntime, CreateRequest};
 
@@ -310,6 +310,97 @@ impl ContainerRuntime for DockerRuntime {
             .await
             .map_err(docker_error)?;
         Ok(inspect.exit_code.unwrap_or(-1))
+    }
+
+    async fn exec_attached(
+        &self,
+        id: &str,
+        options: &ExecOptions,
+    ) -> Result<AttachedExec, RuntimeError> {
+        use bollard::exec::{StartExecOptions, StartExecResults};
+        let config = bollard::models::ExecConfig {
+            cmd: Some(options.command.clone()),
+            attach_stdin: Some(options.stdin),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(options.tty),
+            // Engines before API 1.42 ignore it; the resize below covers them.
+            console_size: options
+                .size
+                .filter(|_| options.tty)
+                .map(|(rows, cols)| vec![usize::from(rows), usize::from(cols)]),
+            ..Default::default()
+        };
+        let created = match self.docker.create_exec(id, config).await {
+            Ok(created) => created,
+            // 409: the container is stopped, paused or restarting.
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) => return Err(RuntimeError::NotRunning(message)),
+            Err(error) => return Err(docker_error(error)),
+        };
+        let start = StartExecOptions {
+            detach: false,
+            tty: options.tty,
+            output_capacity: None,
+        };
+        let started = match self.docker.start_exec(&created.id, Some(start)).await {
+            Ok(started) => started,
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) => return Err(RuntimeError::NotRunning(message)),
+            Err(error) => return Err(docker_error(error)),
+        };
+        let StartExecResults::Attached { output, input } = started else {
+            return Err(RuntimeError::Docker("the exec started detached".into()));
+        };
+        if let (true, Some((rows, cols))) = (options.tty, options.size) {
+            // Best effort: the command runs whatever its terminal's size.
+            if let Err(error) = self.resize_exec(&created.id, rows, cols).await {
+                tracing::debug!(%error, "could not size an exec's terminal");
+            }
+        }
+        let output = output
+            .map(|item| {
+                use bollard::container::LogOutput;
+                match item.map_err(docker_error)? {
+                    LogOutput::StdErr { message } => Ok(LogChunk::Stderr(message)),
+                    LogOutput::StdOut { message }
+                    | LogOutput::Console { message }
+                    | LogOutput::StdIn { message } => Ok(LogChunk::Stdout(message)),
+                }
+            })
+            .boxed();
+        Ok(AttachedExec {
+            id: created.id,
+            output,
+            input,
+        })
+    }
+
+    async fn resize_exec(&self, exec_id: &str, rows: u16, cols: u16) -> Result<(), RuntimeError> {
+        let options = bollard::exec::ResizeExecOptions {
+            height: rows,
+            width: cols,
+        };
+        self.docker
+            .resize_exec(exec_id, options)
+            .await
+            .map_err(docker_error)
+    }
+
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError> {
+        let inspect = self
+            .docker
+            .inspect_exec(exec_id)
+            .await
+            .map_err(docker_error)?;
+        if inspect.running == Some(true) {
+            return Ok(None);
+        }
+        Ok(inspect.exit_code)
     }
 
     fn events(

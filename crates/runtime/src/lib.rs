@@ -1,7 +1,7 @@
 //! The container runtime: the only code that talks to Docker.
 //!
 //! [`ContainerRuntime`] is what the agent needs from an engine (list by label, create, start,
-//! stop, remove, inspect, events, logs); [`DockerRuntime`] implements it with `bollard` against a
+//! stop, remove, inspect, events, logs, exec for checks and attached exec for users); [`DockerRuntime`] implements it with `bollard` against a
 //! real Docker engine. [`labels`] names the labels every managed container carries, so an agent
 //! restarted from nothing can tell what it owns.
 
@@ -13,8 +13,8 @@ mod types;
 pub use create::CreateRequest;
 pub use docker::DockerRuntime;
 pub use types::{
-    Container, ContainerState, ContainerStatus, ContainerUsage, LogChunk, RuntimeError,
-    RuntimeEvent,
+    AttachedExec, Container, ContainerState, ContainerStatus, ContainerUsage, ExecOptions,
+    LogChunk, RuntimeError, RuntimeEvent,
 };
 
 use std::future::Future;
@@ -63,12 +63,35 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         id: &str,
     ) -> impl Future<Output = Result<(ContainerStatus, serde_json::Value), RuntimeError>> + Send;
 
-    /// Runs `command` in the running container and returns its exit code once it ends.
+    /// Runs `command` in the running container and returns its exit code once it ends (checks).
     fn exec(
         &self,
         id: &str,
         command: &[String],
     ) -> impl Future<Output = Result<i64, RuntimeError>> + Send;
+
+    /// Starts a command in the running container with its output (and, if asked, its stdin and
+    /// a pseudo-terminal) attached. A container that is not running is
+    /// [`RuntimeError::NotRunning`].
+    fn exec_attached(
+        &self,
+        id: &str,
+        options: &ExecOptions,
+    ) -> impl Future<Output = Result<AttachedExec, RuntimeError>> + Send;
+
+    /// Resizes the pseudo-terminal of an attached exec (by [`AttachedExec::id`]).
+    fn resize_exec(
+        &self,
+        exec_id: &str,
+        rows: u16,
+        cols: u16,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
+    /// The exit code of an exec, `None` while it still runs.
+    fn exec_exit_code(
+        &self,
+        exec_id: &str,
+    ) -> impl Future<Output = Result<Option<i64>, RuntimeError>> + Send;
 
     /// Container lifecycle events for containers carrying every `label=value` in `labels`.
     fn events(

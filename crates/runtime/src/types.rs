@@ -124,12 +124,45 @@ pub enum LogChunk {
     Stderr(bytes::Bytes),
 }
 
+/// How to run a command attached ([`crate::ContainerRuntime::exec_attached`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOptions {
+    pub command: Vec<String>,
+    /// A pseudo-terminal: output is one stream (read as stdout).
+    pub tty: bool,
+    /// Attach the command's stdin to [`AttachedExec::input`].
+    pub stdin: bool,
+    /// The terminal's size at the start (rows, columns), with `tty`.
+    pub size: Option<(u16, u16)>,
+}
+
+/// A command running in a container with its streams attached.
+pub struct AttachedExec {
+    /// The engine's id of the exec, for resizing it and reading its exit code.
+    pub id: String,
+    /// Its output until the command ends (and its streams close).
+    pub output: futures_util::stream::BoxStream<'static, Result<LogChunk, RuntimeError>>,
+    /// Its stdin (ignored unless attached); shutting it down closes the command's stdin.
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
+impl std::fmt::Debug for AttachedExec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttachedExec")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("image {image} not found: {reason}")]
     ImageNotFound { image: String, reason: String },
     #[error("no such container {0}")]
     NoSuchContainer(String),
+    /// The container is there but not running (an exec into it).
+    #[error("{0}")]
+    NotRunning(String),
     #[error("a container named {0} already exists")]
     NameConflict(String),
     #[error("invalid container configuration: {0}")]

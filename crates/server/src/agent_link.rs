@@ -1,7 +1,8 @@
 //! The server's end of the agent protocol (`cj_agent::link`): every agent holds one WebSocket
 //! (`GET /v1/agent/connect`) over which it gets its host's assignments the moment they change,
-//! sends its reports, and answers requests about its containers (inspect, logs). The server never
-//! talks to Docker; whatever it needs from an engine it asks the agent of that engine's host.
+//! sends its reports, and answers requests about its containers (inspect, logs, exec: see
+//! [`exec`]). The server never talks to Docker; whatever it needs from an engine it asks the
+//! agent of that engine's host.
 //!
 //! Which assignments a host gets: those whose declared host is its name. A `dev` server also
 //! has a local host (its in-process agent): declared hosts that no agent has joined as map to
@@ -28,6 +29,10 @@ use crate::error::{ApiFailure, shown};
 use crate::state::{ServerState, lock};
 
 use cj_agent::link::LINK_TIMEOUT;
+
+mod exec;
+
+pub use exec::{ExecInput, ExecItem, ExecOutput, ExecRequest};
 
 /// How long an agent may take to say who it is, and to answer a request.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,6 +62,7 @@ struct Session {
 enum Pending {
     Reply(oneshot::Sender<Outcome>),
     Stream(mpsc::Sender<StreamItem>),
+    Exec(exec::PendingExec),
 }
 
 /// A piece of a stream an agent sends (container logs).
@@ -79,6 +85,11 @@ impl AgentLinks {
     /// The hosts with an agent connected now.
     pub fn hosts(&self) -> BTreeSet<String> {
         lock(&self.sessions).keys().cloned().collect()
+    }
+
+    /// Whether `host`'s agent is connected: a `host_unavailable` failure if not.
+    pub fn check_connected(&self, host: &str) -> Result<(), ApiFailure> {
+        self.session(host).map(drop)
     }
 
     fn session(&self, host: &str) -> Result<Arc<Session>, ApiFailure> {
@@ -117,6 +128,7 @@ impl AgentLinks {
             Ok(Ok(Outcome::Failed {
                 error,
                 not_found: true,
+                ..
             })) => Err(ApiFailure::NotFound(error)),
             Ok(Ok(Outcome::Failed { error, .. })) => Err(ApiFailure::BadGateway(format!(
                 "the agent of {host} could not inspect {container_id}: {error}"
@@ -202,8 +214,37 @@ impl Session {
     fn deliver(&self, message: AgentMessage) {
         match message {
             AgentMessage::Response { id, outcome } => {
-                if let Some(Pending::Reply(reply)) = lock(&self.pending).remove(&id) {
-                    let _ = reply.send(outcome);
+                let mut pending = lock(&self.pending);
+                match pending.remove(&id) {
+                    Some(Pending::Reply(reply)) => {
+                        let _ = reply.send(outcome);
+                    }
+                    // An exec's first answer: it runs (and stays pending), or it failed.
+                    Some(Pending::Exec(mut exec)) => {
+                        let runs = matches!(outcome, Outcome::Ok(_));
+                        exec.started(outcome);
+                        if runs {
+                            pending.insert(id, Pending::Exec(exec));
+                        }
+                    }
+                    Some(other) => {
+                        pending.insert(id, other);
+                    }
+                    None => {}
+                }
+            }
+            AgentMessage::ExecAck { id, frames } => {
+                if let Some(Pending::Exec(exec)) = lock(&self.pending).get(&id) {
+                    exec.acknowledged(frames);
+                }
+            }
+            AgentMessage::ExecEnd {
+                id,
+                exit_code,
+                error,
+            } => {
+                if let Some(Pending::Exec(exec)) = lock(&self.pending).remove(&id) {
+                    exec.ended(exit_code, error);
                 }
             }
             AgentMessage::StreamEnd { id, error } => {
@@ -217,6 +258,17 @@ impl Session {
 
     fn deliver_data(&self, frame: DataFrame) {
         let mut pending = lock(&self.pending);
+        if let Some(Pending::Exec(exec)) = pending.get(&frame.id) {
+            if exec.output(frame.kind, frame.data).is_err() {
+                // Beyond its window: the agent broke the protocol; the exec ends.
+                tracing::warn!(host = self.host, "an agent overran an exec's window");
+                pending.remove(&frame.id);
+                let _ = self
+                    .outgoing
+                    .try_send(text(&ServerMessage::Cancel { id: frame.id }));
+            }
+            return;
+        }
         let Some(Pending::Stream(chunks)) = pending.get(&frame.id) else {
             return;
         };

@@ -1,5 +1,6 @@
 //! The HTTP API (`/v1/...`): thin handlers that parse the request, call the state, and shape
-//! the answer. Long operations (`up`, `down`) and logs answer with a stream.
+//! the answer. Long operations (`up`, `down`) and logs answer with a stream; exec is a
+//! WebSocket (`exec`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -62,6 +63,7 @@ api_routes! {
     get "/v1/hosts" => hosts,
     get "/v1/inspect" => inspect,
     get "/v1/logs" => logs,
+    get "/v1/exec" => crate::exec::exec,
     get "/v1/history" => history,
     post "/v1/rolling-update" => releases::rolling_update,
     post "/v1/rollback" => releases::rollback,
@@ -294,7 +296,7 @@ async fn hosts(
 }
 
 /// The one task a target names (a job with a single task counts).
-fn one_task(
+pub(crate) fn one_task(
     state: &ServerState,
     env: &str,
     target: &str,

@@ -134,6 +134,22 @@ impl AuditLog {
     }
 }
 
+/// What a query string says it is about (`env` and `target`), for requests without a body
+/// that are audited (`exec`).
+pub fn query_subject(uri: &axum::http::Uri) -> (Option<String>, Option<String>) {
+    let pairs = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map(|axum::extract::Query(pairs)| pairs)
+        .unwrap_or_default();
+    let field = |name: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| sanitize::bounded(value, MAX_LABEL_CHARS))
+            .filter(|value| !value.is_empty())
+    };
+    (field("env"), field("target"))
+}
+
 /// What a request body says it is about: its environment and target (`target`; the `name` of
 /// a token; the `service:` line of a pushed file). Only JSON bodies are looked at; anything
 /// else says nothing.

@@ -1,8 +1,8 @@
 //! Who may do what: the one layer every API request passes (inside the edge's limits, before
 //! routing). It finds the request's token, decides from [`RULES`] whether the token's role
 //! allows the method and path, puts the caller's [`Identity`] into the request for handlers
-//! (`pushed_by`, a deployment's user, a token's `created_by`), and writes every write request,
-//! allowed or refused, to the audit log.
+//! (`pushed_by`, a deployment's user, a token's `created_by`), and writes every write request
+//! and every exec, allowed or refused, to the audit log.
 //!
 //! Two modes. [`AuthMode::Required`] (`coding-job server`, and `dev` on an address other than
 //! loopback): a request without a valid token is answered 401. [`AuthMode::Open`] (`dev` on
@@ -310,12 +310,21 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiFailure> {
     Ok(Some(token))
 }
 
-/// The middleware: authenticate, authorise, and audit writes.
+/// Reads that are audited as writes are: running a command in a container (`exec`).
+fn audited_read(path: &str) -> bool {
+    path == "/v1/exec"
+}
+
+/// The middleware: authenticate, authorise, and audit writes (and execs).
 pub async fn check(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let writes = !is_read(&method);
-    let (mut request, env, target) = if writes {
+    let audited = writes || audited_read(&path);
+    let (mut request, env, target) = if audited && !writes {
+        let (env, target) = audit::query_subject(request.uri());
+        (request, env, target)
+    } else if writes {
         // The edge has read the body already; this takes it from memory.
         let (parts, body) = request.into_parts();
         let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
@@ -341,7 +350,7 @@ pub async fn check(State(auth): State<Arc<Auth>>, request: Request, next: Next) 
             (refusal.who, refusal.role, refusal.failure.into_response())
         }
     };
-    if writes {
+    if audited {
         auth.audit.record(&AuditEntry {
             at: now_rfc3339(),
             who,

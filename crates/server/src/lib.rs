@@ -17,6 +17,7 @@ mod deployments;
 pub mod dev;
 mod edge;
 mod error;
+mod exec;
 mod extract;
 mod history;
 mod hosts;

@@ -552,7 +552,9 @@ mod tests {
                 .unwrap()
         });
         // Single-threaded (as in most tests), where block_in_place would panic: it runs as is.
-        let single = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let single = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         single.block_on(async { store.put("b", b"2".to_vec()).unwrap() });
         assert_eq!(store.range("").unwrap().len(), 2);
     }

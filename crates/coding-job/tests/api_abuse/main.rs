@@ -90,6 +90,13 @@ const LOGS: Input = query(
     &["tail"],
     &["follow"],
 );
+/// Valid but for the missing upgrade headers (and the container, which does not exist).
+const EXEC: Input = query(
+    "env=production&target=abuse&container=ab&tty=true&stdin=false&rows=24&cols=80&cmd=true",
+    &["target", "cmd"],
+    &["rows", "cols"],
+    &["tty", "stdin"],
+);
 const HISTORY: Input = query(
     "env=production&target=abuse&limit=5",
     &["target"],
@@ -124,6 +131,7 @@ const ROUTES: &[Route] = &[
     ),
     route("GET", "/v1/inspect", TARGET),
     route("GET", "/v1/logs", LOGS),
+    route("GET", "/v1/exec", EXEC),
     route("GET", "/v1/history", HISTORY),
     route("POST", "/v1/rolling-update", ENV_TARGET_BODY),
     route("POST", "/v1/rollback", ENV_TARGET_BODY),

@@ -220,6 +220,12 @@ impl Dev {
         output_within(self.cli_command(&repo_root(), token, args), CLI_DEADLINE)
     }
 
+    /// Runs the CLI with `input` as its stdin.
+    pub fn cli_with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        let command = self.cli_command(&repo_root(), self.token.as_deref(), args);
+        output_with_stdin(command, input.to_vec(), CLI_DEADLINE)
+    }
+
     fn cli_command(&self, dir: &Path, token: Option<&str>, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_coding-job"));
         command
@@ -451,14 +457,34 @@ impl DerefMut for Server {
 }
 
 /// Runs `command` to its end, with its output captured; kills it and panics past `deadline`.
-pub fn output_within(mut command: Command, deadline: Duration) -> Output {
-    use std::io::Read;
+pub fn output_within(command: Command, deadline: Duration) -> Output {
+    run_within(command, None, deadline)
+}
+
+/// As [`output_within`], with `input` written to the command's stdin (then closed).
+pub fn output_with_stdin(command: Command, input: Vec<u8>, deadline: Duration) -> Output {
+    run_within(command, Some(input), deadline)
+}
+
+fn run_within(mut command: Command, input: Option<Vec<u8>>, deadline: Duration) -> Output {
+    use std::io::{Read, Write};
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
     let mut child = command
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("failed to run the CLI");
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        // A command that stops reading must not hold the test up: write on a thread.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
     let read = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
