@@ -46,6 +46,17 @@ impl DockerRuntime {
     }
 }
 
+/// An exec's error: 409 means the container is stopped, paused or restarting.
+fn exec_error(error: BollardError) -> RuntimeError {
+    match error {
+        BollardError::DockerResponseServerError {
+            status_code: 409,
+            message,
+        } => RuntimeError::NotRunning(message),
+        other => docker_error(other),
+    }
+}
+
 fn docker_error(error: BollardError) -> RuntimeError {
     match error {
         BollardError::DockerResponseServerError {
@@ -331,28 +342,21 @@ impl ContainerRuntime for DockerRuntime {
                 .map(|(rows, cols)| vec![usize::from(rows), usize::from(cols)]),
             ..Default::default()
         };
-        let created = match self.docker.create_exec(id, config).await {
-            Ok(created) => created,
-            // 409: the container is stopped, paused or restarting.
-            Err(BollardError::DockerResponseServerError {
-                status_code: 409,
-                message,
-            }) => return Err(RuntimeError::NotRunning(message)),
-            Err(error) => return Err(docker_error(error)),
-        };
+        let created = self
+            .docker
+            .create_exec(id, config)
+            .await
+            .map_err(exec_error)?;
         let start = StartExecOptions {
             detach: false,
             tty: options.tty,
             output_capacity: None,
         };
-        let started = match self.docker.start_exec(&created.id, Some(start)).await {
-            Ok(started) => started,
-            Err(BollardError::DockerResponseServerError {
-                status_code: 409,
-                message,
-            }) => return Err(RuntimeError::NotRunning(message)),
-            Err(error) => return Err(docker_error(error)),
-        };
+        let started = self
+            .docker
+            .start_exec(&created.id, Some(start))
+            .await
+            .map_err(exec_error)?;
         let StartExecResults::Attached { output, input } = started else {
             return Err(RuntimeError::Docker("the exec started detached".into()));
         };

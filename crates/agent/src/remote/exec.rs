@@ -61,6 +61,12 @@ pub(super) fn start<R: ContainerRuntime>(
     options: ExecOptions,
     outgoing: mpsc::Sender<Message>,
 ) -> (ExecControl, impl Future<Output = ()> + Send + 'static) {
+    let (control, channels) = control_and_channels(outgoing);
+    (control, run(runtime, id, container_id, options, channels))
+}
+
+/// The two ends of an exec's input, resizes and output credits.
+fn control_and_channels(outgoing: mpsc::Sender<Message>) -> (ExecControl, Channels) {
     // One more than the window: the end of input may follow a full window of data.
     let (stdin, stdin_frames) = mpsc::channel(EXEC_WINDOW as usize + 1);
     let (resize, resizes) = watch::channel(None);
@@ -76,7 +82,7 @@ pub(super) fn start<R: ContainerRuntime>(
         credits,
         outgoing,
     };
-    (control, run(runtime, id, container_id, options, channels))
+    (control, channels)
 }
 
 struct Channels {
@@ -266,22 +272,8 @@ mod tests {
     use super::*;
 
     fn control() -> (ExecControl, Channels) {
-        let (stdin, stdin_frames) = mpsc::channel(EXEC_WINDOW as usize + 1);
-        let (resize, resizes) = watch::channel(None);
-        let credits = Arc::new(Semaphore::new(EXEC_WINDOW as usize));
         let (outgoing, _) = mpsc::channel(1);
-        let control = ExecControl {
-            stdin,
-            resize,
-            credits: credits.clone(),
-        };
-        let channels = Channels {
-            stdin: stdin_frames,
-            resizes,
-            credits,
-            outgoing,
-        };
-        (control, channels)
+        control_and_channels(outgoing)
     }
 
     #[test]
