@@ -138,6 +138,13 @@ pub struct AgentHello {
     pub host: String,
     /// The agent's build, for `hosts` and for telling old agents apart.
     pub agent_version: String,
+    /// The address others reach this host at (`--advertise`); the server otherwise shows the
+    /// address the link comes from.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// `--label KEY=VALUE`: what the host is (zone, disk, ...).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// A request's result: a JSON value, or why it failed.

@@ -37,6 +37,10 @@ pub struct RemoteOptions {
     pub token: Option<String>,
     /// This host's name.
     pub host: String,
+    /// The address others reach this host at, if not the one its link comes from.
+    pub advertise: Option<String>,
+    /// What the host is (zone, disk, ...), shown by `hosts`.
+    pub labels: std::collections::BTreeMap<String, String>,
     pub resync_interval: Duration,
     pub stop_grace_seconds: u32,
     /// How often resource use is reported (10 s by default).
@@ -145,6 +149,8 @@ impl<R: ContainerRuntime> Link<R> {
             protocol: PROTOCOL_VERSION,
             host: self.options.host.clone(),
             agent_version: env!("CARGO_PKG_VERSION").into(),
+            advertise: self.options.advertise.clone(),
+            labels: self.options.labels.clone(),
         });
         sink.send(text(&hello)).await.map_err(lost)?;
         let cluster = match tokio::time::timeout(WELCOME_TIMEOUT, stream.next()).await {

@@ -180,6 +180,12 @@ pub struct TaskStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostInfo {
     pub name: String,
+    /// Where the host is reached: its agent's `--advertise`, or the address its link comes from.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// The agent's `--label KEY=VALUE`s.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
     /// `ready` (its agent is connected) or `down` (not connected now, or never was).
     pub state: String,
     /// The Docker engine's version, once the agent has said it.

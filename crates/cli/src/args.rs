@@ -178,6 +178,34 @@ pub struct AgentArgs {
     /// socket).
     #[arg(long, value_name = "URL")]
     pub docker_host: Option<String>,
+    /// The address others reach this host at, shown by `hosts` (default: the address the
+    /// server sees the link come from).
+    #[arg(long, value_name = "ADDRESS")]
+    pub advertise: Option<std::net::IpAddr>,
+    /// What the host is, shown by `hosts`: `--label zone=a --label disk=ssd`.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+}
+
+/// `KEY=VALUE`, with a key of letters, digits, '-', '_', '.' or '/'.
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, found \"{text}\""))?;
+    let key_ok = !key.is_empty()
+        && key.len() <= 63
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if !key_ok {
+        return Err(format!(
+            "invalid label key \"{key}\": expected 1 to 63 letters, digits, '-', '_', '.' or '/'"
+        ));
+    }
+    if value.len() > 255 || value.chars().any(char::is_control) {
+        return Err("a label value is at most 255 printable characters".into());
+    }
+    Ok((key.to_owned(), value.to_owned()))
 }
 
 #[derive(Debug, Args)]
@@ -374,6 +402,29 @@ mod tests {
         assert_eq!(args.command, ["ls", "-t", "--env", "x"]);
         assert!(exec(&["shop/db"]).is_err());
         assert!(exec(&["shop/db", "--"]).is_err());
+    }
+
+    #[test]
+    fn agent_labels_are_key_value_pairs() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["coding-job", "agent"];
+            all.extend_from_slice(args);
+            match Cli::try_parse_from(all)?.command {
+                Command::Agent(args) => Ok::<_, clap::Error>(args.labels),
+                other => panic!("parsed as {other:?}"),
+            }
+        };
+        assert_eq!(
+            parse(&["--label", "zone=a", "--label", "disk=ssd"]).unwrap(),
+            [("zone".into(), "a".into()), ("disk".into(), "ssd".into())]
+        );
+        assert_eq!(
+            parse(&["--label", "empty="]).unwrap(),
+            [("empty".into(), String::new())]
+        );
+        for refused in ["zone", "=a", "a b=c", "x\u{7}=y"] {
+            assert!(parse(&["--label", refused]).is_err(), "--label {refused}");
+        }
     }
 
     #[test]

@@ -140,6 +140,8 @@ async fn agent(server: String, args: AgentArgs) -> anyhow::Result<()> {
         server: server.clone(),
         token,
         host: host.clone(),
+        advertise: args.advertise.map(|address| address.to_string()),
+        labels: args.labels.into_iter().collect(),
         resync_interval: Duration::from_secs(10),
         stop_grace_seconds: 10,
         stats_interval: cj_agent::DEFAULT_STATS_INTERVAL,

@@ -52,6 +52,7 @@ impl Cluster {
             .arg("--token-file")
             .arg(&self.agent_token_file)
             .args(["--docker-host", &host.docker_host])
+            .args(["--label", &format!("slot={name}")])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -236,6 +237,12 @@ fn pinned_tasks_run_on_their_hosts_in_dependency_order_and_are_reached_through_t
     for name in ["host-1", "host-2"] {
         let host = hosts.iter().find(|h| h.name == name).unwrap();
         assert_eq!((host.state.as_str(), host.tasks), ("ready", 1), "{host:?}");
+        // Where the link comes from, and what the agent was told the host is.
+        assert_eq!(
+            host.address.as_deref(),
+            Some(cluster.bed.host(name).address.as_str())
+        );
+        assert_eq!(host.labels.get("slot").map(String::as_str), Some(name));
     }
 }
 

@@ -289,11 +289,17 @@ impl Session {
 }
 
 /// `GET /v1/agent/connect`: an agent's link.
-pub async fn connect(State(state): State<Arc<ServerState>>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| serve_agent(state, socket))
+pub async fn connect(
+    State(state): State<Arc<ServerState>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let peer =
+        peer.map(|axum::Extension(axum::extract::ConnectInfo(address))| address.ip().to_string());
+    upgrade.on_upgrade(move |socket| serve_agent(state, socket, peer))
 }
 
-async fn serve_agent(state: Arc<ServerState>, mut socket: WebSocket) {
+async fn serve_agent(state: Arc<ServerState>, mut socket: WebSocket, peer: Option<String>) {
     let hello = match read_hello(&mut socket).await {
         Ok(hello) => hello,
         Err(reason) => {
@@ -324,6 +330,11 @@ async fn serve_agent(state: Arc<ServerState>, mut socket: WebSocket) {
     lock(&links.sessions).insert(hello.host.clone(), session.clone());
     links.joined.send_modify(|n| *n += 1);
     state.hosts.heard_from(&hello.host);
+    state.hosts.joined(
+        &hello.host,
+        hello.advertise.clone().or(peer),
+        hello.labels.clone(),
+    );
     tracing::info!(
         host = hello.host,
         version = hello.agent_version,

@@ -56,6 +56,8 @@ pub async fn run_dev(
         server: format!("http://{}", loopback(prepared.api())),
         token: Some(token.expose().to_owned()),
         host: options.host_name.clone(),
+        advertise: None,
+        labels: Default::default(),
         resync_interval: options.resync_interval,
         stop_grace_seconds: 10,
         stats_interval: cj_agent::DEFAULT_STATS_INTERVAL,

@@ -19,6 +19,8 @@ pub struct Hosts {
 
 #[derive(Default)]
 struct HostRecord {
+    address: Option<String>,
+    labels: std::collections::BTreeMap<String, String>,
     last_heartbeat: Option<String>,
     engine_version: Option<String>,
     history: VecDeque<HostResources>,
@@ -33,6 +35,19 @@ impl Hosts {
             .entry(host.to_owned())
             .or_default()
             .last_heartbeat = Some(now_rfc3339());
+    }
+
+    /// An agent linked, saying where the host is reached and what it is.
+    pub fn joined(
+        &self,
+        host: &str,
+        address: Option<String>,
+        labels: std::collections::BTreeMap<String, String>,
+    ) {
+        let mut records = lock(&self.records);
+        let record = records.entry(host.to_owned()).or_default();
+        record.address = address;
+        record.labels = labels;
     }
 
     pub fn record_stats(
@@ -107,6 +122,8 @@ impl ServerState {
                         "down"
                     }
                     .into(),
+                    address: record.and_then(|r| r.address.clone()),
+                    labels: record.map(|r| r.labels.clone()).unwrap_or_default(),
                     engine_version: record.and_then(|r| r.engine_version.clone()),
                     last_heartbeat: record.and_then(|r| r.last_heartbeat.clone()),
                     tasks,

@@ -55,7 +55,7 @@ pub async fn serve(
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, peer)) => (stream, peer),
                 Err(error) => {
                     // Out of file descriptors and the like: wait rather than spin.
                     tracing::warn!(%error, "failed to accept a connection");
@@ -65,7 +65,13 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(router.clone());
+        let (stream, peer) = stream;
+        // Handlers that want the caller's address (an agent's, for `hosts`) find it here.
+        let service = TowerToHyperService::new(
+            router
+                .clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        );
         let (builder, stopping, tls) = (builder.clone(), stopping.clone(), tls.clone());
         tokio::spawn(async move {
             let Some(tls) = tls else {

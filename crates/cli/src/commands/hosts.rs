@@ -17,13 +17,23 @@ pub async fn run(client: &Client, args: HostsArgs) -> CliResult<i32> {
         return Ok(0);
     }
     let mut output = table(&[
-        "HOST", "STATE", "TASKS", "CPU", "MEMORY", "DISK", "DOCKER", "HEARD",
+        "HOST", "ADDRESS", "STATE", "LABELS", "TASKS", "CPU", "MEMORY", "DISK", "DOCKER", "HEARD",
     ]);
     for host in &hosts {
         let resources = host.resources.as_ref();
         output.add_row(vec![
             host.name.clone(),
+            dash(host.address.as_ref()),
             host.state.clone(),
+            if host.labels.is_empty() {
+                "-".into()
+            } else {
+                host.labels
+                    .iter()
+                    .map(|(key, value)| format!("{key}={value}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
             host.tasks.to_string(),
             dash(resources.map(|r| format!("{:.0}% of {}", r.cpu_percent, r.cpus))),
             dash(resources.map(|r| {
