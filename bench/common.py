@@ -43,7 +43,21 @@ def run(args, **kwargs):
     return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs)
 
 
-class Dev:
+class CliUser:
+    """Pushing and reading status through the CLI; a subclass gives `cli` and `work`, the
+    directory the pushed files are written to."""
+
+    def push(self, name, text):
+        path = os.path.join(self.work, name)
+        with open(path, "w") as f:
+            f.write(text)
+        self.cli("push", path)
+
+    def status(self, target):
+        return json.loads(self.cli("status", target, "--json"))
+
+
+class Dev(CliUser):
     """A release `coding-job dev` on a fresh data directory and port; cleans up after itself."""
 
     def __init__(self, binary=BIN):
@@ -63,14 +77,9 @@ class Dev:
     def cli(self, *args):
         return run([self.binary, *args], env=self.env).stdout
 
-    def push(self, name, text):
-        path = os.path.join(self.data, name)
-        with open(path, "w") as f:
-            f.write(text)
-        self.cli("push", path)
-
-    def status(self, target):
-        return json.loads(self.cli("status", target, "--json"))
+    @property
+    def work(self):
+        return self.data
 
     def __exit__(self, *exc):
         self.process.terminate()

@@ -32,7 +32,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from common import BIN, IMAGE, ROOT, build, docker_time, free_port, rss_mib, run, wait_for
+from common import BIN, IMAGE, ROOT, CliUser, build, docker_time, free_port, rss_mib, run, wait_for
 
 BED = "cjbench"
 TESTBED = os.path.join(ROOT, "scripts/testbed.sh")
@@ -82,7 +82,7 @@ class Host:
         return self.docker("ps", "-aq", "--no-trunc", "--filter", f"label={label}").split()
 
 
-class Cluster:
+class Cluster(CliUser):
     """The test bed, the server and the agents; `close` removes all of it, whatever state it is in."""
 
     def __init__(self, keep_logs):
@@ -172,15 +172,6 @@ class Cluster:
             return True
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
             return False
-
-    def push(self, name, text):
-        path = os.path.join(self.work, name)
-        with open(path, "w") as f:
-            f.write(text)
-        self.cli("push", path)
-
-    def status(self, target):
-        return json.loads(self.cli("status", target, "--json"))
 
     def check_processes(self):
         self.alive(self.server, "server")

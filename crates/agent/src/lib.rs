@@ -22,7 +22,7 @@ pub use backoff::Backoff;
 pub use plan::{Action, plan_task, plan_unwanted};
 pub use reconcile::{Agent, AgentConfig};
 pub use remote::{LinkError, RemoteOptions, run_remote};
-pub use stats::{ContainerStats, DEFAULT_STATS_INTERVAL, HostStats};
+pub use stats::{ContainerStats, DEFAULT_STATS_INTERVAL};
 pub use time::{LONGEST_WAIT, later};
 pub use types::{
     AgentReport, Assignment, ContainerEvent, ContainerEventKind, Health, ObservedContainer, Phase,

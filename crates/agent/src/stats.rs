@@ -1,11 +1,13 @@
 //! What the host and each of this agent's running containers use (seed 000: the server shows
 //! every host's resources and Docker stats). Read at start and then every interval, and sent to
-//! the server as [`AgentReport::Stats`].
+//! the server as [`AgentReport::Stats`]; the host's reading is the API's [`HostResources`], as
+//! `hosts` shows it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cj_api::HostResources;
 use cj_runtime::{ContainerRuntime, ContainerState, ContainerUsage, labels};
 use serde::{Deserialize, Serialize};
 use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System};
@@ -15,21 +17,6 @@ use crate::types::{AgentReport, TaskKey};
 
 /// How often an agent reports resource use unless told otherwise.
 pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(10);
-
-/// The host's resources at one moment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HostStats {
-    /// RFC 3339.
-    pub at: String,
-    pub cpus: u32,
-    /// Of all CPUs together: 100 is every CPU busy.
-    pub cpu_percent: f64,
-    pub memory_total_bytes: u64,
-    pub memory_used_bytes: u64,
-    /// The filesystem that holds the most (where images and containers live on a Docker host).
-    pub disk_total_bytes: u64,
-    pub disk_used_bytes: u64,
-}
 
 /// One running container's use, as `docker stats` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,7 +76,7 @@ pub(crate) async fn report_usage<R: ContainerRuntime>(
     }
 }
 
-fn host_stats(system: &System, disks: &Disks) -> HostStats {
+fn host_stats(system: &System, disks: &Disks) -> HostResources {
     let biggest = disks.iter().max_by_key(|disk| disk.total_space());
     let (disk_total_bytes, disk_used_bytes) = biggest
         .map(|disk| {
@@ -97,7 +84,7 @@ fn host_stats(system: &System, disks: &Disks) -> HostStats {
             (total, total.saturating_sub(disk.available_space()))
         })
         .unwrap_or((0, 0));
-    HostStats {
+    HostResources {
         at: time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),

@@ -250,7 +250,7 @@ pub enum AgentReport {
         host: String,
         /// The Docker engine's version.
         engine_version: String,
-        host_stats: crate::stats::HostStats,
+        host_stats: cj_api::HostResources,
         containers: Vec<crate::stats::ContainerStats>,
     },
 }

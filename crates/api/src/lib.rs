@@ -210,6 +210,7 @@ pub struct HostResources {
     pub cpu_percent: f64,
     pub memory_total_bytes: u64,
     pub memory_used_bytes: u64,
+    /// The filesystem that holds the most (where images and containers live on a Docker host).
     pub disk_total_bytes: u64,
     pub disk_used_bytes: u64,
 }

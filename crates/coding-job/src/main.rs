@@ -27,39 +27,27 @@ fn main() {
         .build()
         .expect("failed to start the async runtime");
     let code = match cli.command {
-        Command::Dev(args) => {
-            init_logging();
-            match runtime.block_on(dev(args)) {
-                Ok(()) => 0,
-                Err(error) => {
-                    eprintln!("error: {error:#}");
-                    1
-                }
-            }
-        }
-        Command::Server(args) => {
-            init_logging();
-            match runtime.block_on(server(args)) {
-                Ok(()) => 0,
-                Err(error) => {
-                    eprintln!("error: {error:#}");
-                    1
-                }
-            }
-        }
-        Command::Agent(args) => {
-            init_logging();
-            match runtime.block_on(agent(cli.server.clone(), args)) {
-                Ok(()) => 0,
-                Err(error) => {
-                    eprintln!("error: {error:#}");
-                    1
-                }
-            }
-        }
+        Command::Dev(args) => run_process(&runtime, dev(args)),
+        Command::Server(args) => run_process(&runtime, server(args)),
+        Command::Agent(args) => run_process(&runtime, agent(cli.server.clone(), args)),
         _ => runtime.block_on(cj_cli::run(cli)),
     };
     std::process::exit(code);
+}
+
+/// Runs one of the long-lived processes (`dev`, `server`, `agent`) with logging; its exit code.
+fn run_process(
+    runtime: &tokio::runtime::Runtime,
+    process: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> i32 {
+    init_logging();
+    match runtime.block_on(process) {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            1
+        }
+    }
 }
 
 fn init_logging() {

@@ -289,38 +289,16 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn exec(&self, id: &str, command: &[String]) -> Result<i64, RuntimeError> {
-        use bollard::exec::{StartExecOptions, StartExecResults};
-        let config = bollard::models::ExecConfig {
-            cmd: Some(command.to_vec()),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            ..Default::default()
-        };
-        let created = self
-            .docker
-            .create_exec(id, config)
-            .await
-            .map_err(docker_error)?;
-        let options = StartExecOptions {
-            detach: false,
+        let options = ExecOptions {
+            command: command.to_vec(),
             tty: false,
-            output_capacity: None,
+            stdin: false,
+            size: None,
         };
+        let mut attached = self.exec_attached(id, &options).await?;
         // Reading the output to its end is how we learn the command has finished.
-        if let StartExecResults::Attached { mut output, .. } = self
-            .docker
-            .start_exec(&created.id, Some(options))
-            .await
-            .map_err(docker_error)?
-        {
-            while output.next().await.is_some() {}
-        }
-        let inspect = self
-            .docker
-            .inspect_exec(&created.id)
-            .await
-            .map_err(docker_error)?;
-        Ok(inspect.exit_code.unwrap_or(-1))
+        while attached.output.next().await.is_some() {}
+        Ok(self.exec_exit_code(&attached.id).await?.unwrap_or(-1))
     }
 
     async fn exec_attached(

@@ -52,11 +52,7 @@ impl ServerState {
         deployment: &Deployment,
         mut change: impl FnMut(&mut Deployment) -> Result<T, ApiFailure>,
     ) -> Result<(Deployment, T), ApiFailure> {
-        let key = keys::deployment(
-            &deployment.env,
-            &deployment.service,
-            deployment_sequence(&deployment.id),
-        );
+        let key = record_key(deployment);
         loop {
             let stored = self
                 .store
@@ -94,11 +90,7 @@ impl ServerState {
     }
 
     pub fn load_deployment(&self, deployment: &Deployment) -> Result<Deployment, ApiFailure> {
-        let key = keys::deployment(
-            &deployment.env,
-            &deployment.service,
-            deployment_sequence(&deployment.id),
-        );
+        let key = record_key(deployment);
         self.store
             .get_json(&key)?
             .ok_or_else(|| ApiFailure::NotFound(format!("no deployment {}", deployment.id)))
@@ -125,7 +117,7 @@ impl ServerState {
                     .store
                     .range(&keys::deployments(&env, &service))?
                     .iter()
-                    .map(|kv| deployment_sequence_of_key(&kv.key))
+                    .map(|kv| trailing_number(&kv.key))
                     .max()
                     .unwrap_or(0),
             };
@@ -337,15 +329,18 @@ pub fn make_batches(changes: &[TaskChange], policy: &UpdatePolicy) -> Vec<Batch>
     batches
 }
 
-fn deployment_sequence_of_key(key: &str) -> u64 {
-    key.rsplit('/')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+/// Where a deployment's record is stored.
+fn record_key(deployment: &Deployment) -> String {
+    keys::deployment(
+        &deployment.env,
+        &deployment.service,
+        trailing_number(&deployment.id),
+    )
 }
 
-fn deployment_sequence(id: &str) -> u64 {
-    id.rsplit('-')
+/// The number a deployment's id (`web-3`) or record key (`deployments/ENV/web/000003`) ends in.
+fn trailing_number(text: &str) -> u64 {
+    text.rsplit(['-', '/'])
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)

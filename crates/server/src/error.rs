@@ -51,17 +51,9 @@ pub enum ApiFailure {
     Other(StatusCode, String),
 }
 
-/// At most 64 characters of a user-supplied value, for echoing it in a message: a hostile
-/// megabyte-long name must not come back in full.
-pub fn shown(value: &str) -> String {
-    const SHOWN_CHARS: usize = 64;
-    let mut chars = value.chars();
-    let mut cut: String = chars.by_ref().take(SHOWN_CHARS).collect();
-    if chars.next().is_some() {
-        cut.push('…');
-    }
-    cut.escape_debug().to_string()
-}
+/// At most 64 characters of a user-supplied value, escaped, for echoing it in a message: a
+/// hostile megabyte-long name must not come back in full. The config parser's own helper.
+pub use cj_spec::shown;
 
 impl From<cj_store::StoreError> for ApiFailure {
     fn from(error: cj_store::StoreError) -> Self {

@@ -92,12 +92,7 @@ fn inner_message(rejection: &(dyn std::error::Error + 'static)) -> String {
         Some(source) => source.to_string(),
         None => rejection.to_string(),
     };
-    let mut chars = message.chars();
-    let mut cut: String = chars.by_ref().take(MAX_MESSAGE_CHARS).collect();
-    if chars.next().is_some() {
-        cut.push('…');
-    }
-    cut
+    cj_spec::capped(&message, MAX_MESSAGE_CHARS)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use cj_agent::{ContainerStats, HostStats};
+use cj_agent::ContainerStats;
 use cj_api::{HostInfo, HostResources};
 
 use crate::state::{ServerState, lock, now_rfc3339};
@@ -54,13 +54,13 @@ impl Hosts {
         &self,
         host: &str,
         engine_version: String,
-        stats: HostStats,
+        stats: HostResources,
         containers: Vec<ContainerStats>,
     ) {
         let mut records = lock(&self.records);
         let record = records.entry(host.to_owned()).or_default();
         record.engine_version = Some(engine_version);
-        record.history.push_back(resources(stats));
+        record.history.push_back(stats);
         while record.history.len() > HISTORY_LEN {
             record.history.pop_front();
         }
@@ -77,18 +77,6 @@ impl Hosts {
             .containers
             .get(container_id)
             .cloned()
-    }
-}
-
-fn resources(stats: HostStats) -> HostResources {
-    HostResources {
-        at: stats.at,
-        cpus: stats.cpus,
-        cpu_percent: stats.cpu_percent,
-        memory_total_bytes: stats.memory_total_bytes,
-        memory_used_bytes: stats.memory_used_bytes,
-        disk_total_bytes: stats.disk_total_bytes,
-        disk_used_bytes: stats.disk_used_bytes,
     }
 }
 
@@ -154,8 +142,8 @@ impl ServerState {
 mod tests {
     use super::*;
 
-    fn stats(at: &str) -> HostStats {
-        HostStats {
+    fn stats(at: &str) -> HostResources {
+        HostResources {
             at: at.into(),
             cpus: 2,
             cpu_percent: 12.5,

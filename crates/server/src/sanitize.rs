@@ -27,13 +27,8 @@ pub fn user(name: &str) -> String {
 /// `text` without control characters, cut to at most `max_chars` characters (on a character
 /// boundary; a cut value ends with "…", which counts towards the bound).
 pub fn bounded(text: &str, max_chars: usize) -> String {
-    let printable: Vec<char> = text.chars().filter(|c| !c.is_control()).collect();
-    if printable.len() <= max_chars {
-        return printable.into_iter().collect();
-    }
-    let mut cut: String = printable[..max_chars.saturating_sub(1)].iter().collect();
-    cut.push('…');
-    cut
+    let printable: String = text.chars().filter(|c| !c.is_control()).collect();
+    cj_spec::capped(&printable, max_chars)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! within [`HEADER_READ_TIME`], so a client that never finishes one holds up nobody else.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -22,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use tower::Service;
 
 /// hyper's read buffer, which must hold a whole request head (its default is about 400 KiB).
 const MAX_HEAD_BYTES: usize = 512 * 1024;
@@ -51,11 +53,14 @@ pub async fn serve(
     // Every connection holds a receiver: `true` asks it to finish, and the sender sees all
     // receivers gone once every connection has ended.
     let (stop, stopping) = watch::channel(false);
+    // Handlers that want the caller's address (an agent's, for `hosts`) find it as axum's
+    // `ConnectInfo`, added to each connection's requests.
+    let mut services = router.into_make_service_with_connect_info::<SocketAddr>();
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => (stream, peer),
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: wait rather than spin.
                     tracing::warn!(%error, "failed to accept a connection");
@@ -65,13 +70,8 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let (stream, peer) = stream;
-        // Handlers that want the caller's address (an agent's, for `hosts`) find it here.
-        let service = TowerToHyperService::new(
-            router
-                .clone()
-                .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
-        );
+        let Ok(service) = services.call(peer).await;
+        let service = TowerToHyperService::new(service);
         let (builder, stopping, tls) = (builder.clone(), stopping.clone(), tls.clone());
         tokio::spawn(async move {
             let Some(tls) = tls else {
@@ -97,13 +97,21 @@ pub async fn serve(
 }
 
 /// Serves one connection until it ends, or (once `stopping` says so) finishes it gracefully.
-async fn connection<I>(
+async fn connection<I, S>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
-    service: TowerToHyperService<Router>,
+    service: TowerToHyperService<S>,
     mut stopping: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<
+            axum::http::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
 {
     // With upgrades: agents hold their link as a WebSocket.
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);

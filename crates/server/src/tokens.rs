@@ -44,6 +44,17 @@ pub struct TokenRecord {
 }
 
 impl TokenRecord {
+    /// The record of a token made now, holding only the secret's hash.
+    fn new(name: &str, role: Role, secret: &Secret, created_by: &str) -> TokenRecord {
+        TokenRecord {
+            name: name.to_owned(),
+            role,
+            sha256: secret.sha256_hex(),
+            created: now_rfc3339(),
+            created_by: created_by.to_owned(),
+        }
+    }
+
     pub fn info(&self) -> TokenInfo {
         TokenInfo {
             name: self.name.clone(),
@@ -159,13 +170,7 @@ pub fn create(
         return Err(TokenError::TooMany);
     }
     let secret = Secret::generate()?;
-    let record = TokenRecord {
-        name: name.to_owned(),
-        role,
-        sha256: secret.sha256_hex(),
-        created: now_rfc3339(),
-        created_by: created_by.to_owned(),
-    };
+    let record = TokenRecord::new(name, role, &secret, created_by);
     match store.compare_and_swap(&keys::token(name), None, encode(&record)?)? {
         Some(_) => Ok((record, secret)),
         None => Err(TokenError::Exists(name.to_owned())),
@@ -182,13 +187,7 @@ pub fn store_secret(
     secret: &Secret,
 ) -> Result<TokenRecord, TokenError> {
     check_name(name)?;
-    let record = TokenRecord {
-        name: name.to_owned(),
-        role,
-        sha256: secret.sha256_hex(),
-        created: now_rfc3339(),
-        created_by: created_by.to_owned(),
-    };
+    let record = TokenRecord::new(name, role, secret, created_by);
     store.put(&keys::token(name), encode(&record)?)?;
     Ok(record)
 }

@@ -56,7 +56,7 @@ const SHOWN_CHARS: usize = 64;
 /// A user's value as it is put into a message: at most [`SHOWN_CHARS`] characters, with quotes,
 /// backslashes, control characters and invisible formatting characters escaped, so a message
 /// stays one short line whatever the file holds.
-pub(crate) fn shown(value: &str) -> String {
+pub fn shown(value: &str) -> String {
     let mut text = String::new();
     for (count, c) in value.chars().enumerate() {
         if count == SHOWN_CHARS {
@@ -97,7 +97,7 @@ pub(crate) fn shown_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String
 }
 
 /// `text` cut to at most `max` characters, with an ellipsis if anything was cut.
-pub(crate) fn capped(text: &str, max: usize) -> String {
+pub fn capped(text: &str, max: usize) -> String {
     match text.char_indices().nth(max.saturating_sub(1)) {
         Some((end, _)) if text[end..].chars().nth(1).is_some() => format!("{}…", &text[..end]),
         _ => text.to_owned(),

@@ -24,7 +24,7 @@ mod units;
 mod yaml;
 
 pub use diff::{ChangeKind, TaskChange, differences, task_change};
-pub use error::{SpecError, SpecErrors};
+pub use error::{SpecError, SpecErrors, capped, shown};
 pub use limits::MAX_SOURCE_BYTES;
 pub use model::{
     CheckSpec, JobSpec, OnFailure, Probe, Resources, ServiceSpec, TaskSpec, UpdatePolicy,
