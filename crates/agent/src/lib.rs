@@ -4,7 +4,8 @@
 //! leaves alone what is right (decided by the config-hash label, so an agent restarted from
 //! nothing re-adopts what runs). It follows Docker's event stream: a container that dies on its
 //! own is reported and restarted with backoff (or kept, with `on_failure: keep`). Everything it
-//! sees and does goes back to the server as [`AgentReport`]s.
+//! sees and does goes back to the server as [`AgentReport`]s. [`tls`] is how this binary dials
+//! a server over TLS, the agent's link and the CLI alike.
 
 mod backoff;
 mod health;
@@ -16,6 +17,7 @@ mod reconcile;
 mod remote;
 mod stats;
 mod time;
+pub mod tls;
 mod types;
 
 pub use backoff::Backoff;

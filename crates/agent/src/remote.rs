@@ -1,5 +1,6 @@
 //! The agent process's link to its server: it dials the server's `/v1/agent/connect`
-//! WebSocket, says who it is, receives its assignments as they change, sends its reports, and
+//! WebSocket (`wss://` for an `https` server, trusting the web roots and `--ca-cert`: see
+//! [`crate::tls`]), says who it is, receives its assignments as they change, sends its reports, and
 //! answers the server's requests about this host's containers (inspect, logs, exec: see
 //! [`exec`]).
 //!
@@ -24,6 +25,7 @@ use crate::link::{
     PROTOCOL_VERSION, ServerMessage, StreamKind,
 };
 use crate::reconcile::{Agent, AgentConfig};
+use crate::tls::{self, TlsClient};
 use crate::types::{AgentReport, Assignment};
 
 mod exec;
@@ -45,6 +47,9 @@ pub struct RemoteOptions {
     pub stop_grace_seconds: u32,
     /// How often resource use is reported (10 s by default).
     pub stats_interval: Duration,
+    /// What an `https` server's certificate is checked against: the web roots plus
+    /// `--ca-cert`, read once at start. `None` trusts the web roots only.
+    pub tls: Option<TlsClient>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +86,9 @@ pub async fn run_remote<R: ContainerRuntime>(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), LinkError> {
     let url = websocket_url(&options.server)?;
+    let tls = url
+        .starts_with("wss://")
+        .then(|| options.tls.clone().unwrap_or_default());
     let (assignments, assignments_receiver) = watch::channel(None::<Arc<Vec<Assignment>>>);
     let (report_sender, reports) = mpsc::unbounded_channel();
     let outbox = Arc::new(Outbox::default());
@@ -89,6 +97,7 @@ pub async fn run_remote<R: ContainerRuntime>(
         runtime,
         options,
         url,
+        tls,
         assignments,
         assignments_receiver,
         report_sender,
@@ -105,6 +114,8 @@ struct Link<R> {
     runtime: Arc<R>,
     options: RemoteOptions,
     url: String,
+    /// Set for a `wss://` URL.
+    tls: Option<TlsClient>,
     assignments: watch::Sender<Option<Arc<Vec<Assignment>>>>,
     assignments_receiver: watch::Receiver<Option<Arc<Vec<Assignment>>>>,
     report_sender: mpsc::UnboundedSender<AgentReport>,
@@ -141,7 +152,17 @@ impl<R: ContainerRuntime> Link<R> {
                 .map_err(|_| SessionError::Fatal(LinkError::Refused("invalid token".into())))?;
             request.headers_mut().insert("authorization", value);
         }
-        let (socket, _) = tokio_tungstenite::connect_async(request)
+        let uri = request.uri();
+        let host = uri.host().unwrap_or_default().to_owned();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
+        // tungstenite is built without TLS: `tls` dials the stream, as it does for the CLI, and
+        // the WebSocket runs over it.
+        let stream = tls::dial(&host, port, self.tls.as_ref())
+            .await
+            .map_err(lost)?;
+        let (socket, _) = tokio_tungstenite::client_async(request, stream)
             .await
             .map_err(refusal)?;
         let (mut sink, mut stream) = socket.split();

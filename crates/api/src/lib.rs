@@ -186,8 +186,12 @@ pub struct HostInfo {
     /// The agent's `--label KEY=VALUE`s.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
-    /// `ready` (its agent is connected) or `down` (not connected now, or never was).
+    /// `ready` (its agent is connected), `draining` (connected, taking no new tasks) or `down`
+    /// (not connected now, or never was).
     pub state: String,
+    /// `hosts drain` was run for it and not undone: it takes no new tasks.
+    #[serde(default)]
+    pub draining: bool,
     /// The Docker engine's version, once the agent has said it.
     pub engine_version: Option<String>,
     /// When the server last heard from the agent (RFC 3339).
@@ -199,6 +203,25 @@ pub struct HostInfo {
     /// Readings over the last hour, oldest first (every stats interval, 10 s by default).
     #[serde(default)]
     pub history: Vec<HostResources>,
+}
+
+/// `POST /v1/hosts/{name}/drain` and `/undrain`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrainResponse {
+    pub host: String,
+    pub draining: bool,
+    /// Unpinned tasks placed on other hosts by the drain.
+    pub moved: Vec<MovedTask>,
+    /// Unpinned tasks that had to leave but fit nowhere else, with why.
+    pub unplaced: Vec<TaskFailure>,
+    /// Tasks whose config pins them to this host: they stay.
+    pub pinned: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MovedTask {
+    pub task: String,
+    pub to: String,
 }
 
 /// A host's resources at one moment.
@@ -252,6 +275,9 @@ pub struct HistoryEvent {
     pub version: u64,
     pub host: String,
     pub exit_code: Option<i64>,
+    /// Why, for events that are not a container's (a task moved to another host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// `GET /v1/history`.

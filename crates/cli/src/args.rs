@@ -111,6 +111,26 @@ pub struct ServerArgs {
     /// secret stops working): for when the file was lost.
     #[arg(long)]
     pub reset_admin_token: bool,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PlacementArgs {
+    /// How long a host's agent may be gone before the host's unpinned tasks are placed on other
+    /// hosts (pinned tasks wait for their host): `30s`, `2m`.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_host_down_after)]
+    pub host_down_after: std::time::Duration,
+}
+
+/// 1 s to 1 day: shorter would move tasks on a missed ping, longer is not "down" but gone.
+fn parse_host_down_after(text: &str) -> Result<std::time::Duration, String> {
+    cj_spec::parse_duration_ms(text)
+        .filter(|ms| (1000..=86_400_000).contains(ms))
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(|| {
+            format!("expected a duration from 1s to 24h, such as 30s or 2m, found \"{text}\"")
+        })
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,9 +179,27 @@ pub struct AuditArgs {
 
 #[derive(Debug, Args)]
 pub struct HostsArgs {
+    #[command(subcommand)]
+    pub command: Option<HostsCommand>,
     /// Also each host's readings over the last hour (with --json).
     #[arg(long)]
     pub history: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostsCommand {
+    /// Take no new tasks on HOST and move its unpinned tasks to other hosts (pinned tasks stay).
+    Drain(HostArgs),
+    /// Let HOST take new tasks again (nothing moves back).
+    Undrain(HostArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    /// The host's name, as `coding-job hosts` shows it.
+    pub host: String,
     #[arg(long)]
     pub json: bool,
 }
@@ -187,25 +225,15 @@ pub struct AgentArgs {
     pub labels: Vec<(String, String)>,
 }
 
-/// `KEY=VALUE`, with a key of letters, digits, '-', '_', '.' or '/'.
+/// `KEY=VALUE`, by the rule `constraints` are checked with.
 fn parse_label(text: &str) -> Result<(String, String), String> {
     let (key, value) = text
         .split_once('=')
         .ok_or_else(|| format!("expected KEY=VALUE, found \"{text}\""))?;
-    let key_ok = !key.is_empty()
-        && key.len() <= 63
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-    if !key_ok {
-        return Err(format!(
-            "invalid label key \"{key}\": expected 1 to 63 letters, digits, '-', '_', '.' or '/'"
-        ));
+    match cj_spec::label_problem(key, value) {
+        Some(problem) => Err(problem),
+        None => Ok((key.to_owned(), value.to_owned())),
     }
-    if value.len() > 255 || value.chars().any(char::is_control) {
-        return Err("a label value is at most 255 printable characters".into());
-    }
-    Ok((key.to_owned(), value.to_owned()))
 }
 
 #[derive(Debug, Args)]
@@ -270,6 +298,8 @@ pub struct DevArgs {
     /// Server configuration (YAML): `notify:` webhook URLs, `registries:` with credentials.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
 }
 
 #[derive(Debug, Args)]

@@ -1,11 +1,13 @@
 //! The HTTP client: JSON in and out, API errors turned into messages and exit codes. It sends
-//! the token (`--token`) as `Authorization: Bearer`, trusts an extra CA (`--ca-cert`), and
-//! never sends loopback traffic through a proxy (`HTTP_PROXY` is for the network, and a proxy
-//! would see the token). WebSockets (`exec`) are `websocket`'s, with the same settings.
+//! the token (`--token`) as `Authorization: Bearer`, trusts an extra CA (`--ca-cert`, through
+//! the TLS configuration agents use too, `cj_agent::tls`), and never sends loopback traffic
+//! through a proxy (`HTTP_PROXY` is for the network, and a proxy would see the token).
+//! WebSockets (`exec`) are `websocket`'s, with the same settings.
 
 use std::net::IpAddr;
 use std::path::Path;
 
+use cj_agent::tls::{TlsClient, trust_hint};
 use cj_api::{ApiError, USER_HEADER};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -44,10 +46,8 @@ pub struct Client {
     pub(crate) user: String,
     /// The token, for connections reqwest does not make (WebSockets).
     pub(crate) token: Option<String>,
-    /// `--ca-cert`, likewise.
-    pub(crate) ca_cert: Option<std::path::PathBuf>,
-    /// Whether `--ca-cert` was given (a certificate error then needs another hint).
-    extra_ca: bool,
+    /// The web roots plus `--ca-cert`: reqwest's TLS, and the WebSockets'.
+    pub(crate) tls: TlsClient,
 }
 
 impl Client {
@@ -77,9 +77,10 @@ impl Client {
             value.set_sensitive(true);
             builder = builder.default_headers(HeaderMap::from_iter([(AUTHORIZATION, value)]));
         }
-        if let Some(path) = ca_cert {
-            builder = builder.add_root_certificate(certificate(path)?);
-        }
+        let tls =
+            TlsClient::new(ca_cert).map_err(|error| CliError::bad_input(error.to_string()))?;
+        // The same rustls as reqwest's (0.23); a mismatch would fail `build` below.
+        builder = builder.use_preconfigured_tls(tls.config().clone());
         let http = builder.build().map_err(|error| {
             CliError::bad_input(format!("cannot set up the HTTP client: {}", chain(&error)))
         })?;
@@ -89,8 +90,7 @@ impl Client {
             env: env.to_owned(),
             user,
             token: token.map(|token| token.trim().to_owned()),
-            ca_cert: ca_cert.map(Path::to_path_buf),
-            extra_ca: ca_cert.is_some(),
+            tls,
         })
     }
 
@@ -117,17 +117,17 @@ impl Client {
     pub async fn send(&self, request: RequestBuilder) -> CliResult<Response> {
         let response = request.send().await.map_err(|error| {
             let cause = chain(&error);
-            if is_certificate_problem(&cause) && self.extra_ca {
+            if is_certificate_problem(&cause) {
+                let ca_file = self.tls.ca_file();
+                let verdict = if ca_file.is_some() {
+                    "is not accepted"
+                } else {
+                    "is not trusted"
+                };
                 CliError::failed(format!(
-                    "the TLS certificate of {} is not accepted ({cause}): is --ca-cert the \
-                     certificate that signed it (a self-signed one must not say CA:TRUE)?",
-                    self.base
-                ))
-            } else if is_certificate_problem(&cause) {
-                CliError::failed(format!(
-                    "the TLS certificate of {} is not trusted ({cause}): pass the server's CA \
-                     certificate with --ca-cert FILE or CODING_JOB_CA_CERT",
-                    self.base
+                    "the TLS certificate of {} {verdict} ({cause}): {}",
+                    self.base,
+                    trust_hint(ca_file)
                 ))
             } else if error.is_connect() {
                 CliError::failed(format!(
@@ -160,34 +160,6 @@ fn is_loopback(url: &reqwest::Url) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The certificates of a PEM file, as one root for reqwest (which takes every certificate in it).
-fn certificate(path: &Path) -> CliResult<reqwest::Certificate> {
-    let pem = read_pem(path)?;
-    reqwest::Certificate::from_pem(&pem).map_err(|_| no_certificate(path))
-}
-
-/// A PEM file that holds at least one certificate.
-pub(crate) fn read_pem(path: &Path) -> CliResult<Vec<u8>> {
-    let pem = std::fs::read(path).map_err(|error| {
-        CliError::bad_input(format!(
-            "cannot read the CA certificate {}: {error}",
-            path.display()
-        ))
-    })?;
-    let has_certificate = String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----");
-    if !has_certificate {
-        return Err(no_certificate(path));
-    }
-    Ok(pem)
-}
-
-pub(crate) fn no_certificate(path: &Path) -> CliError {
-    CliError::bad_input(format!(
-        "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-        path.display()
-    ))
 }
 
 /// An error and its causes, as one line: reqwest's own message rarely says what went wrong.
@@ -253,6 +225,14 @@ mod tests {
                 loopback,
                 "{url}"
             );
+        }
+    }
+
+    #[test]
+    fn reqwest_takes_the_shared_tls_configuration() {
+        // Only a rustls of reqwest's own version is taken; another would fail `build`.
+        if let Err(error) = Client::new("https://127.0.0.1:1", "production", None, None) {
+            panic!("{}", error.message);
         }
     }
 

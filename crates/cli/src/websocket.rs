@@ -1,25 +1,16 @@
 //! WebSocket connections to the API (`exec`), with the HTTP client's settings: the server's
 //! URL (`http` becomes `ws`, `https` `wss`), the token as `Authorization: Bearer`, the user
-//! header, and for TLS the usual web roots plus `--ca-cert` (rustls with ring, as reqwest
-//! uses). No proxy is used. A refused upgrade is the server's JSON error, as for any request.
+//! header, and for TLS the usual web roots plus `--ca-cert` (the client's `TlsClient`, which
+//! reqwest uses too; the stream is dialled as agents dial theirs, `cj_agent::tls::dial`). No
+//! proxy is used. A refused upgrade is the server's JSON error, as for any request.
 
-use std::sync::Arc;
-
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
-use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use cj_agent::tls::{DialError, Io, dial};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::client::{CliError, CliResult, Client, error_answer, no_certificate, read_pem};
-
-/// A byte stream, plain or TLS.
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+use crate::client::{CliError, CliResult, Client, error_answer};
 
 pub type Socket = WebSocketStream<Box<dyn Io>>;
 
@@ -63,21 +54,22 @@ impl Client {
         if let Ok(user) = HeaderValue::from_str(&self.user) {
             headers.insert(cj_api::USER_HEADER, user);
         }
-        let address = host.trim_start_matches('[').trim_end_matches(']');
-        let tcp = TcpStream::connect((address, port)).await.map_err(|error| {
-            CliError::failed(format!(
-                "cannot reach the coding-job server at {} ({error}): is `coding-job dev` (or \
-                 `coding-job server`) running? (choose another with --server or \
-                 CODING_JOB_SERVER)",
-                self.base
-            ))
-        })?;
-        let _ = tcp.set_nodelay(true);
-        let stream: Box<dyn Io> = if secure {
-            Box::new(self.tls(tcp, address).await?)
-        } else {
-            Box::new(tcp)
-        };
+        let stream = dial(&host, port, secure.then_some(&self.tls))
+            .await
+            .map_err(|error| match error {
+                DialError::Connect { reason, .. } => CliError::failed(format!(
+                    "cannot reach the coding-job server at {} ({reason}): is `coding-job dev` \
+                     (or `coding-job server`) running? (choose another with --server or \
+                     CODING_JOB_SERVER)",
+                    self.base
+                )),
+                DialError::ServerName { .. } => {
+                    CliError::bad_input(format!("invalid server URL: {error}"))
+                }
+                error => {
+                    CliError::failed(format!("the connection to {} failed: {error}", self.base))
+                }
+            })?;
         let config = WebSocketConfig::default()
             .max_message_size(Some(max_message))
             .max_frame_size(Some(max_message));
@@ -98,46 +90,5 @@ impl Client {
                 self.base
             ))),
         }
-    }
-
-    /// TLS to the server, verified against the web roots and `--ca-cert`.
-    async fn tls(
-        &self,
-        tcp: TcpStream,
-        host: &str,
-    ) -> CliResult<tokio_rustls::client::TlsStream<TcpStream>> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(path) = &self.ca_cert {
-            let pem = read_pem(path)?;
-            for certificate in CertificateDer::pem_slice_iter(&pem) {
-                let certificate = certificate.map_err(|_| no_certificate(path))?;
-                roots
-                    .add(certificate)
-                    .map_err(|error| CliError::bad_input(format!("{}: {error}", path.display())))?;
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|error| CliError::failed(format!("TLS: {error}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let name = ServerName::try_from(host.to_owned())
-            .map_err(|_| CliError::bad_input(format!("invalid server name {host}")))?;
-        tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .map_err(|error| {
-                let hint = if self.ca_cert.is_some() {
-                    "is --ca-cert the certificate that signed it?"
-                } else {
-                    "pass the server's CA certificate with --ca-cert FILE or CODING_JOB_CA_CERT"
-                };
-                CliError::failed(format!(
-                    "the TLS connection to {} failed ({error}): {hint}",
-                    self.base
-                ))
-            })
     }
 }

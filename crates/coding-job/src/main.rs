@@ -7,6 +7,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use anyhow::Context;
+use cj_agent::tls::TlsClient;
 use cj_agent::{RemoteOptions, run_remote};
 use cj_cli::{AgentArgs, Cli, Command, DevArgs, ServerArgs};
 use cj_runtime::DockerRuntime;
@@ -29,7 +30,14 @@ fn main() {
     let code = match cli.command {
         Command::Dev(args) => run_process(&runtime, dev(args)),
         Command::Server(args) => run_process(&runtime, server(args)),
-        Command::Agent(args) => run_process(&runtime, agent(cli.server.clone(), args)),
+        // A CA file that cannot be used is bad input, refused before anything starts.
+        Command::Agent(args) => match TlsClient::new(cli.ca_cert.as_deref()) {
+            Ok(tls) => run_process(&runtime, agent(cli.server.clone(), tls, args)),
+            Err(error) => {
+                eprintln!("error: {error}");
+                2
+            }
+        },
         _ => runtime.block_on(cj_cli::run(cli)),
     };
     std::process::exit(code);
@@ -77,6 +85,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             listen: args.listen,
             tls: None,
             reset_admin_token: false,
+            host_down_after: args.placement.host_down_after,
         },
         host_name: args.host_name.unwrap_or_else(system_host_name),
         resync_interval: Duration::from_secs(10),
@@ -101,6 +110,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         tls,
         auth: AuthMode::Required,
         reset_admin_token: args.reset_admin_token,
+        host_down_after: args.placement.host_down_after,
     };
     run_server(
         options,
@@ -110,7 +120,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     .await
 }
 
-async fn agent(server: String, args: AgentArgs) -> anyhow::Result<()> {
+async fn agent(server: String, tls: TlsClient, args: AgentArgs) -> anyhow::Result<()> {
     let token = match &args.token_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -133,6 +143,7 @@ async fn agent(server: String, args: AgentArgs) -> anyhow::Result<()> {
         resync_interval: Duration::from_secs(10),
         stop_grace_seconds: 10,
         stats_interval: cj_agent::DEFAULT_STATS_INTERVAL,
+        tls: Some(tls),
     };
     println!("coding-job agent {host}: linking to {server}");
     run_remote(Arc::new(runtime), options, shutdown_signal()).await?;

@@ -87,6 +87,11 @@ impl AgentLinks {
         lock(&self.sessions).keys().cloned().collect()
     }
 
+    /// Told whenever an agent connects or goes.
+    pub fn subscribe_joined(&self) -> watch::Receiver<u64> {
+        self.joined.subscribe()
+    }
+
     /// Whether `host`'s agent is connected: a `host_unavailable` failure if not.
     pub fn check_connected(&self, host: &str) -> Result<(), ApiFailure> {
         self.session(host).map(drop)
@@ -328,13 +333,12 @@ async fn serve_agent(state: Arc<ServerState>, mut socket: WebSocket, peer: Optio
     });
     // A reconnecting agent replaces its old session, which then ends.
     lock(&links.sessions).insert(hello.host.clone(), session.clone());
-    links.joined.send_modify(|n| *n += 1);
-    state.hosts.heard_from(&hello.host);
-    state.hosts.joined(
+    state.host_joined(
         &hello.host,
         hello.advertise.clone().or(peer),
         hello.labels.clone(),
     );
+    links.joined.send_modify(|n| *n += 1);
     tracing::info!(
         host = hello.host,
         version = hello.agent_version,
@@ -376,6 +380,7 @@ async fn serve_agent(state: Arc<ServerState>, mut socket: WebSocket, peer: Optio
         .is_some_and(|current| current.number == session.number)
     {
         sessions.remove(&session.host);
+        state.hosts.left(&session.host);
     }
     drop(sessions);
     links.joined.send_modify(|n| *n += 1);
@@ -439,7 +444,7 @@ async fn write_to_agent(
             let mine = assignments_for(
                 &session.host,
                 &published.all,
-                &state.links.hosts(),
+                &state.hosts.known(),
                 state.local_host.as_deref(),
             );
             if last_sent.as_ref() != Some(&mine) {
@@ -467,18 +472,19 @@ async fn write_to_agent(
     }
 }
 
-/// The assignments of `host`: those declared for it; on a server with a local host, that host
-/// also takes the ones declared for hosts no agent has joined as.
+/// The assignments of `host`: those for it; on a server with a local host, that host also
+/// takes the ones declared for hosts no agent has ever joined as. A host that joined once keeps
+/// its tasks while it is away, so nothing runs twice when it comes back.
 pub fn assignments_for(
     host: &str,
     all: &[Assignment],
-    connected: &BTreeSet<String>,
+    known: &BTreeSet<String>,
     local_host: Option<&str>,
 ) -> Vec<Assignment> {
     all.iter()
         .filter(|assignment| {
             assignment.declared_host == host
-                || (local_host == Some(host) && !connected.contains(&assignment.declared_host))
+                || (local_host == Some(host) && !known.contains(&assignment.declared_host))
         })
         .cloned()
         .collect()

@@ -36,7 +36,7 @@ use crate::sanitize;
 use crate::state::{DesiredJob, ServerState};
 use crate::status::current_container;
 
-type AppState = State<Arc<ServerState>>;
+pub(crate) type AppState = State<Arc<ServerState>>;
 
 /// Declares the routes once: [`ROUTES`] lists them and `routes()` builds them from the same
 /// lines, so the list cannot miss one (the API abuse test covers every route it names).
@@ -61,6 +61,8 @@ api_routes! {
     post "/v1/down" => down,
     get "/v1/status" => status,
     get "/v1/hosts" => hosts,
+    post "/v1/hosts/{name}/drain" => crate::drain::drain,
+    post "/v1/hosts/{name}/undrain" => crate::drain::undrain,
     get "/v1/inspect" => inspect,
     get "/v1/logs" => logs,
     get "/v1/exec" => crate::exec::exec,

@@ -61,14 +61,43 @@ pub async fn run_dev(
         resync_interval: options.resync_interval,
         stop_grace_seconds: 10,
         stats_interval: cj_agent::DEFAULT_STATS_INTERVAL,
+        // Plain HTTP on loopback.
+        tls: None,
     };
     tokio::spawn(async move {
         if let Err(error) = run_remote(runtime, agent, std::future::pending()).await {
             tracing::error!(%error, "the local agent stopped");
         }
     });
-    prepared.serve(on_ready, shutdown).await
+    // Ready means ready to run things: the local agent has joined and tasks waiting for a host
+    // have been placed on it, so an `up` right after start does not find "no host is ready".
+    let state = prepared.state.clone();
+    let started = prepared.started().clone();
+    let serving = tokio::spawn(prepared.serve(|_| {}, shutdown));
+    let mut joined = state.links.subscribe_joined();
+    let joined_in_time = tokio::time::timeout(LOCAL_AGENT_DEADLINE, async {
+        while !state.links.hosts().contains(&options.host_name) {
+            if joined.changed().await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    if joined_in_time.is_err() {
+        tracing::warn!(
+            "the local agent has not joined after {} s; serving anyway",
+            LOCAL_AGENT_DEADLINE.as_secs()
+        );
+    }
+    if let Err(error) = state.publish_assignments().await {
+        tracing::error!(%error, "failed to place tasks");
+    }
+    on_ready(&started);
+    serving.await.context("the server task failed")?
 }
+
+/// How long `dev` waits for its own agent before saying it is ready anyway.
+const LOCAL_AGENT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The address to reach a listener on from this machine: a wildcard address means loopback.
 fn loopback(listening: SocketAddr) -> SocketAddr {

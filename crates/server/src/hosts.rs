@@ -1,8 +1,21 @@
 //! What the server knows of each host besides its containers: when its agent was last heard
 //! from, its engine's version, and its resource use over the last hour (kept in memory only:
 //! it is a reading, not state, and agents send a fresh one every stats interval).
+//!
+//! Two things are stored, because decisions rest on them: every host that ever joined
+//! (`hosts/NAME`, so a restarted `dev` server never stands in for a host that merely has not
+//! reconnected yet, and a host that never comes back is still known to be down), and which
+//! hosts are draining (`drains/NAME`, an operator's decision).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use cj_store::{Store, StoreJson};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiFailure;
+use crate::keys;
+use crate::placement::{Capacity, HostView};
 
 use cj_agent::ContainerStats;
 use cj_api::{HostInfo, HostResources};
@@ -12,13 +25,46 @@ use crate::state::{ServerState, lock, now_rfc3339};
 /// Readings kept per host: an hour at the default interval of 10 s.
 const HISTORY_LEN: usize = 360;
 
-#[derive(Default)]
 pub struct Hosts {
     records: std::sync::Mutex<HashMap<String, HostRecord>>,
+    /// When this server started: hosts known from the store but not connected since count as
+    /// down from then.
+    started: Instant,
+}
+
+impl Default for Hosts {
+    fn default() -> Self {
+        Hosts {
+            records: std::sync::Mutex::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// `hosts/NAME`: a host that has joined, as it last said it was.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KnownHost {
+    pub name: String,
+    pub address: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub last_joined: String,
+}
+
+/// `drains/NAME`: the host takes no new tasks and its unpinned tasks move away.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Drain {
+    pub by: String,
+    pub since: String,
 }
 
 #[derive(Default)]
 struct HostRecord {
+    /// Stored under `hosts/`: it has joined at some time.
+    known: bool,
+    /// Set when its agent's link ends; `None` while connected (or never seen by this server).
+    disconnected_at: Option<Instant>,
+    draining: Option<Drain>,
     address: Option<String>,
     labels: std::collections::BTreeMap<String, String>,
     last_heartbeat: Option<String>,
@@ -37,6 +83,24 @@ impl Hosts {
             .last_heartbeat = Some(now_rfc3339());
     }
 
+    /// Loads the hosts that joined before and the drains, at start.
+    pub fn load(&self, store: &dyn Store) -> Result<(), ApiFailure> {
+        let known: Vec<KnownHost> = store.range_json(keys::HOSTS)?;
+        let drains = store.range(keys::DRAINS)?;
+        let mut records = lock(&self.records);
+        for host in known {
+            let record = records.entry(host.name.clone()).or_default();
+            record.known = true;
+            record.address = host.address;
+            record.labels = host.labels;
+        }
+        for entry in drains {
+            let name = entry.key.trim_start_matches(keys::DRAINS).to_owned();
+            records.entry(name).or_default().draining = Some(entry.json()?);
+        }
+        Ok(())
+    }
+
     /// An agent linked, saying where the host is reached and what it is.
     pub fn joined(
         &self,
@@ -46,8 +110,73 @@ impl Hosts {
     ) {
         let mut records = lock(&self.records);
         let record = records.entry(host.to_owned()).or_default();
+        record.known = true;
+        record.disconnected_at = None;
         record.address = address;
         record.labels = labels;
+    }
+
+    /// The agent's link ended.
+    pub fn left(&self, host: &str) {
+        if let Some(record) = lock(&self.records).get_mut(host) {
+            record.disconnected_at = Some(Instant::now());
+        }
+    }
+
+    pub fn set_draining(&self, host: &str, drain: Option<Drain>) {
+        lock(&self.records)
+            .entry(host.to_owned())
+            .or_default()
+            .draining = drain;
+    }
+
+    pub fn is_draining(&self, host: &str) -> bool {
+        lock(&self.records)
+            .get(host)
+            .is_some_and(|record| record.draining.is_some())
+    }
+
+    /// Hosts that have joined at some time (now or before this server started).
+    pub fn known(&self) -> BTreeSet<String> {
+        lock(&self.records)
+            .iter()
+            .filter(|(_, record)| record.known)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Every known host as placement sees it. A host not connected for longer than
+    /// `down_after` is lost.
+    pub fn views(&self, connected: &BTreeSet<String>, down_after: Duration) -> Vec<HostView> {
+        lock(&self.records)
+            .iter()
+            .filter(|(name, record)| record.known || connected.contains(*name))
+            .map(|(name, record)| {
+                let ready = connected.contains(name);
+                let down_since = record.disconnected_at.unwrap_or(self.started);
+                HostView {
+                    name: name.clone(),
+                    labels: record.labels.clone(),
+                    ready,
+                    lost: !ready && down_since.elapsed() >= down_after,
+                    draining: record.draining.is_some(),
+                    capacity: record.history.back().map(|reading| Capacity {
+                        memory_bytes: reading.memory_total_bytes,
+                        nano_cpus: u64::from(reading.cpus) * 1_000_000_000,
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    /// When the next disconnected host will have been down for `down_after`, if any will.
+    pub fn next_loss(&self, connected: &BTreeSet<String>, down_after: Duration) -> Option<Instant> {
+        lock(&self.records)
+            .iter()
+            .filter(|(name, record)| record.known && !connected.contains(*name))
+            .map(|(_, record)| record.disconnected_at.unwrap_or(self.started) + down_after)
+            .filter(|at| *at > Instant::now())
+            .min()
     }
 
     pub fn record_stats(
@@ -81,6 +210,26 @@ impl Hosts {
 }
 
 impl ServerState {
+    /// An agent linked as `host`: remembered (in the store, so a restart knows it) and heard.
+    pub fn host_joined(
+        &self,
+        host: &str,
+        address: Option<String>,
+        labels: BTreeMap<String, String>,
+    ) {
+        let known = KnownHost {
+            name: host.to_owned(),
+            address: address.clone(),
+            labels: labels.clone(),
+            last_joined: now_rfc3339(),
+        };
+        if let Err(error) = self.store.put_json(&keys::host(host), &known) {
+            tracing::error!(host, %error, "failed to remember a host");
+        }
+        self.hosts.joined(host, address, labels);
+        self.hosts.heard_from(host);
+    }
+
     /// Every host the server knows: connected, reported before, or named by a task's config.
     pub fn host_infos(&self, with_history: bool) -> Vec<HostInfo> {
         let connected = self.links.hosts();
@@ -103,13 +252,15 @@ impl ServerState {
                     .get(&name)
                     .map(|containers| containers.iter().filter(|c| c.is_live()).count())
                     .unwrap_or(0);
+                let draining = record.is_some_and(|r| r.draining.is_some());
                 HostInfo {
-                    state: if connected.contains(&name) {
-                        "ready"
-                    } else {
-                        "down"
+                    state: match (connected.contains(&name), draining) {
+                        (true, false) => "ready",
+                        (true, true) => "draining",
+                        (false, _) => "down",
                     }
                     .into(),
+                    draining,
                     address: record.and_then(|r| r.address.clone()),
                     labels: record.map(|r| r.labels.clone()).unwrap_or_default(),
                     engine_version: record.and_then(|r| r.engine_version.clone()),
@@ -127,14 +278,15 @@ impl ServerState {
     }
 
     /// Whether tasks declared for `host` have somewhere to run now: its agent is connected, or
-    /// this server's own agent stands in for hosts that have not joined.
+    /// this server's own agent stands in for hosts that have never joined.
     pub fn host_is_up(&self, host: &str) -> bool {
         let connected = self.links.hosts();
         connected.contains(host)
-            || self
-                .local_host
-                .as_ref()
-                .is_some_and(|local| connected.contains(local))
+            || (!self.hosts.known().contains(host)
+                && self
+                    .local_host
+                    .as_ref()
+                    .is_some_and(|local| connected.contains(local)))
     }
 }
 

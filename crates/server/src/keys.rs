@@ -13,6 +13,9 @@
 //! deployments/ENV/SERVICE/NNNNNN              a rollout, rollback, reload or update, step by step
 //! counters/deployments/ENV/SERVICE            the last deployment number given out
 //! tokens/NAME                                 an API token: name, role, sha256 of its secret
+//! placements/ENV/SERVICE/JOB/TASK             the host the server put an unpinned task on
+//! hosts/NAME                                  a host that has joined: address, labels
+//! drains/NAME                                 the host is draining: who, since when
 //! ```
 //!
 //! The audit log has its own store (`audit.redb`, see `audit`), with one prefix:
@@ -91,6 +94,27 @@ pub fn events(env: &str, service: &str, job: &str) -> String {
 
 pub fn event(env: &str, service: &str, job: &str, nanos: i128) -> String {
     format!("events/{env}/{service}/{job}/{nanos:020}")
+}
+
+pub const PLACEMENTS: &str = "placements/";
+
+pub fn placement(key: &cj_agent::TaskKey) -> String {
+    format!(
+        "placements/{}/{}/{}/{}",
+        key.env, key.service, key.job, key.task
+    )
+}
+
+pub const HOSTS: &str = "hosts/";
+
+pub fn host(name: &str) -> String {
+    format!("hosts/{name}")
+}
+
+pub const DRAINS: &str = "drains/";
+
+pub fn drain(name: &str) -> String {
+    format!("drains/{name}")
 }
 
 pub const TOKENS: &str = "tokens/";

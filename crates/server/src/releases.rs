@@ -27,7 +27,7 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::keys;
 use crate::state::{DesiredJob, ServerState};
 
-type AppState = State<Arc<ServerState>>;
+use crate::api::AppState;
 
 pub async fn rolling_update(
     State(state): AppState,

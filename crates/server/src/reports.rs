@@ -109,6 +109,7 @@ impl ServerState {
             version,
             host: host.to_owned(),
             exit_code: None,
+            detail: None,
         };
         self.append_history(key, &history)
     }
@@ -162,12 +163,13 @@ impl ServerState {
             version: event.version,
             host: event.host.clone(),
             exit_code: event.exit_code,
+            detail: None,
         };
         self.append_history(key, &history)
     }
 
     /// Adds an event to the job's history, in time order.
-    fn append_history(
+    pub(crate) fn append_history(
         &self,
         key: &cj_agent::TaskKey,
         event: &HistoryEvent,

@@ -34,6 +34,8 @@ pub struct ServerOptions {
     pub auth: AuthMode,
     /// Give the token named `admin` a new secret, written to `admin.token`.
     pub reset_admin_token: bool,
+    /// How long a host may be down before its unpinned tasks are placed elsewhere.
+    pub host_down_after: std::time::Duration,
 }
 
 /// Where a started server can be reached, for the lines it prints.
@@ -81,7 +83,17 @@ pub async fn prepare(
     };
     let auth = Arc::new(Auth::new(options.auth, store.clone(), audit));
 
-    let state = ServerState::new(store, cluster.clone(), local_host, options.config);
+    let state = ServerState::new(
+        store,
+        cluster.clone(),
+        local_host,
+        options.config,
+        options.host_down_after,
+    );
+    state
+        .hosts
+        .load(&*state.store)
+        .map_err(|error| anyhow::anyhow!("failed to read the known hosts: {error}"))?;
     state
         .write_missing_version_infos()
         .map_err(|error| anyhow::anyhow!("failed to summarise stored versions: {error}"))?;
@@ -91,6 +103,7 @@ pub async fn prepare(
         .publish_assignments()
         .await
         .map_err(|error| anyhow::anyhow!("failed to load desired state: {error}"))?;
+    tokio::spawn(crate::publish::run_placement_loop(state.clone()));
     // Deployments that were under way when the server stopped go on from where they were.
     for deployment in state
         .active_deployments()
@@ -121,6 +134,10 @@ pub async fn prepare(
 }
 
 impl Prepared {
+    pub fn started(&self) -> &Started {
+        &self.started
+    }
+
     /// The address the API listens on.
     pub fn api(&self) -> SocketAddr {
         self.started.api

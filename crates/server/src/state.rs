@@ -49,13 +49,6 @@ impl DesiredTask {
     pub fn config_hash(&self) -> String {
         effective_hash(&self.spec.config_hash(), self.restart_generation)
     }
-
-    pub fn declared_host(&self, local_host: &str) -> String {
-        self.spec
-            .run_on_host
-            .clone()
-            .unwrap_or_else(|| local_host.to_owned())
-    }
 }
 
 /// A task's progress as an agent reported it.
@@ -107,7 +100,11 @@ pub struct ServerState {
     pub changed: watch::Sender<u64>,
     pub assignments: watch::Sender<Assignments>,
     /// Serialises recomputing and publishing assignments.
-    publish_lock: tokio::sync::Mutex<()>,
+    pub(crate) publish_lock: tokio::sync::Mutex<()>,
+    /// Where each unpinned task was placed, or why it could not be, as last published.
+    pub(crate) placements: Mutex<crate::publish::PlacementState>,
+    /// How long a host may be down before its unpinned tasks are placed elsewhere.
+    pub host_down_after: std::time::Duration,
     /// Webhooks for pushes, rollouts and unhealthy tasks.
     pub notifier: crate::notify::Notifier,
     /// Registry access for `update` (tags of a job's image).
@@ -126,6 +123,7 @@ impl ServerState {
         cluster: String,
         local_host: Option<String>,
         config: crate::config::ServerConfig,
+        host_down_after: std::time::Duration,
     ) -> Arc<Self> {
         let (deployment_events, _) = broadcast::channel(4096);
         let (progress, _) = broadcast::channel(4096);
@@ -143,6 +141,8 @@ impl ServerState {
             changed,
             assignments,
             publish_lock: tokio::sync::Mutex::new(()),
+            placements: Mutex::default(),
+            host_down_after,
             notifier: crate::notify::Notifier::new(config.notify),
             registry: cj_registry::RegistryClient::new(config.registries),
             deployment_events,
@@ -228,34 +228,6 @@ impl ServerState {
         Ok(tasks)
     }
 
-    /// Recomputes every host's assignments from the desired state and hands them to the agents.
-    pub async fn publish_assignments(&self) -> Result<(), ApiFailure> {
-        let _publishing = self.publish_lock.lock().await;
-        let mut assignments = Vec::new();
-        for desired in self.desired_jobs(keys::DESIRED_ALL)? {
-            for task in self.desired_tasks(&desired)? {
-                let declared_host = task.declared_host(self.default_host());
-                let mut assignment = Assignment::new(
-                    task.key,
-                    task.version,
-                    task.spec,
-                    declared_host,
-                    task.on_failure,
-                )
-                .with_restart_generation(task.restart_generation);
-                // One machine: a replacement that needs the same port must wait for the old
-                // container to stop; one without a port can start first.
-                assignment.start_first = assignment.spec.port == 0;
-                assignments.push(assignment);
-            }
-        }
-        self.assignments.send_replace(Some(Arc::new(Published {
-            at_unix_micros: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64,
-            all: assignments,
-        })));
-        Ok(())
-    }
-
     /// Every observed container of a task, on any host, with the host it is on.
     pub fn containers_of(&self, key: &TaskKey) -> Vec<(String, ObservedContainer)> {
         let observed = self
@@ -271,11 +243,6 @@ impl ServerState {
                     .map(move |c| (host.clone(), c.clone()))
             })
             .collect()
-    }
-
-    /// Where a task without a declared host runs: the local agent's host, if there is one.
-    pub fn default_host(&self) -> &str {
-        self.local_host.as_deref().unwrap_or_default()
     }
 
     pub fn progress_of(&self, key: &TaskKey) -> Option<TaskProgress> {

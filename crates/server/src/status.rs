@@ -72,10 +72,8 @@ impl ServerState {
                         job: job.clone(),
                         task: task.name.clone(),
                     };
-                    let declared_host = task
-                        .run_on_host
-                        .clone()
-                        .unwrap_or_else(|| self.default_host().to_owned());
+                    // Pinned, placed, or (not placed yet) none.
+                    let declared_host = self.host_of(&key, &task).unwrap_or_default();
                     rows.push(self.task_status(
                         key,
                         declared_host,
@@ -137,6 +135,11 @@ impl ServerState {
             (Some(_), Some((_, container)), _) => (
                 "exited".into(),
                 container.exit_code.map(|code| format!("exit code {code}")),
+            ),
+            (Some(_), None, _) if declared_host.is_empty() => (
+                "pending".into(),
+                self.unplaced_reason(&key)
+                    .map(|reason| format!("not placed: {reason}")),
             ),
             (Some(_), None, _) if !self.host_is_up(&declared_host) => (
                 "pending".into(),

@@ -8,8 +8,6 @@
 //! and compared with every stored hash in constant time, so an answer's timing says nothing
 //! about how close a guess was.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -23,7 +21,7 @@ use crate::auth::Identity;
 use crate::error::{ApiFailure, shown};
 use crate::extract::ApiJson;
 use crate::keys;
-use crate::state::{ServerState, now_rfc3339};
+use crate::state::now_rfc3339;
 
 /// What every secret starts with, so one found in a file or a log is recognisable.
 pub const SECRET_PREFIX: &str = "cj_";
@@ -258,7 +256,7 @@ pub fn matching(
     found
 }
 
-type AppState = State<Arc<ServerState>>;
+use crate::api::AppState;
 
 /// `POST /v1/tokens`: answers 201 with the secret, once.
 pub async fn create_token(

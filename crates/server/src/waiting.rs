@@ -100,7 +100,13 @@ impl ServerState {
             Some((Some(Health::Unhealthy), detail)) => {
                 return Outcome::Failed(format!("unhealthy: {}", detail.unwrap_or_default()));
             }
-            Some((Some(Health::Starting), _)) | None => {}
+            Some((Some(Health::Starting), _)) => {}
+            // A task no host can take fails the wait at once, with why, rather than timing out.
+            None => {
+                if let Some(reason) = self.unplaced_reason(key) {
+                    return Outcome::Failed(format!("not placed: {reason}"));
+                }
+            }
         }
         let recent = self
             .progress_of(key)

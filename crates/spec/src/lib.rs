@@ -14,6 +14,7 @@ mod model;
 mod names;
 mod order;
 mod parse;
+mod placement;
 mod probes;
 mod raw;
 pub mod reference;
@@ -27,10 +28,12 @@ pub use diff::{ChangeKind, TaskChange, differences, task_change};
 pub use error::{SpecError, SpecErrors, capped, shown};
 pub use limits::MAX_SOURCE_BYTES;
 pub use model::{
-    CheckSpec, JobSpec, OnFailure, Probe, Resources, ServiceSpec, TaskSpec, UpdatePolicy,
+    CheckSpec, JobSpec, OnFailure, Placement, Probe, Resources, ServiceSpec, TaskSpec, UpdatePolicy,
 };
+pub use names::{LABEL_RULE, label_problem};
 pub use order::{DependencyCycle, dependency_waves};
 pub use parse::parse_service;
 pub use reference::{ImageRef, ReferenceError, is_valid_tag};
 pub use rewrite::set_job_image;
 pub use target::{Target, TargetError};
+pub use units::{format_bytes, parse_duration_ms};

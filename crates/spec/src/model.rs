@@ -58,6 +58,49 @@ pub struct TaskSpec {
     /// Readiness and health probe, run by the agent on the task's host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckSpec>,
+    /// Where the server may place the task when no host is declared. Not part of the
+    /// container's identity: narrowing it never replaces a container that still fits.
+    #[serde(default, skip_serializing_if = "Placement::is_unrestricted")]
+    pub placement: Placement,
+}
+
+/// The hosts an unpinned task may run on: those named in `hosts` (any, when empty) whose
+/// labels carry every `constraints` pair.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub constraints: BTreeMap<String, String>,
+}
+
+impl Placement {
+    pub fn is_unrestricted(&self) -> bool {
+        self.hosts.is_empty() && self.constraints.is_empty()
+    }
+
+    /// Whether a host of this name and these labels is one the task may be placed on.
+    pub fn allows(&self, host: &str, labels: &BTreeMap<String, String>) -> bool {
+        (self.hosts.is_empty() || self.hosts.iter().any(|allowed| allowed == host))
+            && self
+                .constraints
+                .iter()
+                .all(|(label, value)| labels.get(label) == Some(value))
+    }
+
+    /// What a host must be, in words, for messages about a task that fits nowhere.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.hosts.is_empty() {
+            parts.push(format!("one of {}", self.hosts.join(", ")));
+        }
+        parts.extend(
+            self.constraints
+                .iter()
+                .map(|(label, value)| format!("{label}={value}")),
+        );
+        parts.join(", ")
+    }
 }
 
 /// A health probe with its timing (all in milliseconds).
@@ -144,8 +187,17 @@ impl TaskSpec {
     /// carries the desired hash, whatever version it was created for.
     pub fn config_hash(&self) -> String {
         // serde_json writes struct fields in declaration order and maps sorted (BTreeMap and
-        // serde_json::Map without `preserve_order`), so the encoding is canonical.
-        let encoded = serde_json::to_vec(self).expect("a task spec always serializes");
+        // serde_json::Map without `preserve_order`), so the encoding is canonical. Placement
+        // says where, not what: it is left out.
+        let encoded = if self.placement.is_unrestricted() {
+            serde_json::to_vec(self)
+        } else {
+            serde_json::to_vec(&TaskSpec {
+                placement: Placement::default(),
+                ..self.clone()
+            })
+        }
+        .expect("a task spec always serializes");
         let digest = Sha256::digest(&encoded);
         hex::encode(&digest[..6])
     }

@@ -1,4 +1,4 @@
-//! Names of services, jobs, tasks and hosts: one rule for all of them, and task names unique
+//! Names of services, jobs, tasks and hosts: one rule for all of them (and one for host labels), and task names unique
 //! in the whole service, including the names `instances` (`JOB-N`) and `hosts` (`JOB-HOST`)
 //! make.
 //!
@@ -26,6 +26,29 @@ pub(crate) fn is_valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// What [`label_problem`] accepts, for a host's labels (`agent --label`) and `constraints`.
+pub const LABEL_RULE: &str = "a label key is 1 to 63 letters, digits, '-', '_', '.' or '/'; a value at most 255 printable characters";
+
+/// Why a host label (or a constraint on one) is not valid, if it is not.
+pub fn label_problem(key: &str, value: &str) -> Option<String> {
+    let key_ok = (1..=MAX_NAME_LEN).contains(&key.len())
+        && key
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'/'));
+    if !key_ok {
+        return Some(format!(
+            "invalid label key \"{}\": expected 1 to 63 letters, digits, '-', '_', '.' or '/'",
+            shown(key)
+        ));
+    }
+    if value.len() > 255 || value.chars().any(char::is_control) {
+        return Some(format!(
+            "invalid value for label \"{key}\": expected at most 255 printable characters"
+        ));
+    }
+    None
 }
 
 /// Where a task's name came from, to say so when two tasks share one.

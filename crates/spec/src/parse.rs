@@ -203,17 +203,12 @@ impl<'a> Checker<'a> {
         let path = format!("jobs[{index}]");
         let job_settings = self.settings(&path, job.settings());
         let name = &job.name;
-        let layouts = [
-            job.tasks.is_some(),
-            job.instances.is_some(),
-            job.hosts.is_some(),
-        ];
         let mut tasks = Vec::new();
-        if layouts.iter().filter(|given| **given).count() > 1 {
+        if job.tasks.is_some() && (job.instances.is_some() || job.hosts.is_some()) {
             self.error(
                 &name.referenced,
                 &path,
-                "give only one of `tasks`, `instances` or `hosts` to say which tasks the job runs",
+                "give `tasks`, or `instances` (with `hosts` to choose among), or `hosts` alone, to say which tasks the job runs",
             );
         } else if let Some(raw_tasks) = &job.tasks {
             if raw_tasks.value.is_empty() {
@@ -253,6 +248,11 @@ impl<'a> Checker<'a> {
                 tasks.push(self.task(&task.name.value, &job_settings, Some(&task_settings)));
             }
         } else if let Some(instances) = &job.instances {
+            let eligible = job
+                .hosts
+                .as_ref()
+                .map(|hosts| self.eligible_hosts(&path, hosts, job.run_on_host.as_ref()))
+                .unwrap_or_default();
             let count = self.count(instances, format!("{path}.instances"));
             let count = count.unwrap_or(0);
             let name_path = format!("{path}.name");
@@ -281,7 +281,9 @@ impl<'a> Checker<'a> {
                         source,
                     );
                 }
-                tasks.push(self.task(&task_name, &job_settings, None));
+                let mut spec = self.task(&task_name, &job_settings, None);
+                spec.placement.hosts.clone_from(&eligible);
+                tasks.push(spec);
             }
         } else if let Some(hosts) = &job.hosts {
             if hosts.value.is_empty() {
@@ -346,6 +348,9 @@ impl<'a> Checker<'a> {
             }
         }
 
+        if let Some(constraints) = &job.constraints {
+            self.apply_constraints(&path, constraints, &mut tasks);
+        }
         JobSpec {
             name: name.value.clone(),
             depends_on: job.depends_on.iter().map(|d| d.value.clone()).collect(),

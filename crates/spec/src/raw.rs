@@ -39,8 +39,12 @@ pub(crate) struct RawJob {
     pub on_failure: Option<OnFailure>,
     /// Run this many identical tasks, named `JOB-1` .. `JOB-N`.
     pub instances: Option<Spanned<Count<1, MAX_INSTANCES>>>,
-    /// Run one task on each of these hosts, named `JOB-HOST`.
+    /// Alone: run one task on each of these hosts, named `JOB-HOST`. With `instances`: the
+    /// hosts the server may place the instances on.
     pub hosts: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Host labels (`agent --label KEY=VALUE`) a host must carry for the server to place this
+    /// job's unpinned tasks on it.
+    pub constraints: Option<Spanned<BTreeMap<String, Spanned<EnvValue>>>>,
     pub tasks: Option<Spanned<Vec<RawTask>>>,
 }
 

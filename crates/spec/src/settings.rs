@@ -149,6 +149,7 @@ impl Checker<'_> {
                 task.and_then(|task| task.docker_config.as_ref()),
             ),
             check,
+            placement: Default::default(),
         }
     }
 

@@ -45,7 +45,7 @@ pub(crate) fn parse_memory(text: &str) -> Option<u64> {
 
 /// Milliseconds in a duration written as `N` (seconds), `Nms`, `Ns`, `Nm` or `Nh`; fractions
 /// allowed.
-pub(crate) fn parse_duration_ms(text: &str) -> Option<u64> {
+pub fn parse_duration_ms(text: &str) -> Option<u64> {
     let (number, unit) = number_and_unit(text.trim())?;
     let millis_per_unit = match unit {
         "ms" => 1.0,
@@ -78,7 +78,7 @@ pub(crate) fn format_ms(millis: u64) -> String {
 }
 
 /// A size for people: `512 bytes`, `6 MiB`, `1.8 MiB`, `16 TiB`.
-pub(crate) fn format_bytes(bytes: u64) -> String {
+pub fn format_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if bytes < 1024 {
         return format!("{bytes} bytes");

@@ -219,3 +219,42 @@ jobs:
     assert_eq!(spec.jobs[1].update, UpdatePolicy::default());
     assert!(spec.jobs[1].tasks[0].check.is_none());
 }
+
+#[test]
+fn instances_are_placed_among_hosts_with_constraints_and_pinned_tasks_are_not() {
+    let yaml = r#"
+service: web
+jobs:
+  - name: api
+    image: api:1
+    instances: 3
+    hosts: [host-1, host-2]
+    constraints: { zone: a, ssd: true }
+  - name: db
+    image: db:1
+    tasks:
+      - name: db-1
+        run_on_host: host-3
+      - name: db-2
+    constraints: { zone: b }
+"#;
+    let spec = parse_service("web.yaml", yaml).unwrap();
+    let api = spec.job("api").unwrap();
+    assert_eq!(api.tasks.len(), 3);
+    for task in &api.tasks {
+        assert_eq!(task.run_on_host, None);
+        assert_eq!(task.placement.hosts, ["host-1", "host-2"]);
+        assert_eq!(task.placement.constraints["zone"], "a");
+        assert_eq!(task.placement.constraints["ssd"], "true");
+    }
+    let db = spec.job("db").unwrap();
+    assert!(
+        db.tasks[0].placement.is_unrestricted(),
+        "a pinned task is not placed"
+    );
+    assert_eq!(db.tasks[1].placement.constraints["zone"], "b");
+    // Where a task may go is not what its container is.
+    let mut narrowed = api.tasks[0].clone();
+    narrowed.placement.hosts = vec!["host-1".into()];
+    assert_eq!(narrowed.config_hash(), api.tasks[0].config_hash());
+}

@@ -1,12 +1,18 @@
-//! `hosts`: every host, its agent's state and last heartbeat, its engine and what it uses.
+//! `hosts`: every host, its agent's state and last heartbeat, its engine and what it uses;
+//! `hosts drain|undrain HOST`.
 
-use cj_api::HostInfo;
+use cj_api::{DrainResponse, HostInfo};
 
-use crate::args::HostsArgs;
+use crate::args::{HostArgs, HostsArgs, HostsCommand};
 use crate::client::{CliResult, Client};
 use crate::output::{age, bytes, dash, print_json, print_table, table};
 
 pub async fn run(client: &Client, args: HostsArgs) -> CliResult<i32> {
+    match args.command {
+        Some(HostsCommand::Drain(host)) => return drain(client, host, "drain").await,
+        Some(HostsCommand::Undrain(host)) => return drain(client, host, "undrain").await,
+        None => {}
+    }
     let query = [("history", args.history.to_string())];
     let hosts: Vec<HostInfo> = client.json(client.get("/v1/hosts").query(&query)).await?;
     if args.json {
@@ -59,4 +65,37 @@ pub async fn run(client: &Client, args: HostsArgs) -> CliResult<i32> {
     }
     print_table(&output);
     Ok(0)
+}
+
+/// `hosts drain HOST` or `hosts undrain HOST` (`action`).
+async fn drain(client: &Client, args: HostArgs, action: &str) -> CliResult<i32> {
+    let path = format!("/v1/hosts/{}/{action}", args.host);
+    let response: DrainResponse = client
+        .json(client.post(&path, &serde_json::json!({})))
+        .await?;
+    if args.json {
+        print_json(&response)?;
+    } else {
+        match response.draining {
+            true => println!("{}: draining, it takes no new tasks", response.host),
+            false => println!("{}: takes new tasks again", response.host),
+        }
+        for moved in &response.moved {
+            println!("  moved {} to {}", moved.task, moved.to);
+        }
+        for stuck in &response.unplaced {
+            println!("  {} has nowhere to go: {}", stuck.task, stuck.reason);
+        }
+        if response.draining && !response.pinned.is_empty() {
+            println!(
+                "  {} pinned task(s) stay (their config names this host): {}",
+                response.pinned.len(),
+                response.pinned.join(", ")
+            );
+        }
+        if !response.moved.is_empty() {
+            println!("follow with `coding-job status`");
+        }
+    }
+    Ok(if response.unplaced.is_empty() { 0 } else { 1 })
 }

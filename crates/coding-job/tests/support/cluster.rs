@@ -1,13 +1,15 @@
 //! Several real hosts for a test: a `coding-job server` on the test bed's bridge and one
 //! `coding-job agent` in each host's network namespace, driving that host's own Docker engine.
+//! [`Cluster::start_tls`] is the same with a server serving HTTPS, which agents and the CLI
+//! trust through `--ca-cert`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::testbed::Testbed;
-use super::{Server, wait_for};
+use super::{Server, Tls, wait_for};
 
 /// A server, a test bed and an agent per host; agents are killed first when it is dropped,
 /// then the server, then the bed (which removes every container of its engines).
@@ -16,12 +18,34 @@ pub struct Cluster {
     pub server: Server,
     pub bed: Testbed,
     pub agent_token_file: PathBuf,
+    /// The CA the agents are given with `--ca-cert` (and the CLI trusts), when the server
+    /// serves HTTPS.
+    pub ca_cert: Option<PathBuf>,
+    /// Holds the certificates and the server's key for as long as the server runs.
+    _tls_files: Option<tempfile::TempDir>,
 }
 
 impl Cluster {
     pub fn start(hosts: usize) -> Cluster {
+        Cluster::start_with(hosts, false)
+    }
+
+    /// As [`Cluster::start`], with the server serving HTTPS under a certificate for the bed's
+    /// gateway signed by a CA of the test's own, which every agent and the CLI trust.
+    pub fn start_tls(hosts: usize) -> Cluster {
+        Cluster::start_with(hosts, true)
+    }
+
+    fn start_with(hosts: usize, tls: bool) -> Cluster {
         let bed = Testbed::start(hosts);
-        let mut server = Server::start_on(bed.gateway(), None);
+        let tls_files = tls.then(|| tempfile::tempdir().unwrap());
+        let certificates = tls_files
+            .as_ref()
+            .map(|dir| certificates(dir.path(), bed.gateway()));
+        let server_tls = certificates.as_ref().map(|(tls, _)| tls);
+        let mut server = Server::start_on(bed.gateway(), server_tls);
+        let ca_cert = certificates.map(|(_, ca_cert)| ca_cert);
+        server.ca_cert = ca_cert.clone();
         server.token = Some(server.admin_token());
         let created = server.json(&["token", "create", "agents", "--role", "agent", "--json"]);
         let agent_token_file = server.data_dir.path().join("agent.token");
@@ -31,6 +55,8 @@ impl Cluster {
             server,
             bed,
             agent_token_file,
+            ca_cert,
+            _tls_files: tls_files,
         };
         let names: Vec<String> = cluster.bed.hosts.iter().map(|h| h.name.clone()).collect();
         for name in &names {
@@ -41,18 +67,33 @@ impl Cluster {
     }
 
     pub fn start_agent(&mut self, name: &str) {
-        let host = self.bed.host(name);
-        let child = host
-            .command_in_netns(env!("CARGO_BIN_EXE_coding-job"))
+        let command = self.agent_command(name, name, self.ca_cert.as_deref());
+        self.spawn_agent(name, command);
+    }
+
+    /// The command of an agent called `name` in host `host`'s namespace and engine, given
+    /// `ca_cert` if any; a test may change it (its stderr, say) before [`Cluster::spawn_agent`].
+    pub fn agent_command(&self, host: &str, name: &str, ca_cert: Option<&Path>) -> Command {
+        let host = self.bed.host(host);
+        let mut command = host.command_in_netns(env!("CARGO_BIN_EXE_coding-job"));
+        command
             .args(["agent", "--server", &self.server.url, "--name", name])
             .arg("--token-file")
             .arg(&self.agent_token_file)
             .args(["--docker-host", &host.docker_host])
             .args(["--label", &format!("slot={name}")])
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("failed to start an agent");
+            .env_remove("CODING_JOB_CA_CERT")
+            .stdout(Stdio::null());
+        if let Some(ca_cert) = ca_cert {
+            command.arg("--ca-cert").arg(ca_cert);
+        }
+        command
+    }
+
+    /// Starts `command` as the agent `name`; it is killed when the cluster is dropped.
+    pub fn spawn_agent(&mut self, name: &str, mut command: Command) {
+        let child = command.spawn().expect("failed to start an agent");
         self.agents.insert(name.to_owned(), child);
     }
 
@@ -116,6 +157,36 @@ impl Cluster {
             },
         );
     }
+}
+
+/// A CA and a server certificate it signed for `ip`, written to `dir`: the server's files, and
+/// the CA file to trust. The CA file also holds an unrelated certificate first, as a bundle of
+/// several would.
+fn certificates(dir: &Path, ip: &str) -> (Tls, PathBuf) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "coding-job test CA");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server_cert = rcgen::CertificateParams::new(vec![ip.to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let unrelated = rcgen::generate_simple_self_signed(vec!["unrelated.example".to_owned()])
+        .unwrap()
+        .cert;
+    let tls = Tls {
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+    };
+    let ca_cert = dir.join("ca.pem");
+    std::fs::write(&tls.cert, server_cert.pem()).unwrap();
+    std::fs::write(&tls.key, server_key.serialize_pem()).unwrap();
+    std::fs::write(&ca_cert, format!("{}{}", unrelated.pem(), ca.pem())).unwrap();
+    (tls, ca_cert)
 }
 
 impl Drop for Cluster {

@@ -1,0 +1,119 @@
+//! `hosts drain` and `hosts undrain`: an operator takes a host out of placement (for
+//! maintenance, or before removing it) and puts it back. A draining host takes no new tasks and
+//! its unpinned tasks are placed on other hosts at once; pinned tasks stay, since their config
+//! names the host. Undraining moves nothing back: the host simply takes new tasks again.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use cj_api::{DrainResponse, MovedTask, TaskFailure};
+use cj_store::StoreJson;
+
+use crate::api::AppState;
+use crate::auth::Identity;
+use crate::error::{ApiFailure, shown};
+use crate::hosts::Drain;
+use crate::keys;
+use crate::state::{ServerState, lock, now_rfc3339};
+
+/// `POST /v1/hosts/{name}/drain`.
+pub async fn drain(
+    State(state): AppState,
+    caller: Identity,
+    Path(host): Path<String>,
+) -> Result<Json<DrainResponse>, ApiFailure> {
+    state.check_known_host(&host)?;
+    let before = state.placed_on(&host);
+    let drain = Drain {
+        by: caller.name.clone(),
+        since: now_rfc3339(),
+    };
+    state.store.put_json(&keys::drain(&host), &drain)?;
+    state.hosts.set_draining(&host, Some(drain));
+    tracing::info!(host, by = caller.name, "draining");
+    state.publish_assignments().await?;
+    let placements = lock(&state.placements);
+    let mut moved = Vec::new();
+    let mut unplaced = Vec::new();
+    for task in before.keys() {
+        match (placements.placed.get(task), placements.unplaced.get(task)) {
+            (Some(to), _) => moved.push(MovedTask {
+                task: task.to_string(),
+                to: to.clone(),
+            }),
+            (None, Some(reason)) => unplaced.push(TaskFailure {
+                task: task.to_string(),
+                reason: reason.clone(),
+            }),
+            (None, None) => {}
+        }
+    }
+    drop(placements);
+    Ok(Json(DrainResponse {
+        host: host.clone(),
+        draining: true,
+        moved,
+        unplaced,
+        pinned: state.pinned_to(&host),
+    }))
+}
+
+/// `POST /v1/hosts/{name}/undrain`.
+pub async fn undrain(
+    State(state): AppState,
+    caller: Identity,
+    Path(host): Path<String>,
+) -> Result<Json<DrainResponse>, ApiFailure> {
+    state.check_known_host(&host)?;
+    state.store.delete(&keys::drain(&host))?;
+    state.hosts.set_draining(&host, None);
+    tracing::info!(host, by = caller.name, "undrained");
+    // Tasks that fit nowhere while it drained may fit now.
+    state.publish_assignments().await?;
+    Ok(Json(DrainResponse {
+        host: host.clone(),
+        draining: false,
+        moved: Vec::new(),
+        unplaced: Vec::new(),
+        pinned: state.pinned_to(&host),
+    }))
+}
+
+impl ServerState {
+    fn check_known_host(&self, host: &str) -> Result<(), ApiFailure> {
+        match self.hosts.known().contains(host) {
+            true => Ok(()),
+            false => Err(ApiFailure::NotFound(format!(
+                "no host named {} has joined (see `coding-job hosts`)",
+                shown(host)
+            ))),
+        }
+    }
+
+    /// The unpinned tasks placed on `host` now.
+    fn placed_on(&self, host: &str) -> BTreeMap<cj_agent::TaskKey, String> {
+        lock(&self.placements)
+            .placed
+            .iter()
+            .filter(|(_, placed)| *placed == host)
+            .map(|(task, placed)| (task.clone(), placed.clone()))
+            .collect()
+    }
+
+    /// The tasks whose config pins them to `host`, as published.
+    fn pinned_to(&self, host: &str) -> Vec<String> {
+        self.assignments
+            .borrow()
+            .as_ref()
+            .map(|published| {
+                published
+                    .all
+                    .iter()
+                    .filter(|a| a.spec.run_on_host.as_deref() == Some(host))
+                    .map(|a| a.key.to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,284 @@
+//! Placement: which host runs each task that no config pins to one. A pure function of the
+//! desired tasks, the hosts as the server sees them and the placements already stored, so it is
+//! tested in memory and a server restart (which reloads the stored placements) moves nothing.
+//!
+//! A stored placement is kept while its host may still run the task: the host is not lost
+//! (down longer than `--host-down-after`), not draining, and still matches the task's `hosts`
+//! and `constraints`. Only tasks without a kept placement are placed, after every pinned and
+//! kept task has been counted:
+//! - eligible hosts are ready (agent connected), not draining, and match `hosts`/`constraints`;
+//! - a fixed `port` must be free on the host (two tasks needing one host port never share a
+//!   host, across environments);
+//! - `resources` (memory, cpu) are reserved against the host's capacity;
+//! - among those left, spread first (fewest tasks of the same job), then fewest tasks, then
+//!   most free memory, then name, so the result is deterministic.
+//!
+//! A task that fits nowhere gets the reason, in the user's terms.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cj_agent::TaskKey;
+use cj_spec::TaskSpec;
+use serde::{Deserialize, Serialize};
+
+/// `placements/ENV/SERVICE/JOB/TASK`: where the server put an unpinned task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPlacement {
+    pub host: String,
+    pub since: String,
+    /// Why it is there: placed, or moved and why.
+    pub reason: String,
+}
+
+/// A host as placement sees it.
+#[derive(Debug, Clone, Default)]
+pub struct HostView {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// Its agent is connected.
+    pub ready: bool,
+    /// Down longer than `--host-down-after`: its unpinned tasks go elsewhere.
+    pub lost: bool,
+    pub draining: bool,
+    /// From its last resource reading; unknown until the agent reports one.
+    pub capacity: Option<Capacity>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capacity {
+    pub memory_bytes: u64,
+    pub nano_cpus: u64,
+}
+
+/// A task to run: pinned ones are counted against their host, the others are placed.
+pub struct Demand<'a> {
+    pub key: &'a TaskKey,
+    pub spec: &'a TaskSpec,
+}
+
+/// What placement decided.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Decisions {
+    /// The host of every unpinned task that has one.
+    pub placed: BTreeMap<TaskKey, String>,
+    /// Placements that are new or changed, to store, with the reason.
+    pub changed: Vec<(TaskKey, StoredPlacement)>,
+    /// Tasks that fit nowhere, with why.
+    pub unplaced: BTreeMap<TaskKey, String>,
+}
+
+#[derive(Default, Clone)]
+struct Usage {
+    ports: Vec<u16>,
+    memory_bytes: u64,
+    nano_cpus: u64,
+    tasks: usize,
+    by_job: HashMap<(String, String, String), usize>,
+}
+
+impl Usage {
+    fn add(&mut self, key: &TaskKey, spec: &TaskSpec) {
+        if spec.port != 0 {
+            self.ports.push(spec.port);
+        }
+        self.memory_bytes += spec.resources.memory_bytes.unwrap_or(0);
+        self.nano_cpus += spec.resources.nano_cpus.unwrap_or(0);
+        self.tasks += 1;
+        *self.by_job.entry(job_of(key)).or_default() += 1;
+    }
+}
+
+fn job_of(key: &TaskKey) -> (String, String, String) {
+    (key.env.clone(), key.service.clone(), key.job.clone())
+}
+
+/// Places every unpinned task of `demands`; `now` stamps new placements.
+pub fn place(
+    demands: &[Demand<'_>],
+    hosts: &[HostView],
+    stored: &HashMap<TaskKey, StoredPlacement>,
+    now: &str,
+) -> Decisions {
+    let by_name: HashMap<&str, &HostView> = hosts.iter().map(|h| (h.name.as_str(), h)).collect();
+    let mut usage: HashMap<String, Usage> = HashMap::new();
+    let mut decisions = Decisions::default();
+    let mut to_place = Vec::new();
+    for demand in demands {
+        if let Some(host) = &demand.spec.run_on_host {
+            usage
+                .entry(host.clone())
+                .or_default()
+                .add(demand.key, demand.spec);
+            continue;
+        }
+        let kept = stored.get(demand.key).filter(|placement| {
+            by_name.get(placement.host.as_str()).is_some_and(|host| {
+                !host.lost
+                    && !host.draining
+                    && demand.spec.placement.allows(&host.name, &host.labels)
+            })
+        });
+        match kept {
+            Some(placement) => {
+                usage
+                    .entry(placement.host.clone())
+                    .or_default()
+                    .add(demand.key, demand.spec);
+                decisions
+                    .placed
+                    .insert(demand.key.clone(), placement.host.clone());
+            }
+            None => to_place.push(demand),
+        }
+    }
+    to_place.sort_by(|a, b| a.key.cmp(b.key));
+    for demand in to_place {
+        match choose(demand, hosts, &usage) {
+            Ok(host) => {
+                usage
+                    .entry(host.clone())
+                    .or_default()
+                    .add(demand.key, demand.spec);
+                let reason = match stored.get(demand.key) {
+                    Some(old) => format!(
+                        "moved from {}: {}",
+                        old.host,
+                        why_moved(&old.host, &by_name, demand.spec)
+                    ),
+                    None => "placed".to_owned(),
+                };
+                decisions.placed.insert(demand.key.clone(), host.clone());
+                decisions.changed.push((
+                    demand.key.clone(),
+                    StoredPlacement {
+                        host,
+                        since: now.to_owned(),
+                        reason,
+                    },
+                ));
+            }
+            Err(reason) => {
+                decisions.unplaced.insert(demand.key.clone(), reason);
+            }
+        }
+    }
+    decisions
+}
+
+fn why_moved(old: &str, hosts: &HashMap<&str, &HostView>, spec: &TaskSpec) -> String {
+    match hosts.get(old) {
+        None => "host unknown".to_owned(),
+        Some(host) if host.lost => "host down".to_owned(),
+        Some(host) if host.draining => "host draining".to_owned(),
+        Some(_) if !spec.placement.is_unrestricted() => {
+            "no longer matches hosts/constraints".to_owned()
+        }
+        Some(_) => "host unusable".to_owned(),
+    }
+}
+
+/// The best host for `demand`, or why there is none.
+fn choose(
+    demand: &Demand<'_>,
+    hosts: &[HostView],
+    usage: &HashMap<String, Usage>,
+) -> Result<String, String> {
+    let spec = demand.spec;
+    let unused = Usage::default();
+    let used = |host: &HostView| usage.get(&host.name).unwrap_or(&unused);
+    let eligible: Vec<&HostView> = hosts
+        .iter()
+        .filter(|host| host.ready && !host.draining)
+        .filter(|host| spec.placement.allows(&host.name, &host.labels))
+        .collect();
+    if eligible.is_empty() {
+        return Err(no_eligible_host(spec, hosts));
+    }
+    let port_free: Vec<&HostView> = eligible
+        .iter()
+        .copied()
+        .filter(|host| spec.port == 0 || !used(host).ports.contains(&spec.port))
+        .collect();
+    if port_free.is_empty() {
+        return Err(format!(
+            "port {} already used on every eligible host",
+            spec.port
+        ));
+    }
+    let memory = spec.resources.memory_bytes.unwrap_or(0);
+    let cpus = spec.resources.nano_cpus.unwrap_or(0);
+    let free = |host: &HostView| {
+        host.capacity.map(|capacity| {
+            (
+                capacity
+                    .memory_bytes
+                    .saturating_sub(used(host).memory_bytes),
+                capacity.nano_cpus.saturating_sub(used(host).nano_cpus),
+            )
+        })
+    };
+    let with_memory: Vec<&HostView> = port_free
+        .iter()
+        .copied()
+        .filter(|host| free(host).is_none_or(|(free_memory, _)| free_memory >= memory))
+        .collect();
+    if with_memory.is_empty() {
+        return Err(format!(
+            "no host has {} free",
+            cj_spec::format_bytes(memory)
+        ));
+    }
+    let fitting: Vec<&HostView> = with_memory
+        .iter()
+        .copied()
+        .filter(|host| free(host).is_none_or(|(_, free_cpus)| free_cpus >= cpus))
+        .collect();
+    if fitting.is_empty() {
+        return Err(format!("no host has {} CPUs free", cpus as f64 / 1e9));
+    }
+    let job = job_of(demand.key);
+    fitting
+        .into_iter()
+        .min_by_key(|host| {
+            let used = used(host);
+            (
+                used.by_job.get(&job).copied().unwrap_or(0),
+                used.tasks,
+                std::cmp::Reverse(free(host).map(|(memory, _)| memory).unwrap_or(u64::MAX)),
+                host.name.clone(),
+            )
+        })
+        .map(|host| host.name.clone())
+        .ok_or_else(|| "no host fits".to_owned())
+}
+
+fn no_eligible_host(spec: &TaskSpec, hosts: &[HostView]) -> String {
+    let wanted = spec.placement.describe();
+    let matching: Vec<&HostView> = hosts
+        .iter()
+        .filter(|host| spec.placement.allows(&host.name, &host.labels))
+        .collect();
+    let ready = |host: &&&HostView| host.ready;
+    if hosts.iter().all(|host| !host.ready) {
+        return "no host is ready: no agent is connected".to_owned();
+    }
+    if matching.is_empty() {
+        return format!("no host matches {wanted}");
+    }
+    let draining: Vec<&str> = matching
+        .iter()
+        .filter(ready)
+        .filter(|host| host.draining)
+        .map(|host| host.name.as_str())
+        .collect();
+    if !draining.is_empty() && matching.iter().filter(ready).count() == draining.len() {
+        return format!("every matching host is draining ({})", draining.join(", "));
+    }
+    match wanted.is_empty() {
+        true => "no host is ready".to_owned(),
+        false => format!("no ready host matches {wanted}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

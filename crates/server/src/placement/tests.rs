@@ -1,0 +1,227 @@
+use super::*;
+
+fn key(job: &str, task: &str) -> TaskKey {
+    TaskKey {
+        env: "production".into(),
+        service: "shop".into(),
+        job: job.into(),
+        task: task.into(),
+    }
+}
+
+fn spec(task: &str) -> TaskSpec {
+    serde_json::from_value(serde_json::json!({
+        "name": task, "image": "i:1", "command": null, "env": {}, "port": 0,
+        "run_on_host": null, "resources": {"memory_bytes": null, "nano_cpus": null},
+        "init": true, "docker_hostconfig": {}, "docker_config": {}
+    }))
+    .unwrap()
+}
+
+fn host(name: &str) -> HostView {
+    HostView {
+        name: name.into(),
+        ready: true,
+        capacity: Some(Capacity {
+            memory_bytes: 4 << 30,
+            nano_cpus: 2_000_000_000,
+        }),
+        ..HostView::default()
+    }
+}
+
+struct Case {
+    tasks: Vec<(TaskKey, TaskSpec)>,
+}
+
+impl Case {
+    fn instances(job: &str, count: usize, edit: impl Fn(&mut TaskSpec)) -> Case {
+        let tasks = (1..=count)
+            .map(|n| {
+                let name = format!("{job}-{n}");
+                let mut spec = spec(&name);
+                edit(&mut spec);
+                (key(job, &name), spec)
+            })
+            .collect();
+        Case { tasks }
+    }
+
+    fn place(&self, hosts: &[HostView], stored: &HashMap<TaskKey, StoredPlacement>) -> Decisions {
+        let demands: Vec<Demand> = self
+            .tasks
+            .iter()
+            .map(|(key, spec)| Demand { key, spec })
+            .collect();
+        place(&demands, hosts, stored, "now")
+    }
+}
+
+fn hosts_of(decisions: &Decisions) -> Vec<String> {
+    decisions.placed.values().cloned().collect()
+}
+
+fn stored(decisions: &Decisions) -> HashMap<TaskKey, StoredPlacement> {
+    decisions.changed.iter().cloned().collect()
+}
+
+#[test]
+fn instances_spread_over_the_hosts_first() {
+    let hosts = [host("h1"), host("h2"), host("h3")];
+    let decisions = Case::instances("web", 6, |_| {}).place(&hosts, &HashMap::new());
+    let mut placed = hosts_of(&decisions);
+    placed.sort();
+    assert_eq!(placed, ["h1", "h1", "h2", "h2", "h3", "h3"]);
+    assert!(decisions.unplaced.is_empty());
+    assert!(decisions.changed.iter().all(|(_, p)| p.reason == "placed"));
+}
+
+#[test]
+fn stored_placements_are_kept_so_nothing_moves_without_a_reason() {
+    let hosts = [host("h1"), host("h2")];
+    let case = Case::instances("web", 2, |_| {});
+    let first = case.place(&hosts, &HashMap::new());
+    // A third host joins: nothing moves.
+    let more = [host("h1"), host("h2"), host("h3")];
+    let again = case.place(&more, &stored(&first));
+    assert_eq!(again.placed, first.placed);
+    assert!(again.changed.is_empty());
+}
+
+#[test]
+fn a_lost_or_draining_host_gives_its_tasks_up_and_a_merely_down_one_keeps_them() {
+    let case = Case::instances("web", 2, |_| {});
+    let first = case.place(&[host("h1"), host("h2")], &HashMap::new());
+    let on_h1 = first
+        .placed
+        .iter()
+        .find(|(_, host)| *host == "h1")
+        .map(|(key, _)| key.clone())
+        .unwrap();
+
+    let down = HostView {
+        ready: false,
+        ..host("h1")
+    };
+    let kept = case.place(&[down.clone(), host("h2"), host("h3")], &stored(&first));
+    assert!(kept.changed.is_empty(), "moved before --host-down-after");
+
+    let lost = HostView { lost: true, ..down };
+    let moved = case.place(&[lost, host("h2"), host("h3")], &stored(&first));
+    assert_eq!(
+        moved.placed[&on_h1], "h3",
+        "spread: h2 has one of the job already"
+    );
+    assert_eq!(moved.changed.len(), 1);
+    assert_eq!(moved.changed[0].1.reason, "moved from h1: host down");
+
+    let draining = HostView {
+        draining: true,
+        ..host("h1")
+    };
+    let drained = case.place(&[draining, host("h2")], &stored(&first));
+    assert_eq!(drained.placed[&on_h1], "h2");
+    assert_eq!(drained.changed[0].1.reason, "moved from h1: host draining");
+}
+
+#[test]
+fn hosts_and_constraints_choose_among_hosts() {
+    let mut labelled = host("h2");
+    labelled.labels.insert("zone".into(), "a".into());
+    let hosts = [host("h1"), labelled, host("h3")];
+    let zone_a = Case::instances("web", 2, |spec| {
+        spec.placement.constraints.insert("zone".into(), "a".into());
+    });
+    assert_eq!(
+        hosts_of(&zone_a.place(&hosts, &HashMap::new())),
+        ["h2", "h2"]
+    );
+
+    let listed = Case::instances("web", 3, |spec| {
+        spec.placement.hosts = vec!["h1".into(), "h3".into()];
+    });
+    let mut placed = hosts_of(&listed.place(&hosts, &HashMap::new()));
+    placed.sort();
+    assert_eq!(placed, ["h1", "h1", "h3"]);
+
+    let zone_b = Case::instances("web", 1, |spec| {
+        spec.placement.constraints.insert("zone".into(), "b".into());
+    });
+    let none = zone_b.place(&hosts, &HashMap::new());
+    assert_eq!(
+        none.unplaced.values().next().unwrap(),
+        "no host matches zone=b"
+    );
+}
+
+#[test]
+fn a_fixed_port_is_a_placement_constraint_across_environments() {
+    let hosts = [host("h1"), host("h2")];
+    let mut case = Case::instances("web", 3, |spec| spec.port = 7002);
+    // Another environment pins a task with the same port to h1.
+    let mut pinned = spec("other");
+    pinned.port = 7002;
+    pinned.run_on_host = Some("h1".into());
+    let mut other_env = key("web", "other");
+    other_env.env = "staging".into();
+    case.tasks.push((other_env, pinned));
+    let decisions = case.place(&hosts, &HashMap::new());
+    assert_eq!(hosts_of(&decisions), ["h2"]);
+    assert_eq!(decisions.unplaced.len(), 2);
+    assert!(
+        decisions
+            .unplaced
+            .values()
+            .all(|reason| reason == "port 7002 already used on every eligible host"),
+        "{decisions:?}"
+    );
+}
+
+#[test]
+fn resources_are_reserved_against_capacity() {
+    let hosts = [host("h1"), host("h2")];
+    let case = Case::instances("db", 3, |spec| spec.resources.memory_bytes = Some(3 << 30));
+    let decisions = case.place(&hosts, &HashMap::new());
+    assert_eq!(decisions.placed.len(), 2);
+    assert_eq!(
+        decisions.unplaced.values().next().unwrap(),
+        "no host has 3 GiB free"
+    );
+    let cpu = Case::instances("cpu", 3, |spec| {
+        spec.resources.nano_cpus = Some(1_500_000_000)
+    });
+    let decisions = cpu.place(&hosts, &HashMap::new());
+    assert_eq!(
+        decisions.unplaced.values().next().unwrap(),
+        "no host has 1.5 CPUs free"
+    );
+}
+
+#[test]
+fn nothing_ready_or_everything_draining_says_so() {
+    let case = Case::instances("web", 1, |_| {});
+    let down = HostView {
+        ready: false,
+        ..host("h1")
+    };
+    assert_eq!(
+        case.place(&[down], &HashMap::new())
+            .unplaced
+            .values()
+            .next()
+            .unwrap(),
+        "no host is ready: no agent is connected"
+    );
+    let draining = HostView {
+        draining: true,
+        ..host("h1")
+    };
+    assert_eq!(
+        case.place(&[draining], &HashMap::new())
+            .unplaced
+            .values()
+            .next()
+            .unwrap(),
+        "every matching host is draining (h1)"
+    );
+}

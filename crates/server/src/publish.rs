@@ -1,0 +1,169 @@
+//! From desired state to what each agent runs: every desired task gets a host (the one its
+//! config pins it to, or the one `placement` chose, stored so a restart moves nothing), and
+//! the result is published for the agents' links. Republished whenever the desired state
+//! changes, an agent comes or goes, a host has been down for `--host-down-after`, or a drain
+//! starts or ends ([`run_placement_loop`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use cj_agent::{Assignment, TaskKey};
+use cj_api::HistoryEvent;
+use cj_store::StoreJson;
+
+use crate::error::ApiFailure;
+use crate::keys;
+use crate::placement::{self, Demand, StoredPlacement};
+use crate::state::{DesiredTask, Published, ServerState, lock, now_rfc3339};
+
+/// Where each unpinned task is, or why it is nowhere, as last published.
+#[derive(Debug, Default)]
+pub struct PlacementState {
+    pub placed: BTreeMap<TaskKey, String>,
+    pub unplaced: BTreeMap<TaskKey, String>,
+}
+
+impl ServerState {
+    /// Recomputes every host's assignments from the desired state and hands them to the agents.
+    pub async fn publish_assignments(&self) -> Result<(), ApiFailure> {
+        let _publishing = self.publish_lock.lock().await;
+        let mut tasks: Vec<DesiredTask> = Vec::new();
+        for desired in self.desired_jobs(keys::DESIRED_ALL)? {
+            tasks.extend(self.desired_tasks(&desired)?);
+        }
+        let stored = self.stored_placements()?;
+        let connected = self.links.hosts();
+        let views = self.hosts.views(&connected, self.host_down_after);
+        let demands: Vec<Demand> = tasks
+            .iter()
+            .map(|task| Demand {
+                key: &task.key,
+                spec: &task.spec,
+            })
+            .collect();
+        let decisions = placement::place(&demands, &views, &stored, &now_rfc3339());
+        self.store_placements(&tasks, &stored, &decisions.changed)?;
+
+        let mut assignments = Vec::new();
+        for task in tasks {
+            let host = match &task.spec.run_on_host {
+                Some(pinned) => pinned.clone(),
+                None => match decisions.placed.get(&task.key) {
+                    Some(placed) => placed.clone(),
+                    // Fits nowhere: it waits, with its reason, until a host can take it.
+                    None => continue,
+                },
+            };
+            let mut assignment =
+                Assignment::new(task.key, task.version, task.spec, host, task.on_failure)
+                    .with_restart_generation(task.restart_generation);
+            // A replacement that needs the same port must wait for the old container to stop;
+            // one without a port can start first.
+            assignment.start_first = assignment.spec.port == 0;
+            assignments.push(assignment);
+        }
+        *lock(&self.placements) = PlacementState {
+            placed: decisions.placed,
+            unplaced: decisions.unplaced,
+        };
+        self.assignments.send_replace(Some(Arc::new(Published {
+            at_unix_micros: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64,
+            all: assignments,
+        })));
+        Ok(())
+    }
+
+    /// The host a task runs on: its pinned host, or where it was placed.
+    pub fn host_of(&self, key: &TaskKey, spec: &cj_spec::TaskSpec) -> Option<String> {
+        spec.run_on_host
+            .clone()
+            .or_else(|| lock(&self.placements).placed.get(key).cloned())
+    }
+
+    /// Why a task has no host, if it has none.
+    pub fn unplaced_reason(&self, key: &TaskKey) -> Option<String> {
+        lock(&self.placements).unplaced.get(key).cloned()
+    }
+
+    fn stored_placements(&self) -> Result<HashMap<TaskKey, StoredPlacement>, ApiFailure> {
+        let mut stored = HashMap::new();
+        for entry in self.store.range(keys::PLACEMENTS)? {
+            let path = entry.key.trim_start_matches(keys::PLACEMENTS);
+            let parts: Vec<&str> = path.split('/').collect();
+            let [env, service, job, task] = parts[..] else {
+                tracing::warn!(key = entry.key, "ignoring a malformed placement key");
+                continue;
+            };
+            let key = TaskKey {
+                env: env.into(),
+                service: service.into(),
+                job: job.into(),
+                task: task.into(),
+            };
+            stored.insert(key, entry.json()?);
+        }
+        Ok(stored)
+    }
+
+    /// Stores new and moved placements and forgets those of tasks no longer desired; a move is
+    /// also an event in the job's history.
+    fn store_placements(
+        &self,
+        tasks: &[DesiredTask],
+        stored: &HashMap<TaskKey, StoredPlacement>,
+        changed: &[(TaskKey, StoredPlacement)],
+    ) -> Result<(), ApiFailure> {
+        let desired: BTreeSet<&TaskKey> = tasks.iter().map(|task| &task.key).collect();
+        for key in stored.keys().filter(|key| !desired.contains(key)) {
+            self.store.delete(&keys::placement(key))?;
+        }
+        for (key, placement) in changed {
+            self.store.put_json(&keys::placement(key), placement)?;
+            let Some(old) = stored.get(key) else {
+                tracing::info!(task = %key, host = placement.host, "placed");
+                continue;
+            };
+            tracing::warn!(task = %key, from = old.host, to = placement.host, reason = placement.reason, "moved");
+            let version = tasks
+                .iter()
+                .find(|task| task.key == *key)
+                .map(|task| task.version)
+                .unwrap_or_default();
+            let event = HistoryEvent {
+                at: placement.since.clone(),
+                kind: "moved".into(),
+                task: key.task.clone(),
+                container_id: String::new(),
+                version,
+                host: placement.host.clone(),
+                exit_code: None,
+                detail: Some(placement.reason.clone()),
+            };
+            self.append_history(key, &event)?;
+        }
+        Ok(())
+    }
+}
+
+/// Republishes when an agent comes or goes, a drain starts or ends, and when a disconnected
+/// host reaches `--host-down-after` (then its unpinned tasks are placed elsewhere).
+pub async fn run_placement_loop(state: Arc<ServerState>) {
+    let mut joined = state.links.subscribe_joined();
+    loop {
+        let connected = state.links.hosts();
+        let next_loss = state.hosts.next_loss(&connected, state.host_down_after);
+        let lost = async {
+            match next_loss {
+                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            changed = joined.changed() => if changed.is_err() { return },
+            () = lost => {}
+        }
+        if let Err(error) = state.publish_assignments().await {
+            tracing::error!(%error, "failed to place tasks");
+        }
+    }
+}
