@@ -12,8 +12,13 @@ host of a 3-host test bed (scripts/testbed.sh: network namespaces, each with its
    while the 30 tasks run.
 3. Resident memory (VmRSS, and the peak VmHWM) of each agent running 10 tasks and of the server
    with 3 agents and 30 tasks.
+4. Host loss, with the server's `--host-down-after 5s`: 3 unpinned tasks (one per host); the
+   agent of a host running one is killed (SIGKILL, as a host that dies), and the time is taken
+   from that host's last heartbeat (as the server recorded it) to the moment, by the engine's own
+   StartedAt, the task's replacement started on another host. The agent is then started again,
+   the stale container must stop (nothing runs twice), and the next round kills another host.
 
-usage: bench/many_hosts.py [--rounds 3] [--publishes 120] [--keep-logs] [--binary PATH]
+usage: bench/many_hosts.py [--rounds 3] [--publishes 120] [--loss-rounds 3] [--keep-logs] [--binary PATH]
 (builds the release binary, unless --binary, and the example image first; needs root for the
 test bed)
 """
@@ -39,6 +44,7 @@ TESTBED = os.path.join(ROOT, "scripts/testbed.sh")
 HOSTS = 3
 PER_HOST = 10
 BASELINE_LABEL = "coding-job-bench=baseline"
+HOST_DOWN_AFTER = 5      # seconds, the server's --host-down-after
 FIRST_PORT = 20100       # bench tasks: FIRST_PORT .. FIRST_PORT + 29, distinct over all hosts
 PING_PORT = 20090        # the small service that makes publishes: 20090 .. 20092
 CLI_TIMEOUT = 120        # seconds, for any one CLI or docker command
@@ -116,7 +122,8 @@ class Cluster(CliUser):
         self.url = f"http://{listen}"
         os.makedirs(self.data)
         self.server = subprocess.Popen(
-            [BIN, "server", "--listen", listen, "--data-dir", self.data],
+            [BIN, "server", "--listen", listen, "--data-dir", self.data,
+             "--host-down-after", f"{HOST_DOWN_AFTER}s"],
             stdin=subprocess.DEVNULL, stdout=open(os.path.join(self.work, "server.out"), "w"),
             stderr=open(os.path.join(self.work, "server.log"), "w"),
             env=no_proxy_env(RUST_LOG="info"))
@@ -130,23 +137,26 @@ class Cluster(CliUser):
         self.agent_token = os.path.join(self.work, "agent.token")
         with open(os.open(self.agent_token, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
             f.write(secret)
-        agent_env = no_proxy_env(RUST_LOG=AGENT_LOG)
-        for key in ("CODING_JOB_TOKEN", "CODING_JOB_SERVER", "CODING_JOB_TOKEN_FILE"):
-            agent_env.pop(key, None)
         for host in self.hosts:
             host.log = os.path.join(self.work, f"agent-{host.name}.log")
-            # nsenter --net execs the agent (no fork), so the pid is the agent's own.
-            host.agent = subprocess.Popen(
-                ["nsenter", f"--net={host.netns}", "--", BIN, "agent", "--server", self.url,
-                 "--name", host.name, "--token-file", self.agent_token, "--docker-host", host.docker_host],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(host.log, "w"),
-                env=dict(agent_env, DOCKER_HOST=host.docker_host))
+            self.start_agent(host)
         started = time.perf_counter()
         wait_for("every host ready", 60, self.all_ready, interval=0.2)
         print(f"server {self.url}, agents ready after {time.perf_counter() - started:.2f} s", flush=True)
         for host in self.hosts:
             with open(f"/proc/{host.agent.pid}/comm") as f:
                 assert f.read().strip() == "coding-job", "the agent's pid is not the agent"
+
+    def start_agent(self, host):
+        agent_env = no_proxy_env(RUST_LOG=AGENT_LOG)
+        for key in ("CODING_JOB_TOKEN", "CODING_JOB_SERVER", "CODING_JOB_TOKEN_FILE"):
+            agent_env.pop(key, None)
+        # nsenter --net execs the agent (no fork), so the pid is the agent's own.
+        host.agent = subprocess.Popen(
+            ["nsenter", f"--net={host.netns}", "--", BIN, "agent", "--server", self.url,
+             "--name", host.name, "--token-file", self.agent_token, "--docker-host", host.docker_host],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(host.log, "a"),
+            env=dict(agent_env, DOCKER_HOST=host.docker_host))
 
     def alive(self, process, what):
         if process.poll() is not None:
@@ -334,6 +344,50 @@ def summarize_latency(samples):
     return values, [s for s in samples if s[1] == 1]
 
 
+def roam_service():
+    return ("service: roam\njobs:\n"
+            f"  - name: roam\n    image: {IMAGE}\n    instances: {HOSTS}\n    command: [sleep, \"86400\"]\n")
+
+
+def roam_containers(host):
+    """(id, StartedAt) of the roam containers running on `host`."""
+    ids = host.docker("ps", "-q", "--no-trunc", "--filter", "label=coding-job.service=roam").split()
+    if not ids:
+        return []
+    lines = host.docker("inspect", "-f", "{{.Id}} {{.State.StartedAt}}", *ids).split("\n")
+    return [tuple(line.split()) for line in lines if line.strip()]
+
+
+def host_loss(cluster, rounds):
+    """Seconds from a killed host's last heartbeat to its unpinned task running elsewhere."""
+    cluster.push("roam.yaml", roam_service())
+    cluster.cli("up", "roam")
+    samples = []
+    for round_index in range(rounds):
+        victim = next(h for h in cluster.hosts if roam_containers(h))
+        others = [h for h in cluster.hosts if h is not victim]
+        before = {c[0] for h in others for c in roam_containers(h)}
+        victim.agent.kill()
+        victim.agent.wait(timeout=10)
+        wait_for("the server to see the host down", 30, lambda: next(
+            h for h in json.loads(cluster.cli("hosts", "--json")) if h["name"] == victim.name)["state"] == "down")
+        heartbeat = next(h for h in json.loads(cluster.cli("hosts", "--json"))
+                         if h["name"] == victim.name)["last_heartbeat"]
+        moved = wait_for("the task to run elsewhere", 60, lambda: [
+            c for h in others for c in roam_containers(h) if c[0] not in before], interval=0.05)
+        seconds = docker_time(moved[0][1]) - docker_time(heartbeat)
+        samples.append(seconds)
+        print(f"loss round {round_index + 1}: {victim.name} lost; its task ran on another host "
+              f"{seconds:.2f} s after the host's last heartbeat", flush=True)
+        cluster.start_agent(victim)
+        wait_for("the host back", 60, cluster.all_ready, interval=0.2)
+        wait_for("the stale container stopped", 60, lambda: not roam_containers(victim), interval=0.2)
+        running = sum(len(roam_containers(h)) for h in cluster.hosts)
+        assert running == HOSTS, f"{running} roam containers run after the heal, expected {HOSTS}"
+    coding_job_down(cluster, "roam")
+    return samples
+
+
 def memory(pid):
     return rss_mib(pid), rss_mib(pid, "VmHWM")
 
@@ -343,6 +397,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--publishes", type=int, default=120,
                         help="publishes in the latency phase (an up or a down of the ping service each)")
+    parser.add_argument("--loss-rounds", type=int, default=3, help="host losses in the host loss phase")
     parser.add_argument("--keep-logs", action="store_true", help="keep the server's and agents' logs")
     parser.add_argument("--binary", help="measure this coding-job binary instead of building target/release's")
     args = parser.parse_args()
@@ -421,6 +476,9 @@ def measure(args, cluster):
     server = memory(cluster.server.pid)
     coding_job_down(cluster, "bench")
 
+    # 4. Host loss.
+    loss = host_loss(cluster, args.loss_rounds)
+
     # Report.
     ratio = median(up_times) / median(docker_times)
     ping_values, ping_first = summarize_latency(received(cluster, ping_start, ping_end))
@@ -456,6 +514,10 @@ def measure(args, cluster):
         print(f"   agent {name} with {agent_tasks[name]} tasks: VmRSS {rss:.1f}, peak VmHWM {hwm:.1f}"
               f" (target under 30 MB){'' if rss * 1.048576 < 30 else '  MISSED'}")
     print(f"   server with {HOSTS} agents and 30 tasks: VmRSS {server[0]:.1f}, peak VmHWM {server[1]:.1f}")
+    worst = max(loss)
+    print(f"4. host loss with --host-down-after {HOST_DOWN_AFTER}s, {len(loss)} rounds: last heartbeat to the task "
+          f"running elsewhere: median {median(loss):.2f} s, max {worst:.2f} s, all {[round(s, 2) for s in loss]}"
+          f" (target under 7 s){'' if worst < 7 else '  MISSED'}")
     return 0
 
 

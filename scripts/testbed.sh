@@ -437,7 +437,8 @@ cmd_up() {
   done
 
   # Engines, all started at once. fds 8 and 9 (locks) are closed for them, and their output goes
-  # to a log, so no caller waits on a pipe they hold.
+  # to a log, so no caller waits on a pipe they hold. A registry a test runs in the root namespace
+  # is reached at the gateway, off loopback, so plain HTTP is allowed to the bed's own /24 only.
   local dir
   for ((n = 1; n <= hosts; n++)); do
     dir=$(host_dir "$n")
@@ -450,6 +451,7 @@ cmd_up() {
       --pidfile "$dir/docker.pid" \
       -H "unix://$(host_sock "$n")" \
       --bridge=none --iptables=false --ip6tables=false \
+      --insecure-registry "10.231.$subnet.0/24" \
       --storage-driver "$driver" \
       </dev/null >"$dir/dockerd.log" 2>&1 8<&- 9<&- &
     echo $! >"$dir/launcher.pid"

@@ -13,6 +13,7 @@ pub mod link;
 mod naming;
 mod observe;
 mod plan;
+mod prewarm;
 mod reconcile;
 mod remote;
 mod stats;

@@ -20,8 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{AgentReport, Assignment};
 
-/// The protocol's version: a server refuses an agent that speaks another. 2: exec.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// The protocol's version: a server refuses an agent that speaks another. 2: exec. 3: pre-warm
+/// ([`ServerMessage::Prewarm`], [`AgentRequest::Pull`]), which an older agent would leave
+/// unanswered.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// How often each end pings the other (WebSocket pings, answered by the WebSocket layer).
 pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -57,6 +59,10 @@ pub enum ServerMessage {
     ExecResize { id: u64, rows: u16, cols: u16 },
     /// The server wrote this many of the exec's output frames to its caller.
     ExecAck { id: u64, frames: u32 },
+    /// Every image this host runs or may run: pull the missing ones in the background, so a
+    /// task started here later needs no pull. Sent when the agent connects and whenever the set
+    /// changes; a new set replaces what is left of the previous one.
+    Prewarm { images: Vec<String> },
 }
 
 /// Data frames of an exec one side may have sent and the other not yet acknowledged.
@@ -89,6 +95,9 @@ pub enum AgentRequest {
         #[serde(default)]
         size: Option<TerminalSize>,
     },
+    /// Pulls each missing image, one at a time (`hosts prewarm`); answered with
+    /// [`AgentMessage::Response`] holding a `Vec<cj_api::ImagePull>` once all are done.
+    Pull { images: Vec<String> },
 }
 
 /// A terminal's size in characters.
@@ -294,6 +303,29 @@ mod tests {
         };
         let text = serde_json::to_string(&sent).unwrap();
         assert_eq!(serde_json::from_str::<ServerMessage>(&text).unwrap(), sent);
+    }
+
+    #[test]
+    fn prewarm_messages_read_as_written() {
+        let images = vec!["registry:5000/app:2".to_owned(), "db:16".to_owned()];
+        let prewarm = ServerMessage::Prewarm {
+            images: images.clone(),
+        };
+        let text = serde_json::to_string(&prewarm).unwrap();
+        assert_eq!(
+            text,
+            r#"{"message":"prewarm","images":["registry:5000/app:2","db:16"]}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<ServerMessage>(&text).unwrap(),
+            prewarm
+        );
+        let pull = ServerMessage::Request {
+            id: 9,
+            request: AgentRequest::Pull { images },
+        };
+        let text = serde_json::to_string(&pull).unwrap();
+        assert_eq!(serde_json::from_str::<ServerMessage>(&text).unwrap(), pull);
     }
 
     #[test]

@@ -273,12 +273,17 @@ impl<R: ContainerRuntime> Agent<R> {
         }
         {
             let mut memory = lock(&self.memory);
-            memory.assigned_hashes = assignments
+            let assigned_hashes: HashMap<TaskKey, String> = assignments
                 .iter()
                 .map(|a| (a.key.clone(), a.config_hash.clone()))
                 .collect();
-            let wanted: HashSet<&TaskKey> = assignments.iter().map(|a| &a.key).collect();
-            memory.backoffs.retain(|key, _| wanted.contains(key));
+            // A task given another configuration (a rollout, or its rollback) starts with no
+            // backoff: the old configuration's crash loop must not delay the new one.
+            let previous = std::mem::replace(&mut memory.assigned_hashes, assigned_hashes.clone());
+            memory.backoffs.retain(|key, _| {
+                let current = assigned_hashes.get(key);
+                current.is_some() && previous.get(key).is_none_or(|old| current == Some(old))
+            });
         }
 
         let now = Instant::now();

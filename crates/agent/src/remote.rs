@@ -24,6 +24,7 @@ use crate::link::{
     AgentHello, AgentMessage, AgentRequest, DataFrame, LINK_TIMEOUT, Outcome, PING_INTERVAL,
     PROTOCOL_VERSION, ServerMessage, StreamKind,
 };
+use crate::prewarm;
 use crate::reconcile::{Agent, AgentConfig};
 use crate::tls::{self, TlsClient};
 use crate::types::{AgentReport, Assignment};
@@ -93,6 +94,9 @@ pub async fn run_remote<R: ContainerRuntime>(
     let (report_sender, reports) = mpsc::unbounded_channel();
     let outbox = Arc::new(Outbox::default());
     tokio::spawn(outbox.clone().collect(reports));
+    // Pulls run in a task of their own, across connections: the link only hands over the set.
+    let (prewarm, prewarm_receiver) = watch::channel(Vec::new());
+    let warming = tokio::spawn(prewarm::keep_warm(runtime.clone(), prewarm_receiver));
     let link = Link {
         runtime,
         options,
@@ -102,12 +106,15 @@ pub async fn run_remote<R: ContainerRuntime>(
         assignments_receiver,
         report_sender,
         outbox,
+        prewarm,
         cluster: Mutex::new(None),
     };
-    tokio::select! {
+    let result = tokio::select! {
         result = link.keep_connected() => result,
         () = shutdown => Ok(()),
-    }
+    };
+    warming.abort();
+    result
 }
 
 struct Link<R> {
@@ -120,6 +127,8 @@ struct Link<R> {
     assignments_receiver: watch::Receiver<Option<Arc<Vec<Assignment>>>>,
     report_sender: mpsc::UnboundedSender<AgentReport>,
     outbox: Arc<Outbox>,
+    /// The images to pre-warm, as the server last sent them.
+    prewarm: watch::Sender<Vec<String>>,
     /// Set by the first server's welcome; the reconcile loop starts then, once.
     cluster: Mutex<Option<String>>,
 }
@@ -290,6 +299,9 @@ impl<R: ContainerRuntime> Link<R> {
                                 exec.acknowledged(frames);
                             }
                         }
+                        Ok(ServerMessage::Prewarm { images }) => {
+                            self.prewarm.send_replace(images);
+                        }
                         Ok(ServerMessage::Welcome { .. }) => {}
                         Err(error) => tracing::warn!(%error, "unreadable message from the server"),
                     }
@@ -406,6 +418,20 @@ async fn answer<R: ContainerRuntime>(
             }
             let _ = outgoing
                 .send(text(&AgentMessage::StreamEnd { id, error }))
+                .await;
+        }
+        AgentRequest::Pull { images } => {
+            let pulls = prewarm::pull_all(&*runtime, &images).await;
+            let outcome = match serde_json::to_value(pulls) {
+                Ok(value) => Outcome::Ok(value),
+                Err(error) => Outcome::Failed {
+                    error: error.to_string(),
+                    not_found: false,
+                    not_running: false,
+                },
+            };
+            let _ = outgoing
+                .send(text(&AgentMessage::Response { id, outcome }))
                 .await;
         }
         AgentRequest::Exec { .. } => unreachable!("execs run in `exec`"),

@@ -224,6 +224,40 @@ pub struct MovedTask {
     pub to: String,
 }
 
+/// `POST /v1/hosts/{name}/prewarm`: every image the host runs or may run, as its agent found
+/// or pulled it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrewarmResponse {
+    pub host: String,
+    pub images: Vec<ImagePull>,
+}
+
+/// One image of a pre-warm: `{"image": "...", "outcome": "pulled", "seconds": 2.5}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImagePull {
+    pub image: String,
+    #[serde(flatten)]
+    pub outcome: PullOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum PullOutcome {
+    /// The engine had it already: nothing was pulled.
+    Present,
+    /// Pulled now, in this many seconds.
+    Pulled { seconds: f64 },
+    /// The engine's reason (the agent sends no registry credentials, so none can be in it).
+    Failed { error: String },
+}
+
+impl PullOutcome {
+    /// The engine has the image now.
+    pub fn is_ready(&self) -> bool {
+        !matches!(self, PullOutcome::Failed { .. })
+    }
+}
+
 /// A host's resources at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostResources {
@@ -621,6 +655,35 @@ mod tests {
             assert_eq!(serde_json::to_string(&role).unwrap(), format!("\"{role}\""));
         }
         assert!("Admin".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn image_pulls_are_flat_objects_with_their_outcome() {
+        let pulls = vec![
+            ImagePull {
+                image: "a:1".into(),
+                outcome: PullOutcome::Present,
+            },
+            ImagePull {
+                image: "b:1".into(),
+                outcome: PullOutcome::Pulled { seconds: 1.5 },
+            },
+            ImagePull {
+                image: "c:1".into(),
+                outcome: PullOutcome::Failed {
+                    error: "connection refused".into(),
+                },
+            },
+        ];
+        let text = serde_json::to_string(&pulls).unwrap();
+        assert_eq!(
+            text,
+            r#"[{"image":"a:1","outcome":"present"},{"image":"b:1","outcome":"pulled","seconds":1.5},{"image":"c:1","outcome":"failed","error":"connection refused"}]"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Vec<ImagePull>>(&text).unwrap(),
+            pulls
+        );
     }
 
     #[test]

@@ -194,6 +194,9 @@ pub enum HostsCommand {
     Drain(HostArgs),
     /// Let HOST take new tasks again (nothing moves back).
     Undrain(HostArgs),
+    /// Pull every image HOST runs or may run that its engine lacks, and say how each went
+    /// (agents also do this by themselves, in the background, as configs change).
+    Prewarm(HostArgs),
 }
 
 #[derive(Debug, Args)]

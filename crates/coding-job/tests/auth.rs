@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use support::{Dev, Server, Tls, describe};
 
-const SERVICE: &str = "service: web\njobs:\n  - name: web\n    image: web:1\n";
+const SERVICE: &str = "service: web\njobs:\n  - name: web\n    image: 127.0.0.1:9/web:1\n";
 
 /// Makes a token with the admin token; returns its secret.
 fn create_token(server: &Server, name: &str, role: &str) -> String {
@@ -305,7 +305,9 @@ fn secrets_never_appear_in_listings_the_audit_answers_or_the_server_log() {
     server.cli_as(Some(&deploy), &["push", &file]);
     server.cli_as(Some(&read), &["push", &file]);
     server.cli_as(Some(&agent), &["status"]);
-    let wrong = format!("{}0", &deploy[..deploy.len() - 1]);
+    // One character off (never the same one, or the "wrong" token would be the right one).
+    let last = if deploy.ends_with('0') { '1' } else { '0' };
+    let wrong = format!("{}{last}", &deploy[..deploy.len() - 1]);
     let refused = server.http(
         "POST",
         "/v1/up",
@@ -432,7 +434,7 @@ fn a_tls_server_is_reached_with_its_ca_certificate_and_refused_clearly_without()
 #[test]
 fn dev_on_loopback_needs_no_token_but_checks_one_that_is_sent() {
     let dev = Dev::start();
-    let yaml = "service: open\njobs:\n  - name: open\n    image: img:1\n";
+    let yaml = "service: open\njobs:\n  - name: open\n    image: 127.0.0.1:9/img:1\n";
     assert_eq!(dev.push_yaml("open.yaml", yaml).trim(), "open -> version 1");
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))

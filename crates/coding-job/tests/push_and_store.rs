@@ -54,7 +54,7 @@ fn every_invalid_config_is_rejected_with_its_exact_error_and_nothing_is_stored()
 #[test]
 fn pushing_the_latest_file_again_stores_nothing() {
     let dev = Dev::start();
-    let yaml = "service: svc\njobs:\n  - name: job\n    image: img:1\n";
+    let yaml = "service: svc\njobs:\n  - name: job\n    image: 127.0.0.1:9/img:1\n";
     assert_eq!(dev.push_yaml("svc.yaml", yaml).trim(), "svc -> version 1");
     let revision = dev.store_revision();
     assert_eq!(
@@ -78,7 +78,8 @@ fn pushing_the_latest_file_again_stores_nothing() {
 #[test]
 fn a_file_over_one_mebibyte_is_refused_before_and_at_the_server() {
     let dev = Dev::start();
-    let mut yaml = String::from("service: svc\njobs:\n  - name: job\n    image: img:1\n");
+    let mut yaml =
+        String::from("service: svc\njobs:\n  - name: job\n    image: 127.0.0.1:9/img:1\n");
     while yaml.len() <= 1024 * 1024 {
         yaml.push_str("# padding padding padding padding padding padding padding padding\n");
     }
@@ -123,7 +124,7 @@ fn sigkill_of_the_server_loses_no_acknowledged_push() {
     let write_version = |n: u32| {
         std::fs::write(
             &file,
-            format!("service: svc\njobs:\n  - name: job\n    image: img:{n}\n"),
+            format!("service: svc\njobs:\n  - name: job\n    image: 127.0.0.1:9/img:{n}\n"),
         )
         .unwrap();
     };
@@ -163,7 +164,7 @@ fn sigkill_of_the_server_loses_no_acknowledged_push() {
                 n += 1;
                 std::fs::write(
                     &file,
-                    format!("service: svc\njobs:\n  - name: job\n    image: img:{n}\n"),
+                    format!("service: svc\njobs:\n  - name: job\n    image: 127.0.0.1:9/img:{n}\n"),
                 )
                 .unwrap();
                 let output = std::process::Command::new(env!("CARGO_BIN_EXE_coding-job"))

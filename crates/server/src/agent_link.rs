@@ -110,6 +110,37 @@ impl AgentLinks {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Asks `host`'s agent to do `request` and waits up to `timeout` for its answer. A caller
+    /// that goes away (or gives up) cancels the request on the agent.
+    pub async fn ask(
+        &self,
+        host: &str,
+        request: AgentRequest,
+        timeout: Duration,
+    ) -> Result<Outcome, ApiFailure> {
+        let session = self.session(host)?;
+        let id = self.request_id();
+        let (reply, answer) = oneshot::channel();
+        lock(&session.pending).insert(id, Pending::Reply(reply));
+        let _cancel = CancelOnDrop {
+            session: session.clone(),
+            id,
+        };
+        session
+            .send(&ServerMessage::Request { id, request })
+            .await?;
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(_)) => Err(ApiFailure::Unavailable(format!(
+                "the agent of {host} went away before answering"
+            ))),
+            Err(_) => Err(ApiFailure::BadGateway(format!(
+                "the agent of {host} did not answer within {} s",
+                timeout.as_secs()
+            ))),
+        }
+    }
+
     /// Docker's inspect of a container on `host`, through its agent.
     pub async fn inspect(
         &self,
@@ -347,13 +378,18 @@ async fn serve_agent(state: Arc<ServerState>, mut socket: WebSocket, peer: Optio
 
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_to_agent(state.clone(), session.clone(), sink, frames));
+    let prewarm = tokio::spawn(crate::prewarm::keep_agent_warm(
+        state.clone(),
+        session.host.clone(),
+        session.outgoing.clone(),
+    ));
     // A link that goes silent (a cut cable sends no FIN) ends here: the server pings every
     // PING_INTERVAL and the agent's pong, reports or stats arrive well within LINK_TIMEOUT.
     while let Ok(Some(Ok(message))) = tokio::time::timeout(LINK_TIMEOUT, stream.next()).await {
+        state.hosts.heard_from(&session.host);
         match message {
             Message::Text(text) => match serde_json::from_str::<AgentMessage>(&text) {
                 Ok(AgentMessage::Report(report)) => {
-                    state.hosts.heard_from(&session.host);
                     state.take_report((*report).from_host(&session.host));
                 }
                 Ok(other) => session.deliver(other),
@@ -374,6 +410,7 @@ async fn serve_agent(state: Arc<ServerState>, mut socket: WebSocket, peer: Optio
         }
     }
     writer.abort();
+    prewarm.abort();
     let mut sessions = lock(&links.sessions);
     if sessions
         .get(&session.host)

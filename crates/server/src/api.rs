@@ -63,6 +63,7 @@ api_routes! {
     get "/v1/hosts" => hosts,
     post "/v1/hosts/{name}/drain" => crate::drain::drain,
     post "/v1/hosts/{name}/undrain" => crate::drain::undrain,
+    post "/v1/hosts/{name}/prewarm" => crate::prewarm::prewarm,
     get "/v1/inspect" => inspect,
     get "/v1/logs" => logs,
     get "/v1/exec" => crate::exec::exec,

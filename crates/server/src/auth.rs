@@ -399,6 +399,7 @@ mod tests {
             ("GET", "/v1/audit", admin),
             ("GET", "/v1/hosts", read),
             ("POST", "/v1/hosts/h1/drain", admin),
+            ("POST", "/v1/hosts/h1/prewarm", admin),
             ("GET", "/v1/exec", deploy),
             ("GET", "/v1/agent/connect", agent),
             ("POST", "/v1/agent/report", agent),

@@ -64,6 +64,8 @@ struct HostRecord {
     known: bool,
     /// Set when its agent's link ends; `None` while connected (or never seen by this server).
     disconnected_at: Option<Instant>,
+    /// The last message from its agent (a pong at least every ping interval).
+    last_heard: Option<Instant>,
     draining: Option<Drain>,
     address: Option<String>,
     labels: std::collections::BTreeMap<String, String>,
@@ -74,13 +76,26 @@ struct HostRecord {
     containers: HashMap<String, ContainerStats>,
 }
 
+impl HostRecord {
+    /// Down counts from the last thing its agent said (a cut link is noticed only after the
+    /// link timeout, but the host was gone from its last message), else from when its link
+    /// ended, else (never seen by this server) from the server's start.
+    fn down_since(&self, server_started: Instant) -> Instant {
+        match (self.last_heard, self.disconnected_at) {
+            (Some(heard), Some(ended)) => heard.min(ended),
+            (None, Some(ended)) => ended,
+            (_, None) => server_started,
+        }
+    }
+}
+
 impl Hosts {
     /// The agent of `host` said something.
     pub fn heard_from(&self, host: &str) {
-        lock(&self.records)
-            .entry(host.to_owned())
-            .or_default()
-            .last_heartbeat = Some(now_rfc3339());
+        let mut records = lock(&self.records);
+        let record = records.entry(host.to_owned()).or_default();
+        record.last_heartbeat = Some(now_rfc3339());
+        record.last_heard = Some(Instant::now());
     }
 
     /// Loads the hosts that joined before and the drains, at start.
@@ -136,6 +151,14 @@ impl Hosts {
             .is_some_and(|record| record.draining.is_some())
     }
 
+    /// The labels `host`'s agent last joined with (none for a host never seen).
+    pub fn labels(&self, host: &str) -> BTreeMap<String, String> {
+        lock(&self.records)
+            .get(host)
+            .map(|record| record.labels.clone())
+            .unwrap_or_default()
+    }
+
     /// Hosts that have joined at some time (now or before this server started).
     pub fn known(&self) -> BTreeSet<String> {
         lock(&self.records)
@@ -153,7 +176,7 @@ impl Hosts {
             .filter(|(name, record)| record.known || connected.contains(*name))
             .map(|(name, record)| {
                 let ready = connected.contains(name);
-                let down_since = record.disconnected_at.unwrap_or(self.started);
+                let down_since = record.down_since(self.started);
                 HostView {
                     name: name.clone(),
                     labels: record.labels.clone(),
@@ -174,7 +197,7 @@ impl Hosts {
         lock(&self.records)
             .iter()
             .filter(|(name, record)| record.known && !connected.contains(*name))
-            .map(|(_, record)| record.disconnected_at.unwrap_or(self.started) + down_after)
+            .map(|(_, record)| record.down_since(self.started) + down_after)
             .filter(|at| *at > Instant::now())
             .min()
     }

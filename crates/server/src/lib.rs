@@ -26,6 +26,7 @@ mod keys;
 pub mod notify;
 mod operations;
 mod placement;
+mod prewarm;
 mod publish;
 mod releases;
 mod reports;

@@ -99,6 +99,9 @@ pub struct ServerState {
     /// Bumped after every agent report, so waiters re-check their condition.
     pub changed: watch::Sender<u64>,
     pub assignments: watch::Sender<Assignments>,
+    /// Bumped after every new version (a push or an `update`), so agents pre-warm the images
+    /// it names before it is rolled out (see `prewarm`).
+    pub versions_stored: watch::Sender<u64>,
     /// Serialises recomputing and publishing assignments.
     pub(crate) publish_lock: tokio::sync::Mutex<()>,
     /// Where each unpinned task was placed, or why it could not be, as last published.
@@ -129,6 +132,7 @@ impl ServerState {
         let (progress, _) = broadcast::channel(4096);
         let (changed, _) = watch::channel(0);
         let (assignments, _) = watch::channel(None);
+        let (versions_stored, _) = watch::channel(0);
         Arc::new(ServerState {
             store,
             cluster,
@@ -140,6 +144,7 @@ impl ServerState {
             progress,
             changed,
             assignments,
+            versions_stored,
             publish_lock: tokio::sync::Mutex::new(()),
             placements: Mutex::default(),
             host_down_after,

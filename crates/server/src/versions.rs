@@ -163,8 +163,13 @@ impl ServerState {
         })
     }
 
-    /// Ops hear of every new version, whoever made it (a push or an `update`).
+    /// Ops hear of every new version, whoever made it (a push or an `update`), and agents
+    /// pre-warm its images.
     pub fn announce_version(&self, env: &str, service: &str, version: u64, user: &str) {
+        // A counter, not `publish_assignments`: a version changes no assignment, and publishing
+        // would recompute placement and every host's assignments for nothing; the agents' pre-warm
+        // tasks only need to look again.
+        self.versions_stored.send_modify(|n| *n += 1);
         self.notifier.send(crate::notify::Notification::Push {
             env: env.to_owned(),
             service: service.to_owned(),
@@ -219,6 +224,33 @@ impl ServerState {
             // Past every key of this service.
             beyond = Some(format!("{prefix}{service}/{}", char::MAX));
             names.push(service.to_owned());
+        }
+    }
+
+    /// Every (environment, service) pushed, in key order; skips from one service to the next
+    /// as [`ServerState::service_names`] does.
+    pub fn all_services(&self) -> Result<Vec<(String, String)>, ApiFailure> {
+        const PREFIX: &str = "services/";
+        let mut services = Vec::new();
+        let mut beyond = None;
+        loop {
+            let page = Page {
+                limit: 1,
+                newest_first: false,
+                beyond,
+            };
+            let Some(kv) = self.store.range_page(PREFIX, &page)?.into_iter().next() else {
+                return Ok(services);
+            };
+            let mut parts = kv.key[PREFIX.len()..].splitn(3, '/');
+            let (Some(env), Some(service), Some(_)) = (parts.next(), parts.next(), parts.next())
+            else {
+                // Not a service's key: step over it.
+                beyond = Some(kv.key);
+                continue;
+            };
+            beyond = Some(format!("{PREFIX}{env}/{service}/{}", char::MAX));
+            services.push((env.to_owned(), service.to_owned()));
         }
     }
 
@@ -430,5 +462,20 @@ mod tests {
         );
         assert_eq!(state.service_names("staging").unwrap(), ["other"]);
         assert!(state.service_names("nothing").unwrap().is_empty());
+        let all: Vec<String> = state
+            .all_services()
+            .unwrap()
+            .into_iter()
+            .map(|(env, service)| format!("{env}/{service}"))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                "production/a-svc",
+                "production/b-svc",
+                "production/c",
+                "staging/other"
+            ]
+        );
     }
 }

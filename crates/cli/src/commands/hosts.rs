@@ -1,5 +1,5 @@
 //! `hosts`: every host, its agent's state and last heartbeat, its engine and what it uses;
-//! `hosts drain|undrain HOST`.
+//! `hosts drain|undrain HOST`; `hosts prewarm HOST` is in `prewarm`.
 
 use cj_api::{DrainResponse, HostInfo};
 
@@ -11,6 +11,7 @@ pub async fn run(client: &Client, args: HostsArgs) -> CliResult<i32> {
     match args.command {
         Some(HostsCommand::Drain(host)) => return drain(client, host, "drain").await,
         Some(HostsCommand::Undrain(host)) => return drain(client, host, "undrain").await,
+        Some(HostsCommand::Prewarm(host)) => return super::prewarm::run(client, host).await,
         None => {}
     }
     let query = [("history", args.history.to_string())];

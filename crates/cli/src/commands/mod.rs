@@ -10,6 +10,7 @@ pub mod hosts;
 pub mod inspect;
 pub mod logs;
 pub mod operation;
+pub mod prewarm;
 pub mod push;
 pub mod status;
 pub mod token;

@@ -27,23 +27,28 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(hosts: usize) -> Cluster {
-        Cluster::start_with(hosts, false)
+        Cluster::start_with(hosts, false, &[])
+    }
+
+    /// As [`Cluster::start`], with more arguments for `coding-job server`.
+    pub fn start_with_server_args(hosts: usize, server_args: &[&str]) -> Cluster {
+        Cluster::start_with(hosts, false, server_args)
     }
 
     /// As [`Cluster::start`], with the server serving HTTPS under a certificate for the bed's
     /// gateway signed by a CA of the test's own, which every agent and the CLI trust.
     pub fn start_tls(hosts: usize) -> Cluster {
-        Cluster::start_with(hosts, true)
+        Cluster::start_with(hosts, true, &[])
     }
 
-    fn start_with(hosts: usize, tls: bool) -> Cluster {
+    fn start_with(hosts: usize, tls: bool, server_args: &[&str]) -> Cluster {
         let bed = Testbed::start(hosts);
         let tls_files = tls.then(|| tempfile::tempdir().unwrap());
         let certificates = tls_files
             .as_ref()
             .map(|dir| certificates(dir.path(), bed.gateway()));
         let server_tls = certificates.as_ref().map(|(tls, _)| tls);
-        let mut server = Server::start_on(bed.gateway(), server_tls);
+        let mut server = Server::start_on_with(bed.gateway(), server_tls, server_args);
         let ca_cert = certificates.map(|(_, ca_cert)| ca_cert);
         server.ca_cert = ca_cert.clone();
         server.token = Some(server.admin_token());
@@ -124,25 +129,45 @@ impl Cluster {
     /// The containers of a job in one host's engine: (id, running, started at).
     pub fn containers(&self, host: &str, job: &str) -> Vec<(String, bool, String)> {
         let host = self.bed.host(host);
-        let ids = host.docker(&[
-            "ps",
-            "-aq",
-            "--no-trunc",
-            "--filter",
-            &format!("label=coding-job.job={job}"),
-        ]);
-        ids.lines()
-            .map(|id| {
-                let state = host.docker(&[
+        // The agent may remove a container between the listing and the inspect: list again.
+        for _ in 0..20 {
+            let listed = host.docker(&[
+                "ps",
+                "-aq",
+                "--no-trunc",
+                "--filter",
+                &format!("label=coding-job.job={job}"),
+            ]);
+            let ids: Vec<&str> = listed.lines().filter(|id| !id.is_empty()).collect();
+            if ids.is_empty() {
+                return Vec::new();
+            }
+            let output = std::process::Command::new("docker")
+                .arg("-H")
+                .arg(&host.docker_host)
+                .args([
                     "inspect",
                     "-f",
-                    "{{.State.Running}} {{.State.StartedAt}}",
-                    id,
-                ]);
-                let (running, started) = state.trim().split_once(' ').unwrap();
-                (id.to_owned(), running == "true", started.to_owned())
-            })
-            .collect()
+                    "{{.Id}} {{.State.Running}} {{.State.StartedAt}}",
+                ])
+                .args(&ids)
+                .output()
+                .expect("failed to run docker");
+            if !output.status.success() {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            return String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter_map(|line| {
+                    let mut fields = line.split(' ');
+                    let id = fields.next()?.to_owned();
+                    let running = fields.next()? == "true";
+                    Some((id, running, fields.next()?.to_owned()))
+                })
+                .collect();
+        }
+        panic!("the containers of {job} kept changing while being listed");
     }
 
     pub fn wait_running(&self, service: &str, jobs: &[&str]) {

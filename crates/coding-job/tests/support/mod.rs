@@ -409,7 +409,13 @@ impl Server {
 
     /// Listening on `ip` (e.g. a test bed's gateway, where agents in its hosts reach it).
     pub fn start_on(ip: &str, tls: Option<&Tls>) -> Server {
+        Server::start_on_with(ip, tls, &[])
+    }
+
+    /// As [`Server::start_on`], with more arguments for `coding-job server`.
+    pub fn start_on_with(ip: &str, tls: Option<&Tls>, extra: &[&str]) -> Server {
         let mut args = vec![OsString::from("server")];
+        args.extend(extra.iter().map(OsString::from));
         if let Some(tls) = tls {
             args.extend([
                 "--tls-cert".into(),

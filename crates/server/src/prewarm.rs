@@ -1,0 +1,255 @@
+//! Pre-warm: every image a host runs or may run is pulled there before a task needs it, so an
+//! `up`, a rollout or a task moved from a lost host starts without waiting for a registry.
+//!
+//! A host's images ([`ServerState::images_for_host`]) are those of the tasks it may run: pinned
+//! to it, or unpinned and allowed there by their `hosts`/`constraints`; taken from every desired
+//! job at the version(s) it runs, and from the latest pushed version of every service, so a
+//! version that is pushed but not yet rolled out (or a service not yet `up`) is warm when it is.
+//! The server never pulls (it never talks to Docker): each connected agent is sent its set
+//! ([`keep_agent_warm`]) when it joins and whenever the set changes, and pulls in the
+//! background; `hosts prewarm HOST` ([`prewarm`]) asks the agent to pull now and waits.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::ws::Message;
+use axum::extract::{Path, State};
+use cj_agent::link::{AgentRequest, Outcome, ServerMessage};
+use cj_api::{ImagePull, PrewarmResponse};
+use cj_spec::TaskSpec;
+use tokio::sync::mpsc;
+
+use crate::api::AppState;
+use crate::error::{ApiFailure, shown};
+use crate::keys;
+use crate::state::ServerState;
+
+/// How long `hosts prewarm` waits for its pulls: images of several hundred MB take minutes.
+const PULL_TIMEOUT: Duration = Duration::from_secs(600);
+/// Changes come in bursts (an `up` publishes wave by wave, a rollout batch by batch): the set is
+/// worked out once they have settled this long.
+const SETTLE: Duration = Duration::from_millis(200);
+
+impl ServerState {
+    /// The images of every task `host` runs or may run (see the module's description). A `dev`
+    /// server's own host also runs what is pinned to hosts no agent has joined as.
+    pub fn images_for_host(&self, host: &str) -> Result<BTreeSet<String>, ApiFailure> {
+        let labels = self.hosts.labels(host);
+        let known = self.hosts.known();
+        let stands_in = self.local_host.as_deref() == Some(host);
+        let may_run = |spec: &TaskSpec| match &spec.run_on_host {
+            Some(pinned) => pinned == host || (stands_in && !known.contains(pinned)),
+            None => spec.placement.allows(host, &labels),
+        };
+        let mut images = BTreeSet::new();
+        let mut take = |spec: &TaskSpec| {
+            if let Some(image) = spec.image.as_ref().filter(|_| may_run(spec)) {
+                images.insert(image.clone());
+            }
+        };
+        for desired in self.desired_jobs(keys::DESIRED_ALL)? {
+            for task in self.desired_tasks(&desired)? {
+                take(&task.spec);
+            }
+        }
+        for (env, service) in self.all_services()? {
+            let Some(latest) = self.latest_version(&env, &service)? else {
+                continue;
+            };
+            let record = self.version(&env, &service, latest)?;
+            for task in record.spec.jobs.iter().flat_map(|job| &job.tasks) {
+                take(task);
+            }
+        }
+        Ok(images)
+    }
+}
+
+/// Sends `host`'s agent its set of images now and whenever it changes: when the desired state
+/// or placement is published, a version is stored, or a host joins or leaves (a `dev` server's
+/// own host stands in for hosts that have not joined). Runs as long as the agent's session.
+pub(crate) async fn keep_agent_warm(
+    state: Arc<ServerState>,
+    host: String,
+    outgoing: mpsc::Sender<Message>,
+) {
+    let mut assignments = state.assignments.subscribe();
+    let mut versions = state.versions_stored.subscribe();
+    let mut joined = state.links.subscribe_joined();
+    let mut last_sent: Option<BTreeSet<String>> = None;
+    loop {
+        assignments.borrow_and_update();
+        versions.borrow_and_update();
+        joined.borrow_and_update();
+        match state.images_for_host(&host) {
+            Ok(images) if last_sent.as_ref() != Some(&images) => {
+                let message = ServerMessage::Prewarm {
+                    images: images.iter().cloned().collect(),
+                };
+                let text = serde_json::to_string(&message).expect("protocol messages serialize");
+                if outgoing.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+                tracing::debug!(host, images = images.len(), "sent the images to pre-warm");
+                last_sent = Some(images);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(host, %error, "failed to work out the images to pre-warm");
+            }
+        }
+        tokio::select! {
+            changed = assignments.changed() => if changed.is_err() { return },
+            changed = versions.changed() => if changed.is_err() { return },
+            changed = joined.changed() => if changed.is_err() { return },
+        }
+        tokio::time::sleep(SETTLE).await;
+    }
+}
+
+/// `POST /v1/hosts/{name}/prewarm`: the host's agent pulls every image the host runs or may
+/// run that its engine lacks; the answer says, per image, present, pulled (how long) or failed.
+pub async fn prewarm(
+    State(state): AppState,
+    Path(host): Path<String>,
+) -> Result<Json<PrewarmResponse>, ApiFailure> {
+    if !state.hosts.known().contains(&host) {
+        return Err(ApiFailure::NotFound(format!(
+            "no host named {} has joined (see `coding-job hosts`)",
+            shown(&host)
+        )));
+    }
+    if !state.links.hosts().contains(&host) {
+        return Err(ApiFailure::Unavailable(format!(
+            "host {} has no agent connected: nothing can be pulled there now",
+            shown(&host)
+        )));
+    }
+    let images: Vec<String> = state.images_for_host(&host)?.into_iter().collect();
+    let request = AgentRequest::Pull { images };
+    let images = match state.links.ask(&host, request, PULL_TIMEOUT).await? {
+        Outcome::Ok(value) => serde_json::from_value::<Vec<ImagePull>>(value).map_err(|error| {
+            ApiFailure::BadGateway(format!(
+                "the agent of {host} answered in a form this server cannot read: {error}"
+            ))
+        })?,
+        Outcome::Failed { error, .. } => {
+            return Err(ApiFailure::BadGateway(format!(
+                "the agent of {host} could not pull: {error}"
+            )));
+        }
+    };
+    let failed = images
+        .iter()
+        .filter(|pull| !pull.outcome.is_ready())
+        .count();
+    tracing::info!(host, images = images.len(), failed, "pre-warmed");
+    Ok(Json(PrewarmResponse { host, images }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use cj_store::StoreJson;
+
+    use super::*;
+    use crate::state::DesiredJob;
+    use crate::testing::server;
+
+    fn push(state: &ServerState, yaml: &str) {
+        state
+            .push("production", "f.yaml", yaml, "alice", None)
+            .unwrap();
+    }
+
+    fn desire(state: &ServerState, service: &str, job: &str, version: u64) {
+        let desired = DesiredJob {
+            env: "production".into(),
+            service: service.into(),
+            job: job.into(),
+            version,
+            since: String::new(),
+            by: "alice".into(),
+            task_versions: BTreeMap::new(),
+            restart_generations: BTreeMap::new(),
+        };
+        state
+            .store
+            .put_json(&keys::desired("production", service, job), &desired)
+            .unwrap();
+    }
+
+    fn join(state: &ServerState, host: &str) {
+        let labels = BTreeMap::from([("slot".to_owned(), host.to_owned())]);
+        state.hosts.joined(host, None, labels);
+    }
+
+    fn images(state: &ServerState, host: &str) -> Vec<String> {
+        state.images_for_host(host).unwrap().into_iter().collect()
+    }
+
+    fn shop(version: u64) -> String {
+        format!(
+            "service: shop
+jobs:
+  - name: web
+    image: web:{version}
+    run_on_host: host-1
+  - name: api
+    image: api:{version}
+    instances: 2
+    constraints: {{ slot: host-2 }}
+  - name: worker
+    image: worker:{version}
+    instances: 1
+  - name: imageless
+    run_on_host: host-1
+"
+        )
+    }
+
+    #[tokio::test]
+    async fn a_host_warms_what_is_pinned_to_it_or_may_be_placed_there_at_the_running_and_latest_versions()
+     {
+        let (_dir, state) = server().await;
+        join(&state, "host-1");
+        join(&state, "host-2");
+        push(&state, &shop(1));
+        desire(&state, "shop", "web", 1);
+        desire(&state, "shop", "api", 1);
+        desire(&state, "shop", "imageless", 1);
+        push(&state, &shop(2));
+        // Pushed, never `up`: its latest version is what an `up` would start.
+        push(
+            &state,
+            "service: batch\njobs:\n  - name: nightly\n    image: nightly:1\n    run_on_host: host-2\n",
+        );
+        // web runs at 1 and 2 is pushed; worker runs nowhere yet, so only its latest counts.
+        assert_eq!(images(&state, "host-1"), ["web:1", "web:2", "worker:2"]);
+        assert_eq!(
+            images(&state, "host-2"),
+            ["api:1", "api:2", "nightly:1", "worker:2"]
+        );
+        // A host whose labels match no constraint takes only unrestricted tasks.
+        join(&state, "host-3");
+        assert_eq!(images(&state, "host-3"), ["worker:2"]);
+    }
+
+    #[tokio::test]
+    async fn the_dev_host_warms_what_is_pinned_to_hosts_that_never_joined() {
+        // The test server's own host is host-1.
+        let (_dir, state) = server().await;
+        join(&state, "host-1");
+        push(
+            &state,
+            "service: far\njobs:\n  - name: j\n    image: far:1\n    run_on_host: host-9\n",
+        );
+        assert_eq!(images(&state, "host-1"), ["far:1"]);
+        join(&state, "host-9");
+        assert!(images(&state, "host-1").is_empty());
+        assert_eq!(images(&state, "host-9"), ["far:1"]);
+    }
+}
