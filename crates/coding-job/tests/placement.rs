@@ -26,6 +26,15 @@ fn running(cluster: &Cluster, job: &str) -> Vec<(String, usize)> {
         .collect()
 }
 
+/// `web` with `instances` unpinned tasks and `db` pinned to `db_host`, both sleeping.
+fn shop(instances: usize, db_host: &str) -> String {
+    format!(
+        "service: shop\njobs:\n\
+         \x20 - name: web\n    image: {IMAGE}\n    instances: {instances}\n    command: [sleep, \"3600\"]\n\
+         \x20 - name: db\n    image: {IMAGE}\n    run_on_host: {db_host}\n    command: [sleep, \"3600\"]\n"
+    )
+}
+
 fn counts(pairs: &[(&str, usize)]) -> Vec<(String, usize)> {
     pairs.iter().map(|(h, n)| (h.to_string(), *n)).collect()
 }
@@ -95,11 +104,7 @@ fn unpinned_tasks_spread_follow_constraints_and_say_why_they_fit_nowhere() {
 #[test]
 fn a_drained_host_gives_its_unpinned_tasks_away_and_keeps_its_pinned_ones() {
     let cluster = Cluster::start(2);
-    let yaml = format!(
-        "service: shop\njobs:\n\
-         \x20 - name: web\n    image: {IMAGE}\n    instances: 2\n    command: [sleep, \"3600\"]\n\
-         \x20 - name: db\n    image: {IMAGE}\n    run_on_host: host-1\n    command: [sleep, \"3600\"]\n"
-    );
+    let yaml = shop(2, "host-1");
     cluster.server.push_yaml("shop.yaml", &yaml);
     cluster.server.ok(&["up", "shop"]);
     let db_before = cluster.containers("host-1", "db");
@@ -128,9 +133,7 @@ fn a_drained_host_gives_its_unpinned_tasks_away_and_keeps_its_pinned_ones() {
         running(&cluster, "web"),
         counts(&[("host-1", 0), ("host-2", 2)])
     );
-    cluster
-        .server
-        .push_yaml("shop.yaml", &yaml.replace("instances: 2", "instances: 3"));
+    cluster.server.push_yaml("shop.yaml", &shop(3, "host-1"));
     cluster.server.ok(&["rolling-update", "shop/web"]);
     cluster.server.ok(&["up", "shop"]);
     wait_for("the new web on host-1", Duration::from_secs(40), || {
@@ -151,11 +154,7 @@ fn running_ids(cluster: &Cluster, host: &str, job: &str) -> Vec<String> {
 #[test]
 fn a_lost_hosts_unpinned_tasks_run_elsewhere_its_pinned_ones_wait_and_nothing_runs_twice() {
     let mut cluster = Cluster::start_with_server_args(3, &["--host-down-after", "3s"]);
-    let yaml = format!(
-        "service: shop\njobs:\n\
-         \x20 - name: web\n    image: {IMAGE}\n    instances: 3\n    command: [sleep, \"3600\"]\n\
-         \x20 - name: db\n    image: {IMAGE}\n    run_on_host: host-1\n    command: [sleep, \"3600\"]\n"
-    );
+    let yaml = shop(3, "host-1");
     cluster.server.push_yaml("shop.yaml", &yaml);
     cluster.server.ok(&["up", "shop"]);
     let db_before = cluster.containers("host-1", "db");
@@ -212,11 +211,7 @@ fn a_lost_hosts_unpinned_tasks_run_elsewhere_its_pinned_ones_wait_and_nothing_ru
 #[test]
 fn a_host_cut_off_longer_than_host_down_after_converges_after_the_heal() {
     let cluster = Cluster::start_with_server_args(2, &["--host-down-after", "2s"]);
-    let yaml = format!(
-        "service: shop\njobs:\n\
-         \x20 - name: web\n    image: {IMAGE}\n    instances: 2\n    command: [sleep, \"3600\"]\n\
-         \x20 - name: db\n    image: {IMAGE}\n    run_on_host: host-2\n    command: [sleep, \"3600\"]\n"
-    );
+    let yaml = shop(2, "host-2");
     cluster.server.push_yaml("shop.yaml", &yaml);
     cluster.server.ok(&["up", "shop"]);
     let db_before = cluster.containers("host-2", "db");
