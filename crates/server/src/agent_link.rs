@@ -467,7 +467,7 @@ async fn write_to_agent(
     mut sink: SplitSink<WebSocket, Message>,
     mut frames: mpsc::Receiver<Message>,
 ) {
-    let mut assignments = state.assignments.subscribe();
+    let mut assignments = state.scheduler.subscribe();
     let mut joined = state.links.joined.subscribe();
     let mut generation = 0;
     let mut last_sent: Option<Vec<Assignment>> = None;

@@ -128,13 +128,7 @@ pub fn user(headers: &HeaderMap) -> String {
 }
 
 async fn info(State(state): AppState) -> Result<Json<ServerInfo>, ApiFailure> {
-    let hosts = state
-        .observed
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .keys()
-        .cloned()
-        .collect();
+    let hosts = state.observed.hosts();
     Ok(Json(ServerInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         cluster: state.cluster.clone(),
@@ -171,7 +165,7 @@ async fn services(
     let mut latest = Vec::new();
     for service in state.service_names(scope.env())? {
         if let Some(version) = state.latest_version(scope.env(), &service)? {
-            latest.push(state.version(scope.env(), &service, version)?.info());
+            latest.push(state.versions.get(scope.env(), &service, version)?.info());
         }
     }
     Ok(Json(latest))
@@ -344,7 +338,7 @@ async fn inspect(
     ApiQuery(scope): ApiQuery<Scope>,
 ) -> Result<Json<InspectResponse>, ApiFailure> {
     let (key, task, hash) = one_task(&state, scope.env(), scope.target()?)?;
-    let containers = state.containers_of(&key);
+    let containers = state.observed.containers_of(&key);
     let (host, current) = current_container(&containers, hash.as_deref()).ok_or_else(|| {
         ApiFailure::NotFound(format!(
             "task {key} has no container (state: {})",
@@ -394,7 +388,7 @@ async fn logs(
                 })?
         }
         None => {
-            let containers = state.containers_of(&key);
+            let containers = state.observed.containers_of(&key);
             current_container(&containers, hash.as_deref())
                 .map(|(host, c)| (host.clone(), c.id.clone()))
                 .ok_or_else(|| {

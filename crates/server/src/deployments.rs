@@ -1,10 +1,13 @@
 //! Deployments: durable records of moving jobs between versions, and how each kind is planned.
-//! `rollout` carries them out.
+//! `rollout` carries them out; [`DeploymentSignals`] carries their progress to followers and
+//! operators' decisions to the runner.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cj_api::{Batch, BatchState, Deployment, DeploymentKind, DeploymentStatus, JobRollout};
+use cj_api::{
+    Batch, BatchState, Deployment, DeploymentKind, DeploymentStatus, JobRollout, OperationEvent,
+};
 use cj_spec::{ChangeKind, ServiceSpec, TaskChange, TaskSpec, UpdatePolicy};
 use cj_store::{Compare, Op, StoreJson, TxnOutcome};
 
@@ -13,6 +16,62 @@ use crate::keys;
 use crate::resolve::Resolved;
 use crate::state::{DesiredJob, ServerState, now_rfc3339};
 use crate::versions::to_json;
+use tokio::sync::{Notify, broadcast, mpsc};
+
+/// What passes between running deployments and the requests about them, in memory only (the
+/// records in the store are what counts).
+pub struct DeploymentSignals {
+    /// Every deployment's progress, with its id, for clients following one.
+    events: broadcast::Sender<(String, OperationEvent)>,
+    /// Woken when a deployment is promoted or aborted.
+    decided: Notify,
+}
+
+impl Default for DeploymentSignals {
+    fn default() -> Self {
+        let (events, _) = broadcast::channel(4096);
+        DeploymentSignals {
+            events,
+            decided: Notify::new(),
+        }
+    }
+}
+
+impl DeploymentSignals {
+    /// Every deployment's progress from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<(String, OperationEvent)> {
+        self.events.subscribe()
+    }
+
+    pub fn publish(&self, id: &str, event: OperationEvent) {
+        let _ = self.events.send((id.to_owned(), event));
+    }
+
+    /// Publishes everything `progress` carries as deployment `id`'s, until it closes.
+    pub fn forward(
+        &self,
+        id: String,
+        mut progress: mpsc::Receiver<OperationEvent>,
+    ) -> tokio::task::JoinHandle<()> {
+        let sender = self.events.clone();
+        tokio::spawn(async move {
+            while let Some(event) = progress.recv().await {
+                let _ = sender.send((id.clone(), event));
+            }
+        })
+    }
+
+    /// A deployment was promoted or aborted: runners waiting for one look again.
+    pub fn decided(&self) {
+        self.decided.notify_waiters();
+    }
+
+    /// Completes at the next [`DeploymentSignals::decided`]; create it before checking the
+    /// store, so no decision is missed.
+    pub fn next_decision(&self) -> tokio::sync::futures::Notified<'_> {
+        self.decided.notified()
+    }
+}
 
 impl ServerState {
     /// The newest `limit` deployments of an environment, newest first.
@@ -163,7 +222,9 @@ impl ServerState {
         to_version: u64,
         user: &str,
     ) -> Result<Deployment, ApiFailure> {
-        let target = self.version(&resolved.env, &resolved.service, to_version)?;
+        let target = self
+            .versions
+            .get(&resolved.env, &resolved.service, to_version)?;
         self.plan_deployment_to(resolved, kind, &target.spec, to_version, user)
     }
 
@@ -202,7 +263,7 @@ impl ServerState {
                 .map(|task| (task.spec.name.clone(), task.spec))
                 .collect();
             let (to_version, wanted, policy) = if kind == DeploymentKind::Reload {
-                let record = self.version(env, service, desired.version)?;
+                let record = self.versions.get(env, service, desired.version)?;
                 let policy = record
                     .spec
                     .job(&job)

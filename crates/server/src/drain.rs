@@ -3,8 +3,6 @@
 //! its unpinned tasks are placed on other hosts at once; pinned tasks stay, since their config
 //! names the host. Undraining moves nothing back: the host simply takes new tasks again.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use cj_api::{DrainResponse, MovedTask, TaskFailure};
@@ -15,7 +13,8 @@ use crate::auth::Identity;
 use crate::error::{ApiFailure, shown};
 use crate::hosts::Drain;
 use crate::keys;
-use crate::state::{ServerState, lock, now_rfc3339};
+use crate::publish::Placed;
+use crate::state::{ServerState, now_rfc3339};
 
 /// `POST /v1/hosts/{name}/drain`.
 pub async fn drain(
@@ -24,7 +23,7 @@ pub async fn drain(
     Path(host): Path<String>,
 ) -> Result<Json<DrainResponse>, ApiFailure> {
     state.check_known_host(&host)?;
-    let before = state.placed_on(&host);
+    let before = state.scheduler.placed_on(&host);
     let drain = Drain {
         by: caller.name.clone(),
         since: now_rfc3339(),
@@ -33,23 +32,20 @@ pub async fn drain(
     state.hosts.set_draining(&host, Some(drain));
     tracing::info!(host, by = caller.name, "draining");
     state.publish_assignments().await?;
-    let placements = lock(&state.placements);
     let mut moved = Vec::new();
     let mut unplaced = Vec::new();
-    for task in before.keys() {
-        match (placements.placed.get(task), placements.unplaced.get(task)) {
-            (Some(to), _) => moved.push(MovedTask {
+    for (task, placed) in state.scheduler.placed(before.keys()) {
+        match placed {
+            Placed::On(to) => moved.push(MovedTask {
                 task: task.to_string(),
-                to: to.clone(),
+                to,
             }),
-            (None, Some(reason)) => unplaced.push(TaskFailure {
+            Placed::Nowhere(reason) => unplaced.push(TaskFailure {
                 task: task.to_string(),
-                reason: reason.clone(),
+                reason,
             }),
-            (None, None) => {}
         }
     }
-    drop(placements);
     Ok(Json(DrainResponse {
         host: host.clone(),
         draining: true,
@@ -91,21 +87,10 @@ impl ServerState {
         }
     }
 
-    /// The unpinned tasks placed on `host` now.
-    fn placed_on(&self, host: &str) -> BTreeMap<cj_agent::TaskKey, String> {
-        lock(&self.placements)
-            .placed
-            .iter()
-            .filter(|(_, placed)| *placed == host)
-            .map(|(task, placed)| (task.clone(), placed.clone()))
-            .collect()
-    }
-
     /// The tasks whose config pins them to `host`, as published.
     fn pinned_to(&self, host: &str) -> Vec<String> {
-        self.assignments
-            .borrow()
-            .as_ref()
+        self.scheduler
+            .current()
             .map(|published| {
                 published
                     .all

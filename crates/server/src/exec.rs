@@ -205,7 +205,7 @@ fn running_container(
     hash: Option<String>,
     wanted: Option<String>,
 ) -> Result<(String, String), ApiFailure> {
-    let containers = state.containers_of(key);
+    let containers = state.observed.containers_of(key);
     let (host, container) = match &wanted {
         Some(wanted) => containers
             .iter()

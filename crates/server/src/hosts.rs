@@ -256,13 +256,10 @@ impl ServerState {
     /// Every host the server knows: connected, reported before, or named by a task's config.
     pub fn host_infos(&self, with_history: bool) -> Vec<HostInfo> {
         let connected = self.links.hosts();
-        let observed = self
-            .observed
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let live = self.observed.live_per_host();
         let mut names: BTreeSet<String> = connected.iter().cloned().collect();
-        names.extend(observed.keys().cloned());
-        if let Some(published) = self.assignments.borrow().as_ref() {
+        names.extend(live.keys().cloned());
+        if let Some(published) = self.scheduler.current() {
             names.extend(published.all.iter().map(|a| a.declared_host.clone()));
         }
         names.remove("");
@@ -271,10 +268,7 @@ impl ServerState {
             .into_iter()
             .map(|name| {
                 let record = records.get(&name);
-                let tasks = observed
-                    .get(&name)
-                    .map(|containers| containers.iter().filter(|c| c.is_live()).count())
-                    .unwrap_or(0);
+                let tasks = live.get(&name).copied().unwrap_or(0);
                 let draining = record.is_some_and(|r| r.draining.is_some());
                 HostInfo {
                     state: match (connected.contains(&name), draining) {

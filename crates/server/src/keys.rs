@@ -29,6 +29,8 @@ pub const CLUSTER_ID: &str = "cluster/id";
 /// Set once every version has its summary under `infos/` (older stores are given them at start).
 pub const VERSION_INFOS_WRITTEN: &str = "cluster/version-infos-written";
 
+pub const SERVICES_ALL: &str = "services/";
+
 pub fn services(env: &str) -> String {
     format!("services/{env}/")
 }

@@ -24,6 +24,7 @@ mod history;
 mod hosts;
 mod keys;
 pub mod notify;
+mod observed;
 mod operations;
 mod placement;
 mod prewarm;

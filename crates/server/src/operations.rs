@@ -71,7 +71,7 @@ impl ServerState {
             let version = desired
                 .map(|d| d.version)
                 .unwrap_or(resolved.latest.version);
-            let record = self.version(env, &resolved.service, version)?;
+            let record = self.versions.get(env, &resolved.service, version)?;
             let job_spec = record.spec.job(job).ok_or_else(|| {
                 ApiFailure::Conflict(format!(
                     "job {job} is running at version {version}, which no longer has it"
@@ -181,7 +181,7 @@ impl ServerState {
         events: &mpsc::Sender<OperationEvent>,
         summary: &mut OperationSummary,
     ) -> Result<(), ApiFailure> {
-        let generation_at_start = *self.changed.borrow();
+        let generation_at_start = self.observed.generation();
         let mut tasks: WaveTasks = Vec::new();
         for job in wave {
             let desired_key = keys::desired(&plan.env, &plan.service, job);
@@ -206,6 +206,7 @@ impl ServerState {
             for task in self.desired_tasks(&desired)? {
                 let config_hash = task.config_hash();
                 let running = self
+                    .observed
                     .containers_of(&task.key)
                     .iter()
                     .any(|(_, c)| c.is_live() && c.config_hash == config_hash);
@@ -235,23 +236,17 @@ impl ServerState {
         events: &mpsc::Sender<OperationEvent>,
         summary: &mut OperationSummary,
     ) -> Result<(), ApiFailure> {
-        let generation_at_start = *self.changed.borrow();
+        let generation_at_start = self.observed.generation();
         let mut tasks: WaveTasks = Vec::new();
-        {
-            let observed = self
-                .observed
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let keys: BTreeSet<TaskKey> = observed
-                .values()
-                .flatten()
-                .map(|c| c.key.clone())
-                .filter(|key| {
-                    key.env == plan.env && key.service == plan.service && wave.contains(&key.job)
-                })
-                .collect();
-            tasks.extend(keys.into_iter().map(|key| (key, Goal::Gone)));
-        }
+        let keys: BTreeSet<TaskKey> = self
+            .observed
+            .task_keys()
+            .into_iter()
+            .filter(|key| {
+                key.env == plan.env && key.service == plan.service && wave.contains(&key.job)
+            })
+            .collect();
+        tasks.extend(keys.into_iter().map(|key| (key, Goal::Gone)));
         for job in wave {
             self.store
                 .delete(&keys::desired(&plan.env, &plan.service, job))?;
@@ -276,7 +271,7 @@ impl ServerState {
         summary: &mut OperationSummary,
     ) -> Result<(), ApiFailure> {
         // Subscribed before publishing, so no progress of this wave is missed.
-        let progress = self.progress.subscribe();
+        let progress = self.observed.subscribe_progress();
         self.publish_assignments().await?;
         let failures = self
             .wait_for_tasks(

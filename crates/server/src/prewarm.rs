@@ -58,7 +58,7 @@ impl ServerState {
             let Some(latest) = self.latest_version(&env, &service)? else {
                 continue;
             };
-            let record = self.version(&env, &service, latest)?;
+            let record = self.versions.get(&env, &service, latest)?;
             for task in record.spec.jobs.iter().flat_map(|job| &job.tasks) {
                 take(task);
             }
@@ -75,8 +75,8 @@ pub(crate) async fn keep_agent_warm(
     host: String,
     outgoing: mpsc::Sender<Message>,
 ) {
-    let mut assignments = state.assignments.subscribe();
-    let mut versions = state.versions_stored.subscribe();
+    let mut assignments = state.scheduler.subscribe();
+    let mut versions = state.versions.subscribe_stored();
     let mut joined = state.links.subscribe_joined();
     let mut last_sent: Option<BTreeSet<String>> = None;
     loop {

@@ -2,10 +2,11 @@
 //! config pins it to, or the one `placement` chose, stored so a restart moves nothing), and
 //! the result is published for the agents' links. Republished whenever the desired state
 //! changes, an agent comes or goes, a host has been down for `--host-down-after`, or a drain
-//! starts or ends ([`run_placement_loop`]).
+//! starts or ends ([`run_placement_loop`]). [`Scheduler`] holds what was last published.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use cj_agent::{Assignment, TaskKey};
 use cj_api::HistoryEvent;
@@ -14,26 +15,123 @@ use cj_store::StoreJson;
 use crate::error::ApiFailure;
 use crate::keys;
 use crate::placement::{self, Demand, StoredPlacement};
-use crate::state::{DesiredTask, Published, ServerState, lock, now_rfc3339};
+use crate::state::{DesiredTask, ServerState, lock, now_rfc3339};
+use tokio::sync::watch;
+
+/// Every host's assignments as last published (`None` until the desired state is loaded).
+pub type Assignments = Option<Arc<Published>>;
+
+pub struct Published {
+    /// When they were published (Unix time in microseconds), so an agent can tell how long
+    /// they took to reach it.
+    pub at_unix_micros: i64,
+    pub all: Vec<Assignment>,
+}
 
 /// Where each unpinned task is, or why it is nowhere, as last published.
 #[derive(Debug, Default)]
-pub struct PlacementState {
-    pub placed: BTreeMap<TaskKey, String>,
-    pub unplaced: BTreeMap<TaskKey, String>,
+struct PlacementState {
+    placed: BTreeMap<TaskKey, String>,
+    unplaced: BTreeMap<TaskKey, String>,
+}
+
+/// Where a task stands after a publish.
+pub enum Placed {
+    On(String),
+    /// It fits nowhere, for this reason.
+    Nowhere(String),
+}
+
+/// The published side of the desired state: every host's assignments and where each task was
+/// placed. Only [`ServerState::publish_assignments`] changes them, one publish at a time.
+pub struct Scheduler {
+    /// The agents' links and pre-warm tasks watch it.
+    assignments: watch::Sender<Assignments>,
+    /// Serialises recomputing and publishing assignments.
+    publish_lock: tokio::sync::Mutex<()>,
+    /// Where each unpinned task was placed, or why it could not be, as last published.
+    placements: Mutex<PlacementState>,
+    /// How long a host may be down before its unpinned tasks are placed elsewhere.
+    host_down_after: Duration,
+}
+
+impl Scheduler {
+    pub fn new(host_down_after: Duration) -> Self {
+        let (assignments, _) = watch::channel(None);
+        Scheduler {
+            assignments,
+            publish_lock: tokio::sync::Mutex::new(()),
+            placements: Mutex::default(),
+            host_down_after,
+        }
+    }
+
+    /// The assignments as last published.
+    pub fn current(&self) -> Assignments {
+        self.assignments.borrow().clone()
+    }
+
+    /// Changes on every publish.
+    pub fn subscribe(&self) -> watch::Receiver<Assignments> {
+        self.assignments.subscribe()
+    }
+
+    /// The host a task runs on: its pinned host, or where it was placed.
+    pub fn host_of(&self, key: &TaskKey, spec: &cj_spec::TaskSpec) -> Option<String> {
+        spec.run_on_host
+            .clone()
+            .or_else(|| lock(&self.placements).placed.get(key).cloned())
+    }
+
+    /// Why a task has no host, if it has none.
+    pub fn unplaced_reason(&self, key: &TaskKey) -> Option<String> {
+        lock(&self.placements).unplaced.get(key).cloned()
+    }
+
+    /// The unpinned tasks placed on `host` now.
+    pub fn placed_on(&self, host: &str) -> BTreeMap<TaskKey, String> {
+        lock(&self.placements)
+            .placed
+            .iter()
+            .filter(|(_, placed)| *placed == host)
+            .map(|(task, placed)| (task.clone(), placed.clone()))
+            .collect()
+    }
+
+    /// Where each of `tasks` stands now, as one reading (tasks no longer desired are left out).
+    pub fn placed<'a>(
+        &self,
+        tasks: impl IntoIterator<Item = &'a TaskKey>,
+    ) -> Vec<(&'a TaskKey, Placed)> {
+        let placements = lock(&self.placements);
+        tasks
+            .into_iter()
+            .filter_map(
+                |task| match (placements.placed.get(task), placements.unplaced.get(task)) {
+                    (Some(to), _) => Some((task, Placed::On(to.clone()))),
+                    (None, Some(reason)) => Some((task, Placed::Nowhere(reason.clone()))),
+                    (None, None) => None,
+                },
+            )
+            .collect()
+    }
+
+    pub fn host_down_after(&self) -> Duration {
+        self.host_down_after
+    }
 }
 
 impl ServerState {
     /// Recomputes every host's assignments from the desired state and hands them to the agents.
     pub async fn publish_assignments(&self) -> Result<(), ApiFailure> {
-        let _publishing = self.publish_lock.lock().await;
+        let _publishing = self.scheduler.publish_lock.lock().await;
         let mut tasks: Vec<DesiredTask> = Vec::new();
         for desired in self.desired_jobs(keys::DESIRED_ALL)? {
             tasks.extend(self.desired_tasks(&desired)?);
         }
         let stored = self.stored_placements()?;
         let connected = self.links.hosts();
-        let views = self.hosts.views(&connected, self.host_down_after);
+        let views = self.hosts.views(&connected, self.scheduler.host_down_after);
         let demands: Vec<Demand> = tasks
             .iter()
             .map(|task| Demand {
@@ -62,27 +160,18 @@ impl ServerState {
             assignment.start_first = assignment.spec.port == 0;
             assignments.push(assignment);
         }
-        *lock(&self.placements) = PlacementState {
+        *lock(&self.scheduler.placements) = PlacementState {
             placed: decisions.placed,
             unplaced: decisions.unplaced,
         };
-        self.assignments.send_replace(Some(Arc::new(Published {
-            at_unix_micros: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64,
-            all: assignments,
-        })));
+        self.scheduler
+            .assignments
+            .send_replace(Some(Arc::new(Published {
+                at_unix_micros: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000)
+                    as i64,
+                all: assignments,
+            })));
         Ok(())
-    }
-
-    /// The host a task runs on: its pinned host, or where it was placed.
-    pub fn host_of(&self, key: &TaskKey, spec: &cj_spec::TaskSpec) -> Option<String> {
-        spec.run_on_host
-            .clone()
-            .or_else(|| lock(&self.placements).placed.get(key).cloned())
-    }
-
-    /// Why a task has no host, if it has none.
-    pub fn unplaced_reason(&self, key: &TaskKey) -> Option<String> {
-        lock(&self.placements).unplaced.get(key).cloned()
     }
 
     fn stored_placements(&self) -> Result<HashMap<TaskKey, StoredPlacement>, ApiFailure> {
@@ -151,7 +240,9 @@ pub async fn run_placement_loop(state: Arc<ServerState>) {
     let mut joined = state.links.subscribe_joined();
     loop {
         let connected = state.links.hosts();
-        let next_loss = state.hosts.next_loss(&connected, state.host_down_after);
+        let next_loss = state
+            .hosts
+            .next_loss(&connected, state.scheduler.host_down_after());
         let lost = async {
             match next_loss {
                 Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,

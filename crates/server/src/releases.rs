@@ -60,7 +60,9 @@ pub async fn rollback(
             )));
         }
     };
-    let record = state.version(&resolved.env, &resolved.service, to_version)?;
+    let record = state
+        .versions
+        .get(&resolved.env, &resolved.service, to_version)?;
     if record.spec.job(job).is_none() {
         return Err(ApiFailure::BadRequest(format!(
             "version {to_version} of {} has no job {job}",
@@ -127,7 +129,7 @@ pub async fn update(
         &user,
     )?;
     let mut stored_version = None;
-    let events = state.deployment_events.subscribe();
+    let events = state.deployment_signals.subscribe();
     state.create_deployment(&mut deployment, |deployment| {
         let next = state.next_version(&resolved.env, &latest.file, &source, &spec, &user)?;
         for job in &mut deployment.jobs {
@@ -277,7 +279,7 @@ fn start(
     mut deployment: Deployment,
     follow: bool,
 ) -> Result<Response, ApiFailure> {
-    let events = state.deployment_events.subscribe();
+    let events = state.deployment_signals.subscribe();
     state.create_deployment(&mut deployment, |_| Ok((Vec::new(), Vec::new())))?;
     state.start_deployment(&deployment);
     Ok(answer(deployment, events, follow))
@@ -372,7 +374,7 @@ fn gate(
                 resolved.service
             ))
         })?;
-    let events = state.deployment_events.subscribe();
+    let events = state.deployment_signals.subscribe();
     // Compare-and-swap: the runner may be recording a step at the same moment.
     let (deployment, ()) = state.update_deployment(&active, |stored| {
         if !stored.status.is_active() {
@@ -395,7 +397,7 @@ fn gate(
         }
         Ok(())
     })?;
-    state.deployment_signal.notify_waiters();
+    state.deployment_signals.decided();
     Ok(answer(deployment, events, request.follow))
 }
 
@@ -438,7 +440,7 @@ pub async fn diff(
     let env = &request.env;
     let revision = state.service_revision(env, &spec.service)?;
     let latest = match state.latest_version(env, &spec.service)? {
-        Some(version) => Some(state.version(env, &spec.service, version)?),
+        Some(version) => Some(state.versions.get(env, &spec.service, version)?),
         None => None,
     };
     let mut changes = Vec::new();
@@ -511,8 +513,8 @@ pub async fn version_diff(
 ) -> Result<Json<VersionDiff>, ApiFailure> {
     let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
     let resolved = state.resolve(env, &query.target)?;
-    let from = state.version(env, &resolved.service, query.from)?;
-    let to = state.version(env, &resolved.service, query.to)?;
+    let from = state.versions.get(env, &resolved.service, query.from)?;
+    let to = state.versions.get(env, &resolved.service, query.to)?;
     Ok(Json(VersionDiff {
         service: resolved.service,
         from: from.info(),

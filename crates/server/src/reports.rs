@@ -6,7 +6,8 @@ use cj_api::{ContainerRecord, HistoryEvent};
 use cj_store::StoreJson;
 
 use crate::keys;
-use crate::state::{ProgressKind, ServerState, TaskProgress, lock};
+use crate::observed::ProgressKind;
+use crate::state::ServerState;
 
 impl ServerState {
     pub fn take_report(&self, report: AgentReport) {
@@ -20,27 +21,16 @@ impl ServerState {
                 .hosts
                 .record_stats(&host, engine_version, host_stats, containers),
             AgentReport::Snapshot { host, containers } => {
-                self.observed
-                    .write()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .insert(host, containers);
+                self.observed.replace(host, containers);
             }
             AgentReport::Phase {
                 key,
                 config_hash,
                 phase,
                 ..
-            } => {
-                let generation = *self.changed.borrow() + 1;
-                let progress = TaskProgress {
-                    generation,
-                    key: key.clone(),
-                    config_hash,
-                    kind: ProgressKind::Phase(phase),
-                };
-                lock(&self.last_progress).insert(key, progress.clone());
-                let _ = self.progress.send(progress);
-            }
+            } => self
+                .observed
+                .record_progress(key, config_hash, ProgressKind::Phase(phase)),
             AgentReport::Health {
                 host,
                 key,
@@ -64,14 +54,11 @@ impl ServerState {
                             at: crate::state::now_rfc3339(),
                         });
                 }
-                let generation = *self.changed.borrow() + 1;
-                let kind = ProgressKind::Health(health, detail);
-                let _ = self.progress.send(TaskProgress {
-                    generation,
+                self.observed.record_progress(
                     key,
                     config_hash,
-                    kind,
-                });
+                    ProgressKind::Health(health, detail),
+                );
             }
             AgentReport::Container { event, .. } => {
                 if let Err(error) = self.record_container_event(&event) {
@@ -79,7 +66,7 @@ impl ServerState {
                 }
             }
         }
-        self.changed.send_modify(|generation| *generation += 1);
+        self.observed.bump();
     }
 
     /// Health changes go into the job's history beside the container's life events.

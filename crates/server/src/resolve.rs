@@ -121,7 +121,7 @@ impl ServerState {
         service: &str,
     ) -> Result<Option<Arc<VersionRecord>>, ApiFailure> {
         match self.latest_version(env, service)? {
-            Some(version) => Ok(Some(self.version(env, service, version)?)),
+            Some(version) => Ok(Some(self.versions.get(env, service, version)?)),
             None => Ok(None),
         }
     }

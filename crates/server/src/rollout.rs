@@ -39,15 +39,10 @@ impl ServerState {
             }
         };
         // Task progress of this deployment goes to whoever follows it.
-        let (events, mut progress) = mpsc::channel::<OperationEvent>(256);
-        let forward = {
-            let (sender, id) = (self.deployment_events.clone(), deployment.id.clone());
-            tokio::spawn(async move {
-                while let Some(event) = progress.recv().await {
-                    let _ = sender.send((id.clone(), event));
-                }
-            })
-        };
+        let (events, progress) = mpsc::channel::<OperationEvent>(256);
+        let forward = self
+            .deployment_signals
+            .forward(deployment.id.clone(), progress);
         self.emit(
             &deployment,
             OperationEvent::Deployment {
@@ -174,8 +169,8 @@ impl ServerState {
             },
         );
 
-        let since = *self.changed.borrow();
-        let progress = self.progress.subscribe();
+        let since = self.observed.generation();
+        let progress = self.observed.subscribe_progress();
         let goals = match deployment.kind {
             DeploymentKind::Reload => {
                 self.bump_restart_generations(deployment, job_index, &tasks)
@@ -210,7 +205,7 @@ impl ServerState {
         min_healthy: Duration,
     ) -> Result<(), Stop> {
         let until = cj_agent::later(tokio::time::Instant::now(), min_healthy);
-        let mut changed = self.changed.subscribe();
+        let mut changed = self.observed.subscribe_changed();
         loop {
             if let Some((key, _)) = goals.iter().find(|(key, goal)| !self.is_ready(key, goal)) {
                 let reason = format!("{key} stopped being healthy within min_healthy_time");
@@ -225,9 +220,9 @@ impl ServerState {
 
     fn is_ready(&self, key: &cj_agent::TaskKey, goal: &Goal) -> bool {
         let Goal::Ready { config_hash } = goal else {
-            return self.containers_of(key).is_empty();
+            return self.observed.containers_of(key).is_empty();
         };
-        self.containers_of(key).iter().any(|(_, c)| {
+        self.observed.containers_of(key).iter().any(|(_, c)| {
             c.is_live()
                 && c.config_hash == *config_hash
                 && matches!(c.health, None | Some(cj_agent::Health::Healthy))
@@ -250,7 +245,7 @@ impl ServerState {
             },
         );
         loop {
-            let signalled = self.deployment_signal.notified();
+            let signalled = self.deployment_signals.next_decision();
             let stored = self.load_deployment(deployment).map_err(failed)?;
             if stored.abort_requested {
                 return Err(Stop::Aborted);
@@ -292,8 +287,8 @@ impl ServerState {
     ) -> Result<(), Stop> {
         let job = &deployment.jobs[job_index];
         let key = keys::desired(&deployment.env, &deployment.service, &job.job);
-        let since = *self.changed.borrow();
-        let progress = self.progress.subscribe();
+        let since = self.observed.generation();
+        let progress = self.observed.subscribe_progress();
         if let Some(mut desired) = self
             .store
             .get_json::<DesiredJob>(&key)
@@ -405,8 +400,8 @@ impl ServerState {
         events: &mpsc::Sender<OperationEvent>,
     ) -> Result<(), String> {
         let mut goals = Vec::new();
-        let since = *self.changed.borrow();
-        let progress = self.progress.subscribe();
+        let since = self.observed.generation();
+        let progress = self.observed.subscribe_progress();
         let mut deadline = Duration::ZERO;
         for job in &deployment.jobs[..=last_job] {
             let key = keys::desired(&deployment.env, &deployment.service, &job.job);
@@ -563,7 +558,7 @@ impl ServerState {
     }
 
     fn emit(&self, deployment: &Deployment, event: OperationEvent) {
-        let _ = self.deployment_events.send((deployment.id.clone(), event));
+        self.deployment_signals.publish(&deployment.id, event);
     }
 
     fn announce_end(&self, deployment: &Deployment) {

@@ -1,20 +1,21 @@
-//! What the server holds: the store (desired state, versions, history), what agents last
-//! reported (observed state, kept in memory and rebuilt from their next reports after a restart),
-//! and the channels that carry assignments out and progress to waiting operations.
+//! What the server holds ([`ServerState`]) and the desired state as stored: which job runs at
+//! which version ([`DesiredJob`]) and the tasks that asks for ([`DesiredTask`]). The other
+//! concerns have their own types: `observed`, `versions::Versions`, `publish::Scheduler`,
+//! `deployments::DeploymentSignals`, `hosts`, `agent_link`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
-use cj_agent::{Assignment, Health, ObservedContainer, Phase, TaskKey, effective_hash};
+use cj_agent::{TaskKey, effective_hash};
 use cj_spec::{OnFailure, TaskSpec};
 use cj_store::{Store, StoreJson};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, watch};
 
+use crate::deployments::DeploymentSignals;
 use crate::error::ApiFailure;
-use crate::keys;
-use crate::version_cache::VersionCache;
-use crate::versions::VersionRecord;
+use crate::observed::Observed;
+use crate::publish::Scheduler;
+use crate::versions::Versions;
 
 /// `desired/ENV/SERVICE/JOB`: the job should run at `version`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,33 +52,9 @@ impl DesiredTask {
     }
 }
 
-/// A task's progress as an agent reported it.
-#[derive(Debug, Clone)]
-pub struct TaskProgress {
-    /// The report generation it arrived in, so an operation ignores what came before it.
-    pub generation: u64,
-    pub key: TaskKey,
-    pub config_hash: String,
-    pub kind: ProgressKind,
-}
-
-#[derive(Debug, Clone)]
-pub enum ProgressKind {
-    Phase(Phase),
-    /// A check's verdict on the task's container, with what the probe saw.
-    Health(Health, String),
-}
-
-/// Every host's assignments as last published (`None` until the desired state is loaded).
-pub type Assignments = Option<Arc<Published>>;
-
-pub struct Published {
-    /// When they were published (Unix time in microseconds), so an agent can tell how long
-    /// they took to reach it.
-    pub at_unix_micros: i64,
-    pub all: Vec<Assignment>,
-}
-
+/// The server: the store and one part per concern, each with its own small API. The store holds
+/// what must survive a restart (desired state, versions, deployments, history, tokens); every
+/// other part is in memory and rebuilt from the store and the agents' reports.
 pub struct ServerState {
     pub store: Arc<dyn Store>,
     /// Labels this installation's containers, so agents touch nothing else.
@@ -90,34 +67,18 @@ pub struct ServerState {
     pub links: crate::agent_link::AgentLinks,
     /// Each host's heartbeat, engine version and resource use.
     pub hosts: crate::hosts::Hosts,
-    /// Each host's containers, as its agent last reported them.
-    pub observed: RwLock<HashMap<String, Vec<ObservedContainer>>>,
-    /// Each task's last reported phase (not health), with the config hash it was about.
-    pub last_progress: Mutex<HashMap<TaskKey, TaskProgress>>,
-    /// Every phase and health report, for operations that show progress.
-    pub progress: broadcast::Sender<TaskProgress>,
-    /// Bumped after every agent report, so waiters re-check their condition.
-    pub changed: watch::Sender<u64>,
-    pub assignments: watch::Sender<Assignments>,
-    /// Bumped after every new version (a push or an `update`), so agents pre-warm the images
-    /// it names before it is rolled out (see `prewarm`).
-    pub versions_stored: watch::Sender<u64>,
-    /// Serialises recomputing and publishing assignments.
-    pub(crate) publish_lock: tokio::sync::Mutex<()>,
-    /// Where each unpinned task was placed, or why it could not be, as last published.
-    pub(crate) placements: Mutex<crate::publish::PlacementState>,
-    /// How long a host may be down before its unpinned tasks are placed elsewhere.
-    pub host_down_after: std::time::Duration,
+    /// What the agents last reported: containers, progress, a report generation.
+    pub observed: Observed,
+    /// Stored versions, parsed and cached, and the news of new ones.
+    pub versions: Versions,
+    /// Every host's assignments and each task's placement, as last published.
+    pub scheduler: Scheduler,
+    /// Running deployments' progress for followers, and promote/abort for their runners.
+    pub deployment_signals: DeploymentSignals,
     /// Webhooks for pushes, rollouts and unhealthy tasks.
     pub notifier: crate::notify::Notifier,
     /// Registry access for `update` (tags of a job's image).
     pub registry: cj_registry::RegistryClient,
-    /// Every deployment's progress, for clients following one.
-    pub deployment_events: broadcast::Sender<(String, cj_api::OperationEvent)>,
-    /// Woken when a deployment is promoted or aborted.
-    pub deployment_signal: tokio::sync::Notify,
-    /// Versions are immutable, so parsed ones are kept (within a memory budget).
-    version_cache: VersionCache,
 }
 
 impl ServerState {
@@ -128,56 +89,19 @@ impl ServerState {
         config: crate::config::ServerConfig,
         host_down_after: std::time::Duration,
     ) -> Arc<Self> {
-        let (deployment_events, _) = broadcast::channel(4096);
-        let (progress, _) = broadcast::channel(4096);
-        let (changed, _) = watch::channel(0);
-        let (assignments, _) = watch::channel(None);
-        let (versions_stored, _) = watch::channel(0);
         Arc::new(ServerState {
+            versions: Versions::new(store.clone()),
             store,
             cluster,
             local_host,
             links: crate::agent_link::AgentLinks::default(),
             hosts: crate::hosts::Hosts::default(),
-            observed: RwLock::default(),
-            last_progress: Mutex::default(),
-            progress,
-            changed,
-            assignments,
-            versions_stored,
-            publish_lock: tokio::sync::Mutex::new(()),
-            placements: Mutex::default(),
-            host_down_after,
+            observed: Observed::default(),
+            scheduler: Scheduler::new(host_down_after),
+            deployment_signals: DeploymentSignals::default(),
             notifier: crate::notify::Notifier::new(config.notify),
             registry: cj_registry::RegistryClient::new(config.registries),
-            deployment_events,
-            deployment_signal: tokio::sync::Notify::new(),
-            version_cache: VersionCache::new(VersionCache::DEFAULT_BUDGET_BYTES),
         })
-    }
-
-    pub fn version(
-        &self,
-        env: &str,
-        service: &str,
-        version: u64,
-    ) -> Result<Arc<VersionRecord>, ApiFailure> {
-        let cache_key = (env.to_owned(), service.to_owned(), version);
-        if let Some(record) = self.version_cache.get(&cache_key) {
-            return Ok(record);
-        }
-        let stored = self
-            .store
-            .get(&keys::version(env, service, version))?
-            .ok_or_else(|| {
-                ApiFailure::NotFound(format!(
-                    "service {service} has no version {version} in {env}"
-                ))
-            })?;
-        let record: Arc<VersionRecord> = Arc::new(stored.json()?);
-        self.version_cache
-            .insert(cache_key, record.clone(), stored.value.len());
-        Ok(record)
     }
 
     pub fn desired_jobs(&self, prefix: &str) -> Result<Vec<DesiredJob>, ApiFailure> {
@@ -198,7 +122,7 @@ impl ServerState {
         };
         let mut tasks = Vec::new();
         for (only, version) in versions {
-            let record = self.version(&desired.env, &desired.service, version)?;
+            let record = self.versions.get(&desired.env, &desired.service, version)?;
             let Some(job) = record.spec.job(&desired.job) else {
                 tracing::warn!(
                     job = desired.job,
@@ -231,27 +155,6 @@ impl ServerState {
             }
         }
         Ok(tasks)
-    }
-
-    /// Every observed container of a task, on any host, with the host it is on.
-    pub fn containers_of(&self, key: &TaskKey) -> Vec<(String, ObservedContainer)> {
-        let observed = self
-            .observed
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        observed
-            .iter()
-            .flat_map(|(host, containers)| {
-                containers
-                    .iter()
-                    .filter(|c| &c.key == key)
-                    .map(move |c| (host.clone(), c.clone()))
-            })
-            .collect()
-    }
-
-    pub fn progress_of(&self, key: &TaskKey) -> Option<TaskProgress> {
-        lock(&self.last_progress).get(key).cloned()
     }
 }
 

@@ -7,8 +7,9 @@ use cj_store::StoreJson;
 
 use crate::error::ApiFailure;
 use crate::keys;
+use crate::observed::ProgressKind;
 use crate::resolve::Resolved;
-use crate::state::{DesiredJob, ProgressKind, ServerState};
+use crate::state::{DesiredJob, ServerState};
 
 /// A task's current container: the live one of the wanted configuration if any, then any live
 /// one, then the newest.
@@ -73,7 +74,7 @@ impl ServerState {
                         task: task.name.clone(),
                     };
                     // Pinned, placed, or (not placed yet) none.
-                    let declared_host = self.host_of(&key, &task).unwrap_or_default();
+                    let declared_host = self.scheduler.host_of(&key, &task).unwrap_or_default();
                     rows.push(self.task_status(
                         key,
                         declared_host,
@@ -93,9 +94,10 @@ impl ServerState {
         desired: Option<&DesiredJob>,
         wanted_hash: Option<&str>,
     ) -> TaskStatus {
-        let containers = self.containers_of(&key);
+        let containers = self.observed.containers_of(&key);
         let current = current_container(&containers, wanted_hash);
         let progress = self
+            .observed
             .progress_of(&key)
             .filter(|p| Some(p.config_hash.as_str()) == wanted_hash);
         let live = current.is_some_and(|(_, c)| c.is_live());
@@ -138,7 +140,8 @@ impl ServerState {
             ),
             (Some(_), None, _) if declared_host.is_empty() => (
                 "pending".into(),
-                self.unplaced_reason(&key)
+                self.scheduler
+                    .unplaced_reason(&key)
                     .map(|reason| format!("not placed: {reason}")),
             ),
             (Some(_), None, _) if !self.host_is_up(&declared_host) => (

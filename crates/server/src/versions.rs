@@ -1,15 +1,20 @@
 //! Pushed versions: every push stores the file as written and its parsed form, under the next
 //! version number, atomically (compare-and-swap on the `latest` pointer), so concurrent pushes
-//! never share a number and a crash never leaves half a version.
+//! never share a number and a crash never leaves half a version. [`Versions`] reads them back,
+//! parsed once and cached.
+
+use std::sync::Arc;
 
 use cj_api::{PushResponse, VersionInfo};
 use cj_spec::ServiceSpec;
-use cj_store::{Compare, Op, Page, StoreJson, TxnOutcome};
+use cj_store::{Compare, Op, Page, Store, StoreJson, TxnOutcome};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiFailure;
 use crate::keys;
 use crate::state::{ServerState, now_rfc3339};
+use crate::version_cache::VersionCache;
+use tokio::sync::watch;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionRecord {
@@ -33,6 +38,62 @@ impl VersionRecord {
             pushed_at: self.pushed_at.clone(),
             pushed_by: self.pushed_by.clone(),
         }
+    }
+}
+
+/// Stored versions as the rest of the server reads them, and the news that one was stored.
+pub struct Versions {
+    store: Arc<dyn Store>,
+    /// Versions are immutable, so parsed ones are kept (within a memory budget).
+    cache: VersionCache,
+    /// Bumped after every new version (a push or an `update`), so agents pre-warm the images
+    /// it names before it is rolled out (see `prewarm`).
+    stored: watch::Sender<u64>,
+}
+
+impl Versions {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        let (stored, _) = watch::channel(0);
+        Versions {
+            store,
+            cache: VersionCache::new(VersionCache::DEFAULT_BUDGET_BYTES),
+            stored,
+        }
+    }
+
+    /// A stored version, parsed.
+    pub fn get(
+        &self,
+        env: &str,
+        service: &str,
+        version: u64,
+    ) -> Result<Arc<VersionRecord>, ApiFailure> {
+        let cache_key = (env.to_owned(), service.to_owned(), version);
+        if let Some(record) = self.cache.get(&cache_key) {
+            return Ok(record);
+        }
+        let stored = self
+            .store
+            .get(&keys::version(env, service, version))?
+            .ok_or_else(|| {
+                ApiFailure::NotFound(format!(
+                    "service {service} has no version {version} in {env}"
+                ))
+            })?;
+        let record: Arc<VersionRecord> = Arc::new(stored.json()?);
+        self.cache
+            .insert(cache_key, record.clone(), stored.value.len());
+        Ok(record)
+    }
+
+    /// A new version was stored.
+    fn announce_stored(&self) {
+        self.stored.send_modify(|n| *n += 1);
+    }
+
+    /// Changes after every new version.
+    pub fn subscribe_stored(&self) -> watch::Receiver<u64> {
+        self.stored.subscribe()
     }
 }
 
@@ -117,7 +178,7 @@ impl ServerState {
         let latest = self.store.get(&latest_key)?;
         let previous: Option<u64> = latest.as_ref().map(|kv| kv.json()).transpose()?;
         if let Some(previous) = previous
-            && self.version(env, &spec.service, previous)?.source == source
+            && self.versions.get(env, &spec.service, previous)?.source == source
         {
             return Ok(NextVersion {
                 version: previous,
@@ -169,7 +230,7 @@ impl ServerState {
         // A counter, not `publish_assignments`: a version changes no assignment, and publishing
         // would recompute placement and every host's assignments for nothing; the agents' pre-warm
         // tasks only need to look again.
-        self.versions_stored.send_modify(|n| *n += 1);
+        self.versions.announce_stored();
         self.notifier.send(crate::notify::Notification::Push {
             env: env.to_owned(),
             service: service.to_owned(),
@@ -202,11 +263,27 @@ impl ServerState {
         Ok(self.store.get_json(&keys::latest(env, service))?)
     }
 
-    /// The names of every service pushed to `env`. Skips from one service to the next instead
-    /// of reading every key under it: a service's keys hold whole files.
+    /// The names of every service pushed to `env`.
     pub fn service_names(&self, env: &str) -> Result<Vec<String>, ApiFailure> {
         check_env_name(env)?;
-        let prefix = keys::services(env);
+        self.distinct_children(&keys::services(env))
+    }
+
+    /// Every (environment, service) pushed, in key order.
+    pub fn all_services(&self) -> Result<Vec<(String, String)>, ApiFailure> {
+        let mut services = Vec::new();
+        for env in self.distinct_children(keys::SERVICES_ALL)? {
+            for service in self.distinct_children(&keys::services(&env))? {
+                services.push((env.clone(), service));
+            }
+        }
+        Ok(services)
+    }
+
+    /// The distinct first segments of the keys under `prefix` (`prefix/SEGMENT/...`). Skips
+    /// from one segment to the next instead of reading every key under it: a service's keys
+    /// hold whole files.
+    fn distinct_children(&self, prefix: &str) -> Result<Vec<String>, ApiFailure> {
         let mut names = Vec::new();
         let mut beyond = None;
         loop {
@@ -215,42 +292,17 @@ impl ServerState {
                 newest_first: false,
                 beyond,
             };
-            let Some(kv) = self.store.range_page(&prefix, &page)?.into_iter().next() else {
+            let Some(kv) = self.store.range_page(prefix, &page)?.into_iter().next() else {
                 return Ok(names);
             };
-            let Some((service, _)) = kv.key[prefix.len()..].split_once('/') else {
-                return Ok(names);
-            };
-            // Past every key of this service.
-            beyond = Some(format!("{prefix}{service}/{}", char::MAX));
-            names.push(service.to_owned());
-        }
-    }
-
-    /// Every (environment, service) pushed, in key order; skips from one service to the next
-    /// as [`ServerState::service_names`] does.
-    pub fn all_services(&self) -> Result<Vec<(String, String)>, ApiFailure> {
-        const PREFIX: &str = "services/";
-        let mut services = Vec::new();
-        let mut beyond = None;
-        loop {
-            let page = Page {
-                limit: 1,
-                newest_first: false,
-                beyond,
-            };
-            let Some(kv) = self.store.range_page(PREFIX, &page)?.into_iter().next() else {
-                return Ok(services);
-            };
-            let mut parts = kv.key[PREFIX.len()..].splitn(3, '/');
-            let (Some(env), Some(service), Some(_)) = (parts.next(), parts.next(), parts.next())
-            else {
-                // Not a service's key: step over it.
+            let Some((name, _)) = kv.key[prefix.len()..].split_once('/') else {
+                // A key directly under the prefix: step over it.
                 beyond = Some(kv.key);
                 continue;
             };
-            beyond = Some(format!("{PREFIX}{env}/{service}/{}", char::MAX));
-            services.push((env.to_owned(), service.to_owned()));
+            // Past every key under this segment.
+            beyond = Some(format!("{prefix}{name}/{}", char::MAX));
+            names.push(name.to_owned());
         }
     }
 

@@ -8,7 +8,8 @@ use cj_agent::{Health, Phase, TaskKey};
 use cj_api::{OperationEvent, TaskFailure};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::state::{ProgressKind, ServerState, TaskProgress};
+use crate::observed::{ProgressKind, TaskProgress};
+use crate::state::ServerState;
 
 /// Where a task must get to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +33,7 @@ impl ServerState {
         events: &mpsc::Sender<OperationEvent>,
     ) -> Vec<TaskFailure> {
         let deadline = cj_agent::later(tokio::time::Instant::now(), timeout);
-        let mut changed = self.changed.subscribe();
+        let mut changed = self.observed.subscribe_changed();
         // Failures seen on the progress stream: the latest phase may already have moved on (a
         // failure is followed by backing off), but the wait must still end on it.
         let mut seen_failures: BTreeMap<TaskKey, String> = BTreeMap::new();
@@ -83,7 +84,7 @@ impl ServerState {
         since_generation: u64,
         seen_failures: &BTreeMap<TaskKey, String>,
     ) -> Outcome {
-        let containers = self.containers_of(key);
+        let containers = self.observed.containers_of(key);
         let Goal::Ready { config_hash } = goal else {
             return if containers.is_empty() {
                 Outcome::Reached
@@ -103,12 +104,13 @@ impl ServerState {
             Some((Some(Health::Starting), _)) => {}
             // A task no host can take fails the wait at once, with why, rather than timing out.
             None => {
-                if let Some(reason) = self.unplaced_reason(key) {
+                if let Some(reason) = self.scheduler.unplaced_reason(key) {
                     return Outcome::Failed(format!("not placed: {reason}"));
                 }
             }
         }
         let recent = self
+            .observed
             .progress_of(key)
             .filter(|p| p.generation > since_generation && p.config_hash == *config_hash);
         match recent

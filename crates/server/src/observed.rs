@@ -1,0 +1,147 @@
+//! The observed state: what the agents last reported. Each host's containers, each task's last
+//! phase, the stream of progress for operations that show it, and a generation bumped after
+//! every report so waiters re-check their condition. It lives only in memory: after a restart
+//! the agents' next reports rebuild it. `reports` is the writer; everyone else reads.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, RwLock};
+
+use cj_agent::{Health, ObservedContainer, Phase, TaskKey};
+use tokio::sync::{broadcast, watch};
+
+use crate::state::lock;
+
+/// A task's progress as an agent reported it.
+#[derive(Debug, Clone)]
+pub struct TaskProgress {
+    /// The report generation it arrived in, so an operation ignores what came before it.
+    pub generation: u64,
+    pub key: TaskKey,
+    pub config_hash: String,
+    pub kind: ProgressKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ProgressKind {
+    Phase(Phase),
+    /// A check's verdict on the task's container, with what the probe saw.
+    Health(Health, String),
+}
+
+pub struct Observed {
+    /// Each host's containers, as its agent last reported them.
+    containers: RwLock<HashMap<String, Vec<ObservedContainer>>>,
+    /// Each task's last reported phase (not health), with the config hash it was about.
+    last_progress: Mutex<HashMap<TaskKey, TaskProgress>>,
+    /// Every phase and health report, for operations that show progress.
+    progress: broadcast::Sender<TaskProgress>,
+    /// Bumped after every agent report, so waiters re-check their condition.
+    changed: watch::Sender<u64>,
+}
+
+impl Default for Observed {
+    fn default() -> Self {
+        let (progress, _) = broadcast::channel(4096);
+        let (changed, _) = watch::channel(0);
+        Observed {
+            containers: RwLock::default(),
+            last_progress: Mutex::default(),
+            progress,
+            changed,
+        }
+    }
+}
+
+impl Observed {
+    /// Every observed container of a task, on any host, with the host it is on.
+    pub fn containers_of(&self, key: &TaskKey) -> Vec<(String, ObservedContainer)> {
+        self.read()
+            .iter()
+            .flat_map(|(host, containers)| {
+                containers
+                    .iter()
+                    .filter(|c| &c.key == key)
+                    .map(move |c| (host.clone(), c.clone()))
+            })
+            .collect()
+    }
+
+    /// The hosts that have reported containers (possibly none).
+    pub fn hosts(&self) -> Vec<String> {
+        self.read().keys().cloned().collect()
+    }
+
+    /// Each host that has reported, with how many of its containers are live.
+    pub fn live_per_host(&self) -> HashMap<String, usize> {
+        self.read()
+            .iter()
+            .map(|(host, containers)| {
+                let live = containers.iter().filter(|c| c.is_live()).count();
+                (host.clone(), live)
+            })
+            .collect()
+    }
+
+    /// Every task that has a container on some host.
+    pub fn task_keys(&self) -> BTreeSet<TaskKey> {
+        self.read()
+            .values()
+            .flatten()
+            .map(|c| c.key.clone())
+            .collect()
+    }
+
+    /// A host's snapshot replaces whatever it reported before.
+    pub fn replace(&self, host: String, containers: Vec<ObservedContainer>) {
+        self.containers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(host, containers);
+    }
+
+    /// A task's last reported phase.
+    pub fn progress_of(&self, key: &TaskKey) -> Option<TaskProgress> {
+        lock(&self.last_progress).get(key).cloned()
+    }
+
+    /// Sends a phase or health report to whoever follows progress, stamped with the generation
+    /// of the report it arrived in; a phase is also kept as the task's last.
+    pub fn record_progress(&self, key: TaskKey, config_hash: String, kind: ProgressKind) {
+        let progress = TaskProgress {
+            generation: self.generation() + 1,
+            key,
+            config_hash,
+            kind,
+        };
+        if let ProgressKind::Phase(_) = progress.kind {
+            lock(&self.last_progress).insert(progress.key.clone(), progress.clone());
+        }
+        let _ = self.progress.send(progress);
+    }
+
+    /// Every progress report from now on. Subscribe before acting, so none is missed.
+    pub fn subscribe_progress(&self) -> broadcast::Receiver<TaskProgress> {
+        self.progress.subscribe()
+    }
+
+    /// How many agent reports have been taken in.
+    pub fn generation(&self) -> u64 {
+        *self.changed.borrow()
+    }
+
+    /// Changes after every agent report.
+    pub fn subscribe_changed(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Ends taking in a report: waiters look again.
+    pub fn bump(&self) {
+        self.changed.send_modify(|generation| *generation += 1);
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Vec<ObservedContainer>>> {
+        self.containers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
