@@ -88,7 +88,8 @@ if [ "$hosts" -gt 0 ]; then
     sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p' >"$data/agent.token")
   while read -r kind name address docker_host netns _; do
     [ "$kind" = host ] || continue
-    nsenter --net="$netns" env DOCKER_HOST="$docker_host" RUST_LOG=warn \
+    # Their own sessions too: a Ctrl-C must not stop them before the examples are down.
+    setsid nsenter --net="$netns" env DOCKER_HOST="$docker_host" RUST_LOG=warn \
       "$bin" agent --server "$CODING_JOB_SERVER" --name "$name" \
       --token-file "$data/agent.token" >>"$data/agent-$name.log" 2>&1 &
     agents+=($!)
