@@ -57,6 +57,19 @@ fn exec_error(error: BollardError) -> RuntimeError {
     }
 }
 
+/// A piece of a container's (or an exec's) output, by the stream it came on.
+fn log_chunk(
+    item: Result<bollard::container::LogOutput, BollardError>,
+) -> Result<LogChunk, RuntimeError> {
+    use bollard::container::LogOutput;
+    match item.map_err(docker_error)? {
+        LogOutput::StdErr { message } => Ok(LogChunk::Stderr(message)),
+        LogOutput::StdOut { message }
+        | LogOutput::Console { message }
+        | LogOutput::StdIn { message } => Ok(LogChunk::Stdout(message)),
+    }
+}
+
 fn docker_error(error: BollardError) -> RuntimeError {
     match error {
         BollardError::DockerResponseServerError {
@@ -344,17 +357,7 @@ impl ContainerRuntime for DockerRuntime {
                 tracing::debug!(%error, "could not size an exec's terminal");
             }
         }
-        let output = output
-            .map(|item| {
-                use bollard::container::LogOutput;
-                match item.map_err(docker_error)? {
-                    LogOutput::StdErr { message } => Ok(LogChunk::Stderr(message)),
-                    LogOutput::StdOut { message }
-                    | LogOutput::Console { message }
-                    | LogOutput::StdIn { message } => Ok(LogChunk::Stdout(message)),
-                }
-            })
-            .boxed();
+        let output = output.map(log_chunk).boxed();
         Ok(AttachedExec {
             id: created.id,
             output,
@@ -424,17 +427,6 @@ impl ContainerRuntime for DockerRuntime {
             .follow(follow)
             .tail(&tail)
             .build();
-        self.docker
-            .logs(id, Some(options))
-            .map(|item| {
-                use bollard::container::LogOutput;
-                match item.map_err(docker_error)? {
-                    LogOutput::StdErr { message } => Ok(LogChunk::Stderr(message)),
-                    LogOutput::StdOut { message }
-                    | LogOutput::Console { message }
-                    | LogOutput::StdIn { message } => Ok(LogChunk::Stdout(message)),
-                }
-            })
-            .boxed()
+        self.docker.logs(id, Some(options)).map(log_chunk).boxed()
     }
 }

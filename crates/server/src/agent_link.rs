@@ -147,34 +147,18 @@ impl AgentLinks {
         host: &str,
         container_id: &str,
     ) -> Result<serde_json::Value, ApiFailure> {
-        let session = self.session(host)?;
-        let id = self.request_id();
-        let (reply, answer) = oneshot::channel();
-        lock(&session.pending).insert(id, Pending::Reply(reply));
         let request = AgentRequest::Inspect {
             container_id: container_id.to_owned(),
         };
-        session
-            .send(&ServerMessage::Request { id, request })
-            .await?;
-        let outcome = tokio::time::timeout(REQUEST_TIMEOUT, answer).await;
-        lock(&session.pending).remove(&id);
-        match outcome {
-            Ok(Ok(Outcome::Ok(value))) => Ok(value),
-            Ok(Ok(Outcome::Failed {
+        match self.ask(host, request, REQUEST_TIMEOUT).await? {
+            Outcome::Ok(value) => Ok(value),
+            Outcome::Failed {
                 error,
                 not_found: true,
                 ..
-            })) => Err(ApiFailure::NotFound(error)),
-            Ok(Ok(Outcome::Failed { error, .. })) => Err(ApiFailure::BadGateway(format!(
+            } => Err(ApiFailure::NotFound(error)),
+            Outcome::Failed { error, .. } => Err(ApiFailure::BadGateway(format!(
                 "the agent of {host} could not inspect {container_id}: {error}"
-            ))),
-            Ok(Err(_)) => Err(ApiFailure::Unavailable(format!(
-                "the agent of {host} went away before answering"
-            ))),
-            Err(_) => Err(ApiFailure::BadGateway(format!(
-                "the agent of {host} did not answer within {} s",
-                REQUEST_TIMEOUT.as_secs()
             ))),
         }
     }

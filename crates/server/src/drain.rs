@@ -10,7 +10,7 @@ use cj_store::StoreJson;
 
 use crate::api::AppState;
 use crate::auth::Identity;
-use crate::error::{ApiFailure, shown};
+use crate::error::ApiFailure;
 use crate::hosts::Drain;
 use crate::keys;
 use crate::publish::Placed;
@@ -77,16 +77,6 @@ pub async fn undrain(
 }
 
 impl ServerState {
-    fn check_known_host(&self, host: &str) -> Result<(), ApiFailure> {
-        match self.hosts.known().contains(host) {
-            true => Ok(()),
-            false => Err(ApiFailure::NotFound(format!(
-                "no host named {} has joined (see `coding-job hosts`)",
-                shown(host)
-            ))),
-        }
-    }
-
     /// The tasks whose config pins them to `host`, as published.
     fn pinned_to(&self, host: &str) -> Vec<String> {
         self.scheduler

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use cj_store::{Store, StoreJson};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiFailure;
+use crate::error::{ApiFailure, shown};
 use crate::keys;
 use crate::placement::{Capacity, HostView};
 
@@ -21,6 +21,7 @@ use cj_agent::ContainerStats;
 use cj_api::{HostInfo, HostResources};
 
 use crate::state::{ServerState, lock, now_rfc3339};
+use time::format_description::well_known::Rfc3339;
 
 /// Readings kept per host: an hour at the default interval of 10 s.
 const HISTORY_LEN: usize = 360;
@@ -64,12 +65,13 @@ struct HostRecord {
     known: bool,
     /// Set when its agent's link ends; `None` while connected (or never seen by this server).
     disconnected_at: Option<Instant>,
-    /// The last message from its agent (a pong at least every ping interval).
-    last_heard: Option<Instant>,
+    /// The last message from its agent (a pong at least every ping interval): when, for
+    /// timing, and the wall-clock time, for showing. Set on every message, so nothing is
+    /// formatted here.
+    last_heard: Option<(Instant, time::OffsetDateTime)>,
     draining: Option<Drain>,
     address: Option<String>,
     labels: std::collections::BTreeMap<String, String>,
-    last_heartbeat: Option<String>,
     engine_version: Option<String>,
     history: VecDeque<HostResources>,
     /// The last reading of each running container, by container id.
@@ -81,7 +83,7 @@ impl HostRecord {
     /// link timeout, but the host was gone from its last message), else from when its link
     /// ended, else (never seen by this server) from the server's start.
     fn down_since(&self, server_started: Instant) -> Instant {
-        match (self.last_heard, self.disconnected_at) {
+        match (self.last_heard.map(|(at, _)| at), self.disconnected_at) {
             (Some(heard), Some(ended)) => heard.min(ended),
             (None, Some(ended)) => ended,
             (_, None) => server_started,
@@ -94,8 +96,7 @@ impl Hosts {
     pub fn heard_from(&self, host: &str) {
         let mut records = lock(&self.records);
         let record = records.entry(host.to_owned()).or_default();
-        record.last_heartbeat = Some(now_rfc3339());
-        record.last_heard = Some(Instant::now());
+        record.last_heard = Some((Instant::now(), time::OffsetDateTime::now_utc()));
     }
 
     /// Loads the hosts that joined before and the drains, at start.
@@ -233,6 +234,17 @@ impl Hosts {
 }
 
 impl ServerState {
+    /// A `not_found` failure unless an agent has joined as `host` at some time.
+    pub(crate) fn check_known_host(&self, host: &str) -> Result<(), ApiFailure> {
+        match self.hosts.known().contains(host) {
+            true => Ok(()),
+            false => Err(ApiFailure::NotFound(format!(
+                "no host named {} has joined (see `coding-job hosts`)",
+                shown(host)
+            ))),
+        }
+    }
+
     /// An agent linked as `host`: remembered (in the store, so a restart knows it) and heard.
     pub fn host_joined(
         &self,
@@ -281,7 +293,9 @@ impl ServerState {
                     address: record.and_then(|r| r.address.clone()),
                     labels: record.map(|r| r.labels.clone()).unwrap_or_default(),
                     engine_version: record.and_then(|r| r.engine_version.clone()),
-                    last_heartbeat: record.and_then(|r| r.last_heartbeat.clone()),
+                    last_heartbeat: record
+                        .and_then(|r| r.last_heard)
+                        .and_then(|(_, at)| at.format(&Rfc3339).ok()),
                     tasks,
                     resources: record.and_then(|r| r.history.back().cloned()),
                     history: match (with_history, record) {

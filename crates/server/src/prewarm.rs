@@ -5,9 +5,9 @@
 //! to it, or unpinned and allowed there by their `hosts`/`constraints`; taken from every desired
 //! job at the version(s) it runs, and from the latest pushed version of every service, so a
 //! version that is pushed but not yet rolled out (or a service not yet `up`) is warm when it is.
-//! The server never pulls (it never talks to Docker): each connected agent is sent its set
-//! ([`keep_agent_warm`]) when it joins and whenever the set changes, and pulls in the
-//! background; `hosts prewarm HOST` ([`prewarm`]) asks the agent to pull now and waits.
+//! The server never pulls (it never talks to Docker): the candidate tasks are read once per
+//! change into the [`Catalog`] ([`keep_catalog`]), and each connected agent is sent its share
+//! ([`keep_agent_warm`]) when it joins and whenever that changes, and pulls in the background; `hosts prewarm HOST` ([`prewarm`]) asks the agent to pull now and waits.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,10 +19,10 @@ use axum::extract::{Path, State};
 use cj_agent::link::{AgentRequest, Outcome, ServerMessage};
 use cj_api::{ImagePull, PrewarmResponse};
 use cj_spec::TaskSpec;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::api::AppState;
-use crate::error::{ApiFailure, shown};
+use crate::error::ApiFailure;
 use crate::keys;
 use crate::state::ServerState;
 
@@ -32,10 +32,57 @@ const PULL_TIMEOUT: Duration = Duration::from_secs(600);
 /// worked out once they have settled this long.
 const SETTLE: Duration = Duration::from_millis(200);
 
+/// Every task some host may need the image of: each desired task at the version(s) it runs and
+/// each task of every service's latest version. One copy for all agents' sessions, so a change
+/// reads the store once, not once per connected host. `None` until first worked out.
+pub struct Catalog {
+    tasks: watch::Sender<Option<Arc<Vec<TaskSpec>>>>,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog {
+            tasks: watch::channel(None).0,
+        }
+    }
+}
+
 impl ServerState {
-    /// The images of every task `host` runs or may run (see the module's description). A `dev`
-    /// server's own host also runs what is pinned to hosts no agent has joined as.
+    /// The images of every task `host` runs or may run (see the module's description).
     pub fn images_for_host(&self, host: &str) -> Result<BTreeSet<String>, ApiFailure> {
+        Ok(self.images_among(host, &self.prewarm_tasks()?))
+    }
+
+    /// What the [`Catalog`] holds, read from the store.
+    fn prewarm_tasks(&self) -> Result<Vec<TaskSpec>, ApiFailure> {
+        let mut tasks = Vec::new();
+        for desired in self.desired_jobs(keys::DESIRED_ALL)? {
+            tasks.extend(
+                self.desired_tasks(&desired)?
+                    .into_iter()
+                    .map(|task| task.spec),
+            );
+        }
+        for (env, service) in self.all_services()? {
+            let Some(latest) = self.latest_version(&env, &service)? else {
+                continue;
+            };
+            let record = self.versions.get(&env, &service, latest)?;
+            tasks.extend(
+                record
+                    .spec
+                    .jobs
+                    .iter()
+                    .flat_map(|job| job.tasks.iter().cloned()),
+            );
+        }
+        Ok(tasks)
+    }
+
+    /// The images of those of `tasks` that `host` may run: pinned to it, or unpinned and
+    /// allowed there. A `dev` server's own host also runs what is pinned to hosts no agent has
+    /// joined as.
+    fn images_among(&self, host: &str, tasks: &[TaskSpec]) -> BTreeSet<String> {
         let labels = self.hosts.labels(host);
         let known = self.hosts.known();
         let stands_in = self.local_host.as_deref() == Some(host);
@@ -43,48 +90,53 @@ impl ServerState {
             Some(pinned) => pinned == host || (stands_in && !known.contains(pinned)),
             None => spec.placement.allows(host, &labels),
         };
-        let mut images = BTreeSet::new();
-        let mut take = |spec: &TaskSpec| {
-            if let Some(image) = spec.image.as_ref().filter(|_| may_run(spec)) {
-                images.insert(image.clone());
-            }
-        };
-        for desired in self.desired_jobs(keys::DESIRED_ALL)? {
-            for task in self.desired_tasks(&desired)? {
-                take(&task.spec);
-            }
-        }
-        for (env, service) in self.all_services()? {
-            let Some(latest) = self.latest_version(&env, &service)? else {
-                continue;
-            };
-            let record = self.versions.get(&env, &service, latest)?;
-            for task in record.spec.jobs.iter().flat_map(|job| &job.tasks) {
-                take(task);
-            }
-        }
-        Ok(images)
+        tasks
+            .iter()
+            .filter(|spec| may_run(spec))
+            .filter_map(|spec| spec.image.clone())
+            .collect()
     }
 }
 
-/// Sends `host`'s agent its set of images now and whenever it changes: when the desired state
-/// or placement is published, a version is stored, or a host joins or leaves (a `dev` server's
-/// own host stands in for hosts that have not joined). Runs as long as the agent's session.
+/// Keeps the [`Catalog`] current: worked out again when the desired state or placement is
+/// published or a version is stored, once a burst of such changes has settled.
+pub(crate) async fn keep_catalog(state: Arc<ServerState>) {
+    let mut assignments = state.scheduler.subscribe();
+    let mut versions = state.versions.subscribe_stored();
+    loop {
+        assignments.borrow_and_update();
+        versions.borrow_and_update();
+        match state.prewarm_tasks() {
+            Ok(tasks) => {
+                state.prewarm.tasks.send_replace(Some(Arc::new(tasks)));
+            }
+            Err(error) => tracing::warn!(%error, "failed to work out the images to pre-warm"),
+        }
+        tokio::select! {
+            changed = assignments.changed() => if changed.is_err() { return },
+            changed = versions.changed() => if changed.is_err() { return },
+        }
+        tokio::time::sleep(SETTLE).await;
+    }
+}
+
+/// Sends `host`'s agent its set of images now and whenever it changes: when the [`Catalog`]
+/// changes, or a host joins or leaves (a `dev` server's own host stands in for hosts that have
+/// not joined). Runs as long as the agent's session.
 pub(crate) async fn keep_agent_warm(
     state: Arc<ServerState>,
     host: String,
     outgoing: mpsc::Sender<Message>,
 ) {
-    let mut assignments = state.scheduler.subscribe();
-    let mut versions = state.versions.subscribe_stored();
+    let mut catalog = state.prewarm.tasks.subscribe();
     let mut joined = state.links.subscribe_joined();
     let mut last_sent: Option<BTreeSet<String>> = None;
     loop {
-        assignments.borrow_and_update();
-        versions.borrow_and_update();
         joined.borrow_and_update();
-        match state.images_for_host(&host) {
-            Ok(images) if last_sent.as_ref() != Some(&images) => {
+        let tasks = catalog.borrow_and_update().clone();
+        if let Some(tasks) = tasks {
+            let images = state.images_among(&host, &tasks);
+            if last_sent.as_ref() != Some(&images) {
                 let message = ServerMessage::Prewarm {
                     images: images.iter().cloned().collect(),
                 };
@@ -95,17 +147,11 @@ pub(crate) async fn keep_agent_warm(
                 tracing::debug!(host, images = images.len(), "sent the images to pre-warm");
                 last_sent = Some(images);
             }
-            Ok(_) => {}
-            Err(error) => {
-                tracing::warn!(host, %error, "failed to work out the images to pre-warm");
-            }
         }
         tokio::select! {
-            changed = assignments.changed() => if changed.is_err() { return },
-            changed = versions.changed() => if changed.is_err() { return },
+            changed = catalog.changed() => if changed.is_err() { return },
             changed = joined.changed() => if changed.is_err() { return },
         }
-        tokio::time::sleep(SETTLE).await;
     }
 }
 
@@ -115,18 +161,8 @@ pub async fn prewarm(
     State(state): AppState,
     Path(host): Path<String>,
 ) -> Result<Json<PrewarmResponse>, ApiFailure> {
-    if !state.hosts.known().contains(&host) {
-        return Err(ApiFailure::NotFound(format!(
-            "no host named {} has joined (see `coding-job hosts`)",
-            shown(&host)
-        )));
-    }
-    if !state.links.hosts().contains(&host) {
-        return Err(ApiFailure::Unavailable(format!(
-            "host {} has no agent connected: nothing can be pulled there now",
-            shown(&host)
-        )));
-    }
+    state.check_known_host(&host)?;
+    state.links.check_connected(&host)?;
     let images: Vec<String> = state.images_for_host(&host)?.into_iter().collect();
     let request = AgentRequest::Pull { images };
     let images = match state.links.ask(&host, request, PULL_TIMEOUT).await? {

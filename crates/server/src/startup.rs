@@ -104,6 +104,7 @@ pub async fn prepare(
         .await
         .map_err(|error| anyhow::anyhow!("failed to load desired state: {error}"))?;
     tokio::spawn(crate::publish::run_placement_loop(state.clone()));
+    tokio::spawn(crate::prewarm::keep_catalog(state.clone()));
     // Deployments that were under way when the server stopped go on from where they were.
     for deployment in state
         .active_deployments()

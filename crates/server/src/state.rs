@@ -75,6 +75,8 @@ pub struct ServerState {
     pub scheduler: Scheduler,
     /// Running deployments' progress for followers, and promote/abort for their runners.
     pub deployment_signals: DeploymentSignals,
+    /// The tasks whose images hosts pre-warm, worked out once per change for every agent.
+    pub prewarm: crate::prewarm::Catalog,
     /// Webhooks for pushes, rollouts and unhealthy tasks.
     pub notifier: crate::notify::Notifier,
     /// Registry access for `update` (tags of a job's image).
@@ -99,6 +101,7 @@ impl ServerState {
             observed: Observed::default(),
             scheduler: Scheduler::new(host_down_after),
             deployment_signals: DeploymentSignals::default(),
+            prewarm: crate::prewarm::Catalog::default(),
             notifier: crate::notify::Notifier::new(config.notify),
             registry: cj_registry::RegistryClient::new(config.registries),
         })
