@@ -34,7 +34,7 @@ pub async fn drain(
     state.publish_assignments().await?;
     let mut moved = Vec::new();
     let mut unplaced = Vec::new();
-    for (task, placed) in state.scheduler.placed(before.keys()) {
+    for (task, placed) in state.scheduler.placed(&before) {
         match placed {
             Placed::On(to) => moved.push(MovedTask {
                 task: task.to_string(),

@@ -253,26 +253,21 @@ fn choose(
 }
 
 fn no_eligible_host(spec: &TaskSpec, hosts: &[HostView]) -> String {
+    if hosts.iter().all(|host| !host.ready) {
+        return "no host is ready: no agent is connected".to_owned();
+    }
     let wanted = spec.placement.describe();
     let matching: Vec<&HostView> = hosts
         .iter()
         .filter(|host| spec.placement.allows(&host.name, &host.labels))
         .collect();
-    let ready = |host: &&&HostView| host.ready;
-    if hosts.iter().all(|host| !host.ready) {
-        return "no host is ready: no agent is connected".to_owned();
-    }
     if matching.is_empty() {
         return format!("no host matches {wanted}");
     }
-    let draining: Vec<&str> = matching
-        .iter()
-        .filter(ready)
-        .filter(|host| host.draining)
-        .map(|host| host.name.as_str())
-        .collect();
-    if !draining.is_empty() && matching.iter().filter(ready).count() == draining.len() {
-        return format!("every matching host is draining ({})", draining.join(", "));
+    let ready: Vec<&HostView> = matching.into_iter().filter(|host| host.ready).collect();
+    if !ready.is_empty() && ready.iter().all(|host| host.draining) {
+        let names: Vec<&str> = ready.iter().map(|host| host.name.as_str()).collect();
+        return format!("every matching host is draining ({})", names.join(", "));
     }
     match wanted.is_empty() {
         true => "no host is ready".to_owned(),

@@ -89,12 +89,12 @@ impl Scheduler {
     }
 
     /// The unpinned tasks placed on `host` now.
-    pub fn placed_on(&self, host: &str) -> BTreeMap<TaskKey, String> {
+    pub fn placed_on(&self, host: &str) -> Vec<TaskKey> {
         lock(&self.placements)
             .placed
             .iter()
             .filter(|(_, placed)| *placed == host)
-            .map(|(task, placed)| (task.clone(), placed.clone()))
+            .map(|(task, _)| task.clone())
             .collect()
     }
 
