@@ -2,7 +2,9 @@
 //! them, and scripts get them from `--json`. Field names are part of the contract: add fields,
 //! never rename them.
 
+pub mod envs;
 pub mod exec;
+pub mod routes;
 
 use cj_spec::SpecError;
 use serde::{Deserialize, Serialize};

@@ -22,7 +22,20 @@ pub struct JobSpec {
     /// How rollouts move this job's tasks to another version.
     #[serde(default)]
     pub update: UpdatePolicy,
+    /// `route:` the name the router serves the job's tasks under (`NAME.ENV.DOMAIN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// How long a routed task stays up after it leaves the routers' pool before it is stopped,
+    /// so requests in flight finish (`drain_timeout:`).
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
     pub tasks: Vec<TaskSpec>,
+}
+
+pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 2_000;
+
+fn default_drain_timeout_ms() -> u64 {
+    DEFAULT_DRAIN_TIMEOUT_MS
 }
 
 /// What the agent does when a task's container stops on its own.
@@ -44,8 +57,13 @@ pub struct TaskSpec {
     pub image: Option<String>,
     pub command: Option<Vec<String>>,
     pub env: BTreeMap<String, String>,
-    /// The port the task listens on, on its host; 0 means none declared.
+    /// The port the task listens on, on its host; 0 means none declared. With `auto_port`, the
+    /// port the server allocated (0 until it is rendered for a host).
     pub port: u16,
+    /// `port: auto` (or the seed's `port: 0`): the server allocates a port for the task, unique
+    /// on every host, and keeps it across restarts and rollouts.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub auto_port: bool,
     /// The declared host; `None` lets the scheduler choose.
     pub run_on_host: Option<String>,
     pub resources: Resources,
@@ -62,6 +80,26 @@ pub struct TaskSpec {
     /// container's identity: narrowing it never replaces a container that still fits.
     #[serde(default, skip_serializing_if = "Placement::is_unrestricted")]
     pub placement: Placement,
+    /// Named volumes, one per task and environment, optionally filled from a tarball before the
+    /// container first starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeSpec>,
+}
+
+/// `volumes:` one named Docker volume mounted into the task's container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    pub name: String,
+    /// Absolute path in the container.
+    pub mount: String,
+    /// A tarball (`.tar`, `.tar.gz`) on the task's host, or an `http(s)` URL, unpacked into the
+    /// volume when it is created, before the container first starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// The hosts an unpinned task may run on: those named in `hosts` (any, when empty) whose

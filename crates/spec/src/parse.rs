@@ -360,6 +360,8 @@ impl<'a> Checker<'a> {
                 .as_ref()
                 .map(|update| self.update_policy(&path, update))
                 .unwrap_or_default(),
+            route: None,
+            drain_timeout_ms: crate::model::DEFAULT_DRAIN_TIMEOUT_MS,
             tasks,
         }
     }

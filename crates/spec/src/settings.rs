@@ -135,6 +135,7 @@ impl Checker<'_> {
             command: pick(|s| s.command.is_some()).command.clone(),
             env,
             port,
+            auto_port: false,
             run_on_host: pick(|s| s.run_on_host.is_some()).run_on_host.clone(),
             resources: pick(|s| s.resources.is_some())
                 .resources
@@ -150,6 +151,7 @@ impl Checker<'_> {
             ),
             check,
             placement: Default::default(),
+            volumes: Vec::new(),
         }
     }
 

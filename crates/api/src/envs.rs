@@ -1,0 +1,130 @@
+//! Environments: `/v1/envs`. An environment is an isolated copy of the whole system: its own
+//! versions of every service, its own variables, ports, volumes and routes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One environment, as `env list` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvInfo {
+    pub name: String,
+    /// The environment it was cloned from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// When it was created (RFC 3339); `None` for an environment that was only ever pushed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// When it is destroyed automatically (RFC 3339), with `--ttl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    pub services: Vec<String>,
+    /// Jobs that are up (desired to run).
+    pub jobs_up: usize,
+    /// Tasks with a live container, and all tasks that are up.
+    pub tasks_running: usize,
+    pub tasks_total: usize,
+    /// `up` (something is up), `down` (nothing is up), `destroying`, `destroyed`.
+    pub state: String,
+}
+
+/// `POST /v1/envs`: create an environment as a copy of another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnvRequest {
+    pub name: String,
+    /// The environment whose latest version of every service is copied.
+    pub from: String,
+    /// Variables that override the source's (from `--vars FILE`), by name.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// Names of variables in `vars` whose values are secret.
+    #[serde(default)]
+    pub secret_vars: Vec<String>,
+    /// Destroy the environment this many seconds after it is created.
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
+    /// Pinned hosts of the source, and the host each one's tasks run on instead.
+    #[serde(default)]
+    pub map_hosts: BTreeMap<String, String>,
+    /// Where the vars came from, for error messages (`vars.yaml`).
+    #[serde(default)]
+    pub vars_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateEnvResponse {
+    pub env: EnvInfo,
+    /// Each service copied: its version in the new environment and the source version.
+    pub copied: Vec<CopiedService>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CopiedService {
+    pub service: String,
+    pub version: u64,
+    pub from_version: u64,
+}
+
+/// One variable of an environment. Secret values are never sent back: `value` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: Option<String>,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+/// `GET /v1/envs/{name}/vars` and the answer to `PUT`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvVars {
+    pub env: String,
+    pub vars: Vec<EnvVar>,
+    /// Tasks that restart because a value they use changed (only in the answer to a change).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restarting: Vec<String>,
+}
+
+/// `PUT /v1/envs/{name}/vars`: set (or, with `value: None`, remove) variables.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetVarsRequest {
+    pub set: BTreeMap<String, Option<String>>,
+    /// Names among `set` whose values are secret.
+    #[serde(default)]
+    pub secret: Vec<String>,
+}
+
+/// `DELETE /v1/envs/{name}`: what was removed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DestroyEnvResponse {
+    pub env: String,
+    pub tasks_removed: Vec<String>,
+    pub volumes_removed: Vec<String>,
+    /// Volumes kept (`--keep-volumes`), or not removed because their host is unreachable.
+    pub volumes_kept: Vec<String>,
+    pub ports_released: usize,
+    pub seconds: f64,
+}
+
+/// `GET /v1/envs/{name}/addresses`: where each job of the environment can be reached.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EnvAddresses {
+    pub env: String,
+    pub jobs: Vec<JobAddress>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobAddress {
+    pub service: String,
+    pub job: String,
+    /// `HOST:PORT` of each placed task, as `{{ addr("service/job") }}` renders them.
+    pub addresses: Vec<String>,
+    /// The job's route, if it has one, and its URL when the server knows the router's domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
