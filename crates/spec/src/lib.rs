@@ -5,11 +5,16 @@
 //! in memory. A file is turned into a [`ServiceSpec`] by [`parse_service`]; every rejected file
 //! yields [`SpecErrors`], each naming the file, line, column and field path. Every accepted
 //! spec stays within the bounds of [`limits`]; image references follow [`reference`].
+//! Values may be templates, checked against an environment by [`check_templates`] and rendered
+//! for a task by [`render_task`].
 
+mod dependencies;
 mod diff;
 mod docker_fields;
 mod error;
+mod host_map;
 pub mod limits;
+mod locate;
 mod model;
 mod names;
 mod order;
@@ -19,9 +24,14 @@ mod probes;
 mod raw;
 pub mod reference;
 mod rewrite;
+mod routes;
 mod settings;
 mod target;
+mod template;
+mod template_sites;
+mod template_syntax;
 mod units;
+mod volumes;
 mod yaml;
 
 pub use diff::{ChangeKind, TaskChange, differences, task_change};
@@ -37,4 +47,5 @@ pub use parse::parse_service;
 pub use reference::{ImageRef, ReferenceError, is_valid_tag};
 pub use rewrite::set_job_image;
 pub use target::{Target, TargetError};
+pub use template::{RenderContext, TemplateScope, check_templates, render_task};
 pub use units::{format_bytes, parse_duration_ms};

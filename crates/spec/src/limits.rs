@@ -94,6 +94,37 @@ pub const MAX_HTTP_TARGET_LEN: usize = 2048;
 /// Longest image name (`[REGISTRY/]REPOSITORY`), as Docker's reference grammar says.
 pub const MAX_IMAGE_NAME_LEN: usize = 255;
 
+/// `drain_timeout`: how long a routed task keeps serving after it leaves the routers' pool
+/// before it is stopped. Requests in flight finish in seconds; a task held for more than ten
+/// minutes slows every rollout and `down` by that much.
+pub const MAX_DRAIN_TIMEOUT_MS: u64 = 10 * 60 * 1000;
+
+/// Longest volume name. The runtime names each Docker volume after the environment, service,
+/// task and this name, and Docker volume names become directory names on the host, so the name
+/// is short and holds none of the separators (`_`, `.`) the parts are joined with.
+pub const MAX_VOLUME_NAME_LEN: usize = 40;
+
+/// Most volumes of one task: each is a Docker volume created per task and environment, and
+/// seeding one unpacks a tarball before the container starts.
+pub const MAX_VOLUMES: usize = 32;
+
+/// Longest `mount` path or `seed` (a host path or an http(s) URL), as Linux (PATH_MAX) and
+/// common HTTP servers accept.
+pub const MAX_VOLUME_PATH_LEN: usize = 2048;
+
+/// Longest image written as a template: an image reference is at most about 460 bytes (name,
+/// tag and digest), and a template of one names a few variables besides.
+pub const MAX_IMAGE_TEMPLATE_LEN: usize = 1024;
+
+/// Longest template: a value holding `{{`, `{%` or `{#` is read as one. Templates are short
+/// values; the template engine counts a template's columns in 16 bits.
+pub const MAX_TEMPLATE_BYTES: usize = 32 * 1024;
+
+/// Longest value a template renders to. Templates show values that exist already (names,
+/// variables, addresses), so a rendered value is short; the bound keeps rendering a file for
+/// every task of an environment small whatever the variables hold.
+pub const MAX_RENDERED_BYTES: usize = 128 * 1024;
+
 /// YAML nesting accepted: the deepest a service file needs is about ten levels (a Docker
 /// field's value inside a task); the bound protects the parser's stack and time.
 pub const MAX_YAML_DEPTH: usize = 32;

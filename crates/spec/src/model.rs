@@ -16,7 +16,8 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobSpec {
     pub name: String,
-    /// Names of jobs of the same service that must be running before this one starts.
+    /// Jobs that must be running before this one starts: `JOB` for a job of this service,
+    /// `SERVICE/JOB` for one of another service of the environment (checked by the server).
     pub depends_on: Vec<String>,
     pub on_failure: OnFailure,
     /// How rollouts move this job's tasks to another version.
@@ -156,9 +157,11 @@ pub struct CheckSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Probe {
-    /// A GET; healthy on 2xx. A path in the config becomes a URL on the task's port on its host.
+    /// A GET; healthy on 2xx. A path in the config becomes a URL on the task's port on its host
+    /// (with `port: auto`, a template naming `{{port}}` until the task is rendered).
     Http { url: String },
-    /// A TCP connection to the port on the task's host.
+    /// A TCP connection to the port on the task's host. 0 (only with `port: auto`, until the
+    /// task is rendered): the task's allocated port.
     Tcp { port: u16 },
     /// A command in the container; healthy on exit 0.
     Exec { command: Vec<String> },

@@ -1,6 +1,6 @@
-//! Names of services, jobs, tasks and hosts: one rule for all of them (and one for host labels), and task names unique
-//! in the whole service, including the names `instances` (`JOB-N`) and `hosts` (`JOB-HOST`)
-//! make.
+//! Names of services, jobs, tasks and hosts: one rule for all of them (and one each for host
+//! labels and volumes), and task names unique in the whole service, including the names
+//! `instances` (`JOB-N`) and `hosts` (`JOB-HOST`) make.
 //!
 //! The rule keeps every name safe where it ends up: in container names
 //! (`TASK_SERVICE_ENV_UNIXTIME`, Docker allows `[a-zA-Z0-9][a-zA-Z0-9_.-]*`), in store keys
@@ -9,7 +9,7 @@
 use serde_saphyr::{Location, Spanned};
 
 use crate::error::shown;
-use crate::limits::MAX_NAME_LEN;
+use crate::limits::{MAX_NAME_LEN, MAX_VOLUME_NAME_LEN};
 use crate::parse::Checker;
 
 /// What [`is_valid_name`] accepts, in the words of every error about a name.
@@ -26,6 +26,19 @@ pub(crate) fn is_valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// What [`is_valid_volume_name`] accepts, in the words of every error about a volume name.
+pub(crate) const VOLUME_NAME_RULE: &str =
+    "expected 1 to 40 lowercase letters, digits or '-', starting with a letter";
+
+/// 1 to [`MAX_VOLUME_NAME_LEN`] lowercase ASCII letters, digits or `-`, starting with a letter.
+pub(crate) fn is_valid_volume_name(name: &str) -> bool {
+    name.len() <= MAX_VOLUME_NAME_LEN
+        && name.bytes().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
 }
 
 /// What [`label_problem`] accepts, for a host's labels (`agent --label`) and `constraints`.
@@ -66,6 +79,9 @@ pub(crate) enum NameSource<'a> {
 impl Checker<'_> {
     /// Reports `name` unless it follows [`NAME_RULE`]; returns whether it does.
     pub(crate) fn check_name(&mut self, name: &Spanned<String>, path: &str, what: &str) -> bool {
+        if self.refuse_template(&name.referenced, path, &name.value) {
+            return false;
+        }
         let valid = is_valid_name(&name.value);
         if !valid {
             self.error(
@@ -144,6 +160,18 @@ impl Checker<'_> {
 #[cfg(test)]
 mod tests {
     use super::is_valid_name;
+
+    #[test]
+    fn volume_names_follow_their_rule() {
+        use super::is_valid_volume_name;
+        for valid in ["data", "a", "db-1", &format!("a{}", "b".repeat(39))] {
+            assert!(is_valid_volume_name(valid), "{valid}");
+        }
+        let too_long = format!("a{}", "b".repeat(40));
+        for invalid in ["", "1a", "-a", "Data", "a_b", "a.b", "a/b", &too_long] {
+            assert!(!is_valid_volume_name(invalid), "{invalid:?}");
+        }
+    }
 
     #[test]
     fn names_follow_the_rule() {

@@ -6,29 +6,42 @@ use std::collections::{HashMap, HashSet};
 
 use serde_saphyr::{Location, Spanned};
 
-use crate::error::{
-    MAX_MESSAGE_CHARS, MAX_PATH_CHARS, SpecError, SpecErrors, capped, did_you_mean, shown,
-    shown_list,
-};
+use crate::error::{MAX_MESSAGE_CHARS, MAX_PATH_CHARS, SpecError, SpecErrors, capped, shown};
 use crate::limits::{MAX_EXPANDED_BYTES, MAX_JOBS, MAX_REPORTED_ERRORS, MAX_TASKS};
+use crate::locate::Locator;
 use crate::model::{JobSpec, ServiceSpec};
 use crate::names::NameSource;
-use crate::order::dependency_waves;
 use crate::raw::{Count, RawJob, RawService};
+use crate::template_sites::TemplateUse;
 use crate::units::format_bytes;
 use crate::yaml::parse_raw;
 
 /// Parses and checks one service file. `file` is only used to name the file in errors.
 pub fn parse_service(file: &str, source: &str) -> Result<ServiceSpec, SpecErrors> {
+    parse_with_templates(file, source).map(|(spec, _)| spec)
+}
+
+/// [`parse_service`], with every name the file's templates use and where.
+pub(crate) fn parse_with_templates(
+    file: &str,
+    source: &str,
+) -> Result<(ServiceSpec, Vec<TemplateUse>), SpecErrors> {
     let raw = parse_raw(file, source)?;
-    let mut checker = Checker::new(file);
+    let mut checker = Checker::new(file, source);
     let spec = checker.resolve(&raw);
-    checker.finish(spec)
+    let uses = std::mem::take(&mut checker.template_uses);
+    checker.finish(spec).map(|spec| (spec, uses))
 }
 
 /// Collects the problems of one file while resolving it, so all of them are reported at once.
 pub(crate) struct Checker<'a> {
     file: &'a str,
+    source: &'a str,
+    /// Where each value of the file is, read only once a template needs it.
+    locator: Option<Locator>,
+    /// Every name a template uses, once per place (a job's check is checked for each task).
+    pub(crate) template_uses: Vec<TemplateUse>,
+    pub(crate) template_uses_seen: HashSet<TemplateUse>,
     errors: Vec<SpecError>,
     /// Problems already reported (location, path, message): a job's setting is merged into each
     /// of its tasks, and its problem is reported once.
@@ -45,9 +58,13 @@ pub(crate) struct Checker<'a> {
 }
 
 impl<'a> Checker<'a> {
-    fn new(file: &'a str) -> Self {
+    pub(crate) fn new(file: &'a str, source: &'a str) -> Self {
         Checker {
             file,
+            source,
+            locator: None,
+            template_uses: Vec::new(),
+            template_uses_seen: HashSet::new(),
             errors: Vec::new(),
             reported: HashSet::new(),
             omitted: 0,
@@ -61,9 +78,20 @@ impl<'a> Checker<'a> {
 
     /// Reports a problem at `at` (line 1, column 1 if the value has no location).
     pub fn error(&mut self, at: &Location, path: impl Into<String>, message: impl Into<String>) {
-        let (line, column) = match at.line() {
+        self.error_at(at.line(), at.column(), path, message);
+    }
+
+    /// Reports a problem at `line`, `column` (line 1, column 1 if the line is 0).
+    pub fn error_at(
+        &mut self,
+        line: u64,
+        column: u64,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        let (line, column) = match line {
             0 => (1, 1),
-            line => (line, at.column().max(1)),
+            line => (line, column.max(1)),
         };
         let path = capped(&path.into(), MAX_PATH_CHARS);
         let message = capped(&message.into(), MAX_MESSAGE_CHARS);
@@ -93,7 +121,16 @@ impl<'a> Checker<'a> {
         self.errors.len() >= MAX_REPORTED_ERRORS
     }
 
-    fn finish(mut self, spec: ServiceSpec) -> Result<ServiceSpec, SpecErrors> {
+    /// The file's source text and where each of its values is.
+    pub(crate) fn locator(&mut self) -> (&'a str, &Locator) {
+        let source = self.source;
+        (
+            source,
+            self.locator.get_or_insert_with(|| Locator::new(source)),
+        )
+    }
+
+    pub(crate) fn finish(mut self, spec: ServiceSpec) -> Result<ServiceSpec, SpecErrors> {
         if let Some(first) = self.first_omitted.take() {
             let message = match self.omitted {
                 1 => "1 more problem from here on is not shown".to_owned(),
@@ -185,11 +222,14 @@ impl<'a> Checker<'a> {
             .iter()
             .enumerate()
             .map(|(index, job)| {
-                self.check_dependencies(&job_names, &known, index, job);
-                self.resolve_job(&job_names, index, job, names_task[index])
+                let depends_on = self.dependencies(&service, &job_names, &known, index, job);
+                let mut spec = self.resolve_job(&job_names, index, job, names_task[index]);
+                spec.depends_on = depends_on;
+                spec
             })
             .collect();
         self.check_dependency_cycles(raw, &jobs);
+        self.check_unique_routes(raw, &jobs);
         ServiceSpec { service, jobs }
     }
 
@@ -351,93 +391,20 @@ impl<'a> Checker<'a> {
         if let Some(constraints) = &job.constraints {
             self.apply_constraints(&path, constraints, &mut tasks);
         }
+        let (route, drain_timeout_ms) = self.route(&path, job);
         JobSpec {
             name: name.value.clone(),
-            depends_on: job.depends_on.iter().map(|d| d.value.clone()).collect(),
+            // Set by the caller, once dependencies are resolved.
+            depends_on: Vec::new(),
             on_failure: job.on_failure.unwrap_or_default(),
             update: job
                 .update
                 .as_ref()
                 .map(|update| self.update_policy(&path, update))
                 .unwrap_or_default(),
-            route: None,
-            drain_timeout_ms: crate::model::DEFAULT_DRAIN_TIMEOUT_MS,
+            route,
+            drain_timeout_ms,
             tasks,
-        }
-    }
-
-    /// Each of the job's dependencies must name another job of the service.
-    fn check_dependencies(
-        &mut self,
-        job_names: &[&str],
-        known: &HashSet<&str>,
-        index: usize,
-        job: &RawJob,
-    ) {
-        for (dep_index, dependency) in job.depends_on.iter().enumerate() {
-            let dep_path = format!("jobs[{index}].depends_on[{dep_index}]");
-            if dependency.value == job.name.value {
-                let message = format!("job \"{}\" depends on itself", shown(&job.name.value));
-                self.error(&dependency.referenced, dep_path, message);
-            } else if !known.contains(dependency.value.as_str()) {
-                let mut message = format!("unknown job \"{}\"", shown(&dependency.value));
-                // Past the reported problems this one is only counted: spare the hint.
-                if !self.is_full() {
-                    let hint = did_you_mean(&dependency.value, job_names.iter().copied());
-                    if let Some(hint) = hint {
-                        message.push_str(&format!(", did you mean \"{}\"?", shown(hint)));
-                    }
-                    let names = shown_list(job_names.iter().copied());
-                    message.push_str(&format!(" (jobs in this service: {names})"));
-                }
-                self.error(&dependency.referenced, dep_path, message);
-            }
-        }
-    }
-
-    fn check_dependency_cycles(&mut self, raw: &RawService, jobs: &[JobSpec]) {
-        // A job naming itself is reported on its own; leave it out so it is not reported twice.
-        let edges: Vec<(&str, Vec<String>)> = jobs
-            .iter()
-            .map(|job| {
-                (
-                    job.name.as_str(),
-                    job.depends_on
-                        .iter()
-                        .filter(|d| **d != job.name)
-                        .cloned()
-                        .collect(),
-                )
-            })
-            .collect();
-        if let Err(cycle) =
-            dependency_waves(edges.iter().map(|(name, deps)| (*name, deps.as_slice())))
-        {
-            let first = cycle.0.first().cloned().unwrap_or_default();
-            let Some((index, job)) = raw
-                .jobs
-                .value
-                .iter()
-                .enumerate()
-                .find(|(_, job)| job.name.value == first)
-            else {
-                return;
-            };
-            let mut names: Vec<&str> = cycle.0.iter().map(String::as_str).collect();
-            names.push(&first);
-            let message = format!(
-                "dependency cycle: {}",
-                names
-                    .iter()
-                    .map(|name| shown(name))
-                    .collect::<Vec<_>>()
-                    .join(" -> ")
-            );
-            self.error(
-                &job.name.referenced,
-                format!("jobs[{index}].depends_on"),
-                message,
-            );
         }
     }
 }

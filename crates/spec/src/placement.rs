@@ -57,6 +57,13 @@ impl Checker<'_> {
         let mut wanted = BTreeMap::new();
         for (key, value) in &constraints.value {
             let value_text = value.value.clone().into_string();
+            let key_path = format!("{path}.{}", shown(key));
+            let at = &value.referenced;
+            if self.refuse_template_in(at, &key_path, key, "constraints")
+                || self.refuse_template_in(at, &key_path, &value_text, "constraints")
+            {
+                continue;
+            }
             if let Some(problem) = label_problem(key, &value_text) {
                 self.error(&value.referenced, format!("{path}.{}", shown(key)), problem);
                 continue;

@@ -14,12 +14,15 @@ use crate::raw::{DurationText, RawCheck, RawTcp, RawUpdate};
 use crate::units::{format_ms, parse_duration_ms, seconds_to_ms};
 
 impl Checker<'_> {
-    /// The probe of a task listening on `port` (0: none declared).
+    /// The probe of a task listening on `port` (0: none declared), or on the port the server
+    /// allocates (`auto_port`), which the probe names until the task is rendered: as
+    /// `{{port}}` in a URL, as 0 for `tcp`.
     pub(crate) fn check(
         &mut self,
         path: &str,
         raw: &Spanned<RawCheck>,
         port: u16,
+        auto_port: bool,
     ) -> Option<CheckSpec> {
         let path = format!("{path}.check");
         let check = &raw.value;
@@ -38,10 +41,13 @@ impl Checker<'_> {
         }
         let probe = if let Some(http) = &check.http {
             Probe::Http {
-                url: self.http_target(&path, http, port)?,
+                url: self.http_target(&path, http, port, auto_port)?,
             }
         } else if let Some(tcp) = &check.tcp {
             let probed = match tcp.value {
+                RawTcp::TaskPort(true) if auto_port => {
+                    return self.timing(&path, check, Probe::Tcp { port: 0 });
+                }
                 RawTcp::TaskPort(true) => port,
                 RawTcp::TaskPort(false) => 0,
                 RawTcp::Port(number) => u16::try_from(number).unwrap_or(0),
@@ -57,22 +63,27 @@ impl Checker<'_> {
                 command: self.command(&format!("{path}.exec"), exec)?,
             }
         };
+        self.timing(&path, check, probe)
+    }
+
+    /// `probe` with the check's timing.
+    fn timing(&mut self, path: &str, check: &RawCheck, probe: Probe) -> Option<CheckSpec> {
         let interval_ms = self.duration(
-            &path,
+            path,
             "interval",
             check.interval.as_ref(),
             CheckSpec::DEFAULT_INTERVAL_MS,
             MIN_INTERVAL_MS..=MAX_INTERVAL_MS,
         );
         let timeout_ms = self.duration(
-            &path,
+            path,
             "timeout",
             check.timeout.as_ref(),
             CheckSpec::DEFAULT_TIMEOUT_MS,
             MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS,
         );
         let start_period_ms = self.duration(
-            &path,
+            path,
             "start_period",
             check.start_period.as_ref(),
             0,
@@ -132,7 +143,7 @@ impl Checker<'_> {
     }
 
     /// A duration within `allowed`, or `default` (after reporting) if it is not one.
-    fn duration(
+    pub(crate) fn duration(
         &mut self,
         path: &str,
         field: &str,
@@ -160,15 +171,22 @@ impl Checker<'_> {
     }
 
     /// The URL an `http` check probes: a full `http(s)://` URL as written, or a path on the
-    /// task's port on its host.
-    fn http_target(&mut self, path: &str, http: &Spanned<String>, port: u16) -> Option<String> {
+    /// task's port on its host. A template is checked when it is rendered, as a URL.
+    fn http_target(
+        &mut self,
+        path: &str,
+        http: &Spanned<String>,
+        port: u16,
+        auto_port: bool,
+    ) -> Option<String> {
         let target = http.value.trim();
         let at = &http.referenced;
         let path = format!("{path}.http");
         let expected = "expected a path such as /health or a full http:// URL";
-        if target.len() > MAX_HTTP_TARGET_LEN
-            || target.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
+        let templated = self.template_value(at, &path, target);
+        // A template's tags hold spaces; what it renders to is checked then.
+        let unfit = |c: char| c.is_control() || (c.is_whitespace() && !templated);
+        if target.len() > MAX_HTTP_TARGET_LEN || target.chars().any(unfit) {
             let message = format!(
                 "{expected}, of at most {MAX_HTTP_TARGET_LEN} characters without spaces or control characters"
             );
@@ -186,9 +204,13 @@ impl Checker<'_> {
                 return None;
             }
             Some(target.to_owned())
+        } else if templated && !target.starts_with('/') {
+            Some(target.to_owned())
         } else if !target.starts_with('/') {
             self.error(at, path, expected);
             None
+        } else if auto_port {
+            Some(format!("http://127.0.0.1:{{{{port}}}}{target}"))
         } else if port == 0 {
             let message = "a path is probed on the task's port: set `port` on the task or its job, or give a full URL";
             self.error(at, path, message);

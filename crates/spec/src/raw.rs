@@ -33,10 +33,15 @@ pub(crate) struct RawJob {
     pub init: Option<bool>,
     pub docker_config: Option<RawDockerConfig>,
     pub check: Option<Spanned<RawCheck>>,
+    pub volumes: Option<Spanned<Vec<RawVolume>>>,
+    /// Jobs of this service (`JOB`), or of another service of the environment (`SERVICE/JOB`).
     #[serde(default)]
     pub depends_on: Vec<Spanned<String>>,
     pub update: Option<Spanned<RawUpdate>>,
     pub on_failure: Option<OnFailure>,
+    pub route: Option<Spanned<RawRoute>>,
+    /// How long a routed task keeps serving after it leaves the routers' pool.
+    pub drain_timeout: Option<Spanned<DurationText>>,
     /// Run this many identical tasks, named `JOB-1` .. `JOB-N`.
     pub instances: Option<Spanned<Count<1, MAX_INSTANCES>>>,
     /// Alone: run one task on each of these hosts, named `JOB-HOST`. With `instances`: the
@@ -61,6 +66,7 @@ pub(crate) struct RawTask {
     pub init: Option<bool>,
     pub docker_config: Option<RawDockerConfig>,
     pub check: Option<Spanned<RawCheck>>,
+    pub volumes: Option<Spanned<Vec<RawVolume>>>,
 }
 
 impl RawJob {
@@ -75,6 +81,7 @@ impl RawJob {
             init: self.init,
             docker_config: self.docker_config.as_ref(),
             check: self.check.as_ref(),
+            volumes: self.volumes.as_ref(),
         }
     }
 }
@@ -91,6 +98,7 @@ impl RawTask {
             init: self.init,
             docker_config: self.docker_config.as_ref(),
             check: self.check.as_ref(),
+            volumes: self.volumes.as_ref(),
         }
     }
 }
@@ -107,6 +115,7 @@ pub(crate) struct RawSettingsRef<'a> {
     pub init: Option<bool>,
     pub docker_config: Option<&'a RawDockerConfig>,
     pub check: Option<&'a Spanned<RawCheck>>,
+    pub volumes: Option<&'a Spanned<Vec<RawVolume>>>,
 }
 
 /// `command: "httpd -f -p 80"` (split like a shell would) or `command: [httpd, -f, -p, "80"]`.
@@ -152,9 +161,13 @@ impl EnvValue {
     }
 }
 
-/// A port written as a number or, as in the seed's config, a string of digits.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RawPort(pub u16);
+/// `port:` a number as written (or, as in the seed's config, a string of digits), or `auto`;
+/// `0` (the seed's own example) also asks for a port to be allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawPort {
+    Fixed(u16),
+    Auto,
+}
 
 impl<'de> Deserialize<'de> for RawPort {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -164,19 +177,45 @@ impl<'de> Deserialize<'de> for RawPort {
             Number(i64),
             Text(String),
         }
-        let expected = "a port number from 0 to 65535";
+        let expected = "a port number from 1 to 65535, or auto (0 also means auto)";
         let number = match Written::deserialize(deserializer)
             .map_err(|_| de::Error::custom(format!("expected {expected}")))?
         {
             Written::Number(number) => number,
+            Written::Text(text) if text.trim() == "auto" => return Ok(RawPort::Auto),
             Written::Text(text) => text.trim().parse::<i64>().map_err(|_| {
                 de::Error::custom(format!("expected {expected}, found \"{}\"", shown(&text)))
             })?,
         };
-        u16::try_from(number)
-            .map(RawPort)
-            .map_err(|_| de::Error::custom(format!("expected {expected}, found {number}")))
+        match u16::try_from(number) {
+            Ok(0) => Ok(RawPort::Auto),
+            Ok(port) => Ok(RawPort::Fixed(port)),
+            Err(_) => Err(de::Error::custom(format!(
+                "expected {expected}, found {number}"
+            ))),
+        }
     }
+}
+
+/// `route:` a name, or `true` for the job's own name (`false`: no route).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "expected a route name, or true for the job's own name"
+)]
+pub(crate) enum RawRoute {
+    JobName(bool),
+    Name(String),
+}
+
+/// One of `volumes:`: a named volume mounted into the task's container.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVolume {
+    pub name: Spanned<String>,
+    pub mount: Spanned<String>,
+    /// A tarball on the host or an `http(s)` URL, unpacked into the volume when it is created.
+    pub seed: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

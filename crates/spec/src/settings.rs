@@ -1,6 +1,6 @@
 //! The settings a job gives its tasks and a task may override (image, command, env, port, host,
-//! resources, init, Docker fields, check): each written value checked once, where it is written,
-//! then merged into every task.
+//! resources, init, Docker fields, check, volumes): each written value checked once, where it is
+//! written (templates included), then merged into every task.
 
 use std::collections::BTreeMap;
 
@@ -10,14 +10,16 @@ use crate::docker_fields::{CONTAINER_CONFIG_FIELDS, DockerFields, HOST_CONFIG_FI
 use crate::error::{did_you_mean, shown};
 use crate::limits::{
     MAX_COMMAND_ARGS, MAX_COMMAND_BYTES, MAX_CPUS, MAX_DOCKER_FIELDS_BYTES, MAX_ENV_BYTES,
-    MAX_ENV_NAME_BYTES, MAX_ENV_VARS, MAX_MEMORY_BYTES, MIN_CPUS, MIN_MEMORY_BYTES,
+    MAX_ENV_NAME_BYTES, MAX_ENV_VARS, MAX_IMAGE_TEMPLATE_LEN, MAX_MEMORY_BYTES, MIN_CPUS,
+    MIN_MEMORY_BYTES,
 };
-use crate::model::{Resources, TaskSpec};
+use crate::model::{Resources, TaskSpec, VolumeSpec};
 use crate::parse::Checker;
 use crate::raw::{
-    EnvValue, MemoryText, RawCheck, RawCommand, RawEnv, RawResources, RawSettingsRef,
+    EnvValue, MemoryText, RawCheck, RawCommand, RawEnv, RawPort, RawResources, RawSettingsRef,
 };
 use crate::reference::ImageRef;
+use crate::template_syntax::{is_template, read_template, split_command_line};
 use crate::units::{format_bytes, parse_memory};
 
 type JsonMap = serde_json::Map<String, serde_json::Value>;
@@ -29,13 +31,14 @@ pub(crate) struct Settings<'a> {
     pub image: Option<String>,
     pub command: Option<Vec<String>>,
     pub env: Option<Env>,
-    pub port: Option<u16>,
+    pub port: Option<RawPort>,
     pub run_on_host: Option<String>,
     pub resources: Option<Resources>,
     pub init: Option<bool>,
     pub docker_hostconfig: Option<JsonMap>,
     pub docker_config: Option<JsonMap>,
     pub check: Option<&'a Spanned<RawCheck>>,
+    pub volumes: Option<Vec<VolumeSpec>>,
     /// About how many bytes env, command and Docker fields take, to bound what copying them into
     /// every task costs.
     pub bytes: usize,
@@ -69,29 +72,34 @@ impl Checker<'_> {
             if let Some(fields) = &docker.docker_hostconfig {
                 let section = format!("{path}.docker_config.docker_hostconfig");
                 bytes += self.docker_fields(&section, fields, HOST_CONFIG_FIELDS, "HostConfig");
+                self.docker_templates(&section, fields);
                 docker_hostconfig = Some(fields.to_json_map());
             }
             if let Some(fields) = &docker.docker_config {
                 let section = format!("{path}.docker_config.docker_config");
                 let what = "container Config";
                 bytes += self.docker_fields(&section, fields, CONTAINER_CONFIG_FIELDS, what);
+                self.docker_templates(&section, fields);
                 docker_config = Some(fields.to_json_map());
             }
         }
+        let volumes = raw.volumes.and_then(|volumes| self.volumes(path, volumes));
         bytes += env.as_ref().map_or(0, |env| env_bytes(&env.vars));
         bytes += command.as_ref().map_or(0, |argv| command_bytes(argv));
+        bytes += volumes.as_ref().map_or(0, |volumes| volume_bytes(volumes));
         Settings {
             path: path.to_owned(),
             image,
             command,
             env,
-            port: raw.port.map(|port| port.value.0),
+            port: raw.port.map(|port| port.value),
             run_on_host,
             resources,
             init: raw.init,
             docker_hostconfig,
             docker_config,
             check: raw.check,
+            volumes,
             bytes,
         }
     }
@@ -124,18 +132,22 @@ impl Checker<'_> {
             }
             map
         };
-        let port = pick(|s| s.port.is_some()).port.unwrap_or(0);
+        let (port, auto_port) = match pick(|s| s.port.is_some()).port {
+            Some(RawPort::Fixed(port)) => (port, false),
+            Some(RawPort::Auto) => (0, true),
+            None => (0, false),
+        };
         let with_check = pick(|s| s.check.is_some());
         let check = with_check
             .check
-            .and_then(|check| self.check(&with_check.path, check, port));
+            .and_then(|check| self.check(&with_check.path, check, port, auto_port));
         TaskSpec {
             name: name.to_owned(),
             image: pick(|s| s.image.is_some()).image.clone(),
             command: pick(|s| s.command.is_some()).command.clone(),
             env,
             port,
-            auto_port: false,
+            auto_port,
             run_on_host: pick(|s| s.run_on_host.is_some()).run_on_host.clone(),
             resources: pick(|s| s.resources.is_some())
                 .resources
@@ -151,7 +163,10 @@ impl Checker<'_> {
             ),
             check,
             placement: Default::default(),
-            volumes: Vec::new(),
+            volumes: pick(|s| s.volumes.is_some())
+                .volumes
+                .clone()
+                .unwrap_or_default(),
         }
     }
 
@@ -162,6 +177,18 @@ impl Checker<'_> {
             let message = "expected an image reference, found an empty string";
             self.error(&image.referenced, path, message);
             return None;
+        }
+        // A templated image is known only once rendered; the server checks it then.
+        if is_template(text) && text.len() > MAX_IMAGE_TEMPLATE_LEN {
+            let message = format!(
+                "the image template is {} bytes; at most {MAX_IMAGE_TEMPLATE_LEN} are accepted",
+                text.len()
+            );
+            self.error(&image.referenced, path, message);
+            return None;
+        }
+        if self.template_value(&image.referenced, &path, text) {
+            return Some(text.to_owned());
         }
         match ImageRef::parse(text) {
             Ok(_) => Some(text.to_owned()),
@@ -180,14 +207,33 @@ impl Checker<'_> {
     ) -> Option<Vec<String>> {
         let at = &command.referenced;
         let argv = match &command.value {
-            RawCommand::Argv(argv) => argv.clone(),
-            RawCommand::Line(line) => match shell_words::split(line) {
-                Ok(argv) => argv,
-                Err(error) => {
-                    self.error(at, path, format!("cannot split command: {error}"));
+            RawCommand::Argv(argv) => {
+                for (index, arg) in argv.iter().enumerate() {
+                    self.template_value(at, &format!("{path}[{index}]"), arg);
+                }
+                argv.clone()
+            }
+            RawCommand::Line(line) => {
+                // The line's templates are read whole, so problems are found at their line.
+                let templated = self.template_value(at, path, line);
+                let argv = match split_command_line(line) {
+                    Ok(argv) => argv,
+                    Err(error) => {
+                        self.error(at, path, format!("cannot split command: {error}"));
+                        return None;
+                    }
+                };
+                let split_a_template = templated
+                    && argv
+                        .iter()
+                        .any(|arg| is_template(arg) && read_template(arg).is_err());
+                if split_a_template && read_template(line).is_ok() {
+                    let message = "a template here spans several arguments of the command ({% if %} ... {% endif %} with spaces inside); write the command as a list, one argument each";
+                    self.error(at, path, message);
                     return None;
                 }
-            },
+                argv
+            }
         };
         if argv.is_empty() {
             self.error(at, path, "expected a command, found an empty one");
@@ -250,6 +296,9 @@ impl Checker<'_> {
                 .collect(),
         };
         for (name, value, entry_path) in entries {
+            if self.refuse_template_in(at, &entry_path, &name, "env names") {
+                continue;
+            }
             let Some(value) = value else {
                 let message = format!("expected NAME=value, found \"{}\"", shown(&name));
                 self.error(at, entry_path, message);
@@ -268,6 +317,7 @@ impl Checker<'_> {
                 );
                 self.error(at, entry_path, message);
             } else {
+                self.template_value(at, &entry_path, &value);
                 vars.insert(name, value);
             }
         }
@@ -418,19 +468,29 @@ pub(crate) fn key_segment(key: &str) -> String {
 }
 
 /// Bytes of the environment as a process gets it: `NAME=value\0` for each variable.
-fn env_bytes(env: &BTreeMap<String, String>) -> usize {
+pub(crate) fn env_bytes(env: &BTreeMap<String, String>) -> usize {
     env.iter()
         .map(|(name, value)| name.len() + value.len() + 2)
         .sum()
 }
 
+/// Bytes of volumes as stored, about.
+fn volume_bytes(volumes: &[VolumeSpec]) -> usize {
+    volumes
+        .iter()
+        .map(|volume| {
+            volume.name.len() + volume.mount.len() + volume.seed.as_ref().map_or(0, String::len)
+        })
+        .sum()
+}
+
 /// Bytes of a command as a process gets it: each argument and its terminating NUL.
-fn command_bytes(argv: &[String]) -> usize {
+pub(crate) fn command_bytes(argv: &[String]) -> usize {
     argv.iter().map(|arg| arg.len() + 1).sum()
 }
 
 /// About how many bytes `value` takes as JSON.
-fn json_bytes(value: &serde_json::Value) -> usize {
+pub(crate) fn json_bytes(value: &serde_json::Value) -> usize {
     use serde_json::Value;
     match value {
         Value::Null | Value::Bool(_) => 5,

@@ -384,7 +384,7 @@ mod tests {
         );
         check(
             &format!("{job}port: {{a: 1}}\n"),
-            "4:11: jobs[0].port: expected a port number from 0 to 65535",
+            "4:11: jobs[0].port: expected a port number from 1 to 65535, or auto (0 also means auto)",
         );
         let long = "x".repeat(1000);
         let errors =

@@ -11,9 +11,12 @@
 //! - every refusal is located (line and column from 1, within the file), names a field path and
 //!   has a short message;
 //! - every accepted spec is within `limits`: valid names, task names unique in the service,
-//!   valid image references, bounded durations, sizes and counts, no NUL where a process or
-//!   Docker would get it, dependencies on jobs of the service without cycles, and a stored form
-//!   that reads back equal.
+//!   valid image references (or templates), bounded durations, sizes and counts, no NUL where a
+//!   process or Docker would get it, dependencies on jobs of the service without cycles (or on
+//!   `SERVICE/JOB` of another service), valid routes and volumes, and a stored form that reads
+//!   back equal;
+//! - rendering an accepted task for an environment never panics, and what it renders is within
+//!   `limits` too.
 //!
 //! Runs `CJ_FUZZ_CASES` cases (30 000 by default) from a fixed seed, `CJ_FUZZ_SEED` to vary it;
 //! `cargo nextest run -p coding-job-spec --no-capture fuzz` shows the figures.
@@ -25,7 +28,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use coding_job_spec::limits::*;
-use coding_job_spec::{ImageRef, Probe, ServiceSpec, SpecErrors, TaskSpec, dependency_waves};
+use std::collections::BTreeMap;
+
+use coding_job_spec::{
+    ImageRef, Probe, RenderContext, ServiceSpec, SpecErrors, TaskSpec, dependency_waves,
+    render_task,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
@@ -123,7 +131,20 @@ const INTERESTING: &[&str] = &[
     "check: {tcp: true}",
     "check: {http: /x}",
     "port: 70000",
+    "port: auto",
     "docker_config: {docker_config: {Labels: {a: b}}}",
+    "{{",
+    "}}",
+    "{%",
+    "{#",
+    "{{ vars.a }}",
+    "{{ addr(\"b-1\") }}",
+    "{{ port }}",
+    "{% if env.name == \"x\" %}a{% endif %}",
+    "route: true",
+    "drain_timeout: 5s",
+    "depends_on: [x/y]",
+    "volumes: [{name: a, mount: /a, seed: /s.tar}]",
 ];
 
 /// Values put in place of a whole value, so the file stays YAML and reaches the later checks:
@@ -197,6 +218,14 @@ const VALUES: &[&str] = &[
     "[\"A=1\"]",
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "auto",
+    "\"{{ vars.a }}\"",
+    "\"x-{{ task.index }}\"",
+    "\"{{ addr('a') }}\"",
+    "\"{{ nope }}\"",
+    "\"{% for c in vars.a %}{% endfor %}\"",
+    "[{name: a, mount: /a}]",
+    "[a/b]",
 ];
 
 #[derive(Debug, Clone)]
@@ -457,11 +486,27 @@ fn refusal_problem(source: &str, errors: &SpecErrors) -> Option<String> {
     None
 }
 
+/// Whether `text` is a template, rendered for each environment.
+fn is_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%") || text.contains("{#")
+}
+
+/// The volume name rule, written again here.
+fn valid_volume_name(name: &str) -> bool {
+    (1..=MAX_VOLUME_NAME_LEN).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_lowercase()
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+}
+
 /// Why `task` breaks the limits, if it does.
 fn task_problem(task: &TaskSpec) -> Option<String> {
     let within = |value: u64, min: u64, max: u64| (min..=max).contains(&value);
     if let Some(image) = &task.image
-        && (image.trim() != image || ImageRef::parse(image).is_err())
+        && (image.trim() != image
+            || (is_template(image) && image.len() > MAX_IMAGE_TEMPLATE_LEN)
+            || (!is_template(image) && ImageRef::parse(image).is_err()))
     {
         return Some(format!("invalid image {image:?}"));
     }
@@ -516,16 +561,47 @@ fn task_problem(task: &TaskSpec) -> Option<String> {
             && within(check.start_period_ms, 0, MAX_START_PERIOD_MS)
             && (MIN_RETRIES..=MAX_RETRIES).contains(&check.retries);
         let probe_ok = match &check.probe {
+            Probe::Http { url } if is_template(url) => {
+                url.len() <= MAX_HTTP_TARGET_LEN + 30 && !url.chars().any(char::is_control)
+            }
             Probe::Http { url } => {
                 url.len() <= MAX_HTTP_TARGET_LEN + 30
                     && (url.starts_with("http://") || url.starts_with("https://"))
                     && !url.chars().any(|c| c.is_whitespace() || c.is_control())
             }
-            Probe::Tcp { port } => *port >= 1,
+            Probe::Tcp { port } => *port >= 1 || task.auto_port,
             Probe::Exec { command } => valid_argv(command),
         };
         if !timing_ok || !probe_ok {
             return Some(format!("invalid check {check:?}"));
+        }
+    }
+    if task.auto_port && task.port != 0 {
+        return Some("an allocated port before rendering".into());
+    }
+    let mut mounts = HashSet::new();
+    let mut volume_names = HashSet::new();
+    if task.volumes.len() > MAX_VOLUMES {
+        return Some("too many volumes".into());
+    }
+    for volume in &task.volumes {
+        let mount = volume.mount.trim_end_matches('/');
+        if !valid_volume_name(&volume.name)
+            || !volume_names.insert(volume.name.as_str())
+            || !volume.mount.starts_with('/')
+            || mount.is_empty()
+            || !mounts.insert(mount)
+            || volume.mount.len() > MAX_VOLUME_PATH_LEN
+            || volume
+                .mount
+                .chars()
+                .any(|c| c.is_control() || c == ':' || c == ',')
+            || volume
+                .seed
+                .as_ref()
+                .is_some_and(|seed| seed.len() > MAX_VOLUME_PATH_LEN || seed.contains('\0'))
+        {
+            return Some(format!("invalid volume {volume:?}"));
         }
     }
     None
@@ -569,13 +645,25 @@ fn spec_problem(spec: &ServiceSpec) -> Option<String> {
     if task_names.len() > MAX_TASKS {
         return Some(format!("{} tasks", task_names.len()));
     }
+    let mut routes = HashSet::new();
     for job in &spec.jobs {
-        if job
-            .depends_on
-            .iter()
-            .any(|dep| *dep == job.name || !job_names.contains(dep.as_str()))
-        {
+        // `SERVICE/JOB` of another service, or a job of this one (stored as `JOB`).
+        let bad_dependency = |dep: &String| match dep.split_once('/') {
+            Some((service, name)) => {
+                service == spec.service || !valid_name(service) || !valid_name(name)
+            }
+            None => *dep == job.name || !job_names.contains(dep.as_str()),
+        };
+        if job.depends_on.iter().any(bad_dependency) {
             return Some(format!("job {:?} has a bad dependency", job.name));
+        }
+        if let Some(route) = &job.route
+            && (!valid_name(route) || !routes.insert(route.as_str()))
+        {
+            return Some(format!("job {:?} has a bad route", job.name));
+        }
+        if job.drain_timeout_ms > MAX_DRAIN_TIMEOUT_MS {
+            return Some(format!("job {:?} drains too long", job.name));
         }
     }
     let edges = spec
@@ -588,6 +676,43 @@ fn spec_problem(spec: &ServiceSpec) -> Option<String> {
     let stored = serde_json::to_string(spec).unwrap();
     if serde_json::from_str::<ServiceSpec>(&stored).ok().as_ref() != Some(spec) {
         return Some("the stored form does not read back equal".into());
+    }
+    render_problem(spec)
+}
+
+/// Why rendering the first tasks of `spec` for an environment breaks the limits, if it does.
+/// Rendering may refuse (a variable that is not set); what it renders must be complete.
+fn render_problem(spec: &ServiceSpec) -> Option<String> {
+    let vars: BTreeMap<String, String> = [("a", "x"), ("b", "y")]
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    let addr = |service: &str, job: &str| vec![format!("{service}-{job}.test:80")];
+    let ctx = RenderContext {
+        env: "fuzz",
+        vars: &vars,
+        addr: &addr,
+    };
+    for job in &spec.jobs {
+        for task in job.tasks.iter().take(3) {
+            let mut task = task.clone();
+            if task.auto_port {
+                task.port = 31000;
+            }
+            let Ok(rendered) = render_task(&spec.service, job, &task, &ctx) else {
+                continue;
+            };
+            // Other values may hold braces once rendered (a `{% raw %}` block's text).
+            let templated = rendered.image.iter().any(|image| is_template(image));
+            if templated || (rendered.auto_port && !rendered.env.contains_key("PORT")) {
+                return Some(format!("task {:?} rendered incompletely", task.name));
+            }
+            let mut unrendered = rendered.clone();
+            unrendered.port = 0;
+            if let Some(problem) = task_problem(&unrendered) {
+                return Some(format!("task {:?} rendered: {problem}", task.name));
+            }
+        }
     }
     None
 }

@@ -240,3 +240,38 @@ fn counts_that_are_not_whole_numbers_are_reported_at_their_place() {
          f.yaml:5:39: jobs[0].update.canary: expected a number from 0 to 1000"
     );
 }
+
+#[test]
+fn a_template_that_would_grow_is_refused_before_it_is_compiled() {
+    // Compiling this would fold it into a 200 MB constant.
+    let source = "service: s\njobs:\n  - name: j\n    env:\n      A: '{{ \"x\" * 100000000 ~ \"x\" * 100000000 }}'\n";
+    let errors = refused(source);
+    assert!(
+        errors
+            .0
+            .iter()
+            .all(|error| error.message.contains("is not supported in templates")),
+        "{errors}"
+    );
+}
+
+#[test]
+fn many_templates_are_read_quickly() {
+    let env: String = (0..1000)
+        .map(|n| format!("      V{n}: \"{{{{ vars.v{n} }}}}-{{% if port %}}{{{{ task.name }}}}{{% endif %}}\"\n"))
+        .collect();
+    let source = format!("service: s\njobs:\n  - name: j\n    env:\n{env}");
+    let started = Instant::now();
+    parse_service("f.yaml", &source).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    let broken = source.replace("{{ vars.v999 }}", "{{ vars.v999 ");
+    let message = only_message(&refused(&broken));
+    assert!(
+        message.starts_with("f.yaml:1004:13: jobs[0].env.V999: template syntax error"),
+        "{message}"
+    );
+}

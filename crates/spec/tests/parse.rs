@@ -4,7 +4,11 @@
 //! The mistakes are files in `fixtures/invalid/`: `NAME.yaml` and the exact errors it must get in
 //! `NAME.expected`. The end-to-end tests push the same files through the CLI.
 
-use coding_job_spec::{OnFailure, parse_service};
+use std::collections::BTreeMap;
+
+use coding_job_spec::{
+    OnFailure, Probe, RenderContext, TemplateScope, check_templates, parse_service, render_task,
+};
 
 const HEADER: &str = "service: core\njobs:\n";
 
@@ -257,4 +261,105 @@ jobs:
     let mut narrowed = api.tasks[0].clone();
     narrowed.placement.hosts = vec!["host-1".into()];
     assert_eq!(narrowed.config_hash(), api.tasks[0].config_hash());
+}
+
+#[test]
+fn a_templated_service_loads_checks_and_renders() {
+    let source = include_str!("fixtures/templated-service.yaml");
+    let spec = parse_service("templated-service.yaml", source).unwrap();
+    let (db, api) = (spec.job("db").unwrap(), spec.job("api").unwrap());
+    assert_eq!(api.depends_on, ["db", "auth/users"]);
+    assert_eq!(api.route.as_deref(), Some("api"));
+    assert_eq!(api.drain_timeout_ms, 10_000);
+    assert!(
+        api.tasks
+            .iter()
+            .all(|task| task.auto_port && task.port == 0)
+    );
+    assert_eq!(db.tasks[0].volumes[0].mount, "/var/lib/postgresql/data");
+
+    let vars: BTreeMap<String, String> = [("postgres_version".to_owned(), "16".to_owned())].into();
+    let job_exists = |service: &str, job: &str| (service, job) == ("auth", "users");
+    let scope = TemplateScope {
+        env: "pr-123",
+        service: "shop",
+        vars: &vars,
+        job_exists: &job_exists,
+    };
+    check_templates("templated-service.yaml", source, &scope).unwrap();
+    let no_vars = BTreeMap::new();
+    let unset = TemplateScope {
+        vars: &no_vars,
+        ..scope
+    };
+    assert_eq!(
+        check_templates("templated-service.yaml", source, &unset)
+            .unwrap_err()
+            .to_string(),
+        "templated-service.yaml:5:12: jobs[0].image: variable `postgres_version` is not set in environment pr-123 (set it with `coding-job env vars pr-123 --set postgres_version=VALUE`)"
+    );
+
+    let addresses = |service: &str, job: &str| match (service, job) {
+        ("shop", "db") => vec!["10.0.0.5:31000".to_owned()],
+        ("auth", "users") => vec!["10.0.0.6:31010".to_owned(), "10.0.0.7:31010".to_owned()],
+        _ => Vec::new(),
+    };
+    let ctx = RenderContext {
+        env: "pr-123",
+        vars: &vars,
+        addr: &addresses,
+    };
+    let mut task = api.tasks[1].clone();
+    task.port = 31001;
+    let rendered = render_task("shop", api, &task, &ctx).unwrap();
+    assert_eq!(
+        rendered.command.as_deref().unwrap(),
+        [
+            "api",
+            "--db",
+            "10.0.0.5:31000",
+            "--users",
+            "10.0.0.6:31010,10.0.0.7:31010"
+        ]
+    );
+    assert_eq!(rendered.env["INSTANCE"], "api-2 (2 of 2)");
+    assert_eq!(rendered.env["LOG_LEVEL"], "debug");
+    assert_eq!(rendered.env["PORT"], "31001");
+    assert_eq!(
+        rendered.check.unwrap().probe,
+        Probe::Http {
+            url: "http://127.0.0.1:31001/health".into()
+        }
+    );
+    assert_eq!(
+        rendered.docker_hostconfig["LogConfig"]["Config"]["tag"], "{{.Name}}",
+        "a raw block is written as it is"
+    );
+    let mut db_task = db.tasks[0].clone();
+    db_task.port = 31000;
+    let db_rendered = render_task("shop", db, &db_task, &ctx).unwrap();
+    assert_eq!(db_rendered.image.as_deref(), Some("postgres:16"));
+    assert_eq!(db_rendered.env["POSTGRES_DB"], "shop_pr-123");
+    assert_eq!(
+        db_rendered.volumes[0].seed.as_deref(),
+        Some("https://seeds.example.com/shop/pr-123.tar.gz")
+    );
+}
+
+#[test]
+fn port_auto_and_port_0_both_ask_for_a_port() {
+    for written in ["auto", "0", "\"auto\""] {
+        let yaml = format!("service: s\njobs:\n  - name: w\n    port: {written}\n");
+        let task = &parse_service("s.yaml", &yaml).unwrap().jobs[0].tasks[0];
+        assert!(task.auto_port, "{written}");
+        assert_eq!(task.port, 0);
+    }
+    let fixed = parse_service("s.yaml", "service: s\njobs:\n  - name: w\n    port: 8080\n    tasks:\n      - name: w1\n      - name: w2\n        port: auto\n").unwrap();
+    let tasks = &fixed.jobs[0].tasks;
+    assert_eq!((tasks[0].port, tasks[0].auto_port), (8080, false));
+    assert_eq!(
+        (tasks[1].port, tasks[1].auto_port),
+        (0, true),
+        "a task's port replaces its job's"
+    );
 }
