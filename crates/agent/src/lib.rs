@@ -1,7 +1,8 @@
 //! The agent: runs on each host and makes the host's containers match its assignments.
 //!
-//! It creates what is missing, replaces what differs, removes what is no longer wanted and
-//! leaves alone what is right (decided by the config-hash label, so an agent restarted from
+//! It creates what is missing (with the task's volumes, seeded when new), replaces what differs,
+//! removes what is no longer wanted (a routed job's containers leave the routers' pool first)
+//! and leaves alone what is right (decided by the config-hash label, so an agent restarted from
 //! nothing re-adopts what runs). It follows Docker's event stream: a container that dies on its
 //! own is reported and restarted with backoff (or kept, with `on_failure: keep`). Everything it
 //! sees and does goes back to the server as [`AgentReport`]s. [`tls`] is how this binary dials
@@ -16,13 +17,14 @@ mod plan;
 mod prewarm;
 mod reconcile;
 mod remote;
+mod seed;
 mod stats;
 mod time;
 pub mod tls;
 mod types;
 
 pub use backoff::Backoff;
-pub use plan::{Action, plan_task, plan_unwanted};
+pub use plan::{Action, Drains, plan_task, plan_unwanted};
 pub use reconcile::{Agent, AgentConfig};
 pub use remote::{LinkError, RemoteOptions, run_remote};
 pub use stats::{ContainerStats, DEFAULT_STATS_INTERVAL};

@@ -22,8 +22,10 @@ use crate::types::{AgentReport, Assignment};
 
 /// The protocol's version: a server refuses an agent that speaks another. 2: exec. 3: pre-warm
 /// ([`ServerMessage::Prewarm`], [`AgentRequest::Pull`]), which an older agent would leave
-/// unanswered.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// unanswered. 4: [`AgentRequest::RemoveEnv`], volumes, and containers reported leaving before
+/// they stop (`Assignment::drain_ms`, `ObservedContainer::leaving`), which an older agent would
+/// ignore: the routers would lose requests in flight.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// How often each end pings the other (WebSocket pings, answered by the WebSocket layer).
 pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -98,6 +100,23 @@ pub enum AgentRequest {
     /// Pulls each missing image, one at a time (`hosts prewarm`); answered with
     /// [`AgentMessage::Response`] holding a `Vec<cj_api::ImagePull>` once all are done.
     Pull { images: Vec<String> },
+    /// Removes what environment `env` left on this host: every container of it that no current
+    /// assignment wants (a running one is reported leaving and stopped after its drain, as the
+    /// loop would), then, unless `keep_volumes`, every volume of it whose task is not assigned
+    /// here. Answered with [`AgentMessage::Response`] holding a [`RemoveEnvOutcome`] once done,
+    /// or failed with what could not be removed (asking again is safe). Send it after the
+    /// assignments without the environment: requests are carried out after the assignments sent
+    /// before them are taken in.
+    RemoveEnv { env: String, keep_volumes: bool },
+}
+
+/// What [`AgentRequest::RemoveEnv`] did, by the engine's names, sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveEnvOutcome {
+    pub containers_removed: Vec<String>,
+    pub volumes_removed: Vec<String>,
+    /// Left in place: all of them with `keep_volumes`, else those of tasks still assigned here.
+    pub volumes_kept: Vec<String>,
 }
 
 /// A terminal's size in characters.
@@ -326,6 +345,44 @@ mod tests {
         };
         let text = serde_json::to_string(&pull).unwrap();
         assert_eq!(serde_json::from_str::<ServerMessage>(&text).unwrap(), pull);
+    }
+
+    #[test]
+    fn remove_env_reads_as_written() {
+        let request = ServerMessage::Request {
+            id: 5,
+            request: AgentRequest::RemoveEnv {
+                env: "pr-42".into(),
+                keep_volumes: false,
+            },
+        };
+        let text = serde_json::to_string(&request).unwrap();
+        assert_eq!(
+            text,
+            r#"{"message":"request","id":5,"request":{"kind":"remove_env","env":"pr-42","keep_volumes":false}}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<ServerMessage>(&text).unwrap(),
+            request
+        );
+        let outcome = RemoveEnvOutcome {
+            containers_removed: vec!["web_blog_pr-42_1700000000".into()],
+            volumes_removed: vec!["data_web_blog_pr-42_0123abcd".into()],
+            volumes_kept: Vec::new(),
+        };
+        let value = serde_json::to_value(&outcome).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "containers_removed": ["web_blog_pr-42_1700000000"],
+                "volumes_removed": ["data_web_blog_pr-42_0123abcd"],
+                "volumes_kept": []
+            })
+        );
+        assert_eq!(
+            serde_json::from_value::<RemoveEnvOutcome>(value).unwrap(),
+            outcome
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Reading the host's containers: the engine's list, completed by inspects (cached while a
-//! container's state does not change, and dropped on any event about it).
+//! container's state does not change, and dropped on any event about it), and what their labels
+//! tell the agent alone ([`Notes`]).
 
 use std::collections::HashMap;
 
@@ -18,18 +19,37 @@ impl InspectCache {
     }
 }
 
+/// What containers' labels say that only the agent acts on, by container id.
+#[derive(Debug, Default)]
+pub(crate) struct Notes {
+    /// The drain of each container that has one, in milliseconds.
+    pub drain_ms: HashMap<String, u64>,
+    /// Containers never started that were created to seed volumes (the volumes' names): a
+    /// seeding that did not finish.
+    pub unfinished_seeds: HashMap<String, Vec<String>>,
+}
+
 /// Every container of this installation (`cluster`) on the host that names its task.
 pub(crate) async fn observe<R: ContainerRuntime>(
     runtime: &R,
     cluster: &str,
     cache: &std::sync::Mutex<InspectCache>,
-) -> Result<Vec<ObservedContainer>, RuntimeError> {
+) -> Result<(Vec<ObservedContainer>, Notes), RuntimeError> {
     let containers = runtime.list(&[(labels::CLUSTER, cluster)]).await?;
     let mut observed = Vec::with_capacity(containers.len());
+    let mut notes = Notes::default();
     for container in &containers {
         let Some(key) = TaskKey::from_labels(&container.labels) else {
             continue;
         };
+        if let Ok(millis @ 1..) = container.label(labels::DRAIN_MS).parse::<u64>() {
+            notes.drain_ms.insert(container.id.clone(), millis);
+        }
+        let seeding = container.label(labels::SEEDING);
+        if container.state == ContainerState::Created && !seeding.is_empty() {
+            let volumes = seeding.split(',').map(str::to_owned).collect();
+            notes.unfinished_seeds.insert(container.id.clone(), volumes);
+        }
         let mut entry = ObservedContainer::from_container(key, container);
         let cached = lock(cache)
             .entries
@@ -63,7 +83,7 @@ pub(crate) async fn observe<R: ContainerRuntime>(
     lock(cache)
         .entries
         .retain(|id, _| live_ids.contains(id.as_str()));
-    Ok(observed)
+    Ok((observed, notes))
 }
 
 pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

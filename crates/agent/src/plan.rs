@@ -1,11 +1,19 @@
 //! Deciding what to do for one task, as a pure function of what is wanted and what is there.
 //! Keeping it free of IO makes every rule testable in memory; `reconcile` carries the actions out.
+//!
+//! A running container whose job is routed leaves the routers' pool before it is stopped on
+//! purpose ([`Action::Drain`]): it is reported leaving at once, keeps serving what it has, and is
+//! stopped by the first pass after its drain ends. A stop-first replacement waits for that stop.
+
+use std::collections::HashMap;
+use std::time::Duration;
 
 use cj_runtime::ContainerState;
 use cj_spec::OnFailure;
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
+use crate::time::later;
 use crate::types::{Assignment, Health, ObservedContainer};
 
 /// Dead containers kept per task, newest first, so `logs` and `inspect` still work for recent
@@ -39,6 +47,46 @@ pub enum Action {
     Stop { container_id: String },
     /// Stop if needed and remove.
     Remove { container_id: String },
+    /// Leave the routers' pool (reported at once) and stay up until `until`, when the first pass
+    /// after it stops (or removes) the container.
+    Drain {
+        container_id: String,
+        until: Instant,
+    },
+}
+
+/// What planning needs to know about drains: each container's drain (its `drain-ms` label) and
+/// the drains under way (the agent's memory), both by container id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Drains {
+    /// A container's drain in milliseconds; absent or 0: none.
+    pub drain_ms: HashMap<String, u64>,
+    /// When each container already leaving may be stopped.
+    pub leaving_until: HashMap<String, Instant>,
+}
+
+impl Drains {
+    /// `stop` (a stop or removal of `container`) if it may happen now, else the drain that
+    /// comes first. A drain under way keeps its end: a container is never drained twice.
+    fn before_stop(&self, container: &ObservedContainer, stop: Action, now: Instant) -> Action {
+        if !container.is_live() {
+            return stop;
+        }
+        let until = match self.leaving_until.get(&container.id) {
+            Some(until) => *until,
+            None => match self.drain_ms.get(&container.id) {
+                Some(&millis) if millis > 0 => later(now, Duration::from_millis(millis)),
+                _ => return stop,
+            },
+        };
+        if now >= until {
+            return stop;
+        }
+        Action::Drain {
+            container_id: container.id.clone(),
+            until,
+        }
+    }
 }
 
 /// What to do for one assigned task, given its containers on this host (any order).
@@ -46,6 +94,7 @@ pub fn plan_task(
     assignment: &Assignment,
     containers: &[ObservedContainer],
     backoff: &Backoff,
+    drains: &Drains,
     now: Instant,
 ) -> Vec<Action> {
     let mut newest_first: Vec<&ObservedContainer> = containers.iter().collect();
@@ -59,9 +108,10 @@ pub fn plan_task(
         if is_right(&container) && right_live.is_none() {
             right_live = Some(container);
         } else if is_right(&container) {
-            actions.push(Action::Remove {
+            let remove = Action::Remove {
                 container_id: container.id.clone(),
-            });
+            };
+            actions.push(drains.before_stop(container, remove, now));
         } else {
             wrong_live.push(container);
         }
@@ -70,11 +120,15 @@ pub fn plan_task(
     // serving until the new one is running and, if it has a check, healthy.
     let replacement_ready =
         right_live.is_some_and(|c| matches!(c.health, None | Some(Health::Healthy)));
+    let mut draining = false;
     if !assignment.start_first || replacement_ready {
         for container in wrong_live {
-            actions.push(Action::Stop {
+            let stop = Action::Stop {
                 container_id: container.id.clone(),
-            });
+            };
+            let action = drains.before_stop(container, stop, now);
+            draining |= matches!(action, Action::Drain { .. });
+            actions.push(action);
         }
     }
 
@@ -98,6 +152,8 @@ pub fn plan_task(
         Some(live) => actions.push(Action::Keep {
             container_id: live.id.clone(),
         }),
+        // Stop first: the replacement may need the old one's port, so it waits for the drain.
+        None if draining => {}
         None => match newest_first.iter().find(|c| !c.is_live() && is_right(c)) {
             // Created but never started (e.g. the agent stopped between the two): just start it.
             Some(created) if created.state == ContainerState::Created => {
@@ -139,12 +195,20 @@ pub fn plan_task(
     actions
 }
 
-/// Containers of a task no longer assigned here: stop and remove them all.
-pub fn plan_unwanted(containers: &[ObservedContainer]) -> Vec<Action> {
+/// Containers of a task no longer assigned here: stop and remove them all (the running ones
+/// of a routed job after their drain).
+pub fn plan_unwanted(
+    containers: &[ObservedContainer],
+    drains: &Drains,
+    now: Instant,
+) -> Vec<Action> {
     containers
         .iter()
-        .map(|c| Action::Remove {
-            container_id: c.id.clone(),
+        .map(|c| {
+            let remove = Action::Remove {
+                container_id: c.id.clone(),
+            };
+            drains.before_stop(c, remove, now)
         })
         .collect()
 }
@@ -197,6 +261,7 @@ mod tests {
             exit_code: (state == ContainerState::Exited).then_some(137),
             health: None,
             health_detail: None,
+            leaving: false,
         }
     }
 
@@ -219,7 +284,13 @@ mod tests {
             .collect();
         let now = Instant::now();
         assert_eq!(
-            plan_task(&wanted, &observed, &Backoff::default(), now),
+            plan_task(
+                &wanted,
+                &observed,
+                &Backoff::default(),
+                &Drains::default(),
+                now
+            ),
             expected
         );
     }
@@ -328,13 +399,25 @@ mod tests {
             started_at: None,
         };
         assert_eq!(
-            plan_task(&wanted, std::slice::from_ref(&dead), &backoff, now),
+            plan_task(
+                &wanted,
+                std::slice::from_ref(&dead),
+                &backoff,
+                &Drains::default(),
+                now
+            ),
             [Action::WaitBackoff {
                 until: now + Duration::from_secs(1)
             }]
         );
         assert_eq!(
-            plan_task(&wanted, &[dead], &backoff, now + Duration::from_secs(1)),
+            plan_task(
+                &wanted,
+                &[dead],
+                &backoff,
+                &Drains::default(),
+                now + Duration::from_secs(1)
+            ),
             [restart("a")]
         );
     }
@@ -349,7 +432,13 @@ mod tests {
     }
 
     fn plan(assignment: &Assignment, containers: &[ObservedContainer]) -> Vec<Action> {
-        plan_task(assignment, containers, &Backoff::default(), Instant::now())
+        plan_task(
+            assignment,
+            containers,
+            &Backoff::default(),
+            &Drains::default(),
+            Instant::now(),
+        )
     }
 
     #[test]
@@ -396,6 +485,102 @@ mod tests {
             [Action::KeepUnhealthy {
                 container_id: "a".into(),
                 detail: "GET /: 500".into()
+            }]
+        );
+    }
+
+    /// Drains of 2 s for the given containers, and those of `leaving` under way until then.
+    fn drains(ids: &[&str], leaving: &[(&str, Instant)]) -> Drains {
+        Drains {
+            drain_ms: ids.iter().map(|id| (id.to_string(), 2_000)).collect(),
+            leaving_until: leaving
+                .iter()
+                .map(|(id, until)| (id.to_string(), *until))
+                .collect(),
+        }
+    }
+
+    fn drain(id: &str, until: Instant) -> Action {
+        Action::Drain {
+            container_id: id.into(),
+            until,
+        }
+    }
+
+    #[test]
+    fn a_replaced_routed_container_leaves_first_and_its_replacement_waits_for_the_stop() {
+        let wanted = assignment(OnFailure::Restart);
+        let old = [live("old", 1, "old-hash", None)];
+        let now = Instant::now();
+        let until = now + Duration::from_secs(2);
+        let plan = |drains: &Drains, at: Instant| {
+            plan_task(&wanted, &old, &Backoff::default(), drains, at)
+        };
+        // Not leaving yet: it leaves, nothing is created while it still holds its port.
+        assert_eq!(plan(&drains(&["old"], &[]), now), [drain("old", until)]);
+        // Leaving: the same end, however often the loop looks (never drained twice).
+        let leaving = drains(&["old"], &[("old", until)]);
+        let halfway = now + Duration::from_secs(1);
+        assert_eq!(plan(&leaving, halfway), [drain("old", until)]);
+        // Its drain over: stopped, then replaced.
+        assert_eq!(plan(&leaving, until), [stop("old"), Action::Create]);
+        // No drain (a job without a route): stopped at once, as before.
+        assert_eq!(plan(&Drains::default(), now), [stop("old"), Action::Create]);
+    }
+
+    #[test]
+    fn start_first_drains_the_old_container_once_the_new_one_is_healthy() {
+        let mut wanted = assignment(OnFailure::Restart);
+        wanted.start_first = true;
+        let old = live("old", 1, "old-hash", Some(Health::Healthy));
+        let new = live("new", 2, &wanted.config_hash, Some(Health::Healthy));
+        let now = Instant::now();
+        assert_eq!(
+            plan_task(
+                &wanted,
+                &[old, new],
+                &Backoff::default(),
+                &drains(&["old", "new"], &[]),
+                now
+            ),
+            [drain("old", now + Duration::from_secs(2)), keep("new")]
+        );
+    }
+
+    #[test]
+    fn unwanted_running_containers_drain_and_dead_ones_go_at_once() {
+        let now = Instant::now();
+        let until = now + Duration::from_secs(2);
+        let running = container("a", 2, Running, "h");
+        let dead = container("b", 1, Exited, "h");
+        let containers = [running, dead];
+        let with_drains = drains(&["a", "b"], &[]);
+        assert_eq!(
+            plan_unwanted(&containers, &with_drains, now),
+            [drain("a", until), remove("b")]
+        );
+        let leaving = drains(&["a", "b"], &[("a", until)]);
+        assert_eq!(
+            plan_unwanted(&containers, &leaving, until),
+            [remove("a"), remove("b")]
+        );
+    }
+
+    #[test]
+    fn an_unhealthy_container_is_restarted_without_a_drain() {
+        // Failing its check, it should leave the pool now, not serve another drain's worth.
+        let wanted = assignment(OnFailure::Restart);
+        let sick = live("a", 1, &wanted.config_hash, Some(Health::Unhealthy));
+        assert_eq!(
+            plan_task(
+                &wanted,
+                &[sick],
+                &Backoff::default(),
+                &drains(&["a"], &[]),
+                Instant::now()
+            ),
+            [Action::RestartUnhealthy {
+                container_id: "a".into()
             }]
         );
     }

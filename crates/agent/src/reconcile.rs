@@ -2,13 +2,23 @@
 //! periodic resync, compare what is wanted with what runs and act on the difference. It never
 //! acts on the event that woke it, only on the state it then reads, so a missed or repeated event
 //! does no harm.
+//!
+//! The loop is here; carrying out a plan's actions is in `actions`, creating (with volumes and
+//! seeds) in `create`, check verdicts in `checks`, engine events in `events`, and removing an
+//! environment's leftovers on the server's request in `remove_env`.
+
+mod actions;
+mod checks;
+mod create;
+mod events;
+mod remove_env;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cj_runtime::{ContainerRuntime, CreateRequest, RuntimeError, RuntimeEvent, labels};
-use futures_util::StreamExt;
+use cj_runtime::{ContainerRuntime, RuntimeError};
 use futures_util::future::join_all;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -16,15 +26,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
-use crate::health::{HealthUpdate, probe_loop};
-use crate::naming::container_name;
-use crate::observe::{InspectCache, lock, observe};
-use crate::plan::{Action, plan_task, plan_unwanted};
+use crate::health::HealthUpdate;
+use crate::observe::{InspectCache, Notes, lock, observe};
+use crate::plan::{Action, Drains, plan_task, plan_unwanted};
 use crate::time::later;
-use crate::types::{
-    AgentReport, Assignment, ContainerEvent, ContainerEventKind, Health, ObservedContainer, Phase,
-    TaskKey,
-};
+use crate::types::{AgentReport, Assignment, Health, ObservedContainer, Phase, TaskKey};
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -57,6 +63,13 @@ struct AgentMemory {
     health: HashMap<String, (Health, String)>,
     /// The running probe of each checked container.
     probers: HashMap<String, tokio::task::AbortHandle>,
+    /// Containers reported leaving, by id, with the end of their drain: the stops under way.
+    /// Whoever stops one (a pass, or removing its environment) keeps that end, so no container
+    /// is drained twice. (Lost on a restart: the container then gets a whole drain again.)
+    leaving: HashMap<String, Instant>,
+    /// Why each task's last attempt to create or start failed, until one succeeds: what it is
+    /// backing off from (a seed that cannot be read, say), rather than a generic word.
+    last_failure: HashMap<TaskKey, String>,
 }
 
 pub struct Agent<R> {
@@ -67,21 +80,40 @@ pub struct Agent<R> {
     inspect_cache: Mutex<InspectCache>,
     /// For HTTP checks; one client keeps connections and its pool small.
     http: reqwest::Client,
+    /// For seeds given as URLs: unlike checks, they may come from far away, through the
+    /// environment's proxy.
+    seed_http: reqwest::Client,
     health_updates: mpsc::UnboundedSender<HealthUpdate>,
     health_receiver: Mutex<Option<mpsc::UnboundedReceiver<HealthUpdate>>>,
+}
+
+/// Why an action failed, in the words the task's phase shows.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Runtime(RuntimeError),
+    /// A volume's seed could not be put in: `seed SOURCE for volume NAME: CAUSE`.
+    Seed(String),
+}
+
+impl From<RuntimeError> for Failure {
+    fn from(error: RuntimeError) -> Self {
+        Failure::Runtime(error)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Runtime(error) => error.fmt(f),
+            Failure::Seed(reason) => f.write_str(reason),
+        }
+    }
 }
 
 fn now_rfc3339() -> String {
     OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default()
-}
-
-fn nanos_rfc3339(nanos: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(nanos as i128)
-        .ok()
-        .and_then(|at| at.format(&Rfc3339).ok())
-        .unwrap_or_else(now_rfc3339)
 }
 
 impl<R: ContainerRuntime> Agent<R> {
@@ -102,6 +134,7 @@ impl<R: ContainerRuntime> Agent<R> {
                 .no_proxy()
                 .build()
                 .expect("a client without a proxy builds"),
+            seed_http: crate::seed::client(),
             health_updates,
             health_receiver: Mutex::new(Some(health_receiver)),
         }
@@ -110,7 +143,10 @@ impl<R: ContainerRuntime> Agent<R> {
     /// Runs until the assignment channel closes. Until the first assignments arrive (`None`),
     /// nothing is touched: an agent that starts before its server has loaded must not take
     /// "nothing assigned yet" for "remove everything".
-    pub async fn run(self, mut assignments: watch::Receiver<Option<Arc<Vec<Assignment>>>>) {
+    pub async fn run(
+        self: Arc<Self>,
+        mut assignments: watch::Receiver<Option<Arc<Vec<Assignment>>>>,
+    ) {
         tokio::spawn(crate::stats::report_usage(
             self.runtime.clone(),
             self.config.cluster.clone(),
@@ -119,7 +155,7 @@ impl<R: ContainerRuntime> Agent<R> {
             self.reports.clone(),
         ));
         let (event_sender, mut events) = mpsc::unbounded_channel();
-        tokio::spawn(follow_events(
+        tokio::spawn(events::follow_events(
             self.runtime.clone(),
             self.config.cluster.clone(),
             event_sender,
@@ -163,107 +199,26 @@ impl<R: ContainerRuntime> Agent<R> {
         }
     }
 
-    /// Records a check's new verdict; an unhealthy task counts as a failure for its backoff.
-    fn handle_health(&self, update: HealthUpdate) {
-        {
-            let mut memory = lock(&self.memory);
-            if !memory.probers.contains_key(&update.container_id) {
-                return; // A verdict about a container whose probe was stopped meanwhile.
-            }
-            memory.health.insert(
-                update.container_id.clone(),
-                (update.health, update.detail.clone()),
-            );
-            if update.health == Health::Unhealthy {
-                memory
-                    .backoffs
-                    .entry(update.key.clone())
-                    .or_default()
-                    .record_failure(Instant::now());
-            }
-        }
-        self.report(AgentReport::Health {
-            host: self.config.host.clone(),
-            key: update.key,
-            container_id: update.container_id,
-            config_hash: update.config_hash,
-            health: update.health,
-            detail: update.detail,
-        });
-    }
-
-    /// Fills in check verdicts, and keeps exactly one probe running for each live container of
-    /// the right configuration whose task has a check.
-    fn track_health(&self, assignments: &[Assignment], observed: &mut [ObservedContainer]) {
-        let checks: HashMap<(&TaskKey, &str), &cj_spec::CheckSpec> = assignments
-            .iter()
-            .filter_map(|a| Some(((&a.key, a.config_hash.as_str()), a.spec.check.as_ref()?)))
-            .collect();
-        let mut memory = lock(&self.memory);
-        let mut probed = HashSet::new();
-        for container in observed.iter_mut().filter(|c| c.is_live()) {
-            let Some(check) = checks.get(&(&container.key, container.config_hash.as_str())) else {
-                continue;
-            };
-            probed.insert(container.id.clone());
-            if !memory.probers.contains_key(&container.id) {
-                let prober = tokio::spawn(probe_loop(
-                    self.runtime.clone(),
-                    self.http.clone(),
-                    container.id.clone(),
-                    container.key.clone(),
-                    container.config_hash.clone(),
-                    (*check).clone(),
-                    self.health_updates.clone(),
-                ));
-                memory
-                    .probers
-                    .insert(container.id.clone(), prober.abort_handle());
-                memory
-                    .health
-                    .insert(container.id.clone(), (Health::Starting, String::new()));
-            }
-            let (health, detail) = memory
-                .health
-                .get(&container.id)
-                .cloned()
-                .unwrap_or((Health::Starting, String::new()));
-            container.health = Some(health);
-            container.health_detail = Some(detail).filter(|d| !d.is_empty());
-        }
-        memory.probers.retain(|id, prober| {
-            let keep = probed.contains(id);
-            if !keep {
-                prober.abort();
-            }
-            keep
-        });
-        memory.health.retain(|id, _| probed.contains(id));
-    }
-
-    /// Forgets a container's probe and verdict: it stopped or started again, so its next run is
-    /// judged afresh.
-    fn forget_health(&self, container_id: &str) {
-        let mut memory = lock(&self.memory);
-        if let Some(prober) = memory.probers.remove(container_id) {
-            prober.abort();
-        }
-        memory.health.remove(container_id);
-    }
-
     /// One reconcile pass; returns when to look again at the latest.
     async fn pass(&self, assignments: &[Assignment]) -> Instant {
         let resync_at = later(Instant::now(), self.config.resync_interval);
-        let observed =
+        let retry_soon = Instant::now() + Duration::from_secs(1);
+        let (observed, notes) =
             match observe(&*self.runtime, &self.config.cluster, &self.inspect_cache).await {
                 Ok(observed) => observed,
                 Err(error) => {
                     tracing::warn!(%error, "cannot read containers; retrying shortly");
-                    return Instant::now() + Duration::from_secs(1);
+                    return retry_soon;
                 }
             };
+        // Undone before anything is planned: a container started on a half-filled volume would
+        // take it for its data.
+        let Some(observed) = self.undo_unfinished_seeds(observed, &notes).await else {
+            return retry_soon;
+        };
         let mut observed = self.apply_announced_deaths(observed);
         self.track_health(assignments, &mut observed);
+        let seen = observed.clone();
         let mut by_task: BTreeMap<TaskKey, Vec<ObservedContainer>> = BTreeMap::new();
         for container in observed {
             by_task
@@ -284,10 +239,20 @@ impl<R: ContainerRuntime> Agent<R> {
                 let current = assigned_hashes.get(key);
                 current.is_some() && previous.get(key).is_none_or(|old| current == Some(old))
             });
+            let AgentMemory {
+                backoffs,
+                last_failure,
+                ..
+            } = &mut *memory;
+            last_failure.retain(|key, _| backoffs.contains_key(key));
         }
 
         let now = Instant::now();
-        let mut work = Vec::new();
+        let drains = Drains {
+            drain_ms: notes.drain_ms,
+            leaving_until: lock(&self.memory).leaving.clone(),
+        };
+        let mut plans = Vec::new();
         for assignment in assignments {
             let containers = by_task.remove(&assignment.key).unwrap_or_default();
             let backoff = lock(&self.memory)
@@ -295,8 +260,8 @@ impl<R: ContainerRuntime> Agent<R> {
                 .get(&assignment.key)
                 .cloned()
                 .unwrap_or_default();
-            let actions = plan_task(assignment, &containers, &backoff, now);
-            work.push(self.carry_out(
+            let actions = plan_task(assignment, &containers, &backoff, &drains, now);
+            plans.push((
                 Some(assignment),
                 assignment.key.clone(),
                 containers,
@@ -304,25 +269,121 @@ impl<R: ContainerRuntime> Agent<R> {
             ));
         }
         for (key, containers) in by_task {
-            let actions = plan_unwanted(&containers);
-            work.push(self.carry_out(None, key, containers, actions));
+            let actions = plan_unwanted(&containers, &drains, now);
+            plans.push((None, key, containers, actions));
         }
+        // The routers hear of every container leaving before anything else is done, so no
+        // request goes to a container on its way out.
+        if self.record_leaving(plans.iter().flat_map(|plan| &plan.3)) {
+            self.snapshot(seen);
+        }
+        let work = plans
+            .into_iter()
+            .map(|(assignment, key, containers, actions)| {
+                self.carry_out(assignment, key, containers, actions)
+            });
         let wakes = join_all(work).await;
 
         match observe(&*self.runtime, &self.config.cluster, &self.inspect_cache).await {
-            Ok(containers) => {
+            Ok((containers, _)) => {
                 // Also starts the probes of containers this pass created, without waiting for
                 // the next pass.
                 let mut containers = self.apply_announced_deaths(containers);
                 self.track_health(assignments, &mut containers);
-                self.report(AgentReport::Snapshot {
-                    host: self.config.host.clone(),
-                    containers,
-                });
+                self.snapshot(containers);
             }
             Err(error) => tracing::warn!(%error, "cannot read containers after a pass"),
         }
         wakes.into_iter().flatten().fold(resync_at, Instant::min)
+    }
+
+    /// Remembers the drains the plans start (keeping the end of those under way) and forgets
+    /// those of containers no longer to be stopped (a rollback made one right again). Returns
+    /// whether a container started leaving.
+    fn record_leaving<'a>(&self, actions: impl Iterator<Item = &'a Action>) -> bool {
+        let mut to_stop = HashSet::new();
+        let mut started = false;
+        let mut memory = lock(&self.memory);
+        for action in actions {
+            match action {
+                Action::Drain {
+                    container_id,
+                    until,
+                } => {
+                    to_stop.insert(container_id.clone());
+                    if !memory.leaving.contains_key(container_id) {
+                        memory.leaving.insert(container_id.clone(), *until);
+                        started = true;
+                    }
+                }
+                Action::Stop { container_id } | Action::Remove { container_id } => {
+                    to_stop.insert(container_id.clone());
+                }
+                _ => {}
+            }
+        }
+        memory.leaving.retain(|id, _| to_stop.contains(id));
+        started
+    }
+
+    /// Reports every container of ours on the host, the leaving ones marked.
+    fn snapshot(&self, mut containers: Vec<ObservedContainer>) {
+        {
+            let memory = lock(&self.memory);
+            for container in &mut containers {
+                container.leaving = memory.leaving.contains_key(&container.id);
+            }
+        }
+        self.report(AgentReport::Snapshot {
+            host: self.config.host.clone(),
+            containers,
+        });
+    }
+
+    /// Reads the host's containers and reports them now, outside a pass (a container started
+    /// leaving on a request).
+    async fn snapshot_now(&self) {
+        match observe(&*self.runtime, &self.config.cluster, &self.inspect_cache).await {
+            Ok((containers, _)) => {
+                let mut containers = self.apply_announced_deaths(containers);
+                self.fill_health(&mut containers);
+                self.snapshot(containers);
+            }
+            Err(error) => tracing::warn!(%error, "cannot read containers for a report"),
+        }
+    }
+
+    /// Removes every container whose seeding never finished, with the volumes it was filling
+    /// (never used by a started container, so nothing of a task's own is lost), so the task's
+    /// next container seeds them afresh. Returns the other containers, or `None` when a removal
+    /// failed and the pass should wait.
+    async fn undo_unfinished_seeds(
+        &self,
+        mut observed: Vec<ObservedContainer>,
+        notes: &Notes,
+    ) -> Option<Vec<ObservedContainer>> {
+        for (container_id, volumes) in &notes.unfinished_seeds {
+            tracing::warn!(
+                container_id,
+                ?volumes,
+                "a seeding did not finish; seeding again"
+            );
+            lock(&self.memory)
+                .expected_stops
+                .insert(container_id.clone());
+            if let Err(error) = self.runtime.remove(container_id).await {
+                tracing::warn!(%error, container_id, "cannot remove a half-seeded container");
+                return None;
+            }
+            for volume in volumes {
+                if let Err(error) = self.runtime.remove_volume(volume).await {
+                    tracing::warn!(%error, volume, "cannot remove a half-seeded volume");
+                    return None;
+                }
+            }
+        }
+        observed.retain(|c| !notes.unfinished_seeds.contains_key(&c.id));
+        Some(observed)
     }
 
     /// Trusts a death event over a list that has not caught up with it yet.
@@ -344,231 +405,14 @@ impl<R: ContainerRuntime> Agent<R> {
         observed
     }
 
-    /// Carries out one task's actions in order; returns when the task wants another look.
-    async fn carry_out(
-        &self,
-        assignment: Option<&Assignment>,
-        key: TaskKey,
-        containers: Vec<ObservedContainer>,
-        actions: Vec<Action>,
-    ) -> Option<Instant> {
-        let hash = assignment
-            .map(|a| a.config_hash.clone())
-            .unwrap_or_default();
-        let mut wake = None;
-        let mut all_done = true;
-        for action in actions {
-            let result = match &action {
-                Action::Keep { container_id } => {
-                    self.phase(
-                        &key,
-                        &hash,
-                        Phase::Running {
-                            container_id: container_id.clone(),
-                        },
-                    );
-                    Ok(())
-                }
-                Action::Create => match assignment {
-                    Some(assignment) => self.create_and_start(assignment).await,
-                    None => Ok(()),
-                },
-                Action::Restart { container_id } => self.start(&key, &hash, container_id).await,
-                Action::WaitBackoff { until } => {
-                    let millis = until.saturating_duration_since(Instant::now()).as_millis() as u64;
-                    let reason = "restarting after the container stopped".to_owned();
-                    self.phase(&key, &hash, Phase::BackingOff { millis, reason });
-                    wake = Some(*until);
-                    Ok(())
-                }
-                Action::KeepDead {
-                    container_id,
-                    exit_code,
-                } => {
-                    let reason = match exit_code {
-                        Some(code) => format!(
-                            "exited with code {code}; kept for inspection (on_failure: keep)"
-                        ),
-                        None => "stopped; kept for inspection (on_failure: keep)".to_owned(),
-                    };
-                    self.phase(
-                        &key,
-                        &hash,
-                        Phase::Kept {
-                            container_id: container_id.clone(),
-                            reason,
-                        },
-                    );
-                    Ok(())
-                }
-                Action::RestartUnhealthy { container_id } => {
-                    match self.stop_ours(container_id).await {
-                        Ok(()) => self.start(&key, &hash, container_id).await,
-                        Err(error) => Err(error),
-                    }
-                }
-                Action::KeepUnhealthy {
-                    container_id,
-                    detail,
-                } => {
-                    let reason =
-                        format!("unhealthy ({detail}); kept for inspection (on_failure: keep)");
-                    self.phase(
-                        &key,
-                        &hash,
-                        Phase::Kept {
-                            container_id: container_id.clone(),
-                            reason,
-                        },
-                    );
-                    Ok(())
-                }
-                Action::Stop { container_id } => self.stop_ours(container_id).await,
-                Action::Remove { container_id } => {
-                    lock(&self.memory)
-                        .expected_stops
-                        .insert(container_id.clone());
-                    let live = containers
-                        .iter()
-                        .any(|c| &c.id == container_id && c.is_live());
-                    if live {
-                        self.phase(
-                            &key,
-                            &hash,
-                            Phase::Stopping {
-                                container_id: container_id.clone(),
-                            },
-                        );
-                        if let Err(error) = self.stop_ours(container_id).await {
-                            tracing::warn!(%error, container_id, "stop failed; removing by force");
-                        }
-                    }
-                    self.runtime.remove(container_id).await
-                }
-            };
-            if let Err(error) = result {
-                tracing::warn!(task = %key, %error, ?action, "action failed");
-                wake = Some(match assignment {
-                    Some(assignment) => self.failed(assignment, error.to_string()),
-                    // Try the removal again soon rather than at the next resync.
-                    None => Instant::now() + Duration::from_secs(1),
-                });
-                all_done = false;
-                break;
-            }
-        }
-        if assignment.is_none() && all_done {
-            self.phase(&key, "", Phase::Removed);
-            lock(&self.memory).last_phase.remove(&key);
-        }
-        wake
-    }
-
-    /// Stops a container on purpose: its death is then recorded as a stop, not a failure.
-    async fn stop_ours(&self, container_id: &str) -> Result<(), RuntimeError> {
-        lock(&self.memory)
-            .expected_stops
-            .insert(container_id.to_owned());
-        self.runtime
-            .stop(container_id, self.config.stop_grace_seconds)
-            .await
-    }
-
-    async fn create_and_start(&self, assignment: &Assignment) -> Result<(), RuntimeError> {
-        let key = &assignment.key;
-        let hash = &assignment.config_hash;
-        let Some(image) = assignment.spec.image.clone() else {
-            return Err(RuntimeError::InvalidConfig(format!(
-                "task {key} has no image"
-            )));
-        };
-        if !self.runtime.image_present(&image).await? {
-            self.phase(
-                key,
-                hash,
-                Phase::Pulling {
-                    image: image.clone(),
-                },
-            );
-            self.runtime
-                .pull(&image, |line| tracing::debug!(task = %key, line, "pull"))
-                .await?;
-        }
-        self.phase(key, hash, Phase::Creating);
-        let labels = BTreeMap::from([
-            (labels::CLUSTER.to_owned(), self.config.cluster.clone()),
-            (labels::ENV.to_owned(), key.env.clone()),
-            (labels::SERVICE.to_owned(), key.service.clone()),
-            (labels::JOB.to_owned(), key.job.clone()),
-            (labels::TASK.to_owned(), key.task.clone()),
-            (labels::VERSION.to_owned(), assignment.version.to_string()),
-            (labels::CONFIG_HASH.to_owned(), hash.clone()),
-            (labels::HOST.to_owned(), assignment.declared_host.clone()),
-        ]);
-        let unix_now = OffsetDateTime::now_utc().unix_timestamp();
-        let mut attempt = 0;
-        let (container_id, name) = loop {
-            let name = container_name(key, unix_now, attempt);
-            let request = CreateRequest {
-                name: name.clone(),
-                image: image.clone(),
-                task: assignment.spec.clone(),
-                labels: labels.clone(),
-            };
-            match self.runtime.create(&request).await {
-                Ok(id) => break (id, name),
-                Err(RuntimeError::NameConflict(_)) if attempt < 20 => attempt += 1,
-                Err(error) => return Err(error),
-            }
-        };
-        self.report(AgentReport::Container {
-            host: self.config.host.clone(),
-            event: ContainerEvent {
-                kind: ContainerEventKind::Created,
-                key: key.clone(),
-                container_id: container_id.clone(),
-                container_name: name,
-                image,
-                version: assignment.version,
-                host: self.config.host.clone(),
-                at: now_rfc3339(),
-                exit_code: None,
-                detail: None,
-            },
-        });
-        self.start(key, hash, &container_id).await
-    }
-
-    async fn start(
-        &self,
-        key: &TaskKey,
-        hash: &str,
-        container_id: &str,
-    ) -> Result<(), RuntimeError> {
-        self.phase(key, hash, Phase::Starting);
-        self.runtime.start(container_id).await?;
-        // Its earlier death is now history: do not let it mask the running container.
-        lock(&self.memory).announced_deaths.remove(container_id);
-        lock(&self.memory)
-            .backoffs
-            .entry(key.clone())
-            .or_default()
-            .record_start(Instant::now());
-        self.phase(
-            key,
-            hash,
-            Phase::Running {
-                container_id: container_id.to_owned(),
-            },
-        );
-        Ok(())
-    }
-
     /// Records a failed attempt: the task backs off before the next one.
     fn failed(&self, assignment: &Assignment, reason: String) -> Instant {
         let now = Instant::now();
         let pause = {
             let mut memory = lock(&self.memory);
+            memory
+                .last_failure
+                .insert(assignment.key.clone(), reason.clone());
             let backoff = memory.backoffs.entry(assignment.key.clone()).or_default();
             // A failure to start is never a one-off crash of a running service: always pause.
             backoff.started_at = None;
@@ -581,74 +425,6 @@ impl<R: ContainerRuntime> Agent<R> {
             Phase::Failed { reason },
         );
         later(now, pause)
-    }
-
-    /// Handles one engine event; returns whether a reconcile pass is needed.
-    fn handle_event(&self, event: RuntimeEvent) -> bool {
-        lock(&self.inspect_cache).forget(&event.container_id);
-        let Some(key) = TaskKey::from_labels(&event.labels) else {
-            return false;
-        };
-        // A stopped container's next run is judged afresh. (Not on "start": that event can
-        // arrive after the new run's probe has already judged it.)
-        if matches!(event.action.as_str(), "die" | "destroy") {
-            self.forget_health(&event.container_id);
-        }
-        let kind = match event.action.as_str() {
-            "start" => {
-                lock(&self.memory)
-                    .announced_deaths
-                    .remove(&event.container_id);
-                ContainerEventKind::Started
-            }
-            "die" => {
-                let mut memory = lock(&self.memory);
-                memory
-                    .announced_deaths
-                    .insert(event.container_id.clone(), event.exit_code);
-                if memory.expected_stops.remove(&event.container_id) {
-                    ContainerEventKind::Stopped
-                } else {
-                    let is_current = memory.assigned_hashes.get(&key).map(String::as_str)
-                        == event.labels.get(labels::CONFIG_HASH).map(String::as_str);
-                    if is_current {
-                        memory
-                            .backoffs
-                            .entry(key.clone())
-                            .or_default()
-                            .record_failure(Instant::now());
-                    }
-                    ContainerEventKind::Died
-                }
-            }
-            "destroy" => {
-                let mut memory = lock(&self.memory);
-                memory.expected_stops.remove(&event.container_id);
-                memory.announced_deaths.remove(&event.container_id);
-                ContainerEventKind::Removed
-            }
-            _ => return false,
-        };
-        self.report(AgentReport::Container {
-            host: self.config.host.clone(),
-            event: ContainerEvent {
-                kind,
-                key,
-                container_id: event.container_id.clone(),
-                container_name: event.labels.get("name").cloned().unwrap_or_default(),
-                image: event.labels.get("image").cloned().unwrap_or_default(),
-                version: event
-                    .labels
-                    .get(labels::VERSION)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-                host: self.config.host.clone(),
-                at: nanos_rfc3339(event.time_nanos),
-                exit_code: event.exit_code,
-                detail: None,
-            },
-        });
-        true
     }
 
     /// Reports a task's phase when it differs from the last one reported.
@@ -671,34 +447,5 @@ impl<R: ContainerRuntime> Agent<R> {
     fn report(&self, report: AgentReport) {
         // The server side going away ends the agent through the assignment channel instead.
         let _ = self.reports.send(report);
-    }
-}
-
-/// Forwards the engine's container events, resubscribing if the stream breaks. A synthetic
-/// event with an empty action after a break makes the loop re-read everything it may have missed.
-async fn follow_events<R: ContainerRuntime>(
-    runtime: Arc<R>,
-    cluster: String,
-    sender: mpsc::UnboundedSender<RuntimeEvent>,
-) {
-    loop {
-        let mut stream = runtime.events(&[(labels::CLUSTER, &cluster)]);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(event) => {
-                    if sender.send(event).is_err() {
-                        return;
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "docker event stream broke; resubscribing");
-                    break;
-                }
-            }
-        }
-        if sender.is_closed() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -2,7 +2,7 @@
 //! WebSocket (`wss://` for an `https` server, trusting the web roots and `--ca-cert`: see
 //! [`crate::tls`]), says who it is, receives its assignments as they change, sends its reports, and
 //! answers the server's requests about this host's containers (inspect, logs, exec: see
-//! [`exec`]).
+//! [`exec`]; removing an environment's leftovers: see [`remove_env`]).
 //!
 //! The link can drop at any moment. While it is down the reconcile loop keeps the last
 //! assignments, so every container keeps running; reports wait in a bounded outbox (only the
@@ -30,6 +30,7 @@ use crate::tls::{self, TlsClient};
 use crate::types::{AgentReport, Assignment};
 
 mod exec;
+mod remove_env;
 
 /// How an agent reaches its server.
 #[derive(Debug, Clone)]
@@ -108,6 +109,7 @@ pub async fn run_remote<R: ContainerRuntime>(
         outbox,
         prewarm,
         cluster: Mutex::new(None),
+        agent: std::sync::OnceLock::new(),
     };
     let result = tokio::select! {
         result = link.keep_connected() => result,
@@ -131,6 +133,9 @@ struct Link<R> {
     prewarm: watch::Sender<Vec<String>>,
     /// Set by the first server's welcome; the reconcile loop starts then, once.
     cluster: Mutex<Option<String>>,
+    /// The reconcile loop's agent, once started: requests that change containers go through
+    /// it, so they share what it knows of the stops under way.
+    agent: std::sync::OnceLock<Arc<Agent<R>>>,
 }
 
 impl<R: ContainerRuntime> Link<R> {
@@ -276,6 +281,12 @@ impl<R: ContainerRuntime> Link<R> {
                                     execs.insert(id, control);
                                     tasks.spawn(run)
                                 }
+                                AgentRequest::RemoveEnv { env, keep_volumes } => {
+                                    let assignments = self.assignments_receiver.borrow().clone();
+                                    let agent = self.agent.get().cloned();
+                                    let run = remove_env::answer(agent, assignments, id, env, keep_volumes, outgoing.clone());
+                                    tasks.spawn(run)
+                                }
                                 other => tasks.spawn(answer(self.runtime.clone(), id, other, outgoing.clone())),
                             };
                             requests.insert(id, task);
@@ -333,7 +344,12 @@ impl<R: ContainerRuntime> Link<R> {
             stop_grace_seconds: self.options.stop_grace_seconds,
             stats_interval: self.options.stats_interval,
         };
-        let agent = Agent::new(self.runtime.clone(), config, self.report_sender.clone());
+        let agent = Arc::new(Agent::new(
+            self.runtime.clone(),
+            config,
+            self.report_sender.clone(),
+        ));
+        let _ = self.agent.set(agent.clone());
         tokio::spawn(agent.run(self.assignments_receiver.clone()));
         Ok(())
     }
@@ -435,6 +451,7 @@ async fn answer<R: ContainerRuntime>(
                 .await;
         }
         AgentRequest::Exec { .. } => unreachable!("execs run in `exec`"),
+        AgentRequest::RemoveEnv { .. } => unreachable!("runs in `remove_env`"),
     }
 }
 

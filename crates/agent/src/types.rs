@@ -54,6 +54,12 @@ pub struct Assignment {
     /// the new one is healthy). Off when both would need the same port on the same host.
     #[serde(default)]
     pub start_first: bool,
+    /// How long a running container of this task stays up after it is reported leaving (out of
+    /// the routers' pool) before it is stopped on purpose, so requests in flight finish: the
+    /// job's drain timeout for a routed job, 0 otherwise. Recorded on the container when it is
+    /// created (not part of its identity).
+    #[serde(default)]
+    pub drain_ms: u64,
 }
 
 /// The container identity for a spec hash and a restart generation (0: the spec hash itself).
@@ -88,6 +94,7 @@ impl Assignment {
         Assignment {
             restart_generation: 0,
             start_first: false,
+            drain_ms: 0,
             key,
             version,
             spec,
@@ -106,6 +113,11 @@ pub enum Phase {
         image: String,
     },
     Creating,
+    /// Filling a newly created volume from its seed, before the container first starts.
+    Seeding {
+        /// The volume's name in the config.
+        volume: String,
+    },
     Starting,
     Running {
         container_id: String,
@@ -150,6 +162,10 @@ pub struct ObservedContainer {
     pub health: Option<Health>,
     #[serde(default)]
     pub health_detail: Option<String>,
+    /// Out of the routers' pool: it is about to be stopped on purpose and still serves the
+    /// requests it has until its drain ends. Reported before the stop, at once.
+    #[serde(default)]
+    pub leaving: bool,
 }
 
 /// What a task's check says about its running container.
@@ -185,6 +201,7 @@ impl ObservedContainer {
             exit_code: None,
             health: None,
             health_detail: None,
+            leaving: false,
         }
     }
 }

@@ -1,10 +1,13 @@
 //! What to create, and how it becomes Docker's create body: our defaults first, then the user's
-//! passthrough fields by Docker's own names, then our labels (which nothing may override).
+//! passthrough fields by Docker's own names, then our labels (which nothing may override) and
+//! the task's volumes (added to any `Mounts` the user passed through).
 
 use std::collections::BTreeMap;
 
 use cj_spec::TaskSpec;
 use serde_json::{Map, Value, json};
+
+use crate::types::VolumeMount;
 
 /// Everything needed to create one container.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +16,8 @@ pub struct CreateRequest {
     pub image: String,
     pub task: TaskSpec,
     pub labels: BTreeMap<String, String>,
+    /// Named volumes (created beforehand) and where they are mounted.
+    pub mounts: Vec<VolumeMount>,
 }
 
 /// json-file rotation on by default: a chatty container can neither fill the disk nor (through
@@ -42,6 +47,18 @@ impl CreateRequest {
         }
         for (key, value) in &task.docker_hostconfig {
             host_config.insert(key.clone(), value.clone());
+        }
+        if !self.mounts.is_empty() {
+            // Added to the user's own mounts rather than replacing them: both are wanted. A
+            // clash of paths is the engine's to refuse, naming the path.
+            let mut mounts = match host_config.remove("Mounts") {
+                Some(Value::Array(user_mounts)) => user_mounts,
+                _ => Vec::new(),
+            };
+            mounts.extend(self.mounts.iter().map(
+                |mount| json!({"Type": "volume", "Source": mount.volume, "Target": mount.path}),
+            ));
+            host_config.insert("Mounts".into(), Value::Array(mounts));
         }
 
         let mut config = Map::new();
@@ -83,6 +100,7 @@ mod tests {
             image: "img:1".into(),
             task: spec.jobs[0].tasks[0].clone(),
             labels: BTreeMap::from([("coding-job.job".into(), "a".into())]),
+            mounts: Vec::new(),
         }
     }
 
@@ -112,5 +130,26 @@ mod tests {
         assert_eq!(body["Env"], json!(["A=1"]));
         assert_eq!(body["Labels"]["team"], "x");
         assert_eq!(body["Labels"]["coding-job.job"], "a");
+    }
+
+    #[test]
+    fn volumes_are_mounted_beside_the_users_own_mounts() {
+        let mut request = request(
+            "  - name: a\n    image: img:1\n    docker_config:\n      docker_hostconfig: {Mounts: [{Type: tmpfs, Target: /run}]}\n",
+        );
+        request.mounts = vec![VolumeMount {
+            volume: "data_a_s_e_0123abcd".into(),
+            path: "/var/lib/data".into(),
+        }];
+        let body = request.docker_body();
+        assert_eq!(
+            body["HostConfig"]["Mounts"],
+            json!([
+                {"Type": "tmpfs", "Target": "/run"},
+                {"Type": "volume", "Source": "data_a_s_e_0123abcd", "Target": "/var/lib/data"}
+            ])
+        );
+        let plain = self::request("  - name: a\n    image: img:1\n").docker_body();
+        assert!(plain["HostConfig"].get("Mounts").is_none());
     }
 }

@@ -7,14 +7,15 @@ use bollard::errors::Error as BollardError;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StatsOptionsBuilder, StopContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StatsOptionsBuilder,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures_util::stream::{BoxStream, StreamExt};
 
 use crate::types::{
-    AttachedExec, Container, ContainerState, ContainerStatus, ContainerUsage, ExecOptions,
-    LogChunk, RuntimeError, RuntimeEvent,
+    ArchiveStream, AttachedExec, Container, ContainerState, ContainerStatus, ContainerUsage,
+    ExecOptions, LogChunk, RuntimeError, RuntimeEvent, Volume,
 };
 use crate::{ContainerRuntime, CreateRequest};
 
@@ -294,6 +295,96 @@ impl ContainerRuntime for DockerRuntime {
             memory_bytes: memory.usage.unwrap_or(0).saturating_sub(cache),
             memory_limit_bytes: memory.limit.unwrap_or(0),
         })
+    }
+
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<bool, RuntimeError> {
+        // Docker's create answers the same for a new volume and an existing one: only asking
+        // first tells them apart (one agent per engine creates a task's volumes, so nothing
+        // comes in between).
+        match self.docker.inspect_volume(name).await {
+            Ok(_) => return Ok(false),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(error) => return Err(docker_error(error)),
+        }
+        let request = bollard::models::VolumeCreateRequest {
+            name: Some(name.to_owned()),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        match self.docker.create_volume(request).await {
+            Ok(_) => Ok(true),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 400,
+                message,
+            }) => Err(RuntimeError::InvalidConfig(message)),
+            Err(error) => Err(docker_error(error)),
+        }
+    }
+
+    async fn list_volumes(&self, labels: &[(&str, &str)]) -> Result<Vec<Volume>, RuntimeError> {
+        let options = ListVolumesOptionsBuilder::default()
+            .filters(&label_filters(labels))
+            .build();
+        let listed = self
+            .docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(docker_error)?;
+        Ok(listed
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|volume| Volume {
+                name: volume.name,
+                labels: volume.labels.into_iter().collect(),
+            })
+            .collect())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
+        // Not forced: a volume a container still mounts must stay (Docker says which one).
+        let options = RemoveVolumeOptionsBuilder::default().force(false).build();
+        match self.docker.remove_volume(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(BollardError::DockerResponseServerError { message, .. }) => {
+                Err(RuntimeError::Docker(message))
+            }
+            Err(error) => Err(docker_error(error)),
+        }
+    }
+
+    async fn upload_archive(
+        &self,
+        id: &str,
+        path: &str,
+        archive: ArchiveStream,
+    ) -> Result<(), RuntimeError> {
+        let options = UploadToContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        // The engine unpacks gzip, bzip2 and xz itself, so the archive goes through as read.
+        let body = bollard::body_try_stream(archive);
+        match self
+            .docker
+            .upload_to_container(id, Some(options), body)
+            .await
+        {
+            Ok(()) => Ok(()),
+            // 404 is also a missing path: Docker's own words say which.
+            Err(BollardError::DockerResponseServerError { message, .. }) => {
+                Err(RuntimeError::Docker(message))
+            }
+            Err(error) => Err(docker_error(error)),
+        }
     }
 
     async fn engine_version(&self) -> Result<String, RuntimeError> {

@@ -1,9 +1,10 @@
 //! The container runtime: the only code that talks to Docker.
 //!
 //! [`ContainerRuntime`] is what the agent needs from an engine (list by label, create, start,
-//! stop, remove, inspect, events, logs, exec for checks and attached exec for users); [`DockerRuntime`] implements it with `bollard` against a
-//! real Docker engine. [`labels`] names the labels every managed container carries, so an agent
-//! restarted from nothing can tell what it owns.
+//! stop, remove, inspect, events, logs, exec for checks and attached exec for users, named
+//! volumes and unpacking an archive into a container); [`DockerRuntime`] implements it with
+//! `bollard` against a real Docker engine. [`labels`] names the labels every managed container
+//! and volume carries, so an agent restarted from nothing can tell what it owns.
 
 mod create;
 mod docker;
@@ -13,10 +14,11 @@ mod types;
 pub use create::CreateRequest;
 pub use docker::DockerRuntime;
 pub use types::{
-    AttachedExec, Container, ContainerState, ContainerStatus, ContainerUsage, ExecOptions,
-    LogChunk, RuntimeError, RuntimeEvent,
+    ArchiveStream, AttachedExec, Container, ContainerState, ContainerStatus, ContainerUsage,
+    ExecOptions, LogChunk, RuntimeError, RuntimeEvent, Volume, VolumeMount,
 };
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use futures_util::stream::BoxStream;
@@ -109,6 +111,34 @@ pub trait ContainerRuntime: Send + Sync + 'static {
 
     /// What a running container uses now (counters: CPU use is the change between two reads).
     fn usage(&self, id: &str) -> impl Future<Output = Result<ContainerUsage, RuntimeError>> + Send;
+
+    /// Creates the named volume with `labels` unless it exists. `true` when this call created
+    /// it (so it is empty and may be seeded), `false` when it was already there (its labels are
+    /// left as they are).
+    fn create_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<bool, RuntimeError>> + Send;
+
+    /// Volumes carrying every `label=value` in `labels`.
+    fn list_volumes(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> impl Future<Output = Result<Vec<Volume>, RuntimeError>> + Send;
+
+    /// Removes the volume and its data. Removing a missing one is fine; one that a container
+    /// (running or not) still mounts is an error.
+    fn remove_volume(&self, name: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
+    /// Unpacks `archive` into the container's filesystem under the directory `path`, as it is
+    /// read. The container may be created and not yet started; its volumes are written too.
+    fn upload_archive(
+        &self,
+        id: &str,
+        path: &str,
+        archive: ArchiveStream,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
 
     /// The engine's version, e.g. `28.2.2`.
     fn engine_version(&self) -> impl Future<Output = Result<String, RuntimeError>> + Send;

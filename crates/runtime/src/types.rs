@@ -61,6 +61,36 @@ impl Container {
     }
 }
 
+/// A named volume as listed by the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Volume {
+    pub fn label(&self, name: &str) -> &str {
+        self.labels
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+}
+
+/// A named volume mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    /// The engine's name of the volume.
+    pub volume: String,
+    /// Absolute path in the container.
+    pub path: String,
+}
+
+/// A tar archive (plain, or compressed with gzip, bzip2 or xz) as it is read, so an archive of
+/// any size passes through without being held in memory.
+pub type ArchiveStream =
+    futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
+
 /// The parts of an inspect the agent acts on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerStatus {

@@ -1,0 +1,239 @@
+//! Creating a task's container: its image (pulled when missing), its volumes (created when
+//! missing), the container, and, for a volume this attempt created that has a seed, the seed
+//! unpacked into it before the container first starts.
+//!
+//! A volume is filled exactly once: only when it is new. So whatever stops a seeding half-way
+//! must leave no such volume behind: a failed attempt removes its container and every new
+//! volume not yet seeded, and a container left in `created` by an agent that stopped mid-way
+//! carries the `seeding` label, by which the next pass undoes it (`undo_unfinished_seeds`).
+
+use std::collections::BTreeMap;
+
+use cj_runtime::{ContainerRuntime, CreateRequest, RuntimeError, VolumeMount, labels};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use super::{Agent, Failure, now_rfc3339};
+use crate::naming::{container_name, volume_name};
+use crate::observe::lock;
+use crate::seed;
+use crate::types::{AgentReport, Assignment, ContainerEvent, ContainerEventKind, Phase, TaskKey};
+
+/// One of a task's volumes, as this attempt found it.
+struct TaskVolume {
+    /// Its name in the config.
+    name: String,
+    mount: VolumeMount,
+    /// Its seed, when this attempt created it and it has one: to be unpacked before the start.
+    seed: Option<String>,
+}
+
+impl<R: ContainerRuntime> Agent<R> {
+    pub(super) async fn create_and_start(&self, assignment: &Assignment) -> Result<(), Failure> {
+        let key = &assignment.key;
+        let hash = &assignment.config_hash;
+        let Some(image) = assignment.spec.image.clone() else {
+            return Err(RuntimeError::InvalidConfig(format!("task {key} has no image")).into());
+        };
+        if !self.runtime.image_present(&image).await? {
+            self.phase(
+                key,
+                hash,
+                Phase::Pulling {
+                    image: image.clone(),
+                },
+            );
+            self.runtime
+                .pull(&image, |line| tracing::debug!(task = %key, line, "pull"))
+                .await?;
+        }
+        self.phase(key, hash, Phase::Creating);
+        let volumes = self.ensure_volumes(assignment).await?;
+        let to_seed: Vec<&TaskVolume> = volumes.iter().filter(|v| v.seed.is_some()).collect();
+        let container_id = match self.create(assignment, &image, &volumes).await {
+            Ok(id) => id,
+            Err(error) => {
+                self.drop_volumes(&to_seed).await;
+                return Err(error.into());
+            }
+        };
+        for (done, volume) in to_seed.iter().enumerate() {
+            if let Err(reason) = self.seed(assignment, &container_id, volume).await {
+                if let Err(error) = self.stop_and_remove(&container_id, false).await {
+                    tracing::warn!(%error, container_id, "cannot remove a container whose seeding failed");
+                }
+                // The volumes seeded already are complete; the rest are seeded next time.
+                self.drop_volumes(&to_seed[done..]).await;
+                return Err(Failure::Seed(reason));
+            }
+        }
+        Ok(self.start(key, hash, &container_id).await?)
+    }
+
+    /// Creates the task's missing volumes. On failure, the new ones that would have been
+    /// seeded are removed again.
+    async fn ensure_volumes(
+        &self,
+        assignment: &Assignment,
+    ) -> Result<Vec<TaskVolume>, RuntimeError> {
+        let key = &assignment.key;
+        let mut volumes: Vec<TaskVolume> = Vec::new();
+        for spec in &assignment.spec.volumes {
+            let name = volume_name(&spec.name, key, &self.config.cluster);
+            let mut volume_labels = self.task_labels(key);
+            volume_labels.insert(labels::VOLUME.to_owned(), spec.name.clone());
+            let created = match self.runtime.create_volume(&name, &volume_labels).await {
+                Ok(created) => created,
+                Err(error) => {
+                    let seeded: Vec<&TaskVolume> =
+                        volumes.iter().filter(|v| v.seed.is_some()).collect();
+                    self.drop_volumes(&seeded).await;
+                    return Err(error);
+                }
+            };
+            if created {
+                tracing::info!(task = %key, volume = name, "volume created");
+            }
+            volumes.push(TaskVolume {
+                name: spec.name.clone(),
+                mount: VolumeMount {
+                    volume: name,
+                    path: spec.mount.clone(),
+                },
+                seed: spec.seed.clone().filter(|_| created),
+            });
+        }
+        Ok(volumes)
+    }
+
+    /// Creates the container (not started) and reports it; returns its id.
+    async fn create(
+        &self,
+        assignment: &Assignment,
+        image: &str,
+        volumes: &[TaskVolume],
+    ) -> Result<String, RuntimeError> {
+        let key = &assignment.key;
+        let mut labels = self.task_labels(key);
+        labels.extend([
+            (labels::VERSION.to_owned(), assignment.version.to_string()),
+            (
+                labels::CONFIG_HASH.to_owned(),
+                assignment.config_hash.clone(),
+            ),
+            (labels::HOST.to_owned(), assignment.declared_host.clone()),
+            (labels::DRAIN_MS.to_owned(), assignment.drain_ms.to_string()),
+        ]);
+        let seeding: Vec<&str> = volumes
+            .iter()
+            .filter(|v| v.seed.is_some())
+            .map(|v| v.mount.volume.as_str())
+            .collect();
+        if !seeding.is_empty() {
+            labels.insert(labels::SEEDING.to_owned(), seeding.join(","));
+        }
+        let mounts: Vec<VolumeMount> = volumes.iter().map(|v| v.mount.clone()).collect();
+        let unix_now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut attempt = 0;
+        let (container_id, name) = loop {
+            let name = container_name(key, unix_now, attempt);
+            let request = CreateRequest {
+                name: name.clone(),
+                image: image.to_owned(),
+                task: assignment.spec.clone(),
+                labels: labels.clone(),
+                mounts: mounts.clone(),
+            };
+            match self.runtime.create(&request).await {
+                Ok(id) => break (id, name),
+                Err(RuntimeError::NameConflict(_)) if attempt < 20 => attempt += 1,
+                Err(error) => return Err(error),
+            }
+        };
+        self.report(AgentReport::Container {
+            host: self.config.host.clone(),
+            event: ContainerEvent {
+                kind: ContainerEventKind::Created,
+                key: key.clone(),
+                container_id: container_id.clone(),
+                container_name: name,
+                image: image.to_owned(),
+                version: assignment.version,
+                host: self.config.host.clone(),
+                at: now_rfc3339(),
+                exit_code: None,
+                detail: None,
+            },
+        });
+        Ok(container_id)
+    }
+
+    /// Unpacks a new volume's seed into it, through the created container; the error is the
+    /// task's reason: `seed SOURCE for volume NAME: CAUSE`.
+    async fn seed(
+        &self,
+        assignment: &Assignment,
+        container_id: &str,
+        volume: &TaskVolume,
+    ) -> Result<(), String> {
+        let Some(source) = volume.seed.as_deref() else {
+            return Ok(());
+        };
+        let key = &assignment.key;
+        self.phase(
+            key,
+            &assignment.config_hash,
+            Phase::Seeding {
+                volume: volume.name.clone(),
+            },
+        );
+        let started = Instant::now();
+        let result = match seed::open(&self.seed_http, source).await {
+            Ok(seed) => {
+                let read_error = seed.read_error.clone();
+                let uploaded = self
+                    .runtime
+                    .upload_archive(container_id, &volume.mount.path, seed.archive)
+                    .await;
+                // A broken source shows to the engine as a request cut short: the source's
+                // own error says more.
+                uploaded.map_err(|error| {
+                    lock(&read_error)
+                        .take()
+                        .unwrap_or_else(|| error.to_string())
+                })
+            }
+            Err(reason) => Err(reason),
+        };
+        let shown = seed::shown(source);
+        match result {
+            Ok(()) => {
+                let seconds = started.elapsed().as_secs_f64();
+                tracing::info!(task = %key, volume = volume.name, seed = shown, seconds, "volume seeded");
+                Ok(())
+            }
+            Err(cause) => Err(format!("seed {shown} for volume {}: {cause}", volume.name)),
+        }
+    }
+
+    /// Removes volumes this attempt created but did not fill, so the next attempt creates and
+    /// seeds them again.
+    async fn drop_volumes(&self, volumes: &[&TaskVolume]) {
+        for volume in volumes {
+            if let Err(error) = self.runtime.remove_volume(&volume.mount.volume).await {
+                tracing::warn!(%error, volume = volume.mount.volume, "cannot remove a volume that was not seeded; it stays unseeded");
+            }
+        }
+    }
+
+    /// The labels saying whose a container or volume is.
+    fn task_labels(&self, key: &TaskKey) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (labels::CLUSTER.to_owned(), self.config.cluster.clone()),
+            (labels::ENV.to_owned(), key.env.clone()),
+            (labels::SERVICE.to_owned(), key.service.clone()),
+            (labels::JOB.to_owned(), key.job.clone()),
+            (labels::TASK.to_owned(), key.task.clone()),
+        ])
+    }
+}

@@ -1,0 +1,48 @@
+//! Answering [`AgentRequest::RemoveEnv`](crate::link::AgentRequest::RemoveEnv): the reconcile
+//! loop's agent does the work; this sends its outcome back.
+
+use std::sync::Arc;
+
+use cj_runtime::ContainerRuntime;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::text;
+use crate::link::{AgentMessage, Outcome};
+use crate::reconcile::Agent;
+use crate::types::Assignment;
+
+pub(super) async fn answer<R: ContainerRuntime>(
+    agent: Option<Arc<Agent<R>>>,
+    assignments: Option<Arc<Vec<Assignment>>>,
+    id: u64,
+    env: String,
+    keep_volumes: bool,
+    outgoing: mpsc::Sender<Message>,
+) {
+    let result = match &agent {
+        Some(agent) => {
+            agent
+                .remove_env(
+                    &env,
+                    keep_volumes,
+                    assignments.as_deref().map(Vec::as_slice),
+                )
+                .await
+        }
+        None => Err("this agent is not managing containers yet".to_owned()),
+    };
+    let outcome = match result
+        .and_then(|removed| serde_json::to_value(removed).map_err(|error| error.to_string()))
+    {
+        Ok(value) => Outcome::Ok(value),
+        Err(error) => Outcome::Failed {
+            error,
+            not_found: false,
+            not_running: false,
+        },
+    };
+    let _ = outgoing
+        .send(text(&AgentMessage::Response { id, outcome }))
+        .await;
+}
