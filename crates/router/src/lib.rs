@@ -1,0 +1,142 @@
+//! The wildcard-domain HTTP router: `NAME.ENV.DOMAIN` (and `NAME.DOMAIN` for `production`)
+//! reaches the backends the server's route table lists for that route, so an environment's
+//! addresses never change while its tasks come and go.
+//!
+//! - [`Router`] binds, then serves until told to stop; [`run`] does both.
+//! - The table comes in on a `watch` channel: [`follow_server`] fills one from the server's
+//!   `GET /v1/routes?watch=true`; `dev` can fill one from its own state. Each table is built
+//!   once into lookup maps and swapped in whole; requests in progress keep the one they
+//!   started with, so a backend leaving the table never cuts a request short.
+//! - The bare domain answers a status page of every route with its counters.
+//!
+//! Modules: `host` (which route a Host names), `table` (the table in force, balancing),
+//! `proxy` (forwarding, retries, upgrades), `pages` (the router's own answers), `stats`
+//! (counters), `serve` (listener and shutdown), `follow` (the server's table stream).
+
+mod follow;
+mod host;
+mod pages;
+mod proxy;
+mod serve;
+mod stats;
+mod table;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use cj_api::routes::RouteTable;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use follow::follow_server;
+pub use stats::{Counts, RouteStatus, StatusPage};
+
+use crate::proxy::Proxy;
+
+/// How a router listens and what it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterConfig {
+    /// Where to listen (port 0: any free port; see [`Router::local_addr`]).
+    pub listen: SocketAddr,
+    /// The wildcard domain: routes are `NAME.ENV.DOMAIN` and `NAME.DOMAIN`.
+    pub domain: String,
+    /// One `info` line per request on target `coding_job::access`.
+    pub access_log: bool,
+    /// How long opening a connection to a backend may take before the next one is tried.
+    pub connect_timeout: Duration,
+    /// How long requests in progress may go on after shutdown began.
+    pub shutdown_grace: Duration,
+}
+
+impl RouterConfig {
+    /// A router for `domain` on `listen`, with the access log on, 2 s to connect to a backend
+    /// and 5 s of shutdown grace.
+    pub fn new(listen: SocketAddr, domain: impl Into<String>) -> RouterConfig {
+        RouterConfig {
+            listen,
+            domain: domain.into(),
+            access_log: true,
+            connect_timeout: Duration::from_secs(2),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A bound router, not serving yet.
+pub struct Router {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    proxy: Arc<Proxy>,
+    table: watch::Receiver<RouteTable>,
+    shutdown_grace: Duration,
+}
+
+impl Router {
+    /// Binds `config.listen` and puts the table `table` holds now in force.
+    pub async fn bind(
+        config: RouterConfig,
+        mut table: watch::Receiver<RouteTable>,
+    ) -> anyhow::Result<Router> {
+        let domain = host::normalize_domain(&config.domain);
+        anyhow::ensure!(
+            !domain.is_empty(),
+            "the router needs a domain (routes are NAME.ENV.DOMAIN)"
+        );
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let local_addr = listener.local_addr()?;
+        let proxy = Proxy::new(domain, config.access_log, config.connect_timeout);
+        proxy.apply(&table.borrow_and_update());
+        Ok(Router {
+            listener,
+            local_addr,
+            proxy: Arc::new(proxy),
+            table,
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+
+    /// The address the router listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// What the status page shows now.
+    pub fn status(&self) -> StatusPage {
+        let table = self.proxy.table();
+        StatusPage {
+            domain: self.proxy.domain().to_owned(),
+            generation: table.generation,
+            env: None,
+            routes: table.status(self.proxy.domain(), None),
+        }
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, and returns once the requests
+    /// in progress have finished or the shutdown grace is over.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tracing::info!(address = %self.local_addr, domain = %self.proxy.domain(), "router listening");
+        serve::serve(
+            self.listener,
+            self.proxy,
+            self.table,
+            self.shutdown_grace,
+            shutdown,
+        )
+        .await;
+        Ok(())
+    }
+}
+
+/// Binds and serves until `shutdown` completes (see [`Router::serve`]).
+pub async fn run(
+    config: RouterConfig,
+    table: watch::Receiver<RouteTable>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    Router::bind(config, table).await?.serve(shutdown).await
+}

@@ -1,0 +1,123 @@
+//! The listener: hyper serving the proxy on accepted connections (HTTP/1.1, with upgrades),
+//! the task that puts each new table in force, and the graceful shutdown: stop accepting, let
+//! requests in progress finish within the grace, then end what is left (tunnels included).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cj_api::routes::RouteTable;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::proxy::Proxy;
+
+/// A client that has not sent a whole request head after this long is disconnected, so idle
+/// or slow connections cannot pile up.
+const HEADER_READ_TIME: Duration = Duration::from_secs(30);
+
+/// Serves until `shutdown` completes, then for at most `grace` while requests finish.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    table: watch::Receiver<RouteTable>,
+    grace: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let follower = tokio::spawn(follow_table(Arc::clone(&proxy), table));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIME);
+    // `true` asks every connection to finish its request in progress and close.
+    let (stop, stopping) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(%error, "failed to accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            // Reap finished connections so the set holds only live ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            () = &mut shutdown => break,
+        };
+        let proxy = Arc::clone(&proxy);
+        let service = service_fn(move |request| {
+            let proxy = Arc::clone(&proxy);
+            async move { Ok::<_, Infallible>(proxy.handle(request, peer).await) }
+        });
+        connections.spawn(connection(http.clone(), stream, service, stopping.clone()));
+    }
+    drop(listener);
+    stop.send_replace(true);
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::info!(
+            left = connections.len(),
+            "shutdown grace over: ending the requests still in progress"
+        );
+    }
+    connections.shutdown().await;
+    proxy.stop_tunnels();
+    follower.abort();
+}
+
+/// Serves one connection until it ends, or (once `stopping` says so) finishes it gracefully.
+async fn connection<S>(
+    http: http1::Builder,
+    stream: TcpStream,
+    service: S,
+    mut stopping: watch::Receiver<bool>,
+) where
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<crate::proxy::Body>,
+            Error = Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    // Small answers (a WebSocket frame, a short page) go out without waiting for more.
+    let _ = stream.set_nodelay(true);
+    let connection = http
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        // The guard `wait_for` returns is dropped at once: it may not be held across awaits.
+        () = async { drop(stopping.wait_for(|stop| *stop).await) } => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = ended {
+        tracing::debug!(%error, "client connection ended with an error");
+    }
+}
+
+/// Puts every new table in force until its sender goes away; the last one then stays.
+async fn follow_table(proxy: Arc<Proxy>, mut table: watch::Receiver<RouteTable>) {
+    while table.changed().await.is_ok() {
+        let generation = {
+            let table = table.borrow_and_update();
+            proxy.apply(&table);
+            table.generation
+        };
+        tracing::debug!(generation, "route table in force");
+    }
+}
