@@ -2,6 +2,7 @@
 //! versions of every service, its own variables, ports, volumes and routes.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 
@@ -127,4 +128,44 @@ pub struct JobAddress {
     pub route: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+}
+
+/// Where `port: auto` ports come from unless `--port-range` says otherwise: Kubernetes'
+/// NodePort range, which operators already keep free for allocated ports.
+pub const DEFAULT_PORT_RANGE: RangeInclusive<u16> = 30000..=32767;
+
+/// Parses `--port-range FIRST-LAST` (ports from 1024).
+pub fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
+    let (first, last) = text
+        .split_once('-')
+        .ok_or_else(|| format!("expected FIRST-LAST (e.g. 30000-32767), got {text:?}"))?;
+    let parse = |part: &str| {
+        part.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|port| *port >= 1024)
+            .ok_or_else(|| format!("{part:?} is not a port from 1024 to 65535"))
+    };
+    let (first, last) = (parse(first)?, parse(last)?);
+    if first > last {
+        return Err(format!("the range {first}-{last} is empty"));
+    }
+    Ok(first..=last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_ranges_parse_and_bad_ones_say_why() {
+        assert_eq!(parse_port_range("30000-32767"), Ok(30000..=32767));
+        assert!(parse_port_range("3000").unwrap_err().contains("FIRST-LAST"));
+        assert!(parse_port_range("80-90").unwrap_err().contains("1024"));
+        assert!(
+            parse_port_range("40000-30000")
+                .unwrap_err()
+                .contains("empty")
+        );
+    }
 }

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use bytes::Bytes;
 use cj_agent::TaskKey;
@@ -82,6 +82,15 @@ api_routes! {
     get "/v1/tokens" => crate::tokens::list_tokens,
     delete "/v1/tokens/{name}" => crate::tokens::revoke_token,
     get "/v1/audit" => crate::audit::list,
+    get "/v1/envs" => crate::env_api::list,
+    post "/v1/envs" => crate::env_api::create,
+    delete "/v1/envs/{name}" => crate::env_api::destroy,
+    post "/v1/envs/{name}/up" => crate::env_api::up,
+    post "/v1/envs/{name}/down" => crate::env_api::down,
+    get "/v1/envs/{name}/vars" => crate::env_api::vars,
+    put "/v1/envs/{name}/vars" => crate::env_api::set_vars,
+    get "/v1/envs/{name}/addresses" => crate::env_api::addresses,
+    get "/v1/routes" => crate::routes::routes,
 }
 
 /// The API: its routes behind the edge (limits, and JSON for every refusal; see `edge`), and
@@ -255,7 +264,7 @@ fn wave_timeout(request: &OperationRequest) -> Result<Duration, ApiFailure> {
 
 /// Starts the operation in its own task (it finishes even if the client goes away) and answers
 /// with its events as newline-delimited JSON.
-fn stream_operation(state: Arc<ServerState>, plan: OperationPlan) -> Response {
+pub(crate) fn stream_operation(state: Arc<ServerState>, plan: OperationPlan) -> Response {
     let (events, receiver) = mpsc::channel(256);
     tokio::spawn(state.run_operation(plan, events));
     let lines = ReceiverStream::new(receiver).map(|event| {
@@ -345,12 +354,37 @@ async fn inspect(
             task.state
         ))
     })?;
-    let container = state.links.inspect(host, &current.id).await?;
+    let mut container = state.links.inspect(host, &current.id).await?;
+    // Docker shows the rendered environment: secret variables must not come back in it.
+    let secrets = state
+        .env_record(&key.env)?
+        .map(|record| record.secret_values())
+        .unwrap_or_default();
+    mask_secrets(&mut container, &secrets);
     Ok(Json(InspectResponse {
         task,
         config_hash: Some(current.config_hash.clone()),
         container,
     }))
+}
+
+/// Replaces every occurrence of a secret value in the strings of `value` with `******`.
+pub(crate) fn mask_secrets(value: &mut serde_json::Value, secrets: &[String]) {
+    if secrets.is_empty() {
+        return;
+    }
+    match value {
+        serde_json::Value::String(text) => {
+            for secret in secrets {
+                if text.contains(secret.as_str()) {
+                    *text = text.replace(secret.as_str(), "******");
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| mask_secrets(v, secrets)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| mask_secrets(v, secrets)),
+        _ => {}
+    }
 }
 
 #[derive(Debug, Deserialize)]

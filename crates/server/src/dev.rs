@@ -18,6 +18,8 @@ use crate::startup::{self, ServerOptions, Started};
 #[derive(Debug)]
 pub struct DevOptions {
     pub server: ServerOptions,
+    /// Run the router in this process too (`--router-listen`, `--domain`).
+    pub router: Option<cj_router::RouterConfig>,
     /// This machine's name in `status`.
     pub host_name: String,
     pub resync_interval: Duration,
@@ -45,7 +47,22 @@ pub async fn run_dev(
             .await
             .context("failed to connect to Docker")?,
     );
-    let prepared = startup::prepare(options.server, Some(options.host_name.clone())).await?;
+    let mut server = options.server;
+    // The router binds first, so the URLs the server shows carry its real port.
+    let (table_sender, table) = tokio::sync::watch::channel(cj_api::routes::RouteTable::default());
+    let router = match options.router {
+        Some(config) => {
+            let domain = config.domain.clone();
+            let router = cj_router::Router::bind(config, table).await?;
+            server.scheduling.route_urls = Some(crate::state::RouteUrls {
+                domain: domain.clone(),
+                port: Some(router.local_addr().port()).filter(|port| *port != 80),
+            });
+            Some((router, domain))
+        }
+        None => None,
+    };
+    let prepared = startup::prepare(server, Some(options.host_name.clone())).await?;
     let token = prepared
         .auth
         .process_token(LOCAL_AGENT, Role::Agent)
@@ -72,8 +89,35 @@ pub async fn run_dev(
     // Ready means ready to run things: the local agent has joined and tasks waiting for a host
     // have been placed on it, so an `up` right after start does not find "no host is ready".
     let state = prepared.state.clone();
-    let started = prepared.started().clone();
-    let serving = tokio::spawn(prepared.serve(|_| {}, shutdown));
+    let mut started = prepared.started().clone();
+    // One shutdown for the API and the router.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    if let Some((router, domain)) = router {
+        started.router = Some((router.local_addr(), domain));
+        let mut routes = state.routes.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let table = routes.borrow_and_update().as_ref().clone();
+                if table_sender.send(table).is_err() || routes.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        let router_stopped = until_stopped(stopped.clone());
+        tokio::spawn(async move {
+            if let Err(error) = router.serve(router_stopped).await {
+                tracing::error!(%error, "the router stopped");
+            }
+        });
+    }
+    let serving = tokio::spawn(prepared.serve(|_| {}, until_stopped(stopped)));
     let mut joined = state.links.subscribe_joined();
     let joined_in_time = tokio::time::timeout(LOCAL_AGENT_DEADLINE, async {
         while !state.links.hosts().contains(&options.host_name) {

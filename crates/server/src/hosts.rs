@@ -132,6 +132,18 @@ impl Hosts {
         record.labels = labels;
     }
 
+    /// Where a host's agent said it is reached (or connected from).
+    pub fn address_of(&self, host: &str) -> Option<String> {
+        lock(&self.records).get(host)?.address.clone()
+    }
+
+    /// Whether an agent ever joined as `host`.
+    pub fn is_known(&self, host: &str) -> bool {
+        lock(&self.records)
+            .get(host)
+            .is_some_and(|record| record.known)
+    }
+
     /// The agent's link ended.
     pub fn left(&self, host: &str) {
         if let Some(record) = lock(&self.records).get_mut(host) {

@@ -16,6 +16,9 @@
 //! placements/ENV/SERVICE/JOB/TASK             the host the server put an unpinned task on
 //! hosts/NAME                                  a host that has joined: address, labels
 //! drains/NAME                                 the host is draining: who, since when
+//! envs/NAME                                   an environment: origin, variables, host map, TTL
+//! ports/PPPPP                                 an allocated `port: auto` port and its task
+//! task-ports/ENV/SERVICE/JOB/TASK             the port allocated to that task
 //! ```
 //!
 //! The audit log has its own store (`audit.redb`, see `audit`), with one prefix:
@@ -130,4 +133,28 @@ pub const AUDIT: &str = "audit/";
 /// Zero-padded so key order is time order.
 pub fn audit(nanos: i128) -> String {
     format!("audit/{nanos:020}")
+}
+
+pub const ENVS: &str = "envs/";
+
+pub fn env(name: &str) -> String {
+    format!("envs/{name}")
+}
+
+pub const PORTS: &str = "ports/";
+
+/// Zero-padded so key order is port order.
+pub fn port(port: u16) -> String {
+    format!("ports/{port:05}")
+}
+
+pub fn task_ports_of_env(env: &str) -> String {
+    format!("task-ports/{env}/")
+}
+
+pub fn task_port(key: &cj_agent::TaskKey) -> String {
+    format!(
+        "task-ports/{}/{}/{}/{}",
+        key.env, key.service, key.job, key.task
+    )
 }

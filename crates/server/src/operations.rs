@@ -25,13 +25,63 @@ pub const DEFAULT_WAVE_TIMEOUT: Duration = Duration::from_secs(300);
 pub struct OperationPlan {
     pub direction: Direction,
     pub env: String,
-    pub service: String,
-    /// Jobs wave by wave: dependency order for `up`, reversed for `down`.
-    pub waves: Vec<Vec<String>>,
+    /// Jobs wave by wave: dependency order for `up` (across services), reversed for `down`.
+    pub waves: Vec<Vec<JobRef>>,
     /// `up`: the version each job runs (its current one if already up, else the latest).
-    pub versions: BTreeMap<String, u64>,
+    pub versions: BTreeMap<JobRef, u64>,
     pub user: String,
     pub wave_timeout: Duration,
+}
+
+/// A job of a service, shown as `service/job`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobRef {
+    pub service: String,
+    pub job: String,
+}
+
+impl std::fmt::Display for JobRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.service, self.job)
+    }
+}
+
+impl JobRef {
+    pub fn new(service: &str, job: &str) -> Self {
+        JobRef {
+            service: service.to_owned(),
+            job: job.to_owned(),
+        }
+    }
+
+    /// What `depends_on` entry `dependency` of this job names: a job of the same service, or
+    /// with `service/job` one of another.
+    pub fn dependency(&self, dependency: &str) -> JobRef {
+        match dependency.split_once('/') {
+            Some((service, job)) => JobRef::new(service, job),
+            None => JobRef::new(&self.service, dependency),
+        }
+    }
+}
+
+impl OperationPlan {
+    /// A job as progress shows it: its name alone when the plan is about one service.
+    fn shown(&self, job: &JobRef) -> String {
+        let one_service = self
+            .waves
+            .iter()
+            .flatten()
+            .all(|other| other.service == job.service);
+        if one_service {
+            job.job.clone()
+        } else {
+            job.to_string()
+        }
+    }
+
+    fn shown_wave(&self, wave: &[JobRef]) -> Vec<String> {
+        wave.iter().map(|job| self.shown(job)).collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +94,8 @@ pub enum Direction {
 type WaveTasks = Vec<(TaskKey, Goal)>;
 
 impl ServerState {
+    /// `up TARGET`: the target's jobs and everything they depend on, in this service or others
+    /// (`depends_on: [core/db]`), as `docker compose up JOB` brings up its dependencies.
     pub fn plan_up(
         &self,
         env: &str,
@@ -51,46 +103,141 @@ impl ServerState {
         user: &str,
         wave_timeout: Duration,
     ) -> Result<OperationPlan, ApiFailure> {
+        self.check_env_writable(env)?;
         let resolved = self.resolve(env, target)?;
-        let spec = &resolved.latest.spec;
-        // A job brings up the jobs it depends on, as `docker compose up JOB` does.
-        let mut selected: BTreeSet<String> = BTreeSet::new();
-        let mut to_visit = resolved.jobs.clone();
-        while let Some(job) = to_visit.pop() {
-            if selected.insert(job.clone())
-                && let Some(job_spec) = spec.job(&job)
-            {
-                to_visit.extend(job_spec.depends_on.iter().cloned());
+        let roots = resolved
+            .jobs
+            .iter()
+            .map(|job| JobRef::new(&resolved.service, job))
+            .collect();
+        self.plan_up_jobs(env, roots, user, wave_timeout)
+    }
+
+    /// `env up ENV`: every job of every service, in dependency order across services.
+    pub fn plan_env_up(
+        &self,
+        env: &str,
+        user: &str,
+        wave_timeout: Duration,
+    ) -> Result<OperationPlan, ApiFailure> {
+        self.check_env_writable(env)?;
+        if !self.env_exists(env)? {
+            return Err(self.no_such_env(env)?);
+        }
+        let mut roots = Vec::new();
+        for service in self.service_names(env)? {
+            if let Some(version) = self.latest_version(env, &service)? {
+                let record = self.versions.get(env, &service, version)?;
+                roots.extend(
+                    record
+                        .spec
+                        .jobs
+                        .iter()
+                        .map(|job| JobRef::new(&service, &job.name)),
+                );
             }
         }
-        let mut versions = BTreeMap::new();
-        for job in &selected {
+        self.plan_up_jobs(env, roots, user, wave_timeout)
+    }
+
+    /// The jobs of `roots` and, transitively, what they depend on; checked (each has a version
+    /// and images, no fixed port another environment uses on the same host) and in waves.
+    fn plan_up_jobs(
+        &self,
+        env: &str,
+        roots: Vec<JobRef>,
+        user: &str,
+        wave_timeout: Duration,
+    ) -> Result<OperationPlan, ApiFailure> {
+        let mut versions: BTreeMap<JobRef, u64> = BTreeMap::new();
+        let mut dependencies: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut starting = Vec::new();
+        let mut to_visit: Vec<(JobRef, Option<JobRef>)> =
+            roots.into_iter().map(|job| (job, None)).collect();
+        while let Some((job, needed_by)) = to_visit.pop() {
+            if versions.contains_key(&job) {
+                continue;
+            }
             let desired: Option<DesiredJob> =
                 self.store
-                    .get_json(&keys::desired(env, &resolved.service, job))?;
-            let version = desired
-                .map(|d| d.version)
-                .unwrap_or(resolved.latest.version);
-            let record = self.versions.get(env, &resolved.service, version)?;
-            let job_spec = record.spec.job(job).ok_or_else(|| {
-                ApiFailure::Conflict(format!(
-                    "job {job} is running at version {version}, which no longer has it"
-                ))
+                    .get_json(&keys::desired(env, &job.service, &job.job))?;
+            let version = match &desired {
+                Some(desired) => desired.version,
+                None => self.latest_version(env, &job.service)?.ok_or_else(|| {
+                    let needed = needed_by
+                        .as_ref()
+                        .map(|by| format!("{by} depends on {job}, but "))
+                        .unwrap_or_default();
+                    ApiFailure::BadRequest(format!(
+                        "{needed}environment {env} has no service {}",
+                        job.service
+                    ))
+                })?,
+            };
+            let record = self.versions.get(env, &job.service, version)?;
+            let job_spec = record.spec.job(&job.job).ok_or_else(|| match &needed_by {
+                Some(by) => ApiFailure::BadRequest(format!(
+                    "{by} depends on {job}, but service {} (version {version}) has no job {}",
+                    job.service, job.job
+                )),
+                None => ApiFailure::Conflict(format!(
+                    "job {} is running at version {version}, which no longer has it",
+                    job.job
+                )),
             })?;
             if let Some(task) = job_spec.tasks.iter().find(|task| task.image.is_none()) {
                 return Err(ApiFailure::BadRequest(format!(
-                    "cannot start {}/{job}/{}: the task has no image (set `image:` on the task or its job, then push)",
-                    resolved.service, task.name
+                    "cannot start {job}/{}: the task has no image (set `image:` on the task or its job, then push)",
+                    task.name
                 )));
             }
-            versions.insert(job.clone(), version);
+            if desired.is_none() {
+                let would_run = DesiredJob {
+                    env: env.to_owned(),
+                    service: job.service.clone(),
+                    job: job.job.clone(),
+                    version,
+                    since: String::new(),
+                    by: String::new(),
+                    task_versions: BTreeMap::new(),
+                    restart_generations: BTreeMap::new(),
+                };
+                starting.extend(self.raw_desired_tasks(&would_run)?);
+            }
+            let depends_on: Vec<JobRef> = job_spec
+                .depends_on
+                .iter()
+                .map(|dependency| job.dependency(dependency))
+                .collect();
+            dependencies.insert(
+                job.to_string(),
+                depends_on.iter().map(JobRef::to_string).collect(),
+            );
+            to_visit.extend(
+                depends_on
+                    .into_iter()
+                    .map(|dependency| (dependency, Some(job.clone()))),
+            );
+            versions.insert(job, version);
         }
-        let waves = job_waves(spec, selected.iter())?;
+        self.check_fixed_ports(&starting)?;
+        let waves = cj_spec::dependency_waves(
+            dependencies
+                .iter()
+                .map(|(job, deps)| (job.as_str(), deps.as_slice())),
+        )
+        .map_err(|cycle| ApiFailure::BadRequest(cycle.to_string()))?;
+        let by_name: BTreeMap<String, JobRef> = versions
+            .keys()
+            .map(|job| (job.to_string(), job.clone()))
+            .collect();
         Ok(OperationPlan {
             direction: Direction::Up,
             env: env.into(),
-            service: resolved.service,
-            waves,
+            waves: waves
+                .into_iter()
+                .map(|wave| wave.iter().map(|name| by_name[name].clone()).collect())
+                .collect(),
             versions,
             user: user.into(),
             wave_timeout,
@@ -105,13 +252,52 @@ impl ServerState {
         wave_timeout: Duration,
     ) -> Result<OperationPlan, ApiFailure> {
         let resolved = self.resolve(env, target)?;
-        let mut waves = job_waves(&resolved.latest.spec, resolved.jobs.iter())?;
-        // Dependents stop before what they depend on.
+        let waves = job_waves(&resolved.latest.spec, resolved.jobs.iter())?;
+        Ok(down_plan(env, &resolved.service, waves, user, wave_timeout))
+    }
+
+    /// `env down ENV`: every job that is up, dependents first (across services).
+    pub fn plan_env_down(
+        &self,
+        env: &str,
+        user: &str,
+        wave_timeout: Duration,
+    ) -> Result<OperationPlan, ApiFailure> {
+        crate::versions::check_env_name(env)?;
+        if !self.env_exists(env)? {
+            return Err(self.no_such_env(env)?);
+        }
+        let mut dependencies: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut by_name = BTreeMap::new();
+        for desired in self.desired_jobs(&format!("{}{env}/", keys::DESIRED_ALL))? {
+            let job = JobRef::new(&desired.service, &desired.job);
+            let record = self.versions.get(env, &desired.service, desired.version)?;
+            let depends_on = record
+                .spec
+                .job(&desired.job)
+                .map(|spec| {
+                    spec.depends_on
+                        .iter()
+                        .map(|dependency| job.dependency(dependency).to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            dependencies.insert(job.to_string(), depends_on);
+            by_name.insert(job.to_string(), job);
+        }
+        let mut waves: Vec<Vec<JobRef>> = cj_spec::dependency_waves(
+            dependencies
+                .iter()
+                .map(|(job, deps)| (job.as_str(), deps.as_slice())),
+        )
+        .map_err(|cycle| ApiFailure::BadRequest(cycle.to_string()))?
+        .into_iter()
+        .map(|wave| wave.iter().map(|name| by_name[name].clone()).collect())
+        .collect();
         waves.reverse();
         Ok(OperationPlan {
             direction: Direction::Down,
             env: env.into(),
-            service: resolved.service,
             waves,
             versions: BTreeMap::new(),
             user: user.into(),
@@ -133,7 +319,11 @@ impl ServerState {
             }
         };
         send(OperationEvent::Plan {
-            waves: plan.waves.clone(),
+            waves: plan
+                .waves
+                .iter()
+                .map(|wave| plan.shown_wave(wave))
+                .collect(),
         })
         .await;
         let mut summary = OperationSummary {
@@ -142,14 +332,12 @@ impl ServerState {
         };
         for (wave_index, wave) in plan.waves.iter().enumerate() {
             if !summary.ok {
-                summary
-                    .skipped
-                    .extend(wave.iter().map(|job| format!("{}/{job}", plan.service)));
+                summary.skipped.extend(wave.iter().map(JobRef::to_string));
                 continue;
             }
             send(OperationEvent::WaveStarted {
                 wave: wave_index + 1,
-                jobs: wave.clone(),
+                jobs: plan.shown_wave(wave),
             })
             .await;
             let result = match plan.direction {
@@ -157,8 +345,9 @@ impl ServerState {
                 Direction::Down => self.down_wave(&plan, wave, &events, &mut summary).await,
             };
             if let Err(error) = result {
+                let jobs: Vec<String> = wave.iter().map(JobRef::to_string).collect();
                 summary.failed.push(TaskFailure {
-                    task: format!("{}/{}", plan.service, wave.join(",")),
+                    task: jobs.join(","),
                     reason: error.to_string(),
                 });
             }
@@ -177,22 +366,24 @@ impl ServerState {
     async fn up_wave(
         &self,
         plan: &OperationPlan,
-        wave: &[String],
+        wave: &[JobRef],
         events: &mpsc::Sender<OperationEvent>,
         summary: &mut OperationSummary,
     ) -> Result<(), ApiFailure> {
         let generation_at_start = self.observed.generation();
-        let mut tasks: WaveTasks = Vec::new();
+        // Subscribed before publishing, so no progress of this wave is missed.
+        let progress = self.observed.subscribe_progress();
+        let mut desired_jobs = Vec::new();
         for job in wave {
-            let desired_key = keys::desired(&plan.env, &plan.service, job);
+            let desired_key = keys::desired(&plan.env, &job.service, &job.job);
             let desired = match self.store.get_json::<DesiredJob>(&desired_key)? {
                 // Already up: it stays at its version (a rollout moves it, not `up`).
                 Some(desired) => desired,
                 None => {
                     let desired = DesiredJob {
                         env: plan.env.clone(),
-                        service: plan.service.clone(),
-                        job: job.clone(),
+                        service: job.service.clone(),
+                        job: job.job.clone(),
                         version: plan.versions[job],
                         since: now_rfc3339(),
                         by: plan.user.clone(),
@@ -203,7 +394,14 @@ impl ServerState {
                     desired
                 }
             };
-            for task in self.desired_tasks(&desired)? {
+            desired_jobs.push(desired);
+        }
+        self.publish_assignments().await?;
+        // Goals after publishing: a task's rendered configuration depends on where the jobs it
+        // names (`addr`) were just placed.
+        let mut tasks: WaveTasks = Vec::new();
+        for desired in &desired_jobs {
+            for task in self.desired_tasks(desired)? {
                 let config_hash = task.config_hash();
                 let running = self
                     .observed
@@ -225,14 +423,23 @@ impl ServerState {
                 tasks.push((task.key, Goal::Ready { config_hash }));
             }
         }
-        self.apply_and_wait(plan, &tasks, generation_at_start, events, summary)
-            .await
+        let failures = self
+            .wait_for_tasks(
+                &tasks,
+                generation_at_start,
+                plan.wave_timeout,
+                progress,
+                events,
+            )
+            .await;
+        summary.failed.extend(failures);
+        Ok(())
     }
 
     async fn down_wave(
         &self,
         plan: &OperationPlan,
-        wave: &[String],
+        wave: &[JobRef],
         events: &mpsc::Sender<OperationEvent>,
         summary: &mut OperationSummary,
     ) -> Result<(), ApiFailure> {
@@ -243,15 +450,18 @@ impl ServerState {
             .task_keys()
             .into_iter()
             .filter(|key| {
-                key.env == plan.env && key.service == plan.service && wave.contains(&key.job)
+                key.env == plan.env && wave.contains(&JobRef::new(&key.service, &key.job))
             })
             .collect();
         tasks.extend(keys.into_iter().map(|key| (key, Goal::Gone)));
         for job in wave {
             self.store
-                .delete(&keys::desired(&plan.env, &plan.service, job))?;
-            if !tasks.iter().any(|(key, _)| &key.job == job) {
-                summary.unchanged.push(format!("{}/{job}", plan.service));
+                .delete(&keys::desired(&plan.env, &job.service, &job.job))?;
+            if !tasks
+                .iter()
+                .any(|(key, _)| key.service == job.service && key.job == job.job)
+            {
+                summary.unchanged.push(job.to_string());
             }
         }
         summary
@@ -284,6 +494,29 @@ impl ServerState {
             .await;
         summary.failed.extend(failures);
         Ok(())
+    }
+}
+
+/// A `down` of one service's jobs, in these waves (reversed: dependents stop first).
+fn down_plan(
+    env: &str,
+    service: &str,
+    waves: Vec<Vec<String>>,
+    user: &str,
+    wave_timeout: Duration,
+) -> OperationPlan {
+    let mut waves: Vec<Vec<JobRef>> = waves
+        .into_iter()
+        .map(|wave| wave.iter().map(|job| JobRef::new(service, job)).collect())
+        .collect();
+    waves.reverse();
+    OperationPlan {
+        direction: Direction::Down,
+        env: env.into(),
+        waves,
+        versions: BTreeMap::new(),
+        user: user.into(),
+        wave_timeout,
     }
 }
 

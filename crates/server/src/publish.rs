@@ -127,7 +127,7 @@ impl ServerState {
         let _publishing = self.scheduler.publish_lock.lock().await;
         let mut tasks: Vec<DesiredTask> = Vec::new();
         for desired in self.desired_jobs(keys::DESIRED_ALL)? {
-            tasks.extend(self.desired_tasks(&desired)?);
+            tasks.extend(self.raw_desired_tasks(&desired)?);
         }
         let stored = self.stored_placements()?;
         let connected = self.links.hosts();
@@ -141,29 +141,40 @@ impl ServerState {
             .collect();
         let decisions = placement::place(&demands, &views, &stored, &now_rfc3339());
         self.store_placements(&tasks, &stored, &decisions.changed)?;
+        let mut unplaced = decisions.unplaced;
+        // Placed first, rendered second: `{{ addr("job") }}` renders where jobs were just placed.
+        *lock(&self.scheduler.placements) = PlacementState {
+            placed: decisions.placed,
+            unplaced: unplaced.clone(),
+        };
 
         let mut assignments = Vec::new();
-        for task in tasks {
+        for mut task in tasks {
             let host = match &task.spec.run_on_host {
                 Some(pinned) => pinned.clone(),
-                None => match decisions.placed.get(&task.key) {
-                    Some(placed) => placed.clone(),
+                None => match self.scheduler.host_of(&task.key, &task.spec) {
+                    Some(placed) => placed,
                     // Fits nowhere: it waits, with its reason, until a host can take it.
                     None => continue,
                 },
             };
+            self.render(&mut task)?;
+            if let Some(reason) = task.render_error.take() {
+                // Not run as written: the reason shows in `status`, and `up` fails on it.
+                tracing::warn!(task = %task.key, reason, "cannot render the task's config");
+                unplaced.insert(task.key.clone(), format!("config: {reason}"));
+                continue;
+            }
             let mut assignment =
                 Assignment::new(task.key, task.version, task.spec, host, task.on_failure)
                     .with_restart_generation(task.restart_generation);
             // A replacement that needs the same port must wait for the old container to stop;
             // one without a port can start first.
             assignment.start_first = assignment.spec.port == 0;
+            assignment.drain_ms = task.drain_ms;
             assignments.push(assignment);
         }
-        *lock(&self.scheduler.placements) = PlacementState {
-            placed: decisions.placed,
-            unplaced: decisions.unplaced,
-        };
+        lock(&self.scheduler.placements).unplaced = unplaced;
         self.scheduler
             .assignments
             .send_replace(Some(Arc::new(Published {

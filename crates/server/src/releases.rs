@@ -131,7 +131,7 @@ pub async fn update(
     let mut stored_version = None;
     let events = state.deployment_signals.subscribe();
     state.create_deployment(&mut deployment, |deployment| {
-        let next = state.next_version(&resolved.env, &latest.file, &source, &spec, &user)?;
+        let next = state.next_version(&resolved.env, &latest.file, &source, &spec, &user, None)?;
         for job in &mut deployment.jobs {
             job.to_version = next.version;
         }

@@ -34,8 +34,8 @@ pub struct ServerOptions {
     pub auth: AuthMode,
     /// Give the token named `admin` a new secret, written to `admin.token`.
     pub reset_admin_token: bool,
-    /// How long a host may be down before its unpinned tasks are placed elsewhere.
-    pub host_down_after: std::time::Duration,
+    /// Host loss, `port: auto` ports, the routers' domain.
+    pub scheduling: crate::state::StateOptions,
 }
 
 /// Where a started server can be reached, for the lines it prints.
@@ -48,6 +48,8 @@ pub struct Started {
     pub data_dir: PathBuf,
     /// When tokens are required: what became of the admin token file.
     pub admin_token: Option<AdminToken>,
+    /// `dev`'s router, when it runs one: where it listens and its domain.
+    pub router: Option<(SocketAddr, String)>,
 }
 
 /// A server ready to serve: everything loaded, the port bound, nothing answered yet.
@@ -88,7 +90,7 @@ pub async fn prepare(
         cluster.clone(),
         local_host,
         options.config,
-        options.host_down_after,
+        options.scheduling,
     );
     state
         .hosts
@@ -105,6 +107,8 @@ pub async fn prepare(
         .map_err(|error| anyhow::anyhow!("failed to load desired state: {error}"))?;
     tokio::spawn(crate::publish::run_placement_loop(state.clone()));
     tokio::spawn(crate::prewarm::keep_catalog(state.clone()));
+    tokio::spawn(crate::routes::keep_route_table(state.clone()));
+    tokio::spawn(crate::env_destroy::run_expiry_loop(state.clone()));
     // Deployments that were under way when the server stopped go on from where they were.
     for deployment in state
         .active_deployments()
@@ -130,6 +134,7 @@ pub async fn prepare(
             cluster,
             data_dir: options.data_dir,
             admin_token,
+            router: None,
         },
     })
 }

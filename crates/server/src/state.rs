@@ -40,9 +40,18 @@ pub struct DesiredJob {
 pub struct DesiredTask {
     pub key: TaskKey,
     pub version: u64,
+    /// Its configuration: as written ([`ServerState::raw_desired_tasks`]), or rendered for its
+    /// environment, port and the addresses of the jobs it names ([`ServerState::desired_tasks`]).
     pub spec: TaskSpec,
     pub on_failure: OnFailure,
     pub restart_generation: u64,
+    /// The job's `route:`, if the router serves it.
+    pub route: Option<String>,
+    /// How long the task stays up after leaving the routers' pool (routed jobs only).
+    pub drain_ms: u64,
+    /// Why its templates could not be rendered (a variable that is no longer set); such a task
+    /// is not assigned, and `status` shows the reason.
+    pub render_error: Option<String>,
 }
 
 impl DesiredTask {
@@ -81,6 +90,50 @@ pub struct ServerState {
     pub notifier: crate::notify::Notifier,
     /// Registry access for `update` (tags of a job's image).
     pub registry: cj_registry::RegistryClient,
+    /// Where `port: auto` ports come from.
+    pub port_range: std::ops::RangeInclusive<u16>,
+    /// How routes are reached from outside, when routers run: for the URLs `env run` and
+    /// `env addresses` show.
+    pub route_urls: Option<RouteUrls>,
+    /// The route table for routers, rebuilt whenever what it depends on changes.
+    pub routes: crate::routes::RouteTableWatch,
+    /// Bumped when an environment is created or destroyed, for the expiry loop.
+    pub env_changes: tokio::sync::watch::Sender<u64>,
+}
+
+/// What the server is told about the routers, to show each route's URL.
+#[derive(Debug, Clone)]
+pub struct RouteUrls {
+    /// The wildcard domain: routes are `NAME.ENV.DOMAIN`.
+    pub domain: String,
+    /// The routers' port, when not 80.
+    pub port: Option<u16>,
+}
+
+impl RouteUrls {
+    pub fn url(&self, env: &str, route: &str) -> String {
+        let port = self.port.map(|port| format!(":{port}")).unwrap_or_default();
+        format!("http://{route}.{env}.{}{port}", self.domain)
+    }
+}
+
+/// How a server schedules, besides its config file.
+#[derive(Debug, Clone)]
+pub struct StateOptions {
+    /// How long a host may be down before its unpinned tasks are placed elsewhere.
+    pub host_down_after: std::time::Duration,
+    pub port_range: std::ops::RangeInclusive<u16>,
+    pub route_urls: Option<RouteUrls>,
+}
+
+impl Default for StateOptions {
+    fn default() -> Self {
+        StateOptions {
+            host_down_after: std::time::Duration::from_secs(30),
+            port_range: crate::ports::DEFAULT_PORT_RANGE,
+            route_urls: None,
+        }
+    }
 }
 
 impl ServerState {
@@ -89,7 +142,7 @@ impl ServerState {
         cluster: String,
         local_host: Option<String>,
         config: crate::config::ServerConfig,
-        host_down_after: std::time::Duration,
+        options: StateOptions,
     ) -> Arc<Self> {
         Arc::new(ServerState {
             versions: Versions::new(store.clone()),
@@ -99,11 +152,15 @@ impl ServerState {
             links: crate::agent_link::AgentLinks::default(),
             hosts: crate::hosts::Hosts::default(),
             observed: Observed::default(),
-            scheduler: Scheduler::new(host_down_after),
+            scheduler: Scheduler::new(options.host_down_after),
             deployment_signals: DeploymentSignals::default(),
             prewarm: crate::prewarm::Catalog::default(),
             notifier: crate::notify::Notifier::new(config.notify),
             registry: cj_registry::RegistryClient::new(config.registries),
+            port_range: options.port_range,
+            route_urls: options.route_urls,
+            routes: crate::routes::RouteTableWatch::default(),
+            env_changes: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -111,9 +168,19 @@ impl ServerState {
         Ok(self.store.range_json(prefix)?)
     }
 
-    /// The tasks a desired job asks for: every task of its version, or during a rollout each
-    /// task at its own version.
+    /// The tasks a desired job asks for, rendered: what agents run and what `status`, `up` and
+    /// rollouts compare containers with.
     pub fn desired_tasks(&self, desired: &DesiredJob) -> Result<Vec<DesiredTask>, ApiFailure> {
+        let mut tasks = self.raw_desired_tasks(desired)?;
+        for task in &mut tasks {
+            self.render(task)?;
+        }
+        Ok(tasks)
+    }
+
+    /// The tasks a desired job asks for, as written (with their allocated ports): every task of
+    /// its version, or during a rollout each task at its own version.
+    pub fn raw_desired_tasks(&self, desired: &DesiredJob) -> Result<Vec<DesiredTask>, ApiFailure> {
         let versions: Vec<(Option<String>, u64)> = if desired.task_versions.is_empty() {
             vec![(None, desired.version)]
         } else {
@@ -139,21 +206,29 @@ impl ServerState {
                 .iter()
                 .filter(|task| only.as_ref().is_none_or(|only| *only == task.name))
             {
+                let key = TaskKey {
+                    env: desired.env.clone(),
+                    service: desired.service.clone(),
+                    job: desired.job.clone(),
+                    task: task.name.clone(),
+                };
+                let mut spec = task.clone();
+                if spec.auto_port {
+                    spec.port = self.allocated_port(&key)?;
+                }
                 tasks.push(DesiredTask {
-                    key: TaskKey {
-                        env: desired.env.clone(),
-                        service: desired.service.clone(),
-                        job: desired.job.clone(),
-                        task: task.name.clone(),
-                    },
+                    key,
                     version,
-                    spec: task.clone(),
+                    spec,
                     on_failure: job.on_failure,
                     restart_generation: desired
                         .restart_generations
                         .get(&task.name)
                         .copied()
                         .unwrap_or(0),
+                    route: job.route.clone(),
+                    drain_ms: job.route.as_ref().map_or(0, |_| job.drain_timeout_ms),
+                    render_error: None,
                 });
             }
         }

@@ -13,7 +13,7 @@ pub async fn server() -> (tempfile::TempDir, Arc<ServerState>) {
         "test".into(),
         Some("host-1".into()),
         crate::config::ServerConfig::default(),
-        std::time::Duration::from_secs(30),
+        crate::state::StateOptions::default(),
     );
     (dir, state)
 }

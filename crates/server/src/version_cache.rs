@@ -110,6 +110,7 @@ mod tests {
             },
             pushed_at: String::new(),
             pushed_by: String::new(),
+            copied_from: None,
         })
     }
 

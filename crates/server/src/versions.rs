@@ -27,6 +27,15 @@ pub struct VersionRecord {
     pub spec: ServiceSpec,
     pub pushed_at: String,
     pub pushed_by: String,
+    /// The version of another environment this one is a copy of (`env create --from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<CopiedFrom>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopiedFrom {
+    pub env: String,
+    pub version: u64,
 }
 
 impl VersionRecord {
@@ -107,8 +116,22 @@ impl ServerState {
         user: &str,
         check_revision: Option<u64>,
     ) -> Result<PushResponse, ApiFailure> {
-        check_env_name(env)?;
-        let spec = cj_spec::parse_service(file, source).map_err(ApiFailure::InvalidConfig)?;
+        let record = self.check_env_writable(env)?.unwrap_or_default();
+        let mut spec = cj_spec::parse_service(file, source).map_err(ApiFailure::InvalidConfig)?;
+        spec.map_hosts(&record.host_map);
+        let vars = record
+            .vars
+            .iter()
+            .map(|(name, var)| (name.clone(), var.value.clone()))
+            .collect();
+        let job_exists = |service: &str, job: &str| self.job_in_env(env, service, job);
+        let scope = cj_spec::TemplateScope {
+            env,
+            service: &spec.service,
+            vars: &vars,
+            job_exists: &job_exists,
+        };
+        cj_spec::check_templates(file, source, &scope).map_err(ApiFailure::InvalidConfig)?;
         self.store_version(env, file, source, spec, user, check_revision)
     }
 
@@ -135,7 +158,7 @@ impl ServerState {
             }
         }
         loop {
-            let next = self.next_version(env, file, source, &spec, user)?;
+            let next = self.next_version(env, file, source, &spec, user, None)?;
             if !next.stored() {
                 return Ok(PushResponse {
                     env: env.to_owned(),
@@ -173,6 +196,7 @@ impl ServerState {
         source: &str,
         spec: &ServiceSpec,
         user: &str,
+        copied_from: Option<CopiedFrom>,
     ) -> Result<NextVersion, ApiFailure> {
         let latest_key = keys::latest(env, &spec.service);
         let latest = self.store.get(&latest_key)?;
@@ -197,6 +221,7 @@ impl ServerState {
             spec: spec.clone(),
             pushed_at: now_rfc3339(),
             pushed_by: user.to_owned(),
+            copied_from,
         };
         let compares = vec![Compare {
             key: latest_key.clone(),
@@ -283,7 +308,7 @@ impl ServerState {
     /// The distinct first segments of the keys under `prefix` (`prefix/SEGMENT/...`). Skips
     /// from one segment to the next instead of reading every key under it: a service's keys
     /// hold whole files.
-    fn distinct_children(&self, prefix: &str) -> Result<Vec<String>, ApiFailure> {
+    pub(crate) fn distinct_children(&self, prefix: &str) -> Result<Vec<String>, ApiFailure> {
         let mut names = Vec::new();
         let mut beyond = None;
         loop {

@@ -176,6 +176,7 @@ pub fn describe_progress(kind: &ProgressKind) -> (String, Option<String>) {
         ProgressKind::Phase(phase) => match phase {
             Phase::Pulling { image } => ("pulling".into(), Some(image.clone())),
             Phase::Creating => ("creating".into(), None),
+            Phase::Seeding { volume } => ("seeding".into(), Some(volume.clone())),
             Phase::Starting => ("starting".into(), None),
             Phase::Running { container_id } => ("running".into(), short(container_id)),
             Phase::BackingOff { millis, reason } => (

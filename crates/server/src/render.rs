@@ -1,0 +1,136 @@
+//! Rendering a task's templates for where it runs: its environment's variables, its port, and
+//! the addresses of the jobs it names (`{{ addr("db") }}`).
+//!
+//! Versions keep the file as written, so one file serves every environment; a task is rendered
+//! each time the server reads what it wants (`ServerState::desired_tasks`), and the rendered
+//! configuration is what the config hash is taken of. A variable that changes, or a job that
+//! moves, therefore changes exactly the tasks that use it, and only those are replaced.
+
+use std::collections::BTreeMap;
+
+use cj_agent::TaskKey;
+use cj_spec::RenderContext;
+use cj_store::StoreJson;
+
+use crate::error::ApiFailure;
+use crate::keys;
+use crate::state::{DesiredJob, DesiredTask, ServerState};
+
+/// Whether a task's configuration has anything to render.
+fn needs_rendering(task: &DesiredTask) -> bool {
+    if task.spec.auto_port {
+        return true;
+    }
+    // Cheap enough for every read: the serialised spec is small and templates are rare.
+    serde_json::to_string(&task.spec)
+        .map(|text| text.contains("{{") || text.contains("{%") || text.contains("{#"))
+        .unwrap_or(false)
+}
+
+impl ServerState {
+    /// Renders `task` in place. A template that cannot be rendered leaves the task as written
+    /// with the reason in `render_error` (it is then not assigned); a store failure is an error.
+    pub fn render(&self, task: &mut DesiredTask) -> Result<(), ApiFailure> {
+        if !needs_rendering(task) {
+            return Ok(());
+        }
+        let record = self
+            .versions
+            .get(&task.key.env, &task.key.service, task.version)?;
+        let Some(job) = record.spec.job(&task.key.job) else {
+            return Ok(());
+        };
+        let vars = self.env_values(&task.key.env)?;
+        let env = task.key.env.clone();
+        let service = task.key.service.clone();
+        let lookup_error = std::cell::RefCell::new(None);
+        let addr = |target_service: &str, target_job: &str| -> Vec<String> {
+            let target_service = if target_service.is_empty() {
+                service.as_str()
+            } else {
+                target_service
+            };
+            match self.job_addresses(&env, target_service, target_job) {
+                Ok(addresses) => addresses,
+                Err(error) => {
+                    *lookup_error.borrow_mut() = Some(error.to_string());
+                    Vec::new()
+                }
+            }
+        };
+        let context = RenderContext {
+            env: &env,
+            vars: &vars,
+            addr: &addr,
+        };
+        match cj_spec::render_task(&service, job, &task.spec, &context) {
+            Ok(rendered) => {
+                task.spec = rendered;
+                task.render_error = None;
+            }
+            Err(reason) => task.render_error = Some(reason),
+        }
+        if let Some(error) = lookup_error.into_inner() {
+            return Err(ApiFailure::Internal(error));
+        }
+        Ok(())
+    }
+
+    /// `HOST:PORT` of every placed task of a job that is up in `env`, in task order: what
+    /// `{{ addr("job") }}` renders to and `env run` exports. Empty for a job that is not up.
+    pub fn job_addresses(
+        &self,
+        env: &str,
+        service: &str,
+        job: &str,
+    ) -> Result<Vec<String>, ApiFailure> {
+        let Some(desired) = self
+            .store
+            .get_json::<DesiredJob>(&keys::desired(env, service, job))?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut addresses = Vec::new();
+        for task in self.raw_desired_tasks(&desired)? {
+            if task.spec.port == 0 {
+                continue;
+            }
+            if let Some(address) = self.task_host_address(&task.key, &task.spec) {
+                addresses.push(format!("{address}:{}", task.spec.port));
+            }
+        }
+        Ok(addresses)
+    }
+
+    /// The address a task's host is reached at, if the task has a host and the host is known.
+    pub fn task_host_address(&self, key: &TaskKey, spec: &cj_spec::TaskSpec) -> Option<String> {
+        let host = self.scheduler.host_of(key, spec)?;
+        self.host_address(&host)
+    }
+
+    /// The address a host is reached at: what its agent advertised or connected from. A host
+    /// no agent ever joined as runs on a `dev` server's own agent, so it has that one's address.
+    pub fn host_address(&self, host: &str) -> Option<String> {
+        self.hosts.address_of(host).or_else(|| {
+            let local = self.local_host.as_deref()?;
+            if self.hosts.is_known(host) {
+                return None;
+            }
+            self.hosts.address_of(local)
+        })
+    }
+
+    /// The variables of `env` by name, as templates see them.
+    pub fn env_values(&self, env: &str) -> Result<BTreeMap<String, String>, ApiFailure> {
+        Ok(self
+            .env_record(env)?
+            .map(|record| {
+                record
+                    .vars
+                    .into_iter()
+                    .map(|(name, var)| (name, var.value))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
