@@ -1,9 +1,16 @@
-//! Command-line arguments.
+//! Command-line arguments (those of `env ...` are in `env`).
+
+mod env;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+pub use env::{
+    EnvCommand, EnvCreateArgs, EnvDestroyArgs, EnvListArgs, EnvOperationArgs, EnvRunArgs,
+    EnvVarsArgs, NewEnvArgs,
+};
 
 /// Where `dev` listens unless told otherwise, and so where the CLI looks by default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
@@ -46,6 +53,9 @@ pub enum Command {
     Server(ServerArgs),
     /// Run this host's agent: it links to the server (`--server`) and runs the host's tasks.
     Agent(AgentArgs),
+    /// Run a router: `NAME.ENV.DOMAIN` reaches the healthy tasks of routed jobs, following the
+    /// server's route table as it changes. Run one or several, in front of the hosts.
+    Router(RouterArgs),
     /// Store a new version of each service file (does not deploy).
     Push(PushArgs),
     /// Start what is not running, in dependency order.
@@ -82,6 +92,10 @@ pub enum Command {
     Abort(TargetArgs),
     /// Rollouts in progress and past: batches, health, outcome.
     Deployments(StatusArgs),
+    /// Environments: isolated copies of the whole system (list, create, up, down, destroy,
+    /// vars), and `run`: a command against a fresh one that is destroyed afterwards.
+    #[command(subcommand)]
+    Env(EnvCommand),
     /// API tokens: create (the secret is shown once), list, revoke. Needs the admin role.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -121,6 +135,13 @@ pub struct PlacementArgs {
     /// hosts (pinned tasks wait for their host): `30s`, `2m`.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_host_down_after)]
     pub host_down_after: std::time::Duration,
+    /// Where `port: auto` ports come from: FIRST-LAST, unique across every host.
+    #[arg(long, value_name = "FIRST-LAST", default_value = "30000-32767", value_parser = cj_api::envs::parse_port_range)]
+    pub port_range: std::ops::RangeInclusive<u16>,
+    /// The routers' wildcard domain (routes are NAME.ENV.DOMAIN), for the URLs `env run` and
+    /// `env` addresses show. `dev --router-listen` sets it itself.
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
 }
 
 /// 1 s to 1 day: shorter would move tasks on a missed ping, longer is not "down" but gone.
@@ -303,6 +324,25 @@ pub struct DevArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub placement: PlacementArgs,
+    /// Also run the router here: `NAME.ENV.DOMAIN` (with `--domain`) reaches routed jobs.
+    #[arg(long, value_name = "ADDRESS", requires = "domain")]
+    pub router_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct RouterArgs {
+    /// Where to listen for HTTP.
+    #[arg(long, default_value = "0.0.0.0:80")]
+    pub listen: SocketAddr,
+    /// The wildcard domain: `NAME.ENV.DOMAIN`, and `NAME.DOMAIN` for production.
+    #[arg(long)]
+    pub domain: String,
+    /// A file holding a token (the `read` role is enough) for the server's route table.
+    #[arg(long, value_name = "FILE", env = "CODING_JOB_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// No access log lines.
+    #[arg(long)]
+    pub no_access_log: bool,
 }
 
 #[derive(Debug, Args)]

@@ -107,6 +107,13 @@ impl Client {
             .json(body)
     }
 
+    pub fn put(&self, path: &str, body: &impl Serialize) -> RequestBuilder {
+        self.http
+            .put(format!("{}{path}", self.base))
+            .header(USER_HEADER, &self.user)
+            .json(body)
+    }
+
     pub fn delete(&self, path: &str) -> RequestBuilder {
         self.http
             .delete(format!("{}{path}", self.base))

@@ -9,11 +9,13 @@ mod commands;
 mod output;
 mod websocket;
 
-pub use args::{AgentArgs, Cli, Command, DEFAULT_LISTEN, DevArgs, ServerArgs};
+pub use args::{
+    AgentArgs, Cli, Command, DEFAULT_LISTEN, DevArgs, PlacementArgs, RouterArgs, ServerArgs,
+};
 pub use client::{CliError, Client};
 
-/// Runs a client command; returns the process exit code (0 done, 1 failed, 2 bad input; `exec`:
-/// the command's own).
+/// Runs a client command; returns the process exit code (0 done, 1 failed, 2 bad input; `exec`
+/// and `env run`: the command's own).
 pub async fn run(cli: Cli) -> i32 {
     let token = cli.token.as_deref();
     let client = match Client::new(&cli.server, &cli.env, token, cli.ca_cert.as_deref()) {
@@ -22,7 +24,7 @@ pub async fn run(cli: Cli) -> i32 {
     };
 
     let result = match cli.command {
-        Command::Dev(_) | Command::Agent(_) | Command::Server(_) => {
+        Command::Dev(_) | Command::Agent(_) | Command::Server(_) | Command::Router(_) => {
             unreachable!("the binary runs `dev`, `server` and `agent` itself")
         }
         Command::Push(args) => commands::push::run(&client, args).await,
@@ -76,6 +78,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Promote(args) => commands::deploy::gate(&client, "promote", &args).await,
         Command::Abort(args) => commands::deploy::gate(&client, "abort", &args).await,
         Command::Deployments(args) => commands::deployments::run(&client, args).await,
+        Command::Env(command) => commands::env::run(&client, command).await,
         Command::Token(command) => commands::token::run(&client, command).await,
         Command::Audit(args) => commands::audit::run(&client, args).await,
     };

@@ -44,7 +44,20 @@ pub fn age(rfc3339: Option<&str>) -> String {
     let Some(at) = rfc3339.and_then(|text| OffsetDateTime::parse(text, &Rfc3339).ok()) else {
         return "-".into();
     };
-    let seconds = (OffsetDateTime::now_utc() - at).whole_seconds().max(0);
+    span((OffsetDateTime::now_utc() - at).whole_seconds())
+}
+
+/// The time left until an RFC 3339 time ("in 7h59m"-style; "0s" once it has passed), or "-".
+pub fn until(rfc3339: Option<&str>) -> String {
+    let Some(at) = rfc3339.and_then(|text| OffsetDateTime::parse(text, &Rfc3339).ok()) else {
+        return "-".into();
+    };
+    span((at - OffsetDateTime::now_utc()).whole_seconds())
+}
+
+/// A number of seconds in its two largest units: `42s`, `3m12s`, `7h59m`, `2d3h`.
+fn span(seconds: i64) -> String {
+    let seconds = seconds.max(0);
     match seconds {
         0..60 => format!("{seconds}s"),
         60..3600 => format!("{}m{}s", seconds / 60, seconds % 60),
@@ -78,5 +91,36 @@ mod bytes_tests {
         assert_eq!(bytes(512), "512B");
         assert_eq!(bytes(12 << 20), "12.0MiB");
         assert_eq!(bytes(3 << 29), "1.5GiB");
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use time::format_description::well_known::Rfc3339;
+    use time::{Duration, OffsetDateTime};
+
+    use super::{age, span, until};
+
+    #[test]
+    fn spans_show_their_two_largest_units() {
+        assert_eq!(span(-5), "0s");
+        assert_eq!(span(42), "42s");
+        assert_eq!(span(192), "3m12s");
+        assert_eq!(span(8 * 3600 - 60), "7h59m");
+        assert_eq!(span(2 * 86400 + 3 * 3600 + 59), "2d3h");
+    }
+
+    #[test]
+    fn ages_look_back_and_untils_look_ahead() {
+        let at = |offset: Duration| (OffsetDateTime::now_utc() + offset).format(&Rfc3339).ok();
+        // A few seconds of slack: the clock moves between writing and reading.
+        let later = at(Duration::hours(2) + Duration::seconds(30));
+        assert!(until(later.as_deref()).starts_with("2h0m"));
+        assert_eq!(age(later.as_deref()), "0s");
+        let earlier = at(-Duration::minutes(5) - Duration::seconds(3));
+        assert!(age(earlier.as_deref()).starts_with("5m"));
+        assert_eq!(until(earlier.as_deref()), "0s");
+        assert_eq!(until(None), "-");
+        assert_eq!(until(Some("yesterday")), "-");
     }
 }

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod deploy;
 pub mod deployments;
 pub mod diff;
+pub mod env;
 pub mod exec;
 pub mod history;
 pub mod hosts;

@@ -1,4 +1,5 @@
 //! `up TARGET` and `down TARGET`: follow the server's progress stream and end with a summary.
+//! Deployments and `env up`/`env down` answer with the same stream, printed here too.
 
 use std::io::Write;
 
@@ -36,6 +37,16 @@ pub struct Followed {
 
 /// Prints a newline-delimited JSON progress stream as it comes (or the raw lines with `json`).
 pub async fn follow(response: reqwest::Response, verb: &str, json: bool) -> CliResult<Followed> {
+    follow_into(response, verb, json, &mut std::io::stdout()).await
+}
+
+/// As [`follow`], writing to `out`: `env run` keeps stdout for its command's own output.
+pub async fn follow_into(
+    response: reqwest::Response,
+    verb: &str,
+    json: bool,
+    out: &mut (dyn Write + Send),
+) -> CliResult<Followed> {
     let mut stream = response.bytes_stream();
     let mut buffer = Vec::new();
     let mut followed = Followed {
@@ -53,11 +64,11 @@ pub async fn follow(response: reqwest::Response, verb: &str, json: bool) -> CliR
                 CliError::failed(format!("unexpected progress line from the server: {error}"))
             })?;
             if json {
-                println!("{}", String::from_utf8_lossy(line.trim_ascii_end()));
+                let _ = writeln!(out, "{}", String::from_utf8_lossy(line.trim_ascii_end()));
             } else {
-                print_event(verb, &event);
+                print_event(out, verb, &event);
             }
-            let _ = std::io::stdout().flush();
+            let _ = out.flush();
             match event {
                 OperationEvent::Summary(done) => followed.summary = Some(done),
                 OperationEvent::Deployment { status, .. } => {
@@ -70,20 +81,24 @@ pub async fn follow(response: reqwest::Response, verb: &str, json: bool) -> CliR
     Ok(followed)
 }
 
-fn print_event(verb: &str, event: &OperationEvent) {
-    match event {
+/// One event as a line of progress. Write errors are ignored: progress is for the reader, and
+/// the operation goes on without one.
+fn print_event(out: &mut dyn Write, verb: &str, event: &OperationEvent) {
+    let _ = match event {
         OperationEvent::Plan { waves } => {
             let order: Vec<String> = waves.iter().map(|wave| wave.join(" + ")).collect();
-            println!("{verb} order: {}", order.join("  ->  "));
+            writeln!(out, "{verb} order: {}", order.join("  ->  "))
         }
-        OperationEvent::WaveStarted { wave, jobs } => println!("wave {wave}: {}", jobs.join(", ")),
+        OperationEvent::WaveStarted { wave, jobs } => {
+            writeln!(out, "wave {wave}: {}", jobs.join(", "))
+        }
         OperationEvent::Task {
             task,
             phase,
             detail,
         } => match detail {
-            Some(detail) => println!("  {task:<40} {phase:<10} {detail}"),
-            None => println!("  {task:<40} {phase}"),
+            Some(detail) => writeln!(out, "  {task:<40} {phase:<10} {detail}"),
+            None => writeln!(out, "  {task:<40} {phase}"),
         },
         OperationEvent::Deployment {
             id,
@@ -95,8 +110,8 @@ fn print_event(verb: &str, event: &OperationEvent) {
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
             match message {
-                Some(message) => println!("deployment {id}: {status}: {message}"),
-                None => println!("deployment {id}: {status}"),
+                Some(message) => writeln!(out, "deployment {id}: {status}: {message}"),
+                None => writeln!(out, "deployment {id}: {status}"),
             }
         }
         OperationEvent::Batch {
@@ -107,19 +122,25 @@ fn print_event(verb: &str, event: &OperationEvent) {
             canary,
         } => {
             let what = if *canary { "canary" } else { "batch" };
-            println!("{job}: {what} {batch}/{of}: {}", tasks.join(", "));
+            writeln!(out, "{job}: {what} {batch}/{of}: {}", tasks.join(", "))
         }
-        OperationEvent::WaveDone { .. } | OperationEvent::Summary(_) => {}
-    }
+        OperationEvent::WaveDone { .. } | OperationEvent::Summary(_) => Ok(()),
+    };
 }
 
 pub fn print_summary(verb: &str, target: &str, summary: &OperationSummary) {
+    write_summary(&mut std::io::stdout(), verb, target, summary);
+}
+
+/// The summary line to `out`; what failed, and what was not attempted, to stderr.
+pub fn write_summary(out: &mut dyn Write, verb: &str, target: &str, summary: &OperationSummary) {
     let changed_word = match verb {
         "up" => "started",
         "down" => "removed",
         _ => "moved",
     };
-    println!(
+    let _ = writeln!(
+        out,
         "{verb} {target}: {} {changed_word}, {} unchanged, {} failed in {:.1}s",
         summary.changed.len(),
         summary.unchanged.len(),
