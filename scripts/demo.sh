@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # The main job: builds coding-job and the example image, makes two more hosts on this machine
 # (network namespaces, each with its own Docker engine: scripts/testbed.sh), starts
-# `coding-job dev` (server + this machine's agent + embedded store) where those hosts reach it,
-# joins an agent on each as host-1 and host-2, pushes and brings up the bundled examples/, prints
-# the status and the hosts, and keeps running until Ctrl-C. On Ctrl-C it brings the examples
-# down, stops the agents and the server, and removes the two hosts.
+# `coding-job dev` (server + this machine's agent + embedded store + the router) where those
+# hosts reach it, joins an agent on each as host-1 and host-2, pushes and brings up the bundled
+# examples/ in production, copies production into a `staging` environment (its own variables,
+# ports and routes; core-nginx moved from host-1 to host-2), prints the status, the hosts and the
+# routed addresses, and keeps running until Ctrl-C. On Ctrl-C it destroys staging, brings the
+# examples down, stops the agents and the server, and removes the two hosts.
 #
-# Tasks pinned to host-1 (core-nginx) run in host-1's engine; the others run on this machine.
-#   environment: CODING_JOB_DEMO_HOSTS (default 2; 0: this machine only, API on loopback)
-#                CODING_JOB_PORT (default 7400), CODING_JOB_DATA (default ./cj-data)
+#   environment: CODING_JOB_DEMO_HOSTS (default 2; 0: this machine only, API on loopback, no
+#                staging), CODING_JOB_PORT (default 7400), CODING_JOB_ROUTER_PORT (default 8080),
+#                CODING_JOB_DATA (default ./cj-data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 hosts="${CODING_JOB_DEMO_HOSTS:-2}"
 port="${CODING_JOB_PORT:-7400}"
+router_port="${CODING_JOB_ROUTER_PORT:-8080}"
+domain=cj.localhost
 data="${CODING_JOB_DATA:-./cj-data}"
 image=cj-example/busybox:1
 
@@ -39,6 +43,7 @@ stop() {
   trap - INT TERM EXIT
   echo
   if [ -n "$server" ]; then
+    [ "$hosts" -gt 0 ] && { "$bin" env destroy staging >/dev/null 2>&1 || true; }
     for file in examples/*.yaml; do
       "$bin" down "$(service_of "$file")" || true
     done
@@ -67,7 +72,8 @@ export CODING_JOB_SERVER="http://$listen"
 
 # Its own session, so Ctrl-C reaches this script first and the examples can be brought down.
 log="$data/dev.log"
-RUST_LOG="${RUST_LOG:-warn}" setsid "$bin" dev --data-dir "$data" --listen "$listen" >"$log" 2>&1 &
+RUST_LOG="${RUST_LOG:-warn}" setsid "$bin" dev --data-dir "$data" --listen "$listen" \
+  --router-listen "127.0.0.1:$router_port" --domain "$domain" >"$log" 2>&1 &
 server=$!
 # Ready when this process (not some other server on the port) says where it listens.
 until grep -q "  try:" "$log" 2>/dev/null; do
@@ -78,7 +84,7 @@ until grep -q "  try:" "$log" 2>/dev/null; do
   fi
   sleep 0.1
 done
-grep -v "^  try:" "$log" | head -n 4
+grep -v "^  try:" "$log" | head -n 5
 
 if [ "$hosts" -gt 0 ]; then
   # Off loopback the API wants tokens: the admin's for this script, an agent token for agents.
@@ -103,12 +109,22 @@ if [ "$hosts" -gt 0 ]; then
 fi
 
 echo
+# examples/hello.yaml greets with this environment variable.
+"$bin" env vars production --set greeting="hello" >/dev/null
 "$bin" push examples/*.yaml
 for file in examples/*.yaml; do
   "$bin" up "$(service_of "$file")"
 done
+if [ "$hosts" -gt 0 ]; then
+  echo
+  echo "copying production into staging (core-nginx moves from host-1 to host-2) ..."
+  "$bin" env create staging --from production --map-hosts host-1=host-2 --set greeting="hi"
+  "$bin" env up staging
+fi
 echo
 "$bin" status
+echo
+"$bin" env list
 echo
 "$bin" hosts
 nginx_address=127.0.0.1
@@ -117,11 +133,17 @@ if [ "$hosts" -gt 0 ]; then
 fi
 token_hint=""
 [ -n "${CODING_JOB_TOKEN:-}" ] && token_hint=" CODING_JOB_TOKEN=\$(cat $data/admin.token)"
+router="http://127.0.0.1:$router_port"
+staging_line=""
+[ "$hosts" -gt 0 ] && staging_line="
+           curl -H 'Host: hello.staging.$domain' $router/   (staging's copy, its own variables)"
 cat <<INFO
 
 coding-job is running: a server with this machine's agent, and $hosts more hosts.
   API:     $CODING_JOB_SERVER/v1/status   (JSON; every CLI command uses it)
-  CLI:     CODING_JOB_SERVER=$CODING_JOB_SERVER$token_hint $bin status | hosts | logs coding-email
+  CLI:     CODING_JOB_SERVER=$CODING_JOB_SERVER$token_hint $bin status | hosts | env list | logs coding-email
+  router:  curl -H 'Host: hello.$domain' $router/   (production's hello, balanced over its 2 tasks)$staging_line
+           curl -H 'Host: $domain' $router/   (every route, with its counters)
   example: curl http://$nginx_address:18080/   (core-nginx serves there, on host-1's engine)
   data:    $data
 Press Ctrl-C to bring the examples down and stop.

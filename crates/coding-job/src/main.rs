@@ -9,13 +9,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use cj_agent::tls::TlsClient;
 use cj_agent::{RemoteOptions, run_remote};
-use cj_cli::{AgentArgs, Cli, Command, DevArgs, ServerArgs};
+use cj_cli::{AgentArgs, Cli, Command, DevArgs, RouterArgs, ServerArgs};
+use cj_router::RouterConfig;
 use cj_runtime::DockerRuntime;
 use cj_server::config::ServerConfig;
 use cj_server::dev::{DevOptions, run_dev};
 use cj_server::startup::{ServerOptions, Started, run_server};
 use cj_server::tls::TlsFiles;
-use cj_server::{AdminToken, AuthMode};
+use cj_server::{AdminToken, AuthMode, RouteUrls, StateOptions};
 use clap::Parser;
 
 fn main() {
@@ -33,6 +34,13 @@ fn main() {
         // A CA file that cannot be used is bad input, refused before anything starts.
         Command::Agent(args) => match TlsClient::new(cli.ca_cert.as_deref()) {
             Ok(tls) => run_process(&runtime, agent(cli.server.clone(), tls, args)),
+            Err(error) => {
+                eprintln!("error: {error}");
+                2
+            }
+        },
+        Command::Router(args) => match TlsClient::new(cli.ca_cert.as_deref()) {
+            Ok(tls) => run_process(&runtime, router(cli.server.clone(), tls, args)),
             Err(error) => {
                 eprintln!("error: {error}");
                 2
@@ -85,8 +93,11 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             listen: args.listen,
             tls: None,
             reset_admin_token: false,
-            host_down_after: args.placement.host_down_after,
+            scheduling: scheduling(&args.placement),
         },
+        router: args.router_listen.map(|listen| {
+            RouterConfig::new(listen, args.placement.domain.clone().unwrap_or_default())
+        }),
         host_name: args.host_name.unwrap_or_else(system_host_name),
         resync_interval: Duration::from_secs(10),
     };
@@ -96,6 +107,47 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         shutdown_signal(),
     )
     .await
+}
+
+fn scheduling(args: &cj_cli::PlacementArgs) -> StateOptions {
+    StateOptions {
+        host_down_after: args.host_down_after,
+        port_range: args.port_range.clone(),
+        route_urls: args
+            .domain
+            .clone()
+            .map(|domain| RouteUrls { domain, port: None }),
+    }
+}
+
+/// `coding-job router`: follows the server's route table and serves it until Ctrl-C.
+async fn router(server: String, tls: TlsClient, args: RouterArgs) -> anyhow::Result<()> {
+    let token = match &args.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read the token file {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    // The CLI's trust: web roots plus `--ca-cert`. No overall timeout: the table is a stream.
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(tls.config().clone())
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .context("failed to make an HTTP client")?;
+    let (tables, table) = tokio::sync::watch::channel(cj_api::routes::RouteTable::default());
+    let mut config = RouterConfig::new(args.listen, args.domain.clone());
+    config.access_log = !args.no_access_log;
+    let router = cj_router::Router::bind(config, table).await?;
+    println!(
+        "coding-job router: listening on http://{}, routes NAME.ENV.{} from {server}",
+        router.local_addr(),
+        args.domain
+    );
+    tokio::spawn(async move { cj_router::follow_server(&server, token, http, tables).await });
+    router.serve(shutdown_signal()).await
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
@@ -110,7 +162,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         tls,
         auth: AuthMode::Required,
         reset_admin_token: args.reset_admin_token,
-        host_down_after: args.placement.host_down_after,
+        scheduling: scheduling(&args.placement),
     };
     run_server(
         options,
@@ -159,6 +211,12 @@ fn announce(command: &str, started: &Started) {
     let _ = writeln!(out, "coding-job {command}: API listening on {url}");
     let _ = writeln!(out, "  data directory: {}", started.data_dir.display());
     let _ = writeln!(out, "  cluster id:     {}", started.cluster);
+    if let Some((address, domain)) = &started.router {
+        let _ = writeln!(
+            out,
+            "  router:         http://{address} (routes: NAME.ENV.{domain}, NAME.{domain})"
+        );
+    }
     let token = match &started.admin_token {
         None => String::new(),
         Some(admin_token) => {

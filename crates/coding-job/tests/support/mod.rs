@@ -39,6 +39,87 @@ pub fn ensure_image() {
     });
 }
 
+/// A block of ports for one installation's `port: auto`, claimed across test processes by
+/// creating a file (`/tmp/cj-test-ports/N`, holding the owner's pid) and freed on drop. A block
+/// whose owner died is taken over.
+pub struct PortBlock {
+    index: u32,
+    claim: PathBuf,
+}
+
+impl PortBlock {
+    const FIRST: u32 = 20000;
+    const SIZE: u32 = 50;
+    const COUNT: u32 = 200;
+
+    pub fn claim() -> PortBlock {
+        let dir = Path::new("/tmp/cj-test-ports");
+        std::fs::create_dir_all(dir).unwrap();
+        for _ in 0..2 {
+            for index in 0..Self::COUNT {
+                let claim = dir.join(index.to_string());
+                let created = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&claim);
+                match created {
+                    Ok(mut file) => {
+                        use std::io::Write;
+                        write!(file, "{}", std::process::id()).unwrap();
+                        return PortBlock { index, claim };
+                    }
+                    Err(_) => {
+                        let owner = std::fs::read_to_string(&claim).unwrap_or_default();
+                        let alive = owner
+                            .trim()
+                            .parse::<u32>()
+                            .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                        if !alive {
+                            let _ = std::fs::remove_file(&claim);
+                        }
+                    }
+                }
+            }
+        }
+        panic!("no free port block under {}", dir.display());
+    }
+
+    /// `FIRST-LAST`, for `--port-range`.
+    pub fn range(&self) -> String {
+        let first = Self::FIRST + self.index * Self::SIZE;
+        format!("{first}-{}", first + Self::SIZE - 1)
+    }
+}
+
+impl Drop for PortBlock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.claim);
+    }
+}
+
+/// One HTTP/1.1 GET of `path` at `address` with this `Host` header: status and body.
+pub fn http_get_host(address: &str, host: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {answer:?}")))?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
 /// A loopback port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -74,11 +155,35 @@ pub struct Dev {
     log_filter: &'static str,
     /// Where its stderr goes (appended to, across restarts); inherited if `None`.
     stderr_file: Option<PathBuf>,
+    /// Its own `port: auto` range: test processes run side by side on one engine, and two
+    /// installations handing out the same port would answer each other's checks.
+    ports: PortBlock,
 }
 
 impl Dev {
     pub fn start() -> Dev {
         Dev::start_with_config(None)
+    }
+
+    /// Starts `dev` with more arguments (`--router-listen ...`).
+    pub fn start_with_args(extra: &[&str]) -> Dev {
+        ensure_image();
+        let mut args: Vec<OsString> = ["dev", "--host-name", "test-host"]
+            .map(OsString::from)
+            .to_vec();
+        args.extend(extra.iter().map(OsString::from));
+        Dev::launch(args, None, "warn", false, "127.0.0.1")
+    }
+
+    /// Where `dev`'s router listens, from what it announced (`  router: http://ADDRESS ...`).
+    pub fn router_address(&self) -> String {
+        self.announced
+            .iter()
+            .find_map(|line| line.trim_start().strip_prefix("router:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|url| url.strip_prefix("http://"))
+            .expect("dev did not announce a router")
+            .to_owned()
     }
 
     /// Starts with a server config file (`notify:`, `registries:`) written from `config`.
@@ -117,6 +222,7 @@ impl Dev {
             args,
             log_filter,
             stderr_file,
+            ports: PortBlock::claim(),
         };
         dev.spawn();
         dev
@@ -139,6 +245,7 @@ impl Dev {
             None => Stdio::inherit(),
         };
         let mut child = command
+            .args(["--port-range", &self.ports.range()])
             .args(["--listen", &self.listen, "--data-dir"])
             .arg(self.data_dir.path())
             .env("RUST_LOG", self.log_filter)
