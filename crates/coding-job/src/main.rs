@@ -120,17 +120,21 @@ fn scheduling(args: &cj_cli::PlacementArgs) -> StateOptions {
     }
 }
 
+/// The token in a `--token-file`, without surrounding whitespace.
+fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read the token file {}", path.display()))?
+        .trim()
+        .to_owned())
+}
+
 /// `coding-job router`: follows the server's route table and serves it until Ctrl-C.
 async fn router(server: String, tls: TlsClient, args: RouterArgs) -> anyhow::Result<()> {
-    let token = match &args.token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("failed to read the token file {}", path.display()))?
-                .trim()
-                .to_owned(),
-        ),
-        None => None,
-    };
+    let token = args
+        .token_file
+        .as_deref()
+        .map(read_token_file)
+        .transpose()?;
     // The CLI's trust: web roots plus `--ca-cert`. No overall timeout: the table is a stream.
     let http = reqwest::Client::builder()
         .use_preconfigured_tls(tls.config().clone())
@@ -173,15 +177,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 async fn agent(server: String, tls: TlsClient, args: AgentArgs) -> anyhow::Result<()> {
-    let token = match &args.token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("failed to read the token file {}", path.display()))?
-                .trim()
-                .to_owned(),
-        ),
-        None => None,
-    };
+    let token = args
+        .token_file
+        .as_deref()
+        .map(read_token_file)
+        .transpose()?;
     let runtime = DockerRuntime::connect_to(args.docker_host.as_deref())
         .await
         .context("failed to connect to Docker")?;

@@ -57,9 +57,10 @@ fn state_of(dev: &Dev, env: &str) -> Option<String> {
 
 #[test]
 fn env_run_passes_addresses_propagates_exit_codes_and_always_destroys() {
-    let dev = Dev::start();
+    let dev = Dev::start_with_args(&["--router-listen", "127.0.0.1:0", "--domain", "cj.localhost"]);
+    let router_port = dev.router_address().rsplit(':').next().unwrap().to_owned();
     push_web(&dev);
-    let script = r#"echo "env=$CJ_ENV front=$CJ_ADDR_WEB_FRONT"; wget -q -O - "http://$CJ_ADDR_WEB_FRONT/"; exit "$WANT""#;
+    let script = r#"echo "env=$CJ_ENV front=$CJ_ADDR_WEB_FRONT url=$CJ_URL_FRONT"; wget -q -O - "http://$CJ_ADDR_WEB_FRONT/"; exit "$WANT""#;
     for (name, code) in [("pr-0", 0), ("pr-3", 3)] {
         let mut run = env_run(&dev, name, &["--from", "production"], &["sh", "-c", script]);
         run.env("WANT", code.to_string());
@@ -68,6 +69,12 @@ fn env_run_passes_addresses_propagates_exit_codes_and_always_destroys() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             stdout.contains(&format!("env={name} front=127.0.0.1:")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!(
+                "url=http://front.{name}.cj.localhost:{router_port}"
+            )),
             "{stdout}"
         );
         assert!(

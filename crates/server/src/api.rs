@@ -242,7 +242,7 @@ fn operation(
     request: &OperationRequest,
 ) -> Result<Response, ApiFailure> {
     let (env, target, user) = (&request.env, &request.target, &caller.name);
-    let timeout = wave_timeout(request)?;
+    let timeout = wave_timeout(request.timeout_seconds)?;
     let plan = match direction {
         Direction::Up => state.plan_up(env, target, user, timeout)?,
         Direction::Down => state.plan_down(env, target, user, timeout)?,
@@ -252,8 +252,8 @@ fn operation(
 
 /// The wait for each wave: 1 second to a day ([`MAX_TIMEOUT_SECONDS`]); longer is refused here,
 /// before anything adds it to a clock.
-fn wave_timeout(request: &OperationRequest) -> Result<Duration, ApiFailure> {
-    match request.timeout_seconds {
+pub(crate) fn wave_timeout(timeout_seconds: Option<u64>) -> Result<Duration, ApiFailure> {
+    match timeout_seconds {
         None => Ok(DEFAULT_WAVE_TIMEOUT),
         Some(seconds @ 1..=MAX_TIMEOUT_SECONDS) => Ok(Duration::from_secs(seconds)),
         Some(seconds) => Err(ApiFailure::BadRequest(format!(

@@ -13,12 +13,11 @@ use cj_api::envs::{
 };
 use serde::Deserialize;
 
-use crate::api::stream_operation;
+use crate::api::{stream_operation, wave_timeout};
 use crate::auth::Identity;
 use crate::error::ApiFailure;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::keys;
-use crate::operations::DEFAULT_WAVE_TIMEOUT;
 use crate::state::ServerState;
 use crate::versions::check_env_name;
 
@@ -47,9 +46,10 @@ pub async fn create(
     Ok(Json(state.create_env(&request, &caller.name)?))
 }
 
+/// `POST /v1/envs/{name}/up|down?timeout_seconds=N`: the wait for each wave.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EnvOperationRequest {
+pub struct EnvOperationQuery {
     #[serde(default)]
     timeout_seconds: Option<u64>,
 }
@@ -58,7 +58,7 @@ pub async fn up(
     State(state): AppState,
     caller: Identity,
     Path(env): Path<String>,
-    ApiJson(request): ApiJson<EnvOperationRequest>,
+    ApiQuery(request): ApiQuery<EnvOperationQuery>,
 ) -> Result<Response, ApiFailure> {
     let timeout = wave_timeout(request.timeout_seconds)?;
     let plan = state.plan_env_up(&env, &caller.name, timeout)?;
@@ -69,24 +69,11 @@ pub async fn down(
     State(state): AppState,
     caller: Identity,
     Path(env): Path<String>,
-    ApiJson(request): ApiJson<EnvOperationRequest>,
+    ApiQuery(request): ApiQuery<EnvOperationQuery>,
 ) -> Result<Response, ApiFailure> {
     let timeout = wave_timeout(request.timeout_seconds)?;
     let plan = state.plan_env_down(&env, &caller.name, timeout)?;
     Ok(stream_operation(state, plan))
-}
-
-fn wave_timeout(seconds: Option<u64>) -> Result<std::time::Duration, ApiFailure> {
-    match seconds {
-        None => Ok(DEFAULT_WAVE_TIMEOUT),
-        Some(seconds @ 1..=cj_api::MAX_TIMEOUT_SECONDS) => {
-            Ok(std::time::Duration::from_secs(seconds))
-        }
-        Some(seconds) => Err(ApiFailure::BadRequest(format!(
-            "timeout_seconds {seconds} is out of range: expected 1 to {}",
-            cj_api::MAX_TIMEOUT_SECONDS
-        ))),
-    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -221,12 +221,6 @@ impl ServerState {
             versions.insert(job, version);
         }
         self.check_fixed_ports(&starting)?;
-        let waves = cj_spec::dependency_waves(
-            dependencies
-                .iter()
-                .map(|(job, deps)| (job.as_str(), deps.as_slice())),
-        )
-        .map_err(|cycle| ApiFailure::BadRequest(cycle.to_string()))?;
         let by_name: BTreeMap<String, JobRef> = versions
             .keys()
             .map(|job| (job.to_string(), job.clone()))
@@ -234,10 +228,7 @@ impl ServerState {
         Ok(OperationPlan {
             direction: Direction::Up,
             env: env.into(),
-            waves: waves
-                .into_iter()
-                .map(|wave| wave.iter().map(|name| by_name[name].clone()).collect())
-                .collect(),
+            waves: ordered_waves(&dependencies, &by_name)?,
             versions,
             user: user.into(),
             wave_timeout,
@@ -285,15 +276,7 @@ impl ServerState {
             dependencies.insert(job.to_string(), depends_on);
             by_name.insert(job.to_string(), job);
         }
-        let mut waves: Vec<Vec<JobRef>> = cj_spec::dependency_waves(
-            dependencies
-                .iter()
-                .map(|(job, deps)| (job.as_str(), deps.as_slice())),
-        )
-        .map_err(|cycle| ApiFailure::BadRequest(cycle.to_string()))?
-        .into_iter()
-        .map(|wave| wave.iter().map(|name| by_name[name].clone()).collect())
-        .collect();
+        let mut waves = ordered_waves(&dependencies, &by_name)?;
         waves.reverse();
         Ok(OperationPlan {
             direction: Direction::Down,
@@ -423,16 +406,8 @@ impl ServerState {
                 tasks.push((task.key, Goal::Ready { config_hash }));
             }
         }
-        let failures = self
-            .wait_for_tasks(
-                &tasks,
-                generation_at_start,
-                plan.wave_timeout,
-                progress,
-                events,
-            )
+        self.wait_for_wave(plan, &tasks, generation_at_start, progress, events, summary)
             .await;
-        summary.failed.extend(failures);
         Ok(())
     }
 
@@ -467,22 +442,24 @@ impl ServerState {
         summary
             .changed
             .extend(tasks.iter().map(|(key, _)| key.to_string()));
-        self.apply_and_wait(plan, &tasks, generation_at_start, events, summary)
-            .await
+        // Subscribed before publishing, so no progress of this wave is missed.
+        let progress = self.observed.subscribe_progress();
+        self.publish_assignments().await?;
+        self.wait_for_wave(plan, &tasks, generation_at_start, progress, events, summary)
+            .await;
+        Ok(())
     }
 
-    /// Hands the new desired state to the agents and waits for the wave's tasks.
-    async fn apply_and_wait(
+    /// Waits for the wave's tasks (published already) and records those that failed.
+    async fn wait_for_wave(
         &self,
         plan: &OperationPlan,
         tasks: &WaveTasks,
         generation_at_start: u64,
+        progress: tokio::sync::broadcast::Receiver<crate::observed::TaskProgress>,
         events: &mpsc::Sender<OperationEvent>,
         summary: &mut OperationSummary,
-    ) -> Result<(), ApiFailure> {
-        // Subscribed before publishing, so no progress of this wave is missed.
-        let progress = self.observed.subscribe_progress();
-        self.publish_assignments().await?;
+    ) {
         let failures = self
             .wait_for_tasks(
                 tasks,
@@ -493,8 +470,24 @@ impl ServerState {
             )
             .await;
         summary.failed.extend(failures);
-        Ok(())
     }
+}
+
+/// Orders jobs (by `service/job` name, each with the names it depends on) into waves.
+fn ordered_waves(
+    dependencies: &BTreeMap<String, Vec<String>>,
+    jobs: &BTreeMap<String, JobRef>,
+) -> Result<Vec<Vec<JobRef>>, ApiFailure> {
+    let waves = cj_spec::dependency_waves(
+        dependencies
+            .iter()
+            .map(|(job, deps)| (job.as_str(), deps.as_slice())),
+    )
+    .map_err(|cycle| ApiFailure::BadRequest(cycle.to_string()))?;
+    Ok(waves
+        .into_iter()
+        .map(|wave| wave.iter().map(|name| jobs[name].clone()).collect())
+        .collect())
 }
 
 /// A `down` of one service's jobs, in these waves (reversed: dependents stop first).

@@ -163,7 +163,8 @@ impl Abuse {
         for (query, code) in cases {
             let uri = format!("{}?{query}", route.path);
             let what = format!("{} {}", route.method, shorten(&uri));
-            let request = self.request(Method::GET, &uri);
+            let method = Method::from_bytes(route.method.as_bytes()).unwrap();
+            let request = self.request(method, &uri);
             self.check(&what, request, code).await;
         }
     }
@@ -249,12 +250,13 @@ impl Abuse {
         }
         let not_utf8 = b"{\"env\": \"\xff\", \"target\": \"abuse\"}";
         cases.push(("invalid UTF-8".into(), not_utf8.to_vec()));
+        let method = Method::from_bytes(route.method.as_bytes()).unwrap();
         for (what, body) in cases {
             let request = self
-                .request(Method::POST, route.path)
+                .request(method.clone(), route.path)
                 .header("content-type", "application/json")
                 .body(body);
-            let what = format!("POST {} with {}", route.path, shorten(&what));
+            let what = format!("{} {} with {}", route.method, route.path, shorten(&what));
             self.check(&what, request, Some("bad_request")).await;
         }
         for (what, content_type, code) in [
@@ -266,11 +268,11 @@ impl Abuse {
                 "unsupported_media_type",
             ),
         ] {
-            let mut request = self.request(Method::POST, route.path).body(text.clone());
+            let mut request = self.request(method.clone(), route.path).body(text.clone());
             if let Some(content_type) = content_type {
                 request = request.header("content-type", content_type);
             }
-            let what = format!("POST {} with {what}", route.path);
+            let what = format!("{} {} with {what}", route.method, route.path);
             self.check(&what, request, Some(code)).await;
         }
     }

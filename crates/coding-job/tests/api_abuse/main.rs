@@ -103,6 +103,8 @@ const HISTORY: Input = query(
     &["limit"],
     &[],
 );
+/// `env up|down`: the environment (`abuse`, which does not exist) and the wave timeout.
+const ENV_WAIT: Input = query("timeout_seconds=30", &[], &["timeout_seconds"], &[]);
 const VERSION_DIFF: Input = query(
     "env=production&target=abuse&from=1&to=1",
     &["target", "from", "to"],
@@ -150,6 +152,33 @@ const ROUTES: &[Route] = &[
     route("GET", "/v1/tokens", NO_INPUT),
     route("DELETE", "/v1/tokens/{name}", NO_INPUT),
     route("GET", "/v1/audit", query("limit=5", &[], &["limit"], &[])),
+    route("GET", "/v1/envs", query("all=false", &[], &[], &["all"])),
+    route(
+        "POST",
+        "/v1/envs",
+        Input::Body {
+            required: &["name", "from"],
+        },
+    ),
+    route(
+        "DELETE",
+        "/v1/envs/{name}",
+        query("keep_volumes=false", &[], &[], &["keep_volumes"]),
+    ),
+    route("POST", "/v1/envs/{name}/up", ENV_WAIT),
+    route("POST", "/v1/envs/{name}/down", ENV_WAIT),
+    route("GET", "/v1/envs/{name}/vars", NO_INPUT),
+    route(
+        "PUT",
+        "/v1/envs/{name}/vars",
+        Input::Body { required: &["set"] },
+    ),
+    route("GET", "/v1/envs/{name}/addresses", NO_INPUT),
+    route(
+        "GET",
+        "/v1/routes",
+        query("watch=false", &[], &[], &["watch"]),
+    ),
 ];
 
 fn service_yaml() -> String {
@@ -171,6 +200,10 @@ fn valid_body(path: &str) -> Value {
             json!({"env": "production", "target": "abuse", "follow": false})
         }
         "/v1/tokens" => json!({"name": "abuse-token", "role": "read"}),
+        "/v1/envs" => json!({"name": "abuse-env", "from": "production", "vars": {"a": "1"},
+                             "secret_vars": ["a"], "ttl_seconds": 60,
+                             "map_hosts": {"host-1": "host-2"}, "vars_file": "vars.yaml"}),
+        "/v1/envs/{name}/vars" => json!({"set": {"abuse_var": "1"}, "secret": []}),
         _ => {
             json!({"env": "production", "target": "abuse", "to_version": 1, "tag": "2", "follow": false})
         }

@@ -12,7 +12,6 @@ use cj_api::envs::{
     SetVarsRequest,
 };
 use cj_spec::shown;
-use serde::Serialize;
 
 use crate::args::{
     EnvCommand, EnvCreateArgs, EnvDestroyArgs, EnvListArgs, EnvOperationArgs, EnvVarsArgs,
@@ -167,14 +166,6 @@ async fn operation(client: &Client, verb: &str, args: EnvOperationArgs) -> CliRe
     Ok(if summary.ok { 0 } else { 1 })
 }
 
-/// The body of `POST /v1/envs/{name}/up` and `.../down`.
-#[derive(Serialize)]
-struct EnvOperationRequest {
-    /// Absent: the server's default.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    timeout_seconds: Option<u64>,
-}
-
 /// Starts `env up` or `env down` (`verb`); the answer is the progress stream.
 async fn start(
     client: &Client,
@@ -182,10 +173,15 @@ async fn start(
     verb: &str,
     timeout_seconds: Option<u64>,
 ) -> CliResult<reqwest::Response> {
-    let request = EnvOperationRequest { timeout_seconds };
-    client
-        .send(client.post(&format!("/v1/envs/{name}/{verb}"), &request))
-        .await
+    // No body: the wave timeout (absent: the server's default) is a query parameter.
+    let query: Vec<(&str, u64)> = timeout_seconds
+        .map(|seconds| ("timeout_seconds", seconds))
+        .into_iter()
+        .collect();
+    let request = client
+        .post(&format!("/v1/envs/{name}/{verb}"), &serde_json::json!({}))
+        .query(&query);
+    client.send(request).await
 }
 
 async fn destroy(client: &Client, args: EnvDestroyArgs) -> CliResult<i32> {
