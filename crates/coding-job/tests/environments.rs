@@ -392,3 +392,37 @@ fn an_environment_with_a_ttl_is_destroyed_when_it_expires() {
     assert_eq!(expired.status.code(), Some(1), "{}", describe(&expired));
     assert!(String::from_utf8_lossy(&expired.stderr).contains("destroyed"));
 }
+
+#[test]
+fn secret_variables_never_come_back_but_reach_the_task() {
+    let dev = Dev::start();
+    dev.ok(&[
+        "env",
+        "vars",
+        "production",
+        "--set",
+        "db_password=hunter2-very-secret",
+        "--secret",
+        "db_password",
+        "--set",
+        "db_user=app",
+    ]);
+    dev.push_yaml(
+        "s.yaml",
+        &format!(
+            "service: s\njobs:\n  - name: w\n    image: {IMAGE}\n    env:\n      DSN: \"{{{{ vars.db_user }}}}:{{{{ vars.db_password }}}}@db\"\n    command: [sleep, '100000']\n"
+        ),
+    );
+    dev.ok(&["up", "s"]);
+    let listed = dev.ok(&["env", "vars", "production", "--json"]);
+    assert!(!listed.contains("hunter2"), "{listed}");
+    assert!(listed.contains("db_user"), "{listed}");
+    let inspected = dev.ok(&["inspect", "s/w", "--json"]);
+    assert!(!inspected.contains("hunter2"), "{inspected}");
+    assert!(inspected.contains("app:******@db"), "{inspected}");
+    // The container itself has the real value.
+    let id = dev.status("s")[0].container_id.clone().unwrap();
+    let env = docker_inspect(&id)["Config"]["Env"].to_string();
+    assert!(env.contains("DSN=app:hunter2-very-secret@db"), "{env}");
+    dev.ok(&["down", "s"]);
+}

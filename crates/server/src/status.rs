@@ -124,6 +124,9 @@ impl ServerState {
             }
             (Some(_), _, Some(Phase::Pulling { image })) => ("pulling".into(), Some(image)),
             (Some(_), _, Some(Phase::Creating)) => ("creating".into(), None),
+            (Some(_), _, Some(Phase::Seeding { volume })) => {
+                ("seeding".into(), Some(format!("volume {volume}")))
+            }
             (Some(_), _, Some(Phase::Starting)) => ("starting".into(), None),
             (Some(_), _, Some(Phase::BackingOff { millis, reason })) => (
                 "restarting".into(),
@@ -150,7 +153,8 @@ impl ServerState {
                     "host down: no agent is connected as {declared_host}"
                 )),
             ),
-            (Some(_), None, _) => ("pending".into(), None),
+            // A pinned task whose config no longer renders (a variable was removed).
+            (Some(_), None, _) => ("pending".into(), self.scheduler.unplaced_reason(&key)),
         };
         let usage = current
             .filter(|(_, c)| c.is_live())
