@@ -58,17 +58,19 @@ class CliUser:
 
 
 class Dev(CliUser):
-    """A release `coding-job dev` on a fresh data directory and port; cleans up after itself."""
+    """A release `coding-job dev` on a fresh data directory and port; cleans up after itself.
+    `args` are more `dev` options (say `--router-listen ADDRESS --domain DOMAIN`)."""
 
-    def __init__(self, binary=BIN):
+    def __init__(self, binary=BIN, args=()):
         self.binary = binary
+        self.args = list(args)
 
     def __enter__(self):
         self.data = tempfile.mkdtemp(prefix="cj-bench-")
         listen = f"127.0.0.1:{free_port()}"
         self.url = f"http://{listen}"
         self.env = dict(os.environ, CODING_JOB_SERVER=self.url, RUST_LOG="warn")
-        self.process = subprocess.Popen([self.binary, "dev", "--data-dir", self.data, "--listen", listen],
+        self.process = subprocess.Popen([self.binary, "dev", "--data-dir", self.data, "--listen", listen, *self.args],
                                         stdout=subprocess.PIPE, text=True, env=self.env)
         lines = [self.process.stdout.readline() for _ in range(3)]
         self.cluster = lines[2].split(":", 1)[1].strip()

@@ -92,6 +92,26 @@ def environment_ports(waves, per_wave):
     return [[free_port() for _ in range(per_wave)] for _ in range(waves)]
 
 
+def compose_environment(ports, name, deps):
+    """The Compose file (as a dict) of the environment's httpd jobs on fixed ports: the
+    containers coding-job makes (host network, init, the same log rotation), each gated on its
+    dependencies' healthchecks (a `wget` of /health with a 1 s interval)."""
+    services = {}
+    for w, wave in enumerate(ports):
+        for i, port in enumerate(wave):
+            service = {
+                "image": IMAGE, "network_mode": "host", "init": True,
+                "command": ["httpd", "-f", "-p", str(port), "-h", "/srv/www"],
+                "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}},
+                "healthcheck": {"test": ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}/health"],
+                                "interval": "1s", "timeout": "1s", "retries": 3},
+            }
+            if deps(w, i):
+                service["depends_on"] = {d: {"condition": "service_healthy"} for d in deps(w, i)}
+            services[name(w, i)] = service
+    return {"version": "2.4", "services": services}
+
+
 def bench_environment():
     waves, per_wave = 5, 10
     ports = environment_ports(waves, per_wave)
@@ -116,23 +136,9 @@ def bench_environment():
     # docker-compose, the same containers
     project = f"cjbench{os.getpid()}"
     compose_dir = tempfile.mkdtemp(prefix="cj-compose-")
-    services = {}
-    for w in range(waves):
-        for i in range(per_wave):
-            port = ports[w][i]
-            service = {
-                "image": IMAGE, "network_mode": "host", "init": True,
-                "command": ["httpd", "-f", "-p", str(port), "-h", "/srv/www"],
-                "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}},
-                "healthcheck": {"test": ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}/health"],
-                                "interval": "1s", "timeout": "1s", "retries": 3},
-            }
-            if deps(w, i):
-                service["depends_on"] = {d: {"condition": "service_healthy"} for d in deps(w, i)}
-            services[name(w, i)] = service
     compose_file = os.path.join(compose_dir, "docker-compose.yml")
     with open(compose_file, "w") as f:
-        json.dump({"version": "2.4", "services": services}, f)
+        json.dump(compose_environment(ports, name, deps), f)
     try:
         start = time.perf_counter()
         run(["docker-compose", "-p", project, "-f", compose_file, "up", "-d"])
