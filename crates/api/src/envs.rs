@@ -130,6 +130,26 @@ pub struct JobAddress {
     pub url: Option<String>,
 }
 
+/// Why `env` cannot be an environment's name, if it cannot: names end up in store keys,
+/// container and volume names and URLs. The server refuses them, and the CLI before sending.
+pub fn env_name_problem(env: &str) -> Option<String> {
+    let valid = !env.is_empty()
+        && env.len() <= 63
+        && env
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && env
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+    (!valid).then(|| {
+        format!(
+            "invalid environment name \"{}\": expected letters, digits, '-' or '_'",
+            cj_spec::shown(env)
+        )
+    })
+}
+
 /// Where `port: auto` ports come from unless `--port-range` says otherwise: Kubernetes'
 /// NodePort range, which operators already keep free for allocated ports.
 pub const DEFAULT_PORT_RANGE: RangeInclusive<u16> = 30000..=32767;

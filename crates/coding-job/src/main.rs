@@ -31,24 +31,27 @@ fn main() {
     let code = match cli.command {
         Command::Dev(args) => run_process(&runtime, dev(args)),
         Command::Server(args) => run_process(&runtime, server(args)),
-        // A CA file that cannot be used is bad input, refused before anything starts.
-        Command::Agent(args) => match TlsClient::new(cli.ca_cert.as_deref()) {
-            Ok(tls) => run_process(&runtime, agent(cli.server.clone(), tls, args)),
-            Err(error) => {
-                eprintln!("error: {error}");
-                2
-            }
-        },
-        Command::Router(args) => match TlsClient::new(cli.ca_cert.as_deref()) {
-            Ok(tls) => run_process(&runtime, router(cli.server.clone(), tls, args)),
-            Err(error) => {
-                eprintln!("error: {error}");
-                2
-            }
-        },
+        Command::Agent(args) => with_tls(cli.ca_cert.as_deref(), |tls| {
+            run_process(&runtime, agent(cli.server.clone(), tls, args))
+        }),
+        Command::Router(args) => with_tls(cli.ca_cert.as_deref(), |tls| {
+            run_process(&runtime, router(cli.server.clone(), tls, args))
+        }),
         _ => runtime.block_on(cj_cli::run(cli)),
     };
     std::process::exit(code);
+}
+
+/// Runs `process` with the TLS client for `--ca-cert`; a CA file that cannot be used is bad
+/// input (exit 2), refused before anything starts.
+fn with_tls(ca_cert: Option<&std::path::Path>, process: impl FnOnce(TlsClient) -> i32) -> i32 {
+    match TlsClient::new(ca_cert) {
+        Ok(tls) => process(tls),
+        Err(error) => {
+            eprintln!("error: {error}");
+            2
+        }
+    }
 }
 
 /// Runs one of the long-lived processes (`dev`, `server`, `agent`) with logging; its exit code.

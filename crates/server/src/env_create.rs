@@ -69,10 +69,7 @@ impl ServerState {
         let host_map = self.composed_host_map(&source, &request.map_hosts)?;
 
         // Every service of the source, copied, must render in the new environment.
-        let values: BTreeMap<String, String> = vars
-            .iter()
-            .map(|(var, stored)| (var.clone(), stored.value.clone()))
-            .collect();
+        let values = crate::envs::values(&vars);
         let job_exists = |service: &str, job: &str| {
             source
                 .services
@@ -218,11 +215,7 @@ impl ServerState {
             .collect();
         for (from, to) in requested {
             for host in [from, to] {
-                let valid = (1..=63).contains(&host.len())
-                    && host
-                        .bytes()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
-                if !valid {
+                if !cj_spec::is_valid_name(host) {
                     return Err(ApiFailure::BadRequest(format!(
                         "--map-hosts: invalid host name \"{}\"",
                         shown(host)

@@ -80,6 +80,13 @@ impl EnvRecord {
     }
 }
 
+/// Variables by name with their values, as templates see them.
+pub fn values(vars: &BTreeMap<String, StoredVar>) -> BTreeMap<String, String> {
+    vars.iter()
+        .map(|(name, var)| (name.clone(), var.value.clone()))
+        .collect()
+}
+
 /// A variable name usable as `{{ vars.NAME }}`: a letter or `_`, then letters, digits or `_`.
 pub fn check_var_name(name: &str) -> Result<(), ApiFailure> {
     let valid = name.len() <= 64
@@ -313,11 +320,7 @@ impl ServerState {
 
     /// The latest version of every service of `env` must render with `record`'s variables.
     fn check_templates_of_env(&self, env: &str, record: &EnvRecord) -> Result<(), ApiFailure> {
-        let values: BTreeMap<String, String> = record
-            .vars
-            .iter()
-            .map(|(name, var)| (name.clone(), var.value.clone()))
-            .collect();
+        let values = values(&record.vars);
         let mut errors = Vec::new();
         for service in self.service_names(env)? {
             let Some(version) = self.latest_version(env, &service)? else {

@@ -323,13 +323,16 @@ impl ServerState {
     /// Whether tasks declared for `host` have somewhere to run now: its agent is connected, or
     /// this server's own agent stands in for hosts that have never joined.
     pub fn host_is_up(&self, host: &str) -> bool {
-        let connected = self.links.hosts();
-        connected.contains(host)
-            || (!self.hosts.known().contains(host)
-                && self
-                    .local_host
-                    .as_ref()
-                    .is_some_and(|local| connected.contains(local)))
+        self.links.hosts().contains(self.serving_host(host))
+    }
+
+    /// The host whose agent runs the tasks declared for `host`: `host` itself, except on a
+    /// `dev` server, whose own host stands in for hosts no agent has joined as.
+    pub fn serving_host<'a>(&'a self, host: &'a str) -> &'a str {
+        match self.local_host.as_deref() {
+            Some(local) if !self.hosts.is_known(host) => local,
+            _ => host,
+        }
     }
 }
 

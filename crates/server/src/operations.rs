@@ -243,8 +243,15 @@ impl ServerState {
         wave_timeout: Duration,
     ) -> Result<OperationPlan, ApiFailure> {
         let resolved = self.resolve(env, target)?;
-        let waves = job_waves(&resolved.latest.spec, resolved.jobs.iter())?;
-        Ok(down_plan(env, &resolved.service, waves, user, wave_timeout))
+        let waves = job_waves(&resolved.latest.spec, resolved.jobs.iter())?
+            .into_iter()
+            .map(|wave| {
+                wave.iter()
+                    .map(|job| JobRef::new(&resolved.service, job))
+                    .collect()
+            })
+            .collect();
+        Ok(down_plan(env, waves, user, wave_timeout))
     }
 
     /// `env down ENV`: every job that is up, dependents first (across services).
@@ -276,16 +283,8 @@ impl ServerState {
             dependencies.insert(job.to_string(), depends_on);
             by_name.insert(job.to_string(), job);
         }
-        let mut waves = ordered_waves(&dependencies, &by_name)?;
-        waves.reverse();
-        Ok(OperationPlan {
-            direction: Direction::Down,
-            env: env.into(),
-            waves,
-            versions: BTreeMap::new(),
-            user: user.into(),
-            wave_timeout,
-        })
+        let waves = ordered_waves(&dependencies, &by_name)?;
+        Ok(down_plan(env, waves, user, wave_timeout))
     }
 
     /// Runs the operation, sending progress to `events`. Keeps going if the receiver goes away.
@@ -490,18 +489,13 @@ fn ordered_waves(
         .collect())
 }
 
-/// A `down` of one service's jobs, in these waves (reversed: dependents stop first).
+/// A `down` of jobs in these (start-order) waves: reversed, so dependents stop first.
 fn down_plan(
     env: &str,
-    service: &str,
-    waves: Vec<Vec<String>>,
+    mut waves: Vec<Vec<JobRef>>,
     user: &str,
     wave_timeout: Duration,
 ) -> OperationPlan {
-    let mut waves: Vec<Vec<JobRef>> = waves
-        .into_iter()
-        .map(|wave| wave.iter().map(|job| JobRef::new(service, job)).collect())
-        .collect();
     waves.reverse();
     OperationPlan {
         direction: Direction::Down,

@@ -148,17 +148,17 @@ impl ServerState {
             unplaced: unplaced.clone(),
         };
 
+        // Tasks that fit nowhere wait, with their reason, until a host can take it.
+        let (mut placed, hosts): (Vec<DesiredTask>, Vec<String>) = tasks
+            .into_iter()
+            .filter_map(|task| {
+                let host = self.scheduler.host_of(&task.key, &task.spec)?;
+                Some((task, host))
+            })
+            .unzip();
+        self.render_tasks(&mut placed)?;
         let mut assignments = Vec::new();
-        for mut task in tasks {
-            let host = match &task.spec.run_on_host {
-                Some(pinned) => pinned.clone(),
-                None => match self.scheduler.host_of(&task.key, &task.spec) {
-                    Some(placed) => placed,
-                    // Fits nowhere: it waits, with its reason, until a host can take it.
-                    None => continue,
-                },
-            };
-            self.render(&mut task)?;
+        for (mut task, host) in placed.into_iter().zip(hosts) {
             if let Some(reason) = task.render_error.take() {
                 // Not run as written: the reason shows in `status`, and `up` fails on it.
                 tracing::warn!(task = %task.key, reason, "cannot render the task's config");

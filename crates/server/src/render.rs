@@ -16,31 +16,37 @@ use crate::error::ApiFailure;
 use crate::keys;
 use crate::state::{DesiredJob, DesiredTask, ServerState};
 
-/// Whether a task's configuration has anything to render.
-fn needs_rendering(task: &DesiredTask) -> bool {
-    if task.spec.auto_port {
-        return true;
-    }
-    // Cheap enough for every read: the serialised spec is small and templates are rare.
-    serde_json::to_string(&task.spec)
-        .map(|text| text.contains("{{") || text.contains("{%") || text.contains("{#"))
-        .unwrap_or(false)
-}
-
 impl ServerState {
-    /// Renders `task` in place. A template that cannot be rendered leaves the task as written
-    /// with the reason in `render_error` (it is then not assigned); a store failure is an error.
-    pub fn render(&self, task: &mut DesiredTask) -> Result<(), ApiFailure> {
-        if !needs_rendering(task) {
-            return Ok(());
+    /// Renders `tasks` in place, reading each environment's variables once. A template that
+    /// cannot be rendered leaves its task as written with the reason in `render_error` (it is
+    /// then not assigned); a store failure is an error.
+    pub fn render_tasks(&self, tasks: &mut [DesiredTask]) -> Result<(), ApiFailure> {
+        let mut values: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for task in tasks.iter_mut().filter(|task| task.spec.needs_rendering()) {
+            if !values.contains_key(&task.key.env) {
+                let vars = self
+                    .env_record(&task.key.env)?
+                    .map(|record| crate::envs::values(&record.vars))
+                    .unwrap_or_default();
+                values.insert(task.key.env.clone(), vars);
+            }
+            self.render(task, &values[&task.key.env])?;
         }
+        Ok(())
+    }
+
+    /// Renders one task with its environment's variables `vars`.
+    fn render(
+        &self,
+        task: &mut DesiredTask,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<(), ApiFailure> {
         let record = self
             .versions
             .get(&task.key.env, &task.key.service, task.version)?;
         let Some(job) = record.spec.job(&task.key.job) else {
             return Ok(());
         };
-        let vars = self.env_values(&task.key.env)?;
         let env = task.key.env.clone();
         let service = task.key.service.clone();
         let lookup_error = std::cell::RefCell::new(None);
@@ -60,7 +66,7 @@ impl ServerState {
         };
         let context = RenderContext {
             env: &env,
-            vars: &vars,
+            vars,
             addr: &addr,
         };
         match cj_spec::render_task(&service, job, &task.spec, &context) {
@@ -108,29 +114,9 @@ impl ServerState {
         self.host_address(&host)
     }
 
-    /// The address a host is reached at: what its agent advertised or connected from. A host
-    /// no agent ever joined as runs on a `dev` server's own agent, so it has that one's address.
+    /// The address a host is reached at: what the agent running its tasks advertised or
+    /// connected from.
     pub fn host_address(&self, host: &str) -> Option<String> {
-        self.hosts.address_of(host).or_else(|| {
-            let local = self.local_host.as_deref()?;
-            if self.hosts.is_known(host) {
-                return None;
-            }
-            self.hosts.address_of(local)
-        })
-    }
-
-    /// The variables of `env` by name, as templates see them.
-    pub fn env_values(&self, env: &str) -> Result<BTreeMap<String, String>, ApiFailure> {
-        Ok(self
-            .env_record(env)?
-            .map(|record| {
-                record
-                    .vars
-                    .into_iter()
-                    .map(|(name, var)| (name, var.value))
-                    .collect()
-            })
-            .unwrap_or_default())
+        self.hosts.address_of(self.serving_host(host))
     }
 }

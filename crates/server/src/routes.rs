@@ -65,10 +65,18 @@ impl ServerState {
     pub fn build_route_table(&self) -> Result<RouteTable, ApiFailure> {
         let mut routes: BTreeMap<(String, String), Route> = BTreeMap::new();
         for desired in self.desired_jobs(keys::DESIRED_ALL)? {
-            let tasks = self.raw_desired_tasks(&desired)?;
-            let Some(name) = tasks.first().and_then(|task| task.route.clone()) else {
+            // Rebuilt after every report: unrouted jobs are skipped before their tasks are read.
+            let version = self
+                .versions
+                .get(&desired.env, &desired.service, desired.version)?;
+            let Some(name) = version
+                .spec
+                .job(&desired.job)
+                .and_then(|job| job.route.clone())
+            else {
                 continue;
             };
+            let tasks = self.raw_desired_tasks(&desired)?;
             let route = routes
                 .entry((desired.env.clone(), name.clone()))
                 .or_insert_with(|| Route {

@@ -172,9 +172,7 @@ impl ServerState {
     /// rollouts compare containers with.
     pub fn desired_tasks(&self, desired: &DesiredJob) -> Result<Vec<DesiredTask>, ApiFailure> {
         let mut tasks = self.raw_desired_tasks(desired)?;
-        for task in &mut tasks {
-            self.render(task)?;
-        }
+        self.render_tasks(&mut tasks)?;
         Ok(tasks)
     }
 

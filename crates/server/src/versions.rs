@@ -119,11 +119,7 @@ impl ServerState {
         let record = self.check_env_writable(env)?.unwrap_or_default();
         let mut spec = cj_spec::parse_service(file, source).map_err(ApiFailure::InvalidConfig)?;
         spec.map_hosts(&record.host_map);
-        let vars = record
-            .vars
-            .iter()
-            .map(|(name, var)| (name.clone(), var.value.clone()))
-            .collect();
+        let vars = crate::envs::values(&record.vars);
         let job_exists = |service: &str, job: &str| self.job_in_env(env, service, job);
         let scope = cj_spec::TemplateScope {
             env,
@@ -396,22 +392,9 @@ impl NextVersion {
 
 /// Environment names end up in store keys and container names.
 pub fn check_env_name(env: &str) -> Result<(), ApiFailure> {
-    let valid = !env.is_empty()
-        && env.len() <= 63
-        && env
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && env
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric());
-    if valid {
-        Ok(())
-    } else {
-        Err(ApiFailure::BadRequest(format!(
-            "invalid environment name \"{}\": expected letters, digits, '-' or '_'",
-            crate::error::shown(env)
-        )))
+    match cj_api::envs::env_name_problem(env) {
+        None => Ok(()),
+        Some(problem) => Err(ApiFailure::BadRequest(problem)),
     }
 }
 

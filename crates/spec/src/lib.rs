@@ -41,7 +41,7 @@ pub use model::{
     CheckSpec, DEFAULT_DRAIN_TIMEOUT_MS, JobSpec, OnFailure, Placement, Probe, Resources,
     ServiceSpec, TaskSpec, UpdatePolicy, VolumeSpec,
 };
-pub use names::{LABEL_RULE, label_problem};
+pub use names::{LABEL_RULE, NAME_RULE, is_valid_name, label_problem};
 pub use order::{DependencyCycle, dependency_waves};
 pub use parse::parse_service;
 pub use reference::{ImageRef, ReferenceError, is_valid_tag};
@@ -49,3 +49,4 @@ pub use rewrite::set_job_image;
 pub use target::{Target, TargetError};
 pub use template::{RenderContext, TemplateScope, check_templates, render_task};
 pub use units::{format_bytes, parse_duration_ms};
+pub use yaml::yaml_message_text;

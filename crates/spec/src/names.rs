@@ -13,11 +13,11 @@ use crate::limits::{MAX_NAME_LEN, MAX_VOLUME_NAME_LEN};
 use crate::parse::Checker;
 
 /// What [`is_valid_name`] accepts, in the words of every error about a name.
-pub(crate) const NAME_RULE: &str =
+pub const NAME_RULE: &str =
     "expected 1 to 63 letters, digits, '-', '_' or '.', starting with a letter or digit";
 
 /// 1 to 63 ASCII letters, digits, `-`, `_` or `.`, starting with a letter or digit.
-pub(crate) fn is_valid_name(name: &str) -> bool {
+pub fn is_valid_name(name: &str) -> bool {
     name.len() <= MAX_NAME_LEN
         && name
             .bytes()

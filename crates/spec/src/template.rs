@@ -108,7 +108,7 @@ pub fn render_task(
     task: &TaskSpec,
     ctx: &RenderContext,
 ) -> Result<TaskSpec, String> {
-    if !task.auto_port && !has_templates(task) {
+    if !task.needs_rendering() {
         return Ok(task.clone());
     }
     if task.auto_port && task.port == 0 {
@@ -201,6 +201,14 @@ pub fn render_task(
         }
     }
     Ok(rendered)
+}
+
+impl TaskSpec {
+    /// Whether rendering can change this task: it has an allocated port, or a template in a
+    /// rendered field. Cheap: nothing is serialised.
+    pub fn needs_rendering(&self) -> bool {
+        self.auto_port || has_templates(self)
+    }
 }
 
 /// Whether any rendered field of `task` holds a template.

@@ -298,20 +298,25 @@ fn found_words(found: &str) -> String {
     }
 }
 
-/// A message from the YAML scanner or from our own deserializers, cleaned of the library's
-/// location suffix and quoting.
-fn scanner_message(message: &str) -> String {
+/// The first line of a YAML parser's message without its location (`line 4 column 5: ...`,
+/// `... at line 4, column 5`) and `error: ` prefix, which callers report in their own words.
+pub fn yaml_message_text(message: &str) -> &str {
     let first_line = message.lines().next().unwrap_or_default();
     let message = first_line.strip_prefix("error: ").unwrap_or(first_line);
-    // "line 4 column 5: message" or "message at line 4, column 5"
     let message = match message.split_once(": ") {
         Some((head, rest)) if head.starts_with("line ") => rest,
         _ => message,
     };
-    let message = match message.rfind(" at line ") {
+    match message.rfind(" at line ") {
         Some(at) => &message[..at],
         None => message,
-    };
+    }
+}
+
+/// A message from the YAML scanner or from our own deserializers, cleaned of the library's
+/// location suffix and quoting.
+fn scanner_message(message: &str) -> String {
+    let message = yaml_message_text(message);
     if let Some(character) = message
         .strip_prefix("unexpected character: `")
         .and_then(|rest| rest.strip_suffix('\''))

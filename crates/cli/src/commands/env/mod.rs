@@ -318,14 +318,9 @@ fn set_vars_request(args: &EnvVarsArgs) -> CliResult<Option<SetVarsRequest>> {
 /// The environment's name, refused here if it could read as more than one path segment (the
 /// server checks the rest of its rules).
 fn checked_name(name: &str) -> CliResult<&str> {
-    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-');
-    if name.starts_with(|c: char| c.is_ascii_alphanumeric()) && name.chars().all(plain) {
-        Ok(name)
-    } else {
-        Err(CliError::bad_input(format!(
-            "invalid environment name \"{}\": expected letters, digits, '-' or '_'",
-            shown(name)
-        )))
+    match cj_api::envs::env_name_problem(name) {
+        None => Ok(name),
+        Some(problem) => Err(CliError::bad_input(problem)),
     }
 }
 

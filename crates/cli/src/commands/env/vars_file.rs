@@ -206,17 +206,7 @@ fn describe(error: &Error) -> String {
 /// The parser's own message, cleaned of its location (reported separately) and advice to
 /// programmers.
 fn parser_message(message: &str) -> String {
-    let first_line = message.lines().next().unwrap_or_default();
-    let message = first_line.strip_prefix("error: ").unwrap_or(first_line);
-    let message = match message.split_once(": ") {
-        Some((head, rest)) if head.starts_with("line ") => rest,
-        _ => message,
-    };
-    let message = match message.rfind(" at line ") {
-        Some(at) => &message[..at],
-        None => message,
-    };
-    cj_spec::capped(message, 200)
+    cj_spec::capped(cj_spec::yaml_message_text(message), 200)
 }
 
 #[cfg(test)]
