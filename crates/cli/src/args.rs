@@ -125,6 +125,10 @@ pub struct ServerArgs {
     /// secret stops working): for when the file was lost.
     #[arg(long)]
     pub reset_admin_token: bool,
+    /// Anyone may read (the web UI and every GET the `read` role may) without a token; secret
+    /// values never appear. Writes still need a token.
+    #[arg(long)]
+    pub public_read: bool,
     #[command(flatten)]
     pub placement: PlacementArgs,
 }
@@ -327,6 +331,9 @@ pub struct DevArgs {
     /// Also run the router here: `NAME.ENV.DOMAIN` (with `--domain`) reaches routed jobs.
     #[arg(long, value_name = "ADDRESS", requires = "domain")]
     pub router_listen: Option<SocketAddr>,
+    /// Off loopback, where tokens are required: anyone may read without one (as `server`).
+    #[arg(long)]
+    pub public_read: bool,
 }
 
 #[derive(Debug, Args)]

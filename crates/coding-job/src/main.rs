@@ -92,6 +92,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         server: ServerOptions {
             config: server_config(args.config.as_deref())?,
             auth: AuthMode::for_dev(&args.listen),
+            public_read: args.public_read,
             data_dir: args.data_dir,
             listen: args.listen,
             tls: None,
@@ -168,6 +169,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         listen: args.listen,
         tls,
         auth: AuthMode::Required,
+        public_read: args.public_read,
         reset_admin_token: args.reset_admin_token,
         scheduling: scheduling(&args.placement),
     };
@@ -214,6 +216,12 @@ fn announce(command: &str, started: &Started) {
     let _ = writeln!(out, "coding-job {command}: API listening on {url}");
     let _ = writeln!(out, "  data directory: {}", started.data_dir.display());
     let _ = writeln!(out, "  cluster id:     {}", started.cluster);
+    let readers = if started.public_read {
+        " (public read: no token needed to look)"
+    } else {
+        ""
+    };
+    let _ = writeln!(out, "  web UI:         {url}/{readers}");
     if let Some((address, domain)) = &started.router {
         let _ = writeln!(
             out,

@@ -10,6 +10,15 @@
 //! anything, and its identity is the `x-coding-job-user` header as before; a token that is
 //! sent is still checked and then decides, so scripts behave the same in both modes.
 //!
+//! Browsers: the web UI's login puts the token in the [`SESSION_COOKIE`] (HttpOnly,
+//! SameSite=Strict), which counts as the token for every request; a write made with it must
+//! also carry the session's [`csrf_token`] (header `X-CSRF-Token` or form field `csrf`), so a
+//! page of another site can never write with the user's session. A browser without
+//! credentials that asks for a page is sent to the login page instead of a 401.
+//!
+//! `--public-read` ([`Auth::with_public_read`]): a request without credentials may do what the
+//! `read` role may, as the caller `public`; writes still need a token.
+//!
 //! Refusals never echo the token, and nothing here logs it.
 
 use std::net::SocketAddr;
@@ -17,17 +26,20 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, LOCATION};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cj_api::{AuditEntry, Role};
 use cj_store::Store;
+use subtle::ConstantTimeEq;
 
 use crate::audit::{self, AuditLog};
 use crate::edge::MAX_BODY_BYTES;
 use crate::error::ApiFailure;
+pub use crate::session::{CSRF_HEADER, Session, csrf_token};
+use crate::session::{form_csrf, session_cookie};
 use crate::state::{lock, now_rfc3339};
 use crate::tokens::{self, Secret, TokenError, TokenRecord};
 
@@ -82,9 +94,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
     }
 }
 
+/// The name of a caller without credentials on a `--public-read` server.
+pub const PUBLIC_CALLER: &str = "public";
+
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
+    /// Nothing: the login page and the UI's static files.
+    Public,
     /// Any valid token, whatever its role.
     AnyToken,
     /// A token whose role includes this one.
@@ -112,6 +129,9 @@ enum Paths {
 /// compared as sent, as the router compares them, so a path cannot read as one thing here
 /// and route as another.
 const RULES: &[(Methods, Paths, Access)] = &[
+    (Methods::All, Paths::Exact("/ui/login"), Access::Public),
+    (Methods::All, Paths::Exact("/ui/logout"), Access::Public),
+    (Methods::Reads, Paths::Under("/ui/static"), Access::Public),
     (
         Methods::All,
         Paths::Under("/v1/agent"),
@@ -185,6 +205,8 @@ pub fn allows(role: Role, access: Access) -> bool {
 /// The auth layer's state: the mode, the store holding the tokens, and the audit log.
 pub struct Auth {
     pub mode: AuthMode,
+    /// Requests without credentials may read, as [`PUBLIC_CALLER`] (`--public-read`).
+    pub public_read: bool,
     tokens: Arc<dyn Store>,
     /// Tokens valid only while this process runs, never stored (`dev`'s own agent).
     process_tokens: Mutex<Vec<TokenRecord>>,
@@ -196,16 +218,62 @@ struct Refusal {
     who: String,
     role: Option<Role>,
     failure: ApiFailure,
+    /// A browser asking for a page is sent here (the login page) instead of the failure.
+    redirect: Option<String>,
+}
+
+impl Refusal {
+    fn into_response(self) -> Response {
+        match self.redirect {
+            Some(location) => {
+                let mut response = StatusCode::SEE_OTHER.into_response();
+                if let Ok(value) = HeaderValue::from_str(&location) {
+                    response.headers_mut().insert(LOCATION, value);
+                }
+                response
+            }
+            None => self.failure.into_response(),
+        }
+    }
+}
+
+/// Where a request's token came from.
+#[derive(Debug, Clone, Copy)]
+enum Credential<'a> {
+    Bearer(&'a str),
+    /// The [`SESSION_COOKIE`]: writes need the session's CSRF token as well.
+    Cookie(&'a str),
+}
+
+/// The caller a request may go on as, and its browser session if it came with the cookie.
+struct Decision {
+    identity: Identity,
+    session: Option<Session>,
 }
 
 impl Auth {
     pub fn new(mode: AuthMode, tokens: Arc<dyn Store>, audit: AuditLog) -> Auth {
         Auth {
             mode,
+            public_read: false,
             tokens,
             process_tokens: Mutex::default(),
             audit,
         }
+    }
+
+    /// Lets requests without credentials read (`--public-read`).
+    pub fn with_public_read(mut self, public_read: bool) -> Auth {
+        self.public_read = public_read;
+        self
+    }
+
+    /// The caller a token secret stands for, if it is valid (the UI's login checks it).
+    pub fn identify(&self, secret: &str) -> Result<Option<Identity>, ApiFailure> {
+        Ok(self.token(secret)?.map(|record| Identity {
+            name: record.name,
+            role: Some(record.role),
+        }))
     }
 
     /// A token for something inside this process that dials its own API (`dev`'s agent): it
@@ -232,34 +300,33 @@ impl Auth {
         ))
     }
 
-    /// The caller, if the request may go on.
+    /// The caller, if the request may go on. `form_csrf` is the `csrf` field of a form body.
     fn decide(
         &self,
         headers: &HeaderMap,
         method: &Method,
         path: &str,
-    ) -> Result<Identity, Refusal> {
+        form_csrf: Option<&str>,
+    ) -> Result<Decision, Refusal> {
         let refuse = |who: &str, role, failure| Refusal {
             who: who.to_owned(),
             role,
             failure,
+            redirect: None,
         };
-        let identity = match bearer(headers) {
+        let needed = access(method, path);
+        let credential = match credential(headers) {
+            Ok(credential) => credential,
             Err(failure) => return Err(refuse("invalid token", None, failure)),
-            Ok(None) if self.mode == AuthMode::Open => return Ok(Identity::claimed(headers)),
-            Ok(None) => {
-                let failure = ApiFailure::Unauthorized(
-                    "this server needs a token: send `Authorization: Bearer TOKEN` \
-                     (coding-job: --token or CODING_JOB_TOKEN)"
-                        .into(),
-                );
-                return Err(refuse("anonymous", None, failure));
-            }
-            Ok(Some(secret)) => match self.token(secret) {
-                Ok(Some(record)) => Identity {
-                    name: record.name,
-                    role: Some(record.role),
-                },
+        };
+        // A session that is no longer valid (revoked, expired in another tab) counts as none:
+        // the browser can still read what anyone may, and reach the login page.
+        let known = match credential {
+            None => None,
+            Some(credential) => match self.token(credential.secret()) {
+                Ok(Some(record)) => Some((credential, record)),
+                Ok(None) if matches!(credential, Credential::Cookie(_)) => None,
+                Ok(None) if needed == Access::Public => None,
                 Ok(None) => {
                     let failure = ApiFailure::Unauthorized(
                         "the token is not valid: it is unknown or was revoked".into(),
@@ -269,12 +336,42 @@ impl Auth {
                 Err(error) => return Err(refuse("unknown", None, error.into())),
             },
         };
-        let needed = access(method, path);
+        let Some((credential, record)) = known else {
+            return self.without_credentials(headers, method, path, needed);
+        };
+        let identity = Identity {
+            name: record.name,
+            role: Some(record.role),
+        };
+        let session = match credential {
+            Credential::Bearer(_) => None,
+            Credential::Cookie(secret) => Some(Session {
+                csrf: csrf_token(secret),
+            }),
+        };
+        if let Some(session) = &session
+            && !is_read(method)
+            && needed != Access::Public
+        {
+            let sent = headers
+                .get(CSRF_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .or(form_csrf)
+                .unwrap_or_default();
+            if !bool::from(sent.as_bytes().ct_eq(session.csrf.as_bytes())) {
+                let failure = ApiFailure::Csrf(
+                    "this write came with a browser session but without its CSRF token \
+                     (header X-CSRF-Token or form field csrf); reload the page and try again"
+                        .into(),
+                );
+                return Err(refuse(&identity.name, identity.role, failure));
+            }
+        }
         match identity.role {
             Some(role) if !allows(role, needed) => {
                 let needs = match needed {
                     Access::Role(needed) => needed.as_str(),
-                    Access::AnyToken => "any",
+                    Access::AnyToken | Access::Public => "any",
                 };
                 let failure = ApiFailure::Forbidden(format!(
                     "this needs the {needs} role; token {} has {role}",
@@ -282,9 +379,74 @@ impl Auth {
                 ));
                 Err(refuse(&identity.name, Some(role), failure))
             }
-            _ => Ok(identity),
+            _ => Ok(Decision { identity, session }),
         }
     }
+
+    /// A request with no (valid) credentials: allowed when the route is public, the server is
+    /// open, or it is a read on a `--public-read` server; a browser asking for a page goes to
+    /// the login page; anything else is a 401.
+    fn without_credentials(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+        path: &str,
+        needed: Access,
+    ) -> Result<Decision, Refusal> {
+        let allowed = |identity| {
+            Ok(Decision {
+                identity,
+                session: None,
+            })
+        };
+        if needed == Access::Public || self.mode == AuthMode::Open {
+            return allowed(Identity::claimed(headers));
+        }
+        if self.public_read && is_read(method) && allows(Role::Read, needed) {
+            return allowed(Identity {
+                name: PUBLIC_CALLER.into(),
+                role: Some(Role::Read),
+            });
+        }
+        let redirect = (is_read(method) && is_page(path)).then(|| login_location(path));
+        Err(Refusal {
+            who: "anonymous".into(),
+            role: None,
+            failure: ApiFailure::Unauthorized(
+                "this server needs a token: send `Authorization: Bearer TOKEN` \
+                 (coding-job: --token or CODING_JOB_TOKEN)"
+                    .into(),
+            ),
+            redirect,
+        })
+    }
+}
+
+impl Credential<'_> {
+    fn secret(&self) -> &str {
+        match self {
+            Credential::Bearer(secret) | Credential::Cookie(secret) => secret,
+        }
+    }
+}
+
+/// A page of the web UI, as opposed to the API (`/v1/...`) and the metrics.
+fn is_page(path: &str) -> bool {
+    !path.starts_with("/v1/") && path != "/metrics"
+}
+
+/// The login page, asked to come back to `path` afterwards.
+fn login_location(path: &str) -> String {
+    let next: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
+    format!("/ui/login?next={next}")
+}
+
+/// The request's token: the `Authorization` header, else the session cookie.
+fn credential(headers: &HeaderMap) -> Result<Option<Credential<'_>>, ApiFailure> {
+    if let Some(secret) = bearer(headers)? {
+        return Ok(Some(Credential::Bearer(secret)));
+    }
+    Ok(session_cookie(headers).map(Credential::Cookie))
 }
 
 /// The token of an `Authorization: Bearer TOKEN` header, if there is one.
@@ -321,9 +483,9 @@ pub async fn check(State(auth): State<Arc<Auth>>, request: Request, next: Next) 
     let path = request.uri().path().to_owned();
     let writes = !is_read(&method);
     let audited = writes || audited_read(&path);
-    let (mut request, env, target) = if audited && !writes {
+    let (mut request, env, target, form_csrf) = if audited && !writes {
         let (env, target) = audit::query_subject(request.uri());
-        (request, env, target)
+        (request, env, target, None)
     } else if writes {
         // The edge has read the body already; this takes it from memory.
         let (parts, body) = request.into_parts();
@@ -331,23 +493,34 @@ pub async fn check(State(auth): State<Arc<Auth>>, request: Request, next: Next) 
             .await
             .unwrap_or_default();
         let (env, target) = audit::subject(&path, &bytes);
-        (Request::from_parts(parts, Body::from(bytes)), env, target)
+        let csrf = form_csrf(&parts.headers, &bytes);
+        (
+            Request::from_parts(parts, Body::from(bytes)),
+            env,
+            target,
+            csrf,
+        )
     } else {
-        (request, None, None)
+        (request, None, None, None)
     };
-    let (who, role, response) = match auth.decide(request.headers(), &method, &path) {
-        Ok(identity) => {
+    let decision = auth.decide(request.headers(), &method, &path, form_csrf.as_deref());
+    let (who, role, response) = match decision {
+        Ok(Decision { identity, session }) => {
             request.extensions_mut().insert(identity.clone());
+            if let Some(session) = session {
+                request.extensions_mut().insert(session);
+            }
             (identity.name, identity.role, next.run(request).await)
         }
         Err(refusal) => {
             let status = refusal.failure.status();
             if status.as_u16() == 403 {
-                tracing::info!(who = refusal.who, %method, path, "refused: role");
+                tracing::info!(who = refusal.who, %method, path, "refused: {}", refusal.failure.code());
             } else {
                 tracing::debug!(who = refusal.who, %method, path, %status, "refused");
             }
-            (refusal.who, refusal.role, refusal.failure.into_response())
+            let (who, role) = (refusal.who.clone(), refusal.role);
+            (who, role, refusal.into_response())
         }
     };
     if audited {

@@ -19,6 +19,9 @@ pub enum ApiFailure {
     /// A valid token whose role does not allow the request.
     #[error("{0}")]
     Forbidden(String),
+    /// A write from a browser session without the session's CSRF token.
+    #[error("{0}")]
+    Csrf(String),
     #[error("{0}")]
     Conflict(String),
     #[error("the config was rejected")]
@@ -68,7 +71,7 @@ impl ApiFailure {
             ApiFailure::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiFailure::NotFound(_) | ApiFailure::UnknownRoute(_) => StatusCode::NOT_FOUND,
             ApiFailure::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiFailure::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiFailure::Forbidden(_) | ApiFailure::Csrf(_) => StatusCode::FORBIDDEN,
             ApiFailure::Conflict(_) => StatusCode::CONFLICT,
             ApiFailure::InvalidConfig(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiFailure::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -90,6 +93,7 @@ impl ApiFailure {
             ApiFailure::NotFound(_) => "not_found",
             ApiFailure::Unauthorized(_) => "unauthorized",
             ApiFailure::Forbidden(_) => "forbidden",
+            ApiFailure::Csrf(_) => "csrf",
             ApiFailure::Conflict(_) => "conflict",
             ApiFailure::InvalidConfig(_) => "invalid_config",
             ApiFailure::Internal(_) => "internal",

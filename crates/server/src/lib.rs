@@ -42,6 +42,7 @@ mod rollout;
 mod routes;
 mod sanitize;
 mod serve;
+mod session;
 pub mod startup;
 mod state;
 mod status;

@@ -32,6 +32,8 @@ pub struct ServerOptions {
     /// Serve HTTPS with this certificate and key.
     pub tls: Option<TlsFiles>,
     pub auth: AuthMode,
+    /// Requests without a token may read everything the `read` role may (`--public-read`).
+    pub public_read: bool,
     /// Give the token named `admin` a new secret, written to `admin.token`.
     pub reset_admin_token: bool,
     /// Host loss, `port: auto` ports, the routers' domain.
@@ -50,6 +52,8 @@ pub struct Started {
     pub admin_token: Option<AdminToken>,
     /// `dev`'s router, when it runs one: where it listens and its domain.
     pub router: Option<(SocketAddr, String)>,
+    /// Anyone may read without a token.
+    pub public_read: bool,
 }
 
 /// A server ready to serve: everything loaded, the port bound, nothing answered yet.
@@ -83,7 +87,9 @@ pub async fn prepare(
         ),
         AuthMode::Open => None,
     };
-    let auth = Arc::new(Auth::new(options.auth, store.clone(), audit));
+    let auth = Arc::new(
+        Auth::new(options.auth, store.clone(), audit).with_public_read(options.public_read),
+    );
 
     let state = ServerState::new(
         store,
@@ -135,6 +141,7 @@ pub async fn prepare(
             data_dir: options.data_dir,
             admin_token,
             router: None,
+            public_read: options.public_read,
         },
     })
 }
