@@ -147,10 +147,24 @@ mod tests {
     async fn a_session_cookie_reads_but_writes_only_with_its_csrf_token() {
         let app = app(false);
         let session = cookie(&app.deploy);
-        let (status, _, body) = send(&app, "GET", "/v1/status", &[session.clone()], "").await;
+        let (status, _, body) = send(
+            &app,
+            "GET",
+            "/v1/status",
+            std::slice::from_ref(&session),
+            "",
+        )
+        .await;
         assert_eq!((status, body.as_str()), (200, "deployer true"));
 
-        let (status, _, body) = send(&app, "POST", "/v1/push", &[session.clone()], "{}").await;
+        let (status, _, body) = send(
+            &app,
+            "POST",
+            "/v1/push",
+            std::slice::from_ref(&session),
+            "{}",
+        )
+        .await;
         assert_eq!(status, 403, "{body}");
         assert!(body.contains(r#""code":"csrf""#), "{body}");
         let wrong = ("x-csrf-token", csrf_token(&app.read));
@@ -189,7 +203,8 @@ mod tests {
         assert_eq!(status, 200, "{body}");
         // A revoked or made-up session cookie still reaches the login page, and is no token.
         let stale = cookie("cj_0000");
-        let (status, _, _) = send(&app, "POST", "/ui/login", &[stale.clone()], "").await;
+        let (status, _, _) =
+            send(&app, "POST", "/ui/login", std::slice::from_ref(&stale), "").await;
         assert_eq!(status, 200);
         let (status, location, _) = send(&app, "GET", "/", &[stale], "").await;
         assert_eq!((status, location.is_some()), (303, true));
