@@ -104,7 +104,11 @@ pub fn router(state: Arc<ServerState>, auth: Arc<Auth>) -> Router {
                 auth::check,
             ))
     };
-    edge::wrap_with(routes(), guarded).with_state(state)
+    // The web UI answers HTML, so it sits beside the edge (which answers JSON), behind the
+    // same auth layer.
+    edge::wrap_with(routes(), guarded)
+        .merge(crate::ui::router(auth.clone(), guarded))
+        .with_state(state)
 }
 
 #[derive(Debug, Deserialize)]
@@ -346,7 +350,19 @@ async fn inspect(
     State(state): AppState,
     ApiQuery(scope): ApiQuery<Scope>,
 ) -> Result<Json<InspectResponse>, ApiFailure> {
-    let (key, task, hash) = one_task(&state, scope.env(), scope.target()?)?;
+    Ok(Json(
+        inspect_task(&state, scope.env(), scope.target()?).await?,
+    ))
+}
+
+/// Our view of one task and Docker's inspect of its current container, secret values masked:
+/// `GET /v1/inspect` and the web UI's task page.
+pub(crate) async fn inspect_task(
+    state: &ServerState,
+    env: &str,
+    target: &str,
+) -> Result<InspectResponse, ApiFailure> {
+    let (key, task, hash) = one_task(state, env, target)?;
     let containers = state.observed.containers_of(&key);
     let (host, current) = current_container(&containers, hash.as_deref()).ok_or_else(|| {
         ApiFailure::NotFound(format!(
@@ -361,11 +377,11 @@ async fn inspect(
         .map(|record| record.secret_values())
         .unwrap_or_default();
     mask_secrets(&mut container, &secrets);
-    Ok(Json(InspectResponse {
+    Ok(InspectResponse {
         task,
         config_hash: Some(current.config_hash.clone()),
         container,
-    }))
+    })
 }
 
 /// Replaces every occurrence of a secret value in the strings of `value` with `******`.

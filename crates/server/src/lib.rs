@@ -50,6 +50,7 @@ mod status;
 mod testing;
 pub mod tls;
 mod tokens;
+mod ui;
 mod version_cache;
 mod versions;
 mod waiting;

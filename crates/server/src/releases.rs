@@ -42,7 +42,26 @@ pub async fn rollback(
     caller: Identity,
     ApiJson(request): ApiJson<DeployRequest>,
 ) -> Result<Response, ApiFailure> {
-    let resolved = state.resolve(&request.env, &request.target)?;
+    let deployment = plan_rollback(
+        &state,
+        &request.env,
+        &request.target,
+        request.to_version,
+        &caller.name,
+    )?;
+    start(state, deployment, request.follow)
+}
+
+/// The deployment that moves one job back to `to_version` (default: the version before the
+/// one it runs), planned but not stored: `rollback` here and the web UI's form share it.
+pub(crate) fn plan_rollback(
+    state: &ServerState,
+    env: &str,
+    target: &str,
+    to_version: Option<u64>,
+    user: &str,
+) -> Result<Deployment, ApiFailure> {
+    let resolved = state.resolve(env, target)?;
     let job = &one_job(&resolved)?;
     let desired: DesiredJob = state
         .store
@@ -50,7 +69,7 @@ pub async fn rollback(
         .ok_or_else(|| {
             ApiFailure::BadRequest(format!("{}/{job} is not up: use `up`", resolved.service))
         })?;
-    let to_version = match request.to_version {
+    let to_version = match to_version {
         Some(version) => version,
         None if desired.version > 1 => desired.version - 1,
         None => {
@@ -69,13 +88,7 @@ pub async fn rollback(
             resolved.service
         )));
     }
-    let deployment = state.plan_deployment(
-        &resolved,
-        DeploymentKind::Rollback,
-        to_version,
-        &caller.name,
-    )?;
-    start(state, deployment, request.follow)
+    state.plan_deployment(&resolved, DeploymentKind::Rollback, to_version, user)
 }
 
 pub async fn reload(
@@ -276,13 +289,22 @@ fn job_image(resolved: &crate::resolve::Resolved, job: &str) -> Result<ImageRef,
 /// the record or, with `follow`, its progress.
 fn start(
     state: Arc<ServerState>,
-    mut deployment: Deployment,
+    deployment: Deployment,
     follow: bool,
 ) -> Result<Response, ApiFailure> {
     let events = state.deployment_signals.subscribe();
+    let deployment = store_and_start(&state, deployment)?;
+    Ok(answer(deployment, events, follow))
+}
+
+/// Stores a planned deployment (refused if another is active) and starts it.
+pub(crate) fn store_and_start(
+    state: &Arc<ServerState>,
+    mut deployment: Deployment,
+) -> Result<Deployment, ApiFailure> {
     state.create_deployment(&mut deployment, |_| Ok((Vec::new(), Vec::new())))?;
     state.start_deployment(&deployment);
-    Ok(answer(deployment, events, follow))
+    Ok(deployment)
 }
 
 fn answer(
@@ -365,16 +387,28 @@ fn gate(
     request: GateRequest,
     promote: bool,
 ) -> Result<Response, ApiFailure> {
-    let resolved = state.resolve(&request.env, &request.target)?;
+    let events = state.deployment_signals.subscribe();
+    let deployment = decide_gate(&state, &request.env, &request.target, promote)?;
+    Ok(answer(deployment, events, request.follow))
+}
+
+/// Asks the active deployment of the target's service to go on past its gate (`promote`) or
+/// to stop and move back (`abort`): `/v1/promote`, `/v1/abort` and the web UI's buttons.
+pub(crate) fn decide_gate(
+    state: &ServerState,
+    env: &str,
+    target: &str,
+    promote: bool,
+) -> Result<Deployment, ApiFailure> {
+    let resolved = state.resolve(env, target)?;
     let active = state
-        .active_deployment(&request.env, &resolved.service)?
+        .active_deployment(env, &resolved.service)?
         .ok_or_else(|| {
             ApiFailure::NotFound(format!(
                 "{} has no deployment in progress",
                 resolved.service
             ))
         })?;
-    let events = state.deployment_signals.subscribe();
     // Compare-and-swap: the runner may be recording a step at the same moment.
     let (deployment, ()) = state.update_deployment(&active, |stored| {
         if !stored.status.is_active() {
@@ -398,7 +432,7 @@ fn gate(
         Ok(())
     })?;
     state.deployment_signals.decided();
-    Ok(answer(deployment, events, request.follow))
+    Ok(deployment)
 }
 
 #[derive(Debug, Deserialize)]
@@ -512,14 +546,32 @@ pub async fn version_diff(
     ApiQuery(query): ApiQuery<VersionDiffQuery>,
 ) -> Result<Json<VersionDiff>, ApiFailure> {
     let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
-    let resolved = state.resolve(env, &query.target)?;
-    let from = state.versions.get(env, &resolved.service, query.from)?;
-    let to = state.versions.get(env, &resolved.service, query.to)?;
-    Ok(Json(VersionDiff {
+    Ok(Json(versions_between(
+        &state,
+        env,
+        &query.target,
+        query.from,
+        query.to,
+    )?))
+}
+
+/// Two stored versions of the target's service, with their files: `GET /v1/versions/diff` and
+/// the web UI's history page.
+pub(crate) fn versions_between(
+    state: &ServerState,
+    env: &str,
+    target: &str,
+    from: u64,
+    to: u64,
+) -> Result<VersionDiff, ApiFailure> {
+    let resolved = state.resolve(env, target)?;
+    let from = state.versions.get(env, &resolved.service, from)?;
+    let to = state.versions.get(env, &resolved.service, to)?;
+    Ok(VersionDiff {
         service: resolved.service,
         from: from.info(),
         to: to.info(),
         from_source: from.source.clone(),
         to_source: to.source.clone(),
-    }))
+    })
 }

@@ -1,0 +1,285 @@
+//! The web UI in a real browser: Debian's headless Chromium driven through chromedriver
+//! (fantoccini), against a real `dev` server on the real Docker engine. The pages must change
+//! on their own (no reload) when something happens, logs must follow, and a rollout must be
+//! promotable from the deployments page. The screenshots in `docs/` are written here.
+
+mod support;
+
+use std::future::Future;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use support::{Dev, IMAGE, docker, free_port, repo_root, wait_for};
+
+/// How long the browser may take to show a change.
+const PAGE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// chromedriver on a free port, killed (with its browsers) when dropped.
+struct ChromeDriver {
+    child: Child,
+    port: u16,
+}
+
+impl ChromeDriver {
+    fn start() -> ChromeDriver {
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is not installed (Debian: chromium-driver)");
+        let driver = ChromeDriver { child, port };
+        wait_for("chromedriver to listen", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        driver
+    }
+
+    async fn browser(&self) -> Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,900"
+                ]
+            }),
+        );
+        ClientBuilder::rustls()
+            .expect("rustls for the webdriver client")
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("failed to open a browser session")
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Retries `check` until it gives a value, or fails the test after `timeout`.
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The text of the first element `css` finds, if any.
+async fn text_of(browser: &Client, css: &str) -> Option<String> {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()
+}
+
+/// Marks the loaded document: the mark survives only while the page is not reloaded.
+async fn mark_document(browser: &Client) {
+    browser
+        .execute("window.cjMark = 'still the same page';", vec![])
+        .await
+        .unwrap();
+}
+
+async fn still_marked(browser: &Client) -> bool {
+    browser
+        .execute("return window.cjMark || null;", vec![])
+        .await
+        .unwrap()
+        .as_str()
+        == Some("still the same page")
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    let docs = repo_root().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join(format!("ui-{name}.png")), png).unwrap();
+}
+
+/// A job of two tasks that each print a line every 200 ms.
+fn ticker_yaml() -> String {
+    format!(
+        "service: clock\njobs:\n  - name: ticker\n    image: {IMAGE}\n    command: [sh, -c, 'n=0; while true; do n=$((n+1)); echo tick $n; sleep 0.2; done']\n    tasks:\n      - {{ name: a }}\n      - {{ name: b }}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_overview_changes_live_when_a_container_is_killed_and_logs_follow() {
+    let dev = Dev::start();
+    dev.push_yaml("clock.yaml", &ticker_yaml());
+    dev.ok(&["up", "clock"]);
+    let driver = ChromeDriver::start();
+    let browser = driver.browser().await;
+
+    browser.goto(&dev.url).await.unwrap();
+    let row = "tr[data-task='clock/ticker/a'] .state";
+    eventually(
+        "the overview to show clock/ticker/a running",
+        PAGE_DEADLINE,
+        || async { (text_of(&browser, row).await? == "running").then_some(()) },
+    )
+    .await;
+    screenshot(&browser, "overview").await;
+    mark_document(&browser).await;
+
+    let container = dev.status("clock/ticker/a")[0]
+        .container_id
+        .clone()
+        .unwrap();
+    docker(&["kill", &container]);
+    let seen = eventually(
+        "the overview to show the kill without a reload",
+        PAGE_DEADLINE,
+        || async {
+            let state = text_of(&browser, row).await?;
+            (state != "running").then_some(state)
+        },
+    )
+    .await;
+    assert!(still_marked(&browser).await, "the page was reloaded");
+    assert!(!seen.is_empty());
+
+    // The task page follows its logs: new lines keep arriving.
+    let task_url = format!("{}/ui/task/production/clock/ticker/b", dev.url);
+    browser.goto(&task_url).await.unwrap();
+    let lines = || async {
+        browser
+            .execute(
+                "return document.querySelectorAll('#logs div').length;",
+                vec![],
+            )
+            .await
+            .ok()?
+            .as_u64()
+    };
+    let first = eventually("log lines to appear", PAGE_DEADLINE, || async {
+        lines().await.filter(|count| *count >= 3)
+    })
+    .await;
+    eventually("more log lines to follow", PAGE_DEADLINE, || async {
+        lines().await.filter(|count| *count >= first + 5)
+    })
+    .await;
+    let text = text_of(&browser, "#logs").await.unwrap();
+    assert!(text.contains("tick"), "{text}");
+    screenshot(&browser, "task").await;
+
+    browser
+        .goto(&format!("{}/ui/hosts", dev.url))
+        .await
+        .unwrap();
+    eventually(
+        "the hosts page to list the tasks",
+        PAGE_DEADLINE,
+        || async {
+            text_of(&browser, ".host")
+                .await
+                .filter(|text| text.contains("clock/ticker/b"))
+        },
+    )
+    .await;
+    screenshot(&browser, "hosts").await;
+    browser.close().await.unwrap();
+}
+
+/// A service `web` with one job `api` of three httpd tasks behind a manual gate.
+fn web_yaml(ports: &[u16], release: u32) -> String {
+    let mut yaml = format!(
+        "service: web\njobs:\n  - name: api\n    image: {IMAGE}\n    env: {{ RELEASE: \"{release}\" }}\n    check: {{ http: /health, interval: 500ms, timeout: 500ms, retries: 2 }}\n    update: {{ canary: 1, manual_gate: true, healthy_deadline: 10s }}\n    tasks:\n"
+    );
+    for (index, port) in ports.iter().enumerate() {
+        yaml.push_str(&format!(
+            "      - {{ name: t{index}, port: {port}, command: [httpd, -f, -p, \"{port}\", -h, /srv/www] }}\n"
+        ));
+    }
+    yaml
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollout_shows_its_batches_and_is_promoted_from_the_deployments_page() {
+    let dev = Dev::start();
+    let ports = [free_port(), free_port(), free_port()];
+    dev.push_yaml("web.yaml", &web_yaml(&ports, 1));
+    dev.ok(&["up", "web"]);
+    dev.push_yaml("web.yaml", &web_yaml(&ports, 2));
+    let waiting = dev.ok(&["rolling-update", "web"]);
+    assert!(waiting.contains("promote"), "{waiting}");
+
+    let driver = ChromeDriver::start();
+    let browser = driver.browser().await;
+    browser
+        .goto(&format!("{}/ui/deployments", dev.url))
+        .await
+        .unwrap();
+    let status = "article.deployment h2 .state";
+    let shown = text_of(&browser, status).await.unwrap();
+    assert_eq!(shown, "awaiting promotion");
+    let batches = text_of(&browser, "article.deployment ol.batches")
+        .await
+        .unwrap();
+    assert!(
+        batches.contains("batch 1 (canary): healthy") && batches.contains("batch 2"),
+        "{batches}"
+    );
+    browser
+        .find(Locator::Css("button[aria-label^='Promote web']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The form answers with the page again; from there the page follows the deployment live.
+    mark_document(&browser).await;
+    eventually(
+        "the deployment to succeed on the page",
+        Duration::from_secs(60),
+        || async { (text_of(&browser, status).await? == "succeeded").then_some(()) },
+    )
+    .await;
+    assert!(still_marked(&browser).await, "the page was reloaded");
+    assert!(
+        dev.status("web").iter().all(|task| task.version == Some(2)),
+        "every task runs version 2"
+    );
+    screenshot(&browser, "deployments").await;
+
+    browser
+        .goto(&format!(
+            "{}/ui/history/production/web/api?from=1&to=2",
+            dev.url
+        ))
+        .await
+        .unwrap();
+    let diff = text_of(&browser, "pre.diff").await.unwrap();
+    assert!(
+        diff.lines()
+            .any(|line| line.starts_with('+') && line.contains("RELEASE: \"2\"")),
+        "{diff}"
+    );
+    screenshot(&browser, "history").await;
+    browser.close().await.unwrap();
+}

@@ -1,0 +1,42 @@
+//! `/ui/static/{file}`: the stylesheet and the script, compiled into the binary (nothing is
+//! fetched at run time).
+
+use axum::extract::Path;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiFailure;
+
+const FILES: &[(&str, &str, &str)] = &[
+    (
+        "ui.css",
+        "text/css; charset=utf-8",
+        include_str!("static/ui.css"),
+    ),
+    (
+        "ui.js",
+        "text/javascript; charset=utf-8",
+        include_str!("static/ui.js"),
+    ),
+];
+
+pub async fn file(Path(name): Path<String>) -> Result<Response, ApiFailure> {
+    let (_, content_type, body) =
+        FILES
+            .iter()
+            .find(|(file, _, _)| *file == name)
+            .ok_or_else(|| {
+                ApiFailure::NotFound(format!(
+                    "no static file {}: there are ui.css and ui.js",
+                    crate::error::shown(&name)
+                ))
+            })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, *content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        *body,
+    )
+        .into_response())
+}

@@ -1,0 +1,174 @@
+// coding-job web UI: the pages work without this script; it adds live updates (one
+// EventSource per page; on an event the page is fetched again and <main> swapped), relative
+// times kept fresh, following logs, and the exec terminal.
+"use strict";
+(function () {
+  const main = document.getElementById("main");
+
+  // "3 min ago" from a <time datetime>, as the server writes it.
+  function relative(seconds, ago) {
+    const span = Math.abs(Math.round(seconds));
+    const words = span < 60 ? span + " s" : span < 3600 ? Math.floor(span / 60) + " min"
+      : span < 86400 ? Math.floor(span / 3600) + " h" : Math.floor(span / 86400) + " d";
+    if (!ago) return words;
+    if (seconds < 0) return "in " + words;
+    return span < 5 ? "just now" : words + " ago";
+  }
+  function refreshTimes(root) {
+    const now = Date.now();
+    root.querySelectorAll("time[data-relative]").forEach((el) => {
+      const at = Date.parse(el.getAttribute("datetime"));
+      if (!isNaN(at)) el.textContent = relative((now - at) / 1000, el.dataset.relative === "ago");
+    });
+  }
+  setInterval(() => refreshTimes(document), 15000);
+
+  // Live updates: re-read this page and swap <main>'s content, keeping what the reader was
+  // doing: scroll position, open <details>, typed form values, focus, and [data-keep] parts
+  // (logs, terminal) as they are.
+  let pending = null;
+  let swapping = false;
+  function schedule() {
+    if (pending) return;
+    pending = setTimeout(() => { pending = null; swap(); }, 150);
+  }
+  async function swap() {
+    if (swapping) { schedule(); return; }
+    swapping = true;
+    try {
+      const answer = await fetch(location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" });
+      if (!answer.ok) return;
+      const fresh = new DOMParser().parseFromString(await answer.text(), "text/html").getElementById("main");
+      if (!fresh) return;
+      const openDetails = new Set([...main.querySelectorAll("details[open]")].map((d) => d.id || d.querySelector("summary")?.textContent));
+      const typed = new Map();
+      main.querySelectorAll("input[id], select[id], textarea[id]").forEach((el) => {
+        if (el.type !== "hidden") typed.set(el.id, el.value);
+      });
+      const focused = document.activeElement && document.activeElement.id;
+      fresh.querySelectorAll("[data-keep][id]").forEach((el) => {
+        const kept = document.getElementById(el.id);
+        if (kept) el.replaceWith(kept);
+      });
+      const x = window.scrollX, y = window.scrollY;
+      main.replaceChildren(...fresh.childNodes);
+      main.querySelectorAll("details").forEach((d) => {
+        if (openDetails.has(d.id || d.querySelector("summary")?.textContent)) d.open = true;
+      });
+      typed.forEach((value, id) => { const el = document.getElementById(id); if (el && el.type !== "hidden") el.value = value; });
+      if (focused) document.getElementById(focused)?.focus({ preventScroll: true });
+      window.scrollTo(x, y);
+      refreshTimes(main);
+      main.dispatchEvent(new CustomEvent("cj:swapped"));
+    } finally {
+      swapping = false;
+    }
+  }
+  if (main && main.dataset.live === "1" && window.EventSource) {
+    const events = new EventSource("/v1/events?follow=true");
+    events.onmessage = schedule;
+    // The stream picks up where it was after a reconnect (Last-Event-ID); re-read in case.
+    events.onopen = () => { if (events.wasOpen) schedule(); events.wasOpen = true; };
+  }
+
+  // Logs: follow the streamed /v1/logs body; pause holds new lines back, the filter hides
+  // lines that do not match.
+  function followLogs() {
+    const pane = document.getElementById("logs");
+    if (!pane || pane.dataset.started) return;
+    pane.dataset.started = "1";
+    pane.textContent = "";
+    const pause = document.getElementById("log-pause");
+    const filter = document.getElementById("log-filter");
+    const status = document.getElementById("log-state");
+    let paused = false;
+    let held = [];
+    const matches = (line) => !filter.value || line.toLowerCase().includes(filter.value.toLowerCase());
+    function show(lines) {
+      const atBottom = pane.scrollTop + pane.clientHeight >= pane.scrollHeight - 4;
+      for (const text of lines) {
+        const line = document.createElement("div");
+        line.textContent = text;
+        if (!matches(text)) line.className = "hidden";
+        pane.appendChild(line);
+      }
+      while (pane.childNodes.length > 5000) pane.removeChild(pane.firstChild);
+      if (atBottom) pane.scrollTop = pane.scrollHeight;
+    }
+    pause.addEventListener("click", () => {
+      paused = !paused;
+      pause.textContent = paused ? "Resume" : "Pause";
+      pause.setAttribute("aria-pressed", String(paused));
+      status.textContent = paused ? "paused: new lines are held back" : "following";
+      if (!paused) { show(held); held = []; }
+    });
+    filter.addEventListener("input", () => {
+      pane.childNodes.forEach((line) => { line.className = matches(line.textContent) ? "" : "hidden"; });
+    });
+    (async () => {
+      const answer = await fetch(pane.dataset.src + "&follow=true&tail=200", { credentials: "same-origin" });
+      if (!answer.ok || !answer.body) { status.textContent = "logs unavailable: " + (await answer.text()); return; }
+      status.textContent = "following (stdout and stderr together)";
+      const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
+      let rest = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const parts = (rest + value).split("\n");
+        rest = parts.pop();
+        if (paused) held.push(...parts); else show(parts);
+      }
+      if (rest) show([rest]);
+      status.textContent = "the log stream ended";
+    })().catch((error) => { status.textContent = "log stream failed: " + error; });
+  }
+
+  // The terminal: one `sh` per page over the /v1/exec WebSocket; each line is its stdin.
+  function terminal() {
+    const box = document.getElementById("terminal");
+    if (!box || box.dataset.started) return;
+    box.dataset.started = "1";
+    const out = document.getElementById("terminal-out");
+    const form = document.getElementById("terminal-form");
+    const input = document.getElementById("terminal-line");
+    const encoder = new TextEncoder();
+    const decoder = new TextDecoder();
+    let socket = null;
+    const print = (text) => { out.textContent += text; out.scrollTop = out.scrollHeight; };
+    function open() {
+      const url = new URL(box.dataset.src, location.href);
+      url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+      socket = new WebSocket(url);
+      socket.binaryType = "arraybuffer";
+      socket.onmessage = (message) => {
+        if (typeof message.data === "string") {
+          const control = JSON.parse(message.data);
+          if (control.message === "exit") print("[exited " + (control.exit_code ?? "?") + (control.error ? ": " + control.error : "") + "]\n");
+          return;
+        }
+        print(decoder.decode(new Uint8Array(message.data).subarray(1), { stream: true }));
+      };
+      socket.onclose = () => { socket = null; };
+      return new Promise((resolve, reject) => { socket.onopen = resolve; socket.onerror = () => reject(new Error("the terminal could not connect")); });
+    }
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const line = input.value;
+      input.value = "";
+      print("$ " + line + "\n");
+      try {
+        if (!socket) await open();
+        const bytes = encoder.encode(line + "\n");
+        const message = new Uint8Array(bytes.length + 1);
+        message[0] = 0;
+        message.set(bytes, 1);
+        socket.send(message);
+      } catch (error) {
+        print("[" + error.message + "]\n");
+      }
+    });
+  }
+
+  followLogs();
+  terminal();
+})();
