@@ -91,6 +91,7 @@ api_routes! {
     put "/v1/envs/{name}/vars" => crate::env_api::set_vars,
     get "/v1/envs/{name}/addresses" => crate::env_api::addresses,
     get "/v1/routes" => crate::routes::routes,
+    get "/v1/events" => crate::events::events,
 }
 
 /// The API: its routes behind the edge (limits, and JSON for every refusal; see `edge`), and
@@ -104,7 +105,12 @@ pub fn router(state: Arc<ServerState>, auth: Arc<Auth>) -> Router {
                 auth::check,
             ))
     };
-    edge::wrap_with(routes(), guarded).with_state(state)
+    // Blocking reads run after auth: a caller without a token never holds a connection open.
+    let routes = routes().route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::blocking::blocking_reads,
+    ));
+    edge::wrap_with(routes, guarded).with_state(state)
 }
 
 #[derive(Debug, Deserialize)]
