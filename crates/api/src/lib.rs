@@ -3,6 +3,7 @@
 //! never rename them.
 
 pub mod envs;
+pub mod events;
 pub mod exec;
 pub mod routes;
 
@@ -365,7 +366,31 @@ pub enum DeploymentStatus {
     Aborted,
 }
 
+impl DeploymentKind {
+    /// The word the API uses for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentKind::RollingUpdate => "rolling-update",
+            DeploymentKind::Rollback => "rollback",
+            DeploymentKind::Reload => "reload",
+            DeploymentKind::Update => "update",
+        }
+    }
+}
+
 impl DeploymentStatus {
+    /// The word the API uses for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentStatus::Running => "running",
+            DeploymentStatus::AwaitingPromotion => "awaiting-promotion",
+            DeploymentStatus::Succeeded => "succeeded",
+            DeploymentStatus::Failed => "failed",
+            DeploymentStatus::RolledBack => "rolled-back",
+            DeploymentStatus::Aborted => "aborted",
+        }
+    }
+
     pub fn is_active(self) -> bool {
         matches!(
             self,
@@ -622,6 +647,44 @@ pub struct AuditEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deployment_words_are_the_api_words() {
+        use DeploymentKind as K;
+        use DeploymentStatus as S;
+        for kind in [K::RollingUpdate, K::Rollback, K::Reload, K::Update] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        for status in [
+            S::Running,
+            S::AwaitingPromotion,
+            S::Succeeded,
+            S::Failed,
+            S::RolledBack,
+            S::Aborted,
+        ] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+    }
+
+    #[test]
+    fn event_kinds_are_the_api_words() {
+        use events::EventKind as E;
+        for kind in [
+            E::Push,
+            E::Desired,
+            E::Container,
+            E::Health,
+            E::Deployment,
+            E::Host,
+            E::Env,
+            E::Placement,
+            E::Token,
+            E::Alert,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+    }
 
     #[test]
     fn an_error_from_an_older_server_has_an_empty_code() {

@@ -102,6 +102,9 @@ pub enum Command {
     /// Who did what: every write request, allowed or refused, newest first. Needs the admin
     /// role.
     Audit(AuditArgs),
+    /// Every change of state (pushes, desired state, containers, health, deployments, hosts,
+    /// environments), from the store: the newest, those after `--since`, or live with `-f`.
+    Events(EventsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +191,28 @@ pub struct TokenRevokeArgs {
 
 #[derive(Debug, Args)]
 pub struct JsonArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Keep following: print each change as it happens, until interrupted.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only changes after this store revision (the first column; or an answer's
+    /// X-Coding-Job-Index).
+    #[arg(long, value_name = "REV")]
+    pub since: Option<u64>,
+    /// Without -f: the newest N.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    /// Only this environment's events (and those of no environment: hosts, tokens). Unlike
+    /// other commands, events of every environment are shown by default.
+    #[arg(long = "only-env", value_name = "ENV")]
+    pub env: Option<String>,
+    /// One JSON object per event (an array without -f).
     #[arg(long)]
     pub json: bool,
 }

@@ -396,14 +396,19 @@ async fn serve_agent(state: Arc<ServerState>, mut socket: WebSocket, peer: Optio
     writer.abort();
     prewarm.abort();
     let mut sessions = lock(&links.sessions);
-    if sessions
+    let ended = sessions
         .get(&session.host)
-        .is_some_and(|current| current.number == session.number)
-    {
+        .is_some_and(|current| current.number == session.number);
+    if ended {
         sessions.remove(&session.host);
         state.hosts.left(&session.host);
     }
     drop(sessions);
+    // Outside the lock (a store write waits on the disk); a link that came back meanwhile
+    // has recorded its own joining, which this must not follow.
+    if ended && !links.hosts().contains(&session.host) {
+        state.record_host_left(&session.host);
+    }
     links.joined.send_modify(|n| *n += 1);
     // Whoever waits on this agent hears it went away (their senders drop here).
     lock(&session.pending).clear();

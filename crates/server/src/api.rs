@@ -91,6 +91,7 @@ api_routes! {
     put "/v1/envs/{name}/vars" => crate::env_api::set_vars,
     get "/v1/envs/{name}/addresses" => crate::env_api::addresses,
     get "/v1/routes" => crate::routes::routes,
+    get "/v1/events" => crate::events::events,
 }
 
 /// The API: its routes behind the edge (limits, and JSON for every refusal; see `edge`), and
@@ -104,9 +105,14 @@ pub fn router(state: Arc<ServerState>, auth: Arc<Auth>) -> Router {
                 auth::check,
             ))
     };
+    // Blocking reads run after auth: a caller without a token never holds a connection open.
+    let routes = routes().route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::blocking::blocking_reads,
+    ));
     // The web UI answers HTML, so it sits beside the edge (which answers JSON), behind the
     // same auth layer.
-    edge::wrap_with(routes(), guarded)
+    edge::wrap_with(routes, guarded)
         .merge(crate::ui::router(auth.clone(), guarded))
         .with_state(state)
 }

@@ -50,6 +50,9 @@ pub struct KnownHost {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     pub last_joined: String,
+    /// When its agent's link last ended (a host whose link is down shows it in events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_left: Option<String>,
 }
 
 /// `drains/NAME`: the host takes no new tasks and its unpinned tasks move away.
@@ -269,12 +272,32 @@ impl ServerState {
             address: address.clone(),
             labels: labels.clone(),
             last_joined: now_rfc3339(),
+            last_left: None,
         };
         if let Err(error) = self.store.put_json(&keys::host(host), &known) {
             tracing::error!(host, %error, "failed to remember a host");
         }
         self.hosts.joined(host, address, labels);
         self.hosts.heard_from(host);
+    }
+
+    /// An agent's link ended: the store says so (an event readers see), keeping what it knew
+    /// of the host.
+    pub fn record_host_left(&self, host: &str) {
+        let key = keys::host(host);
+        let known: Option<KnownHost> = match self.store.get_json(&key) {
+            Ok(known) => known,
+            Err(error) => {
+                tracing::error!(host, %error, "failed to read a known host");
+                return;
+            }
+        };
+        if let Some(mut known) = known {
+            known.last_left = Some(now_rfc3339());
+            if let Err(error) = self.store.put_json(&key, &known) {
+                tracing::error!(host, %error, "failed to record a host leaving");
+            }
+        }
     }
 
     /// Every host the server knows: connected, reported before, or named by a task's config.

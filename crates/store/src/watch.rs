@@ -15,6 +15,12 @@ pub struct Watch {
 }
 
 impl Watch {
+    /// The recorded changes after the watch's revision, up to when it was made: what `next`
+    /// would return first, taken at once without waiting for live changes.
+    pub fn drain_replay(&mut self) -> Vec<WatchEvent> {
+        self.replay.drain(..).collect()
+    }
+
     /// The next change under the prefix. `Err(Lagged)` means changes were lost because the
     /// reader was too slow: re-read and watch again from the current revision.
     pub async fn next(&mut self) -> Result<WatchEvent, StoreError> {

@@ -5,6 +5,7 @@ pub mod deploy;
 pub mod deployments;
 pub mod diff;
 pub mod env;
+pub mod events;
 pub mod exec;
 pub mod history;
 pub mod hosts;

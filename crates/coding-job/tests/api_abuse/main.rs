@@ -179,6 +179,16 @@ const ROUTES: &[Route] = &[
         "/v1/routes",
         query("watch=false", &[], &[], &["watch"]),
     ),
+    route(
+        "GET",
+        "/v1/events",
+        query(
+            "env=production&since=1&limit=5",
+            &[],
+            &["since", "limit"],
+            &[],
+        ),
+    ),
 ];
 
 fn service_yaml() -> String {

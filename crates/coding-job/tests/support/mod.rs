@@ -334,7 +334,8 @@ impl Dev {
         output_with_stdin(command, input.to_vec(), CLI_DEADLINE)
     }
 
-    fn cli_command(&self, dir: &Path, token: Option<&str>, args: &[&str]) -> Command {
+    /// The CLI as a command to run or spawn (a long-running one such as `events -f`).
+    pub fn cli_command(&self, dir: &Path, token: Option<&str>, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_coding-job"));
         command
             .args(args)
