@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 [ -x /bin/busybox ] || wanted_packages+=(busybox-static)
 want docker-registry docker-registry
 want htpasswd apache2-utils
+# The browser tests (tests/ui_browser.rs): headless Chromium through chromedriver.
+want chromium chromium
+want chromedriver chromium-driver
 want_testbed
 install_wanted
 if ! command -v cargo-nextest >/dev/null 2>&1; then

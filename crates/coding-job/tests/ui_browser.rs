@@ -96,6 +96,17 @@ async fn text_of(browser: &Client, css: &str) -> Option<String> {
         .ok()
 }
 
+/// An attribute of the first element `css` finds, if any.
+async fn attribute(browser: &Client, css: &str, name: &str) -> Option<String> {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .ok()?
+        .attr(name)
+        .await
+        .ok()?
+}
+
 /// Marks the loaded document: the mark survives only while the page is not reloaded.
 async fn mark_document(browser: &Client) {
     browser
@@ -146,22 +157,26 @@ async fn the_overview_changes_live_when_a_container_is_killed_and_logs_follow() 
     screenshot(&browser, "overview").await;
     mark_document(&browser).await;
 
+    // The engine restarts a killed task's container at once: what the page must show is the
+    // task's new start (its uptime begins again), or the moment it is down.
+    let started = "tr[data-task='clock/ticker/a'] time";
+    let started_before = attribute(&browser, started, "datetime").await.unwrap();
     let container = dev.status("clock/ticker/a")[0]
         .container_id
         .clone()
         .unwrap();
     docker(&["kill", &container]);
-    let seen = eventually(
+    eventually(
         "the overview to show the kill without a reload",
         PAGE_DEADLINE,
         || async {
             let state = text_of(&browser, row).await?;
-            (state != "running").then_some(state)
+            let started_now = attribute(&browser, started, "datetime").await;
+            (state != "running" || started_now.is_some_and(|at| at != started_before)).then_some(())
         },
     )
     .await;
     assert!(still_marked(&browser).await, "the page was reloaded");
-    assert!(!seen.is_empty());
 
     // The task page follows its logs: new lines keep arriving.
     let task_url = format!("{}/ui/task/production/clock/ticker/b", dev.url);
@@ -245,6 +260,7 @@ async fn a_rollout_shows_its_batches_and_is_promoted_from_the_deployments_page()
         batches.contains("batch 1 (canary): healthy") && batches.contains("batch 2"),
         "{batches}"
     );
+    mark_document(&browser).await;
     browser
         .find(Locator::Css("button[aria-label^='Promote web']"))
         .await
@@ -252,7 +268,13 @@ async fn a_rollout_shows_its_batches_and_is_promoted_from_the_deployments_page()
         .click()
         .await
         .unwrap();
-    // The form answers with the page again; from there the page follows the deployment live.
+    // The form answers with the page again (a new document); from there the page follows the
+    // deployment live.
+    eventually("the form's answer to load", PAGE_DEADLINE, || async {
+        (!still_marked(&browser).await && text_of(&browser, "article.deployment").await.is_some())
+            .then_some(())
+    })
+    .await;
     mark_document(&browser).await;
     eventually(
         "the deployment to succeed on the page",

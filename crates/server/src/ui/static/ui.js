@@ -66,9 +66,14 @@
   }
   if (main && main.dataset.live === "1" && window.EventSource) {
     const events = new EventSource("/v1/events?follow=true");
+    // Each event is named after its kind; any change may change what this page shows.
+    for (const kind of ["push", "desired", "container", "health", "deployment", "host", "env", "placement", "token", "alert"]) {
+      events.addEventListener(kind, schedule);
+    }
     events.onmessage = schedule;
-    // The stream picks up where it was after a reconnect (Last-Event-ID); re-read in case.
-    events.onopen = () => { if (events.wasOpen) schedule(); events.wasOpen = true; };
+    // After a reconnect something may have been missed: read the page again.
+    let opened = false;
+    events.onopen = () => { if (opened) schedule(); opened = true; };
   }
 
   // Logs: follow the streamed /v1/logs body; pause holds new lines back, the filter hides
