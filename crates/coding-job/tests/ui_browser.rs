@@ -1,7 +1,8 @@
 //! The web UI in a real browser: Debian's headless Chromium driven through chromedriver
 //! (fantoccini), against a real `dev` server on the real Docker engine. The pages must change
 //! on their own (no reload) when something happens, logs must follow, and a rollout must be
-//! promotable from the deployments page. The screenshots in `docs/` are written here.
+//! promotable from the deployments page; a read-only login must see no buttons. The screenshots
+//! in `docs/` are written here.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use support::{Dev, IMAGE, docker, free_port, repo_root, wait_for};
+use support::{Dev, IMAGE, Server, docker, free_port, repo_root, wait_for};
 
 /// How long the browser may take to show a change.
 const PAGE_DEADLINE: Duration = Duration::from_secs(30);
@@ -304,4 +305,102 @@ async fn a_rollout_shows_its_batches_and_is_promoted_from_the_deployments_page()
     );
     screenshot(&browser, "history").await;
     browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_token_logs_in_sees_no_buttons_and_forms_from_other_sites_are_refused() {
+    let mut server = Server::start();
+    server.token = Some(server.admin_token());
+    let created = server.json(&["token", "create", "viewer", "--role", "read", "--json"]);
+    let read = created["secret"].as_str().unwrap().to_owned();
+    // No host has joined this server: the service is pushed, its tasks are not placed.
+    server.push_yaml("clock.yaml", &ticker_yaml());
+
+    let driver = ChromeDriver::start();
+    let browser = driver.browser().await;
+    // Without credentials a page sends the browser to the login form, which comes back.
+    browser
+        .goto(&format!("{}/ui/envs", server.url))
+        .await
+        .unwrap();
+    let login = browser.current_url().await.unwrap();
+    assert_eq!(login.path(), "/ui/login", "{login}");
+    let wrong = browser.form(Locator::Css("form#login")).await.unwrap();
+    wrong.set_by_name("token", "cj_not-a-token").await.unwrap();
+    wrong.submit().await.unwrap();
+    let refused = text_of(&browser, "p.error").await.unwrap();
+    assert!(refused.contains("not valid"), "{refused}");
+    assert!(!browser.source().await.unwrap().contains("cj_not-a-token"));
+
+    let form = browser.form(Locator::Css("form#login")).await.unwrap();
+    form.set_by_name("token", &read).await.unwrap();
+    form.submit().await.unwrap();
+    eventually(
+        "the environments page after login",
+        PAGE_DEADLINE,
+        || async {
+            let url = browser.current_url().await.ok()?;
+            (url.path() == "/ui/envs").then_some(())
+        },
+    )
+    .await;
+    let header = text_of(&browser, "header.top").await.unwrap();
+    assert!(
+        header.contains("viewer") && header.contains("read"),
+        "{header}"
+    );
+    let page = browser.source().await.unwrap();
+    assert!(!page.contains(&read), "the token must never be shown");
+    assert!(
+        !page.contains("/ui/actions/"),
+        "a read token gets no forms that change anything"
+    );
+    let cookies = browser.get_all_cookies().await.unwrap();
+    let session = cookies.iter().find(|c| c.name() == "cj_token").unwrap();
+    assert_eq!(session.http_only(), Some(true));
+
+    browser
+        .goto(&format!("{}/ui/audit", server.url))
+        .await
+        .unwrap();
+    let notice = text_of(&browser, ".notice").await.unwrap();
+    assert!(notice.contains("for administrators"), "{notice}");
+
+    browser
+        .goto(&format!("{}/ui/task/production/clock/ticker/a", server.url))
+        .await
+        .unwrap();
+    assert!(
+        browser.find(Locator::Css("#terminal")).await.is_err(),
+        "no terminal for a read-only caller"
+    );
+    browser.close().await.unwrap();
+
+    // A form posted from another page (here: no session, another Origin) changes nothing.
+    let deploy = server.json(&["token", "create", "ci", "--role", "deploy", "--json"]);
+    let address = server.url.trim_start_matches("http://").to_owned();
+    let body = "env=production&target=clock";
+    let request = format!(
+        "POST /ui/actions/abort HTTP/1.1\r\nHost: {address}\r\nOrigin: http://evil.example\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        deploy["secret"].as_str().unwrap(),
+        body.len()
+    );
+    let answer = raw_http(&address, &request);
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("another site"), "{answer}");
+}
+
+/// Sends one raw HTTP/1.1 request and reads the whole answer.
+fn raw_http(address: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
 }
