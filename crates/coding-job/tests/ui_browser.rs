@@ -204,17 +204,37 @@ async fn the_overview_changes_live_when_a_container_is_killed_and_logs_follow() 
     assert!(text.contains("tick"), "{text}");
     screenshot(&browser, "task").await;
 
+    // The terminal runs each line in the container's shell.
+    let line = browser.find(Locator::Css("#terminal-line")).await.unwrap();
+    line.send_keys("echo from-$((40+2))").await.unwrap();
     browser
-        .goto(&format!("{}/ui/hosts", dev.url))
+        .find(Locator::Css("#terminal-form button"))
+        .await
+        .unwrap()
+        .click()
         .await
         .unwrap();
     eventually(
-        "the hosts page to list the tasks",
+        "the terminal to show the command's output",
         PAGE_DEADLINE,
         || async {
-            text_of(&browser, ".host")
+            text_of(&browser, "#terminal-out")
                 .await
-                .filter(|text| text.contains("clock/ticker/b"))
+                .filter(|text| text.contains("from-42"))
+        },
+    )
+    .await;
+
+    // The hosts page shows each container's Docker stats once the agent has read them (every
+    // 10 s): readings are not events, so the test opens the page again until they are there.
+    eventually(
+        "the hosts page to show the tasks' container stats",
+        Duration::from_secs(45),
+        || async {
+            browser.goto(&format!("{}/ui/hosts", dev.url)).await.ok()?;
+            let host = text_of(&browser, ".host").await?;
+            let cpu = text_of(&browser, ".host tbody tr td:nth-child(5)").await?;
+            (host.contains("clock/ticker/b") && cpu.ends_with('%')).then_some(())
         },
     )
     .await;
