@@ -73,7 +73,7 @@ export CODING_JOB_SERVER="http://$listen"
 # Its own session, so Ctrl-C reaches this script first and the examples can be brought down.
 log="$data/dev.log"
 RUST_LOG="${RUST_LOG:-warn}" setsid "$bin" dev --data-dir "$data" --listen "$listen" \
-  --router-listen "127.0.0.1:$router_port" --domain "$domain" >"$log" 2>&1 &
+  --router-listen "127.0.0.1:$router_port" --domain "$domain" --public-read >"$log" 2>&1 &
 server=$!
 # Ready when this process (not some other server on the port) says where it listens.
 until grep -q "  try:" "$log" 2>/dev/null; do
@@ -84,7 +84,7 @@ until grep -q "  try:" "$log" 2>/dev/null; do
   fi
   sleep 0.1
 done
-grep -v "^  try:" "$log" | head -n 5
+grep -v "^  try:" "$log" | head -n 6
 
 if [ "$hosts" -gt 0 ]; then
   # Off loopback the API wants tokens: the admin's for this script, an agent token for agents.
@@ -132,7 +132,11 @@ if [ "$hosts" -gt 0 ]; then
   nginx_address=$(awk '$1 == "host" && $2 == "host-1" {print $3}' <<<"$bed_lines")
 fi
 token_hint=""
-[ -n "${CODING_JOB_TOKEN:-}" ] && token_hint=" CODING_JOB_TOKEN=\$(cat $data/admin.token)"
+login_hint=""
+if [ -n "${CODING_JOB_TOKEN:-}" ]; then
+  token_hint=" CODING_JOB_TOKEN=\$(cat $data/admin.token)"
+  login_hint=": $data/admin.token"
+fi
 router="http://127.0.0.1:$router_port"
 staging_line=""
 [ "$hosts" -gt 0 ] && staging_line="
@@ -140,6 +144,9 @@ staging_line=""
 cat <<INFO
 
 coding-job is running: a server with this machine's agent, and $hosts more hosts.
+  web UI:  $CODING_JOB_SERVER/   (every environment, task, log, history, deployment and host,
+           live; anyone may look (--public-read); log in with a token to promote or abort$login_hint)
+  events:  $bin events -f   (every change of state as it happens)
   API:     $CODING_JOB_SERVER/v1/status   (JSON; every CLI command uses it)
   CLI:     CODING_JOB_SERVER=$CODING_JOB_SERVER$token_hint $bin status | hosts | env list | logs coding-email
   router:  curl -H 'Host: hello.$domain' $router/   (production's hello, balanced over its 2 tasks)$staging_line

@@ -377,36 +377,14 @@ pub(crate) async fn inspect_task(
         ))
     })?;
     let mut container = state.links.inspect(host, &current.id).await?;
-    // Docker shows the rendered environment: secret variables must not come back in it.
-    let secrets = state
-        .env_record(&key.env)?
-        .map(|record| record.secret_values())
-        .unwrap_or_default();
-    mask_secrets(&mut container, &secrets);
+    // Docker shows the rendered environment: secret variables and `secret_env` values must
+    // not come back in it.
+    state.mask_task_secrets(&key, task.version, &mut container)?;
     Ok(InspectResponse {
         task,
         config_hash: Some(current.config_hash.clone()),
         container,
     })
-}
-
-/// Replaces every occurrence of a secret value in the strings of `value` with `******`.
-pub(crate) fn mask_secrets(value: &mut serde_json::Value, secrets: &[String]) {
-    if secrets.is_empty() {
-        return;
-    }
-    match value {
-        serde_json::Value::String(text) => {
-            for secret in secrets {
-                if text.contains(secret.as_str()) {
-                    *text = text.replace(secret.as_str(), "******");
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| mask_secrets(v, secrets)),
-        serde_json::Value::Object(map) => map.values_mut().for_each(|v| mask_secrets(v, secrets)),
-        _ => {}
-    }
 }
 
 #[derive(Debug, Deserialize)]

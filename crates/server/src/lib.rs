@@ -43,6 +43,7 @@ mod resolve;
 mod rollout;
 mod routes;
 mod sanitize;
+mod secrets;
 mod serve;
 mod session;
 pub mod startup;

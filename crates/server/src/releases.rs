@@ -525,8 +525,8 @@ pub async fn diff(
     Ok(Json(DiffResponse {
         service: spec.service.clone(),
         latest_version: latest.as_ref().map(|record| record.version),
-        latest_source: latest.map(|record| record.source.clone()),
-        source: request.source,
+        latest_source: latest.map(|record| record.shown_source()),
+        source: crate::secrets::mask_source(&request.source, &spec),
         changes,
         revision,
     }))
@@ -571,7 +571,7 @@ pub(crate) fn versions_between(
         service: resolved.service,
         from: from.info(),
         to: to.info(),
-        from_source: from.source.clone(),
-        to_source: to.source.clone(),
+        from_source: from.shown_source(),
+        to_source: to.shown_source(),
     })
 }

@@ -39,6 +39,11 @@ pub struct CopiedFrom {
 }
 
 impl VersionRecord {
+    /// The file as pushed, with its `secret_env` values masked: what any answer may show.
+    pub fn shown_source(&self) -> String {
+        crate::secrets::mask_source(&self.source, &self.spec)
+    }
+
     pub fn info(&self) -> VersionInfo {
         VersionInfo {
             service: self.service.clone(),

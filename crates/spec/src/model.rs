@@ -30,6 +30,10 @@ pub struct JobSpec {
     /// so requests in flight finish (`drain_timeout:`).
     #[serde(default = "default_drain_timeout_ms")]
     pub drain_timeout_ms: u64,
+    /// `secret_env:` keys of its tasks' `env` whose values are never shown (not part of any
+    /// task's config hash: marking a key secret replaces nothing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_env: Vec<String>,
     pub tasks: Vec<TaskSpec>,
 }
 

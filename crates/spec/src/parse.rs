@@ -392,6 +392,7 @@ impl<'a> Checker<'a> {
             self.apply_constraints(&path, constraints, &mut tasks);
         }
         let (route, drain_timeout_ms) = self.route(&path, job);
+        let secret_env = self.secret_env(&path, job, &tasks);
         JobSpec {
             name: name.value.clone(),
             // Set by the caller, once dependencies are resolved.
@@ -404,7 +405,41 @@ impl<'a> Checker<'a> {
                 .unwrap_or_default(),
             route,
             drain_timeout_ms,
+            secret_env,
             tasks,
         }
+    }
+
+    /// `secret_env:` every key must be set in the env of the job or of one of its tasks (a
+    /// misspelt key would otherwise leave the real one shown).
+    fn secret_env(&mut self, path: &str, job: &RawJob, tasks: &[crate::TaskSpec]) -> Vec<String> {
+        let mut keys = Vec::new();
+        for (index, key) in job.secret_env.iter().enumerate() {
+            let set = tasks.iter().any(|task| task.env.contains_key(&key.value));
+            if !set {
+                let known: Vec<&str> = tasks
+                    .iter()
+                    .flat_map(|task| task.env.keys().map(String::as_str))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                let hint = match crate::error::did_you_mean(&key.value, known) {
+                    Some(close) => format!(" (did you mean {close}?)"),
+                    None => String::new(),
+                };
+                let message = format!(
+                    "{} is not a key of this job's env{hint}: secret_env names env keys whose values are secret",
+                    shown(&key.value)
+                );
+                self.error(
+                    &key.referenced,
+                    format!("{path}.secret_env[{index}]"),
+                    message,
+                );
+            } else if !keys.contains(&key.value) {
+                keys.push(key.value.clone());
+            }
+        }
+        keys
     }
 }

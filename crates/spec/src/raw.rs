@@ -27,6 +27,10 @@ pub(crate) struct RawJob {
     pub image: Option<Spanned<String>>,
     pub command: Option<Spanned<RawCommand>>,
     pub env: Option<Spanned<RawEnv>>,
+    /// Keys of `env` (the job's or its tasks') whose values are secret: masked in every
+    /// answer of the API and page of the UI; only the container gets them.
+    #[serde(default)]
+    pub secret_env: Vec<Spanned<String>>,
     pub port: Option<Spanned<RawPort>>,
     pub run_on_host: Option<Spanned<String>>,
     pub resources: Option<RawResources>,
