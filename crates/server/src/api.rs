@@ -91,6 +91,7 @@ api_routes! {
     put "/v1/envs/{name}/vars" => crate::env_api::set_vars,
     get "/v1/envs/{name}/addresses" => crate::env_api::addresses,
     get "/v1/routes" => crate::routes::routes,
+    get "/metrics" => crate::scrape::metrics,
 }
 
 /// The API: its routes behind the edge (limits, and JSON for every refusal; see `edge`), and
@@ -104,7 +105,9 @@ pub fn router(state: Arc<ServerState>, auth: Arc<Auth>) -> Router {
                 auth::check,
             ))
     };
-    edge::wrap_with(routes(), guarded).with_state(state)
+    edge::wrap_with(routes(), guarded)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(crate::recorder::track_api))
 }
 
 #[derive(Debug, Deserialize)]

@@ -126,6 +126,7 @@ impl ServerState {
             ContainerEventKind::Started => {
                 if record.started.is_some() {
                     record.restarts += 1;
+                    crate::recorder::task_restarted(key);
                 }
                 record.started = Some(event.at.clone());
                 record.finished = None;

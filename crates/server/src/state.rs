@@ -144,6 +144,7 @@ impl ServerState {
         config: crate::config::ServerConfig,
         options: StateOptions,
     ) -> Arc<Self> {
+        crate::recorder::install();
         Arc::new(ServerState {
             versions: Versions::new(store.clone()),
             store,
