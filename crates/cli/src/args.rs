@@ -102,6 +102,8 @@ pub enum Command {
     /// Who did what: every write request, allowed or refused, newest first. Needs the admin
     /// role.
     Audit(AuditArgs),
+    /// Alerts the server's `alerts:` rules raised: firing and recently resolved, newest first.
+    Alerts(JsonArgs),
 }
 
 #[derive(Debug, Args)]

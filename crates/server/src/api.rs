@@ -92,6 +92,7 @@ api_routes! {
     get "/v1/envs/{name}/addresses" => crate::env_api::addresses,
     get "/v1/routes" => crate::routes::routes,
     get "/metrics" => crate::scrape::metrics,
+    get "/v1/alerts" => crate::alerts::list,
 }
 
 /// The API: its routes behind the edge (limits, and JSON for every refusal; see `edge`), and

@@ -9,6 +9,9 @@
 
 mod admin_token;
 mod agent_link;
+mod alert_conditions;
+pub mod alert_rules;
+mod alerts;
 mod api;
 mod audit;
 mod auth;
@@ -54,6 +57,7 @@ mod tokens;
 mod version_cache;
 mod versions;
 mod waiting;
+pub mod webhook_format;
 
 pub use admin_token::AdminToken;
 pub use api::ROUTES as API_ROUTES;

@@ -127,6 +127,7 @@ impl ServerState {
                 if record.started.is_some() {
                     record.restarts += 1;
                     crate::recorder::task_restarted(key);
+                    self.alerts.task_restarted(key);
                 }
                 record.started = Some(event.at.clone());
                 record.finished = None;

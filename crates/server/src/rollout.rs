@@ -570,6 +570,10 @@ impl ServerState {
         );
         let at = now_rfc3339();
         crate::recorder::deployment_ended(outcome_word(deployment.status));
+        let failure = (deployment.status != DeploymentStatus::Succeeded)
+            .then(|| deployment.message.clone().unwrap_or_default());
+        self.alerts
+            .deployment_ended(&deployment.env, &deployment.service, failure);
         let notification = match deployment.status {
             DeploymentStatus::Succeeded => Notification::RolloutFinished {
                 env,

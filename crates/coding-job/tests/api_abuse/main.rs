@@ -180,6 +180,7 @@ const ROUTES: &[Route] = &[
         query("watch=false", &[], &[], &["watch"]),
     ),
     route("GET", "/metrics", NO_INPUT),
+    route("GET", "/v1/alerts", NO_INPUT),
 ];
 
 fn service_yaml() -> String {
