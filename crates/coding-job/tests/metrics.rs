@@ -1,6 +1,7 @@
 //! `GET /metrics` scraped by a real Prometheus (Debian's `prometheus`): a running task shows up
 //! as a `coding_job_tasks` series Prometheus can query, and it is gone from the exposition once
-//! its job is down.
+//! its job is down; a server that requires tokens is scraped with a `read` token from a
+//! credentials file.
 
 mod support;
 
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::{Dev, IMAGE, free_port, http_get_host, wait_for};
+use support::{Dev, IMAGE, Server, free_port, http_get_host, wait_for};
 
 /// A Prometheus process on a temporary directory, killed (and its directory removed) on drop.
 struct Prometheus {
@@ -18,17 +19,23 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    /// Scrapes `target` (`HOST:PORT`) every second at `/metrics`.
-    fn start(target: &str) -> Prometheus {
+    /// Scrapes `target` (`HOST:PORT`) every second at `/metrics`, sending `token` (if any) from
+    /// a credentials file, as README shows.
+    fn start(target: &str, token: Option<&str>) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let config: PathBuf = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: coding-job\n    metrics_path: /metrics\n    static_configs:\n      - targets: [\"{target}\"]\n"
-            ),
-        )
-        .unwrap();
+        let mut text = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: coding-job\n    metrics_path: /metrics\n    static_configs:\n      - targets: [\"{target}\"]\n"
+        );
+        if let Some(token) = token {
+            let file = dir.path().join("coding-job.token");
+            std::fs::write(&file, token).unwrap();
+            text.push_str(&format!(
+                "    authorization:\n      credentials_file: {}\n",
+                file.display()
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
         let address = format!("127.0.0.1:{}", free_port());
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
@@ -109,7 +116,7 @@ fn prometheus_scrapes_the_running_tasks() {
         "{text}"
     );
 
-    let prometheus = Prometheus::start(dev.url.trim_start_matches("http://"));
+    let prometheus = Prometheus::start(dev.url.trim_start_matches("http://"), None);
     let samples = wait_for(
         "Prometheus to have scraped coding_job_tasks",
         Duration::from_secs(60),
@@ -132,4 +139,32 @@ fn prometheus_scrapes_the_running_tasks() {
         Duration::from_secs(30),
         || (!dev.http_get("/metrics").contains("service=\"metered\"")).then_some(()),
     );
+}
+
+#[test]
+fn prometheus_sends_a_read_token_to_a_server_that_requires_one() {
+    let mut server = Server::start();
+    assert_eq!(server.http("GET", "/metrics", None, None).status, 401);
+    server.token = Some(server.admin_token());
+    let created = server.json(&["token", "create", "prometheus", "--role", "read", "--json"]);
+    let read = created["secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        server.http("GET", "/metrics", Some(&read), None).status,
+        200
+    );
+
+    let prometheus = Prometheus::start(server.url.trim_start_matches("http://"), Some(&read));
+    // The server's own API latency, recorded for the scrapes themselves.
+    let samples = wait_for(
+        "Prometheus to have scraped with the token",
+        Duration::from_secs(60),
+        || {
+            prometheus
+                .query(r#"coding_job_api_request_duration_seconds_count{route="/metrics",status="2xx"}"#)
+                .filter(|samples| !samples.is_empty())
+        },
+    );
+    assert_eq!(samples[0]["metric"]["method"], "GET");
+    let up = prometheus.query(r#"up{job="coding-job"}"#).unwrap();
+    assert_eq!(up[0]["value"][1], "1", "{up:?}");
 }
