@@ -1,7 +1,9 @@
 //! Alerts end to end: a `dev` server whose `alerts:` rules send to real webhook receivers (small
 //! HTTP servers on loopback, one taking our JSON and one Slack's format), a job whose container
 //! exits at once and so crash-loops. The alert must arrive once (not again on later restarts),
-//! show in `coding-job alerts`, and be resolved once the job is brought down.
+//! show in `coding-job alerts`, and be resolved once the job is brought down. A rollout that
+//! fails raises a `deployment_failed` alert (here also in DingTalk's format) that the next
+//! successful rollout resolves.
 
 mod support;
 
@@ -210,4 +212,77 @@ fn restarts_so_far(dev: &Dev) -> u64 {
         .iter()
         .map(|container| u64::from(container.restarts))
         .sum()
+}
+
+#[test]
+fn a_failed_rollout_alerts_until_a_rollout_succeeds() {
+    let ding = Receiver::start();
+    let ours = Receiver::start();
+    let config = format!(
+        "notify:\n  - url: {}\n    format: dingtalk\n  - {}\nalerts:\n  deployment_failed: true\n",
+        ding.url, ours.url
+    );
+    let dev = Dev::start_with_config(Some(&config));
+    let port = support::free_port();
+    let good = format!(
+        "service: rolled\njobs:\n  - name: web\n    image: {IMAGE}\n    port: {port}\n    command: [httpd, -f, -p, \"{port}\", -h, /srv/www]\n    check: {{ http: /health, interval: 500ms }}\n    update: {{ healthy_deadline: 5s, auto_rollback: true }}\n"
+    );
+    dev.push_yaml("rolled.yaml", &good);
+    dev.ok(&["up", "rolled"]);
+    dev.push_yaml("rolled.yaml", &good.replace("/health", "/missing"));
+    let failed = dev.cli(&["rolling-update", "rolled"]);
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&failed)
+    );
+
+    let failure =
+        |body: &Value| body["event"] == "alert_firing" && body["rule"] == "deployment_failed";
+    let events = ours.wait("the failed-rollout alert", Duration::from_secs(30), failure);
+    let firing = events.iter().find(|e| failure(e)).unwrap();
+    assert_eq!(firing["subject"], "production/rolled");
+    let message = firing["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("deployment of production/rolled failed: "),
+        "{message}"
+    );
+
+    let texts = ding.wait("the DingTalk message", Duration::from_secs(30), |body| {
+        body["text"]["content"].as_str().is_some_and(|text| {
+            text.starts_with("coding-job alert: deployment of production/rolled failed")
+        })
+    });
+    let text = texts
+        .iter()
+        .find(|body| {
+            body["text"]["content"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("coding-job alert:"))
+        })
+        .unwrap();
+    assert_eq!(
+        text,
+        &serde_json::json!({"msgtype": "text", "text": {"content": format!("coding-job alert: {message}")}})
+    );
+
+    // A rollout that succeeds ends it.
+    dev.push_yaml(
+        "rolled.yaml",
+        &good.replace("interval: 500ms", "interval: 600ms"),
+    );
+    dev.ok(&["rolling-update", "rolled"]);
+    let resolved =
+        |body: &Value| body["event"] == "alert_resolved" && body["rule"] == "deployment_failed";
+    let events = ours.wait("the resolve message", Duration::from_secs(30), resolved);
+    assert_eq!(
+        events.iter().find(|e| resolved(e)).unwrap()["alert"],
+        firing["alert"]
+    );
+    assert_eq!(
+        events.iter().filter(|e| failure(e)).count(),
+        1,
+        "{events:?}"
+    );
 }
