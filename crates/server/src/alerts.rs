@@ -156,11 +156,13 @@ impl Alerts {
 /// Evaluates the rules whenever something they look at changes (at most every [`MIN_GAP`]),
 /// until the server stops.
 pub async fn run(state: Arc<ServerState>) {
-    if !state.alerts.rules.any() {
-        return;
-    }
     if let Err(error) = state.alerts.restore(&*state.store) {
         tracing::error!(%error, "cannot load the active alerts");
+    }
+    // Without rules there is nothing to watch, unless alerts from before (their rules since
+    // turned off) are still to be resolved.
+    if !state.alerts.rules.any() && lock(&state.alerts.engine).active.is_empty() {
+        return;
     }
     let mut reports = state.observed.subscribe_changed();
     let mut links = state.links.subscribe_joined();
