@@ -3,7 +3,8 @@
 //! exits at once and so crash-loops. The alert must arrive once (not again on later restarts),
 //! show in `coding-job alerts`, and be resolved once the job is brought down. A rollout that
 //! fails raises a `deployment_failed` alert (here also in DingTalk's format) that the next
-//! successful rollout resolves.
+//! successful rollout resolves. A routed task whose check fails raises `unhealthy` and
+//! `route_down`, both resolved when the job is brought down.
 
 mod support;
 
@@ -285,4 +286,81 @@ fn a_failed_rollout_alerts_until_a_rollout_succeeds() {
         1,
         "{events:?}"
     );
+}
+
+#[test]
+fn an_unhealthy_routed_task_alerts_for_the_task_and_its_route_until_it_is_down() {
+    let hook = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("server.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "notify:\n  - {}\nalerts:\n  unhealthy: {{ for: 1s }}\n  route_down: {{ for: 1s }}\n",
+            hook.url
+        ),
+    )
+    .unwrap();
+    let dev = Dev::start_with_args(&[
+        "--router-listen",
+        "127.0.0.1:0",
+        "--domain",
+        "cj.localhost",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let port = support::free_port();
+    dev.push_yaml(
+        "sick.yaml",
+        &format!(
+            "service: sick\njobs:\n  - name: web\n    image: {IMAGE}\n    port: {port}\n    route: true\n    on_failure: keep\n    command: [httpd, -f, -p, \"{port}\", -h, /srv/www]\n    check: {{ http: /missing, interval: 300ms, retries: 2 }}\n"
+        ),
+    );
+    let up = dev.cli(&["up", "sick", "--timeout", "30"]);
+    assert_eq!(up.status.code(), Some(1), "{}", support::describe(&up));
+
+    let firing = |rule: &'static str| {
+        move |body: &Value| body["event"] == "alert_firing" && body["rule"] == rule
+    };
+    let events = hook.wait(
+        "the unhealthy alert",
+        Duration::from_secs(30),
+        firing("unhealthy"),
+    );
+    let unhealthy = events.iter().find(|e| firing("unhealthy")(e)).unwrap();
+    assert_eq!(unhealthy["subject"], "production/sick/web/web");
+    assert_eq!(
+        unhealthy["message"],
+        "production/sick/web/web has been unhealthy for 1s"
+    );
+    let events = hook.wait(
+        "the route alert",
+        Duration::from_secs(30),
+        firing("route_down"),
+    );
+    let route = events.iter().find(|e| firing("route_down")(e)).unwrap();
+    assert_eq!(route["subject"], "production/web");
+    let message = route["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("route production/web has had no healthy backend for 1s"),
+        "{message}"
+    );
+
+    dev.ok(&["down", "sick"]);
+    let resolved = |body: &Value| body["event"] == "alert_resolved";
+    let events = wait_for("both resolve messages", Duration::from_secs(30), || {
+        let bodies = hook.bodies();
+        (bodies.iter().filter(|e| resolved(e)).count() >= 2).then_some(bodies)
+    });
+    let mut resolved_rules: Vec<&str> = events
+        .iter()
+        .filter(|e| resolved(e))
+        .map(|e| e["rule"].as_str().unwrap())
+        .collect();
+    resolved_rules.sort();
+    assert_eq!(resolved_rules, ["route_down", "unhealthy"], "{events:?}");
+    for rule in ["unhealthy", "route_down"] {
+        let fired = events.iter().filter(|e| firing(rule)(e)).count();
+        assert_eq!(fired, 1, "{rule} fired {fired} times: {events:?}");
+    }
 }
