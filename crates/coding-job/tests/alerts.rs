@@ -4,7 +4,8 @@
 //! show in `coding-job alerts`, and be resolved once the job is brought down. A rollout that
 //! fails raises a `deployment_failed` alert (here also in DingTalk's format) that the next
 //! successful rollout resolves. A routed task whose check fails raises `unhealthy` and
-//! `route_down`, both resolved when the job is brought down.
+//! `route_down`, both resolved when the job is brought down; a disk above its threshold raises
+//! `disk` from the host's own readings.
 
 mod support;
 
@@ -363,4 +364,30 @@ fn an_unhealthy_routed_task_alerts_for_the_task_and_its_route_until_it_is_down()
         let fired = events.iter().filter(|e| firing(rule)(e)).count();
         assert_eq!(fired, 1, "{rule} fired {fired} times: {events:?}");
     }
+}
+
+#[test]
+fn a_disk_above_its_threshold_alerts_from_the_hosts_readings() {
+    let hook = Receiver::start();
+    // Any disk in use is above 0.001%: the first reading of the host's disk fires it.
+    let dev = Dev::start_with_config(Some(&format!(
+        "notify:\n  - {}\nalerts:\n  disk: {{ above: 0.001% }}\n",
+        hook.url
+    )));
+    let disk = |body: &Value| body["event"] == "alert_firing" && body["rule"] == "disk";
+    let events = hook.wait("the disk alert", Duration::from_secs(30), disk);
+    let alert = events.iter().find(|e| disk(e)).unwrap();
+    assert_eq!(alert["subject"], "test-host");
+    let message = alert["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("host test-host's disk is ")
+            && message.ends_with("% full (above 0.001%)"),
+        "{message}"
+    );
+    let hosts = dev.json(&["hosts", "--json"]);
+    let used = &hosts[0]["resources"];
+    assert!(used["disk_used_bytes"].as_u64().unwrap() > 0, "{hosts}");
+    let listed = dev.json(&["alerts", "--json"]);
+    assert_eq!(listed[0]["rule"], "disk");
+    assert!(listed[0].get("resolved").is_none(), "{listed}");
 }
