@@ -1,6 +1,6 @@
 //! Alerts end to end: a `dev` server whose `alerts:` rules send to real webhook receivers (small
 //! HTTP servers on loopback, one taking our JSON and one Slack's format), a job whose container
-//! exits at once and so crash-loops. The alert must arrive once (not again on later restarts),
+//! exits a second after it starts and so crash-loops. The alert must arrive once (not again on later restarts),
 //! show in `coding-job alerts`, and be resolved once the job is brought down. A rollout that
 //! fails raises a `deployment_failed` alert (here also in DingTalk's format) that the next
 //! successful rollout resolves. A routed task whose check fails raises `unhealthy` and
