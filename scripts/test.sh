@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 [ -x /bin/busybox ] || wanted_packages+=(busybox-static)
 want docker-registry docker-registry
 want htpasswd apache2-utils
+want prometheus prometheus
 want_testbed
 install_wanted
 if ! command -v cargo-nextest >/dev/null 2>&1; then

@@ -2,6 +2,7 @@
 //! them, and scripts get them from `--json`. Field names are part of the contract: add fields,
 //! never rename them.
 
+pub mod alerts;
 pub mod envs;
 pub mod events;
 pub mod exec;

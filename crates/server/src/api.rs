@@ -92,6 +92,8 @@ api_routes! {
     get "/v1/envs/{name}/addresses" => crate::env_api::addresses,
     get "/v1/routes" => crate::routes::routes,
     get "/v1/events" => crate::events::events,
+    get "/metrics" => crate::scrape::metrics,
+    get "/v1/alerts" => crate::alerts::list,
 }
 
 /// The API: its routes behind the edge (limits, and JSON for every refusal; see `edge`), and
@@ -110,7 +112,9 @@ pub fn router(state: Arc<ServerState>, auth: Arc<Auth>) -> Router {
         state.clone(),
         crate::blocking::blocking_reads,
     ));
-    edge::wrap_with(routes, guarded).with_state(state)
+    edge::wrap_with(routes, guarded)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(crate::recorder::track_api))
 }
 
 #[derive(Debug, Deserialize)]

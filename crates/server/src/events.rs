@@ -371,17 +371,17 @@ pub fn event_of(change: &WatchEvent) -> Option<Event> {
             };
         }
         ["alerts", ..] => {
-            let record = json(value);
+            let alert: cj_api::alerts::Alert = serde_json::from_slice(value?).ok()?;
             event.kind = EventKind::Alert;
-            event.message = record
-                .as_ref()
-                .and_then(|record| record["message"].as_str())
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("alert {}", parts[1..].join("/")));
-            if let Some(record) = record {
-                event.env = record["env"].as_str().map(str::to_owned);
-                event.host = record["host"].as_str().map(str::to_owned);
-            }
+            let (what, at) = match &alert.resolved {
+                Some(resolved) => ("resolved", resolved.clone()),
+                None => ("firing", alert.started.clone()),
+            };
+            event.at = Some(at);
+            event.message = format!(
+                "alert {} {what}: {} ({})",
+                alert.rule, alert.message, alert.subject
+            );
         }
         _ => return None,
     }

@@ -9,6 +9,9 @@
 
 mod admin_token;
 mod agent_link;
+mod alert_conditions;
+pub mod alert_rules;
+mod alerts;
 mod api;
 mod audit;
 mod auth;
@@ -36,6 +39,7 @@ mod placement;
 mod ports;
 mod prewarm;
 mod publish;
+mod recorder;
 mod releases;
 mod render;
 mod reports;
@@ -44,6 +48,7 @@ mod rollout;
 mod routes;
 mod sanitize;
 mod secrets;
+mod scrape;
 mod serve;
 mod session;
 pub mod startup;
@@ -56,6 +61,7 @@ mod tokens;
 mod version_cache;
 mod versions;
 mod waiting;
+pub mod webhook_format;
 
 pub use admin_token::AdminToken;
 pub use api::ROUTES as API_ROUTES;

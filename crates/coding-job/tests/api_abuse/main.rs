@@ -189,6 +189,8 @@ const ROUTES: &[Route] = &[
             &[],
         ),
     ),
+    route("GET", "/metrics", NO_INPUT),
+    route("GET", "/v1/alerts", NO_INPUT),
 ];
 
 fn service_yaml() -> String {
