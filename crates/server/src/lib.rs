@@ -29,6 +29,7 @@ mod hosts;
 mod keys;
 pub mod notify;
 mod observed;
+mod openapi;
 mod operations;
 mod placement;
 mod ports;
