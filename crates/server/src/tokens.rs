@@ -305,6 +305,7 @@ pub async fn list_tokens(State(state): AppState) -> Result<Json<Vec<TokenInfo>>,
     responses(
         (status = 200, description = "the token revoked", body = TokenInfo),
         (status = 404, description = "no such token", body = cj_api::ApiError),
+        (status = 409, description = "it is the last admin token", body = cj_api::ApiError),
     )
 )]
 pub async fn revoke_token(
