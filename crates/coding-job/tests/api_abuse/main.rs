@@ -179,6 +179,7 @@ const ROUTES: &[Route] = &[
         "/v1/routes",
         query("watch=false", &[], &[], &["watch"]),
     ),
+    route("GET", "/v1/openapi.json", NO_INPUT),
 ];
 
 fn service_yaml() -> String {
