@@ -333,6 +333,11 @@ impl ServerState {
 }
 
 /// `GET /v1/alerts`: active and recently resolved alerts, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/alerts",
+    responses((status = 200, description = "firing and recently resolved alerts, newest first", body = Vec<Alert>))
+)]
 pub async fn list(
     axum::extract::State(state): crate::api::AppState,
 ) -> Result<axum::Json<Vec<Alert>>, ApiFailure> {

@@ -29,8 +29,9 @@ use crate::state::DesiredJob;
 const RECENT_REVISIONS: u64 = 5_000;
 
 /// `GET /v1/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Only changes after this revision (a previous event's, or an answer's
     /// `X-Coding-Job-Index`). Without it: the newest `limit` events, or only new ones with
@@ -40,11 +41,28 @@ pub struct EventsQuery {
     #[serde(default)]
     pub follow: bool,
     /// Without `follow`: at most this many (the newest); 100 by default, at most 1000.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// Only this environment's events (and those about no environment: hosts, tokens).
     pub env: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "the newest events (or those after `since`), oldest first; \
+            with `follow`, each change as it happens: newline-delimited JSON, or server-sent \
+            events (`id:` the revision) when the request accepts `text/event-stream`",
+            content(
+                (Vec<Event> = "application/json"),
+                (Event = "application/x-ndjson"),
+                (String = "text/event-stream"),
+            )),
+        (status = 410, description = "`since` is older than the store keeps", body = cj_api::ApiError),
+    )
+)]
 pub async fn events(
     State(state): AppState,
     headers: HeaderMap,
@@ -59,7 +77,7 @@ pub async fn events(
     let filter = Filter {
         env: query.env.clone(),
     };
-    if !query.follow && !wants_sse {
+    if !query.follow {
         let limit = page_limit(query.limit, 100)?;
         return Ok(axum::Json(recent(&state, since, limit, &filter)?).into_response());
     }

@@ -28,6 +28,12 @@ use crate::state::ServerState;
 /// The content type of the text format Prometheus scrapes.
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses((status = 200, description = "Prometheus text exposition of the `coding_job_*` series",
+        content_type = "text/plain; version=0.0.4", body = String))
+)]
 pub async fn metrics(State(state): AppState) -> Result<Response, ApiFailure> {
     let tasks = state.all_task_statuses()?;
     let hosts = state.host_infos(false);
