@@ -11,11 +11,14 @@ want htpasswd apache2-utils
 # The browser tests (tests/ui_browser.rs): headless Chromium through chromedriver.
 want chromium chromium
 want chromedriver chromium-driver
+want prometheus prometheus
 want_testbed
 install_wanted
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
+# tests/openapi_contract.rs checks the OpenAPI document against a live server with schemathesis.
+command -v schemathesis >/dev/null 2>&1 || python3 -m pip install --quiet "schemathesis==4.32.5"
 docker info >/dev/null 2>&1 || { echo "error: the Docker engine is not reachable" >&2; exit 1; }
 
 cargo fmt --all -- --check

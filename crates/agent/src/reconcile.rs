@@ -169,7 +169,14 @@ impl<R: ContainerRuntime> Agent<R> {
             if needs_pass {
                 let current = assignments.borrow_and_update().clone();
                 next_wake = match current {
-                    Some(current) => self.pass(&current).await,
+                    Some(current) => {
+                        let started = std::time::Instant::now();
+                        let next = self.pass(&current).await;
+                        // Recorded only where a recorder is installed (`dev`, in process).
+                        metrics::histogram!("coding_job_agent_reconcile_duration_seconds")
+                            .record(started.elapsed().as_secs_f64());
+                        next
+                    }
                     None => later(Instant::now(), self.config.resync_interval),
                 };
             }

@@ -7,7 +7,7 @@ use std::ops::RangeInclusive;
 use serde::{Deserialize, Serialize};
 
 /// One environment, as `env list` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnvInfo {
     pub name: String,
     /// The environment it was cloned from, if any.
@@ -32,7 +32,7 @@ pub struct EnvInfo {
 }
 
 /// `POST /v1/envs`: create an environment as a copy of another.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEnvRequest {
     pub name: String,
@@ -55,14 +55,14 @@ pub struct CreateEnvRequest {
     pub vars_file: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateEnvResponse {
     pub env: EnvInfo,
     /// Each service copied: its version in the new environment and the source version.
     pub copied: Vec<CopiedService>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CopiedService {
     pub service: String,
     pub version: u64,
@@ -70,7 +70,7 @@ pub struct CopiedService {
 }
 
 /// One variable of an environment. Secret values are never sent back: `value` is `None`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnvVar {
     pub name: String,
     pub value: Option<String>,
@@ -79,7 +79,7 @@ pub struct EnvVar {
 }
 
 /// `GET /v1/envs/{name}/vars` and the answer to `PUT`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnvVars {
     pub env: String,
     pub vars: Vec<EnvVar>,
@@ -89,7 +89,7 @@ pub struct EnvVars {
 }
 
 /// `PUT /v1/envs/{name}/vars`: set (or, with `value: None`, remove) variables.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetVarsRequest {
     pub set: BTreeMap<String, Option<String>>,
@@ -99,7 +99,7 @@ pub struct SetVarsRequest {
 }
 
 /// `DELETE /v1/envs/{name}`: what was removed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DestroyEnvResponse {
     pub env: String,
     pub tasks_removed: Vec<String>,
@@ -111,13 +111,13 @@ pub struct DestroyEnvResponse {
 }
 
 /// `GET /v1/envs/{name}/addresses`: where each job of the environment can be reached.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnvAddresses {
     pub env: String,
     pub jobs: Vec<JobAddress>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobAddress {
     pub service: String,
     pub job: String,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub const INDEX_HEADER: &str = "x-coding-job-index";
 
 /// What changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A new version of a service was pushed (or copied into an environment).
@@ -58,7 +58,7 @@ impl std::fmt::Display for EventKind {
 }
 
 /// One change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// The store revision of the change: increasing, and the `since` to resume after it.
     pub revision: u64,

@@ -2,6 +2,7 @@
 //! them, and scripts get them from `--json`. Field names are part of the contract: add fields,
 //! never rename them.
 
+pub mod alerts;
 pub mod envs;
 pub mod events;
 pub mod exec;
@@ -20,7 +21,7 @@ pub const MAX_TIMEOUT_SECONDS: u64 = 24 * 60 * 60;
 
 /// An error answer, whatever refused the request (a handler, a malformed request, an unknown
 /// route, a limit). `errors` lists every problem of a rejected config file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiError {
     pub error: String,
     /// A stable snake_case word for what went wrong (`bad_request`, `not_found`, `conflict`,
@@ -32,7 +33,7 @@ pub struct ApiError {
 }
 
 /// `POST /v1/push`: a service file, as written.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushRequest {
     pub env: String,
@@ -44,7 +45,7 @@ pub struct PushRequest {
     pub check_revision: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PushResponse {
     pub env: String,
     pub service: String,
@@ -65,7 +66,7 @@ fn stored_by_default() -> bool {
 }
 
 /// One stored version of a service.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VersionInfo {
     pub service: String,
     pub version: u64,
@@ -75,18 +76,19 @@ pub struct VersionInfo {
 }
 
 /// `POST /v1/up` and `POST /v1/down`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OperationRequest {
     pub env: String,
     pub target: String,
-    /// Give up waiting for a wave after this many seconds.
+    /// Give up waiting for a wave after this many seconds (1 to a day).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 86400)]
     pub timeout_seconds: Option<u64>,
 }
 
 /// One line of the newline-delimited JSON stream `up` and `down` answer with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum OperationEvent {
     /// The jobs, wave by wave, in the order they will be handled.
@@ -123,7 +125,7 @@ pub enum OperationEvent {
     Summary(OperationSummary),
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OperationSummary {
     pub ok: bool,
     /// Tasks started (up) or removed (down) by this operation.
@@ -137,14 +139,14 @@ pub struct OperationSummary {
     pub seconds: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskFailure {
     pub task: String,
     pub reason: String,
 }
 
 /// `GET /v1/status`: one task.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskStatus {
     pub env: String,
     pub service: String,
@@ -180,7 +182,7 @@ pub struct TaskStatus {
 }
 
 /// `GET /v1/hosts`: one host, as its agent last reported it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HostInfo {
     pub name: String,
     /// Where the host is reached: its agent's `--advertise`, or the address its link comes from.
@@ -209,7 +211,7 @@ pub struct HostInfo {
 }
 
 /// `POST /v1/hosts/{name}/drain` and `/undrain`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DrainResponse {
     pub host: String,
     pub draining: bool,
@@ -221,7 +223,7 @@ pub struct DrainResponse {
     pub pinned: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MovedTask {
     pub task: String,
     pub to: String,
@@ -229,21 +231,21 @@ pub struct MovedTask {
 
 /// `POST /v1/hosts/{name}/prewarm`: every image the host runs or may run, as its agent found
 /// or pulled it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PrewarmResponse {
     pub host: String,
     pub images: Vec<ImagePull>,
 }
 
 /// One image of a pre-warm: `{"image": "...", "outcome": "pulled", "seconds": 2.5}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ImagePull {
     pub image: String,
     #[serde(flatten)]
     pub outcome: PullOutcome,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum PullOutcome {
     /// The engine had it already: nothing was pulled.
@@ -262,7 +264,7 @@ impl PullOutcome {
 }
 
 /// A host's resources at one moment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HostResources {
     pub at: String,
     pub cpus: u32,
@@ -276,7 +278,7 @@ pub struct HostResources {
 }
 
 /// `GET /v1/inspect`: our view of a task plus Docker's own inspect document.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InspectResponse {
     pub task: TaskStatus,
     pub config_hash: Option<String>,
@@ -285,7 +287,7 @@ pub struct InspectResponse {
 }
 
 /// Every container a job ran, with the times of its life.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContainerRecord {
     pub id: String,
     pub name: String,
@@ -303,7 +305,7 @@ pub struct ContainerRecord {
 }
 
 /// A change in a container's life: `created`, `started`, `died`, `stopped`, `removed`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEvent {
     pub at: String,
     pub kind: String,
@@ -318,7 +320,7 @@ pub struct HistoryEvent {
 }
 
 /// `GET /v1/history`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryResponse {
     pub env: String,
     pub service: String,
@@ -329,7 +331,7 @@ pub struct HistoryResponse {
 }
 
 /// `GET /v1/info`: what this server is.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServerInfo {
     pub version: String,
     pub cluster: String,
@@ -338,7 +340,7 @@ pub struct ServerInfo {
 }
 
 /// What a deployment does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeploymentKind {
     /// Move jobs to the service's latest pushed version.
@@ -351,7 +353,7 @@ pub enum DeploymentKind {
     Update,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeploymentStatus {
     Running,
@@ -399,7 +401,7 @@ impl DeploymentStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BatchState {
     Pending,
@@ -410,7 +412,7 @@ pub enum BatchState {
 }
 
 /// A group of tasks moved together.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Batch {
     pub tasks: Vec<String>,
     pub canary: bool,
@@ -420,7 +422,7 @@ pub struct Batch {
 }
 
 /// One job's part of a deployment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobRollout {
     pub job: String,
     pub from_version: u64,
@@ -436,7 +438,7 @@ pub struct JobRollout {
 
 /// The durable record of moving jobs from one version to another. The server keeps it in the
 /// store at every step, so after a restart the rollout continues where it was.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deployment {
     pub id: String,
     pub env: String,
@@ -457,7 +459,7 @@ pub struct Deployment {
 }
 
 /// `POST /v1/rolling-update`, `/v1/rollback`, `/v1/reload`, `/v1/update`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeployRequest {
     pub env: String,
@@ -475,7 +477,7 @@ pub struct DeployRequest {
 }
 
 /// `GET /v1/update/tags`: what runs, and what the registry has.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UpdateCandidates {
     pub service: String,
     pub job: String,
@@ -486,7 +488,7 @@ pub struct UpdateCandidates {
     pub tags: Vec<RegistryTag>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunningImage {
     pub task: String,
     pub container_id: String,
@@ -497,7 +499,7 @@ pub struct RunningImage {
     pub created: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegistryTag {
     pub tag: String,
     pub image_id: String,
@@ -506,7 +508,7 @@ pub struct RegistryTag {
 }
 
 /// `POST /v1/diff`: what pushing a file (and rolling it out) would change.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiffRequest {
     pub env: String,
@@ -514,7 +516,7 @@ pub struct DiffRequest {
     pub source: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DiffResponse {
     pub service: String,
     /// The latest stored version compared against (none for a new service).
@@ -528,7 +530,7 @@ pub struct DiffResponse {
 }
 
 /// `GET /v1/versions/diff`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VersionDiff {
     pub service: String,
     pub from: VersionInfo,
@@ -539,7 +541,7 @@ pub struct VersionDiff {
 
 /// What a token's requests may do. `deploy` includes `read`, and `admin` includes both; `agent`
 /// is for agents only (the routes under `/v1/agent/`) and includes nothing else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// GET routes: status, history, logs, versions, deployments.
@@ -585,7 +587,7 @@ impl std::str::FromStr for Role {
 }
 
 /// `POST /v1/tokens`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     /// 1 to 63 letters, digits, `_`, `.` or `-`.
@@ -595,7 +597,7 @@ pub struct CreateTokenRequest {
 
 /// The answer to `POST /v1/tokens`: the only time the secret is shown (the server keeps its
 /// hash). `Debug` leaves the secret out.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     pub name: String,
     pub role: Role,
@@ -613,7 +615,7 @@ impl std::fmt::Debug for CreatedToken {
 }
 
 /// `GET /v1/tokens`: one token, without its secret.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub name: String,
     pub role: Role,
@@ -623,7 +625,7 @@ pub struct TokenInfo {
 }
 
 /// `GET /v1/audit`: one write request (any method but GET and HEAD), allowed or refused.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub at: String,
     /// The token's name; without a token (a loopback `dev`) the `x-coding-job-user` header;

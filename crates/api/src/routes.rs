@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Every route the routers serve.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RouteTable {
     /// The store revision or report generation this table was built from; increases.
     #[serde(default)]
@@ -14,7 +14,7 @@ pub struct RouteTable {
 }
 
 /// One job reachable as `NAME.ENV.DOMAIN` (and `NAME.DOMAIN` in `production`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Route {
     pub env: String,
     /// The route's name: the job's `route:` (or the job's own name for `route: true`).
@@ -30,7 +30,9 @@ pub struct Route {
 }
 
 /// One task that takes requests for a route.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct Backend {
     /// `SERVICE/JOB/TASK`.
     pub task: String,

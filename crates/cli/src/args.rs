@@ -105,6 +105,8 @@ pub enum Command {
     /// Every change of state (pushes, desired state, containers, health, deployments, hosts,
     /// environments), from the store: the newest, those after `--since`, or live with `-f`.
     Events(EventsArgs),
+    /// Alerts the server's `alerts:` rules raised: firing and recently resolved, newest first.
+    Alerts(JsonArgs),
 }
 
 #[derive(Debug, Args)]

@@ -82,6 +82,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Token(command) => commands::token::run(&client, command).await,
         Command::Audit(args) => commands::audit::run(&client, args).await,
         Command::Events(args) => commands::events::run(&client, args).await,
+        Command::Alerts(args) => commands::alerts::run(&client, args).await,
     };
     result.unwrap_or_else(report)
 }

@@ -55,7 +55,12 @@ pub(crate) async fn serve(
         let proxy = Arc::clone(&proxy);
         let service = service_fn(move |request| {
             let proxy = Arc::clone(&proxy);
-            async move { Ok::<_, Infallible>(proxy.handle(request, peer).await) }
+            async move {
+                let started = std::time::Instant::now();
+                let response = proxy.handle(request, peer).await;
+                record_request(response.status(), started);
+                Ok::<_, Infallible>(response)
+            }
         });
         connections.spawn(connection(http.clone(), stream, service, stopping.clone()));
     }
@@ -74,6 +79,20 @@ pub(crate) async fn serve(
     connections.shutdown().await;
     proxy.stop_tunnels();
     follower.abort();
+}
+
+/// `coding_job_router_request_duration_seconds{status}`: recorded through the `metrics` facade,
+/// so it shows on `/metrics` where the router runs inside the server process (`dev`).
+fn record_request(status: hyper::StatusCode, started: std::time::Instant) {
+    let class = match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics::histogram!("coding_job_router_request_duration_seconds", "status" => class)
+        .record(started.elapsed().as_secs_f64());
 }
 
 /// Serves one connection until it ends, or (once `stopping` says so) finishes it gracefully.

@@ -309,6 +309,14 @@ impl Session {
 }
 
 /// `GET /v1/agent/connect`: an agent's link.
+#[utoipa::path(
+    get,
+    path = "/v1/agent/connect",
+    responses(
+        (status = 101, description = "a WebSocket: the agent's link (needs an `agent` token)"),
+        (status = 400, description = "the request has no WebSocket upgrade headers", body = cj_api::ApiError),
+    )
+)]
 pub async fn connect(
     State(state): State<Arc<ServerState>>,
     peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,

@@ -14,6 +14,7 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use bytes::Bytes;
 use cj_agent::TaskKey;
+use cj_api::{ApiError, OperationEvent};
 use cj_api::{
     DEFAULT_ENV, InspectResponse, MAX_TIMEOUT_SECONDS, OperationRequest, PushRequest, PushResponse,
     ServerInfo, TaskStatus, USER_HEADER, VersionInfo,
@@ -23,6 +24,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use utoipa::IntoParams;
 
 use crate::agent_link::StreamItem;
 use crate::auth::{self, Auth, Identity};
@@ -92,6 +94,9 @@ api_routes! {
     get "/v1/envs/{name}/addresses" => crate::env_api::addresses,
     get "/v1/routes" => crate::routes::routes,
     get "/v1/events" => crate::events::events,
+    get "/metrics" => crate::scrape::metrics,
+    get "/v1/alerts" => crate::alerts::list,
+    get "/v1/openapi.json" => crate::openapi::serve,
 }
 
 /// The API: its routes behind the edge (limits, and JSON for every refusal; see `edge`), and
@@ -115,12 +120,16 @@ pub fn router(state: Arc<ServerState>, auth: Arc<Auth>) -> Router {
     edge::wrap_with(routes, guarded)
         .merge(crate::ui::router(auth.clone(), guarded))
         .with_state(state)
+        .layer(axum::middleware::from_fn(crate::recorder::track_api))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Scope {
+    /// The environment; `production` when absent.
     pub env: Option<String>,
+    /// A service, `SERVICE/JOB` or `SERVICE/JOB/TASK`.
     pub target: Option<String>,
 }
 
@@ -146,6 +155,11 @@ pub fn user(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/info",
+    responses((status = 200, description = "what this server is", body = ServerInfo))
+)]
 async fn info(State(state): AppState) -> Result<Json<ServerInfo>, ApiFailure> {
     let hosts = state.observed.hosts();
     Ok(Json(ServerInfo {
@@ -156,6 +170,16 @@ async fn info(State(state): AppState) -> Result<Json<ServerInfo>, ApiFailure> {
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/push",
+    request_body = PushRequest,
+    responses(
+        (status = 200, description = "the version stored (or the latest, if the file is the same)", body = PushResponse),
+        (status = 409, description = "the service changed after `check_revision`", body = ApiError),
+        (status = 422, description = "the file is not a valid config; `errors` lists each problem", body = ApiError),
+    )
+)]
 async fn push(
     State(state): AppState,
     caller: Identity,
@@ -177,6 +201,12 @@ async fn push(
     Ok(Json(response))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/services",
+    params(Scope),
+    responses((status = 200, description = "the latest version of each service of the environment", body = Vec<VersionInfo>))
+)]
 async fn services(
     State(state): AppState,
     ApiQuery(scope): ApiQuery<Scope>,
@@ -191,12 +221,16 @@ async fn services(
 }
 
 /// `GET /v1/versions`: one page of a service's versions, oldest first within the page.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct VersionsQuery {
+    /// The environment; `production` when absent.
     pub env: Option<String>,
+    /// The service (or one of its jobs or tasks).
     pub target: String,
     /// How many versions (the newest ones, or the newest before `before`); 50 by default.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// Only versions older than this one: the next page is `before=` the page's first version.
     pub before: Option<u64>,
@@ -216,6 +250,15 @@ pub fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiFail
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/versions",
+    params(VersionsQuery),
+    responses(
+        (status = 200, description = "one page of the service's versions, oldest first", body = Vec<VersionInfo>),
+        (status = 404, description = "no such service", body = ApiError),
+    )
+)]
 async fn versions(
     State(state): AppState,
     ApiQuery(query): ApiQuery<VersionsQuery>,
@@ -228,6 +271,16 @@ async fn versions(
     Ok(Json(page))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/up",
+    request_body = OperationRequest,
+    responses(
+        (status = 200, description = "the operation's progress, one event per line, ending with a summary", content_type = "application/x-ndjson", body = OperationEvent),
+        (status = 404, description = "no such service, job or task", body = ApiError),
+        (status = 409, description = "it conflicts with what is there (a port taken, a job its running version no longer has)", body = ApiError),
+    )
+)]
 async fn up(
     State(state): AppState,
     caller: Identity,
@@ -236,6 +289,16 @@ async fn up(
     operation(state, Direction::Up, &caller, &request)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/down",
+    request_body = OperationRequest,
+    responses(
+        (status = 200, description = "the operation's progress, one event per line, ending with a summary", content_type = "application/x-ndjson", body = OperationEvent),
+        (status = 404, description = "no such service, job or task", body = ApiError),
+        (status = 409, description = "it conflicts with what is there (a port taken, a job its running version no longer has)", body = ApiError),
+    )
+)]
 async fn down(
     State(state): AppState,
     caller: Identity,
@@ -289,6 +352,15 @@ pub(crate) fn stream_operation(state: Arc<ServerState>, plan: OperationPlan) -> 
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    params(Scope),
+    responses(
+        (status = 200, description = "every task of the target (of the environment without one)", body = Vec<TaskStatus>),
+        (status = 404, description = "no such service, job or task", body = ApiError),
+    )
+)]
 async fn status(
     State(state): AppState,
     ApiQuery(scope): ApiQuery<Scope>,
@@ -296,14 +368,21 @@ async fn status(
     Ok(Json(state.status(scope.env(), scope.target.as_deref())?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct HostsQuery {
     /// Also each host's readings over the last hour.
     #[serde(default)]
     history: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/hosts",
+    params(HostsQuery),
+    responses((status = 200, description = "every host, as its agent last reported it", body = Vec<cj_api::HostInfo>))
+)]
 async fn hosts(
     State(state): AppState,
     ApiQuery(query): ApiQuery<HostsQuery>,
@@ -352,6 +431,17 @@ pub(crate) fn one_task(
     Ok((key, row.clone(), hash))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/inspect",
+    params(Scope),
+    responses(
+        (status = 200, description = "the task and its container as Docker shows it (secret values masked)", body = InspectResponse),
+        (status = 404, description = "no such task, or it has no container", body = ApiError),
+        (status = 503, description = "the agent of the task's host is not connected", body = ApiError),
+        (status = 502, description = "the host's agent did not answer in time, or failed", body = ApiError),
+    )
+)]
 async fn inspect(
     State(state): AppState,
     ApiQuery(scope): ApiQuery<Scope>,
@@ -387,18 +477,34 @@ pub(crate) async fn inspect_task(
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct LogsQuery {
+    /// The environment; `production` when absent.
     env: Option<String>,
+    /// One task.
     target: String,
+    /// Only the last this many lines.
     tail: Option<u32>,
+    /// Keep the answer open and send new output as it comes.
     #[serde(default)]
     follow: bool,
     /// A specific container of the task (e.g. a replaced one), by id or id prefix.
     container: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/logs",
+    params(LogsQuery),
+    responses(
+        (status = 200, description = "the container's output (stdout and stderr), streamed", content_type = "text/plain", body = String),
+        (status = 404, description = "no such task, or no such container of it", body = ApiError),
+        (status = 503, description = "the agent of the container's host is not connected", body = ApiError),
+        (status = 502, description = "the host's agent did not answer in time, or failed", body = ApiError),
+    )
+)]
 async fn logs(
     State(state): AppState,
     ApiQuery(query): ApiQuery<LogsQuery>,
@@ -455,15 +561,28 @@ async fn logs(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct HistoryQuery {
+    /// The environment; `production` when absent.
     env: Option<String>,
+    /// One job (`SERVICE/JOB`) or a service with one job.
     target: String,
     /// The newest this many versions, containers and events (each); 100 by default.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/history",
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "the job's versions, containers and container events", body = cj_api::HistoryResponse),
+        (status = 404, description = "no such job", body = ApiError),
+    )
+)]
 async fn history(
     State(state): AppState,
     ApiQuery(query): ApiQuery<HistoryQuery>,

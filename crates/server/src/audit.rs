@@ -188,13 +188,22 @@ pub fn subject(path: &str, body: &[u8]) -> (Option<String>, Option<String>) {
 }
 
 /// `GET /v1/audit`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// How many entries, newest first; 100 by default, at most 1000.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    operation_id = "audit",
+    params(AuditQuery),
+    responses((status = 200, description = "the newest write requests, newest first", body = Vec<AuditEntry>))
+)]
 pub async fn list(
     Extension(auth): Extension<Arc<Auth>>,
     ApiQuery(query): ApiQuery<AuditQuery>,

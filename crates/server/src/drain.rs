@@ -17,6 +17,15 @@ use crate::publish::Placed;
 use crate::state::{ServerState, now_rfc3339};
 
 /// `POST /v1/hosts/{name}/drain`.
+#[utoipa::path(
+    post,
+    path = "/v1/hosts/{name}/drain",
+    params(("name" = String, Path, description = "the host's name")),
+    responses(
+        (status = 200, description = "the host takes no new tasks; where its tasks went", body = DrainResponse),
+        (status = 404, description = "no such host", body = cj_api::ApiError),
+    )
+)]
 pub async fn drain(
     State(state): AppState,
     caller: Identity,
@@ -56,6 +65,15 @@ pub async fn drain(
 }
 
 /// `POST /v1/hosts/{name}/undrain`.
+#[utoipa::path(
+    post,
+    path = "/v1/hosts/{name}/undrain",
+    params(("name" = String, Path, description = "the host's name")),
+    responses(
+        (status = 200, description = "the host takes new tasks again", body = DrainResponse),
+        (status = 404, description = "no such host", body = cj_api::ApiError),
+    )
+)]
 pub async fn undrain(
     State(state): AppState,
     caller: Identity,

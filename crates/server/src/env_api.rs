@@ -23,14 +23,22 @@ use crate::versions::check_env_name;
 
 type AppState = State<Arc<ServerState>>;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Also destroyed environments.
     #[serde(default)]
     all: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/envs",
+    operation_id = "list_envs",
+    params(ListQuery),
+    responses((status = 200, description = "every environment", body = Vec<EnvInfo>))
+)]
 pub async fn list(
     State(state): AppState,
     ApiQuery(query): ApiQuery<ListQuery>,
@@ -38,6 +46,18 @@ pub async fn list(
     Ok(Json(state.env_infos(query.all)?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/envs",
+    operation_id = "create_env",
+    request_body = CreateEnvRequest,
+    responses(
+        (status = 200, description = "the environment, and each service copied into it", body = CreateEnvResponse),
+        (status = 404, description = "no such source environment", body = cj_api::ApiError),
+        (status = 409, description = "an environment of that name exists", body = cj_api::ApiError),
+        (status = 422, description = "a copied file does not render with the new variables", body = cj_api::ApiError),
+    )
+)]
 pub async fn create(
     State(state): AppState,
     caller: Identity,
@@ -47,13 +67,27 @@ pub async fn create(
 }
 
 /// `POST /v1/envs/{name}/up|down?timeout_seconds=N`: the wait for each wave.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EnvOperationQuery {
+    /// Give up waiting for a wave after this many seconds (1 to a day).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 86400)]
     timeout_seconds: Option<u64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/envs/{name}/up",
+    operation_id = "up_env",
+    params(("name" = String, Path, description = "the environment's name"), EnvOperationQuery),
+    responses(
+        (status = 200, description = "the operation's progress, one event per line, ending with a summary", content_type = "application/x-ndjson", body = cj_api::OperationEvent),
+        (status = 404, description = "no such environment", body = cj_api::ApiError),
+        (status = 409, description = "it conflicts with what is there (a port taken)", body = cj_api::ApiError),
+    )
+)]
 pub async fn up(
     State(state): AppState,
     caller: Identity,
@@ -65,6 +99,16 @@ pub async fn up(
     Ok(stream_operation(state, plan))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/envs/{name}/down",
+    operation_id = "down_env",
+    params(("name" = String, Path, description = "the environment's name"), EnvOperationQuery),
+    responses(
+        (status = 200, description = "the operation's progress, one event per line, ending with a summary", content_type = "application/x-ndjson", body = cj_api::OperationEvent),
+        (status = 404, description = "no such environment", body = cj_api::ApiError),
+    )
+)]
 pub async fn down(
     State(state): AppState,
     caller: Identity,
@@ -76,13 +120,25 @@ pub async fn down(
     Ok(stream_operation(state, plan))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DestroyQuery {
+    /// Keep the environment's volumes.
     #[serde(default)]
     keep_volumes: bool,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/envs/{name}",
+    operation_id = "destroy_env",
+    params(("name" = String, Path, description = "the environment's name"), DestroyQuery),
+    responses(
+        (status = 200, description = "what was removed", body = DestroyEnvResponse),
+        (status = 404, description = "no such environment", body = cj_api::ApiError),
+    )
+)]
 pub async fn destroy(
     State(state): AppState,
     caller: Identity,
@@ -101,6 +157,16 @@ pub async fn destroy(
     Ok(Json(response))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/envs/{name}/vars",
+    operation_id = "env_vars",
+    params(("name" = String, Path, description = "the environment's name")),
+    responses(
+        (status = 200, description = "the environment's variables; secret values are never shown", body = EnvVars),
+        (status = 404, description = "no such environment", body = cj_api::ApiError),
+    )
+)]
 pub async fn vars(
     State(state): AppState,
     Path(env): Path<String>,
@@ -108,6 +174,18 @@ pub async fn vars(
     Ok(Json(state.env_vars(&env)?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/envs/{name}/vars",
+    operation_id = "set_env_vars",
+    params(("name" = String, Path, description = "the environment's name")),
+    request_body = SetVarsRequest,
+    responses(
+        (status = 200, description = "the variables now, and the tasks restarting for the change", body = EnvVars),
+        (status = 404, description = "no such environment", body = cj_api::ApiError),
+        (status = 422, description = "a file of the environment does not render with the new values", body = cj_api::ApiError),
+    )
+)]
 pub async fn set_vars(
     State(state): AppState,
     caller: Identity,
@@ -120,6 +198,16 @@ pub async fn set_vars(
 }
 
 /// Where every job of the environment is reached: its tasks' `HOST:PORT` and its route's URL.
+#[utoipa::path(
+    get,
+    path = "/v1/envs/{name}/addresses",
+    operation_id = "env_addresses",
+    params(("name" = String, Path, description = "the environment's name")),
+    responses(
+        (status = 200, description = "where each job of the environment is reached", body = EnvAddresses),
+        (status = 404, description = "no such environment", body = cj_api::ApiError),
+    )
+)]
 pub async fn addresses(
     State(state): AppState,
     Path(env): Path<String>,

@@ -29,8 +29,9 @@ use crate::state::DesiredJob;
 const RECENT_REVISIONS: u64 = 5_000;
 
 /// `GET /v1/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Only changes after this revision (a previous event's, or an answer's
     /// `X-Coding-Job-Index`). Without it: the newest `limit` events, or only new ones with
@@ -40,11 +41,28 @@ pub struct EventsQuery {
     #[serde(default)]
     pub follow: bool,
     /// Without `follow`: at most this many (the newest); 100 by default, at most 1000.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// Only this environment's events (and those about no environment: hosts, tokens).
     pub env: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "the newest events (or those after `since`), oldest first; \
+            with `follow`, each change as it happens: newline-delimited JSON, or server-sent \
+            events (`id:` the revision) when the request accepts `text/event-stream`",
+            content(
+                (Vec<Event> = "application/json"),
+                (Event = "application/x-ndjson"),
+                (String = "text/event-stream"),
+            )),
+        (status = 410, description = "`since` is older than the store keeps", body = cj_api::ApiError),
+    )
+)]
 pub async fn events(
     State(state): AppState,
     headers: HeaderMap,
@@ -59,7 +77,7 @@ pub async fn events(
     let filter = Filter {
         env: query.env.clone(),
     };
-    if !query.follow && !wants_sse {
+    if !query.follow {
         let limit = page_limit(query.limit, 100)?;
         return Ok(axum::Json(recent(&state, since, limit, &filter)?).into_response());
     }
@@ -371,17 +389,17 @@ pub fn event_of(change: &WatchEvent) -> Option<Event> {
             };
         }
         ["alerts", ..] => {
-            let record = json(value);
+            let alert: cj_api::alerts::Alert = serde_json::from_slice(value?).ok()?;
             event.kind = EventKind::Alert;
-            event.message = record
-                .as_ref()
-                .and_then(|record| record["message"].as_str())
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("alert {}", parts[1..].join("/")));
-            if let Some(record) = record {
-                event.env = record["env"].as_str().map(str::to_owned);
-                event.host = record["host"].as_str().map(str::to_owned);
-            }
+            let (what, at) = match &alert.resolved {
+                Some(resolved) => ("resolved", resolved.clone()),
+                None => ("firing", alert.started.clone()),
+            };
+            event.at = Some(at);
+            event.message = format!(
+                "alert {} {what}: {} ({})",
+                alert.rule, alert.message, alert.subject
+            );
         }
         _ => return None,
     }

@@ -165,6 +165,28 @@ impl<S: Send + Sync> FromRequestParts<S> for ExecQueryString {
 }
 
 /// `GET /v1/exec` (see the module's description).
+#[utoipa::path(
+    get,
+    path = "/v1/exec",
+    params(
+        ("env" = Option<String>, Query, description = "the environment; `production` when absent"),
+        ("target" = String, Query, description = "one task"),
+        ("container" = Option<String>, Query, description = "one of the task's containers, by id or id prefix; its current one when absent"),
+        ("tty" = Option<bool>, Query, description = "run the command with a terminal"),
+        ("stdin" = Option<bool>, Query, description = "relay the caller's input to the command"),
+        ("rows" = Option<u16>, Query, minimum = 1, description = "the terminal's height (with `tty`)"),
+        ("cols" = Option<u16>, Query, minimum = 1, description = "the terminal's width (with `tty`)"),
+        ("cmd" = Vec<String>, Query, explode, style = Form, description = "the command, program first: one `cmd` per argument"),
+    ),
+    responses(
+        (status = 101, description = "a WebSocket: the command runs; messages as `cj_api::exec` describes"),
+        (status = 404, description = "no such task, or no such container of it", body = cj_api::ApiError),
+        (status = 409, description = "the container is not running", body = cj_api::ApiError),
+        (status = 426, description = "the request has no WebSocket upgrade headers", body = cj_api::ApiError),
+        (status = 502, description = "the host's agent did not answer in time, or failed", body = cj_api::ApiError),
+        (status = 503, description = "the agent of the task's host is not connected", body = cj_api::ApiError),
+    )
+)]
 pub async fn exec(
     State(state): State<Arc<ServerState>>,
     ExecQueryString(query): ExecQueryString,

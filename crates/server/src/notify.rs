@@ -18,6 +18,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::webhook_format::{self, Webhook, WebhookFormat};
+
 /// One notification. Serialized as JSON with an "event" tag, e.g.
 /// `{"event":"push","env":"production","service":"core","version":3,"user":"alice","at":"2026-11-22T00:00:00Z"}`.
 /// `at` is an RFC 3339 timestamp.
@@ -65,17 +67,36 @@ pub enum Notification {
         detail: String,
         at: String,
     },
+    /// An alert's condition began (see `alerts`); sent once per alert.
+    AlertFiring {
+        alert: String,
+        rule: String,
+        subject: String,
+        message: String,
+        at: String,
+    },
+    /// An alert's condition ended.
+    AlertResolved {
+        alert: String,
+        rule: String,
+        subject: String,
+        message: String,
+        started: String,
+        at: String,
+    },
 }
 
 impl Notification {
     /// The JSON "event" tag, for log lines.
-    fn event_name(&self) -> &'static str {
+    pub fn event_name(&self) -> &'static str {
         match self {
             Notification::Push { .. } => "push",
             Notification::RolloutStarted { .. } => "rollout_started",
             Notification::RolloutFinished { .. } => "rollout_finished",
             Notification::RolloutFailed { .. } => "rollout_failed",
             Notification::TaskUnhealthy { .. } => "task_unhealthy",
+            Notification::AlertFiring { .. } => "alert_firing",
+            Notification::AlertResolved { .. } => "alert_resolved",
         }
     }
 }
@@ -115,6 +136,7 @@ struct Endpoint {
     /// carry its secret token.
     origin: String,
     queue: mpsc::Sender<Queued>,
+    format: WebhookFormat,
     /// Set while events are being dropped because the backlog is full, so that an overflow is
     /// logged once when it starts and once when it ends, not once per dropped event.
     overflowing: AtomicBool,
@@ -146,6 +168,16 @@ impl Notifier {
         Notifier::with_retry_pauses(urls, default_retry_pauses())
     }
 
+    /// Like [`Notifier::new`], each URL with its payload format.
+    pub fn for_webhooks(webhooks: Vec<Webhook>) -> Notifier {
+        let options = Options {
+            retry_pauses: default_retry_pauses(),
+            backlog_limit: BACKLOG_LIMIT,
+            use_proxy_from_environment: true,
+        };
+        Notifier::start_webhooks(webhooks, options).0
+    }
+
     /// Like [`Notifier::new`] with another schedule of pauses between attempts: an event is
     /// tried `retry_pauses.len() + 1` times.
     pub fn with_retry_pauses(urls: Vec<String>, retry_pauses: Vec<Duration>) -> Notifier {
@@ -164,29 +196,40 @@ impl Notifier {
             return;
         }
         let event = notification.event_name();
-        let body = match serde_json::to_vec(&notification) {
-            Ok(body) => Bytes::from(body),
-            // Unreachable for these plain types; a lost notification must still not take the
-            // caller down with it.
-            Err(error) => {
-                tracing::warn!(event, %error, "cannot serialize a notification; dropped");
-                return;
-            }
-        };
+        // Each format's body is made once and shared by every URL of that format.
+        let mut bodies: Vec<(WebhookFormat, Bytes)> = Vec::new();
         for endpoint in self.endpoints.iter() {
-            endpoint.queue(Queued {
-                event,
-                body: body.clone(),
-            });
+            let body = match bodies.iter().find(|(format, _)| *format == endpoint.format) {
+                Some((_, body)) => body.clone(),
+                None => match webhook_format::body(endpoint.format, &notification) {
+                    Ok(body) => {
+                        let body = Bytes::from(body);
+                        bodies.push((endpoint.format, body.clone()));
+                        body
+                    }
+                    // Unreachable for these plain types; a lost notification must still not
+                    // take the caller down with it.
+                    Err(error) => {
+                        tracing::warn!(event, %error, "cannot serialize a notification; dropped");
+                        return;
+                    }
+                },
+            };
+            endpoint.queue(Queued { event, body });
         }
     }
 
     /// Spawns the workers; also returns their handles so that tests can see them finish.
     fn start(urls: Vec<String>, options: Options) -> (Notifier, Vec<JoinHandle<()>>) {
+        let webhooks = urls.into_iter().map(Webhook::from).collect();
+        Notifier::start_webhooks(webhooks, options)
+    }
+
+    fn start_webhooks(webhooks: Vec<Webhook>, options: Options) -> (Notifier, Vec<JoinHandle<()>>) {
         let nothing = || Notifier {
             endpoints: Arc::from(Vec::new()),
         };
-        if urls.is_empty() {
+        if webhooks.is_empty() {
             return (nothing(), Vec::new());
         }
         let mut builder = reqwest::Client::builder()
@@ -206,8 +249,8 @@ impl Notifier {
 
         let mut endpoints = Vec::new();
         let mut workers = Vec::new();
-        for (position, url) in urls.into_iter().enumerate() {
-            let url = match reqwest::Url::parse(&url) {
+        for (position, webhook) in webhooks.into_iter().enumerate() {
+            let url = match reqwest::Url::parse(&webhook.url) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => url,
                 // The URL itself is not logged: it may hold a secret, and its position in the
                 // `notify:` list is enough to find it.
@@ -228,6 +271,7 @@ impl Notifier {
             endpoints.push(Endpoint {
                 origin,
                 queue: sender,
+                format: webhook.format,
                 overflowing: AtomicBool::new(false),
             });
         }

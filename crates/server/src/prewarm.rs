@@ -157,6 +157,17 @@ pub(crate) async fn keep_agent_warm(
 
 /// `POST /v1/hosts/{name}/prewarm`: the host's agent pulls every image the host runs or may
 /// run that its engine lacks; the answer says, per image, present, pulled (how long) or failed.
+#[utoipa::path(
+    post,
+    path = "/v1/hosts/{name}/prewarm",
+    params(("name" = String, Path, description = "the host's name")),
+    responses(
+        (status = 200, description = "each image: present, pulled (how long) or failed", body = PrewarmResponse),
+        (status = 404, description = "no such host", body = cj_api::ApiError),
+        (status = 502, description = "the host's agent did not answer in time, or failed", body = cj_api::ApiError),
+        (status = 503, description = "the host's agent is not connected", body = cj_api::ApiError),
+    )
+)]
 pub async fn prewarm(
     State(state): AppState,
     Path(host): Path<String>,

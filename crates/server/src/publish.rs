@@ -125,6 +125,7 @@ impl ServerState {
     /// Recomputes every host's assignments from the desired state and hands them to the agents.
     pub async fn publish_assignments(&self) -> Result<(), ApiFailure> {
         let _publishing = self.scheduler.publish_lock.lock().await;
+        let _timer = crate::recorder::PublishTimer::start();
         let mut tasks: Vec<DesiredTask> = Vec::new();
         for desired in self.desired_jobs(keys::DESIRED_ALL)? {
             tasks.extend(self.raw_desired_tasks(&desired)?);

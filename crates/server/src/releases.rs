@@ -29,6 +29,16 @@ use crate::state::{DesiredJob, ServerState};
 
 use crate::api::AppState;
 
+#[utoipa::path(
+    post,
+    path = "/v1/rolling-update",
+    request_body = DeployRequest,
+    responses(
+        (status = 200, description = "the deployment; with `follow`, its events, one per line, until it ends or waits for promotion", content((cj_api::Deployment = "application/json"), (cj_api::OperationEvent = "application/x-ndjson"))),
+        (status = 404, description = "no such service or job", body = cj_api::ApiError),
+        (status = 409, description = "a deployment of the service is in progress, or the job is not in a state to deploy", body = cj_api::ApiError),
+    )
+)]
 pub async fn rolling_update(
     State(state): AppState,
     caller: Identity,
@@ -37,6 +47,16 @@ pub async fn rolling_update(
     deploy_latest(state, &caller, &request, DeploymentKind::RollingUpdate)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/rollback",
+    request_body = DeployRequest,
+    responses(
+        (status = 200, description = "the deployment; with `follow`, its events, one per line, until it ends or waits for promotion", content((cj_api::Deployment = "application/json"), (cj_api::OperationEvent = "application/x-ndjson"))),
+        (status = 404, description = "no such service or job", body = cj_api::ApiError),
+        (status = 409, description = "a deployment of the service is in progress, or the job is not in a state to deploy", body = cj_api::ApiError),
+    )
+)]
 pub async fn rollback(
     State(state): AppState,
     caller: Identity,
@@ -91,6 +111,16 @@ pub(crate) fn plan_rollback(
     state.plan_deployment(&resolved, DeploymentKind::Rollback, to_version, user)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/reload",
+    request_body = DeployRequest,
+    responses(
+        (status = 200, description = "the deployment; with `follow`, its events, one per line, until it ends or waits for promotion", content((cj_api::Deployment = "application/json"), (cj_api::OperationEvent = "application/x-ndjson"))),
+        (status = 404, description = "no such service or job", body = cj_api::ApiError),
+        (status = 409, description = "a deployment of the service is in progress, or the job is not in a state to deploy", body = cj_api::ApiError),
+    )
+)]
 pub async fn reload(
     State(state): AppState,
     caller: Identity,
@@ -115,6 +145,17 @@ fn deploy_latest(
 /// `update JOB --tag T`: a new version of the service with the job's image at tag T (made from
 /// the latest file, only the image values changed), rolled out to the job. The new version and
 /// the deployment are stored in one transaction: a refused update stores nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/update",
+    request_body = DeployRequest,
+    responses(
+        (status = 200, description = "the deployment; with `follow`, its events, one per line, until it ends or waits for promotion", content((cj_api::Deployment = "application/json"), (cj_api::OperationEvent = "application/x-ndjson"))),
+        (status = 404, description = "no such service or job", body = cj_api::ApiError),
+        (status = 409, description = "a deployment of the service is in progress, or the job is not in a state to deploy", body = cj_api::ApiError),
+        (status = 502, description = "the image's registry failed or refused", body = cj_api::ApiError),
+    )
+)]
 pub async fn update(
     State(state): AppState,
     caller: Identity,
@@ -202,6 +243,16 @@ fn rewrite_image(
 }
 
 /// What `update JOB` shows before a tag is chosen: the running containers and the registry's tags.
+#[utoipa::path(
+    get,
+    path = "/v1/update/tags",
+    params(crate::api::Scope),
+    responses(
+        (status = 200, description = "what the job runs, and the registry's tags for its image", body = UpdateCandidates),
+        (status = 404, description = "no such service or job", body = cj_api::ApiError),
+        (status = 502, description = "the image's registry failed or refused", body = cj_api::ApiError),
+    )
+)]
 pub async fn update_candidates(
     State(state): AppState,
     ApiQuery(scope): ApiQuery<crate::api::Scope>,
@@ -358,7 +409,7 @@ fn follow_deployment(
         .into_response()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GateRequest {
     pub env: String,
@@ -368,6 +419,16 @@ pub struct GateRequest {
     pub follow: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/promote",
+    request_body = GateRequest,
+    responses(
+        (status = 200, description = "the deployment; with `follow`, its events, one per line, until it ends", content((cj_api::Deployment = "application/json"), (cj_api::OperationEvent = "application/x-ndjson"))),
+        (status = 404, description = "no deployment of the service is in progress", body = cj_api::ApiError),
+        (status = 409, description = "the deployment has ended, or (promote) is not waiting for promotion", body = cj_api::ApiError),
+    )
+)]
 pub async fn promote(
     State(state): AppState,
     ApiJson(request): ApiJson<GateRequest>,
@@ -375,6 +436,16 @@ pub async fn promote(
     gate(state, request, true)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/abort",
+    request_body = GateRequest,
+    responses(
+        (status = 200, description = "the deployment; with `follow`, its events, one per line, until it ends", content((cj_api::Deployment = "application/json"), (cj_api::OperationEvent = "application/x-ndjson"))),
+        (status = 404, description = "no deployment of the service is in progress", body = cj_api::ApiError),
+        (status = 409, description = "the deployment has ended, or (promote) is not waiting for promotion", body = cj_api::ApiError),
+    )
+)]
 pub async fn abort(
     State(state): AppState,
     ApiJson(request): ApiJson<GateRequest>,
@@ -435,15 +506,27 @@ pub(crate) fn decide_gate(
     Ok(deployment)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeploymentsQuery {
     env: Option<String>,
     target: Option<String>,
     /// The newest this many; 50 by default.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/deployments",
+    operation_id = "deployments",
+    params(DeploymentsQuery),
+    responses(
+        (status = 200, description = "the newest deployments, newest first", body = Vec<Deployment>),
+        (status = 404, description = "no such service", body = cj_api::ApiError),
+    )
+)]
 pub async fn list(
     State(state): AppState,
     ApiQuery(query): ApiQuery<DeploymentsQuery>,
@@ -465,6 +548,15 @@ pub async fn list(
 }
 
 /// What pushing `source` and rolling it out would change, task by task.
+#[utoipa::path(
+    post,
+    path = "/v1/diff",
+    request_body = DiffRequest,
+    responses(
+        (status = 200, description = "what pushing the file and rolling it out would change", body = DiffResponse),
+        (status = 422, description = "the file is not a valid config; `errors` lists each problem", body = cj_api::ApiError),
+    )
+)]
 pub async fn diff(
     State(state): AppState,
     ApiJson(request): ApiJson<DiffRequest>,
@@ -532,8 +624,9 @@ pub async fn diff(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct VersionDiffQuery {
     env: Option<String>,
     target: String,
@@ -541,6 +634,15 @@ pub struct VersionDiffQuery {
     to: u64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/versions/diff",
+    params(VersionDiffQuery),
+    responses(
+        (status = 200, description = "two versions of a service and their files", body = VersionDiff),
+        (status = 404, description = "no such service or version", body = cj_api::ApiError),
+    )
+)]
 pub async fn version_diff(
     State(state): AppState,
     ApiQuery(query): ApiQuery<VersionDiffQuery>,

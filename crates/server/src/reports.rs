@@ -126,6 +126,8 @@ impl ServerState {
             ContainerEventKind::Started => {
                 if record.started.is_some() {
                     record.restarts += 1;
+                    crate::recorder::task_restarted(key);
+                    self.alerts.task_restarted(key);
                 }
                 record.started = Some(event.at.clone());
                 record.finished = None;

@@ -569,6 +569,11 @@ impl ServerState {
             kind_word(deployment.kind).to_owned(),
         );
         let at = now_rfc3339();
+        crate::recorder::deployment_ended(outcome_word(deployment.status));
+        let failure = (deployment.status != DeploymentStatus::Succeeded)
+            .then(|| deployment.message.clone().unwrap_or_default());
+        self.alerts
+            .deployment_ended(&deployment.env, &deployment.service, failure);
         let notification = match deployment.status {
             DeploymentStatus::Succeeded => Notification::RolloutFinished {
                 env,
@@ -591,6 +596,18 @@ impl ServerState {
             },
         };
         self.notifier.send(notification);
+    }
+}
+
+/// A finished deployment's status as the `outcome` label of `coding_job_deployments_total`.
+fn outcome_word(status: cj_api::DeploymentStatus) -> &'static str {
+    match status {
+        cj_api::DeploymentStatus::Running => "running",
+        cj_api::DeploymentStatus::AwaitingPromotion => "awaiting_promotion",
+        cj_api::DeploymentStatus::Succeeded => "succeeded",
+        cj_api::DeploymentStatus::Failed => "failed",
+        cj_api::DeploymentStatus::RolledBack => "rolled_back",
+        cj_api::DeploymentStatus::Aborted => "aborted",
     }
 }
 

@@ -174,8 +174,9 @@ pub async fn keep_route_table(state: Arc<ServerState>) {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RoutesQuery {
     /// Stream a new table on every change instead of answering once.
     #[serde(default)]
@@ -184,6 +185,12 @@ pub struct RoutesQuery {
 
 /// `GET /v1/routes`: the table, or with `watch=true` newline-delimited tables (the current one
 /// at once, then one per change) until the caller goes away.
+#[utoipa::path(
+    get,
+    path = "/v1/routes",
+    params(RoutesQuery),
+    responses((status = 200, description = "the table; with `watch`, one table per line, the current one first, then one per change, without end", content((RouteTable = "application/json"), (RouteTable = "application/x-ndjson"))))
+)]
 pub async fn routes(
     State(state): State<Arc<ServerState>>,
     ApiQuery(query): ApiQuery<RoutesQuery>,

@@ -114,6 +114,7 @@ pub async fn prepare(
     tokio::spawn(crate::publish::run_placement_loop(state.clone()));
     tokio::spawn(crate::prewarm::keep_catalog(state.clone()));
     tokio::spawn(crate::routes::keep_route_table(state.clone()));
+    tokio::spawn(crate::alerts::run(state.clone()));
     tokio::spawn(crate::env_destroy::run_expiry_loop(state.clone()));
     // Deployments that were under way when the server stopped go on from where they were.
     for deployment in state

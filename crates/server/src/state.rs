@@ -86,8 +86,10 @@ pub struct ServerState {
     pub deployment_signals: DeploymentSignals,
     /// The tasks whose images hosts pre-warm, worked out once per change for every agent.
     pub prewarm: crate::prewarm::Catalog,
-    /// Webhooks for pushes, rollouts and unhealthy tasks.
+    /// Webhooks for pushes, rollouts, unhealthy tasks and alerts.
     pub notifier: crate::notify::Notifier,
+    /// The `alerts:` rules and the alerts they raised.
+    pub alerts: crate::alerts::Alerts,
     /// Registry access for `update` (tags of a job's image).
     pub registry: cj_registry::RegistryClient,
     /// Where `port: auto` ports come from.
@@ -144,6 +146,7 @@ impl ServerState {
         config: crate::config::ServerConfig,
         options: StateOptions,
     ) -> Arc<Self> {
+        crate::recorder::install();
         Arc::new(ServerState {
             versions: Versions::new(store.clone()),
             store,
@@ -155,7 +158,8 @@ impl ServerState {
             scheduler: Scheduler::new(options.host_down_after),
             deployment_signals: DeploymentSignals::default(),
             prewarm: crate::prewarm::Catalog::default(),
-            notifier: crate::notify::Notifier::new(config.notify),
+            notifier: crate::notify::Notifier::for_webhooks(config.notify),
+            alerts: crate::alerts::Alerts::new(config.alerts),
             registry: cj_registry::RegistryClient::new(config.registries),
             port_range: options.port_range,
             route_urls: options.route_urls,

@@ -259,6 +259,15 @@ pub fn matching(
 use crate::api::AppState;
 
 /// `POST /v1/tokens`: answers 201 with the secret, once.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    request_body = CreateTokenRequest,
+    responses(
+        (status = 201, description = "the token, with its secret: the only time it is shown", body = CreatedToken),
+        (status = 409, description = "a token of that name exists", body = cj_api::ApiError),
+    )
+)]
 pub async fn create_token(
     State(state): AppState,
     caller: Identity,
@@ -277,6 +286,11 @@ pub async fn create_token(
 }
 
 /// `GET /v1/tokens`: every token, without secrets or hashes.
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    responses((status = 200, description = "every token, without its secret", body = Vec<TokenInfo>))
+)]
 pub async fn list_tokens(State(state): AppState) -> Result<Json<Vec<TokenInfo>>, ApiFailure> {
     Ok(Json(
         list(&*state.store)?.iter().map(TokenRecord::info).collect(),
@@ -284,6 +298,16 @@ pub async fn list_tokens(State(state): AppState) -> Result<Json<Vec<TokenInfo>>,
 }
 
 /// `DELETE /v1/tokens/{name}`: the token stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{name}",
+    params(("name" = String, Path, description = "the token's name")),
+    responses(
+        (status = 200, description = "the token revoked", body = TokenInfo),
+        (status = 404, description = "no such token", body = cj_api::ApiError),
+        (status = 409, description = "it is the last admin token", body = cj_api::ApiError),
+    )
+)]
 pub async fn revoke_token(
     State(state): AppState,
     caller: Identity,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::TaskSpec;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     /// A new task: a container will be created.
@@ -21,7 +21,7 @@ pub enum ChangeKind {
 }
 
 /// One task's change, with the reasons for a replacement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskChange {
     pub job: String,
     pub task: String,

@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// One problem in a config file.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SpecError {
     pub file: String,
     /// 1-based; a problem with the whole file (e.g. an empty file) is at line 1, column 1.

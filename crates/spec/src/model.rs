@@ -178,7 +178,7 @@ impl CheckSpec {
 }
 
 /// `update:` how a rollout moves a job's tasks to another version (Nomad's names).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UpdatePolicy {
     /// Tasks replaced at once after the canaries.
     pub batch_size: u32,

@@ -1,5 +1,6 @@
 //! One module per subcommand: read the arguments, call the API, print.
 
+pub mod alerts;
 pub mod audit;
 pub mod deploy;
 pub mod deployments;

@@ -189,6 +189,9 @@ const ROUTES: &[Route] = &[
             &[],
         ),
     ),
+    route("GET", "/metrics", NO_INPUT),
+    route("GET", "/v1/alerts", NO_INPUT),
+    route("GET", "/v1/openapi.json", NO_INPUT),
 ];
 
 fn service_yaml() -> String {
