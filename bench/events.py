@@ -11,7 +11,7 @@ with a real container on the real Docker engine.
    sent to all of them, and after M more changes while N subscribers read nothing at all
    (their sockets fill; the server must not buffer without bound).
 
-usage: bench/events.py [--subscribers 100] [--changes 500] [--rounds 3]
+usage: bench/events.py [--subscribers 100] [--changes 500] [--rounds 3] [--binary PATH]
 """
 
 import argparse
@@ -98,7 +98,8 @@ def docker_die_watcher(cluster):
 
 
 def death_round(dev, subscribers, cluster):
-    container = dev.status("bench/worker")[0]["container_id"]
+    task = dev.status("bench/worker")[0]
+    container, started = task["container_id"], task["started_at"]
     watcher, docker_seen = docker_die_watcher(cluster)
     time.sleep(0.5)  # `docker events` has subscribed once its process is up and idle
     start = time.perf_counter()
@@ -112,9 +113,10 @@ def death_round(dev, subscribers, cluster):
                          lambda: docker_seen and docker_seen[0][0])
     watcher.terminate()
     watcher.wait()
-    wait_for("the worker to run again", 30, lambda: (
-        dev.status("bench/worker")[0]["state"] == "running"
-        and dev.status("bench/worker")[0]["container_id"] != container))
+    def running_again():
+        task = dev.status("bench/worker")[0]
+        return task["state"] == "running" and task["started_at"] != started
+    wait_for("the worker to run again", 30, running_again)
     last = max(arrivals)
     return {
         "docker_die_s": docker_at - start,
@@ -135,21 +137,28 @@ def main():
     parser.add_argument("--subscribers", type=int, default=100)
     parser.add_argument("--changes", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--binary", help="a release binary built already (no build)")
     args = parser.parse_args()
-    if not args.no_build:
+    if not args.binary:
         build()
-    with Dev() as dev:
+    with Dev(**({"binary": args.binary} if args.binary else {})) as dev:
         dev.push("bench.yaml", SERVICE)
         dev.cli("up", "bench")
         pid = dev.process.pid
         idle = rss_mib(pid)
+        # The baseline for memory: the same number of changes with nobody subscribed (the
+        # store's own caches grow with new versions, subscribers or not).
+        push_changes(dev, args.changes)
+        unsubscribed = rss_mib(pid)
+        print(f"server RSS: idle {idle:.1f} MiB; after {args.changes} changes with no subscriber "
+              f"{unsubscribed:.1f} MiB (+{unsubscribed - idle:.1f})")
+        idle = unsubscribed
         subscribers = [Subscriber(dev.url) for _ in range(args.subscribers)]
         for s in subscribers:
             s.connected.wait(10)
         with_subscribers = rss_mib(pid)
-        print(f"server RSS: idle {idle:.1f} MiB, with {args.subscribers} subscribers "
-              f"{with_subscribers:.1f} MiB")
+        print(f"with {args.subscribers} subscribers connected: {with_subscribers:.1f} MiB "
+              f"(+{with_subscribers - idle:.1f})")
 
         for round_number in range(1, args.rounds + 1):
             result = death_round(dev, subscribers, dev.cluster)
@@ -161,10 +170,11 @@ def main():
         start = time.perf_counter()
         push_changes(dev, args.changes)
         wait_for("every subscriber to see the last push", 60, lambda: all(
-            s.first(f"version {args.changes + 1} pushed", start) for s in subscribers))
+            s.first(f"version {2 * args.changes + 1} pushed", start) for s in subscribers))
         after_changes = rss_mib(pid)
         print(f"after {args.changes} changes sent to {args.subscribers} subscribers: "
-              f"{after_changes:.1f} MiB (peak {rss_mib(pid, 'VmHWM'):.1f} MiB)")
+              f"{after_changes:.1f} MiB (+{after_changes - with_subscribers:.1f}; "
+              f"peak {rss_mib(pid, 'VmHWM'):.1f} MiB)")
         for s in subscribers:
             s.close()
 
@@ -173,7 +183,8 @@ def main():
         push_changes(dev, args.changes)
         after_stalled = rss_mib(pid)
         print(f"after {args.changes} more changes with {args.subscribers} subscribers that read "
-              f"nothing: {after_stalled:.1f} MiB (peak {rss_mib(pid, 'VmHWM'):.1f} MiB)")
+              f"nothing: {after_stalled:.1f} MiB (+{after_stalled - after_changes:.1f}; "
+              f"peak {rss_mib(pid, 'VmHWM'):.1f} MiB)")
         for s in stalled:
             s.close()
 
