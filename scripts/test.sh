@@ -18,7 +18,11 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 # tests/openapi_contract.rs checks the OpenAPI document against a live server with schemathesis.
-command -v schemathesis >/dev/null 2>&1 || python3 -m pip install --quiet "schemathesis==4.32.5"
+if ! command -v schemathesis >/dev/null 2>&1; then
+  python3 -m pip install --quiet "schemathesis==4.32.5"
+  # A pyenv Python puts the new command on the PATH through its shims.
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+fi
 docker info >/dev/null 2>&1 || { echo "error: the Docker engine is not reachable" >&2; exit 1; }
 
 cargo fmt --all -- --check

@@ -177,6 +177,12 @@ fn a_crash_loop_alerts_once_and_resolves_when_the_job_is_down() {
         table.contains("FIRING") && table.contains(&subject),
         "{table}"
     );
+    // The web UI's overview shows it too.
+    let overview = dev.http_get("/");
+    assert!(
+        overview.contains("class=\"alert firing\"") && overview.contains(&subject),
+        "{overview}"
+    );
 
     dev.ok(&["down", "looping"]);
     let events = ours.wait(
@@ -205,6 +211,11 @@ fn a_crash_loop_alerts_once_and_resolves_when_the_job_is_down() {
     let listed = dev.json(&["alerts", "--json"]);
     assert_eq!(listed[0]["id"], id.as_str());
     assert!(listed[0]["resolved"].is_string(), "{listed}");
+    let overview = dev.http_get("/");
+    assert!(
+        overview.contains("class=\"alert resolved\"") && !overview.contains("alert firing"),
+        "{overview}"
+    );
 }
 
 /// How often the job's container has been restarted, from its history.

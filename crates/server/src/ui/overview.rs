@@ -11,7 +11,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::rows::{Choice, TaskRow, choices, env_names};
-use super::view::Chrome;
+use super::view::{Chrome, Moment};
 use crate::auth::{Identity, Session};
 use crate::error::ApiFailure;
 use crate::state::ServerState;
@@ -26,6 +26,18 @@ pub struct EnvSection {
     pub rows: Vec<TaskRow>,
 }
 
+/// How many resolved alerts the overview shows under the firing ones.
+const RESOLVED_SHOWN: usize = 5;
+
+/// An alert as the overview lists it: firing ones first, then the latest resolved.
+pub struct AlertRow {
+    pub rule: String,
+    pub subject: String,
+    pub message: String,
+    pub started: Option<Moment>,
+    pub resolved: Option<Moment>,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "ui/overview.html")]
 pub struct OverviewPage {
@@ -33,6 +45,29 @@ pub struct OverviewPage {
     envs: Vec<Choice>,
     sections: Vec<EnvSection>,
     tasks: usize,
+    firing: Vec<AlertRow>,
+    resolved: Vec<AlertRow>,
+}
+
+/// The alerts the server's rules raised: every firing one, and the latest resolved.
+fn alert_rows(
+    state: &ServerState,
+    now: OffsetDateTime,
+) -> Result<(Vec<AlertRow>, Vec<AlertRow>), ApiFailure> {
+    let row = |alert: cj_api::alerts::Alert| AlertRow {
+        started: Moment::ago(Some(&alert.started), now),
+        resolved: Moment::ago(alert.resolved.as_deref(), now),
+        rule: alert.rule,
+        subject: alert.subject,
+        message: alert.message,
+    };
+    let (firing, resolved): (Vec<_>, Vec<_>) = crate::alerts::Alerts::list(&*state.store)?
+        .into_iter()
+        .partition(|alert| alert.is_active());
+    Ok((
+        firing.into_iter().map(row).collect(),
+        resolved.into_iter().take(RESOLVED_SHOWN).map(row).collect(),
+    ))
 }
 
 pub async fn page(
@@ -57,7 +92,10 @@ pub async fn page(
             .collect();
         sections.push(EnvSection { env, rows });
     }
+    let (firing, resolved) = alert_rows(&state, now)?;
     Ok(OverviewPage {
+        firing,
+        resolved,
         chrome: Chrome::new("Overview", &caller, session.as_deref()),
         envs: choices(&names, chosen.as_deref()),
         tasks: sections.iter().map(|section| section.rows.len()).sum(),
