@@ -213,6 +213,38 @@ pub(crate) fn error_answer(status: StatusCode, text: &str) -> CliError {
     }
 }
 
+/// A streamed answer read one line at a time (newline-delimited JSON: progress, events).
+pub struct ResponseLines {
+    chunks:
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: Vec<u8>,
+}
+
+impl ResponseLines {
+    pub fn new(response: Response) -> ResponseLines {
+        ResponseLines {
+            chunks: Box::pin(response.bytes_stream()),
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The next whole line (with its newline), or `None` when the server ended the answer.
+    pub async fn next(&mut self) -> CliResult<Option<Vec<u8>>> {
+        use futures_util::StreamExt;
+        loop {
+            if let Some(newline) = self.buffer.iter().position(|byte| *byte == b'\n') {
+                return Ok(Some(self.buffer.drain(..=newline).collect()));
+            }
+            match self.chunks.next().await {
+                Some(chunk) => self.buffer.extend_from_slice(&chunk.map_err(|error| {
+                    CliError::failed(format!("lost the connection to the server: {error}"))
+                })?),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

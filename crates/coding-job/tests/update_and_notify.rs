@@ -5,13 +5,12 @@
 mod registry_support;
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::io::Write;
 use std::time::Duration;
 
 use registry_support::TestRegistry;
-use support::{Dev, describe, free_port, wait_for};
+use support::webhook::Receiver;
+use support::{Dev, describe, free_port};
 
 fn httpd_service(service: &str, job: &str, image: &str, port: u16) -> String {
     format!(
@@ -222,42 +221,10 @@ fn update_uses_registry_credentials_from_the_server_config_and_never_shows_them(
 }
 
 /// A webhook receiver on a loopback port that records each POSTed JSON body.
-fn start_receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let sink = received.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_ok()
-                && let Ok(event) = serde_json::from_slice(&body)
-            {
-                sink.lock().unwrap().push(event);
-            }
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        }
-    });
-    (url, received)
-}
-
 #[test]
 fn webhooks_receive_push_rollout_and_health_events_in_order() {
-    let (url, received) = start_receiver();
-    let dev = Dev::start_with_config(Some(&format!("notify:\n  - {url}\n")));
+    let receiver = Receiver::start();
+    let dev = Dev::start_with_config(Some(&format!("notify:\n  - {}\n", receiver.url)));
     let port = free_port();
     let policy = "    update: { healthy_deadline: 10s, auto_rollback: true }\n";
     let good = httpd_service("hooked", "web", support::IMAGE, port) + policy;
@@ -272,12 +239,8 @@ fn webhooks_receive_push_rollout_and_health_events_in_order() {
     let failed = dev.cli(&["rolling-update", "hooked"]);
     assert_eq!(failed.status.code(), Some(1), "{}", describe(&failed));
 
-    let events = wait_for("every notification", Duration::from_secs(10), || {
-        let events = received.lock().unwrap().clone();
-        events
-            .iter()
-            .any(|e| e["event"] == "rollout_failed")
-            .then_some(events)
+    let events = receiver.wait("every notification", Duration::from_secs(10), |e| {
+        e["event"] == "rollout_failed"
     });
     let kinds: Vec<&str> = events
         .iter()

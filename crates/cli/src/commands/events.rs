@@ -4,10 +4,9 @@
 use std::io::Write;
 
 use cj_api::events::Event;
-use futures_util::StreamExt;
 
 use crate::args::EventsArgs;
-use crate::client::{CliError, CliResult, Client};
+use crate::client::{CliError, CliResult, Client, ResponseLines};
 use crate::output::{age, print_json};
 
 pub async fn run(client: &Client, args: EventsArgs) -> CliResult<i32> {
@@ -31,35 +30,27 @@ pub async fn run(client: &Client, args: EventsArgs) -> CliResult<i32> {
     }
     query.push(("follow", "true".into()));
     let response = client.send(client.get("/v1/events").query(&query)).await?;
-    let mut stream = response.bytes_stream();
-    let mut buffer = Vec::new();
+    let mut lines = ResponseLines::new(response);
     let mut out = std::io::stdout().lock();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|error| {
-            CliError::failed(format!("lost the connection to the server: {error}"))
+    while let Some(line) = lines.next().await? {
+        let value: serde_json::Value = serde_json::from_slice(&line).map_err(|error| {
+            CliError::failed(format!("unexpected event line from the server: {error}"))
         })?;
-        buffer.extend_from_slice(&chunk);
-        while let Some(newline) = buffer.iter().position(|byte| *byte == b'\n') {
-            let line: Vec<u8> = buffer.drain(..=newline).collect();
-            let value: serde_json::Value = serde_json::from_slice(&line).map_err(|error| {
-                CliError::failed(format!("unexpected event line from the server: {error}"))
+        if let Some(error) = value.get("error").and_then(|e| e.as_str()) {
+            return Err(CliError::failed(error.to_owned()));
+        }
+        let written = if args.json {
+            writeln!(out, "{}", String::from_utf8_lossy(line.trim_ascii_end()))
+        } else {
+            let event: Event = serde_json::from_value(value).map_err(|error| {
+                CliError::failed(format!("unexpected event from the server: {error}"))
             })?;
-            if let Some(error) = value.get("error").and_then(|e| e.as_str()) {
-                return Err(CliError::failed(error.to_owned()));
-            }
-            let written = if args.json {
-                writeln!(out, "{}", String::from_utf8_lossy(line.trim_ascii_end()))
-            } else {
-                let event: Event = serde_json::from_value(value).map_err(|error| {
-                    CliError::failed(format!("unexpected event from the server: {error}"))
-                })?;
-                print_event(&mut out, &event);
-                Ok(())
-            };
-            if written.and_then(|_| out.flush()).is_err() {
-                // The reader went away (e.g. `| head`): stop quietly.
-                return Ok(0);
-            }
+            print_event(&mut out, &event);
+            Ok(())
+        };
+        if written.and_then(|_| out.flush()).is_err() {
+            // The reader went away (e.g. `| head`): stop quietly.
+            return Ok(0);
         }
     }
     Err(CliError::failed("the server closed the event stream"))

@@ -3,11 +3,9 @@
 
 use std::io::Write;
 
-use cj_api::{OperationEvent, OperationRequest, OperationSummary};
-use futures_util::StreamExt;
-
 use crate::args::OperationArgs;
-use crate::client::{CliError, CliResult, Client};
+use crate::client::{CliError, CliResult, Client, ResponseLines};
+use cj_api::{OperationEvent, OperationRequest, OperationSummary};
 
 pub async fn run(client: &Client, verb: &str, args: OperationArgs) -> CliResult<i32> {
     let request = OperationRequest {
@@ -47,35 +45,25 @@ pub async fn follow_into(
     json: bool,
     out: &mut (dyn Write + Send),
 ) -> CliResult<Followed> {
-    let mut stream = response.bytes_stream();
-    let mut buffer = Vec::new();
+    let mut lines = ResponseLines::new(response);
     let mut followed = Followed {
         summary: None,
         deployment_status: None,
     };
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|error| {
-            CliError::failed(format!("lost the connection to the server: {error}"))
+    while let Some(line) = lines.next().await? {
+        let event: OperationEvent = serde_json::from_slice(&line).map_err(|error| {
+            CliError::failed(format!("unexpected progress line from the server: {error}"))
         })?;
-        buffer.extend_from_slice(&chunk);
-        while let Some(newline) = buffer.iter().position(|byte| *byte == b'\n') {
-            let line: Vec<u8> = buffer.drain(..=newline).collect();
-            let event: OperationEvent = serde_json::from_slice(&line).map_err(|error| {
-                CliError::failed(format!("unexpected progress line from the server: {error}"))
-            })?;
-            if json {
-                let _ = writeln!(out, "{}", String::from_utf8_lossy(line.trim_ascii_end()));
-            } else {
-                print_event(out, verb, &event);
-            }
-            let _ = out.flush();
-            match event {
-                OperationEvent::Summary(done) => followed.summary = Some(done),
-                OperationEvent::Deployment { status, .. } => {
-                    followed.deployment_status = Some(status)
-                }
-                _ => {}
-            }
+        if json {
+            let _ = writeln!(out, "{}", String::from_utf8_lossy(line.trim_ascii_end()));
+        } else {
+            print_event(out, verb, &event);
+        }
+        let _ = out.flush();
+        match event {
+            OperationEvent::Summary(done) => followed.summary = Some(done),
+            OperationEvent::Deployment { status, .. } => followed.deployment_status = Some(status),
+            _ => {}
         }
     }
     Ok(followed)

@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod testbed;
+pub mod webhook;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
