@@ -33,6 +33,7 @@ use crate::error::{ApiFailure, shown};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::keys;
 use crate::operations::{DEFAULT_WAVE_TIMEOUT, Direction, OperationPlan};
+use crate::previews;
 use crate::releases;
 use crate::sanitize;
 use crate::state::{DesiredJob, ServerState};
@@ -74,12 +75,12 @@ api_routes! {
     post "/v1/rollback" => releases::rollback,
     post "/v1/reload" => releases::reload,
     post "/v1/update" => releases::update,
-    get "/v1/update/tags" => releases::update_candidates,
+    get "/v1/update/tags" => previews::update_candidates,
     post "/v1/promote" => releases::promote,
     post "/v1/abort" => releases::abort,
     get "/v1/deployments" => releases::list,
-    post "/v1/diff" => releases::diff,
-    get "/v1/versions/diff" => releases::version_diff,
+    post "/v1/diff" => previews::diff,
+    get "/v1/versions/diff" => previews::version_diff,
     post "/v1/tokens" => crate::tokens::create_token,
     get "/v1/tokens" => crate::tokens::list_tokens,
     delete "/v1/tokens/{name}" => crate::tokens::revoke_token,

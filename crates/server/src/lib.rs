@@ -38,6 +38,7 @@ mod openapi;
 mod operations;
 mod placement;
 mod ports;
+mod previews;
 mod prewarm;
 mod publish;
 mod recorder;

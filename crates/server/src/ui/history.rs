@@ -143,7 +143,7 @@ fn diff_lines(
     if from == to {
         return Ok(Vec::new());
     }
-    let versions = crate::releases::versions_between(state, env, target, from, to)?;
+    let versions = crate::previews::versions_between(state, env, target, from, to)?;
     let diff = TextDiff::from_lines(&versions.from_source, &versions.to_source);
     Ok(diff
         .iter_all_changes()
