@@ -328,7 +328,7 @@ impl ServerState {
                 env: deployment.env.clone(),
                 service: deployment.service.clone(),
                 deployment: deployment.id.clone(),
-                kind: kind_word(deployment.kind).into(),
+                kind: deployment.kind.as_str().into(),
                 jobs: deployment.jobs.iter().map(|job| job.job.clone()).collect(),
                 user: deployment.user.clone(),
                 at: now_rfc3339(),
@@ -415,15 +415,6 @@ pub fn status_word(status: DeploymentStatus) -> &'static str {
         DeploymentStatus::Failed => "failed",
         DeploymentStatus::RolledBack => "rolled back",
         DeploymentStatus::Aborted => "aborted",
-    }
-}
-
-pub fn kind_word(kind: DeploymentKind) -> &'static str {
-    match kind {
-        DeploymentKind::RollingUpdate => "rolling-update",
-        DeploymentKind::Rollback => "rollback",
-        DeploymentKind::Reload => "reload",
-        DeploymentKind::Update => "update",
     }
 }
 

@@ -47,6 +47,7 @@ mod render;
 mod reports;
 mod resolve;
 mod rollout;
+mod rollout_end;
 mod routes;
 mod sanitize;
 mod scrape;

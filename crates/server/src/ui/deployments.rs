@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use super::rows::{Choice, choices, env_names, task_link};
 use super::view::{Chrome, Moment, state_class};
 use crate::auth::{Identity, Session};
-use crate::deployments::{kind_word, status_word};
+use crate::deployments::status_word;
 use crate::error::ApiFailure;
 use crate::state::ServerState;
 
@@ -160,7 +160,7 @@ fn view(
         id: deployment.id.clone(),
         env: deployment.env.clone(),
         service: deployment.service.clone(),
-        kind: kind_word(deployment.kind),
+        kind: deployment.kind.as_str(),
         status,
         status_class: state_class(status),
         user: deployment.user.clone(),
