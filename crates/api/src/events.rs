@@ -32,6 +32,10 @@ pub enum EventKind {
     Token,
     /// An alert fired or resolved.
     Alert,
+    /// A write request (or an exec) was answered, allowed or refused: who, what, the status.
+    /// Sent live, with `follow`, to callers who may read the audit log; `GET /v1/audit` keeps
+    /// them. It carries the revision the store was at, and is not replayed after `since`.
+    Audit,
 }
 
 impl EventKind {
@@ -47,6 +51,7 @@ impl EventKind {
             EventKind::Placement => "placement",
             EventKind::Token => "token",
             EventKind::Alert => "alert",
+            EventKind::Audit => "audit",
         }
     }
 }

@@ -317,7 +317,7 @@ fn externally_killed_container_is_restarted_and_the_death_recorded() {
 fn on_failure_keep_leaves_the_dead_container_with_its_logs() {
     let dev = Dev::start();
     let yaml = format!(
-        "service: broken\njobs:\n  - name: crasher\n    image: {IMAGE}\n    on_failure: keep\n    command: [sh, -c, 'echo about to fail; sleep 1; exit 3']\n"
+        "service: broken\njobs:\n  - name: crasher\n    image: {IMAGE}\n    on_failure: keep\n    command: [sh, -c, 'echo about to fail; echo the reason >&2; sleep 1; exit 3']\n"
     );
     dev.push_yaml("broken.yaml", &yaml);
     // Without a check, `up` is done once the container runs; it dies a second later.
@@ -348,7 +348,19 @@ fn on_failure_keep_leaves_the_dead_container_with_its_logs() {
         1,
         "no replacement was started"
     );
-    assert_eq!(dev.ok(&["logs", "broken/crasher"]).trim(), "about to fail");
+    assert_eq!(
+        dev.ok(&["logs", "broken/crasher"]),
+        "about to fail\nthe reason\n",
+        "both streams, in the order written"
+    );
+    assert_eq!(
+        dev.ok(&["logs", "broken/crasher", "--stream", "stdout"]),
+        "about to fail\n"
+    );
+    assert_eq!(
+        dev.ok(&["logs", "broken/crasher", "--stream", "stderr"]),
+        "the reason\n"
+    );
 }
 
 #[test]

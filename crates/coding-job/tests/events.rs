@@ -10,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use support::{Dev, IMAGE, docker, repo_root, wait_for};
+use support::{Dev, IMAGE, Server, describe, docker, repo_root, wait_for};
 
 fn sleeper(dev: &Dev) {
     let yaml = format!(
@@ -258,4 +258,85 @@ fn blocking_get(url: &str, path: &str) -> (String, String) {
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
     (head.to_owned(), body.to_owned())
+}
+
+/// Lines of `lines` until one `matches` (within `deadline`), all of them.
+fn lines_until(
+    lines: &mpsc::Receiver<String>,
+    deadline: Duration,
+    matches: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let end = Instant::now() + deadline;
+    let mut seen = Vec::new();
+    while seen.last().is_none_or(|line: &String| !matches(line)) {
+        let left = end.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!(
+                "no matching line within {deadline:?}; saw:\n{}",
+                seen.join("\n")
+            ),
+        }
+    }
+    seen
+}
+
+#[test]
+fn writes_reach_admins_following_events_as_audit_events_and_no_one_else() {
+    let mut server = Server::start();
+    server.token = Some(server.admin_token());
+    let created = server.json(&["token", "create", "viewer", "--role", "read", "--json"]);
+    let viewer = created["secret"].as_str().unwrap().to_owned();
+    let follow = |token: &str| {
+        let mut command = server.cli_command(&repo_root(), Some(token), &["events", "-f"]);
+        command.stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = Killed(command.spawn().unwrap());
+        let lines = lines_of(child.0.stdout.take().unwrap());
+        (child, lines)
+    };
+    let (_admin, admin_lines) = follow(&server.admin_token());
+    let (_viewer, viewer_lines) = follow(&viewer);
+    // Both followers are connected once each has seen a change made after it started.
+    let service = |name: &str| format!("service: {name}\njobs:\n  - name: x\n    image: {IMAGE}\n");
+    let file = server.data_dir.path().join("first.yaml");
+    std::fs::write(&file, service("first")).unwrap();
+    server.ok(&["push", file.to_str().unwrap()]);
+    for lines in [&admin_lines, &viewer_lines] {
+        line_matching(lines, Duration::from_secs(10), |l| {
+            l.contains("first: version 1 pushed")
+        });
+    }
+
+    let file = server.data_dir.path().join("second.yaml");
+    std::fs::write(&file, service("second")).unwrap();
+    server.ok(&["push", file.to_str().unwrap()]);
+    let refused = server.cli_as(Some(&viewer), &["push", file.to_str().unwrap()]);
+    assert!(!refused.status.success(), "{}", describe(&refused));
+    let audit = line_matching(&admin_lines, Duration::from_secs(10), |l| {
+        l.contains("audit") && l.contains("POST /v1/push second -> 200")
+    });
+    assert!(audit.contains("admin"), "{audit}");
+    line_matching(&admin_lines, Duration::from_secs(10), |l| {
+        l.contains("viewer (read): POST /v1/push second -> 403")
+    });
+    for secret in [server.admin_token(), viewer.clone()] {
+        assert!(!audit.contains(&secret), "an audit event shows a token");
+    }
+
+    // The reader sees the change itself, never who made which request: a later change marks
+    // the end of what the pushes could have sent it.
+    let file = server.data_dir.path().join("third.yaml");
+    std::fs::write(&file, service("third")).unwrap();
+    server.ok(&["push", file.to_str().unwrap()]);
+    let seen = lines_until(&viewer_lines, Duration::from_secs(10), |l| {
+        l.contains("third: version 1 pushed")
+    });
+    assert!(
+        seen.iter().any(|l| l.contains("second: version 1 pushed")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().all(|l| !l.contains("audit")),
+        "a read token saw audit events: {seen:?}"
+    );
 }

@@ -135,7 +135,7 @@ async fn screenshot(browser: &Client, name: &str) {
 /// A job of two tasks that each print a line every 200 ms.
 fn ticker_yaml() -> String {
     format!(
-        "service: clock\njobs:\n  - name: ticker\n    image: {IMAGE}\n    command: [sh, -c, 'n=0; while true; do n=$((n+1)); echo tick $n; sleep 0.2; done']\n    tasks:\n      - {{ name: a }}\n      - {{ name: b }}\n"
+        "service: clock\njobs:\n  - name: ticker\n    image: {IMAGE}\n    command: [sh, -c, 'n=0; while true; do n=$((n+1)); echo tick $n; echo tock $n >&2; sleep 0.2; done']\n    tasks:\n      - {{ name: a }}\n      - {{ name: b }}\n"
     )
 }
 
@@ -201,8 +201,27 @@ async fn the_overview_changes_live_when_a_container_is_killed_and_logs_follow() 
     })
     .await;
     let text = text_of(&browser, "#logs").await.unwrap();
-    assert!(text.contains("tick"), "{text}");
+    assert!(text.contains("tick") && text.contains("tock"), "{text}");
     screenshot(&browser, "task").await;
+
+    // Choosing stderr starts over with only what the container wrote there.
+    browser
+        .execute(
+            "const s = document.getElementById('log-stream'); s.value = 'stderr'; \
+             s.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let only_stderr = eventually("stderr lines alone", PAGE_DEADLINE, || async {
+        let text = text_of(&browser, "#logs").await?;
+        let lines: Vec<&str> = text.lines().collect();
+        (lines.len() >= 3 && lines.iter().all(|line| line.starts_with("tock"))).then_some(text)
+    })
+    .await;
+    assert!(!only_stderr.contains("tick"), "{only_stderr}");
+    let download = attribute(&browser, "#log-download", "href").await.unwrap();
+    assert!(download.ends_with("&stream=stderr"), "{download}");
 
     // The terminal runs each line in the container's shell.
     let line = browser.find(Locator::Css("#terminal-line")).await.unwrap();

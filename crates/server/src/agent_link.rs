@@ -20,6 +20,7 @@ use bytes::Bytes;
 use cj_agent::Assignment;
 use cj_agent::link::{
     AgentHello, AgentMessage, AgentRequest, DataFrame, Outcome, PROTOCOL_VERSION, ServerMessage,
+    StreamKind,
 };
 use futures_util::stream::{SplitSink, StreamExt};
 use futures_util::{SinkExt, Stream};
@@ -65,9 +66,10 @@ enum Pending {
     Exec(exec::PendingExec),
 }
 
-/// A piece of a stream an agent sends (container logs).
+/// A piece of a stream an agent sends (container logs): output on stdout or stderr, then the
+/// end (with why, if it ended early).
 pub enum StreamItem {
-    Data(Bytes),
+    Data(StreamKind, Bytes),
     End(Option<String>),
 }
 
@@ -293,7 +295,7 @@ impl Session {
             return;
         };
         if chunks
-            .try_send(StreamItem::Data(frame.data.into()))
+            .try_send(StreamItem::Data(frame.kind, frame.data.into()))
             .is_err()
         {
             // The reader fell behind (or left): end its stream instead of waiting for it.

@@ -38,6 +38,7 @@ use crate::releases;
 use crate::sanitize;
 use crate::state::{DesiredJob, ServerState};
 use crate::status::current_container;
+use cj_agent::link::StreamKind;
 
 pub(crate) type AppState = State<Arc<ServerState>>;
 
@@ -493,6 +494,27 @@ struct LogsQuery {
     follow: bool,
     /// A specific container of the task (e.g. a replaced one), by id or id prefix.
     container: Option<String>,
+    /// Only this stream of the container's output; both, in the order written, when absent.
+    /// `tail` counts lines of both streams, as the engine keeps them.
+    #[param(inline)]
+    stream: Option<LogStream>,
+}
+
+/// One of a container's two output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+impl LogStream {
+    fn carries(self, kind: StreamKind) -> bool {
+        matches!(
+            (self, kind),
+            (LogStream::Stdout, StreamKind::Stdout) | (LogStream::Stderr, StreamKind::Stderr)
+        )
+    }
 }
 
 #[utoipa::path(
@@ -500,7 +522,7 @@ struct LogsQuery {
     path = "/v1/logs",
     params(LogsQuery),
     responses(
-        (status = 200, description = "the container's output (stdout and stderr), streamed", content_type = "text/plain", body = String),
+        (status = 200, description = "the container's output (stdout and stderr, or the one `stream` names), streamed", content_type = "text/plain", body = String),
         (status = 404, description = "no such task, or no such container of it", body = ApiError),
         (status = 503, description = "the agent of the container's host is not connected", body = ApiError),
         (status = 502, description = "the host's agent did not answer in time, or failed", body = ApiError),
@@ -542,13 +564,17 @@ async fn logs(
     };
     // Fail here, with a status code, if the engine no longer has the container.
     state.links.inspect(&host, &container_id).await?;
+    let only = query.stream;
     let chunks = state
         .links
         .logs(&host, &container_id, query.tail, query.follow)
         .await?
-        .filter_map(|item| async move {
+        .filter_map(move |item| async move {
             match item {
-                StreamItem::Data(bytes) => Some(Ok::<_, Infallible>(bytes)),
+                StreamItem::Data(kind, bytes) if only.is_none_or(|only| only.carries(kind)) => {
+                    Some(Ok::<_, Infallible>(bytes))
+                }
+                StreamItem::Data(..) => None,
                 StreamItem::End(None) => None,
                 StreamItem::End(Some(error)) => Some(Ok(Bytes::from(format!(
                     "\n[coding-job: log stream ended: {error}]\n"

@@ -7,6 +7,9 @@
 //! store's watch log. It keeps the newest [`MAX_ENTRIES`]; older entries are deleted as new
 //! ones arrive. What an entry holds comes from the request's path, method and JSON body,
 //! never from its headers: the `Authorization` header (the secret) is never read here.
+//!
+//! Entries are also sent, as they are written, to admins following the event stream
+//! ([`AuditLog::follow`], [`audit_event`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,8 +17,10 @@ use std::sync::{Arc, Mutex};
 use axum::Json;
 use axum::extract::Extension;
 use cj_api::AuditEntry;
+use cj_api::events::{Event, EventKind};
 use cj_store::{Op, Page, Store, StoreError, StoreJson};
 use serde::Deserialize;
+use tokio::sync::broadcast;
 
 use crate::api::page_limit;
 use crate::auth::Auth;
@@ -30,6 +35,9 @@ pub const MAX_ENTRIES: usize = 100_000;
 const BATCH: usize = 1000;
 /// The longest target or environment kept in an entry, in characters.
 const MAX_LABEL_CHARS: usize = 128;
+/// How far a follower of the event stream may fall behind the audit log before it skips
+/// entries (which stay in the log).
+const LIVE_BACKLOG: usize = 256;
 
 pub struct AuditLog {
     store: Arc<dyn Store>,
@@ -41,6 +49,8 @@ pub struct AuditLog {
     entries: AtomicUsize,
     /// One trim at a time.
     trimming: Mutex<()>,
+    /// Each entry as it is recorded, to followers of the event stream.
+    live: broadcast::Sender<AuditEntry>,
 }
 
 impl AuditLog {
@@ -70,6 +80,7 @@ impl AuditLog {
             max_entries,
             entries: AtomicUsize::new(entries),
             trimming: Mutex::new(()),
+            live: broadcast::channel(LIVE_BACKLOG).0,
         })
     }
 
@@ -78,6 +89,13 @@ impl AuditLog {
         if let Err(error) = self.write(entry) {
             tracing::warn!(%error, "failed to write an audit entry");
         }
+        // Nobody following is the usual case, not an error.
+        let _ = self.live.send(entry.clone());
+    }
+
+    /// The entries recorded from now on.
+    pub fn follow(&self) -> broadcast::Receiver<AuditEntry> {
+        self.live.subscribe()
     }
 
     fn write(&self, entry: &AuditEntry) -> Result<(), StoreError> {
@@ -185,6 +203,34 @@ pub fn subject(path: &str, body: &[u8]) -> (Option<String>, Option<String>) {
         text(fields.env).map(label),
         target.map(label).filter(|target| !target.is_empty()),
     )
+}
+
+/// An audit entry as an event of the stream, at `revision` (the store's, when it was seen):
+/// `alice (deploy): POST /v1/rollback core/web -> 200`.
+pub fn audit_event(entry: &AuditEntry, revision: u64) -> Event {
+    let role = entry
+        .role
+        .map(|role| format!(" ({role})"))
+        .unwrap_or_default();
+    let about = entry
+        .target
+        .as_deref()
+        .map(|target| format!(" {target}"))
+        .unwrap_or_default();
+    Event {
+        revision,
+        kind: EventKind::Audit,
+        at: Some(entry.at.clone()),
+        env: entry.env.clone(),
+        service: None,
+        job: None,
+        task: None,
+        host: None,
+        message: format!(
+            "{}{role}: {} {}{about} -> {}",
+            entry.who, entry.method, entry.path, entry.status
+        ),
+    }
 }
 
 /// `GET /v1/audit`.

@@ -263,6 +263,14 @@ impl Auth {
     }
 
     /// Lets requests without credentials read (`--public-read`).
+    /// Whether `identity` may read the audit log, and so see its entries in the event stream.
+    pub fn may_read_audit(&self, identity: &Identity) -> bool {
+        match identity.role {
+            Some(role) => allows(role, access(&Method::GET, "/v1/audit")),
+            None => self.mode == AuthMode::Open,
+        }
+    }
+
     pub fn with_public_read(mut self, public_read: bool) -> Auth {
         self.public_read = public_read;
         self

@@ -6,21 +6,27 @@
 //! `events -f` follow the same watch, as newline-delimited JSON or server-sent events.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cj_api::events::{Event, EventKind};
-use cj_api::{ContainerRecord, Deployment, HistoryEvent, VersionInfo};
-use cj_store::{StoreError, Watch, WatchEvent, WatchKind};
-use futures_util::{Stream, StreamExt, stream};
+use cj_api::{AuditEntry, ContainerRecord, Deployment, HistoryEvent, VersionInfo};
+use cj_store::{Store, StoreError, Watch, WatchEvent, WatchKind};
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt, future, stream};
 use serde::Deserialize;
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
 
 use crate::api::{AppState, page_limit};
+use crate::audit::audit_event;
+use crate::auth::{Auth, Identity};
 use crate::error::ApiFailure;
 use crate::extract::ApiQuery;
 use crate::state::DesiredJob;
@@ -65,6 +71,8 @@ pub struct EventsQuery {
 )]
 pub async fn events(
     State(state): AppState,
+    Extension(auth): Extension<Arc<Auth>>,
+    identity: Identity,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Response, ApiFailure> {
@@ -89,7 +97,13 @@ pub async fn events(
         .store
         .watch("", after)
         .map_err(|error| gone(error, after))?;
-    let changes = follow(watch, filter);
+    let audit = auth.may_read_audit(&identity).then(|| auth.audit.follow());
+    let changes = with_audit(
+        follow(watch, filter.clone()),
+        audit,
+        state.store.clone(),
+        filter,
+    );
     if wants_sse {
         let messages = changes.map(|item| {
             Ok::<_, Infallible>(match item {
@@ -172,6 +186,32 @@ fn follow(watch: Watch, filter: Filter) -> impl Stream<Item = Result<Event, Stri
             }
         }
     })
+}
+
+/// `changes` with the audit log's entries as they are written, when the caller may read them
+/// (`audit`). It ends when `changes` does: the audit log never ends on its own.
+fn with_audit(
+    changes: impl Stream<Item = Result<Event, String>> + Send + 'static,
+    audit: Option<broadcast::Receiver<AuditEntry>>,
+    store: Arc<dyn Store>,
+    filter: Filter,
+) -> BoxStream<'static, Result<Event, String>> {
+    let Some(audit) = audit else {
+        return changes.boxed();
+    };
+    let entries = BroadcastStream::new(audit).filter_map(move |entry| {
+        // Entries a slow reader skipped stay in the log (`GET /v1/audit`).
+        let event = entry
+            .ok()
+            .map(|entry| audit_event(&entry, store.revision().unwrap_or_default()))
+            .filter(|event| filter.keeps(event));
+        future::ready(event.map(|event| Some(Ok(event))))
+    });
+    let ended = stream::once(future::ready(None));
+    stream::select(changes.map(Some).chain(ended), entries)
+        .take_while(|item| future::ready(item.is_some()))
+        .filter_map(future::ready)
+        .boxed()
 }
 
 fn gone(error: StoreError, since: u64) -> ApiFailure {

@@ -19,6 +19,9 @@ pub async fn run(client: &Client, args: LogsArgs) -> CliResult<i32> {
     if let Some(container) = &args.container {
         query.push(("container", container.clone()));
     }
+    if let Some(stream) = &args.stream {
+        query.push(("stream", stream.clone()));
+    }
     let response = client.send(client.get("/v1/logs").query(&query)).await?;
     let mut stream = response.bytes_stream();
     let mut stdout = std::io::stdout().lock();

@@ -67,7 +67,7 @@
   if (main && main.dataset.live === "1" && window.EventSource) {
     const events = new EventSource("/v1/events?follow=true");
     // Each event is named after its kind; any change may change what this page shows.
-    for (const kind of ["push", "desired", "container", "health", "deployment", "host", "env", "placement", "token", "alert"]) {
+    for (const kind of ["push", "desired", "container", "health", "deployment", "host", "env", "placement", "token", "alert", "audit"]) {
       events.addEventListener(kind, schedule);
     }
     events.onmessage = schedule;
@@ -77,18 +77,22 @@
   }
 
   // Logs: follow the streamed /v1/logs body; pause holds new lines back, the filter hides
-  // lines that do not match.
+  // lines that do not match, the stream choice starts over with only stdout or stderr (and
+  // makes the Download link give the same).
   function followLogs() {
     const pane = document.getElementById("logs");
     if (!pane || pane.dataset.started) return;
     pane.dataset.started = "1";
-    pane.textContent = "";
     const pause = document.getElementById("log-pause");
     const filter = document.getElementById("log-filter");
+    const choice = document.getElementById("log-stream");
+    const download = document.getElementById("log-download");
     const status = document.getElementById("log-state");
     let paused = false;
     let held = [];
+    let reading = null;
     const matches = (line) => !filter.value || line.toLowerCase().includes(filter.value.toLowerCase());
+    const streamWords = () => (choice.value ? choice.value + " only" : "stdout and stderr together");
     function show(lines) {
       const atBottom = pane.scrollTop + pane.clientHeight >= pane.scrollHeight - 4;
       for (const text of lines) {
@@ -104,20 +108,21 @@
       paused = !paused;
       pause.textContent = paused ? "Resume" : "Pause";
       pause.setAttribute("aria-pressed", String(paused));
-      status.textContent = paused ? "paused: new lines are held back" : "following";
+      status.textContent = paused ? "paused: new lines are held back" : "following (" + streamWords() + ")";
       if (!paused) { show(held); held = []; }
     });
     filter.addEventListener("input", () => {
       pane.childNodes.forEach((line) => { line.className = matches(line.textContent) ? "" : "hidden"; });
     });
-    (async () => {
-      const answer = await fetch(pane.dataset.src + "&follow=true&tail=200", { credentials: "same-origin" });
+    async function read(src, signal) {
+      const answer = await fetch(src + "&follow=true&tail=200", { credentials: "same-origin", signal });
       if (!answer.ok || !answer.body) { status.textContent = "logs unavailable: " + (await answer.text()); return; }
-      status.textContent = "following (stdout and stderr together)";
+      status.textContent = "following (" + streamWords() + ")";
       const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
       let rest = "";
       for (;;) {
         const { value, done } = await reader.read();
+        if (signal.aborted) return;
         if (done) break;
         const parts = (rest + value).split("\n");
         rest = parts.pop();
@@ -125,7 +130,21 @@
       }
       if (rest) show([rest]);
       status.textContent = "the log stream ended";
-    })().catch((error) => { status.textContent = "log stream failed: " + error; });
+    }
+    function start() {
+      if (reading) reading.abort();
+      reading = new AbortController();
+      const src = pane.dataset.src + (choice.value ? "&stream=" + choice.value : "");
+      download.href = src;
+      pane.textContent = "";
+      held = [];
+      const signal = reading.signal;
+      read(src, signal).catch((error) => {
+        if (!signal.aborted) status.textContent = "log stream failed: " + error;
+      });
+    }
+    choice.addEventListener("change", start);
+    start();
   }
 
   // The terminal: one `sh` per page over the /v1/exec WebSocket; each line is its stdin.
