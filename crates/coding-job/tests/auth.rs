@@ -453,3 +453,88 @@ fn dev_on_loopback_needs_no_token_but_checks_one_that_is_sent() {
     assert_eq!(audit[0]["path"], "/v1/push");
     assert_eq!(audit[0]["target"], "open");
 }
+
+#[test]
+fn pages_of_other_sites_may_not_write_run_commands_or_reach_an_open_dev_by_name() {
+    let dev = Dev::start();
+    let address = dev.url.trim_start_matches("http://").to_owned();
+    let push = r#"{"env":"production","file":"x.yaml","source":"service: x\njobs:\n  - name: x\n    image: 127.0.0.1:9/x:1\n"}"#;
+    let before = dev.store_revision();
+    // A form or script of another site, posting to this machine's loopback: refused, and
+    // nothing is stored, though a loopback dev asks no token.
+    for origin in ["https://evil.example", "null", "http://127.0.0.1:1"] {
+        let answer = dev.http_with(
+            "POST",
+            "/v1/push",
+            &[("Host", &address), ("Origin", origin)],
+            None,
+            Some(push),
+        );
+        assert_eq!(answer.status, 403, "{origin}: {}", answer.body);
+        let error: Value = serde_json::from_str(&answer.body).unwrap();
+        assert_eq!(error["code"], "csrf", "{}", answer.body);
+        assert!(
+            error["error"].as_str().unwrap().contains("another site"),
+            "{}",
+            answer.body
+        );
+    }
+    assert_eq!(
+        dev.store_revision(),
+        before,
+        "a refused write stored something"
+    );
+
+    // Nor may it open a terminal in a container (a WebSocket handshake names its origin).
+    let exec = dev.http_with(
+        "GET",
+        "/v1/exec?target=x&cmd=sh",
+        &[
+            ("Host", &address),
+            ("Origin", "https://evil.example"),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+        None,
+        None,
+    );
+    assert_eq!(exec.status, 403, "{}", exec.body);
+
+    // The server's own pages (same origin) and clients that send no origin go on.
+    let own = dev.http_with(
+        "POST",
+        "/v1/push",
+        &[("Host", &address), ("Origin", &dev.url)],
+        None,
+        Some(push),
+    );
+    assert_eq!(own.status, 200, "{}", own.body);
+
+    // A name another site points at 127.0.0.1 (DNS rebinding) reads nothing from an open dev;
+    // localhost and addresses do.
+    let rebound = dev.http_with(
+        "GET",
+        "/v1/status",
+        &[("Host", "evil.example:7400")],
+        None,
+        None,
+    );
+    assert_eq!(rebound.status, 403, "{}", rebound.body);
+    assert!(rebound.body.contains("evil.example"), "{}", rebound.body);
+    let port = address.rsplit(':').next().unwrap();
+    for host in [address.clone(), format!("localhost:{port}")] {
+        let answer = dev.http_with("GET", "/v1/status", &[("Host", &host)], None, None);
+        assert_eq!(answer.status, 200, "{host}: {}", answer.body);
+    }
+    // Each refused write is in the audit, as made by another site.
+    let audit = dev.json(&["audit", "--json"]);
+    let refused = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["who"] == "another site" && entry["status"] == 403)
+        .count();
+    assert_eq!(refused, 4, "{audit:#}");
+}

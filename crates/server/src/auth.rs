@@ -14,7 +14,9 @@
 //! SameSite=Strict), which counts as the token for every request; a write made with it must
 //! also carry the session's [`csrf_token`] (header `X-CSRF-Token` or form field `csrf`), so a
 //! page of another site can never write with the user's session. A browser without
-//! credentials that asks for a page is sent to the login page instead of a 401.
+//! credentials that asks for a page is sent to the login page instead of a 401. Before any of
+//! this, [`same_origin`] refuses a write or exec that another site's page made (its `Origin`),
+//! and, on an open server, any request sent to a name other than a local one (DNS rebinding).
 //!
 //! `--public-read` ([`Auth::with_public_read`]): a request without credentials may do what the
 //! `read` role may, as the caller `public`; writes still need a token.
@@ -38,6 +40,7 @@ use subtle::ConstantTimeEq;
 use crate::audit::{self, AuditLog};
 use crate::edge::MAX_BODY_BYTES;
 use crate::error::ApiFailure;
+use crate::same_origin;
 pub use crate::session::{CSRF_HEADER, Session, csrf_token};
 use crate::session::{form_csrf, session_cookie};
 use crate::state::{lock, now_rfc3339};
@@ -322,6 +325,16 @@ impl Auth {
             failure,
             redirect: None,
         };
+        if self.mode == AuthMode::Open
+            && let Some(reason) = same_origin::names_a_foreign_host(headers)
+        {
+            return Err(refuse("anonymous", None, ApiFailure::Forbidden(reason)));
+        }
+        if (!is_read(method) || audited_read(path))
+            && let Some(reason) = same_origin::from_another_site(headers)
+        {
+            return Err(refuse("another site", None, ApiFailure::Csrf(reason)));
+        }
         let needed = access(method, path);
         let credential = match credential(headers) {
             Ok(credential) => credential,

@@ -49,6 +49,7 @@ mod resolve;
 mod rollout;
 mod rollout_end;
 mod routes;
+mod same_origin;
 mod sanitize;
 mod scrape;
 mod secrets;

@@ -411,14 +411,29 @@ impl Dev {
         token: Option<&str>,
         body: Option<&str>,
     ) -> HttpAnswer {
+        let address = self.url.trim_start_matches("http://");
+        self.http_with(method, path, &[("Host", address)], token, body)
+    }
+
+    /// As [`Dev::http`], with these headers (`Host` among them) instead of the usual `Host`.
+    pub fn http_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> HttpAnswer {
         use std::io::{Read, Write};
         let address = self.url.trim_start_matches("http://");
         let mut stream = std::net::TcpStream::connect(address).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
-        let mut head =
-            format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+        let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
         if let Some(token) = token {
             head.push_str(&format!("Authorization: Bearer {token}\r\n"));
         }
