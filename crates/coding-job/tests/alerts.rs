@@ -5,13 +5,15 @@
 //! fails raises a `deployment_failed` alert (here also in DingTalk's format) that the next
 //! successful rollout resolves. A routed task whose check fails raises `unhealthy` and
 //! `route_down`, both resolved when the job is brought down; a disk above its threshold raises
-//! `disk` from the host's own readings.
+//! `disk` from the host's own readings. On a test bed of two real hosts, a host whose agent
+//! is gone raises `host_down` after the rule's time, resolved when the agent is back.
 
 mod support;
 
 use std::time::Duration;
 
 use serde_json::Value;
+use support::cluster::Cluster;
 use support::webhook::Receiver;
 use support::{Dev, IMAGE, wait_for};
 
@@ -311,4 +313,80 @@ fn a_disk_above_its_threshold_alerts_from_the_hosts_readings() {
     let listed = dev.json(&["alerts", "--json"]);
     assert_eq!(listed[0]["rule"], "disk");
     assert!(listed[0].get("resolved").is_none(), "{listed}");
+}
+
+#[test]
+fn a_host_whose_agent_is_gone_alerts_after_its_time_and_resolves_when_it_is_back() {
+    let receiver = Receiver::start();
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("server.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "notify:\n  - {}\nalerts:\n  host_down: {{ for: 3s }}\n",
+            receiver.url
+        ),
+    )
+    .unwrap();
+    let mut cluster = Cluster::start_with_server_args(2, &["--config", config.to_str().unwrap()]);
+    let is_host_down = |event: &'static str| {
+        move |body: &Value| {
+            body["event"] == event && body["rule"] == "host_down" && body["subject"] == "host-1"
+        }
+    };
+
+    // The agent of host-1 stops (its host is cut off from the server): after 3 seconds, one alert.
+    let gone_at = std::time::Instant::now();
+    cluster.kill_agent("host-1");
+    let bodies = receiver.wait(
+        "the host_down alert",
+        Duration::from_secs(30),
+        is_host_down("alert_firing"),
+    );
+    let waited = gone_at.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3),
+        "fired after {waited:?}, before the rule's 3s"
+    );
+    let firing = bodies
+        .iter()
+        .find(|b| is_host_down("alert_firing")(b))
+        .unwrap();
+    assert_eq!(firing["message"], "host host-1 has been down for 3s");
+    assert!(
+        !bodies.iter().any(|b| b["subject"] == "host-2"),
+        "host-2 is up: {bodies:#?}"
+    );
+    let alerts = cluster.server.json(&["alerts", "--json"]);
+    assert!(
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["rule"] == "host_down"
+                && a["subject"] == "host-1"
+                && a["resolved"].is_null()),
+        "{alerts:#}"
+    );
+
+    // The agent comes back: the alert is resolved, once.
+    cluster.start_agent("host-1");
+    let bodies = receiver.wait(
+        "the host_down alert to resolve",
+        Duration::from_secs(40),
+        is_host_down("alert_resolved"),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let count = |event| {
+        receiver
+            .bodies()
+            .iter()
+            .filter(|b| is_host_down(event)(b))
+            .count()
+    };
+    assert_eq!(
+        (count("alert_firing"), count("alert_resolved")),
+        (1, 1),
+        "{bodies:#?}"
+    );
 }
