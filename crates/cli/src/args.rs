@@ -278,6 +278,10 @@ pub struct AgentArgs {
     /// What the host is, shown by `hosts`: `--label zone=a --label disk=ssd`.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
+    /// Serve this agent's own metrics (its reconcile passes) at `/metrics` on this address,
+    /// e.g. `0.0.0.0:7401`; the server's `/metrics` has the hosts' and tasks' state.
+    #[arg(long, value_name = "ADDRESS")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `KEY=VALUE`, by the rule `constraints` are checked with.
@@ -377,6 +381,9 @@ pub struct RouterArgs {
     /// No access log lines.
     #[arg(long)]
     pub no_access_log: bool,
+    /// Serve the router's own metrics (its proxied requests) at `/metrics` on this address.
+    #[arg(long, value_name = "ADDRESS")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]

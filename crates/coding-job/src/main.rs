@@ -154,6 +154,7 @@ async fn router(server: String, tls: TlsClient, args: RouterArgs) -> anyhow::Res
         router.local_addr(),
         args.domain
     );
+    serve_metrics(args.metrics_listen).await?;
     tokio::spawn(async move { cj_router::follow_server(&server, token, http, tables).await });
     router.serve(shutdown_signal()).await
 }
@@ -203,7 +204,17 @@ async fn agent(server: String, tls: TlsClient, args: AgentArgs) -> anyhow::Resul
         tls: Some(tls),
     };
     println!("coding-job agent {host}: linking to {server}");
+    serve_metrics(args.metrics_listen).await?;
     run_remote(Arc::new(runtime), options, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `--metrics-listen`: the process's own series at `/metrics`, said where.
+async fn serve_metrics(listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    if let Some(listen) = listen {
+        let bound = cj_server::serve_metrics(listen).await?;
+        println!("  metrics: http://{bound}/metrics");
+    }
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! `GET /metrics` scraped by a real Prometheus (Debian's `prometheus`): a running task shows up
 //! as a `coding_job_tasks` series Prometheus can query, and it is gone from the exposition once
 //! its job is down; a server that requires tokens is scraped with a `read` token from a
-//! credentials file.
+//! credentials file; a standalone agent on a host of a test bed serves its own series.
 
 mod support;
 
@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use support::cluster::Cluster;
 use support::{Dev, IMAGE, Server, free_port, http_get_host, wait_for};
 
 /// A Prometheus process on a temporary directory, killed (and its directory removed) on drop.
@@ -167,4 +168,36 @@ fn prometheus_sends_a_read_token_to_a_server_that_requires_one() {
     assert_eq!(samples[0]["metric"]["method"], "GET");
     let up = prometheus.query(r#"up{job="coding-job"}"#).unwrap();
     assert_eq!(up[0]["value"][1], "1", "{up:?}");
+}
+
+#[test]
+fn prometheus_scrapes_a_standalone_agent_on_its_own_host() {
+    let mut cluster = Cluster::start(1);
+    // host-1's agent again, serving its own series in its host's network namespace.
+    let port = free_port();
+    cluster.kill_agent("host-1");
+    let mut command = cluster.agent_command("host-1", "host-1", None);
+    command.args(["--metrics-listen", &format!("0.0.0.0:{port}")]);
+    cluster.spawn_agent("host-1", command);
+    cluster.wait_for_hosts(&["host-1".to_owned()], "ready");
+    cluster.server.push_yaml(
+        "metered.yaml",
+        &format!("service: metered\njobs:\n  - name: meter\n    image: {IMAGE}\n    command: [sleep, \"3600\"]\n"),
+    );
+    cluster.server.ok(&["up", "metered"]);
+
+    let target = format!("{}:{port}", cluster.bed.host("host-1").address);
+    let prometheus = Prometheus::start(&target, None);
+    let samples = wait_for(
+        "Prometheus to have scraped the agent's reconcile passes",
+        Duration::from_secs(60),
+        || {
+            prometheus
+                .query("coding_job_agent_reconcile_duration_seconds_count")
+                .filter(|samples| !samples.is_empty())
+        },
+    );
+    let passes: f64 = samples[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(passes >= 1.0, "{samples:?}");
+    assert_eq!(samples[0]["metric"]["instance"], target.as_str());
 }

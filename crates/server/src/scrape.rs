@@ -26,7 +26,7 @@ use crate::keys;
 use crate::state::ServerState;
 
 /// The content type of the text format Prometheus scrapes.
-const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 #[utoipa::path(
     get,
