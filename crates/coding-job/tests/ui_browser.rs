@@ -343,6 +343,44 @@ async fn a_rollout_shows_its_batches_and_is_promoted_from_the_deployments_page()
         "{diff}"
     );
     screenshot(&browser, "history").await;
+
+    // On a phone's width every page reads without scrolling sideways: wide tables scroll
+    // within themselves, and the rest wraps. Going from page to page, each loads at once.
+    browser.set_window_size(390, 844).await.unwrap();
+    for page in [
+        "/",
+        "/ui/task/production/web/api/t0",
+        "/ui/history/production/web/api?from=1&to=2",
+        "/ui/deployments",
+        "/ui/hosts",
+        "/ui/envs",
+        "/ui/audit",
+    ] {
+        let asked = std::time::Instant::now();
+        browser.goto(&format!("{}{page}", dev.url)).await.unwrap();
+        // The pages left behind must have closed their streams (events, logs): a browser
+        // opens six connections to a server, and held ones leave the next page waiting.
+        let loaded = asked.elapsed();
+        assert!(
+            loaded < Duration::from_secs(10),
+            "{page} took {loaded:?} to load"
+        );
+        let widths = browser
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let (page_width, window_width) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+        assert!(
+            window_width <= 500 && page_width <= window_width,
+            "{page} is {page_width}px wide in a {window_width}px window"
+        );
+        if page == "/" {
+            screenshot(&browser, "phone").await;
+        }
+    }
     browser.close().await.unwrap();
 }
 

@@ -64,16 +64,34 @@
       swapping = false;
     }
   }
+  // A page's open streams (the event stream, a log being followed) end when the page is left:
+  // a browser opens few connections to one server at a time, and a page kept for "back" would
+  // otherwise hold its streams open and leave the next page waiting for a connection. They
+  // start again if the page is shown again from that cache.
+  const streams = new Map();
+  function keepStream(name, open) {
+    streams.set(name, { open, close: open() });
+  }
+  window.addEventListener("pagehide", () => streams.forEach((stream) => stream.close()));
+  window.addEventListener("pageshow", (event) => {
+    if (!event.persisted) return;
+    streams.forEach((stream) => { stream.close = stream.open(); });
+    schedule();
+  });
+
   if (main && main.dataset.live === "1" && window.EventSource) {
-    const events = new EventSource("/v1/events?follow=true");
-    // Each event is named after its kind; any change may change what this page shows.
-    for (const kind of ["push", "desired", "container", "health", "deployment", "host", "env", "placement", "token", "alert", "audit"]) {
-      events.addEventListener(kind, schedule);
-    }
-    events.onmessage = schedule;
-    // After a reconnect something may have been missed: read the page again.
-    let opened = false;
-    events.onopen = () => { if (opened) schedule(); opened = true; };
+    keepStream("events", () => {
+      const events = new EventSource("/v1/events?follow=true");
+      // Each event is named after its kind; any change may change what this page shows.
+      for (const kind of ["push", "desired", "container", "health", "deployment", "host", "env", "placement", "token", "alert", "audit"]) {
+        events.addEventListener(kind, schedule);
+      }
+      events.onmessage = schedule;
+      // After a reconnect something may have been missed: read the page again.
+      let opened = false;
+      events.onopen = () => { if (opened) schedule(); opened = true; };
+      return () => events.close();
+    });
   }
 
   // Logs: follow the streamed /v1/logs body; pause holds new lines back, the filter hides
@@ -144,7 +162,10 @@
       });
     }
     choice.addEventListener("change", start);
-    start();
+    keepStream("logs", () => {
+      start();
+      return () => reading.abort();
+    });
   }
 
   // The terminal: one `sh` per page over the /v1/exec WebSocket; each line is its stdin.
