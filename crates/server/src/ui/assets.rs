@@ -1,4 +1,4 @@
-//! `/ui/static/{file}`: the stylesheet and the script, compiled into the binary (nothing is
+//! `/ui/static/{file}`: the stylesheet, the pages' script and the event stream's shared worker, compiled into the binary (nothing is
 //! fetched at run time).
 
 use axum::extract::Path;
@@ -18,6 +18,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("static/ui.js"),
     ),
+    (
+        "events.js",
+        "text/javascript; charset=utf-8",
+        include_str!("static/events.js"),
+    ),
 ];
 
 pub async fn file(Path(name): Path<String>) -> Result<Response, ApiFailure> {
@@ -27,7 +32,7 @@ pub async fn file(Path(name): Path<String>) -> Result<Response, ApiFailure> {
             .find(|(file, _, _)| *file == name)
             .ok_or_else(|| {
                 ApiFailure::NotFound(format!(
-                    "no static file {}: there are ui.css and ui.js",
+                    "no static file {}: there are ui.css, ui.js and events.js",
                     crate::error::shown(&name)
                 ))
             })?;

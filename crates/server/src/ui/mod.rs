@@ -1,7 +1,8 @@
 //! The web UI: server-rendered pages on the API's listener (`/`, `/ui/...`), one small module
 //! per page. Pages read through the same server functions as the JSON API, so what a page shows
 //! is what `/v1/...` answers (secret values masked the same way). Every page reads correctly
-//! without JavaScript; `static/ui.js` only adds live updates, log following and the exec
+//! without JavaScript; `static/ui.js` only adds live updates (through one event stream that
+//! `static/events.js`, a shared worker, holds for every open page), log following and the exec
 //! terminal. Forms that change something POST to `/ui/actions/...` with the session's CSRF
 //! value and are answered with a redirect back (303).
 

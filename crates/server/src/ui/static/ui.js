@@ -1,5 +1,5 @@
-// coding-job web UI: the pages work without this script; it adds live updates (one
-// EventSource per page; on an event the page is fetched again and <main> swapped), relative
+// coding-job web UI: the pages work without this script; it adds live updates (one event
+// stream shared by every open page; on an event the page is fetched again and <main> swapped), relative
 // times kept fresh, following logs, and the exec terminal.
 "use strict";
 (function () {
@@ -79,17 +79,18 @@
     schedule();
   });
 
+  // Live updates: the shared worker (static/events.js) holds one event stream for every open
+  // page of this server and says when something changed; where shared workers are missing,
+  // the page holds a stream of its own (`followEvents`, from the same file).
   if (main && main.dataset.live === "1" && window.EventSource) {
     keepStream("events", () => {
-      const events = new EventSource("/v1/events?follow=true");
-      // Each event is named after its kind; any change may change what this page shows.
-      for (const kind of ["push", "desired", "container", "health", "deployment", "host", "env", "placement", "token", "alert", "audit"]) {
-        events.addEventListener(kind, schedule);
+      if (window.SharedWorker) {
+        const worker = new SharedWorker("/ui/static/events.js", { name: "coding-job events" });
+        worker.port.onmessage = schedule;
+        worker.port.start();
+        return () => worker.port.postMessage("leave");
       }
-      events.onmessage = schedule;
-      // After a reconnect something may have been missed: read the page again.
-      let opened = false;
-      events.onopen = () => { if (opened) schedule(); opened = true; };
+      const events = followEvents(schedule);
       return () => events.close();
     });
   }
