@@ -262,7 +262,7 @@ async fn the_overview_changes_live_when_a_container_is_killed_and_logs_follow() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn many_open_pages_share_one_event_stream_and_all_change_live() {
+async fn many_open_tabs_share_one_event_stream_change_live_and_follow_logs() {
     let dev = Dev::start();
     dev.push_yaml("clock.yaml", &ticker_yaml());
     dev.ok(&["up", "clock"]);
@@ -301,6 +301,23 @@ async fn many_open_pages_share_one_event_stream_and_all_change_live() {
         })
         .await;
         assert!(still_marked(&browser).await, "a tab was reloaded");
+    }
+
+    // Task pages follow their logs; one out of sight lets its stream go, so eight of them
+    // load too, and the one in front follows.
+    let task_url = format!("{}/ui/task/production/clock/ticker/b", dev.url);
+    for tab in &tabs {
+        browser.switch_to_window(tab.clone()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), browser.goto(&task_url))
+            .await
+            .expect("a task page waited more than 10 s for a connection to load")
+            .unwrap();
+        eventually("the tab's logs to follow", PAGE_DEADLINE, || async {
+            text_of(&browser, "#logs")
+                .await
+                .filter(|text| text.contains("tick"))
+        })
+        .await;
     }
     browser.close().await.unwrap();
 }

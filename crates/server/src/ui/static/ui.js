@@ -167,6 +167,16 @@
       start();
       return () => reading.abort();
     });
+    // A tab out of sight lets its log stream go (each holds a connection, and a browser opens
+    // few to one server) and follows again, from the last lines, when it is looked at.
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden) {
+        reading.abort();
+        status.textContent = "not following while the page is hidden";
+      } else {
+        start();
+      }
+    });
   }
 
   // The terminal: one `sh` per page over the /v1/exec WebSocket; each line is its stdin.
