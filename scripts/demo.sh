@@ -40,8 +40,11 @@ server=""
 agents=()
 bed_lines=""
 stop() {
-  trap - INT TERM EXIT
+  # A second Ctrl-C must not cut the cleanup short and leave containers and hosts behind.
+  trap '' INT TERM
+  trap - EXIT
   echo
+  echo "stopping: staging destroyed, the examples brought down, the agents, the server and the hosts stopped"
   if [ -n "$server" ]; then
     [ "$hosts" -gt 0 ] && { "$bin" env destroy staging >/dev/null 2>&1 || true; }
     for file in examples/*.yaml; do

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod leftovers;
 pub mod testbed;
 pub mod webhook;
 
@@ -202,6 +203,7 @@ impl Dev {
         capture_stderr: bool,
         listen_ip: &str,
     ) -> Dev {
+        leftovers::sweep();
         let data_dir = tempfile::tempdir().unwrap();
         let config = config.map(|text| {
             let path = data_dir.path().join("server.yaml");
@@ -294,6 +296,7 @@ impl Dev {
             .find_map(|line| line.strip_prefix("  cluster id:"))
             .map(|id| id.trim().to_owned())
             .expect("coding-job did not print its cluster id");
+        leftovers::own(&self.cluster);
         self.announced = announced;
     }
 
@@ -490,13 +493,7 @@ impl Drop for Dev {
     fn drop(&mut self) {
         self.kill9();
         if !self.cluster.is_empty() {
-            let ids = self.docker_containers();
-            if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .args(["rm", "-f", "-v"])
-                    .args(&ids)
-                    .output();
-            }
+            leftovers::release(&self.cluster);
         }
     }
 }
