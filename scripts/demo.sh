@@ -44,7 +44,7 @@ stop() {
   trap '' INT TERM
   trap - EXIT
   echo
-  echo "stopping: staging destroyed, the examples brought down, the agents, the server and the hosts stopped"
+  echo "stopping: destroying staging, bringing the examples down, stopping the agents, the server and the hosts"
   if [ -n "$server" ]; then
     [ "$hosts" -gt 0 ] && { "$bin" env destroy staging >/dev/null 2>&1 || true; }
     for file in examples/*.yaml; do
