@@ -44,7 +44,7 @@ stop() {
   trap '' INT TERM
   trap - EXIT
   echo
-  echo "stopping: destroying staging, bringing the examples down, stopping the agents, the server and the hosts"
+  echo "stopping: bringing everything down (a second Ctrl-C waits for it)"
   if [ -n "$server" ]; then
     [ "$hosts" -gt 0 ] && { "$bin" env destroy staging >/dev/null 2>&1 || true; }
     for file in examples/*.yaml; do
