@@ -443,7 +443,7 @@ pub struct LogsArgs {
     /// A specific container of the task (id or prefix), e.g. one that was replaced.
     #[arg(long)]
     pub container: Option<String>,
-    /// Only the container's stdout or only its stderr (default: both, in the order written).
+    /// Only the container's stdout or only its stderr (default: both, as the engine interleaves them).
     #[arg(long, value_name = "STREAM", value_parser = ["stdout", "stderr"])]
     pub stream: Option<String>,
 }

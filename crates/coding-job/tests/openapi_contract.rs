@@ -120,7 +120,10 @@ fn no_route_answers_with_a_server_error_or_off_its_document() {
         .args(["--max-examples", "5"])
         .args(["--max-time", &BUDGET_SECONDS.to_string()])
         .args(["--request-timeout", &REQUEST_TIMEOUT_SECONDS.to_string()])
-        .args(["--workers", "2"]);
+        // One worker: with two threads, hypothesis (describing its filters) parses source
+        // concurrently, which Python 3.11.7 (this machine's) can fail at with "AST constructor
+        // recursion depth mismatch", an error of the tool, not of the server.
+        .args(["--workers", "1"]);
     for route in WEBSOCKET_ROUTES {
         command.args(["--exclude-path", route]);
     }

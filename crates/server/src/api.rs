@@ -494,8 +494,8 @@ struct LogsQuery {
     follow: bool,
     /// A specific container of the task (e.g. a replaced one), by id or id prefix.
     container: Option<String>,
-    /// Only this stream of the container's output; both, in the order written, when absent.
-    /// `tail` counts lines of both streams, as the engine keeps them.
+    /// Only this stream of the container's output; both, as the engine interleaves them, when
+    /// absent. `tail` counts lines of both streams, as the engine keeps them.
     #[param(inline)]
     stream: Option<LogStream>,
 }
