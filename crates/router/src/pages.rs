@@ -193,8 +193,9 @@ fn routes_table(out: &mut String, routes: &[RouteStatus]) {
     out.push_str("</table>");
 }
 
-/// `text` escaped for HTML text and attribute values.
-fn html(text: &str) -> String {
+/// `text` escaped for HTML text and attribute values (also the web UI's, for the markup it
+/// builds outside its templates).
+pub fn html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -89,8 +89,10 @@ impl AuditLog {
         if let Err(error) = self.write(entry) {
             tracing::warn!(%error, "failed to write an audit entry");
         }
-        // Nobody following is the usual case, not an error.
-        let _ = self.live.send(entry.clone());
+        // Nobody following is the usual case: then there is nothing to copy the entry for.
+        if self.live.receiver_count() > 0 {
+            let _ = self.live.send(entry.clone());
+        }
     }
 
     /// The entries recorded from now on.

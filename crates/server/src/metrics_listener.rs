@@ -31,10 +31,10 @@ pub async fn serve_metrics(listen: SocketAddr) -> anyhow::Result<SocketAddr> {
 }
 
 async fn render() -> impl IntoResponse {
-    let recorded = crate::recorder::handle();
-    // Histograms keep raw samples until upkeep folds them in; a scrape is a fine moment.
-    recorded.run_upkeep();
-    ([(header::CONTENT_TYPE, TEXT_FORMAT)], recorded.render())
+    (
+        [(header::CONTENT_TYPE, TEXT_FORMAT)],
+        crate::recorder::render(),
+    )
 }
 
 #[cfg(test)]

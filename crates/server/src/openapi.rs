@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use cj_api::ApiError;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -99,6 +100,20 @@ impl Modify for TokenScheme {
     }
 }
 
+/// Every operation of the document (the API's methods are GET, POST, PUT and DELETE).
+fn operations(document: &mut Document) -> impl Iterator<Item = &mut Operation> {
+    document.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+    })
+}
+
 /// The refusals any route can answer with, whatever its handler does: the edge's limits and
 /// parsing (400, 413, 415), `auth` (401, 403) and a failing store (500). Added to every
 /// operation that does not describe that status itself.
@@ -131,21 +146,13 @@ impl Modify for SharedFailures {
             ("413", "the request body is larger than 4 MiB"),
             ("415", "the body is not `Content-Type: application/json`"),
         ];
-        for item in document.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
-            ];
-            for operation in operations.into_iter().flatten() {
-                let has_body = operation.request_body.is_some();
-                let statuses = always.iter().chain(with_body.iter().filter(|_| has_body));
-                for (status, description) in statuses {
-                    let responses = &mut operation.responses.responses;
-                    if !responses.contains_key(*status) {
-                        responses.insert((*status).into(), error(description).into());
-                    }
+        for operation in operations(document) {
+            let has_body = operation.request_body.is_some();
+            let statuses = always.iter().chain(with_body.iter().filter(|_| has_body));
+            for (status, description) in statuses {
+                let responses = &mut operation.responses.responses;
+                if !responses.contains_key(*status) {
+                    responses.insert((*status).into(), error(description).into());
                 }
             }
         }
@@ -172,25 +179,17 @@ const GROUPS: &[(&str, &str)] = &[
 
 impl Modify for Tags {
     fn modify(&self, document: &mut Document) {
-        for item in document.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
-            ];
-            for operation in operations.into_iter().flatten() {
-                let module = operation
-                    .tags
-                    .as_ref()
-                    .and_then(|tags| tags.first())
-                    .cloned();
-                let group = GROUPS
-                    .iter()
-                    .find(|(name, _)| Some(*name) == module.as_deref())
-                    .map_or("api", |(_, group)| *group);
-                operation.tags = Some(vec![group.to_owned()]);
-            }
+        for operation in operations(document) {
+            let module = operation
+                .tags
+                .as_ref()
+                .and_then(|tags| tags.first())
+                .cloned();
+            let group = GROUPS
+                .iter()
+                .find(|(name, _)| Some(*name) == module.as_deref())
+                .map_or("api", |(_, group)| *group);
+            operation.tags = Some(vec![group.to_owned()]);
         }
     }
 }

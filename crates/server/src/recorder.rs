@@ -49,6 +49,14 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
+/// What the recorder holds, as Prometheus text.
+pub fn render() -> String {
+    let recorded = handle();
+    // Histograms keep raw samples until upkeep folds them in; a scrape is a fine moment.
+    recorded.run_upkeep();
+    recorded.render()
+}
+
 /// Installs the recorder (if not yet), so events before the first scrape are counted.
 pub fn install() {
     handle();

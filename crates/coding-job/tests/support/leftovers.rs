@@ -43,33 +43,40 @@ pub fn sweep() {
     }
 }
 
+/// The cluster's containers, in every state (full ids).
+pub fn containers(cluster: &str) -> Vec<String> {
+    listed(cluster, CONTAINERS).expect("failed to run `docker ps`")
+}
+
+const CONTAINERS: &[&str] = &["ps", "-a", "--no-trunc"];
+
+/// Cleanup goes as far as it can: a failing `docker` leaves things, it does not panic.
 fn remove(cluster: &str) {
-    let filter = format!("label={}={cluster}", labels::CLUSTER);
-    let listed = |what: &[&str]| -> Vec<String> {
-        Command::new("docker")
-            .args(what)
-            .args(["-q", "--filter", &filter])
-            .output()
-            .map(|output| {
-                String::from_utf8_lossy(&output.stdout)
-                    .lines()
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let containers = listed(&["ps", "-a", "--no-trunc"]);
+    let containers = listed(cluster, CONTAINERS).unwrap_or_default();
     if !containers.is_empty() {
         let _ = Command::new("docker")
             .args(["rm", "-f", "-v"])
             .args(&containers)
             .output();
     }
-    let volumes = listed(&["volume", "ls"]);
+    let volumes = listed(cluster, &["volume", "ls"]).unwrap_or_default();
     if !volumes.is_empty() {
         let _ = Command::new("docker")
             .args(["volume", "rm", "-f"])
             .args(&volumes)
             .output();
     }
+}
+
+/// The ids `docker WHAT -q` lists for the cluster's label.
+fn listed(cluster: &str, what: &[&str]) -> std::io::Result<Vec<String>> {
+    let filter = format!("label={}={cluster}", labels::CLUSTER);
+    let output = Command::new("docker")
+        .args(what)
+        .args(["-q", "--filter", &filter])
+        .output()?;
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect())
 }

@@ -471,21 +471,7 @@ impl Dev {
 
     /// Containers of this installation, as Docker lists them (all states).
     pub fn docker_containers(&self) -> Vec<String> {
-        let output = Command::new("docker")
-            .args([
-                "ps",
-                "-aq",
-                "--no-trunc",
-                "--filter",
-                &format!("label=coding-job.cluster={}", self.cluster),
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8(output.stdout)
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        leftovers::containers(&self.cluster)
     }
 }
 

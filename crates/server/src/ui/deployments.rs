@@ -13,7 +13,7 @@ use cj_api::{BatchState, Deployment, DeploymentStatus, TaskStatus};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::rows::{Choice, choices, env_names, task_link};
+use super::rows::{Choice, pick_envs, task_link};
 use super::view::{Chrome, Moment, state_class};
 use crate::auth::{Identity, Session};
 use crate::deployments::status_word;
@@ -85,12 +85,7 @@ pub async fn page(
     session: Option<Extension<Session>>,
     Query(query): Query<DeploymentsQuery>,
 ) -> Result<DeploymentsPage, ApiFailure> {
-    let chosen = query.env.filter(|env| !env.is_empty());
-    let names = env_names(&state)?;
-    let shown = match &chosen {
-        Some(env) => vec![env.clone()],
-        None => names.clone(),
-    };
+    let (shown, envs) = pick_envs(&state, query.env)?;
     let now = OffsetDateTime::now_utc();
     let mut deployments = Vec::new();
     for env in &shown {
@@ -112,7 +107,7 @@ pub async fn page(
     deployments.sort_by_key(|deployment| std::cmp::Reverse(deployment.active));
     Ok(DeploymentsPage {
         chrome: Chrome::new("Deployments", &caller, session.as_deref()),
-        envs: choices(&names, chosen.as_deref()),
+        envs,
         deployments,
     })
 }

@@ -28,16 +28,7 @@ pub struct LoginPage {
 
 fn login_page(next: String, error: Option<String>) -> LoginPage {
     LoginPage {
-        chrome: Chrome {
-            title: "Log in".into(),
-            who: String::new(),
-            role: String::new(),
-            can_deploy: false,
-            is_admin: false,
-            csrf: None,
-            signed_in: false,
-            live: false,
-        },
+        chrome: Chrome::anonymous("Log in"),
         next,
         error,
     }

@@ -10,7 +10,7 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::rows::{Choice, TaskRow, choices, env_names};
+use super::rows::{Choice, TaskRow, pick_envs};
 use super::view::{Chrome, Moment};
 use crate::auth::{Identity, Session};
 use crate::error::ApiFailure;
@@ -76,12 +76,7 @@ pub async fn page(
     session: Option<Extension<Session>>,
     Query(query): Query<OverviewQuery>,
 ) -> Result<OverviewPage, ApiFailure> {
-    let chosen = query.env.filter(|env| !env.is_empty());
-    let names = env_names(&state)?;
-    let shown: Vec<String> = match &chosen {
-        Some(env) => vec![env.clone()],
-        None => names.clone(),
-    };
+    let (shown, envs) = pick_envs(&state, query.env)?;
     let now = OffsetDateTime::now_utc();
     let mut sections = Vec::new();
     for env in shown {
@@ -97,7 +92,7 @@ pub async fn page(
         firing,
         resolved,
         chrome: Chrome::new("Overview", &caller, session.as_deref()),
-        envs: choices(&names, chosen.as_deref()),
+        envs,
         tasks: sections.iter().map(|section| section.rows.len()).sum(),
         sections,
     })

@@ -101,12 +101,24 @@ pub struct Choice {
     pub selected: bool,
 }
 
-pub fn choices(names: &[String], chosen: Option<&str>) -> Vec<Choice> {
-    names
+/// What a page with an environment picker (`?env=NAME`, empty or absent for all) shows: the
+/// environments, and the picker's choices with the chosen one selected.
+pub fn pick_envs(
+    state: &ServerState,
+    chosen: Option<String>,
+) -> Result<(Vec<String>, Vec<Choice>), ApiFailure> {
+    let chosen = chosen.filter(|env| !env.is_empty());
+    let names = env_names(state)?;
+    let choices = names
         .iter()
         .map(|name| Choice {
             name: name.clone(),
-            selected: Some(name.as_str()) == chosen,
+            selected: Some(name) == chosen.as_ref(),
         })
-        .collect()
+        .collect();
+    let shown = match chosen {
+        Some(env) => vec![env],
+        None => names,
+    };
+    Ok((shown, choices))
 }

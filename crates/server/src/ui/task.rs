@@ -93,7 +93,7 @@ pub async fn page(
         Err(failure) => Err(failure.to_string()),
     };
     let history = state.history(&env, &format!("{service}/{job}"), 1000)?;
-    let mut containers: Vec<ContainerRow> = history
+    let containers: Vec<ContainerRow> = history
         .containers
         .iter()
         .rev()
@@ -101,7 +101,6 @@ pub async fn page(
         .take(CONTAINERS_SHOWN)
         .map(|record| ContainerRow::new(record, &env, &target, now))
         .collect();
-    containers.shrink_to_fit();
     let chrome = Chrome::new(format!("{env} · {target}"), &caller, session.as_deref());
     let query = format!("env={}&target={}", encode(&env), encode(&target));
     let exec = chrome

@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use cj_api::{ApiError, Role};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -52,6 +53,21 @@ impl Chrome {
             csrf: session.map(|session| session.csrf.clone()),
             signed_in: session.is_some(),
             live: true,
+        }
+    }
+
+    /// The header of a page shown to nobody in particular (the login page, an error page):
+    /// no caller, no actions, nothing live.
+    pub fn anonymous(title: impl Into<String>) -> Chrome {
+        Chrome {
+            title: title.into(),
+            who: String::new(),
+            role: String::new(),
+            can_deploy: false,
+            is_admin: false,
+            csrf: None,
+            signed_in: false,
+            live: false,
         }
     }
 
@@ -163,21 +179,9 @@ pub fn percent(value: f64) -> String {
     format!("{value:.1}%")
 }
 
-/// HTML-escapes text that goes into markup built here rather than by a template.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// HTML-escapes text that goes into markup built here rather than by a template (the same
+/// escaping as the router's own pages).
+pub use cj_router::escape_html as escape;
 
 /// A CSS class for a task's or host's state word.
 pub fn state_class(state: &str) -> &'static str {
@@ -188,18 +192,16 @@ pub fn state_class(state: &str) -> &'static str {
     }
 }
 
+/// What [`encode`] leaves as it is: RFC 3986's unreserved characters.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Percent-encodes one path segment or query value.
 pub fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
+    utf8_percent_encode(text, UNRESERVED).to_string()
 }
 
 #[derive(Template, WebTemplate)]
@@ -242,20 +244,11 @@ pub async fn browser_answers(request: Request, next: Next) -> Response {
         Err(_) => status.canonical_reason().unwrap_or("error").to_owned(),
     };
     let page = ErrorPage {
-        chrome: Chrome {
-            title: format!(
-                "{} {}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("")
-            ),
-            who: String::new(),
-            role: String::new(),
-            can_deploy: false,
-            is_admin: false,
-            csrf: None,
-            signed_in: false,
-            live: false,
-        },
+        chrome: Chrome::anonymous(format!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        )),
         message,
     };
     let mut answer = page.into_response();
