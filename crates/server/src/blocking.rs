@@ -37,9 +37,7 @@ pub async fn blocking_reads(
     };
     if let Some((index, wait, uri)) = blocking {
         *request.uri_mut() = uri;
-        if let Some(index) = index {
-            wait_for_change_after(&state, index, wait).await;
-        }
+        wait_for_change_after(&state, index, wait).await;
     }
     let revision = state.store.revision().ok();
     let mut response = next.run(request).await;
@@ -58,9 +56,9 @@ async fn wait_for_change_after(state: &ServerState, index: u64, wait: Duration) 
     let _ = tokio::time::timeout(wait, watch.next()).await;
 }
 
-/// `index` and `wait` from the query, and the URI without them; `None` when neither is there.
-#[allow(clippy::type_complexity)]
-fn take_blocking_params(uri: &Uri) -> Result<Option<(Option<u64>, Duration, Uri)>, ApiFailure> {
+/// `index` and `wait` from the query, and the URI without them; `None` when neither is there
+/// (`wait` alone is refused: it needs the revision to wait past).
+fn take_blocking_params(uri: &Uri) -> Result<Option<(u64, Duration, Uri)>, ApiFailure> {
     let Some(query) = uri.query() else {
         return Ok(None);
     };
@@ -92,11 +90,11 @@ fn take_blocking_params(uri: &Uri) -> Result<Option<(Option<u64>, Duration, Uri)
     if !found {
         return Ok(None);
     }
-    if index.is_none() {
+    let Some(index) = index else {
         return Err(ApiFailure::BadRequest(
             "wait needs index: the revision to wait past (X-Coding-Job-Index)".into(),
         ));
-    }
+    };
     let kept = kept.finish();
     let path_and_query = match kept.is_empty() {
         true => uri.path().to_owned(),
@@ -108,29 +106,17 @@ fn take_blocking_params(uri: &Uri) -> Result<Option<(Option<u64>, Duration, Uri)
     Ok(Some((index, wait.unwrap_or(DEFAULT_WAIT), uri)))
 }
 
-/// `30s`, `5m`, `500ms`, up to [`MAX_WAIT`].
+/// A duration as everywhere else (`30s`, `5m`, `500ms`), up to [`MAX_WAIT`].
 fn parse_wait(text: &str) -> Result<Duration, ApiFailure> {
-    let bad = || {
-        ApiFailure::BadRequest(format!(
-            "wait {} is not a duration: expected e.g. 30s, 5m or 500ms, at most 10m",
-            shown(text)
-        ))
-    };
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|at| text.split_at(at))
-        .ok_or_else(bad)?;
-    let number: u64 = number.parse().map_err(|_| bad())?;
-    let wait = match unit {
-        "ms" => Duration::from_millis(number),
-        "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(number.saturating_mul(60)),
-        _ => return Err(bad()),
-    };
-    if wait > MAX_WAIT {
-        return Err(bad());
-    }
-    Ok(wait)
+    cj_spec::parse_duration_ms(text)
+        .map(Duration::from_millis)
+        .filter(|wait| *wait <= MAX_WAIT)
+        .ok_or_else(|| {
+            ApiFailure::BadRequest(format!(
+                "wait {} is not a duration: expected e.g. 30s, 5m or 500ms, at most 10m",
+                shown(text)
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -139,7 +125,7 @@ mod tests {
 
     fn take(uri: &str) -> Result<Option<(Option<u64>, Duration, String)>, String> {
         take_blocking_params(&uri.parse().unwrap())
-            .map(|found| found.map(|(index, wait, uri)| (index, wait, uri.to_string())))
+            .map(|found| found.map(|(index, wait, uri)| (Some(index), wait, uri.to_string())))
             .map_err(|failure| failure.to_string())
     }
 
