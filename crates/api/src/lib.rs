@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_ENV: &str = "production";
 /// Header carrying who makes a change, for the audit trail.
 pub const USER_HEADER: &str = "x-coding-job-user";
+/// What a secret value reads as in every answer: it never leaves the server, except towards
+/// the container that needs it.
+pub const SECRET_MASK: &str = "******";
 /// The longest wait for a wave `up` and `down` accept (`timeout_seconds`): one day. Longer
 /// waits are refused rather than risk overflowing the server's clock arithmetic.
 pub const MAX_TIMEOUT_SECONDS: u64 = 24 * 60 * 60;

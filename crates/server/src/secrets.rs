@@ -6,7 +6,7 @@
 use cj_spec::ServiceSpec;
 
 /// What a masked value reads as.
-pub const MASK: &str = "******";
+pub use cj_api::SECRET_MASK as MASK;
 
 /// A value shorter than this is masked only where it is written as a secret key's value: on
 /// its own, "1" or "yes" would mask unrelated text everywhere.
@@ -101,10 +101,7 @@ pub fn mask_json(value: &mut serde_json::Value, secrets: &[String], keys: &[Stri
                 *text = format!("{key}={MASK}");
                 return;
             }
-            let masked = mask_text(text, secrets);
-            if masked != *text {
-                *text = masked;
-            }
+            *text = mask_text(text, secrets);
         }
         serde_json::Value::Array(items) => {
             items.iter_mut().for_each(|v| mask_json(v, secrets, keys));

@@ -66,7 +66,7 @@ pub fn print_unified(old_name: &str, new_name: &str, old: &str, new: &str) {
         .context_radius(3)
         .header(old_name, new_name)
         .to_string();
-    if text.is_empty() && new.contains("******") {
+    if text.is_empty() && new.contains(cj_api::SECRET_MASK) {
         // The server masks secret values, so two versions that differ only in one read alike.
         println!(
             "(no changes to the file as shown: secret values are masked, and a change of one does not show)"

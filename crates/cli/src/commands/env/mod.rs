@@ -22,7 +22,7 @@ use crate::commands::operation::{follow, print_summary};
 use crate::output::{age, dash, print_json, print_table, table, until};
 
 /// How a secret value is shown: it never leaves the server.
-const HIDDEN: &str = "******";
+const HIDDEN: &str = cj_api::SECRET_MASK;
 
 pub async fn run(client: &Client, command: EnvCommand) -> CliResult<i32> {
     match command {
