@@ -24,14 +24,54 @@ use crate::types::{AgentReport, Assignment};
 /// ([`ServerMessage::Prewarm`], [`AgentRequest::Pull`]), which an older agent would leave
 /// unanswered. 4: [`AgentRequest::RemoveEnv`], volumes, and containers reported leaving before
 /// they stop (`Assignment::drain_ms`, `ObservedContainer::leaving`), which an older agent would
-/// ignore: the routers would lose requests in flight.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// ignore: the routers would lose requests in flight. 5: the link's timing from the server's
+/// `--host-down-after` ([`ServerMessage::Welcome`]) and `Assignment::stop_when_cut`, without which
+/// an older agent would keep running tasks the server moves.
+pub const PROTOCOL_VERSION: u32 = 5;
 
-/// How often each end pings the other (WebSocket pings, answered by the WebSocket layer).
-pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
-/// A link silent this long is dead (a cut cable sends nothing, not even a close): the server
-/// forgets the agent's session, and the agent dials again.
-pub const LINK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// How quickly each end of a link notices that the other has gone silent, derived from the
+/// cluster's `--host-down-after` (D) so that a cut link is noticed on both sides well within D:
+/// each end pings every D/5 (between 200 ms and 5 s) and gives the link up after three pings'
+/// worth of silence (at most 3/5 of D). With the default D of 30 s that is a ping every 5 s and a
+/// 15 s timeout; with D = 5 s, every second and 3 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkTiming {
+    pub host_down_after: std::time::Duration,
+}
+
+impl LinkTiming {
+    /// What an agent assumes until its server's welcome says otherwise.
+    pub const DEFAULT: LinkTiming = LinkTiming {
+        host_down_after: std::time::Duration::from_secs(30),
+    };
+
+    pub fn new(host_down_after: std::time::Duration) -> Self {
+        LinkTiming { host_down_after }
+    }
+
+    /// How often each end pings the other (WebSocket pings, answered by the WebSocket layer).
+    pub fn ping_interval(&self) -> std::time::Duration {
+        (self.host_down_after / 5).clamp(
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(5),
+        )
+    }
+
+    /// A link silent this long is dead (a cut cable sends nothing, not even a close): the server
+    /// forgets the agent's session, and the agent dials again.
+    pub fn link_timeout(&self) -> std::time::Duration {
+        self.ping_interval() * 3
+    }
+
+    /// How long an agent that hears nothing from its server waits before it stops the tasks
+    /// that say `on_host_lost: stop`: two pings short of `--host-down-after`, so they are
+    /// stopped before the server (which counts from the last message it heard, at most a ping
+    /// after the agent's) places them on another host.
+    pub fn stop_when_cut_after(&self) -> std::time::Duration {
+        self.host_down_after
+            .saturating_sub(self.ping_interval() * 2)
+    }
+}
 
 /// What the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,7 +79,12 @@ pub const LINK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15)
 pub enum ServerMessage {
     /// The answer to [`AgentMessage::Hello`]: the installation's id, which labels every container
     /// the agent manages (it touches no other).
-    Welcome { cluster: String },
+    Welcome {
+        cluster: String,
+        /// The cluster's `--host-down-after` in milliseconds: the link's timing
+        /// ([`LinkTiming`]) and when `on_host_lost: stop` tasks stop on a cut host.
+        host_down_after_ms: u64,
+    },
     /// Everything this host should run: sent when the agent connects and on every change.
     Assignments {
         /// Bumped on every change, so an agent can tell a repeat from news.

@@ -21,8 +21,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::link::{
-    AgentHello, AgentMessage, AgentRequest, DataFrame, LINK_TIMEOUT, Outcome, PING_INTERVAL,
-    PROTOCOL_VERSION, ServerMessage, StreamKind,
+    AgentHello, AgentMessage, AgentRequest, DataFrame, LinkTiming, Outcome, PROTOCOL_VERSION,
+    ServerMessage, StreamKind,
 };
 use crate::prewarm;
 use crate::reconcile::{Agent, AgentConfig};
@@ -30,6 +30,7 @@ use crate::tls::{self, TlsClient};
 use crate::types::{AgentReport, Assignment};
 
 mod exec;
+mod fence;
 mod remove_env;
 
 /// How an agent reaches its server.
@@ -73,8 +74,13 @@ pub enum LinkError {
 /// Reports kept while the link is down, at most; the oldest go first (a snapshot is only ever
 /// the newest one).
 const OUTBOX_LIMIT: usize = 10_000;
-/// The longest pause between two connection attempts.
-const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(5);
+/// The longest pause between two connection attempts: short, so a host whose network heals
+/// hears the server (and stops what moved away while it was cut off) within a second or two.
+const MAX_RECONNECT_PAUSE: Duration = Duration::from_millis(500);
+/// How long dialling may take. A cut link drops the SYN silently; the kernel would retry it for
+/// minutes, backing off, so after the heal the next try could be seconds away. This gives up
+/// after the first retransmission (1 s) has had its chance and dials afresh.
+const DIAL_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How long the server may take to answer `Hello`.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames waiting to go out, per connection.
@@ -98,7 +104,10 @@ pub async fn run_remote<R: ContainerRuntime>(
     // Pulls run in a task of their own, across connections: the link only hands over the set.
     let (prewarm, prewarm_receiver) = watch::channel(Vec::new());
     let warming = tokio::spawn(prewarm::keep_warm(runtime.clone(), prewarm_receiver));
+    let fence = Arc::new(fence::Fence::default());
+    let fencing = tokio::spawn(fence.clone().watch(assignments.clone()));
     let link = Link {
+        fence,
         runtime,
         options,
         url,
@@ -116,10 +125,13 @@ pub async fn run_remote<R: ContainerRuntime>(
         () = shutdown => Ok(()),
     };
     warming.abort();
+    fencing.abort();
     result
 }
 
 struct Link<R> {
+    /// When the server was last heard, the link's timing, and the `on_host_lost: stop` fence.
+    fence: Arc<fence::Fence>,
     runtime: Arc<R>,
     options: RemoteOptions,
     url: String,
@@ -173,8 +185,9 @@ impl<R: ContainerRuntime> Link<R> {
             .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
         // tungstenite is built without TLS: `tls` dials the stream, as it does for the CLI, and
         // the WebSocket runs over it.
-        let stream = tls::dial(&host, port, self.tls.as_ref())
+        let stream = tokio::time::timeout(DIAL_TIMEOUT, tls::dial(&host, port, self.tls.as_ref()))
             .await
+            .map_err(|_| SessionError::Lost(format!("no answer from {host}:{port}")))?
             .map_err(lost)?;
         let (socket, _) = tokio_tungstenite::client_async(request, stream)
             .await
@@ -190,7 +203,14 @@ impl<R: ContainerRuntime> Link<R> {
         sink.send(text(&hello)).await.map_err(lost)?;
         let cluster = match tokio::time::timeout(WELCOME_TIMEOUT, stream.next()).await {
             Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str(&text) {
-                Ok(ServerMessage::Welcome { cluster }) => cluster,
+                Ok(ServerMessage::Welcome {
+                    cluster,
+                    host_down_after_ms,
+                }) => {
+                    let timing = LinkTiming::new(Duration::from_millis(host_down_after_ms));
+                    self.fence.set_timing(timing);
+                    cluster
+                }
                 _ => return Err(SessionError::Lost("expected a welcome".into())),
             },
             Ok(Some(Ok(Message::Close(frame)))) => {
@@ -199,6 +219,11 @@ impl<R: ContainerRuntime> Link<R> {
             }
             _ => return Err(SessionError::Lost("no welcome from the server".into())),
         };
+        self.fence.heard();
+        // Snapshots queued while the link was down describe the host before it heard this
+        // server's assignments (it may still run a task that moved away meanwhile): the next
+        // pass, made with what this link brings, reports afresh.
+        self.outbox.forget_snapshots();
         self.start_reconciling(&cluster)?;
         tracing::info!(
             server = self.options.server,
@@ -207,8 +232,8 @@ impl<R: ContainerRuntime> Link<R> {
         );
 
         let (outgoing, mut frames) = mpsc::channel::<Message>(OUTGOING_FRAMES);
-        let mut ping = tokio::time::interval(PING_INTERVAL);
-        let mut last_heard = tokio::time::Instant::now();
+        let timing = self.fence.timing();
+        let mut ping = tokio::time::interval(timing.ping_interval());
         let mut requests: HashMap<u64, tokio::task::AbortHandle> = HashMap::new();
         // The requests' tasks: when this connection ends, so do they (a stream or exec whose
         // server is gone must not hold the engine's streams open).
@@ -227,9 +252,9 @@ impl<R: ContainerRuntime> Link<R> {
                 () = self.outbox.ready.notified() => {}
                 _ = ping.tick() => {
                     // A cut link sends nothing, not even a close: silence is how it shows.
-                    if last_heard.elapsed() > LINK_TIMEOUT {
+                    if self.fence.last_heard().elapsed() > timing.link_timeout() {
                         return Err(SessionError::Lost(format!(
-                            "nothing from the server for {} s", LINK_TIMEOUT.as_secs()
+                            "nothing from the server for {} ms", timing.link_timeout().as_millis()
                         )));
                     }
                     sink.send(Message::Ping(Default::default())).await.map_err(lost)?;
@@ -243,7 +268,7 @@ impl<R: ContainerRuntime> Link<R> {
                         Some(Err(error)) => return Err(lost(error)),
                         None => return Err(SessionError::Lost("the server closed the link".into())),
                     };
-                    last_heard = tokio::time::Instant::now();
+                    self.fence.heard();
                     let text = match message {
                         Message::Text(text) => text,
                         Message::Binary(frame) => {
@@ -267,7 +292,7 @@ impl<R: ContainerRuntime> Link<R> {
                                 let latency_us = now.saturating_sub(published_unix_micros);
                                 tracing::debug!(generation, latency_us, tasks = assignments.len(), "assignments received");
                             }
-                            self.assignments.send_replace(Some(Arc::new(assignments)));
+                            self.fence.assignments(Arc::new(assignments), &self.assignments);
                         }
                         Ok(ServerMessage::Request { id, request }) => {
                             while tasks.try_join_next().is_some() {}
@@ -488,6 +513,11 @@ impl Outbox {
         while reports.len() > OUTBOX_LIMIT {
             reports.pop_front();
         }
+    }
+
+    fn forget_snapshots(&self) {
+        let mut reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        reports.retain(|queued| !matches!(queued, AgentReport::Snapshot { .. }));
     }
 
     fn push_front(&self, report: AgentReport) {

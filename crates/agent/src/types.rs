@@ -60,6 +60,11 @@ pub struct Assignment {
     /// created (not part of its identity).
     #[serde(default)]
     pub drain_ms: u64,
+    /// The job says `on_host_lost: stop` and the task is not pinned: if this agent hears nothing
+    /// from its server for `LinkTiming::stop_when_cut_after`, it stops the task itself, before the
+    /// server places it on another host.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stop_when_cut: bool,
 }
 
 /// The container identity for a spec hash and a restart generation (0: the spec hash itself).
@@ -95,6 +100,7 @@ impl Assignment {
             restart_generation: 0,
             start_first: false,
             drain_ms: 0,
+            stop_when_cut: false,
             key,
             version,
             spec,
@@ -227,6 +233,10 @@ pub struct ContainerEvent {
     pub container_name: String,
     pub image: String,
     pub version: u64,
+    /// The configuration the container was made for, so the server can tell the death of the
+    /// container it waits for from that of an older one.
+    #[serde(default)]
+    pub config_hash: String,
     pub host: String,
     /// RFC 3339.
     pub at: String,

@@ -106,6 +106,10 @@ pub struct DestroyEnvResponse {
     pub volumes_removed: Vec<String>,
     /// Volumes kept (`--keep-volumes`), or not removed because their host is unreachable.
     pub volumes_kept: Vec<String>,
+    /// Hosts without an agent connected: each removes what is left of the environment on it
+    /// when its agent is back (recorded in the store, so a server restart forgets nothing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts_pending: Vec<String>,
     pub ports_released: usize,
     pub seconds: f64,
 }

@@ -139,13 +139,41 @@ pub struct OperationSummary {
     pub failed: Vec<TaskFailure>,
     /// Jobs not handled because an earlier wave failed.
     pub skipped: Vec<String>,
+    /// `down`: tasks whose host has no agent connected. Nothing of them is wanted any more; each
+    /// host stops them when its agent links again (its assignments no longer hold them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for_host: Vec<WaitingForHost>,
     pub seconds: f64,
+}
+
+/// A task whose containers are on a host that is down: they go when the host is back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WaitingForHost {
+    pub task: String,
+    pub host: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskFailure {
     pub task: String,
     pub reason: String,
+    /// The exit code of the container whose death failed the operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// The last lines that container wrote (stdout and stderr), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
+}
+
+impl TaskFailure {
+    pub fn new(task: impl Into<String>, reason: impl Into<String>) -> Self {
+        TaskFailure {
+            task: task.into(),
+            reason: reason.into(),
+            exit_code: None,
+            log_tail: Vec::new(),
+        }
+    }
 }
 
 /// `GET /v1/status`: one task.

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::error::{ApiFailure, shown};
 use crate::state::{ServerState, lock};
 
-use cj_agent::link::LINK_TIMEOUT;
+use cj_agent::link::LinkTiming;
 
 mod exec;
 
@@ -342,8 +342,10 @@ async fn serve_agent(state: Arc<ServerState>, mut socket: WebSocket, peer: Optio
             return;
         }
     };
+    let timing = LinkTiming::new(state.scheduler.host_down_after());
     let welcome = ServerMessage::Welcome {
         cluster: state.cluster.clone(),
+        host_down_after_ms: timing.host_down_after.as_millis() as u64,
     };
     if socket.send(text(&welcome)).await.is_err() {
         return;
@@ -372,14 +374,20 @@ async fn serve_agent(state: Arc<ServerState>, mut socket: WebSocket, peer: Optio
 
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_to_agent(state.clone(), session.clone(), sink, frames));
+    // After the writer's first message (the assignments), so the agent removes what is left of
+    // an environment only once it knows what it must keep.
+    tokio::spawn(crate::debts::pay_debts(state.clone(), session.host.clone()));
     let prewarm = tokio::spawn(crate::prewarm::keep_agent_warm(
         state.clone(),
         session.host.clone(),
         session.outgoing.clone(),
     ));
     // A link that goes silent (a cut cable sends no FIN) ends here: the server pings every
-    // PING_INTERVAL and the agent's pong, reports or stats arrive well within LINK_TIMEOUT.
-    while let Ok(Some(Ok(message))) = tokio::time::timeout(LINK_TIMEOUT, stream.next()).await {
+    // ping interval and the agent's pong, reports or stats arrive well within the link timeout,
+    // both derived from --host-down-after so a cut is noticed before the host counts as lost.
+    while let Ok(Some(Ok(message))) =
+        tokio::time::timeout(timing.link_timeout(), stream.next()).await
+    {
         state.hosts.heard_from(&session.host);
         match message {
             Message::Text(text) => match serde_json::from_str::<AgentMessage>(&text) {
@@ -470,7 +478,8 @@ async fn write_to_agent(
     let mut joined = state.links.joined.subscribe();
     let mut generation = 0;
     let mut last_sent: Option<Vec<Assignment>> = None;
-    let mut ping = tokio::time::interval(cj_agent::link::PING_INTERVAL);
+    let timing = LinkTiming::new(state.scheduler.host_down_after());
+    let mut ping = tokio::time::interval(timing.ping_interval());
     loop {
         let all = assignments.borrow_and_update().clone();
         joined.borrow_and_update();

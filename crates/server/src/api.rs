@@ -461,7 +461,7 @@ pub(crate) async fn inspect_task(
     target: &str,
 ) -> Result<InspectResponse, ApiFailure> {
     let (key, task, hash) = one_task(state, env, target)?;
-    let containers = state.observed.containers_of(&key);
+    let containers = state.copies_of(&key);
     let (host, current) = current_container(&containers, hash.as_deref()).ok_or_else(|| {
         ApiFailure::NotFound(format!(
             "task {key} has no container (state: {})",
@@ -551,7 +551,7 @@ async fn logs(
                 })?
         }
         None => {
-            let containers = state.observed.containers_of(&key);
+            let containers = state.copies_of(&key);
             current_container(&containers, hash.as_deref())
                 .map(|(host, c)| (host.clone(), c.id.clone()))
                 .ok_or_else(|| {

@@ -49,10 +49,7 @@ pub async fn drain(
                 task: task.to_string(),
                 to,
             }),
-            Placed::Nowhere(reason) => unplaced.push(TaskFailure {
-                task: task.to_string(),
-                reason,
-            }),
+            Placed::Nowhere(reason) => unplaced.push(TaskFailure::new(task.to_string(), reason)),
         }
     }
     Ok(Json(DrainResponse {

@@ -26,8 +26,7 @@ use crate::waiting::Goal;
 const STOP_TIMEOUT: Duration = Duration::from_secs(300);
 /// How soon an expired environment that failed to be destroyed is tried again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
-/// How long one host may take to remove what is left (volumes can be large).
-const REMOVE_TIMEOUT: Duration = Duration::from_secs(120);
+use crate::debts::REMOVE_TIMEOUT;
 
 impl ServerState {
     pub async fn destroy_env(
@@ -81,10 +80,10 @@ impl ServerState {
         let tasks_removed = tasks.iter().map(|(key, _)| key.to_string()).collect();
         // Nobody follows a destroy's progress: with the receiver gone, each event is dropped.
         let (events, _) = mpsc::channel::<OperationEvent>(1);
-        let failures = self
+        let waited = self
             .wait_for_tasks(&tasks, since, STOP_TIMEOUT, progress, &events)
             .await;
-        if let Some(failure) = failures.first() {
+        if let Some(failure) = waited.failures.first() {
             tracing::warn!(
                 env,
                 task = failure.task,
@@ -93,10 +92,17 @@ impl ServerState {
             );
         }
 
-        // What is left on each host: dead containers, and the volumes.
+        // What is left on each host: dead containers, and the volumes. A host that is down owes
+        // it: recorded now, paid when its agent is back.
         let mut volumes_removed = Vec::new();
         let mut volumes_kept = Vec::new();
-        for host in self.links.hosts() {
+        let connected = self.links.hosts();
+        let mut hosts_pending = Vec::new();
+        for host in self.hosts.known().difference(&connected) {
+            self.record_env_debt(host, env, keep_volumes, user)?;
+            hosts_pending.push(host.clone());
+        }
+        for host in connected {
             let request = AgentRequest::RemoveEnv {
                 env: env.to_owned(),
                 keep_volumes,
@@ -128,6 +134,7 @@ impl ServerState {
             tasks_removed,
             volumes_removed,
             volumes_kept,
+            hosts_pending,
             ports_released,
             seconds: started.elapsed().as_secs_f64(),
         })

@@ -181,8 +181,7 @@ impl ServerState {
             for task in self.raw_desired_tasks(job)? {
                 tasks_total += 1;
                 if self
-                    .observed
-                    .containers_of(&task.key)
+                    .copies_of(&task.key)
                     .iter()
                     .any(|(_, container)| container.is_live())
                 {

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
 use cj_agent::TaskKey;
-use cj_agent::link::{PING_INTERVAL, StreamKind, TerminalSize};
+use cj_agent::link::{LinkTiming, StreamKind, TerminalSize};
 use cj_api::exec::{
     ExecClientMessage, ExecServerMessage, MAX_CLIENT_MESSAGE_BYTES, MAX_COMMAND_ARGS,
     MAX_COMMAND_BYTES, STDIN, data_message,
@@ -227,7 +227,7 @@ fn running_container(
     hash: Option<String>,
     wanted: Option<String>,
 ) -> Result<(String, String), ApiFailure> {
-    let containers = state.observed.containers_of(key);
+    let containers = state.copies_of(key);
     let (host, container) = match &wanted {
         Some(wanted) => containers
             .iter()
@@ -291,7 +291,8 @@ async fn relay(socket: WebSocket, input: ExecInput, mut output: ExecOutput, stdi
     };
     // To the caller: output, pings, and at last the exit code.
     let outbound = async {
-        let mut ping = tokio::time::interval(PING_INTERVAL);
+        // A caller's WebSocket is kept alive like an agent's link with the default timing.
+        let mut ping = tokio::time::interval(LinkTiming::DEFAULT.ping_interval());
         loop {
             let item = tokio::select! {
                 item = output.next() => item,

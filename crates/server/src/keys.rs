@@ -122,6 +122,18 @@ pub fn drain(name: &str) -> String {
     format!("drains/{name}")
 }
 
+/// `debts/HOST/ENV`: what a host that was down owes when its agent is back (the rest of a
+/// destroyed environment to remove).
+pub const DEBTS: &str = "debts/";
+
+pub fn debts_of(host: &str) -> String {
+    format!("{DEBTS}{host}/")
+}
+
+pub fn debt(host: &str, env: &str) -> String {
+    format!("{DEBTS}{host}/{env}")
+}
+
 pub const TOKENS: &str = "tokens/";
 
 pub fn token(name: &str) -> String {

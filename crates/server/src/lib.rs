@@ -17,6 +17,8 @@ mod audit;
 mod auth;
 mod blocking;
 pub mod config;
+mod copies;
+mod debts;
 mod deployments;
 pub mod dev;
 mod drain;

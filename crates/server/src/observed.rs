@@ -5,8 +5,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, RwLock};
+use std::time::Instant;
 
 use cj_agent::{Health, ObservedContainer, Phase, TaskKey};
+use cj_runtime::ContainerState;
 use tokio::sync::{broadcast, watch};
 
 use crate::state::lock;
@@ -37,6 +39,22 @@ pub struct Observed {
     progress: broadcast::Sender<TaskProgress>,
     /// Bumped after every agent report, so waiters re-check their condition.
     changed: watch::Sender<u64>,
+    /// When this server first saw each container running (by container id), on its own clock:
+    /// how long a container has run, whatever the host's clock says.
+    running_since: Mutex<HashMap<String, Instant>>,
+    /// Each task's last death that its agent did not cause, for operations waiting on it.
+    deaths: Mutex<HashMap<TaskKey, Death>>,
+}
+
+/// A container of a task died on its own (its agent reported `died`, not a stop it made).
+#[derive(Debug, Clone)]
+pub struct Death {
+    /// The report generation it arrived in.
+    pub generation: u64,
+    pub host: String,
+    pub container_id: String,
+    pub config_hash: String,
+    pub exit_code: Option<i64>,
 }
 
 impl Default for Observed {
@@ -48,6 +66,8 @@ impl Default for Observed {
             last_progress: Mutex::default(),
             progress,
             changed,
+            running_since: Mutex::default(),
+            deaths: Mutex::default(),
         }
     }
 }
@@ -93,10 +113,46 @@ impl Observed {
 
     /// A host's snapshot replaces whatever it reported before.
     pub fn replace(&self, host: String, containers: Vec<ObservedContainer>) {
-        self.containers
+        let mut all = self
+            .containers
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(host, containers);
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut since = lock(&self.running_since);
+        let now = Instant::now();
+        if let Some(before) = all.get(&host) {
+            for gone in before.iter().filter(|old| {
+                !containers
+                    .iter()
+                    .any(|new| new.id == old.id && new.state == ContainerState::Running)
+            }) {
+                since.remove(&gone.id);
+            }
+        }
+        for running in containers
+            .iter()
+            .filter(|c| c.state == ContainerState::Running)
+        {
+            since.entry(running.id.clone()).or_insert(now);
+        }
+        all.insert(host, containers);
+    }
+
+    /// When this server first saw the container running, if it runs.
+    pub fn running_since(&self, container_id: &str) -> Option<Instant> {
+        lock(&self.running_since).get(container_id).copied()
+    }
+
+    /// A container died on its own (reported by its agent as `died`).
+    pub fn record_death(&self, key: TaskKey, death: Death) {
+        lock(&self.deaths).insert(key, death);
+    }
+
+    /// The task's last death reported after report generation `after`.
+    pub fn death_since(&self, key: &TaskKey, after: u64) -> Option<Death> {
+        lock(&self.deaths)
+            .get(key)
+            .filter(|death| death.generation > after)
+            .cloned()
     }
 
     /// A task's last reported phase.

@@ -312,6 +312,10 @@ impl ServerState {
             ok: true,
             ..OperationSummary::default()
         };
+        let generation_at_start = self.observed.generation();
+        // Every task an `up` brought up, to check again at the end: a task of the first wave that
+        // died while a later one started fails the operation as much as one that never ran.
+        let mut brought_up: WaveTasks = Vec::new();
         for (wave_index, wave) in plan.waves.iter().enumerate() {
             if !summary.ok {
                 summary.skipped.extend(wave.iter().map(JobRef::to_string));
@@ -323,15 +327,17 @@ impl ServerState {
             })
             .await;
             let result = match plan.direction {
-                Direction::Up => self.up_wave(&plan, wave, &events, &mut summary).await,
+                Direction::Up => {
+                    self.up_wave(&plan, wave, &events, &mut summary, &mut brought_up)
+                        .await
+                }
                 Direction::Down => self.down_wave(&plan, wave, &events, &mut summary).await,
             };
             if let Err(error) = result {
                 let jobs: Vec<String> = wave.iter().map(JobRef::to_string).collect();
-                summary.failed.push(TaskFailure {
-                    task: jobs.join(","),
-                    reason: error.to_string(),
-                });
+                summary
+                    .failed
+                    .push(TaskFailure::new(jobs.join(","), error.to_string()));
             }
             summary.ok = summary.failed.is_empty();
             if summary.ok {
@@ -340,6 +346,19 @@ impl ServerState {
                 })
                 .await;
             }
+        }
+        if summary.ok && plan.direction == Direction::Up && plan.waves.len() > 1 {
+            let progress = self.observed.subscribe_progress();
+            self.wait_for_wave(
+                &plan,
+                &brought_up,
+                generation_at_start,
+                progress,
+                &events,
+                &mut summary,
+            )
+            .await;
+            summary.ok = summary.failed.is_empty();
         }
         summary.seconds = started.elapsed().as_secs_f64();
         send(OperationEvent::Summary(summary)).await;
@@ -351,32 +370,14 @@ impl ServerState {
         wave: &[JobRef],
         events: &mpsc::Sender<OperationEvent>,
         summary: &mut OperationSummary,
+        brought_up: &mut WaveTasks,
     ) -> Result<(), ApiFailure> {
         let generation_at_start = self.observed.generation();
         // Subscribed before publishing, so no progress of this wave is missed.
         let progress = self.observed.subscribe_progress();
         let mut desired_jobs = Vec::new();
         for job in wave {
-            let desired_key = keys::desired(&plan.env, &job.service, &job.job);
-            let desired = match self.store.get_json::<DesiredJob>(&desired_key)? {
-                // Already up: it stays at its version (a rollout moves it, not `up`).
-                Some(desired) => desired,
-                None => {
-                    let desired = DesiredJob {
-                        env: plan.env.clone(),
-                        service: job.service.clone(),
-                        job: job.job.clone(),
-                        version: plan.versions[job],
-                        since: now_rfc3339(),
-                        by: plan.user.clone(),
-                        task_versions: BTreeMap::new(),
-                        restart_generations: BTreeMap::new(),
-                    };
-                    self.store.put_json(&desired_key, &desired)?;
-                    desired
-                }
-            };
-            desired_jobs.push(desired);
+            desired_jobs.push(self.desire_job(plan, job)?);
         }
         self.publish_assignments().await?;
         // Goals after publishing: a task's rendered configuration depends on where the jobs it
@@ -386,8 +387,7 @@ impl ServerState {
             for task in self.desired_tasks(desired)? {
                 let config_hash = task.config_hash();
                 let running = self
-                    .observed
-                    .containers_of(&task.key)
+                    .copies_of(&task.key)
                     .iter()
                     .any(|(_, c)| c.is_live() && c.config_hash == config_hash);
                 if running {
@@ -407,7 +407,38 @@ impl ServerState {
         }
         self.wait_for_wave(plan, &tasks, generation_at_start, progress, events, summary)
             .await;
+        brought_up.extend(tasks);
         Ok(())
+    }
+
+    /// The job's desired record: as stored if it is up already (it stays at its version: a
+    /// rollout moves it, not `up`), else written now at the plan's version. Written only if
+    /// still absent, so an `up` racing another `up` or a rollout never overwrites its record.
+    fn desire_job(&self, plan: &OperationPlan, job: &JobRef) -> Result<DesiredJob, ApiFailure> {
+        let desired_key = keys::desired(&plan.env, &job.service, &job.job);
+        loop {
+            if let Some(desired) = self.store.get_json::<DesiredJob>(&desired_key)? {
+                return Ok(desired);
+            }
+            let desired = DesiredJob {
+                env: plan.env.clone(),
+                service: job.service.clone(),
+                job: job.job.clone(),
+                version: plan.versions[job],
+                since: now_rfc3339(),
+                by: plan.user.clone(),
+                task_versions: BTreeMap::new(),
+                restart_generations: BTreeMap::new(),
+            };
+            let value = serde_json::to_vec(&desired).map_err(cj_store::StoreError::encode)?;
+            if self
+                .store
+                .compare_and_swap(&desired_key, None, value)?
+                .is_some()
+            {
+                return Ok(desired);
+            }
+        }
     }
 
     async fn down_wave(
@@ -468,7 +499,8 @@ impl ServerState {
                 events,
             )
             .await;
-        summary.failed.extend(failures);
+        summary.failed.extend(failures.failures);
+        summary.waiting_for_host.extend(failures.waiting_for_host);
     }
 }
 

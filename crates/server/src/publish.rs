@@ -26,6 +26,31 @@ pub struct Published {
     /// they took to reach it.
     pub at_unix_micros: i64,
     pub all: Vec<Assignment>,
+    /// The declared hosts of each task's assignments (two while a task hands over from one
+    /// host to another).
+    hosts_by_task: HashMap<TaskKey, Vec<String>>,
+}
+
+impl Published {
+    pub fn new(all: Vec<Assignment>) -> Self {
+        let mut hosts_by_task: HashMap<TaskKey, Vec<String>> = HashMap::new();
+        for assignment in &all {
+            hosts_by_task
+                .entry(assignment.key.clone())
+                .or_default()
+                .push(assignment.declared_host.clone());
+        }
+        Published {
+            at_unix_micros: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64,
+            all,
+            hosts_by_task,
+        }
+    }
+
+    /// The declared hosts `key` is assigned to (none: not assigned anywhere).
+    pub fn hosts_of(&self, key: &TaskKey) -> &[String] {
+        self.hosts_by_task.get(key).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// Where each unpinned task is, or why it is nowhere, as last published.
@@ -173,16 +198,14 @@ impl ServerState {
             // one without a port can start first.
             assignment.start_first = assignment.spec.port == 0;
             assignment.drain_ms = task.drain_ms;
+            assignment.stop_when_cut = task.on_host_lost == cj_spec::OnHostLost::Stop
+                && assignment.spec.run_on_host.is_none();
             assignments.push(assignment);
         }
         lock(&self.scheduler.placements).unplaced = unplaced;
         self.scheduler
             .assignments
-            .send_replace(Some(Arc::new(Published {
-                at_unix_micros: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000)
-                    as i64,
-                all: assignments,
-            })));
+            .send_replace(Some(Arc::new(Published::new(assignments))));
         Ok(())
     }
 

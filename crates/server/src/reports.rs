@@ -60,7 +60,17 @@ impl ServerState {
                     ProgressKind::Health(health, detail),
                 );
             }
-            AgentReport::Container { event, .. } => {
+            AgentReport::Container { host, event } => {
+                if event.kind == ContainerEventKind::Died {
+                    let death = crate::observed::Death {
+                        generation: self.observed.generation() + 1,
+                        host,
+                        container_id: event.container_id.clone(),
+                        config_hash: event.config_hash.clone(),
+                        exit_code: event.exit_code,
+                    };
+                    self.observed.record_death(event.key.clone(), death);
+                }
                 if let Err(error) = self.record_container_event(&event) {
                     tracing::error!(%error, container = event.container_id, "cannot record a container event");
                 }

@@ -63,6 +63,7 @@ impl ServerState {
             unchanged: Vec::new(),
             failed,
             skipped: Vec::new(),
+            waiting_for_host: Vec::new(),
             seconds: started.elapsed().as_secs_f64(),
         };
         self.emit(
@@ -172,7 +173,8 @@ impl ServerState {
         .map_err(failed)?;
         let failures = self
             .wait_for_tasks(&goals, since, healthy_deadline, progress, events)
-            .await;
+            .await
+            .failures;
         if let Some(failure) = failures.first() {
             return Err(Stop::Failed(format!(
                 "{}: {}",
@@ -213,7 +215,7 @@ impl ServerState {
         let Goal::Ready { config_hash } = goal else {
             return self.observed.containers_of(key).is_empty();
         };
-        self.observed.containers_of(key).iter().any(|(_, c)| {
+        self.copies_of(key).iter().any(|(_, c)| {
             c.is_live()
                 && c.config_hash == *config_hash
                 && matches!(c.health, None | Some(cj_agent::Health::Healthy))
@@ -305,7 +307,8 @@ impl ServerState {
             .collect();
         let failures = self
             .wait_for_tasks(&removed, since, Duration::from_secs(60), progress, events)
-            .await;
+            .await
+            .failures;
         if let Some(failure) = failures.first() {
             return Err(Stop::Failed(format!(
                 "{}: {}",

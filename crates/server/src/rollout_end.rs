@@ -83,10 +83,7 @@ impl ServerState {
                 self.where_tasks_are(deployment)
             ));
         }
-        vec![TaskFailure {
-            task: deployment.id.clone(),
-            reason,
-        }]
+        vec![TaskFailure::new(deployment.id.clone(), reason)]
     }
 
     /// Puts every job this deployment touched back at its previous version and waits for it.
@@ -125,7 +122,8 @@ impl ServerState {
             .map_err(|e| e.to_string())?;
         let failures = self
             .wait_for_tasks(&goals, since, deadline, progress, events)
-            .await;
+            .await
+            .failures;
         match failures.first() {
             Some(failure) => Err(format!("{}: {}", failure.task, failure.reason)),
             None => Ok(()),

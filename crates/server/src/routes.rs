@@ -93,7 +93,7 @@ impl ServerState {
                     *waiting.entry("without a port").or_default() += 1;
                     continue;
                 }
-                let containers = self.observed.containers_of(&task.key);
+                let containers = self.copies_of(&task.key);
                 let serving = containers.iter().find(|(_, container)| {
                     container.state == ContainerState::Running
                         && !container.leaving

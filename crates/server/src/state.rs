@@ -44,6 +44,8 @@ pub struct DesiredTask {
     /// environment, port and the addresses of the jobs it names ([`ServerState::desired_tasks`]).
     pub spec: TaskSpec,
     pub on_failure: OnFailure,
+    /// The job's `on_host_lost:`.
+    pub on_host_lost: cj_spec::OnHostLost,
     pub restart_generation: u64,
     /// The job's `route:`, if the router serves it.
     pub route: Option<String>,
@@ -223,6 +225,7 @@ impl ServerState {
                     version,
                     spec,
                     on_failure: job.on_failure,
+                    on_host_lost: job.on_host_lost,
                     restart_generation: desired
                         .restart_generations
                         .get(&task.name)

@@ -94,7 +94,7 @@ impl ServerState {
         desired: Option<&DesiredJob>,
         wanted_hash: Option<&str>,
     ) -> TaskStatus {
-        let containers = self.observed.containers_of(&key);
+        let containers = self.copies_of(&key);
         let current = current_container(&containers, wanted_hash);
         let progress = self
             .observed

@@ -2,28 +2,49 @@
 //! or gone), while forwarding their progress. `up`, `down` and rollouts all wait this way.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cj_agent::{Health, Phase, TaskKey};
-use cj_api::{OperationEvent, TaskFailure};
+use cj_api::{OperationEvent, TaskFailure, WaitingForHost};
+use futures_util::StreamExt;
 use tokio::sync::{broadcast, mpsc};
+
+use crate::agent_link::StreamItem;
 
 use crate::observed::{ProgressKind, TaskProgress};
 use crate::state::ServerState;
 
+/// How long a container must have run, as this server saw it, before an operation counts its
+/// task as running. A start that fails at once (a wrong flag, a missing file, a port in use) is
+/// the most common failure; a container that dies within this time fails `up` instead of being
+/// reported running. A task with a check must also pass it.
+pub const MIN_RUNNING: Duration = Duration::from_millis(500);
+
 /// Where a task must get to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Goal {
-    /// A live container of this config hash that passes its check (if it has one).
+    /// A live container of this config hash, on a host the task is assigned to, that has run for
+    /// [`MIN_RUNNING`] and passes its check (if it has one), with no death of that configuration
+    /// since the operation began.
     Ready { config_hash: String },
     /// No container at all.
     Gone,
 }
 
+/// How a wait ended.
+#[derive(Debug, Default)]
+pub struct WaitResult {
+    pub failures: Vec<TaskFailure>,
+    /// `Gone` tasks whose only containers are on hosts without an agent connected: nothing can
+    /// remove them now; the host does it when it is back.
+    pub waiting_for_host: Vec<WaitingForHost>,
+}
+
 impl ServerState {
     /// Waits until every task reaches its goal. Returns the tasks that failed (a failure to
-    /// start, a kept dead container, a failed check) and those still pending at the deadline.
-    /// Only progress after `since_generation` counts, so old failures do not end a new wait.
+    /// start, a death, a kept dead container, a failed check) and those still pending at the
+    /// deadline. Only what happened after `since_generation` counts, so old failures do not end
+    /// a new wait.
     pub async fn wait_for_tasks(
         &self,
         tasks: &[(TaskKey, Goal)],
@@ -31,23 +52,37 @@ impl ServerState {
         timeout: Duration,
         mut progress: broadcast::Receiver<TaskProgress>,
         events: &mpsc::Sender<OperationEvent>,
-    ) -> Vec<TaskFailure> {
+    ) -> WaitResult {
         let deadline = cj_agent::later(tokio::time::Instant::now(), timeout);
         let mut changed = self.observed.subscribe_changed();
+        let mut joined = self.links.subscribe_joined();
         // Failures seen on the progress stream: the latest phase may already have moved on (a
         // failure is followed by backing off), but the wait must still end on it.
         let mut seen_failures: BTreeMap<TaskKey, String> = BTreeMap::new();
         loop {
             let mut pending = Vec::new();
-            let mut failures = Vec::new();
+            let mut result = WaitResult::default();
+            let mut look_again: Option<Instant> = None;
+            // The failures that are deaths, by index, with their container's host and id.
+            let mut deaths = Vec::new();
             for (key, goal) in tasks {
                 match self.task_outcome(key, goal, since_generation, &seen_failures) {
                     Outcome::Reached => {}
-                    Outcome::Failed(reason) => failures.push(TaskFailure {
+                    Outcome::Failed(failure) => result.failures.push(failure),
+                    Outcome::Died(failure, host, container_id) => {
+                        deaths.push((result.failures.len(), host, container_id));
+                        result.failures.push(failure);
+                    }
+                    Outcome::WaitsForHost(host) => result.waiting_for_host.push(WaitingForHost {
                         task: key.to_string(),
-                        reason,
+                        host,
                     }),
-                    Outcome::Pending => pending.push(key),
+                    Outcome::Pending(at) => {
+                        pending.push(key);
+                        if let Some(at) = at {
+                            look_again = Some(look_again.map_or(at, |other| other.min(at)));
+                        }
+                    }
                 }
             }
             if pending.is_empty() {
@@ -55,8 +90,15 @@ impl ServerState {
                 while let Ok(update) = progress.try_recv() {
                     forward(tasks, update, &mut seen_failures, events).await;
                 }
-                return failures;
+                self.add_log_tails(&mut result.failures, &deaths).await;
+                return result;
             }
+            let settled = async {
+                match look_again {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 // Progress first, so it is shown before the state change it led to ends the wait.
                 biased;
@@ -66,12 +108,15 @@ impl ServerState {
                     }
                 }
                 _ = changed.changed() => {}
+                _ = joined.changed() => {}
+                () = settled => {}
                 _ = tokio::time::sleep_until(deadline) => {
-                    failures.extend(pending.into_iter().map(|key| TaskFailure {
-                        task: key.to_string(),
-                        reason: format!("timed out after {}s waiting for the task", timeout.as_secs()),
-                    }));
-                    return failures;
+                    result.failures.extend(pending.into_iter().map(|key| TaskFailure::new(
+                        key.to_string(),
+                        format!("timed out after {}s waiting for the task", timeout.as_secs()),
+                    )));
+                    self.add_log_tails(&mut result.failures, &deaths).await;
+                    return result;
                 }
             }
         }
@@ -84,28 +129,65 @@ impl ServerState {
         since_generation: u64,
         seen_failures: &BTreeMap<TaskKey, String>,
     ) -> Outcome {
-        let containers = self.observed.containers_of(key);
         let Goal::Ready { config_hash } = goal else {
-            return if containers.is_empty() {
-                Outcome::Reached
-            } else {
-                Outcome::Pending
+            let containers = self.observed.containers_of(key);
+            let Some((host, _)) = containers.first() else {
+                return Outcome::Reached;
             };
-        };
-        let live = containers
-            .iter()
-            .map(|(_, c)| c)
-            .find(|c| c.is_live() && c.config_hash == *config_hash);
-        match live.map(|c| (c.health, c.health_detail.clone())) {
-            Some((None | Some(Health::Healthy), _)) => return Outcome::Reached,
-            Some((Some(Health::Unhealthy), detail)) => {
-                return Outcome::Failed(format!("unhealthy: {}", detail.unwrap_or_default()));
+            // Containers only a host that is down still has: that host removes them when its
+            // agent is back (nothing wants them), so nobody waits for it.
+            if containers.iter().all(|(host, _)| !self.host_is_up(host)) {
+                return Outcome::WaitsForHost(host.clone());
             }
-            Some((Some(Health::Starting), _)) => {}
+            return Outcome::Pending(None);
+        };
+        if let Some(death) = self
+            .observed
+            .death_since(key, since_generation)
+            .filter(|death| death.config_hash == *config_hash)
+        {
+            let reason = match death.exit_code {
+                Some(code) => format!("its container exited with code {code}"),
+                None => "its container stopped".to_owned(),
+            };
+            let failure = TaskFailure {
+                exit_code: death.exit_code,
+                ..TaskFailure::new(key.to_string(), format!("{reason} on {}", death.host))
+            };
+            return Outcome::Died(failure, death.host, death.container_id);
+        }
+        // Only copies on a host it is assigned to whose agent is connected: a stale copy left on
+        // a host it moved away from, or one a cut-off host last reported, proves nothing.
+        let live = self
+            .copies_of(key)
+            .into_iter()
+            .filter(|(host, _)| self.host_is_up(host))
+            .find(|(_, c)| c.is_live() && c.config_hash == *config_hash);
+        match live
+            .as_ref()
+            .map(|(_, c)| (c, c.health, c.health_detail.clone()))
+        {
+            Some((container, None | Some(Health::Healthy), _)) => {
+                return match self.observed.running_since(&container.id) {
+                    Some(since) if since.elapsed() >= MIN_RUNNING => Outcome::Reached,
+                    Some(since) => Outcome::Pending(Some(since + MIN_RUNNING)),
+                    None => Outcome::Pending(None),
+                };
+            }
+            Some((_, Some(Health::Unhealthy), detail)) => {
+                return Outcome::Failed(TaskFailure::new(
+                    key.to_string(),
+                    format!("unhealthy: {}", detail.unwrap_or_default()),
+                ));
+            }
+            Some((_, Some(Health::Starting), _)) => {}
             // A task no host can take fails the wait at once, with why, rather than timing out.
             None => {
                 if let Some(reason) = self.scheduler.unplaced_reason(key) {
-                    return Outcome::Failed(format!("not placed: {reason}"));
+                    return Outcome::Failed(TaskFailure::new(
+                        key.to_string(),
+                        format!("not placed: {reason}"),
+                    ));
                 }
             }
         }
@@ -117,11 +199,61 @@ impl ServerState {
             .and_then(|p| failure_reason(&p.kind))
             .or_else(|| seen_failures.get(key).cloned())
         {
-            Some(reason) => Outcome::Failed(reason),
-            None => Outcome::Pending,
+            Some(reason) => Outcome::Failed(TaskFailure::new(key.to_string(), reason)),
+            None => Outcome::Pending(None),
         }
     }
+
+    /// Adds to each failure whose container is known the last lines it wrote, asked of its host's
+    /// agent (briefly: a failure is reported without them rather than late).
+    async fn add_log_tails(
+        &self,
+        failures: &mut [TaskFailure],
+        deaths: &[(usize, String, String)],
+    ) {
+        for (index, host, container_id) in deaths {
+            let tail = tokio::time::timeout(
+                LOG_TAIL_TIMEOUT,
+                self.log_tail(host, container_id, LOG_TAIL_LINES),
+            )
+            .await;
+            if let (Ok(Some(lines)), Some(failure)) = (tail, failures.get_mut(*index)) {
+                failure.log_tail = lines;
+            }
+        }
+    }
+
+    async fn log_tail(&self, host: &str, container_id: &str, lines: u32) -> Option<Vec<String>> {
+        let stream = self
+            .links
+            .logs(host, container_id, Some(lines), false)
+            .await
+            .ok()?;
+        let mut stream = std::pin::pin!(stream);
+        let mut text = Vec::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                StreamItem::Data(_, bytes) => text.extend_from_slice(&bytes),
+                StreamItem::End(_) => break,
+            }
+            if text.len() > LOG_TAIL_BYTES {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&text);
+        Some(
+            text.lines()
+                .map(|line| line.chars().take(LOG_LINE_CHARS).collect())
+                .collect(),
+        )
+    }
 }
+
+/// What a failure's log tail may hold: lines, bytes read, characters shown per line.
+const LOG_TAIL_LINES: u32 = 10;
+const LOG_TAIL_BYTES: usize = 16 * 1024;
+const LOG_LINE_CHARS: usize = 300;
+const LOG_TAIL_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Shows a task's progress, and remembers it if it is a failure of the awaited configuration.
 async fn forward(
@@ -150,8 +282,13 @@ async fn forward(
 
 enum Outcome {
     Reached,
-    Failed(String),
-    Pending,
+    Failed(TaskFailure),
+    /// Failed by the death of this container (host, id): its log's last lines go with it.
+    Died(TaskFailure, String, String),
+    /// Not there yet; look again at this moment if nothing else happens first.
+    Pending(Option<Instant>),
+    /// Only a host that is down still has the task's containers.
+    WaitsForHost(String),
 }
 
 fn failure_reason(kind: &ProgressKind) -> Option<String> {

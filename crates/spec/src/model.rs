@@ -20,6 +20,9 @@ pub struct JobSpec {
     /// `SERVICE/JOB` for one of another service of the environment (checked by the server).
     pub depends_on: Vec<String>,
     pub on_failure: OnFailure,
+    /// What an agent cut off from its server does with this job's unpinned tasks.
+    #[serde(default, skip_serializing_if = "OnHostLost::is_keep")]
+    pub on_host_lost: OnHostLost,
     /// How rollouts move this job's tasks to another version.
     #[serde(default)]
     pub update: UpdatePolicy,
@@ -52,6 +55,27 @@ pub enum OnFailure {
     Restart,
     /// Leave the dead container exactly as it is, for inspection.
     Keep,
+}
+
+/// `on_host_lost:` what happens to a job's unpinned tasks on a host that cannot reach the server
+/// (Nomad's `disconnect.stop_on_client_after`). The server places them on another host after
+/// `--host-down-after` either way; this says whether the cut-off copy keeps running meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnHostLost {
+    /// Keep running: a server outage or restart never stops a fleet. Until the host hears the
+    /// server again, the old copy and the new one may both run.
+    #[default]
+    Keep,
+    /// The cut-off host's agent stops them itself before the server moves them, so two copies
+    /// never run at once; the price is a gap, and a server outage stops them too.
+    Stop,
+}
+
+impl OnHostLost {
+    pub fn is_keep(&self) -> bool {
+        *self == OnHostLost::Keep
+    }
 }
 
 /// A task with its complete configuration.

@@ -398,6 +398,7 @@ impl<'a> Checker<'a> {
             // Set by the caller, once dependencies are resolved.
             depends_on: Vec::new(),
             on_failure: job.on_failure.unwrap_or_default(),
+            on_host_lost: job.on_host_lost.unwrap_or_default(),
             update: job
                 .update
                 .as_ref()

@@ -11,7 +11,7 @@ use crate::error::shown;
 use crate::limits::{
     MAX_BATCH_SIZE, MAX_CANARY, MAX_INSTANCES, MAX_RETRIES, MIN_BATCH_SIZE, MIN_RETRIES,
 };
-use crate::model::OnFailure;
+use crate::model::{OnFailure, OnHostLost};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +43,7 @@ pub(crate) struct RawJob {
     pub depends_on: Vec<Spanned<String>>,
     pub update: Option<Spanned<RawUpdate>>,
     pub on_failure: Option<OnFailure>,
+    pub on_host_lost: Option<OnHostLost>,
     pub route: Option<Spanned<RawRoute>>,
     /// How long a routed task keeps serving after it leaves the routers' pool.
     pub drain_timeout: Option<Spanned<DurationText>>,

@@ -159,6 +159,7 @@ impl<R: ContainerRuntime> Agent<R> {
                 container_name: name,
                 image: image.to_owned(),
                 version: assignment.version,
+                config_hash: assignment.config_hash.clone(),
                 host: self.config.host.clone(),
                 at: now_rfc3339(),
                 exit_code: None,

@@ -82,6 +82,11 @@ impl<R: ContainerRuntime> Agent<R> {
                     .get(labels::VERSION)
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0),
+                config_hash: event
+                    .labels
+                    .get(labels::CONFIG_HASH)
+                    .cloned()
+                    .unwrap_or_default(),
                 host: self.config.host.clone(),
                 at: nanos_rfc3339(event.time_nanos),
                 exit_code: event.exit_code,

@@ -146,6 +146,7 @@ impl FakeServer {
         server
             .send(&ServerMessage::Welcome {
                 cluster: cluster.to_owned(),
+                host_down_after_ms: 30_000,
             })
             .await;
         server

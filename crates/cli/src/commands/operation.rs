@@ -137,6 +137,18 @@ pub fn write_summary(out: &mut dyn Write, verb: &str, target: &str, summary: &Op
     );
     for failure in &summary.failed {
         eprintln!("failed: {}: {}", failure.task, failure.reason);
+        if !failure.log_tail.is_empty() {
+            eprintln!("  last lines of its log:");
+            for line in &failure.log_tail {
+                eprintln!("  | {line}");
+            }
+        }
+    }
+    for waiting in &summary.waiting_for_host {
+        eprintln!(
+            "waiting for {}: {} stops when its agent is back (nothing wants it any more)",
+            waiting.host, waiting.task
+        );
     }
     if !summary.skipped.is_empty() {
         eprintln!(

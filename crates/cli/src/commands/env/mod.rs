@@ -230,6 +230,12 @@ fn destroyed_line(destroyed: &DestroyEnvResponse) -> String {
         count(destroyed.ports_released, "port"),
         destroyed.seconds
     ));
+    if !destroyed.hosts_pending.is_empty() {
+        line.push_str(&format!(
+            "; down, they clean up when back: {}",
+            destroyed.hosts_pending.join(", ")
+        ));
+    }
     line
 }
 
@@ -473,6 +479,7 @@ mod tests {
             tasks_removed: vec!["a".into(), "b".into()],
             volumes_removed: vec![],
             volumes_kept: vec![],
+            hosts_pending: vec![],
             ports_released: 1,
             seconds: 1.24,
         };

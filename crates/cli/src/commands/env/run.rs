@@ -455,10 +455,7 @@ mod tests {
 
     #[test]
     fn a_failed_bring_up_names_what_failed() {
-        let failure = |task: &str| TaskFailure {
-            task: task.into(),
-            reason: "exited with code 1".into(),
-        };
+        let failure = |task: &str| TaskFailure::new(task, "exited with code 1");
         let mut summary = OperationSummary::default();
         assert_eq!(not_up("pr-1", &summary), "environment pr-1 did not come up");
         summary.failed = vec![failure("shop/db/0")];
