@@ -5,9 +5,11 @@
 //! created it, the one that last changed it and how many times it was put; a transaction
 //! commits only if its comparisons on those hold (compare-and-swap); a lease deletes its keys
 //! when it is revoked or not kept alive; and a watch replays the changes after a revision and
-//! then follows new ones. Only this crate knows which backend holds the data.
+//! then follows new ones. Only this crate knows which backend holds the data; [`conformance`]
+//! is what every backend must do.
 
 mod compare;
+pub mod conformance;
 mod embedded;
 mod types;
 mod watch;

@@ -1,4 +1,6 @@
 //! What only the embedded backend does: its file layout, its log's budget, its runtimes.
+//! What every backend does is in `crate::conformance`, run against this one in
+//! `tests/conformance.rs`.
 
 use std::time::Duration;
 
