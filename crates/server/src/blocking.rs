@@ -13,6 +13,7 @@ use axum::http::{HeaderValue, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cj_api::events::INDEX_HEADER;
+use futures_util::StreamExt;
 
 use crate::error::{ApiFailure, shown};
 use crate::state::ServerState;

@@ -119,14 +119,8 @@ impl ServerState {
                 .ok_or_else(|| ApiFailure::NotFound(format!("no deployment {}", deployment.id)))?;
             let mut record: Deployment = stored.json()?;
             let outcome = change(&mut record)?;
-            let compare = Compare {
-                key: key.clone(),
-                mod_revision: Some(stored.mod_revision),
-            };
-            let put = Op::Put {
-                key: key.clone(),
-                value: to_json(&record)?,
-            };
+            let compare = Compare::mod_revision(key.clone(), Some(stored.mod_revision));
+            let put = Op::put(key.clone(), to_json(&record)?);
             if let TxnOutcome::Committed { .. } = self.store.txn(&[compare], &[put])? {
                 return Ok((record, outcome));
             }
@@ -191,22 +185,13 @@ impl ServerState {
             deployment.id = format!("{service}-{sequence}");
             let (mut compares, mut ops) = together(deployment)?;
             let record_key = keys::deployment(&env, &service, sequence);
-            compares.push(Compare {
-                key: counter_key.clone(),
-                mod_revision: counter.map(|kv| kv.mod_revision),
-            });
-            compares.push(Compare {
-                key: record_key.clone(),
-                mod_revision: None,
-            });
-            ops.push(Op::Put {
-                key: counter_key.clone(),
-                value: to_json(&sequence)?,
-            });
-            ops.push(Op::Put {
-                key: record_key,
-                value: to_json(&*deployment)?,
-            });
+            compares.push(Compare::mod_revision(
+                counter_key.clone(),
+                counter.map(|kv| kv.mod_revision),
+            ));
+            compares.push(Compare::absent(record_key.clone()));
+            ops.push(Op::put(counter_key.clone(), to_json(&sequence)?));
+            ops.push(Op::put(record_key, to_json(&*deployment)?));
             if let TxnOutcome::Committed { .. } = self.store.txn(&compares, &ops)? {
                 return Ok(());
             }

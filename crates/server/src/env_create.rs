@@ -117,14 +117,11 @@ impl ServerState {
             destroyed_at: None,
         };
         let env_key = keys::env(name);
-        let mut compares = vec![Compare {
-            key: env_key.clone(),
-            mod_revision: self.store.get(&env_key)?.map(|kv| kv.mod_revision),
-        }];
-        let mut ops = vec![Op::Put {
-            key: env_key,
-            value: to_json(&record)?,
-        }];
+        let mut compares = vec![Compare::mod_revision(
+            env_key.clone(),
+            self.store.get(&env_key)?.map(|kv| kv.mod_revision),
+        )];
+        let mut ops = vec![Op::put(env_key, to_json(&record)?)];
         let mut copied = Vec::new();
         for version in &source.services {
             let mut spec = version.spec.clone();

@@ -278,14 +278,11 @@ impl ServerState {
 
         let before = self.rendered_hashes(env)?;
         let key = keys::env(env);
-        let compare = cj_store::Compare {
-            key: key.clone(),
-            mod_revision: self.store.get(&key)?.map(|kv| kv.mod_revision),
-        };
-        let put = cj_store::Op::Put {
-            key,
-            value: crate::versions::to_json(&record)?,
-        };
+        let compare = cj_store::Compare::mod_revision(
+            key.clone(),
+            self.store.get(&key)?.map(|kv| kv.mod_revision),
+        );
+        let put = cj_store::Op::put(key, crate::versions::to_json(&record)?);
         if let cj_store::TxnOutcome::Failed = self.store.txn(&[compare], &[put])? {
             return Err(ApiFailure::Conflict(format!(
                 "the variables of {env} changed meanwhile; try again"

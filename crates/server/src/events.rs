@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cj_api::events::{Event, EventKind};
 use cj_api::{AuditEntry, ContainerRecord, Deployment, HistoryEvent, VersionInfo};
-use cj_store::{Store, StoreError, Watch, WatchEvent, WatchKind};
+use cj_store::{Store, StoreError, WatchEvent, WatchKind, WatchStream};
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt, future, stream};
 use serde::Deserialize;
@@ -145,16 +145,16 @@ fn recent(
 ) -> Result<Vec<Event>, ApiFailure> {
     let current = state.store.revision()?;
     let after = since.unwrap_or_else(|| current.saturating_sub(RECENT_REVISIONS));
-    let mut watch = match state.store.watch("", after) {
-        Ok(watch) => watch,
+    let changes = match state.store.history("", after) {
+        Ok(changes) => changes,
         // Without `since`, "recent" starts wherever the store's memory does.
         Err(StoreError::Compacted { oldest, .. }) if since.is_none() => {
-            state.store.watch("", oldest.saturating_sub(1))?
+            state.store.history("", oldest.saturating_sub(1))?
         }
         Err(error) => return Err(gone(error, after)),
     };
     let mut events = std::collections::VecDeque::new();
-    for change in watch.drain_replay() {
+    for change in changes {
         if let Some(event) = event_of(&change).filter(|event| filter.keeps(event)) {
             if events.len() == limit {
                 events.pop_front();
@@ -167,11 +167,11 @@ fn recent(
 
 /// Changes as they come, from the watch; an error item (then the end) when the reader fell
 /// too far behind, so it resumes with `since` instead of missing changes unknowingly.
-fn follow(watch: Watch, filter: Filter) -> impl Stream<Item = Result<Event, String>> + Send {
+fn follow(watch: WatchStream, filter: Filter) -> impl Stream<Item = Result<Event, String>> + Send {
     stream::unfold(Some((watch, filter)), |state| async move {
         let (mut watch, filter) = state?;
         loop {
-            match watch.next().await {
+            match watch.next().await? {
                 Ok(change) => {
                     if let Some(event) = event_of(&change).filter(|event| filter.keeps(event)) {
                         return Some((Ok(event), Some((watch, filter))));

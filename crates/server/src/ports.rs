@@ -43,24 +43,12 @@ impl ServerState {
             // Both keys must still be absent: another allocation for this task, or of this
             // port, makes the transaction fail and the loop read again.
             let compares = vec![
-                Compare {
-                    key: task_key.clone(),
-                    mod_revision: None,
-                },
-                Compare {
-                    key: keys::port(port),
-                    mod_revision: None,
-                },
+                Compare::absent(task_key.clone()),
+                Compare::absent(keys::port(port)),
             ];
             let ops = vec![
-                Op::Put {
-                    key: keys::port(port),
-                    value: to_json(key)?,
-                },
-                Op::Put {
-                    key: task_key.clone(),
-                    value: to_json(&port)?,
-                },
+                Op::put(keys::port(port), to_json(key)?),
+                Op::put(task_key.clone(), to_json(&port)?),
             ];
             if let TxnOutcome::Committed { .. } = self.store.txn(&compares, &ops)? {
                 tracing::info!(task = %key, env = key.env, port, "port allocated");

@@ -202,10 +202,7 @@ pub fn revoke(store: &dyn Store, name: &str) -> Result<TokenRecord, TokenError> 
             if record.name == name {
                 target = Some((record, kv.mod_revision));
             } else if record.role == Role::Admin {
-                other_admins.push(Compare {
-                    key: kv.key.clone(),
-                    mod_revision: Some(kv.mod_revision),
-                });
+                other_admins.push(Compare::mod_revision(kv.key.clone(), Some(kv.mod_revision)));
             }
         }
         let Some((record, revision)) = target else {
@@ -217,10 +214,7 @@ pub fn revoke(store: &dyn Store, name: &str) -> Result<TokenRecord, TokenError> 
         // Unchanged, and so are the admin tokens that remain: two admins revoking each other
         // at once cannot both succeed.
         let mut compares = other_admins;
-        compares.push(Compare {
-            key: keys::token(name),
-            mod_revision: Some(revision),
-        });
+        compares.push(Compare::mod_revision(keys::token(name), Some(revision)));
         let ops = [Op::Delete {
             key: keys::token(name),
         }];

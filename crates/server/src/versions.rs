@@ -224,23 +224,20 @@ impl ServerState {
             pushed_by: user.to_owned(),
             copied_from,
         };
-        let compares = vec![Compare {
-            key: latest_key.clone(),
-            mod_revision: latest.as_ref().map(|kv| kv.mod_revision),
-        }];
+        let compares = vec![Compare::mod_revision(
+            latest_key.clone(),
+            latest.as_ref().map(|kv| kv.mod_revision),
+        )];
         let ops = vec![
-            Op::Put {
-                key: keys::version(env, &spec.service, version),
-                value: to_json(&record)?,
-            },
-            Op::Put {
-                key: keys::version_info(env, &spec.service, version),
-                value: to_json(&record.info())?,
-            },
-            Op::Put {
-                key: latest_key,
-                value: to_json(&version)?,
-            },
+            Op::put(
+                keys::version(env, &spec.service, version),
+                to_json(&record)?,
+            ),
+            Op::put(
+                keys::version_info(env, &spec.service, version),
+                to_json(&record.info())?,
+            ),
+            Op::put(latest_key, to_json(&version)?),
         ];
         Ok(NextVersion {
             version,

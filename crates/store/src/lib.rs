@@ -2,21 +2,29 @@
 //! future etcd backend are interchangeable.
 //!
 //! Every write moves one global revision counter forward; each key remembers the revision that
-//! created it and the one that last changed it; a transaction commits only if its comparisons
-//! on those revisions hold (compare-and-swap); and a watch replays the changes after a revision
-//! and then follows new ones. Only this crate knows which backend holds the data.
+//! created it, the one that last changed it and how many times it was put; a transaction
+//! commits only if its comparisons on those hold (compare-and-swap); a lease deletes its keys
+//! when it is revoked or not kept alive; and a watch replays the changes after a revision and
+//! then follows new ones. Only this crate knows which backend holds the data; [`conformance`]
+//! is what every backend must do.
 
+mod compare;
+pub mod conformance;
 mod embedded;
 mod types;
 mod watch;
 
-pub use embedded::EmbeddedStore;
-pub use types::{Compare, KeyValue, Op, Page, StoreError, TxnOutcome, WatchEvent, WatchKind};
-pub use watch::Watch;
+use std::time::Duration;
 
-/// The operations every backend provides. Calls block on disk IO (a commit is fsynced before it
-/// returns, so an acknowledged write survives a crash); they are short, so async callers may call
-/// them directly.
+pub use compare::{Compare, CompareOp, CompareTarget};
+pub use embedded::EmbeddedStore;
+pub use types::{KeyValue, LeaseId, Op, Page, StoreError, TxnOutcome, WatchEvent, WatchKind};
+pub use watch::WatchStream;
+
+/// The operations every backend provides. Calls are synchronous and block on IO (a commit is
+/// fsynced, or acknowledged by a quorum, before it returns, so an acknowledged write survives
+/// a crash). They are short, which is why async callers may call them directly; a caller on an
+/// async worker must keep them short too (a bounded page, not a whole history).
 pub trait Store: Send + Sync + 'static {
     fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError>;
 
@@ -27,26 +35,47 @@ pub trait Store: Send + Sync + 'static {
     /// bounded piece at a time.
     fn range_page(&self, prefix: &str, page: &Page) -> Result<Vec<KeyValue>, StoreError>;
 
-    /// Applies `ops` atomically if every comparison holds.
+    /// Applies `ops` atomically, at one new revision, if every comparison holds; otherwise
+    /// writes nothing and answers [`TxnOutcome::Failed`]. A put with a lease that does not
+    /// exist (any more) is an error ([`StoreError::LeaseNotFound`]), and writes nothing either.
     fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<TxnOutcome, StoreError>;
 
-    /// The revision of the last committed write (0 for an empty store).
+    /// The revision of the last committed write (0 for a new embedded store; etcd starts at 1).
     fn revision(&self) -> Result<u64, StoreError>;
 
     /// Changes to keys under `prefix` after `after_revision`, then new ones as they commit.
-    fn watch(&self, prefix: &str, after_revision: u64) -> Result<Watch, StoreError>;
+    /// `Err(Compacted)` if the history after `after_revision` is no longer kept.
+    fn watch(&self, prefix: &str, after_revision: u64) -> Result<WatchStream, StoreError>;
+
+    /// The recorded changes under `prefix` after `after_revision`, up to the current
+    /// revision: what [`Store::watch`] would replay first, returned without waiting for live
+    /// ones (a listing of recent changes has no live part to wait for).
+    fn history(&self, prefix: &str, after_revision: u64) -> Result<Vec<WatchEvent>, StoreError>;
+
+    /// Forgets the changes before `revision`: a watch or history from an earlier revision is
+    /// then `Err(Compacted)`, as in etcd. Values are not affected (the store keeps no older
+    /// values to read).
+    fn compact(&self, revision: u64) -> Result<(), StoreError>;
+
+    /// A new lease that lives `ttl` unless kept alive. A backend may round the TTL up (etcd
+    /// grants whole seconds); [`Store::keep_alive`] says the TTL it keeps.
+    fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError>;
+
+    /// Restarts the lease's TTL from now and returns it. `Err(LeaseNotFound)` once the lease
+    /// has expired or was revoked: its keys are gone, and the caller must start over.
+    fn keep_alive(&self, lease: LeaseId) -> Result<Duration, StoreError>;
+
+    /// Ends the lease now: its keys are deleted in one transaction (one revision, seen by
+    /// watches as deletes), as when it expires.
+    fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError>;
 
     fn put(&self, key: &str, value: Vec<u8>) -> Result<u64, StoreError> {
-        match self.txn(
-            &[],
-            &[Op::Put {
-                key: key.to_owned(),
-                value,
-            }],
-        )? {
-            TxnOutcome::Committed { revision } => Ok(revision),
-            TxnOutcome::Failed => unreachable!("a transaction without comparisons always commits"),
-        }
+        committed(self.txn(&[], &[Op::put(key, value)])?)
+    }
+
+    /// Puts `key`, to be deleted when `lease` ends.
+    fn put_with_lease(&self, key: &str, value: Vec<u8>, lease: LeaseId) -> Result<u64, StoreError> {
+        committed(self.txn(&[], &[Op::put_with_lease(key, value, lease)])?)
     }
 
     /// Deletes `key`; returns the revision of the delete, or `None` if there was no such key.
@@ -54,15 +83,7 @@ pub trait Store: Send + Sync + 'static {
         if self.get(key)?.is_none() {
             return Ok(None);
         }
-        match self.txn(
-            &[],
-            &[Op::Delete {
-                key: key.to_owned(),
-            }],
-        )? {
-            TxnOutcome::Committed { revision } => Ok(Some(revision)),
-            TxnOutcome::Failed => unreachable!("a transaction without comparisons always commits"),
-        }
+        committed(self.txn(&[], &[Op::delete(key)])?).map(Some)
     }
 
     /// Writes `value` only if `key` was last changed at `expected_revision` (`None`: only if the
@@ -73,20 +94,19 @@ pub trait Store: Send + Sync + 'static {
         expected_revision: Option<u64>,
         value: Vec<u8>,
     ) -> Result<Option<u64>, StoreError> {
-        let compare = Compare {
-            key: key.to_owned(),
-            mod_revision: expected_revision,
-        };
-        match self.txn(
-            &[compare],
-            &[Op::Put {
-                key: key.to_owned(),
-                value,
-            }],
-        )? {
+        let compare = Compare::mod_revision(key, expected_revision);
+        match self.txn(&[compare], &[Op::put(key, value)])? {
             TxnOutcome::Committed { revision } => Ok(Some(revision)),
             TxnOutcome::Failed => Ok(None),
         }
+    }
+}
+
+/// The revision of a transaction without comparisons, which always commits.
+fn committed(outcome: TxnOutcome) -> Result<u64, StoreError> {
+    match outcome {
+        TxnOutcome::Committed { revision } => Ok(revision),
+        TxnOutcome::Failed => unreachable!("a transaction without comparisons always commits"),
     }
 }
 

@@ -7,6 +7,11 @@ pub struct KeyValue {
     pub value: Vec<u8>,
     pub create_revision: u64,
     pub mod_revision: u64,
+    /// How many times the key was put since it was created (1 after the first put); a delete
+    /// ends the count, so a key created again starts at 1, as in etcd.
+    pub version: u64,
+    /// The lease the key goes away with, if it was last put with one.
+    pub lease: Option<LeaseId>,
 }
 
 impl KeyValue {
@@ -18,11 +23,15 @@ impl KeyValue {
     }
 }
 
-/// A condition of a transaction: `key` was last changed at `mod_revision` (`None`: is absent).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Compare {
-    pub key: String,
-    pub mod_revision: Option<u64>,
+/// A lease: keys put with it are deleted when it expires or is revoked. An `i64`, as etcd's
+/// lease ids are, so a backend on etcd passes them through unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LeaseId(pub i64);
+
+impl std::fmt::Display for LeaseId {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}", self.0)
+    }
 }
 
 /// Which part of a prefix to read: at most `limit` keys, from the first key (or, with
@@ -47,10 +56,49 @@ impl Page {
     }
 }
 
+/// One write of a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Put { key: String, value: Vec<u8> },
-    Delete { key: String },
+    /// Sets `key` to `value`. With a lease, the key is deleted when the lease ends; without
+    /// one, a key that had a lease no longer has it (as in etcd, each put says which lease).
+    Put {
+        key: String,
+        value: Vec<u8>,
+        lease: Option<LeaseId>,
+    },
+    Delete {
+        key: String,
+    },
+}
+
+impl Op {
+    /// A put without a lease: the key stays until deleted.
+    pub fn put(key: impl Into<String>, value: Vec<u8>) -> Op {
+        Op::Put {
+            key: key.into(),
+            value,
+            lease: None,
+        }
+    }
+
+    /// A put whose key is deleted when `lease` expires or is revoked.
+    pub fn put_with_lease(key: impl Into<String>, value: Vec<u8>, lease: LeaseId) -> Op {
+        Op::Put {
+            key: key.into(),
+            value,
+            lease: Some(lease),
+        }
+    }
+
+    pub fn delete(key: impl Into<String>) -> Op {
+        Op::Delete { key: key.into() }
+    }
+
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Put { key, .. } | Op::Delete { key } => key,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,8 +136,13 @@ pub enum StoreError {
     Encode(String),
     #[error("watch from revision {requested} is no longer possible: history starts at {oldest}")]
     Compacted { requested: u64, oldest: u64 },
+    #[error("revision {requested} is in the future: the store is at revision {current}")]
+    FutureRevision { requested: u64, current: u64 },
     #[error("watch fell behind and lost changes; read again and watch from the current revision")]
     Lagged,
+    /// The lease was never granted, was revoked, or expired (its keys are gone or going).
+    #[error("lease {0} does not exist: it expired, was revoked or was never granted")]
+    LeaseNotFound(LeaseId),
 }
 
 impl StoreError {

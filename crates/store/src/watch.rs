@@ -1,46 +1,47 @@
-//! A watch: first the recorded changes after a revision, then live ones.
+//! A watch as every backend gives it: a stream of the changes under a prefix, first those
+//! recorded after a revision, then live ones. A stream (not a type of our own) so a backend on
+//! etcd can hand over its watch as it receives it.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 
+use futures_util::{Stream, StreamExt, stream};
 use tokio::sync::broadcast;
 
 use crate::types::{StoreError, WatchEvent};
 
-pub struct Watch {
-    pub(crate) prefix: String,
-    pub(crate) replay: VecDeque<WatchEvent>,
-    /// Live events can overlap the replay; anything at or below this revision was replayed.
-    pub(crate) replayed_up_to: u64,
-    pub(crate) live: broadcast::Receiver<WatchEvent>,
-}
+/// The changes a watch sees, in revision order. An `Err(Lagged)` item means changes were lost
+/// because the reader was too slow (read again and watch from the current revision); the
+/// stream ends after any error.
+pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, StoreError>> + Send>>;
 
-impl Watch {
-    /// The recorded changes after the watch's revision, up to when it was made: what `next`
-    /// would return first, taken at once without waiting for live changes.
-    pub fn drain_replay(&mut self) -> Vec<WatchEvent> {
-        self.replay.drain(..).collect()
-    }
-
-    /// The next change under the prefix. `Err(Lagged)` means changes were lost because the
-    /// reader was too slow: re-read and watch again from the current revision.
-    pub async fn next(&mut self) -> Result<WatchEvent, StoreError> {
-        if let Some(event) = self.replay.pop_front() {
-            return Ok(event);
-        }
+/// The stream of a backend that keeps its history and broadcasts its live changes in process:
+/// `replay` first, then what `live` brings under `prefix`. Live changes can overlap the replay
+/// (the receiver was subscribed before the history was read, so nothing falls between the
+/// two); those at or below `replayed_up_to` were replayed and are skipped.
+pub(crate) fn replay_then_follow(
+    prefix: String,
+    replay: VecDeque<WatchEvent>,
+    replayed_up_to: u64,
+    live: broadcast::Receiver<WatchEvent>,
+) -> WatchStream {
+    let follow = stream::unfold(Some((live, prefix)), move |state| async move {
+        let (mut live, prefix) = state?;
         loop {
-            match self.live.recv().await {
-                Ok(event)
-                    if event.revision > self.replayed_up_to
-                        && event.key.starts_with(&self.prefix) =>
-                {
-                    return Ok(event);
+            match live.recv().await {
+                Ok(event) if event.revision > replayed_up_to && event.key.starts_with(&prefix) => {
+                    return Some((Ok(event), Some((live, prefix))));
                 }
                 Ok(_) => continue,
-                Err(broadcast::error::RecvError::Lagged(_)) => return Err(StoreError::Lagged),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    return Some((Err(StoreError::Lagged), None));
+                }
                 Err(broadcast::error::RecvError::Closed) => {
-                    return Err(StoreError::Backend("the store was closed".into()));
+                    let closed = StoreError::Backend("the store was closed".into());
+                    return Some((Err(closed), None));
                 }
             }
         }
-    }
+    });
+    Box::pin(stream::iter(replay.into_iter().map(Ok)).chain(follow))
 }
