@@ -94,6 +94,11 @@ pub enum ServerMessage {
         #[serde(default)]
         published_unix_micros: i64,
         assignments: Vec<Assignment>,
+        /// Tasks this host still has containers of that are assigned to other hosts now (they
+        /// moved while it was away): their copies here stop at once, without a drain, since no
+        /// router sends to them any more.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        moved_away: Vec<crate::TaskKey>,
     },
     /// Do something with a container of this host and answer with the request's id.
     Request { id: u64, request: AgentRequest },
@@ -364,6 +369,7 @@ mod tests {
             generation: 3,
             published_unix_micros: 1_790_000_000_000_000,
             assignments: Vec::new(),
+            moved_away: Vec::new(),
         };
         let text = serde_json::to_string(&sent).unwrap();
         assert_eq!(serde_json::from_str::<ServerMessage>(&text).unwrap(), sent);

@@ -85,7 +85,14 @@ pub struct Agent<R> {
     seed_http: reqwest::Client,
     health_updates: mpsc::UnboundedSender<HealthUpdate>,
     health_receiver: Mutex<Option<mpsc::UnboundedReceiver<HealthUpdate>>>,
+    /// Tasks whose containers here stop at once, without a drain: copies the routers no longer
+    /// send to (the task moved to another host, or this host fenced it when cut off).
+    stop_at_once: StopAtOnce,
 }
+
+/// The set of tasks whose containers stop without a drain, shared with whoever decides it (the
+/// link to the server).
+pub type StopAtOnce = Arc<Mutex<std::collections::HashSet<TaskKey>>>;
 
 /// Why an action failed, in the words the task's phase shows.
 #[derive(Debug)]
@@ -137,7 +144,14 @@ impl<R: ContainerRuntime> Agent<R> {
             seed_http: crate::seed::client(),
             health_updates,
             health_receiver: Mutex::new(Some(health_receiver)),
+            stop_at_once: StopAtOnce::default(),
         }
+    }
+
+    /// Reads the tasks to stop without a drain from `shared` (see [`StopAtOnce`]).
+    pub fn with_stop_at_once(mut self, shared: StopAtOnce) -> Self {
+        self.stop_at_once = shared;
+        self
     }
 
     /// Runs until the assignment channel closes. Until the first assignments arrive (`None`),
@@ -255,10 +269,17 @@ impl<R: ContainerRuntime> Agent<R> {
         }
 
         let now = Instant::now();
-        let drains = Drains {
+        let mut drains = Drains {
             drain_ms: notes.drain_ms,
             leaving_until: lock(&self.memory).leaving.clone(),
         };
+        {
+            let stop_at_once = lock(&self.stop_at_once);
+            for container in seen.iter().filter(|c| stop_at_once.contains(&c.key)) {
+                drains.drain_ms.remove(&container.id);
+                drains.leaving_until.remove(&container.id);
+            }
+        }
         let mut plans = Vec::new();
         for assignment in assignments {
             let containers = by_task.remove(&assignment.key).unwrap_or_default();

@@ -285,14 +285,14 @@ impl<R: ContainerRuntime> Link<R> {
                         _ => continue,
                     };
                     match serde_json::from_str::<ServerMessage>(&text) {
-                        Ok(ServerMessage::Assignments { assignments, generation, published_unix_micros }) => {
+                        Ok(ServerMessage::Assignments { assignments, generation, published_unix_micros, moved_away }) => {
                             let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64;
                             // The first of a link is the state as it is, published whenever: no latency.
                             if generation > 1 {
                                 let latency_us = now.saturating_sub(published_unix_micros);
                                 tracing::debug!(generation, latency_us, tasks = assignments.len(), "assignments received");
                             }
-                            self.fence.assignments(Arc::new(assignments), &self.assignments);
+                            self.fence.assignments(Arc::new(assignments), moved_away, &self.assignments);
                         }
                         Ok(ServerMessage::Request { id, request }) => {
                             while tasks.try_join_next().is_some() {}
@@ -369,11 +369,10 @@ impl<R: ContainerRuntime> Link<R> {
             stop_grace_seconds: self.options.stop_grace_seconds,
             stats_interval: self.options.stats_interval,
         };
-        let agent = Arc::new(Agent::new(
-            self.runtime.clone(),
-            config,
-            self.report_sender.clone(),
-        ));
+        let agent = Arc::new(
+            Agent::new(self.runtime.clone(), config, self.report_sender.clone())
+                .with_stop_at_once(self.fence.stop_at_once.clone()),
+        );
         let _ = self.agent.set(agent.clone());
         tokio::spawn(agent.run(self.assignments_receiver.clone()));
         Ok(())

@@ -498,6 +498,7 @@ async fn write_to_agent(
                     generation,
                     published_unix_micros: published.at_unix_micros,
                     assignments: mine.clone(),
+                    moved_away: state.moved_away_from(&session.host),
                 };
                 if sink.send(text(&message)).await.is_err() {
                     return;

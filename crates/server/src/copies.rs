@@ -23,6 +23,24 @@ impl ServerState {
             .collect()
     }
 
+    /// Tasks `host` has containers of (as it last reported) that are assigned to other hosts
+    /// now: they moved away while it could not hear the server.
+    pub fn moved_away_from(&self, host: &str) -> Vec<TaskKey> {
+        let mut moved: Vec<TaskKey> = self
+            .observed
+            .containers_on(host)
+            .into_iter()
+            .map(|container| container.key)
+            .filter(|key| {
+                let hosts = self.assigned_hosts(key);
+                !hosts.is_empty() && !hosts.iter().any(|assigned| assigned == host)
+            })
+            .collect();
+        moved.sort();
+        moved.dedup();
+        moved
+    }
+
     /// A task's containers that count, with their hosts: those on a host it is assigned to. A
     /// task assigned nowhere (being brought down, or no longer desired) counts every container
     /// it has anywhere, since each must still go.

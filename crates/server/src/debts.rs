@@ -73,13 +73,8 @@ pub async fn pay_debts(state: Arc<ServerState>, host: String) {
         match state.links.ask(&host, request, REMOVE_TIMEOUT).await {
             Ok(Outcome::Ok(_)) => {
                 // Only if unchanged: a newer debt for the same environment stays.
-                let compare = cj_store::Compare {
-                    key: entry.key.clone(),
-                    mod_revision: Some(entry.mod_revision),
-                };
-                let delete = cj_store::Op::Delete {
-                    key: entry.key.clone(),
-                };
+                let compare = cj_store::Compare::mod_revision(&entry.key, Some(entry.mod_revision));
+                let delete = cj_store::Op::delete(&entry.key);
                 if let Err(error) = state.store.txn(&[compare], &[delete]) {
                     tracing::error!(host, %error, "cannot record a paid debt");
                 }

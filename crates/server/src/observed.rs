@@ -86,6 +86,11 @@ impl Observed {
             .collect()
     }
 
+    /// The containers `host` last reported.
+    pub fn containers_on(&self, host: &str) -> Vec<ObservedContainer> {
+        self.read().get(host).cloned().unwrap_or_default()
+    }
+
     /// The hosts that have reported containers (possibly none).
     pub fn hosts(&self) -> Vec<String> {
         self.read().keys().cloned().collect()

@@ -282,16 +282,15 @@ impl ServerState {
         let key = keys::desired(&deployment.env, &deployment.service, &job.job);
         let since = self.observed.generation();
         let progress = self.observed.subscribe_progress();
-        if let Some(mut desired) = self
-            .store
-            .get_json::<DesiredJob>(&key)
-            .map_err(|e| failed(e.into()))?
-        {
-            desired.version = job.to_version;
-            desired.task_versions.clear();
-            self.store
-                .put_json(&key, &desired)
-                .map_err(|e| failed(e.into()))?;
+        let to_version = job.to_version;
+        let updated = self
+            .update_desired(&key, |desired| {
+                desired.version = to_version;
+                desired.task_versions.clear();
+                Ok(())
+            })
+            .map_err(failed)?;
+        if updated.is_some() {
             self.publish_assignments().await.map_err(failed)?;
         }
         let removed: Vec<(cj_agent::TaskKey, Goal)> = job
@@ -370,19 +369,23 @@ impl ServerState {
         &self,
         deployment: &Deployment,
         job: &str,
-        change: impl FnOnce(&mut DesiredJob, &[String]),
+        change: impl Fn(&mut DesiredJob, &[String]),
     ) -> Result<(), ApiFailure> {
         let key = keys::desired(&deployment.env, &deployment.service, job);
-        let mut desired: DesiredJob = self.store.get_json(&key)?.ok_or_else(|| {
-            ApiFailure::Conflict(format!("job {job} was brought down during the deployment"))
+        let updated = self.update_desired(&key, |desired| {
+            let current: Vec<String> = self
+                .desired_tasks(desired)?
+                .into_iter()
+                .map(|task| task.key.task)
+                .collect();
+            change(desired, &current);
+            Ok(())
         })?;
-        let current: Vec<String> = self
-            .desired_tasks(&desired)?
-            .into_iter()
-            .map(|task| task.key.task)
-            .collect();
-        change(&mut desired, &current);
-        self.store.put_json(&key, &desired)?;
+        if updated.is_none() {
+            return Err(ApiFailure::Conflict(format!(
+                "job {job} was brought down during the deployment"
+            )));
+        }
         self.publish_assignments().await
     }
 

@@ -99,18 +99,17 @@ impl ServerState {
         let mut deadline = Duration::ZERO;
         for job in &deployment.jobs[..=last_job] {
             let key = keys::desired(&deployment.env, &deployment.service, &job.job);
-            let Some(mut desired) = self
-                .store
-                .get_json::<DesiredJob>(&key)
+            let from_version = job.from_version;
+            let Some(desired) = self
+                .update_desired(&key, |desired| {
+                    desired.version = from_version;
+                    desired.task_versions.clear();
+                    Ok(())
+                })
                 .map_err(|e| e.to_string())?
             else {
                 continue;
             };
-            desired.version = job.from_version;
-            desired.task_versions.clear();
-            self.store
-                .put_json(&key, &desired)
-                .map_err(|e| e.to_string())?;
             for task in self.desired_tasks(&desired).map_err(|e| e.to_string())? {
                 let config_hash = task.config_hash();
                 goals.push((task.key, Goal::Ready { config_hash }));

@@ -170,6 +170,31 @@ impl ServerState {
         })
     }
 
+    /// Changes a job's desired record as one compare-and-swap: `change` is applied to what is
+    /// stored, and applied again to the newer record if another write came first, so no
+    /// concurrent change is lost. `None` if the job is not desired (it was brought down).
+    pub fn update_desired(
+        &self,
+        key: &str,
+        mut change: impl FnMut(&mut DesiredJob) -> Result<(), ApiFailure>,
+    ) -> Result<Option<DesiredJob>, ApiFailure> {
+        loop {
+            let Some(stored) = self.store.get(key)? else {
+                return Ok(None);
+            };
+            let mut desired: DesiredJob = stored.json()?;
+            change(&mut desired)?;
+            let value = serde_json::to_vec(&desired).map_err(cj_store::StoreError::encode)?;
+            if self
+                .store
+                .compare_and_swap(key, Some(stored.mod_revision), value)?
+                .is_some()
+            {
+                return Ok(Some(desired));
+            }
+        }
+    }
+
     pub fn desired_jobs(&self, prefix: &str) -> Result<Vec<DesiredJob>, ApiFailure> {
         Ok(self.store.range_json(prefix)?)
     }

@@ -21,6 +21,9 @@ pub type AssignmentsSender = watch::Sender<Option<Arc<Vec<Assignment>>>>;
 
 pub struct Fence {
     state: Mutex<FenceState>,
+    /// Tasks the loop stops without a drain: the fenced ones, and those the server says moved
+    /// away (no router sends to them any more).
+    pub stop_at_once: crate::reconcile::StopAtOnce,
     /// Wakes the watchdog when the server is heard from or the timing changes.
     heard: tokio::sync::Notify,
 }
@@ -45,6 +48,7 @@ impl Default for Fence {
                 fenced: false,
             }),
             heard: tokio::sync::Notify::new(),
+            stop_at_once: Default::default(),
         }
     }
 }
@@ -74,7 +78,15 @@ impl Fence {
     }
 
     /// New assignments from the server: they go to the loop as they are, ending any fence.
-    pub fn assignments(&self, assignments: Arc<Vec<Assignment>>, to_loop: &AssignmentsSender) {
+    /// `moved_away`: tasks of this host's containers that run elsewhere now.
+    pub fn assignments(
+        &self,
+        assignments: Arc<Vec<Assignment>>,
+        moved_away: Vec<crate::TaskKey>,
+        to_loop: &AssignmentsSender,
+    ) {
+        *self.stop_at_once.lock().unwrap_or_else(|p| p.into_inner()) =
+            moved_away.into_iter().collect();
         let mut state = self.lock();
         state.last_heard = Instant::now();
         if state.fenced {
@@ -120,6 +132,10 @@ impl Fence {
                 continue;
             }
             let names: Vec<String> = stopped.iter().map(|a| a.key.to_string()).collect();
+            self.stop_at_once
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(stopped.iter().map(|a| a.key.clone()));
             tracing::warn!(
                 silent_ms = silent_for.as_millis() as u64,
                 tasks = names.join(", "),
@@ -165,7 +181,7 @@ mod tests {
         fence.set_timing(LinkTiming::new(Duration::from_secs(5)));
         let (sender, receiver) = watch::channel(None);
         let set = Arc::new(vec![assignment("a", true), assignment("b", false)]);
-        fence.assignments(set.clone(), &sender);
+        fence.assignments(set.clone(), Vec::new(), &sender);
         tokio::spawn(fence.clone().watch(sender.clone()));
 
         // Pings keep it quiet.
@@ -181,7 +197,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(tasks(&receiver), ["b"]);
 
-        fence.assignments(set, &sender);
+        fence.assignments(set, Vec::new(), &sender);
         assert_eq!(tasks(&receiver), ["a", "b"]);
     }
 }

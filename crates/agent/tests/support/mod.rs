@@ -164,6 +164,7 @@ impl FakeServer {
             generation: self.generation,
             published_unix_micros: 0,
             assignments,
+            moved_away: Vec::new(),
         };
         self.send(&message).await;
         Instant::now()
