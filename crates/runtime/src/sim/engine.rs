@@ -68,9 +68,11 @@ impl ContainerRuntime for SimRuntime {
     async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<Container>, RuntimeError> {
         self.enter(SimOp::List, "").await?;
         let state = lock(&self.state);
+        // Newest first, as Docker lists them.
         Ok(state
             .containers
             .values()
+            .rev()
             .filter(|entry| carries(&entry.labels, labels))
             .map(|entry| Container {
                 id: entry.id.clone(),

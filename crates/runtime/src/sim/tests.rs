@@ -198,6 +198,18 @@ async fn scripted_deaths_end_each_run_after_their_time() {
     sim.die_after(SimMatch::Image("other:1".into()), 2, Duration::from_secs(1));
     let web = sim.create(&request("web_1", "web")).await.unwrap();
     let db = sim.create(&request("db_1", "db")).await.unwrap();
+    let listed: Vec<String> = sim
+        .list(&[])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(
+        listed,
+        [db.clone(), web.clone()],
+        "newest first, as Docker lists"
+    );
     let mut events = sim.events(&[]);
     let started = Instant::now();
     sim.start(&web).await.unwrap();
