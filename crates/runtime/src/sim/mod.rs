@@ -179,7 +179,7 @@ impl SimRuntime {
 
     /// Every container, in creation order.
     pub fn containers(&self) -> Vec<SimContainer> {
-        // Ids start with a serial number of fixed width, so their order is the creation order.
+        // Ids differ first in a serial of fixed width, so their order is the creation order.
         self.state()
             .containers
             .values()

@@ -185,11 +185,13 @@ struct Clock {
 }
 
 pub(super) struct SimState {
-    /// The random part of this engine's ids (52 hex digits), after a 12-digit serial: ids sort
-    /// in creation order (which breaks Docker's ties of equal creation seconds the same way
-    /// every run) and two simulated hosts never share one.
-    id_tag: String,
-    serial: u64,
+    /// This engine's ids are a random prefix (4 hex digits), a serial (8) and a random suffix
+    /// (52): they sort in creation order (which breaks Docker's ties of equal creation seconds
+    /// the same way every run), the short ids (12 digits) of two simulated hosts seldom look
+    /// alike, and their whole ids never do.
+    id_prefix: String,
+    id_suffix: String,
+    serial: u32,
     clock: Clock,
     pub containers: BTreeMap<String, Entry>,
     pub images: BTreeSet<String>,
@@ -218,7 +220,7 @@ impl SimState {
                 .build_hasher()
                 .finish()
         };
-        let id_tag = format!(
+        let id_suffix = format!(
             "{:016x}{:016x}{:016x}{:04x}",
             random(),
             random(),
@@ -226,7 +228,8 @@ impl SimState {
             random() & 0xffff
         );
         SimState {
-            id_tag,
+            id_prefix: format!("{:04x}", random() & 0xffff),
+            id_suffix,
             serial: 0,
             clock: Clock {
                 wall: SystemTime::now(),
@@ -258,8 +261,9 @@ impl SimState {
 
     /// A new container or exec id: 64 hex digits, as Docker's.
     pub fn new_id(&mut self) -> String {
-        self.serial += 1;
-        format!("{:012x}{}", self.serial, self.id_tag)
+        // Four billion ids per engine: far more than any test or simulated host makes.
+        self.serial = self.serial.wrapping_add(1);
+        format!("{}{:08x}{}", self.id_prefix, self.serial, self.id_suffix)
     }
 
     /// Logs a call; returns how long it takes.
