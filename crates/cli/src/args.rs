@@ -271,6 +271,11 @@ pub struct AgentArgs {
     /// socket).
     #[arg(long, value_name = "URL")]
     pub docker_host: Option<String>,
+    /// Drive a simulated engine in this process instead of Docker: every image is present,
+    /// containers run (as nothing) until stopped, and vanish with the agent. For trying the
+    /// server and for many hosts on one machine; it shows nothing about Docker itself.
+    #[arg(long, conflicts_with = "docker_host")]
+    pub simulate: bool,
     /// The address others reach this host at, shown by `hosts` (default: the address the
     /// server sees the link come from).
     #[arg(long, value_name = "ADDRESS")]

@@ -11,7 +11,7 @@ use cj_agent::tls::TlsClient;
 use cj_agent::{RemoteOptions, run_remote};
 use cj_cli::{AgentArgs, Cli, Command, DevArgs, RouterArgs, ServerArgs};
 use cj_router::RouterConfig;
-use cj_runtime::DockerRuntime;
+use cj_runtime::{ContainerRuntime, DockerRuntime, SimRuntime};
 use cj_server::config::ServerConfig;
 use cj_server::dev::{DevOptions, run_dev};
 use cj_server::startup::{ServerOptions, Started, run_server};
@@ -188,9 +188,6 @@ async fn agent(server: String, tls: TlsClient, args: AgentArgs) -> anyhow::Resul
         .as_deref()
         .map(read_token_file)
         .transpose()?;
-    let runtime = DockerRuntime::connect_to(args.docker_host.as_deref())
-        .await
-        .context("failed to connect to Docker")?;
     let host = args.name.unwrap_or_else(system_host_name);
     let options = RemoteOptions {
         server: server.clone(),
@@ -203,8 +200,28 @@ async fn agent(server: String, tls: TlsClient, args: AgentArgs) -> anyhow::Resul
         stats_interval: cj_agent::DEFAULT_STATS_INTERVAL,
         tls: Some(tls),
     };
+    if args.simulate {
+        let runtime = SimRuntime::new();
+        // Nothing is pulled: a simulated host has every image.
+        runtime.set_all_images_present(true);
+        println!("coding-job agent {host}: linking to {server}");
+        println!("  engine: simulated (no Docker; its containers vanish with this process)");
+        return run_agent(runtime, options, args.metrics_listen).await;
+    }
+    let runtime = DockerRuntime::connect_to(args.docker_host.as_deref())
+        .await
+        .context("failed to connect to Docker")?;
     println!("coding-job agent {host}: linking to {server}");
-    serve_metrics(args.metrics_listen).await?;
+    run_agent(runtime, options, args.metrics_listen).await
+}
+
+/// Serves the agent's own metrics if asked, then runs it on `runtime` until Ctrl-C.
+async fn run_agent<R: ContainerRuntime>(
+    runtime: R,
+    options: RemoteOptions,
+    metrics_listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
+    serve_metrics(metrics_listen).await?;
     run_remote(Arc::new(runtime), options, shutdown_signal()).await?;
     Ok(())
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
-use bollard::models::ContainerCreateBody;
+use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
     ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
@@ -80,6 +80,31 @@ fn docker_error(error: BollardError) -> RuntimeError {
         BollardError::DockerResponseServerError { message, .. } => RuntimeError::Docker(message),
         other => RuntimeError::Docker(other.to_string()),
     }
+}
+
+/// Our summary of an engine's inspect document, and the document as JSON. The simulator builds
+/// the same document, so both engines are read by this one function.
+pub(crate) fn inspected(
+    inspect: ContainerInspectResponse,
+) -> Result<(ContainerStatus, serde_json::Value), RuntimeError> {
+    let raw =
+        serde_json::to_value(&inspect).map_err(|error| RuntimeError::Docker(error.to_string()))?;
+    let state = inspect.state.unwrap_or_default();
+    // Docker writes the zero time, not nothing, for a start or finish that has not happened.
+    let non_zero_time = |time: Option<String>| time.filter(|t| !t.starts_with("0001-"));
+    let status = ContainerStatus {
+        state: state
+            .status
+            .map(|status| ContainerState::from_docker(status.as_ref()))
+            .unwrap_or(ContainerState::Unknown),
+        started_at: non_zero_time(state.started_at),
+        finished_at: non_zero_time(state.finished_at),
+        exit_code: state.exit_code,
+        oom_killed: state.oom_killed.unwrap_or(false),
+        image_id: inspect.image.unwrap_or_default(),
+        error: state.error.unwrap_or_default(),
+    };
+    Ok((status, raw))
 }
 
 fn label_filters(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
@@ -241,23 +266,7 @@ impl ContainerRuntime for DockerRuntime {
             .inspect_container(id, None)
             .await
             .map_err(docker_error)?;
-        let raw = serde_json::to_value(&inspect)
-            .map_err(|error| RuntimeError::Docker(error.to_string()))?;
-        let state = inspect.state.unwrap_or_default();
-        let non_zero_time = |time: Option<String>| time.filter(|t| !t.starts_with("0001-"));
-        let status = ContainerStatus {
-            state: state
-                .status
-                .map(|status| ContainerState::from_docker(status.as_ref()))
-                .unwrap_or(ContainerState::Unknown),
-            started_at: non_zero_time(state.started_at),
-            finished_at: non_zero_time(state.finished_at),
-            exit_code: state.exit_code,
-            oom_killed: state.oom_killed.unwrap_or(false),
-            image_id: inspect.image.unwrap_or_default(),
-            error: state.error.unwrap_or_default(),
-        };
-        Ok((status, raw))
+        inspected(inspect)
     }
 
     async fn usage(&self, id: &str) -> Result<ContainerUsage, RuntimeError> {

@@ -3,16 +3,19 @@
 //! [`ContainerRuntime`] is what the agent needs from an engine (list by label, create, start,
 //! stop, remove, inspect, events, logs, exec for checks and attached exec for users, named
 //! volumes and unpacking an archive into a container); [`DockerRuntime`] implements it with
-//! `bollard` against a real Docker engine. [`labels`] names the labels every managed container
+//! `bollard` against a real Docker engine, and [`SimRuntime`] in memory, scripted, for tests on
+//! a paused clock and for simulated hosts. [`labels`] names the labels every managed container
 //! and volume carries, so an agent restarted from nothing can tell what it owns.
 
 mod create;
 mod docker;
 pub mod labels;
+mod sim;
 mod types;
 
 pub use create::CreateRequest;
 pub use docker::DockerRuntime;
+pub use sim::{SimCall, SimContainer, SimMatch, SimOp, SimRuntime, SimUpload};
 pub use types::{
     ArchiveStream, AttachedExec, Container, ContainerState, ContainerStatus, ContainerUsage,
     ExecOptions, LogChunk, RuntimeError, RuntimeEvent, Volume, VolumeMount,
