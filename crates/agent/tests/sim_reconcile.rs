@@ -17,8 +17,11 @@ use cj_spec::OnFailure;
 use coding_job_agent::{
     Agent, AgentConfig, AgentReport, Assignment, ContainerEventKind, Health, Phase, TaskKey,
 };
+use support::running;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+
+mod support;
 
 const IMAGE: &str = "app:1";
 const HOST: &str = "sim-host";
@@ -43,6 +46,20 @@ fn task(name: &str, more_yaml: &str) -> (TaskKey, cj_spec::TaskSpec) {
 fn assignment(name: &str, more_yaml: &str, on_failure: OnFailure) -> Assignment {
     let (key, spec) = task(name, more_yaml);
     Assignment::new(key, 1, spec, HOST.into(), on_failure)
+}
+
+/// The containers the engine was asked to create, start, stop or remove since call `from`.
+fn container_changes_since(sim: &SimRuntime, from: usize) -> Vec<SimOp> {
+    sim.calls()[from..]
+        .iter()
+        .map(|call| call.op)
+        .filter(|op| {
+            matches!(
+                op,
+                SimOp::Create | SimOp::Start | SimOp::Stop | SimOp::Remove
+            )
+        })
+        .collect()
 }
 
 fn engine() -> SimRuntime {
@@ -108,10 +125,10 @@ impl Running {
     async fn running(&mut self, key: &TaskKey, config_hash: &str) -> String {
         let report = self
             .wait_for(&format!("of {key} running"), |report| {
-                running_container(report, key, config_hash).is_some()
+                running(report, key, config_hash).is_some()
             })
             .await;
-        running_container(&report, key, config_hash).unwrap()
+        running(&report, key, config_hash).unwrap()
     }
 
     /// Ends the loop (its assignments' sender gone) and waits for it.
@@ -121,18 +138,6 @@ impl Running {
             .await
             .expect("the loop ends with its assignments")
             .unwrap();
-    }
-}
-
-fn running_container(report: &AgentReport, task: &TaskKey, hash: &str) -> Option<String> {
-    match report {
-        AgentReport::Phase {
-            key,
-            config_hash,
-            phase: Phase::Running { container_id },
-            ..
-        } if key == task && config_hash == hash => Some(container_id.clone()),
-        _ => None,
     }
 }
 
@@ -376,16 +381,7 @@ async fn before_the_first_assignments_nothing_is_touched() {
     let mut agent = Running::start(&sim);
     // Several resyncs pass with no assignments yet.
     tokio::time::sleep(Duration::from_secs(300)).await;
-    let changes: Vec<SimOp> = sim.calls()[calls_before..]
-        .iter()
-        .map(|call| call.op)
-        .filter(|op| {
-            matches!(
-                op,
-                SimOp::Create | SimOp::Start | SimOp::Stop | SimOp::Remove
-            )
-        })
-        .collect();
+    let changes = container_changes_since(&sim, calls_before);
     assert!(changes.is_empty(), "{changes:?}");
     assert_eq!(sim.container(&id).unwrap().state, ContainerState::Running);
 
@@ -414,16 +410,7 @@ async fn an_agent_restarted_readopts_a_matching_container_without_restarting_it(
     second.assign(vec![web.clone()]);
     assert_eq!(second.running(&web.key, &web.config_hash).await, id);
     tokio::time::sleep(Duration::from_secs(120)).await;
-    let changes: Vec<SimOp> = sim.calls()[calls_before..]
-        .iter()
-        .map(|call| call.op)
-        .filter(|op| {
-            matches!(
-                op,
-                SimOp::Create | SimOp::Start | SimOp::Stop | SimOp::Remove
-            )
-        })
-        .collect();
+    let changes = container_changes_since(&sim, calls_before);
     assert!(changes.is_empty(), "{changes:?}");
     assert_eq!(sim.container(&id).unwrap().starts, 1);
     second.stop().await;

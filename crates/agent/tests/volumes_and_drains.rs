@@ -13,7 +13,7 @@ use coding_job_agent::link::{AgentRequest, Outcome, RemoveEnvOutcome};
 use coding_job_agent::{AgentReport, ContainerEventKind, Phase, TaskKey};
 use futures_util::StreamExt;
 use support::{
-    Cleanup, FakeServer, assignment, ensure_image, is_snapshot_with, task, unique_cluster,
+    Cleanup, FakeServer, assignment, ensure_image, is_snapshot_with, running, task, unique_cluster,
 };
 use tokio::time::Instant;
 
@@ -23,18 +23,6 @@ const STEP: Duration = Duration::from_secs(30);
 fn phase_of<'a>(report: &'a AgentReport, task: &TaskKey) -> Option<&'a Phase> {
     match report {
         AgentReport::Phase { key, phase, .. } if key == task => Some(phase),
-        _ => None,
-    }
-}
-
-fn running(report: &AgentReport, task: &TaskKey, hash: &str) -> Option<String> {
-    match report {
-        AgentReport::Phase {
-            key,
-            config_hash,
-            phase: Phase::Running { container_id },
-            ..
-        } if key == task && config_hash == hash => Some(container_id.clone()),
         _ => None,
     }
 }

@@ -94,6 +94,11 @@ impl AgentLinks {
         self.joined.subscribe()
     }
 
+    /// Whether `host`'s agent is connected now.
+    pub fn is_connected(&self, host: &str) -> bool {
+        lock(&self.sessions).contains_key(host)
+    }
+
     /// Whether `host`'s agent is connected: a `host_unavailable` failure if not.
     pub fn check_connected(&self, host: &str) -> Result<(), ApiFailure> {
         self.session(host).map(drop)
@@ -373,7 +378,13 @@ async fn serve_agent(state: Arc<ServerState>, mut socket: WebSocket, peer: Optio
     );
 
     let (sink, mut stream) = socket.split();
-    let writer = tokio::spawn(write_to_agent(state.clone(), session.clone(), sink, frames));
+    let writer = tokio::spawn(write_to_agent(
+        state.clone(),
+        session.clone(),
+        timing,
+        sink,
+        frames,
+    ));
     // After the writer's first message (the assignments), so the agent removes what is left of
     // an environment only once it knows what it must keep.
     tokio::spawn(crate::debts::pay_debts(state.clone(), session.host.clone()));
@@ -471,6 +482,7 @@ fn valid_host_name(name: &str) -> bool {
 async fn write_to_agent(
     state: Arc<ServerState>,
     session: Arc<Session>,
+    timing: LinkTiming,
     mut sink: SplitSink<WebSocket, Message>,
     mut frames: mpsc::Receiver<Message>,
 ) {
@@ -478,7 +490,6 @@ async fn write_to_agent(
     let mut joined = state.links.joined.subscribe();
     let mut generation = 0;
     let mut last_sent: Option<Vec<Assignment>> = None;
-    let timing = LinkTiming::new(state.scheduler.host_down_after());
     let mut ping = tokio::time::interval(timing.ping_interval());
     loop {
         let all = assignments.borrow_and_update().clone();

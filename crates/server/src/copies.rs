@@ -2,28 +2,23 @@
 //! host that comes back after its tasks moved away still runs (and may report) their old copies
 //! until its agent has stopped them. Such a stale copy must never look like the task running: it
 //! is not counted by `status`, by `up` and rollouts waiting for a task, nor by the routers' table.
-//! So a task's containers count only on the hosts it is assigned to now, as last published.
+//! So a task's containers count only on the host it is assigned to now, as last published.
 
 use cj_agent::{ObservedContainer, TaskKey};
 
 use crate::state::ServerState;
 
 impl ServerState {
-    /// The hosts whose agents run `key` now: its assignments' hosts (on a `dev` server, its own
-    /// host stands in for those no agent has joined as). Empty when it is not assigned (not
+    /// The host whose agent runs `key` now: its assignment's host (on a `dev` server, its own
+    /// host stands in for those no agent has joined as). `None` when it is not assigned (not
     /// desired, not placed, or nothing published yet).
-    pub fn assigned_hosts(&self, key: &TaskKey) -> Vec<String> {
-        let Some(published) = self.scheduler.current() else {
-            return Vec::new();
-        };
-        published
-            .hosts_of(key)
-            .iter()
-            .map(|declared| self.serving_host(declared).to_owned())
-            .collect()
+    pub fn assigned_host(&self, key: &TaskKey) -> Option<String> {
+        let published = self.scheduler.current()?;
+        let declared = published.host_of(key)?;
+        Some(self.serving_host(declared).to_owned())
     }
 
-    /// Tasks `host` has containers of (as it last reported) that are assigned to other hosts
+    /// Tasks `host` has containers of (as it last reported) that are assigned to another host
     /// now: they moved away while it could not hear the server.
     pub fn moved_away_from(&self, host: &str) -> Vec<TaskKey> {
         let mut moved: Vec<TaskKey> = self
@@ -32,8 +27,8 @@ impl ServerState {
             .into_iter()
             .map(|container| container.key)
             .filter(|key| {
-                let hosts = self.assigned_hosts(key);
-                !hosts.is_empty() && !hosts.iter().any(|assigned| assigned == host)
+                self.assigned_host(key)
+                    .is_some_and(|assigned| assigned != host)
             })
             .collect();
         moved.sort();
@@ -41,18 +36,17 @@ impl ServerState {
         moved
     }
 
-    /// A task's containers that count, with their hosts: those on a host it is assigned to. A
+    /// A task's containers that count, with their hosts: those on the host it is assigned to. A
     /// task assigned nowhere (being brought down, or no longer desired) counts every container
     /// it has anywhere, since each must still go.
     pub fn copies_of(&self, key: &TaskKey) -> Vec<(String, ObservedContainer)> {
         let containers = self.observed.containers_of(key);
-        let hosts = self.assigned_hosts(key);
-        if hosts.is_empty() {
-            return containers;
+        match self.assigned_host(key) {
+            Some(assigned) => containers
+                .into_iter()
+                .filter(|(host, _)| *host == assigned)
+                .collect(),
+            None => containers,
         }
-        containers
-            .into_iter()
-            .filter(|(host, _)| hosts.contains(host))
-            .collect()
     }
 }

@@ -109,22 +109,10 @@ impl ServerState {
     pub fn update_deployment<T>(
         &self,
         deployment: &Deployment,
-        mut change: impl FnMut(&mut Deployment) -> Result<T, ApiFailure>,
+        change: impl FnMut(&mut Deployment) -> Result<T, ApiFailure>,
     ) -> Result<(Deployment, T), ApiFailure> {
-        let key = record_key(deployment);
-        loop {
-            let stored = self
-                .store
-                .get(&key)?
-                .ok_or_else(|| ApiFailure::NotFound(format!("no deployment {}", deployment.id)))?;
-            let mut record: Deployment = stored.json()?;
-            let outcome = change(&mut record)?;
-            let compare = Compare::mod_revision(key.clone(), Some(stored.mod_revision));
-            let put = Op::put(key.clone(), to_json(&record)?);
-            if let TxnOutcome::Committed { .. } = self.store.txn(&[compare], &[put])? {
-                return Ok((record, outcome));
-            }
-        }
+        self.update_json(&record_key(deployment), change)?
+            .ok_or_else(|| ApiFailure::NotFound(format!("no deployment {}", deployment.id)))
     }
 
     /// Records the runner's copy, keeping requests made meanwhile through the API (promote,

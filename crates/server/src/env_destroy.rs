@@ -16,6 +16,7 @@ use cj_store::StoreJson;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
+use crate::debts::REMOVE_TIMEOUT;
 use crate::envs::EnvRecord;
 use crate::error::ApiFailure;
 use crate::keys;
@@ -26,7 +27,6 @@ use crate::waiting::Goal;
 const STOP_TIMEOUT: Duration = Duration::from_secs(300);
 /// How soon an expired environment that failed to be destroyed is tried again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
-use crate::debts::REMOVE_TIMEOUT;
 
 impl ServerState {
     pub async fn destroy_env(

@@ -346,7 +346,7 @@ impl ServerState {
     /// Whether tasks declared for `host` have somewhere to run now: its agent is connected, or
     /// this server's own agent stands in for hosts that have never joined.
     pub fn host_is_up(&self, host: &str) -> bool {
-        self.links.hosts().contains(self.serving_host(host))
+        self.links.is_connected(self.serving_host(host))
     }
 
     /// The host whose agent runs the tasks declared for `host`: `host` itself, except on a

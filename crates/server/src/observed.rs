@@ -3,7 +3,7 @@
 //! every report so waiters re-check their condition. It lives only in memory: after a restart
 //! the agents' next reports rebuild it. `reports` is the writer; everyone else reads.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 
@@ -124,21 +124,21 @@ impl Observed {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut since = lock(&self.running_since);
         let now = Instant::now();
-        if let Some(before) = all.get(&host) {
-            for gone in before.iter().filter(|old| {
-                !containers
-                    .iter()
-                    .any(|new| new.id == old.id && new.state == ContainerState::Running)
-            }) {
-                since.remove(&gone.id);
-            }
-        }
-        for running in containers
+        let running: HashSet<&str> = containers
             .iter()
             .filter(|c| c.state == ContainerState::Running)
-        {
-            since.entry(running.id.clone()).or_insert(now);
+            .map(|c| c.id.as_str())
+            .collect();
+        // This host's containers no longer running lose their time; the others keep it.
+        for old in all.get(&host).into_iter().flatten() {
+            if !running.contains(old.id.as_str()) {
+                since.remove(&old.id);
+            }
         }
+        for id in running {
+            since.entry(id.to_owned()).or_insert(now);
+        }
+        drop(since);
         all.insert(host, containers);
     }
 

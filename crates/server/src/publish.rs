@@ -26,30 +26,28 @@ pub struct Published {
     /// they took to reach it.
     pub at_unix_micros: i64,
     pub all: Vec<Assignment>,
-    /// The declared hosts of each task's assignments (two while a task hands over from one
-    /// host to another).
-    hosts_by_task: HashMap<TaskKey, Vec<String>>,
+    /// Each task's assignment in `all` (a task has at most one).
+    by_task: HashMap<TaskKey, usize>,
 }
 
 impl Published {
     pub fn new(all: Vec<Assignment>) -> Self {
-        let mut hosts_by_task: HashMap<TaskKey, Vec<String>> = HashMap::new();
-        for assignment in &all {
-            hosts_by_task
-                .entry(assignment.key.clone())
-                .or_default()
-                .push(assignment.declared_host.clone());
-        }
+        let by_task = all
+            .iter()
+            .enumerate()
+            .map(|(index, assignment)| (assignment.key.clone(), index))
+            .collect();
         Published {
             at_unix_micros: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64,
             all,
-            hosts_by_task,
+            by_task,
         }
     }
 
-    /// The declared hosts `key` is assigned to (none: not assigned anywhere).
-    pub fn hosts_of(&self, key: &TaskKey) -> &[String] {
-        self.hosts_by_task.get(key).map_or(&[], Vec::as_slice)
+    /// The declared host `key` is assigned to, if it is assigned.
+    pub fn host_of(&self, key: &TaskKey) -> Option<&str> {
+        let index = *self.by_task.get(key)?;
+        Some(self.all[index].declared_host.as_str())
     }
 }
 

@@ -170,29 +170,42 @@ impl ServerState {
         })
     }
 
-    /// Changes a job's desired record as one compare-and-swap: `change` is applied to what is
-    /// stored, and applied again to the newer record if another write came first, so no
-    /// concurrent change is lost. `None` if the job is not desired (it was brought down).
-    pub fn update_desired(
+    /// Changes a stored JSON record by compare-and-swap: `change` is applied to what is stored
+    /// now and written only if nobody wrote the record meanwhile, else read and applied again; so
+    /// no concurrent change is lost. `None` if there is no such record.
+    pub fn update_json<T, R>(
         &self,
         key: &str,
-        mut change: impl FnMut(&mut DesiredJob) -> Result<(), ApiFailure>,
-    ) -> Result<Option<DesiredJob>, ApiFailure> {
+        mut change: impl FnMut(&mut T) -> Result<R, ApiFailure>,
+    ) -> Result<Option<(T, R)>, ApiFailure>
+    where
+        T: Serialize + serde::de::DeserializeOwned,
+    {
         loop {
             let Some(stored) = self.store.get(key)? else {
                 return Ok(None);
             };
-            let mut desired: DesiredJob = stored.json()?;
-            change(&mut desired)?;
-            let value = serde_json::to_vec(&desired).map_err(cj_store::StoreError::encode)?;
+            let mut record: T = stored.json()?;
+            let outcome = change(&mut record)?;
+            let value = serde_json::to_vec(&record).map_err(cj_store::StoreError::encode)?;
             if self
                 .store
                 .compare_and_swap(key, Some(stored.mod_revision), value)?
                 .is_some()
             {
-                return Ok(Some(desired));
+                return Ok(Some((record, outcome)));
             }
         }
+    }
+
+    /// Changes a job's desired record (see [`ServerState::update_json`]); `None` if the job is
+    /// not desired (it was brought down).
+    pub fn update_desired(
+        &self,
+        key: &str,
+        change: impl FnMut(&mut DesiredJob) -> Result<(), ApiFailure>,
+    ) -> Result<Option<DesiredJob>, ApiFailure> {
+        Ok(self.update_json(key, change)?.map(|(desired, ())| desired))
     }
 
     pub fn desired_jobs(&self, prefix: &str) -> Result<Vec<DesiredJob>, ApiFailure> {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use cj_runtime::{DockerRuntime, labels};
 use coding_job_agent::link::{AgentMessage, AgentRequest, Outcome, ServerMessage};
-use coding_job_agent::{AgentReport, Assignment, RemoteOptions, TaskKey, run_remote};
+use coding_job_agent::{AgentReport, Assignment, Phase, RemoteOptions, TaskKey, run_remote};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -237,6 +237,19 @@ impl FakeServer {
 impl Drop for FakeServer {
     fn drop(&mut self) {
         self.agent.abort();
+    }
+}
+
+/// The container id of a `running` phase of `task` at config hash `hash`, if `report` is one.
+pub fn running(report: &AgentReport, task: &TaskKey, hash: &str) -> Option<String> {
+    match report {
+        AgentReport::Phase {
+            key,
+            config_hash,
+            phase: Phase::Running { container_id },
+            ..
+        } if key == task && config_hash == hash => Some(container_id.clone()),
+        _ => None,
     }
 }
 

@@ -76,6 +76,17 @@ impl Sampler {
         samples
     }
 
+    /// Whether `host`'s latest sample shows a container of the job running (`None`: no sample
+    /// yet).
+    pub fn runs_now(&self, host: &str) -> Option<bool> {
+        let samples = self.samples.lock().unwrap();
+        let latest = samples
+            .iter()
+            .filter(|sample| sample.host == host)
+            .max_by_key(|s| s.at)?;
+        Some(!latest.running.is_empty())
+    }
+
     /// The last moment `host` was seen running any container of the job, if ever.
     pub fn last_running_on(&self, host: &str) -> Option<Instant> {
         self.samples()
