@@ -94,9 +94,9 @@ pub enum ServerMessage {
         #[serde(default)]
         published_unix_micros: i64,
         assignments: Vec<Assignment>,
-        /// Tasks this host still has containers of that are assigned to other hosts now (they
-        /// moved while it was away): their copies here stop at once, without a drain, since no
-        /// router sends to them any more.
+        /// On a link's first message: tasks this host still has containers of that are assigned
+        /// to other hosts now (they moved while it could not hear the server). Their copies here
+        /// stop at once, without a drain, since no router sends to them any more.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         moved_away: Vec<crate::TaskKey>,
     },

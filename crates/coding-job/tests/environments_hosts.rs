@@ -4,43 +4,10 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use support::cluster::Cluster;
 use support::{IMAGE, describe, free_port, http_get_host, wait_for};
-
-/// A `coding-job router` process, killed when dropped.
-struct RouterProcess {
-    child: Child,
-    address: String,
-}
-
-impl Drop for RouterProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_router(cluster: &Cluster, domain: &str) -> RouterProcess {
-    let address = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_coding-job"))
-        .args([
-            "router",
-            "--server",
-            &cluster.server.url,
-            "--listen",
-            &address,
-        ])
-        .args(["--domain", domain, "--token-file"])
-        .arg(cluster.server.admin_token_file())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("failed to start the router");
-    RouterProcess { child, address }
-}
 
 fn shop(db_port: u16) -> String {
     format!(
@@ -122,7 +89,7 @@ fn a_copy_moves_pinned_tasks_with_map_hosts_and_one_router_serves_both_environme
     assert_eq!(db_host("production"), ("host-1".to_owned(), true));
     assert_eq!(db_host("dev-2"), ("host-2".to_owned(), true));
 
-    let router = start_router(&cluster, "cj.test");
+    let router = cluster.start_router("cj.test");
     let serve = |host: &str| {
         wait_for(
             &format!("the router to serve {host}"),

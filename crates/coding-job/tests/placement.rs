@@ -4,10 +4,12 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::cluster::Cluster;
-use support::{IMAGE, describe, free_port, wait_for};
+use support::load::{Load, LoadResult};
+use support::sampler::Sampler;
+use support::{IMAGE, describe, free_port, http_get_host, wait_for};
 
 /// Running containers of `job` on each host, by host name.
 fn running(cluster: &Cluster, job: &str) -> Vec<(String, usize)> {
@@ -235,4 +237,55 @@ fn a_host_cut_off_longer_than_host_down_after_converges_after_the_heal() {
     );
     assert_eq!(running_ids(&cluster, "host-1", "web").len(), 2);
     assert_eq!(cluster.containers("host-2", "db"), db_before);
+}
+
+#[test]
+fn a_drain_under_load_starts_the_new_copy_first_and_fails_no_request() {
+    let cluster = Cluster::start(3);
+    let yaml = format!(
+        "service: site\njobs:\n  - name: web\n    image: {IMAGE}\n    port: auto\n    route: web\n    command: [sh, -c, 'echo ok > /tmp/index.html; exec httpd -f -p $PORT -h /tmp']\n    check: {{ http: /, interval: 500ms }}\n"
+    );
+    cluster.server.push_yaml("site.yaml", &yaml);
+    cluster.server.ok(&["up", "site"]);
+    let router = cluster.start_router("cj.test");
+    wait_for("the router to serve web", Duration::from_secs(30), || {
+        matches!(
+            http_get_host(&router.address, "web.cj.test", "/"),
+            Ok((200, _))
+        )
+        .then_some(())
+    });
+    let sampler = Sampler::start(&cluster.bed, "web");
+    let load = Load::start(&router.address, "web.cj.test", 2);
+    for round in 0..3 {
+        let from = cluster.server.status("site/web")[0].host.clone();
+        let drained_at = Instant::now();
+        cluster.server.ok(&["hosts", "drain", &from]);
+        let to = wait_for(
+            "web to run elsewhere alone",
+            Duration::from_secs(40),
+            || {
+                let rows = cluster.server.status("site/web");
+                let row = rows.first()?;
+                (row.host != from
+                    && row.state == "running"
+                    && sampler.runs_now(&from) == Some(false))
+                .then(|| row.host.clone())
+            },
+        );
+        // Start first: the old copy ran until the new one did.
+        let new_started = sampler.first_running_on_after(&to, drained_at).unwrap();
+        let old_ended = sampler.last_running_on(&from).unwrap();
+        assert!(
+            old_ended > new_started,
+            "round {round}: the copy on {from} stopped before the one on {to} ran"
+        );
+        cluster.server.ok(&["hosts", "undrain", &from]);
+    }
+    let LoadResult { ok, failures } = load.finish();
+    assert!(ok > 200, "too little load to mean anything: {ok} requests");
+    assert!(failures.is_empty(), "{ok} ok; failures: {failures:?}");
+    let history = cluster.server.history("site/web");
+    let moves = history.events.iter().filter(|e| e.kind == "moved").count();
+    assert_eq!(moves, 3, "{:?}", history.events);
 }

@@ -3,10 +3,9 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use support::load::{Load, LoadResult};
 use support::{Dev, IMAGE, http_get_host, wait_for};
 
 fn web_yaml(release: u32) -> String {
@@ -43,32 +42,7 @@ fn a_rolling_update_under_load_through_the_router_fails_no_request() {
     );
 
     // Steady load from two clients, each request on a new connection, counting every failure.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let clients: Vec<_> = (0..2)
-        .map(|_| {
-            let (stop, ok, failed, failures, router) = (
-                stop.clone(),
-                ok.clone(),
-                failed.clone(),
-                failures.clone(),
-                router.clone(),
-            );
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match http_get_host(&router, "www.cj.localhost", "/") {
-                        Ok((200, _)) => ok.fetch_add(1, Ordering::Relaxed),
-                        other => {
-                            failures.lock().unwrap().push(format!("{other:?}"));
-                            failed.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            })
-        })
-        .collect();
+    let load = Load::start(&router, "www.cj.localhost", 2);
     std::thread::sleep(Duration::from_secs(1));
     dev.push_yaml("site.yaml", &web_yaml(2));
     dev.ok(&["rolling-update", "site"]);
@@ -81,18 +55,9 @@ fn a_rolling_update_under_load_through_the_router_fails_no_request() {
         },
     );
     std::thread::sleep(Duration::from_secs(1));
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.join().unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let LoadResult { ok, failures } = load.finish();
     assert!(ok > 200, "too little load to mean anything: {ok} requests");
-    assert_eq!(
-        failed,
-        0,
-        "{ok} ok; failures: {:?}",
-        failures.lock().unwrap()
-    );
+    assert_eq!(failures.len(), 0, "{ok} ok; failures: {failures:?}");
 
     // Nothing healthy: a 503 that names the environment, the route and why.
     dev.ok(&["down", "site"]);

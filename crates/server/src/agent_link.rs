@@ -509,7 +509,13 @@ async fn write_to_agent(
                     generation,
                     published_unix_micros: published.at_unix_micros,
                     assignments: mine.clone(),
-                    moved_away: state.moved_away_from(&session.host),
+                    // Only the link's first message: what moved while the host could not hear
+                    // the server. A task leaving it later (a hand-over, a move) drains as usual.
+                    moved_away: if generation == 1 {
+                        state.moved_away_from(&session.host)
+                    } else {
+                        Vec::new()
+                    },
                 };
                 if sink.send(text(&message)).await.is_err() {
                     return;

@@ -2,20 +2,26 @@
 //! host that comes back after its tasks moved away still runs (and may report) their old copies
 //! until its agent has stopped them. Such a stale copy must never look like the task running: it
 //! is not counted by `status`, by `up` and rollouts waiting for a task, nor by the routers' table.
-//! So a task's containers count only on the host it is assigned to now, as last published.
+//! So a task's containers count only on the hosts it is assigned to now, as last published (two
+//! while a drained task hands over: `handover`).
 
 use cj_agent::{ObservedContainer, TaskKey};
 
 use crate::state::ServerState;
 
 impl ServerState {
-    /// The host whose agent runs `key` now: its assignment's host (on a `dev` server, its own
-    /// host stands in for those no agent has joined as). `None` when it is not assigned (not
-    /// desired, not placed, or nothing published yet).
-    pub fn assigned_host(&self, key: &TaskKey) -> Option<String> {
-        let published = self.scheduler.current()?;
-        let declared = published.host_of(key)?;
-        Some(self.serving_host(declared).to_owned())
+    /// The hosts whose agents run `key` now: its assignment's host, and while it hands over, the
+    /// host it leaves (on a `dev` server, its own host stands in for those no agent has joined
+    /// as). Empty when it is not assigned (not desired, not placed, or nothing published yet).
+    pub fn assigned_hosts(&self, key: &TaskKey) -> Vec<String> {
+        let Some(published) = self.scheduler.current() else {
+            return Vec::new();
+        };
+        published
+            .hosts_of(key)
+            .into_iter()
+            .map(|declared| self.serving_host(declared).to_owned())
+            .collect()
     }
 
     /// Tasks `host` has containers of (as it last reported) that are assigned to another host
@@ -27,8 +33,8 @@ impl ServerState {
             .into_iter()
             .map(|container| container.key)
             .filter(|key| {
-                self.assigned_host(key)
-                    .is_some_and(|assigned| assigned != host)
+                let assigned = self.assigned_hosts(key);
+                !assigned.is_empty() && !assigned.iter().any(|assigned| assigned == host)
             })
             .collect();
         moved.sort();
@@ -36,17 +42,18 @@ impl ServerState {
         moved
     }
 
-    /// A task's containers that count, with their hosts: those on the host it is assigned to. A
+    /// A task's containers that count, with their hosts: those on a host it is assigned to. A
     /// task assigned nowhere (being brought down, or no longer desired) counts every container
     /// it has anywhere, since each must still go.
     pub fn copies_of(&self, key: &TaskKey) -> Vec<(String, ObservedContainer)> {
         let containers = self.observed.containers_of(key);
-        match self.assigned_host(key) {
-            Some(assigned) => containers
-                .into_iter()
-                .filter(|(host, _)| *host == assigned)
-                .collect(),
-            None => containers,
+        let assigned = self.assigned_hosts(key);
+        if assigned.is_empty() {
+            return containers;
         }
+        containers
+            .into_iter()
+            .filter(|(host, _)| assigned.contains(host))
+            .collect()
     }
 }

@@ -31,6 +31,7 @@ mod error;
 mod events;
 mod exec;
 mod extract;
+mod handover;
 mod history;
 mod hosts;
 mod keys;

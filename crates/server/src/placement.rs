@@ -28,6 +28,10 @@ pub struct StoredPlacement {
     pub since: String,
     /// Why it is there: placed, or moved and why.
     pub reason: String,
+    /// Moved off a host that still runs it (a drain): the copy there keeps running until the
+    /// new one serves, then goes (`handover`). Cleared once the hand-over is over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_from: Option<String>,
 }
 
 /// A host as placement sees it.
@@ -65,6 +69,8 @@ pub struct Decisions {
     pub changed: Vec<(TaskKey, StoredPlacement)>,
     /// Tasks that fit nowhere, with why.
     pub unplaced: BTreeMap<TaskKey, String>,
+    /// Tasks handing over from a host that still runs them (its agent connected): the host.
+    pub handovers: BTreeMap<TaskKey, String>,
 }
 
 #[derive(Default, Clone)]
@@ -120,6 +126,11 @@ pub fn place(
         });
         match kept {
             Some(placement) => {
+                if let Some(from) = &placement.handover_from
+                    && by_name.get(from.as_str()).is_some_and(|host| host.ready)
+                {
+                    decisions.handovers.insert(demand.key.clone(), from.clone());
+                }
                 usage
                     .entry(placement.host.clone())
                     .or_default()
@@ -147,6 +158,19 @@ pub fn place(
                     ),
                     None => "placed".to_owned(),
                 };
+                // Off a draining host that still runs it: start here first, stop there after.
+                let handover_from = stored
+                    .get(demand.key)
+                    .map(|old| old.host.as_str())
+                    .filter(|old| {
+                        by_name
+                            .get(old)
+                            .is_some_and(|old| old.ready && old.draining)
+                    })
+                    .map(str::to_owned);
+                if let Some(from) = &handover_from {
+                    decisions.handovers.insert(demand.key.clone(), from.clone());
+                }
                 decisions.placed.insert(demand.key.clone(), host.clone());
                 decisions.changed.push((
                     demand.key.clone(),
@@ -154,6 +178,7 @@ pub fn place(
                         host,
                         since: now.to_owned(),
                         reason,
+                        handover_from,
                     },
                 ));
             }

@@ -26,28 +26,44 @@ pub struct Published {
     /// they took to reach it.
     pub at_unix_micros: i64,
     pub all: Vec<Assignment>,
-    /// Each task's assignment in `all` (a task has at most one).
+    /// Each task's assignment in `all`: where it runs from now on.
     by_task: HashMap<TaskKey, usize>,
+    /// Tasks handing over from a host that still runs them (a drain), with that host: `all` also
+    /// assigns them there until the new copy serves (`handover`).
+    handovers: BTreeMap<TaskKey, String>,
 }
 
 impl Published {
-    pub fn new(all: Vec<Assignment>) -> Self {
-        let by_task = all
-            .iter()
-            .enumerate()
-            .map(|(index, assignment)| (assignment.key.clone(), index))
-            .collect();
+    /// `all` lists each task's assignment before any hand-over copy of it.
+    pub fn new(all: Vec<Assignment>, handovers: BTreeMap<TaskKey, String>) -> Self {
+        let mut by_task = HashMap::new();
+        for (index, assignment) in all.iter().enumerate() {
+            by_task.entry(assignment.key.clone()).or_insert(index);
+        }
         Published {
             at_unix_micros: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64,
             all,
             by_task,
+            handovers,
         }
     }
 
-    /// The declared host `key` is assigned to, if it is assigned.
-    pub fn host_of(&self, key: &TaskKey) -> Option<&str> {
-        let index = *self.by_task.get(key)?;
-        Some(self.all[index].declared_host.as_str())
+    /// Where `key` runs from now on, if it is assigned.
+    pub fn assignment_of(&self, key: &TaskKey) -> Option<&Assignment> {
+        Some(&self.all[*self.by_task.get(key)?])
+    }
+
+    /// The declared hosts `key` is assigned to: its host and, while it hands over, the host it
+    /// leaves.
+    pub fn hosts_of(&self, key: &TaskKey) -> Vec<&str> {
+        let host = self.assignment_of(key).map(|a| a.declared_host.as_str());
+        let leaving = self.handovers.get(key).map(String::as_str);
+        host.into_iter().chain(leaving).collect()
+    }
+
+    /// The tasks handing over, with the host each leaves.
+    pub fn handovers(&self) -> &BTreeMap<TaskKey, String> {
+        &self.handovers
     }
 }
 
@@ -166,6 +182,7 @@ impl ServerState {
         let decisions = placement::place(&demands, &views, &stored, &now_rfc3339());
         self.store_placements(&tasks, &stored, &decisions.changed)?;
         let mut unplaced = decisions.unplaced;
+        let handovers = decisions.handovers;
         // Placed first, rendered second: `{{ addr("job") }}` renders where jobs were just placed.
         *lock(&self.scheduler.placements) = PlacementState {
             placed: decisions.placed,
@@ -200,10 +217,21 @@ impl ServerState {
                 && assignment.spec.run_on_host.is_none();
             assignments.push(assignment);
         }
+        // A task handing over keeps running where it was until its new copy serves.
+        let leaving: Vec<Assignment> = assignments
+            .iter()
+            .filter_map(|assignment| {
+                let from = handovers.get(&assignment.key)?;
+                let mut there = assignment.clone();
+                there.declared_host = from.clone();
+                Some(there)
+            })
+            .collect();
+        assignments.extend(leaving);
         lock(&self.scheduler.placements).unplaced = unplaced;
         self.scheduler
             .assignments
-            .send_replace(Some(Arc::new(Published::new(assignments))));
+            .send_replace(Some(Arc::new(Published::new(assignments, handovers))));
         Ok(())
     }
 

@@ -60,6 +60,13 @@ impl RouteTableWatch {
     }
 }
 
+/// Whether a container may take requests: running, not leaving, and healthy or without a check.
+pub(crate) fn serves(container: &cj_agent::ObservedContainer) -> bool {
+    container.state == ContainerState::Running
+        && !container.leaving
+        && matches!(container.health, None | Some(Health::Healthy))
+}
+
 impl ServerState {
     /// The table as the desired state, the placements and the agents' reports say now.
     pub fn build_route_table(&self) -> Result<RouteTable, ApiFailure> {
@@ -94,11 +101,7 @@ impl ServerState {
                     continue;
                 }
                 let containers = self.copies_of(&task.key);
-                let serving = containers.iter().find(|(_, container)| {
-                    container.state == ContainerState::Running
-                        && !container.leaving
-                        && matches!(container.health, None | Some(Health::Healthy))
-                });
+                let serving = containers.iter().find(|(_, container)| serves(container));
                 let Some((host, _)) = serving else {
                     let why = containers
                         .iter()

@@ -112,6 +112,7 @@ pub async fn prepare(
         .await
         .map_err(|error| anyhow::anyhow!("failed to load desired state: {error}"))?;
     tokio::spawn(crate::publish::run_placement_loop(state.clone()));
+    tokio::spawn(crate::handover::run_handover_loop(state.clone()));
     tokio::spawn(crate::prewarm::keep_catalog(state.clone()));
     tokio::spawn(crate::routes::keep_route_table(state.clone()));
     tokio::spawn(crate::alerts::run(state.clone()));

@@ -85,8 +85,12 @@ impl Fence {
         moved_away: Vec<crate::TaskKey>,
         to_loop: &AssignmentsSender,
     ) {
-        *self.stop_at_once.lock().unwrap_or_else(|p| p.into_inner()) =
-            moved_away.into_iter().collect();
+        {
+            // Kept until the task is assigned here again (then a later stop drains as usual).
+            let mut stop_at_once = self.stop_at_once.lock().unwrap_or_else(|p| p.into_inner());
+            stop_at_once.retain(|key| !assignments.iter().any(|a| a.key == *key));
+            stop_at_once.extend(moved_away);
+        }
         let mut state = self.lock();
         state.last_heard = Instant::now();
         if state.fenced {

@@ -170,6 +170,21 @@ impl Cluster {
         panic!("the containers of {job} kept changing while being listed");
     }
 
+    /// A standalone `coding-job router` in the root namespace (where it reaches every host's
+    /// address) for `domain`, following this cluster's server with the admin token.
+    pub fn start_router(&self, domain: &str) -> RouterProcess {
+        let address = format!("127.0.0.1:{}", super::free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_coding-job"))
+            .args(["router", "--server", &self.server.url, "--listen", &address])
+            .args(["--domain", domain, "--token-file"])
+            .arg(self.server.admin_token_file())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("failed to start the router");
+        RouterProcess { child, address }
+    }
+
     pub fn wait_running(&self, service: &str, jobs: &[&str]) {
         wait_for(
             "every task running and reported",
@@ -212,6 +227,19 @@ fn certificates(dir: &Path, ip: &str) -> (Tls, PathBuf) {
     std::fs::write(&tls.key, server_key.serialize_pem()).unwrap();
     std::fs::write(&ca_cert, format!("{}{}", unrelated.pem(), ca.pem())).unwrap();
     (tls, ca_cert)
+}
+
+/// A `coding-job router` process, killed when dropped.
+pub struct RouterProcess {
+    child: Child,
+    pub address: String,
+}
+
+impl Drop for RouterProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Cluster {

@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod leftovers;
+pub mod load;
 pub mod sampler;
 pub mod testbed;
 pub mod webhook;

@@ -119,9 +119,27 @@ fn a_lost_or_draining_host_gives_its_tasks_up_and_a_merely_down_one_keeps_them()
         draining: true,
         ..host("h1")
     };
-    let drained = case.place(&[draining, host("h2")], &stored(&first));
+    let drained = case.place(&[draining.clone(), host("h2")], &stored(&first));
     assert_eq!(drained.placed[&on_h1], "h2");
     assert_eq!(drained.changed[0].1.reason, "moved from h1: host draining");
+    // A draining host still runs the task until its new copy serves; a lost one cannot.
+    assert_eq!(drained.changed[0].1.handover_from.as_deref(), Some("h1"));
+    assert_eq!(drained.handovers[&on_h1], "h1");
+    assert_eq!(moved.changed[0].1.handover_from, None);
+    assert!(moved.handovers.is_empty());
+
+    // The hand-over is kept while the old host is there, and dropped once it is not.
+    let mut after = stored(&first);
+    after.extend(stored(&drained));
+    let handing_over = case.place(&[draining.clone(), host("h2")], &after);
+    assert!(handing_over.changed.is_empty());
+    assert_eq!(handing_over.handovers[&on_h1], "h1");
+    let gone = HostView {
+        ready: false,
+        ..draining
+    };
+    let without_old = case.place(&[gone, host("h2")], &after);
+    assert!(without_old.handovers.is_empty());
 }
 
 #[test]
