@@ -464,7 +464,11 @@ async fn a_read_token_logs_in_sees_no_buttons_and_forms_from_other_sites_are_ref
     let wrong = browser.form(Locator::Css("form#login")).await.unwrap();
     wrong.set_by_name("token", "cj_not-a-token").await.unwrap();
     wrong.submit().await.unwrap();
-    let refused = text_of(&browser, "p.error").await.unwrap();
+    // The answer to a submit is a new page: wait for it rather than read the old one.
+    let refused = eventually("the login form's error", Duration::from_secs(10), || {
+        text_of(&browser, "p.error")
+    })
+    .await;
     assert!(refused.contains("not valid"), "{refused}");
     assert!(!browser.source().await.unwrap().contains("cj_not-a-token"));
 
