@@ -61,8 +61,8 @@ class Dev(CliUser):
     """A release `coding-job dev` on a fresh data directory and port; cleans up after itself.
     `args` are more `dev` options (say `--router-listen ADDRESS --domain DOMAIN`)."""
 
-    def __init__(self, binary=BIN, args=()):
-        self.binary = binary
+    def __init__(self, binary=None, args=()):
+        self.binary = binary or MEASURED[0]
         self.args = list(args)
 
     def __enter__(self):
@@ -105,3 +105,22 @@ def build():
     """The release binary and the example image, as the benchmarks measure them."""
     run(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
     run(["bash", os.path.join(ROOT, "scripts/build-example-image.sh"), IMAGE])
+
+
+# The binary `Dev` runs: target/release's, unless `--binary` names another.
+MEASURED = [BIN]
+
+
+def add_binary_argument(parser):
+    parser.add_argument("--binary", help="measure this coding-job binary (another build, e.g. of a "
+                        "`git worktree` at an older commit) instead of building target/release's")
+
+
+def prepare(args):
+    """Builds what the benchmark measures: the example image, and the release binary unless
+    `--binary` names one."""
+    if args.binary:
+        MEASURED[0] = os.path.abspath(args.binary)
+        run(["bash", os.path.join(ROOT, "scripts/build-example-image.sh"), IMAGE])
+    else:
+        build()

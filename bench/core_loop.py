@@ -6,7 +6,7 @@
 2. Resident memory of the `coding-job dev` process with those N tasks running.
 3. `status --json` latency: the HTTP API alone, and the whole CLI command.
 
-usage: bench/core_loop.py [--jobs 20] [--rounds 5]   (builds the release binary first)
+usage: bench/core_loop.py [--jobs 20] [--rounds 5] [--binary PATH]   (builds the release binary first, unless --binary)
 """
 
 import argparse
@@ -17,7 +17,7 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from common import IMAGE, Dev, build, free_port, rss_mib, run
+from common import IMAGE, Dev, add_binary_argument, free_port, prepare, rss_mib, run
 BASELINE_LABEL = "coding-job-bench=baseline"
 
 
@@ -44,9 +44,10 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
+    add_binary_argument(parser)
     args = parser.parse_args()
 
-    build()
+    prepare(args)
     with Dev() as dev:
         try:
             measure(args, dev)

@@ -11,7 +11,7 @@
    with the same containers (`depends_on: condition: service_healthy`, a healthcheck with the
    same interval).
 
-usage: bench/releases.py [--only heal|rollout|environment]
+usage: bench/releases.py [--only heal|rollout|environment] [--binary PATH]
 """
 
 import argparse
@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 
-from common import IMAGE, Dev, build, free_port, run
+from common import IMAGE, Dev, add_binary_argument, free_port, prepare, run
 
 def docker_time(text):
     """Docker's RFC 3339 with nanoseconds, as seconds since the epoch."""
@@ -153,8 +153,9 @@ def bench_environment():
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", choices=["heal", "rollout", "environment"])
+    add_binary_argument(parser)
     args = parser.parse_args()
-    build()
+    prepare(args)
     for name, bench in [("heal", bench_heal), ("rollout", bench_rollout), ("environment", bench_environment)]:
         if args.only in (None, name):
             bench()
