@@ -14,18 +14,18 @@ use crate::agent_link::StreamItem;
 use crate::observed::{ProgressKind, TaskProgress};
 use crate::state::ServerState;
 
-/// How long a container must have run, as this server saw it, before an operation counts its
-/// task as running. A start that fails at once (a wrong flag, a missing file, a port in use) is
-/// the most common failure; a container that dies within this time fails `up` instead of being
-/// reported running. A task with a check must also pass it.
+/// How long a container of a task without a check must have run, as this server saw it, before
+/// an operation counts it as running. A start that fails at once (a wrong flag, a missing file,
+/// a port in use) is the most common failure; a container that dies within this time fails `up`
+/// instead of being reported running. A task with a check is running once it passes it.
 pub const MIN_RUNNING: Duration = Duration::from_millis(500);
 
 /// Where a task must get to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Goal {
-    /// A live container of this config hash, on a host the task is assigned to, that has run for
-    /// [`MIN_RUNNING`] and passes its check (if it has one), with no death of that configuration
-    /// since the operation began.
+    /// A live container of this config hash, on a host the task is assigned to, that passes its
+    /// check (or, without one, has run for [`MIN_RUNNING`]), with no death of that
+    /// configuration since the operation began.
     Ready { config_hash: String },
     /// No container at all.
     Gone,
@@ -167,7 +167,8 @@ impl ServerState {
             .as_ref()
             .map(|(_, c)| (c, c.health, c.health_detail.clone()))
         {
-            Some((container, None | Some(Health::Healthy), _)) => {
+            Some((_, Some(Health::Healthy), _)) => return Outcome::Reached,
+            Some((container, None, _)) => {
                 return match self.observed.running_since(&container.id) {
                     Some(since) if since.elapsed() >= MIN_RUNNING => Outcome::Reached,
                     Some(since) => Outcome::Pending(Some(since + MIN_RUNNING)),
