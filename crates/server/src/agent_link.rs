@@ -26,6 +26,7 @@ use futures_util::stream::{SplitSink, StreamExt};
 use futures_util::{SinkExt, Stream};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::control::published::Published;
 use crate::error::{ApiFailure, shown};
 use crate::state::{ServerState, lock};
 
@@ -92,6 +93,21 @@ impl AgentLinks {
     /// Told whenever an agent connects or goes.
     pub fn subscribe_joined(&self) -> watch::Receiver<u64> {
         self.joined.subscribe()
+    }
+
+    /// Counts `host` as linked without an agent behind it (nothing it is sent goes anywhere):
+    /// for tests and benchmarks of what rests on which hosts are linked.
+    #[doc(hidden)]
+    pub fn link_without_agent(&self, host: &str) {
+        let (outgoing, _) = mpsc::channel(1);
+        let session = Arc::new(Session {
+            host: host.to_owned(),
+            number: self.request_id(),
+            outgoing,
+            pending: std::sync::Mutex::default(),
+        });
+        lock(&self.sessions).insert(host.to_owned(), session);
+        self.joined.send_modify(|n| *n += 1);
     }
 
     /// Whether `host`'s agent is connected now.
@@ -499,7 +515,7 @@ async fn write_to_agent(
         if let Some(published) = all {
             let mine = assignments_for(
                 &session.host,
-                &published.all,
+                &published,
                 &state.hosts.known(),
                 state.local_host.as_deref(),
             );
@@ -540,17 +556,21 @@ async fn write_to_agent(
 /// its tasks while it is away, so nothing runs twice when it comes back.
 pub fn assignments_for(
     host: &str,
-    all: &[Assignment],
+    published: &Published,
     known: &BTreeSet<String>,
     local_host: Option<&str>,
 ) -> Vec<Assignment> {
-    all.iter()
-        .filter(|assignment| {
-            assignment.declared_host == host
-                || (local_host == Some(host) && !known.contains(&assignment.declared_host))
-        })
-        .cloned()
-        .collect()
+    let mut mine: Vec<Assignment> = published.on_host(host).cloned().collect();
+    if local_host == Some(host) {
+        let stood_in_for = published
+            .hosts()
+            .filter(|declared| *declared != host && !known.contains(*declared));
+        for declared in stood_in_for {
+            mine.extend(published.on_host(declared).cloned());
+        }
+        mine.sort_by(|a, b| (&a.key, &a.declared_host).cmp(&(&b.key, &b.declared_host)));
+    }
+    mine
 }
 
 fn text(message: &ServerMessage) -> Message {
@@ -587,11 +607,14 @@ mod tests {
 
     #[test]
     fn each_host_gets_its_own_and_a_dev_server_runs_the_rest_locally() {
-        let all = [
-            assignment("a", "host-1"),
-            assignment("b", "host-2"),
-            assignment("c", "laptop"),
-        ];
+        let all = Published::new(
+            vec![
+                assignment("a", "host-1"),
+                assignment("b", "host-2"),
+                assignment("c", "laptop"),
+            ],
+            Default::default(),
+        );
         let connected: BTreeSet<String> = ["laptop".to_string(), "host-2".to_string()].into();
         assert_eq!(
             tasks(assignments_for("host-2", &all, &connected, Some("laptop"))),

@@ -155,6 +155,9 @@ impl Alerts {
 
 /// Evaluates the rules whenever something they look at changes (at most every [`MIN_GAP`]),
 /// until the server stops.
+/// How often alerts are evaluated even when nothing was reported.
+const RESYNC_EVERY: Duration = Duration::from_secs(60);
+
 pub async fn run(state: Arc<ServerState>) {
     if let Err(error) = state.alerts.restore(&*state.store) {
         tracing::error!(%error, "cannot load the active alerts");
@@ -167,6 +170,9 @@ pub async fn run(state: Arc<ServerState>) {
     let mut reports = state.observed.subscribe_changed();
     let mut links = state.links.subscribe_joined();
     let mut routes = state.routes.subscribe();
+    // Desired state (which tasks should run) comes from the store by way of the published
+    // assignments.
+    let mut published = state.scheduler.subscribe();
     let mut last = Instant::now();
     loop {
         // Reports come in bursts (every container event is one): one evaluation per burst.
@@ -190,8 +196,11 @@ pub async fn run(state: Arc<ServerState>) {
             changed = reports.changed() => if changed.is_err() { return },
             changed = links.changed() => if changed.is_err() { return },
             changed = routes.changed() => if changed.is_err() { return },
+            changed = published.changed() => if changed.is_err() { return },
             () = state.alerts.wake.notified() => {}
             () = timer => {}
+            // In case anything was missed.
+            () = tokio::time::sleep(RESYNC_EVERY) => {}
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Deployments: durable records of moving jobs between versions, and how each kind is planned.
-//! `rollout` carries them out; [`DeploymentSignals`] carries their progress to followers and
-//! operators' decisions to the runner.
+//! `rollout` carries them out; [`DeploymentSignals`] carries their progress to followers;
+//! operators' decisions (promote, abort) reach the runner through the stored record.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,24 +16,19 @@ use crate::keys;
 use crate::resolve::Resolved;
 use crate::state::{DesiredJob, ServerState, now_rfc3339};
 use crate::versions::to_json;
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc};
 
-/// What passes between running deployments and the requests about them, in memory only (the
-/// records in the store are what counts).
+/// Running deployments' progress for the clients following them, in memory only (the records
+/// in the store are what counts; a promote or abort reaches the runner through them).
 pub struct DeploymentSignals {
     /// Every deployment's progress, with its id, for clients following one.
     events: broadcast::Sender<(String, OperationEvent)>,
-    /// Woken when a deployment is promoted or aborted.
-    decided: Notify,
 }
 
 impl Default for DeploymentSignals {
     fn default() -> Self {
         let (events, _) = broadcast::channel(4096);
-        DeploymentSignals {
-            events,
-            decided: Notify::new(),
-        }
+        DeploymentSignals { events }
     }
 }
 
@@ -59,17 +54,6 @@ impl DeploymentSignals {
                 let _ = sender.send((id.clone(), event));
             }
         })
-    }
-
-    /// A deployment was promoted or aborted: runners waiting for one look again.
-    pub fn decided(&self) {
-        self.decided.notify_waiters();
-    }
-
-    /// Completes at the next [`DeploymentSignals::decided`]; create it before checking the
-    /// store, so no decision is missed.
-    pub fn next_decision(&self) -> tokio::sync::futures::Notified<'_> {
-        self.decided.notified()
     }
 }
 
@@ -364,7 +348,7 @@ pub fn make_batches(changes: &[TaskChange], policy: &UpdatePolicy) -> Vec<Batch>
 }
 
 /// Where a deployment's record is stored.
-fn record_key(deployment: &Deployment) -> String {
+pub(crate) fn record_key(deployment: &Deployment) -> String {
     keys::deployment(
         &deployment.env,
         &deployment.service,

@@ -133,7 +133,7 @@ pub async fn run_dev(
             LOCAL_AGENT_DEADLINE.as_secs()
         );
     }
-    if let Err(error) = state.publish_assignments().await {
+    if let Err(error) = state.scheduler.republish().await {
         tracing::error!(%error, "failed to place tasks");
     }
     on_ready(&started);

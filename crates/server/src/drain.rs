@@ -10,10 +10,10 @@ use cj_store::StoreJson;
 
 use crate::api::AppState;
 use crate::auth::Identity;
+use crate::control::published::Placed;
 use crate::error::ApiFailure;
 use crate::hosts::Drain;
 use crate::keys;
-use crate::publish::Placed;
 use crate::state::{ServerState, now_rfc3339};
 
 /// `POST /v1/hosts/{name}/drain`.
@@ -38,9 +38,9 @@ pub async fn drain(
         since: now_rfc3339(),
     };
     state.store.put_json(&keys::drain(&host), &drain)?;
-    state.hosts.set_draining(&host, Some(drain));
     tracing::info!(host, by = caller.name, "draining");
-    state.publish_assignments().await?;
+    // The assignment controller marks the host draining and moves its tasks.
+    state.assignments_caught_up().await?;
     let mut moved = Vec::new();
     let mut unplaced = Vec::new();
     for (task, placed) in state.scheduler.placed(&before) {
@@ -78,10 +78,9 @@ pub async fn undrain(
 ) -> Result<Json<DrainResponse>, ApiFailure> {
     state.check_known_host(&host)?;
     state.store.delete(&keys::drain(&host))?;
-    state.hosts.set_draining(&host, None);
     tracing::info!(host, by = caller.name, "undrained");
-    // Tasks that fit nowhere while it drained may fit now.
-    state.publish_assignments().await?;
+    // Tasks that fit nowhere while it drained may fit now (the controller places them).
+    state.assignments_caught_up().await?;
     Ok(Json(DrainResponse {
         host: host.clone(),
         draining: false,
@@ -98,8 +97,7 @@ impl ServerState {
             .current()
             .map(|published| {
                 published
-                    .all
-                    .iter()
+                    .all()
                     .filter(|a| a.spec.run_on_host.as_deref() == Some(host))
                     .map(|a| a.key.to_string())
                     .collect()

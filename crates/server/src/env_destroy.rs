@@ -13,6 +13,7 @@ use cj_agent::link::{AgentRequest, Outcome, RemoveEnvOutcome};
 use cj_api::envs::DestroyEnvResponse;
 use cj_api::{DEFAULT_ENV, OperationEvent};
 use cj_store::StoreJson;
+use futures_util::StreamExt;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
@@ -27,6 +28,8 @@ use crate::waiting::Goal;
 const STOP_TIMEOUT: Duration = Duration::from_secs(300);
 /// How soon an expired environment that failed to be destroyed is tried again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
+/// How often expiries are looked at even when no environment changed.
+const RESYNC_EVERY: Duration = Duration::from_secs(60);
 
 impl ServerState {
     pub async fn destroy_env(
@@ -69,7 +72,7 @@ impl ServerState {
         for entry in self.store.range(&desired_prefix)? {
             self.store.delete(&entry.key)?;
         }
-        self.publish_assignments().await?;
+        self.assignments_caught_up().await?;
         let tasks: Vec<_> = self
             .observed
             .task_keys()
@@ -146,9 +149,7 @@ impl ServerState {
     }
 
     /// Wakes the expiry loop: an environment was created, destroyed or its expiry changed.
-    pub fn env_changed(&self) {
-        self.env_changes.send_modify(|n| *n += 1);
-    }
+    pub fn env_changed(&self) {}
 
     /// The environments whose time is up now, and when the next one's will be.
     fn expiries(&self) -> Result<(Vec<String>, Option<OffsetDateTime>), ApiFailure> {
@@ -173,10 +174,11 @@ impl ServerState {
 }
 
 /// Destroys each environment when its `--ttl` is up: sleeps until the next expiry, or until an
-/// environment is created or destroyed, never on a polling interval.
+/// environment record changes in the store (whoever wrote it), and looks again at least every
+/// [`RESYNC_EVERY`].
 pub async fn run_expiry_loop(state: Arc<ServerState>) {
-    let mut changes = state.env_changes.subscribe();
     loop {
+        let read_at = state.store.revision().unwrap_or(0);
         let (due, next) = match state.expiries() {
             Ok(found) => found,
             Err(error) => {
@@ -203,14 +205,20 @@ pub async fn run_expiry_loop(state: Arc<ServerState>) {
             // Try again soon, but not in a tight loop.
             wait = Some(wait.map_or(RETRY_AFTER_FAILURE, |wait| wait.min(RETRY_AFTER_FAILURE)));
         }
+        let wait = wait.map_or(RESYNC_EVERY, |wait| wait.min(RESYNC_EVERY));
+        // Changes after the read above: none written meanwhile is missed.
+        let changes = state.store.watch(keys::ENVS, read_at);
+        if let Err(error) = &changes {
+            tracing::warn!(%error, "cannot watch environments; looking again in a while");
+        }
         tokio::select! {
-            changed = changes.changed() => if changed.is_err() { return },
             _ = async {
-                match wait {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => std::future::pending().await,
+                match changes {
+                    Ok(mut changes) => { changes.next().await; }
+                    Err(_) => std::future::pending().await,
                 }
             } => {}
+            () = tokio::time::sleep(wait) => {}
         }
     }
 }

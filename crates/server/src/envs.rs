@@ -295,7 +295,7 @@ impl ServerState {
             .filter(|(task, hash)| before.get(*task) != Some(*hash))
             .map(|(task, _)| task.clone())
             .collect();
-        self.publish_assignments().await?;
+        self.assignments_caught_up().await?;
         Ok(EnvVars {
             env: env.to_owned(),
             vars: shown_vars(&record),

@@ -65,6 +65,6 @@ impl ServerState {
                 Ok(())
             })?;
         }
-        self.publish_assignments().await
+        self.assignments_caught_up().await
     }
 }

@@ -307,7 +307,7 @@ impl ServerState {
         let mut names: BTreeSet<String> = connected.iter().cloned().collect();
         names.extend(live.keys().cloned());
         if let Some(published) = self.scheduler.current() {
-            names.extend(published.all.iter().map(|a| a.declared_host.clone()));
+            names.extend(published.hosts().cloned());
         }
         names.remove("");
         let records = lock(&self.hosts.records);

@@ -103,6 +103,10 @@ pub fn event(env: &str, service: &str, job: &str, nanos: i128) -> String {
 
 pub const PLACEMENTS: &str = "placements/";
 
+pub fn placements_of_service(env: &str, service: &str) -> String {
+    format!("placements/{env}/{service}/")
+}
+
 pub fn placement(key: &cj_agent::TaskKey) -> String {
     format!(
         "placements/{}/{}/{}/{}",

@@ -379,7 +379,7 @@ impl ServerState {
         for job in wave {
             desired_jobs.push(self.desire_job(plan, job)?);
         }
-        self.publish_assignments().await?;
+        self.assignments_caught_up().await?;
         // Goals after publishing: a task's rendered configuration depends on where the jobs it
         // names (`addr`) were just placed.
         let mut tasks: WaveTasks = Vec::new();
@@ -474,7 +474,7 @@ impl ServerState {
             .extend(tasks.iter().map(|(key, _)| key.to_string()));
         // Subscribed before publishing, so no progress of this wave is missed.
         let progress = self.observed.subscribe_progress();
-        self.publish_assignments().await?;
+        self.assignments_caught_up().await?;
         self.wait_for_wave(plan, &tasks, generation_at_start, progress, events, summary)
             .await;
         Ok(())

@@ -73,24 +73,93 @@ pub struct Decisions {
     pub handovers: BTreeMap<TaskKey, String>,
 }
 
-#[derive(Default, Clone)]
-struct Usage {
+/// What tasks take of a host: its fixed ports, reserved memory and CPUs, and their number.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Load {
     ports: Vec<u16>,
     memory_bytes: u64,
     nano_cpus: u64,
     tasks: usize,
-    by_job: HashMap<(String, String, String), usize>,
 }
 
-impl Usage {
-    fn add(&mut self, key: &TaskKey, spec: &TaskSpec) {
+impl Load {
+    pub fn add(&mut self, spec: &TaskSpec) {
         if spec.port != 0 {
             self.ports.push(spec.port);
         }
         self.memory_bytes += spec.resources.memory_bytes.unwrap_or(0);
         self.nano_cpus += spec.resources.nano_cpus.unwrap_or(0);
         self.tasks += 1;
+    }
+
+    pub fn add_all(&mut self, other: &Load) {
+        self.ports.extend(&other.ports);
+        self.memory_bytes += other.memory_bytes;
+        self.nano_cpus += other.nano_cpus;
+        self.tasks += other.tasks;
+    }
+
+    /// Takes away `other`, which was added before.
+    pub fn remove_all(&mut self, other: &Load) {
+        for port in &other.ports {
+            if let Some(at) = self.ports.iter().position(|used| used == port) {
+                self.ports.swap_remove(at);
+            }
+        }
+        self.memory_bytes = self.memory_bytes.saturating_sub(other.memory_bytes);
+        self.nano_cpus = self.nano_cpus.saturating_sub(other.nano_cpus);
+        self.tasks = self.tasks.saturating_sub(other.tasks);
+    }
+}
+
+/// A host's load during one placement: what `others` (tasks outside this placement) take of
+/// it, and what the tasks of this placement take so far, with their number per job (spread
+/// is within a job, and a job's tasks are all in one placement).
+#[derive(Default, Clone)]
+struct Usage {
+    own: Load,
+    by_job: HashMap<(String, String, String), usize>,
+}
+
+impl Usage {
+    fn add(&mut self, key: &TaskKey, spec: &TaskSpec) {
+        self.own.add(spec);
         *self.by_job.entry(job_of(key)).or_default() += 1;
+    }
+}
+
+/// A host's combined load: `others` and this placement's own.
+struct HostUse<'a> {
+    others: Option<&'a Load>,
+    own: Option<&'a Usage>,
+}
+
+impl HostUse<'_> {
+    fn port_used(&self, port: u16) -> bool {
+        self.others.is_some_and(|load| load.ports.contains(&port))
+            || self
+                .own
+                .is_some_and(|usage| usage.own.ports.contains(&port))
+    }
+
+    fn memory_bytes(&self) -> u64 {
+        self.others.map_or(0, |load| load.memory_bytes)
+            + self.own.map_or(0, |usage| usage.own.memory_bytes)
+    }
+
+    fn nano_cpus(&self) -> u64 {
+        self.others.map_or(0, |load| load.nano_cpus)
+            + self.own.map_or(0, |usage| usage.own.nano_cpus)
+    }
+
+    fn tasks(&self) -> usize {
+        self.others.map_or(0, |load| load.tasks) + self.own.map_or(0, |usage| usage.own.tasks)
+    }
+
+    fn of_job(&self, job: &(String, String, String)) -> usize {
+        self.own
+            .and_then(|usage| usage.by_job.get(job).copied())
+            .unwrap_or(0)
     }
 }
 
@@ -98,12 +167,14 @@ fn job_of(key: &TaskKey) -> (String, String, String) {
     (key.env.clone(), key.service.clone(), key.job.clone())
 }
 
-/// Places every unpinned task of `demands`; `now` stamps new placements.
+/// Places every unpinned task of `demands`; `now` stamps new placements. `others` is what tasks
+/// outside `demands` already take of each host (nothing when `demands` is every task).
 pub fn place(
     demands: &[Demand<'_>],
     hosts: &[HostView],
     stored: &HashMap<TaskKey, StoredPlacement>,
     now: &str,
+    others: &HashMap<String, Load>,
 ) -> Decisions {
     let by_name: HashMap<&str, &HostView> = hosts.iter().map(|h| (h.name.as_str(), h)).collect();
     let mut usage: HashMap<String, Usage> = HashMap::new();
@@ -144,7 +215,7 @@ pub fn place(
     }
     to_place.sort_by(|a, b| a.key.cmp(b.key));
     for demand in to_place {
-        match choose(demand, hosts, &usage) {
+        match choose(demand, hosts, &usage, others) {
             Ok(host) => {
                 usage
                     .entry(host.clone())
@@ -207,10 +278,13 @@ fn choose(
     demand: &Demand<'_>,
     hosts: &[HostView],
     usage: &HashMap<String, Usage>,
+    others: &HashMap<String, Load>,
 ) -> Result<String, String> {
     let spec = demand.spec;
-    let unused = Usage::default();
-    let used = |host: &HostView| usage.get(&host.name).unwrap_or(&unused);
+    let used = |host: &HostView| HostUse {
+        others: others.get(&host.name),
+        own: usage.get(&host.name),
+    };
     let eligible: Vec<&HostView> = hosts
         .iter()
         .filter(|host| host.ready && !host.draining)
@@ -222,7 +296,7 @@ fn choose(
     let port_free: Vec<&HostView> = eligible
         .iter()
         .copied()
-        .filter(|host| spec.port == 0 || !used(host).ports.contains(&spec.port))
+        .filter(|host| spec.port == 0 || !used(host).port_used(spec.port))
         .collect();
     if port_free.is_empty() {
         return Err(format!(
@@ -237,8 +311,8 @@ fn choose(
             (
                 capacity
                     .memory_bytes
-                    .saturating_sub(used(host).memory_bytes),
-                capacity.nano_cpus.saturating_sub(used(host).nano_cpus),
+                    .saturating_sub(used(host).memory_bytes()),
+                capacity.nano_cpus.saturating_sub(used(host).nano_cpus()),
             )
         })
     };
@@ -267,8 +341,8 @@ fn choose(
         .min_by_key(|host| {
             let used = used(host);
             (
-                used.by_job.get(&job).copied().unwrap_or(0),
-                used.tasks,
+                used.of_job(&job),
+                used.tasks(),
                 std::cmp::Reverse(free(host).map(|(memory, _)| memory).unwrap_or(u64::MAX)),
                 host.name.clone(),
             )

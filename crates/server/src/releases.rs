@@ -444,7 +444,6 @@ pub(crate) fn decide_gate(
         }
         Ok(())
     })?;
-    state.deployment_signals.decided();
     Ok(deployment)
 }
 

@@ -6,7 +6,7 @@
 //! configuration is what the config hash is taken of. A variable that changes, or a job that
 //! moves, therefore changes exactly the tasks that use it, and only those are replaced.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cj_agent::TaskKey;
 use cj_spec::RenderContext;
@@ -16,11 +16,29 @@ use crate::error::ApiFailure;
 use crate::keys;
 use crate::state::{DesiredJob, DesiredTask, ServerState};
 
+/// A job, by environment, service and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobRef {
+    pub env: String,
+    pub service: String,
+    pub job: String,
+}
+
 impl ServerState {
     /// Renders `tasks` in place, reading each environment's variables once. A template that
     /// cannot be rendered leaves its task as written with the reason in `render_error` (it is
     /// then not assigned); a store failure is an error.
     pub fn render_tasks(&self, tasks: &mut [DesiredTask]) -> Result<(), ApiFailure> {
+        self.render_tasks_noting(tasks, &mut BTreeSet::new())
+    }
+
+    /// [`ServerState::render_tasks`], adding to `named` every job whose addresses the templates
+    /// asked for: when one of those moves, these tasks must be rendered again.
+    pub fn render_tasks_noting(
+        &self,
+        tasks: &mut [DesiredTask],
+        named: &mut BTreeSet<JobRef>,
+    ) -> Result<(), ApiFailure> {
         let mut values: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for task in tasks.iter_mut().filter(|task| task.spec.needs_rendering()) {
             if !values.contains_key(&task.key.env) {
@@ -30,7 +48,7 @@ impl ServerState {
                     .unwrap_or_default();
                 values.insert(task.key.env.clone(), vars);
             }
-            self.render(task, &values[&task.key.env])?;
+            self.render(task, &values[&task.key.env], named)?;
         }
         Ok(())
     }
@@ -40,6 +58,7 @@ impl ServerState {
         &self,
         task: &mut DesiredTask,
         vars: &BTreeMap<String, String>,
+        named: &mut BTreeSet<JobRef>,
     ) -> Result<(), ApiFailure> {
         let record = self
             .versions
@@ -50,12 +69,18 @@ impl ServerState {
         let env = task.key.env.clone();
         let service = task.key.service.clone();
         let lookup_error = std::cell::RefCell::new(None);
+        let asked = std::cell::RefCell::new(Vec::new());
         let addr = |target_service: &str, target_job: &str| -> Vec<String> {
             let target_service = if target_service.is_empty() {
                 service.as_str()
             } else {
                 target_service
             };
+            asked.borrow_mut().push(JobRef {
+                env: env.clone(),
+                service: target_service.to_owned(),
+                job: target_job.to_owned(),
+            });
             match self.job_addresses(&env, target_service, target_job) {
                 Ok(addresses) => addresses,
                 Err(error) => {
@@ -76,6 +101,7 @@ impl ServerState {
             }
             Err(reason) => task.render_error = Some(reason),
         }
+        named.extend(asked.into_inner());
         if let Some(error) = lookup_error.into_inner() {
             return Err(ApiFailure::Internal(error));
         }

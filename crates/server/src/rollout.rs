@@ -10,6 +10,7 @@ use cj_api::{
 };
 use cj_spec::ChangeKind;
 use cj_store::StoreJson;
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::error::ApiFailure;
@@ -237,8 +238,11 @@ impl ServerState {
                 message: deployment.message.clone(),
             },
         );
+        let key = crate::deployments::record_key(deployment);
         loop {
-            let signalled = self.deployment_signals.next_decision();
+            // Watched from before the read, so no promote or abort written meanwhile is missed,
+            // whichever server took the request.
+            let read_at = self.store.revision().map_err(|e| failed(e.into()))?;
             let stored = self.load_deployment(deployment).map_err(failed)?;
             if stored.abort_requested {
                 return Err(Stop::Aborted);
@@ -258,7 +262,11 @@ impl ServerState {
                 );
                 return Ok(());
             }
-            let _ = tokio::time::timeout(Duration::from_secs(1), signalled).await;
+            let mut changes = self
+                .store
+                .watch(&key, read_at)
+                .map_err(|e| failed(e.into()))?;
+            let _ = tokio::time::timeout(Duration::from_secs(5), changes.next()).await;
         }
     }
 
@@ -291,7 +299,7 @@ impl ServerState {
             })
             .map_err(failed)?;
         if updated.is_some() {
-            self.publish_assignments().await.map_err(failed)?;
+            self.assignments_caught_up().await.map_err(failed)?;
         }
         let removed: Vec<(cj_agent::TaskKey, Goal)> = job
             .changes
@@ -386,7 +394,7 @@ impl ServerState {
                 "job {job} was brought down during the deployment"
             )));
         }
-        self.publish_assignments().await
+        self.assignments_caught_up().await
     }
 
     fn goals_of(

@@ -116,7 +116,7 @@ impl ServerState {
             }
             deadline = deadline.max(Duration::from_millis(job.policy.healthy_deadline_ms));
         }
-        self.publish_assignments()
+        self.assignments_caught_up()
             .await
             .map_err(|e| e.to_string())?;
         let failures = self

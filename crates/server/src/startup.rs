@@ -107,11 +107,9 @@ pub async fn prepare(
         .map_err(|error| anyhow::anyhow!("failed to summarise stored versions: {error}"))?;
     // Assignments are published before any agent connects: an agent must never see "nothing
     // assigned" merely because the server had not loaded yet.
-    state
-        .publish_assignments()
-        .await
+    let (publisher, published_at) = crate::control::publisher::Publisher::start(state.clone())
         .map_err(|error| anyhow::anyhow!("failed to load desired state: {error}"))?;
-    tokio::spawn(crate::publish::run_placement_loop(state.clone()));
+    tokio::spawn(publisher.run(published_at));
     tokio::spawn(crate::handover::run_handover_loop(state.clone()));
     tokio::spawn(crate::prewarm::keep_catalog(state.clone()));
     tokio::spawn(crate::routes::keep_route_table(state.clone()));

@@ -1,6 +1,6 @@
 //! What the server holds ([`ServerState`]) and the desired state as stored: which job runs at
 //! which version ([`DesiredJob`]) and the tasks that asks for ([`DesiredTask`]). The other
-//! concerns have their own types: `observed`, `versions::Versions`, `publish::Scheduler`,
+//! concerns have their own types: `observed`, `versions::Versions`, `control::published::Scheduler`,
 //! `deployments::DeploymentSignals`, `hosts`, `agent_link`.
 
 use std::collections::BTreeMap;
@@ -11,10 +11,10 @@ use cj_spec::{OnFailure, TaskSpec};
 use cj_store::{Store, StoreJson};
 use serde::{Deserialize, Serialize};
 
+use crate::control::published::Scheduler;
 use crate::deployments::DeploymentSignals;
 use crate::error::ApiFailure;
 use crate::observed::Observed;
-use crate::publish::Scheduler;
 use crate::versions::Versions;
 
 /// `desired/ENV/SERVICE/JOB`: the job should run at `version`.
@@ -101,8 +101,6 @@ pub struct ServerState {
     pub route_urls: Option<RouteUrls>,
     /// The route table for routers, rebuilt whenever what it depends on changes.
     pub routes: crate::routes::RouteTableWatch,
-    /// Bumped when an environment is created or destroyed, for the expiry loop.
-    pub env_changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// What the server is told about the routers, to show each route's URL.
@@ -166,7 +164,6 @@ impl ServerState {
             port_range: options.port_range,
             route_urls: options.route_urls,
             routes: crate::routes::RouteTableWatch::default(),
-            env_changes: tokio::sync::watch::channel(0).0,
         })
     }
 

@@ -53,7 +53,7 @@ impl Case {
             .iter()
             .map(|(key, spec)| Demand { key, spec })
             .collect();
-        place(&demands, hosts, stored, "now")
+        place(&demands, hosts, stored, "now", &HashMap::new())
     }
 }
 
@@ -242,4 +242,40 @@ fn nothing_ready_or_everything_draining_says_so() {
             .unwrap(),
         "every matching host is draining (h1)"
     );
+}
+
+#[test]
+fn what_other_services_take_counts_as_a_placement_of_all_would() {
+    let hosts = [host("h1"), host("h2")];
+    // Another service already has a task on port 7002 on h1 and fills most of h2's memory.
+    let mut others: HashMap<String, Load> = HashMap::new();
+    let mut on_port = spec("other");
+    on_port.port = 7002;
+    others.entry("h1".into()).or_default().add(&on_port);
+    let mut big = spec("big");
+    big.resources.memory_bytes = Some(3 << 30);
+    others.entry("h2".into()).or_default().add(&big);
+
+    let case = Case::instances("web", 1, |spec| spec.port = 7002);
+    let demands: Vec<Demand> = case
+        .tasks
+        .iter()
+        .map(|(key, spec)| Demand { key, spec })
+        .collect();
+    let decisions = place(&demands, &hosts, &HashMap::new(), "now", &others);
+    assert_eq!(hosts_of(&decisions), ["h2"]);
+
+    let case = Case::instances("db", 1, |spec| spec.resources.memory_bytes = Some(2 << 30));
+    let demands: Vec<Demand> = case
+        .tasks
+        .iter()
+        .map(|(key, spec)| Demand { key, spec })
+        .collect();
+    let decisions = place(&demands, &hosts, &HashMap::new(), "now", &others);
+    assert_eq!(hosts_of(&decisions), ["h1"], "h2 has only 1 GiB left");
+
+    // Taking the other service away frees what it took.
+    let mut total = others["h2"].clone();
+    total.remove_all(&others["h2"]);
+    assert_eq!(total, Load::default());
 }

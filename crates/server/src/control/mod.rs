@@ -1,0 +1,24 @@
+//! The control loops: each reads what it acts on from the store and wakes on the store's watch
+//! (with a periodic resync), so a write by any request, or any process on the same store,
+//! reaches it. Requests only check and write; they wait for the loop when their answer depends
+//! on it (`up` answers once its assignments are published).
+//!
+//! - [`publisher`]: desired state → placements → every host's assignments ([`published`]).
+
+pub mod published;
+pub mod publisher;
+
+use crate::error::ApiFailure;
+use crate::state::ServerState;
+
+impl ServerState {
+    /// Completes once every write committed so far is in the published assignments: what a
+    /// request that changed desired state waits for before it answers.
+    pub async fn assignments_caught_up(&self) -> Result<(), ApiFailure> {
+        let revision = self.store.revision()?;
+        self.scheduler.wait_published(revision).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,601 @@
+//! The assignment controller: from the desired state in the store to every host's assignments.
+//!
+//! It follows the store's watch from the revision it last published, so a write by any request
+//! (or any process on the same store) reaches it, and it is the only writer of what agents are
+//! told. A change under `desired/ENV/SERVICE/` or a placement of that service places and
+//! renders that one service again, against what every other service takes of each host
+//! (`placement::Load`), and then renders again the services whose templates name one of its jobs
+//! (`{{ addr("db") }}`). Everything is placed again, as one, when what placement rests on
+//! changes outside the store (an agent links or leaves, a host has been down for
+//! `--host-down-after`), when a drain starts or ends, when the watch breaks (compaction, a slow
+//! reader), and every [`RESYNC_EVERY`] in case anything was missed.
+//!
+//! Requests that wrote wait for [`super::published::Scheduler::wait_published`] with their revision, so they
+//! answer once what they wrote is in force.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cj_agent::{Assignment, TaskKey};
+use cj_api::HistoryEvent;
+use cj_store::{StoreJson, WatchEvent, WatchKind};
+use futures_util::{FutureExt, StreamExt};
+
+use super::published::{PlacementState, Published};
+use crate::error::ApiFailure;
+use crate::keys;
+use crate::placement::{self, Demand, HostView, Load, StoredPlacement};
+use crate::render::JobRef;
+use crate::state::{DesiredTask, ServerState, lock, now_rfc3339};
+
+/// How often everything is placed and published again, whatever the watch said.
+pub const RESYNC_EVERY: Duration = Duration::from_secs(60);
+
+/// After a failed publish, how long before trying again (everything, then).
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// At most this many watch events are handled in one publish.
+const BATCH: usize = 10_000;
+
+/// An environment and a service: the unit of an incremental publish.
+pub type ServiceKey = (String, String);
+
+/// What the controller keeps of one service between publishes.
+#[derive(Default)]
+struct ServiceEntry {
+    /// Its desired tasks as written (with their allocated ports).
+    raw: Vec<DesiredTask>,
+    /// Where each of its unpinned tasks was placed, or why it was not.
+    placed: BTreeMap<TaskKey, String>,
+    unplaced: BTreeMap<TaskKey, String>,
+    /// Its tasks handing over from a host that still runs them.
+    handovers: BTreeMap<TaskKey, String>,
+    /// What its tasks take of each host.
+    load: HashMap<String, Load>,
+    /// Its assignments as published: (declared host, task).
+    assigned: Vec<(String, TaskKey)>,
+    /// The services whose jobs its templates name.
+    names: BTreeSet<ServiceKey>,
+}
+
+/// What one pass of the loop has to do.
+#[derive(Default)]
+struct Work {
+    everything: bool,
+    services: BTreeSet<ServiceKey>,
+    /// The highest revision seen among the events.
+    through: Option<u64>,
+}
+
+pub struct Publisher {
+    state: Arc<ServerState>,
+    services: BTreeMap<ServiceKey, ServiceEntry>,
+    /// What all services take of each host.
+    totals: HashMap<String, Load>,
+    /// The services whose templates name a job of a service.
+    named_by: HashMap<ServiceKey, BTreeSet<ServiceKey>>,
+    published: Published,
+    /// Revisions of the placements this controller wrote: when the watch brings them back,
+    /// they are no news.
+    own_writes: HashSet<u64>,
+}
+
+impl Publisher {
+    /// Places and publishes everything once, so nothing is answered (and no agent told
+    /// "nothing assigned") before the desired state is loaded; [`Publisher::run`] then follows
+    /// the store from there.
+    pub fn start(state: Arc<ServerState>) -> Result<(Publisher, u64), ApiFailure> {
+        let mut publisher = Publisher {
+            state,
+            services: BTreeMap::new(),
+            totals: HashMap::new(),
+            named_by: HashMap::new(),
+            published: Published::default(),
+            own_writes: HashSet::new(),
+        };
+        let revision = publisher.publish_everything()?;
+        Ok((publisher, revision))
+    }
+
+    /// Follows the store's watch from `after` until the server stops.
+    pub async fn run(mut self, mut after: u64) {
+        let state = self.state.clone();
+        let scheduler = &state.scheduler;
+        let mut joined = state.links.subscribe_joined();
+        let mut full_requests = scheduler.full_requested.subscribe();
+        let mut resync = tokio::time::interval(RESYNC_EVERY);
+        resync.reset();
+        let mut retry_at: Option<tokio::time::Instant> = None;
+        loop {
+            let mut watch = match state.store.watch("", after) {
+                Ok(watch) => watch,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot watch the store; publishing everything");
+                    match self.publish_everything() {
+                        Ok(revision) => after = revision,
+                        Err(error) => self.failed(&error),
+                    }
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    continue;
+                }
+            };
+            loop {
+                let mut work = Work::default();
+                let next_loss = state
+                    .hosts
+                    .next_loss(&state.links.hosts(), scheduler.host_down_after());
+                let lost = sleep_until(next_loss.map(tokio::time::Instant::from_std));
+                let retry = sleep_until(retry_at);
+                let mut rewatch = false;
+                tokio::select! {
+                    event = watch.next() => match event {
+                        Some(Ok(event)) => {
+                            self.note(&event, &mut work);
+                            // Everything already committed goes into this one publish.
+                            for _ in 0..BATCH {
+                                match watch.next().now_or_never() {
+                                    Some(Some(Ok(event))) => self.note(&event, &mut work),
+                                    Some(Some(Err(error))) => {
+                                        tracing::warn!(%error, "the store's watch broke; publishing everything");
+                                        work.everything = true;
+                                        rewatch = true;
+                                        break;
+                                    }
+                                    Some(None) | None => break,
+                                }
+                            }
+                        }
+                        Some(Err(error)) => {
+                            tracing::warn!(%error, "the store's watch broke; publishing everything");
+                            work.everything = true;
+                            rewatch = true;
+                        }
+                        None => {
+                            work.everything = true;
+                            rewatch = true;
+                        }
+                    },
+                    changed = joined.changed() => {
+                        if changed.is_err() { return }
+                        work.everything = true;
+                    }
+                    changed = full_requests.changed() => {
+                        if changed.is_err() { return }
+                        work.everything = true;
+                    }
+                    () = lost => work.everything = true,
+                    () = retry => work.everything = true,
+                    _ = resync.tick() => work.everything = true,
+                }
+                retry_at = None;
+                match self.publish(work) {
+                    Ok(Some(revision)) => after = revision,
+                    Ok(None) => {}
+                    Err(error) => {
+                        self.failed(&error);
+                        retry_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
+                    }
+                }
+                if rewatch {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn failed(&self, error: &ApiFailure) {
+        tracing::error!(%error, "failed to publish assignments");
+        *lock(&self.state.scheduler.last_error) = Some(error.to_string());
+    }
+
+    /// What an event means for the assignments.
+    fn note(&mut self, event: &WatchEvent, work: &mut Work) {
+        work.through = Some(event.revision);
+        if self.own_writes.remove(&event.revision) {
+            return;
+        }
+        let key = event.key.as_str();
+        if let Some(path) = key
+            .strip_prefix(keys::DESIRED_ALL)
+            .or_else(|| key.strip_prefix(keys::PLACEMENTS))
+        {
+            let mut parts = path.split('/');
+            if let (Some(env), Some(service)) = (parts.next(), parts.next()) {
+                work.services.insert((env.to_owned(), service.to_owned()));
+            }
+        } else if let Some(env) = key.strip_prefix(keys::ENVS) {
+            // Its variables may have changed: every service of it renders again.
+            let of_env = self.services.keys().filter(|(in_env, _)| in_env == env);
+            work.services.extend(of_env.cloned());
+        } else if let Some(host) = key.strip_prefix(keys::DRAINS) {
+            let drain = match event.kind {
+                WatchKind::Put => event
+                    .value
+                    .as_deref()
+                    .and_then(|value| serde_json::from_slice(value).ok()),
+                WatchKind::Delete => None,
+            };
+            self.state.hosts.set_draining(host, drain);
+            work.everything = true;
+        }
+    }
+
+    /// Does `work`; the revision the assignments now reflect, if it moved.
+    fn publish(&mut self, work: Work) -> Result<Option<u64>, ApiFailure> {
+        let state = self.state.clone();
+        let scheduler = &state.scheduler;
+        if work.everything {
+            let request = *scheduler.full_requested.borrow();
+            let revision = self.publish_everything()?;
+            scheduler
+                .full_served
+                .send_if_modified(|served| std::mem::replace(served, request) != request);
+            return Ok(Some(revision.max(work.through.unwrap_or(0))));
+        }
+        if !work.services.is_empty() {
+            self.publish_services(&work.services)?;
+        }
+        let Some(through) = work.through else {
+            return Ok(None);
+        };
+        *lock(&scheduler.last_error) = None;
+        scheduler.published_revision.send_if_modified(|published| {
+            let moved = through > *published;
+            *published = (*published).max(through);
+            moved
+        });
+        Ok(Some(through))
+    }
+
+    /// Places every task again, as one, and publishes. The revision it read at.
+    fn publish_everything(&mut self) -> Result<u64, ApiFailure> {
+        let _timer = crate::recorder::PublishTimer::start();
+        let state = self.state.clone();
+        let revision = state.store.revision()?;
+        let mut by_service: BTreeMap<ServiceKey, Vec<DesiredTask>> = BTreeMap::new();
+        for desired in state.desired_jobs(keys::DESIRED_ALL)? {
+            let service = (desired.env.clone(), desired.service.clone());
+            by_service
+                .entry(service)
+                .or_default()
+                .extend(state.raw_desired_tasks(&desired)?);
+        }
+        let stored = stored_placements(&state, keys::PLACEMENTS)?;
+        let all: Vec<&DesiredTask> = by_service.values().flatten().collect();
+        let demands: Vec<Demand> = all
+            .iter()
+            .map(|task| Demand {
+                key: &task.key,
+                spec: &task.spec,
+            })
+            .collect();
+        let decisions = placement::place(
+            &demands,
+            &self.views(),
+            &stored,
+            &now_rfc3339(),
+            &HashMap::new(),
+        );
+        self.store_placements(all.iter().copied(), &stored, &decisions.changed)?;
+
+        // Start afresh from these decisions.
+        self.services.clear();
+        self.totals.clear();
+        self.named_by.clear();
+        self.published = Published::default();
+        *lock(&state.scheduler.placements) = PlacementState::default();
+        let mut placed = by_service_of(decisions.placed);
+        let mut unplaced = by_service_of(decisions.unplaced);
+        let mut handovers = by_service_of(decisions.handovers);
+        for (service, raw) in by_service {
+            self.settle(
+                &service,
+                raw,
+                placed.remove(&service).unwrap_or_default(),
+                unplaced.remove(&service).unwrap_or_default(),
+                handovers.remove(&service).unwrap_or_default(),
+            );
+        }
+        let services: Vec<ServiceKey> = self.services.keys().cloned().collect();
+        for service in &services {
+            self.assign(service)?;
+        }
+        self.send();
+        *lock(&state.scheduler.last_error) = None;
+        state
+            .scheduler
+            .published_revision
+            .send_if_modified(|published| {
+                let moved = revision > *published;
+                *published = (*published).max(revision);
+                moved
+            });
+        Ok(revision)
+    }
+
+    /// Places and publishes `services` again, and renders again those that name their jobs.
+    fn publish_services(&mut self, services: &BTreeSet<ServiceKey>) -> Result<(), ApiFailure> {
+        let _timer = crate::recorder::PublishTimer::start();
+        let views = self.views();
+        for service in services {
+            self.place_service(service, &views)?;
+        }
+        let mut to_render = services.clone();
+        for service in services {
+            if let Some(naming) = self.named_by.get(service) {
+                to_render.extend(naming.iter().cloned());
+            }
+        }
+        for service in &to_render {
+            self.assign(service)?;
+        }
+        self.send();
+        Ok(())
+    }
+
+    fn views(&self) -> Vec<HostView> {
+        let state = &self.state;
+        state
+            .hosts
+            .views(&state.links.hosts(), state.scheduler.host_down_after())
+    }
+
+    /// Places one service's tasks against what the others take of each host.
+    fn place_service(
+        &mut self,
+        service: &ServiceKey,
+        views: &[HostView],
+    ) -> Result<(), ApiFailure> {
+        let state = self.state.clone();
+        let (env, name) = service;
+        let mut raw = Vec::new();
+        for desired in state.desired_jobs(&keys::desired_of_service(env, name))? {
+            raw.extend(state.raw_desired_tasks(&desired)?);
+        }
+        let stored = stored_placements(&state, &keys::placements_of_service(env, name))?;
+        if let Some(old) = self.services.get(service) {
+            for (host, load) in &old.load {
+                if let Some(total) = self.totals.get_mut(host) {
+                    total.remove_all(load);
+                }
+            }
+        }
+        let demands: Vec<Demand> = raw
+            .iter()
+            .map(|task| Demand {
+                key: &task.key,
+                spec: &task.spec,
+            })
+            .collect();
+        let decisions = placement::place(&demands, views, &stored, &now_rfc3339(), &self.totals);
+        self.store_placements(raw.iter(), &stored, &decisions.changed)?;
+        self.settle(
+            service,
+            raw,
+            decisions.placed,
+            decisions.unplaced,
+            decisions.handovers,
+        );
+        Ok(())
+    }
+
+    /// Records where a service's tasks now are: in the scheduler's placements and in what it
+    /// takes of each host.
+    fn settle(
+        &mut self,
+        service: &ServiceKey,
+        raw: Vec<DesiredTask>,
+        placed: BTreeMap<TaskKey, String>,
+        unplaced: BTreeMap<TaskKey, String>,
+        handovers: BTreeMap<TaskKey, String>,
+    ) {
+        let entry = self.services.entry(service.clone()).or_default();
+        {
+            let mut placements = lock(&self.state.scheduler.placements);
+            for key in entry.placed.keys().chain(entry.unplaced.keys()) {
+                placements.placed.remove(key);
+                placements.unplaced.remove(key);
+            }
+            for (key, host) in &placed {
+                placements.placed.insert(key.clone(), host.clone());
+            }
+            for (key, reason) in &unplaced {
+                placements.unplaced.insert(key.clone(), reason.clone());
+            }
+        }
+        let mut load: HashMap<String, Load> = HashMap::new();
+        for task in &raw {
+            let host = task.spec.run_on_host.as_ref().or(placed.get(&task.key));
+            if let Some(host) = host {
+                load.entry(host.clone()).or_default().add(&task.spec);
+            }
+        }
+        for (host, taken) in &load {
+            self.totals.entry(host.clone()).or_default().add_all(taken);
+        }
+        entry.raw = raw;
+        entry.placed = placed;
+        entry.unplaced = unplaced;
+        entry.handovers = handovers;
+        entry.load = load;
+    }
+
+    /// Renders a service's placed tasks and puts their assignments in the next publication in
+    /// place of its old ones.
+    fn assign(&mut self, service: &ServiceKey) -> Result<(), ApiFailure> {
+        let state = self.state.clone();
+        let Some(entry) = self.services.get_mut(service) else {
+            return Ok(());
+        };
+        let mut tasks: Vec<DesiredTask> = Vec::new();
+        let mut hosts: Vec<String> = Vec::new();
+        for task in &entry.raw {
+            let host = task
+                .spec
+                .run_on_host
+                .as_ref()
+                .or(entry.placed.get(&task.key));
+            if let Some(host) = host {
+                tasks.push(task.clone());
+                hosts.push(host.clone());
+            }
+        }
+        let mut named = BTreeSet::new();
+        state.render_tasks_noting(&mut tasks, &mut named)?;
+
+        for (host, key) in entry.assigned.drain(..) {
+            self.published.remove(&key, &host);
+            self.published.set_handover(&key, None);
+        }
+        let mut assigned = Vec::new();
+        {
+            let mut placements = lock(&state.scheduler.placements);
+            for (mut task, host) in tasks.into_iter().zip(hosts) {
+                placements.unplaced.remove(&task.key);
+                if let Some(reason) = task.render_error.take() {
+                    // Not run as written: the reason shows in `status`, and `up` fails on it.
+                    tracing::warn!(task = %task.key, reason, "cannot render the task's config");
+                    placements
+                        .unplaced
+                        .insert(task.key.clone(), format!("config: {reason}"));
+                    continue;
+                }
+                let assignment = Arc::new(assignment_of(task, host.clone()));
+                if let Some(from) = entry.handovers.get(&assignment.key) {
+                    // A task handing over keeps running where it was until its new copy serves.
+                    let mut there = (*assignment).clone();
+                    there.declared_host = from.clone();
+                    self.published.set_handover(&assignment.key, Some(from));
+                    assigned.push((from.clone(), assignment.key.clone()));
+                    self.published.insert(Arc::new(there), true);
+                }
+                assigned.push((host, assignment.key.clone()));
+                self.published.insert(assignment, false);
+            }
+        }
+        entry.assigned = assigned;
+
+        // Who names whom, for the next change.
+        let names: BTreeSet<ServiceKey> = named
+            .into_iter()
+            .map(|JobRef { env, service, .. }| (env, service))
+            .filter(|named| named != service)
+            .collect();
+        for old in entry.names.difference(&names) {
+            if let Some(naming) = self.named_by.get_mut(old) {
+                naming.remove(service);
+            }
+        }
+        for new in names.difference(&entry.names) {
+            self.named_by
+                .entry(new.clone())
+                .or_default()
+                .insert(service.clone());
+        }
+        entry.names = names;
+        if entry.raw.is_empty() {
+            self.services.remove(service);
+        }
+        Ok(())
+    }
+
+    fn send(&mut self) {
+        self.published.stamp();
+        let next = Arc::new(self.published.clone());
+        self.state.scheduler.assignments.send_replace(Some(next));
+    }
+
+    /// Stores new and moved placements and forgets those of tasks no longer desired (among
+    /// `stored`); a move is also an event in the job's history.
+    fn store_placements<'a>(
+        &mut self,
+        tasks: impl Iterator<Item = &'a DesiredTask>,
+        stored: &HashMap<TaskKey, StoredPlacement>,
+        changed: &[(TaskKey, StoredPlacement)],
+    ) -> Result<(), ApiFailure> {
+        let state = self.state.clone();
+        let versions: HashMap<&TaskKey, u64> =
+            tasks.map(|task| (&task.key, task.version)).collect();
+        for key in stored.keys().filter(|key| !versions.contains_key(key)) {
+            if let Some(revision) = state.store.delete(&keys::placement(key))? {
+                self.own_writes.insert(revision);
+            }
+        }
+        for (key, placement) in changed {
+            let revision = state.store.put_json(&keys::placement(key), placement)?;
+            self.own_writes.insert(revision);
+            let Some(old) = stored.get(key) else {
+                tracing::info!(task = %key, host = placement.host, "placed");
+                continue;
+            };
+            tracing::warn!(task = %key, from = old.host, to = placement.host, reason = placement.reason, "moved");
+            let event = HistoryEvent {
+                at: placement.since.clone(),
+                kind: "moved".into(),
+                task: key.task.clone(),
+                container_id: String::new(),
+                version: versions.get(key).copied().unwrap_or_default(),
+                host: placement.host.clone(),
+                exit_code: None,
+                detail: Some(placement.reason.clone()),
+            };
+            state.append_history(key, &event)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a rendered, placed task is told to its host.
+fn assignment_of(task: DesiredTask, host: String) -> Assignment {
+    let mut assignment = Assignment::new(task.key, task.version, task.spec, host, task.on_failure)
+        .with_restart_generation(task.restart_generation);
+    // A replacement that needs the same port must wait for the old container to stop; one
+    // without a port can start first.
+    assignment.start_first = assignment.spec.port == 0;
+    assignment.drain_ms = task.drain_ms;
+    assignment.stop_when_cut =
+        task.on_host_lost == cj_spec::OnHostLost::Stop && assignment.spec.run_on_host.is_none();
+    assignment
+}
+
+/// The stored placements under `prefix`.
+fn stored_placements(
+    state: &ServerState,
+    prefix: &str,
+) -> Result<HashMap<TaskKey, StoredPlacement>, ApiFailure> {
+    let mut stored = HashMap::new();
+    for entry in state.store.range(prefix)? {
+        let path = entry.key.trim_start_matches(keys::PLACEMENTS);
+        let parts: Vec<&str> = path.split('/').collect();
+        let [env, service, job, task] = parts[..] else {
+            tracing::warn!(key = entry.key, "ignoring a malformed placement key");
+            continue;
+        };
+        let key = TaskKey {
+            env: env.into(),
+            service: service.into(),
+            job: job.into(),
+            task: task.into(),
+        };
+        stored.insert(key, entry.json()?);
+    }
+    Ok(stored)
+}
+
+/// `map` split by the service of each task.
+fn by_service_of<V>(map: BTreeMap<TaskKey, V>) -> BTreeMap<ServiceKey, BTreeMap<TaskKey, V>> {
+    let mut split: BTreeMap<ServiceKey, BTreeMap<TaskKey, V>> = BTreeMap::new();
+    for (key, value) in map {
+        let service = (key.env.clone(), key.service.clone());
+        split.entry(service).or_default().insert(key, value);
+    }
+    split
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
