@@ -353,7 +353,7 @@ async fn a_rollout_shows_its_batches_and_is_promoted_from_the_deployments_page()
         .unwrap();
     let status = "article.deployment h2 .state";
     let shown = text_of(&browser, status).await.unwrap();
-    assert_eq!(shown, "awaiting promotion");
+    assert_eq!(shown, "awaiting-promotion");
     let batches = text_of(&browser, "article.deployment ol.batches")
         .await
         .unwrap();

@@ -150,7 +150,7 @@ impl ServerState {
                 return Err(ApiFailure::Conflict(format!(
                     "deployment {} of {service} is still {}: promote or abort it first",
                     active.id,
-                    status_word(active.status)
+                    active.status.as_str()
                 )));
             }
             let sequence = last + 1;
@@ -200,7 +200,7 @@ impl ServerState {
             return Err(ApiFailure::Conflict(format!(
                 "deployment {} of {service} is still {}: promote or abort it first",
                 active.id,
-                status_word(active.status)
+                active.status.as_str()
             )));
         }
         let order = crate::operations::job_waves(target, resolved.jobs.iter())?.concat();
@@ -362,17 +362,6 @@ fn trailing_number(text: &str) -> u64 {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
-}
-
-pub fn status_word(status: DeploymentStatus) -> &'static str {
-    match status {
-        DeploymentStatus::Running => "running",
-        DeploymentStatus::AwaitingPromotion => "awaiting promotion",
-        DeploymentStatus::Succeeded => "succeeded",
-        DeploymentStatus::Failed => "failed",
-        DeploymentStatus::RolledBack => "rolled back",
-        DeploymentStatus::Aborted => "aborted",
-    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,8 @@ mod audit;
 mod auth;
 mod blocking;
 pub mod config;
-mod control;
+#[doc(hidden)]
+pub mod control;
 mod copies;
 mod debts;
 mod deployments;

@@ -104,7 +104,8 @@ pub fn task_restarted(key: &cj_agent::TaskKey) {
     .increment(1);
 }
 
-/// A deployment ended with `outcome` (`succeeded`, `failed`, `rolled_back`, `aborted`).
+/// A deployment ended with `outcome` (`succeeded`, `failed`, `rolled-back`, `aborted`: the
+/// API's words for its status).
 pub fn deployment_ended(outcome: &str) {
     metrics::counter!("coding_job_deployments_total", "outcome" => outcome.to_owned()).increment(1);
 }

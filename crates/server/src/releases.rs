@@ -20,7 +20,6 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 
 use crate::auth::Identity;
-use crate::deployments::status_word;
 use crate::error::ApiFailure;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::keys;
@@ -428,7 +427,7 @@ pub(crate) fn decide_gate(
             return Err(ApiFailure::Conflict(format!(
                 "deployment {} has already ended: {}",
                 stored.id,
-                status_word(stored.status)
+                stored.status.as_str()
             )));
         }
         if promote {

@@ -160,7 +160,7 @@ impl ServerState {
             deployment.kind.as_str().to_owned(),
         );
         let at = now_rfc3339();
-        crate::recorder::deployment_ended(outcome_word(deployment.status));
+        crate::recorder::deployment_ended(deployment.status.as_str());
         let failure = (deployment.status != DeploymentStatus::Succeeded)
             .then(|| deployment.message.clone().unwrap_or_default());
         self.alerts
@@ -187,17 +187,5 @@ impl ServerState {
             },
         };
         self.notifier.send(notification);
-    }
-}
-
-/// A finished deployment's status as the `outcome` label of `coding_job_deployments_total`.
-fn outcome_word(status: cj_api::DeploymentStatus) -> &'static str {
-    match status {
-        cj_api::DeploymentStatus::Running => "running",
-        cj_api::DeploymentStatus::AwaitingPromotion => "awaiting_promotion",
-        cj_api::DeploymentStatus::Succeeded => "succeeded",
-        cj_api::DeploymentStatus::Failed => "failed",
-        cj_api::DeploymentStatus::RolledBack => "rolled_back",
-        cj_api::DeploymentStatus::Aborted => "aborted",
     }
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use cj_store::{EmbeddedStore, Store, StoreJson};
+use cj_store::{EmbeddedStore, OffWorker, Store, StoreJson};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -189,7 +189,8 @@ fn open_store(path: &std::path::Path) -> anyhow::Result<Arc<dyn Store>> {
             path.display()
         )
     })?;
-    Ok(Arc::new(store))
+    // Writes wait for the disk: off the async workers, so they hold up nobody else.
+    Ok(Arc::new(OffWorker::new(store)))
 }
 
 /// This installation's id: made once, from the data directory and the time, then kept.

@@ -11,6 +11,7 @@
 mod compare;
 pub mod conformance;
 mod embedded;
+mod off_worker;
 mod types;
 mod watch;
 
@@ -18,13 +19,16 @@ use std::time::Duration;
 
 pub use compare::{Compare, CompareOp, CompareTarget};
 pub use embedded::EmbeddedStore;
+pub use off_worker::OffWorker;
 pub use types::{KeyValue, LeaseId, Op, Page, StoreError, TxnOutcome, WatchEvent, WatchKind};
 pub use watch::WatchStream;
 
 /// The operations every backend provides. Calls are synchronous and block on IO (a commit is
 /// fsynced, or acknowledged by a quorum, before it returns, so an acknowledged write survives
-/// a crash). They are short, which is why async callers may call them directly; a caller on an
-/// async worker must keep them short too (a bounded page, not a whole history).
+/// a crash). Async code holds a store wrapped in [`OffWorker`], which runs the calls that wait
+/// on a disk or a network (writes, leases, history) off the async worker, and calls reads,
+/// answered from memory, directly; a read on an async worker must still be bounded (a page,
+/// not a whole history).
 pub trait Store: Send + Sync + 'static {
     fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError>;
 

@@ -5,6 +5,8 @@
 //!
 //! - [`publisher`]: desired state → placements → every host's assignments ([`published`]).
 
+#[doc(hidden)]
+pub mod bench;
 pub mod published;
 pub mod publisher;
 

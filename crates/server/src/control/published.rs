@@ -141,8 +141,13 @@ impl Published {
             .flat_map(|tasks| tasks.values().map(|assignment| &**assignment))
     }
 
+    /// How many tasks are assigned.
     pub fn len(&self) -> usize {
         self.by_task.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_task.is_empty()
     }
 }
 
@@ -180,6 +185,8 @@ pub struct Scheduler {
     pub(crate) full_served: watch::Sender<u64>,
     /// Why the last publish failed, if it did.
     pub(crate) last_error: Mutex<Option<String>>,
+    /// How long the last publish took the controller.
+    pub(crate) last_took: Mutex<Duration>,
 }
 
 impl Scheduler {
@@ -192,6 +199,7 @@ impl Scheduler {
             full_requested: watch::channel(0).0,
             full_served: watch::channel(0).0,
             last_error: Mutex::default(),
+            last_took: Mutex::default(),
         }
     }
 
@@ -284,6 +292,11 @@ impl Scheduler {
                 },
             )
             .collect()
+    }
+
+    /// How long the controller took for its last publish.
+    pub fn last_publish_took(&self) -> Duration {
+        *lock(&self.last_took)
     }
 
     pub fn host_down_after(&self) -> Duration {

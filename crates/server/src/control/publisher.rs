@@ -223,6 +223,13 @@ impl Publisher {
 
     /// Does `work`; the revision the assignments now reflect, if it moved.
     fn publish(&mut self, work: Work) -> Result<Option<u64>, ApiFailure> {
+        let started = std::time::Instant::now();
+        let done = self.publish_timed(work);
+        *lock(&self.state.scheduler.last_took) = started.elapsed();
+        done
+    }
+
+    fn publish_timed(&mut self, work: Work) -> Result<Option<u64>, ApiFailure> {
         let state = self.state.clone();
         let scheduler = &state.scheduler;
         if work.everything {

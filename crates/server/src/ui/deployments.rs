@@ -16,7 +16,6 @@ use time::OffsetDateTime;
 use super::rows::{Choice, pick_envs, task_link};
 use super::view::{Chrome, Moment, state_class};
 use crate::auth::{Identity, Session};
-use crate::deployments::status_word;
 use crate::error::ApiFailure;
 use crate::state::ServerState;
 
@@ -117,7 +116,7 @@ fn view(
     tasks: &BTreeMap<(String, String, String), TaskStatus>,
     now: OffsetDateTime,
 ) -> DeploymentView {
-    let status = status_word(deployment.status);
+    let status = deployment.status.as_str();
     let jobs = deployment
         .jobs
         .iter()
