@@ -306,7 +306,7 @@ pub async fn run_placement_loop(state: Arc<ServerState>) {
             .next_loss(&connected, state.scheduler.host_down_after());
         let lost = async {
             match next_loss {
-                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                Some(at) => tokio::time::sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };
