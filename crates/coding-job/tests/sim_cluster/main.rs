@@ -8,5 +8,6 @@
 
 mod support;
 
+mod placement;
 mod reconcile;
 mod rollouts;
