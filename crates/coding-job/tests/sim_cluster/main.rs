@@ -8,6 +8,7 @@
 
 mod support;
 
+mod host_loss;
 mod placement;
 mod reconcile;
 mod rollouts;
