@@ -1,7 +1,9 @@
 //! The HTTP API as the CLI uses it (the same paths and bodies), over the in-memory network: one
 //! connection per call, so a call under way when the server dies ends with it.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use cj_api::{
@@ -18,6 +20,9 @@ use serde_json::{Value, json};
 use super::network::{CLIENT_ADDRESS, Network};
 
 const ENV: &str = cj_api::DEFAULT_ENV;
+/// The longest any call may take, answer and body, on the paused clock: a call that hangs
+/// fails its test instead of holding it forever.
+const CALL_DEADLINE: Duration = Duration::from_secs(600);
 
 #[derive(Clone)]
 pub struct Api {
@@ -73,6 +78,16 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> Result<T, Refused> {
+        let what = format!("{method} {path}");
+        within_deadline(&what, self.call_once(method, path, body)).await
+    }
+
+    async fn call_once<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<T, Refused> {
         let response = self.send(method, path, body).await?;
         let status = response.status();
         let bytes = response
@@ -100,6 +115,10 @@ impl Api {
     /// A call answered with newline-delimited events, read to the end of the stream (or of the
     /// connection).
     pub async fn events(&self, path: &str, body: Value) -> Result<Vec<OperationEvent>, Refused> {
+        within_deadline(&format!("POST {path}"), self.events_once(path, body)).await
+    }
+
+    async fn events_once(&self, path: &str, body: Value) -> Result<Vec<OperationEvent>, Refused> {
         let response = self.send(Method::POST, path, Some(body)).await?;
         let status = response.status();
         let mut body = response.into_body();
@@ -190,6 +209,12 @@ impl Api {
             .await
             .unwrap_or_else(|refused| panic!("{action} {host}: {refused:?}"))
     }
+}
+
+async fn within_deadline<T>(what: &str, call: impl Future<Output = T>) -> T {
+    tokio::time::timeout(CALL_DEADLINE, call)
+        .await
+        .unwrap_or_else(|_| panic!("no whole answer to {what} within {CALL_DEADLINE:?}"))
 }
 
 /// The summary a stream of progress ended with.
