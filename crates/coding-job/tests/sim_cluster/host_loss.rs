@@ -178,7 +178,8 @@ async fn on_host_lost_stop_stops_a_cut_off_copy_before_the_server_moves_it() {
     let stopped = sampler.last_running_on(&cut, "web").unwrap();
     assert!(
         stopped < moved,
-        "two copies ran at once: stopped {:?}, moved {:?} after the cut",
+        "two copies ran at once: the cut-off one was last seen {:?} after the cut, the new one \
+         first seen {:?} after it",
         stopped - cut_at,
         moved - cut_at
     );
