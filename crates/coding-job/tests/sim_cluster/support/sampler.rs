@@ -119,18 +119,6 @@ impl Sampler {
             .min()
             .unwrap_or(0)
     }
-
-    /// The most containers of `job` that ran at once, over every host, at or after `after`.
-    pub fn most_running_after(&self, job: &str, after: Instant) -> usize {
-        let times = self.times.lock().unwrap().clone();
-        let seen = self.seen(job);
-        times
-            .iter()
-            .filter(|at| **at >= after)
-            .map(|at| seen.iter().filter(|s| s.at == *at).count())
-            .max()
-            .unwrap_or(0)
-    }
 }
 
 impl Drop for Sampler {
