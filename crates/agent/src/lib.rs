@@ -26,7 +26,7 @@ mod types;
 pub use backoff::Backoff;
 pub use plan::{Action, Drains, plan_task, plan_unwanted};
 pub use reconcile::{Agent, AgentConfig};
-pub use remote::{LinkError, RemoteOptions, run_remote};
+pub use remote::{Dialer, LinkError, NetworkDialer, RemoteOptions, run_remote, run_remote_with};
 pub use stats::{ContainerStats, DEFAULT_STATS_INTERVAL};
 pub use time::{LONGEST_WAIT, later};
 pub use types::{

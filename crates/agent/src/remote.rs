@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cj_runtime::{ContainerRuntime, ExecOptions, LogChunk, RuntimeError};
+use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
@@ -86,11 +87,49 @@ const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames waiting to go out, per connection.
 const OUTGOING_FRAMES: usize = 256;
 
+/// Opens the byte stream the link's WebSocket runs over, to the server's `host` and `port`
+/// (`tls` is set for a `wss://` URL). [`NetworkDialer`] is the real one; tests of the control
+/// plane give one that hands out in-memory streams, so a server and its agents run in one
+/// process on a paused clock.
+pub trait Dialer: Send + Sync + 'static {
+    fn dial<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+        tls: Option<&'a TlsClient>,
+    ) -> BoxFuture<'a, Result<Box<dyn tls::Io>, tls::DialError>>;
+}
+
+/// TCP, then TLS for a `wss://` URL: [`tls::dial`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NetworkDialer;
+
+impl Dialer for NetworkDialer {
+    fn dial<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+        tls: Option<&'a TlsClient>,
+    ) -> BoxFuture<'a, Result<Box<dyn tls::Io>, tls::DialError>> {
+        Box::pin(tls::dial(host, port, tls))
+    }
+}
+
 /// Runs the agent against its server until `shutdown` completes. Returns an error only for what
 /// retrying cannot fix (a bad URL, another cluster's server).
 pub async fn run_remote<R: ContainerRuntime>(
     runtime: Arc<R>,
     options: RemoteOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), LinkError> {
+    run_remote_with(runtime, options, Arc::new(NetworkDialer), shutdown).await
+}
+
+/// [`run_remote`], reaching the server through `dialer`.
+pub async fn run_remote_with<R: ContainerRuntime>(
+    runtime: Arc<R>,
+    options: RemoteOptions,
+    dialer: Arc<dyn Dialer>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), LinkError> {
     let url = websocket_url(&options.server)?;
@@ -108,6 +147,7 @@ pub async fn run_remote<R: ContainerRuntime>(
     let fencing = tokio::spawn(fence.clone().watch(assignments.clone()));
     let link = Link {
         fence,
+        dialer,
         runtime,
         options,
         url,
@@ -132,6 +172,7 @@ pub async fn run_remote<R: ContainerRuntime>(
 struct Link<R> {
     /// When the server was last heard, the link's timing, and the `on_host_lost: stop` fence.
     fence: Arc<fence::Fence>,
+    dialer: Arc<dyn Dialer>,
     runtime: Arc<R>,
     options: RemoteOptions,
     url: String,
@@ -185,7 +226,8 @@ impl<R: ContainerRuntime> Link<R> {
             .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
         // tungstenite is built without TLS: `tls` dials the stream, as it does for the CLI, and
         // the WebSocket runs over it.
-        let stream = tokio::time::timeout(DIAL_TIMEOUT, tls::dial(&host, port, self.tls.as_ref()))
+        let dialing = self.dialer.dial(&host, port, self.tls.as_ref());
+        let stream = tokio::time::timeout(DIAL_TIMEOUT, dialing)
             .await
             .map_err(|_| SessionError::Lost(format!("no answer from {host}:{port}")))?
             .map_err(lost)?;

@@ -8,10 +8,11 @@
 //! hosts are draining (`drains/NAME`, an operator's decision).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cj_store::{Store, StoreJson};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use crate::error::{ApiFailure, shown};
 use crate::keys;

@@ -78,4 +78,5 @@ pub use api::ROUTES as API_ROUTES;
 pub use auth::AuthMode;
 pub use error::ApiFailure;
 pub use metrics_listener::serve_metrics;
+pub use serve::serve_connection;
 pub use state::{RouteUrls, ServerState, StateOptions};

@@ -5,11 +5,11 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, RwLock};
-use std::time::Instant;
 
 use cj_agent::{Health, ObservedContainer, Phase, TaskKey};
 use cj_runtime::ContainerState;
 use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
 
 use crate::state::lock;
 

@@ -43,13 +43,7 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .max_buf_size(MAX_HEAD_BYTES)
-        .max_headers(MAX_HEADER_LINES)
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIME);
+    let builder = builder();
     // Every connection holds a receiver: `true` asks it to finish, and the sender sees all
     // receivers gone once every connection has ended.
     let (stop, stopping) = watch::channel(false);
@@ -94,6 +88,35 @@ pub async fn serve(
         tracing::info!("stopped waiting for answers still streaming (logs -f, progress)");
     }
     Ok(())
+}
+
+/// Serves `router` on one connection the caller made, as if `peer` had connected, until the
+/// connection ends: the same HTTP as [`serve`], without a listener. Tests of the control plane
+/// serve in-memory streams with it, so a server and its agents run in one process on a paused
+/// clock.
+pub async fn serve_connection<I>(io: I, peer: SocketAddr, router: Router)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Ok(service) = router
+        .into_make_service_with_connect_info::<SocketAddr>()
+        .call(peer)
+        .await;
+    // Never asked to stop: the connection ends when its caller closes it.
+    let (_stop, stopping) = watch::channel(false);
+    connection(&builder(), io, TowerToHyperService::new(service), stopping).await;
+}
+
+/// hyper's server with its limits set.
+fn builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADER_LINES)
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIME);
+    builder
 }
 
 /// Serves one connection until it ends, or (once `stopping` says so) finishes it gracefully.

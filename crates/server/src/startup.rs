@@ -156,6 +156,12 @@ impl Prepared {
         self.started.api
     }
 
+    /// The API as a router, for serving connections made some other way than by the listener
+    /// ([`crate::serve_connection`]).
+    pub fn router(&self) -> axum::Router {
+        crate::api::router(self.state.clone(), self.auth.clone())
+    }
+
     /// Calls `on_ready`, then serves the API until `shutdown` completes.
     pub async fn serve(
         self,

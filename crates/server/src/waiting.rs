@@ -2,12 +2,13 @@
 //! or gone), while forwarding their progress. `up`, `down` and rollouts all wait this way.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cj_agent::{Health, Phase, TaskKey};
 use cj_api::{OperationEvent, TaskFailure, WaitingForHost};
 use futures_util::StreamExt;
 use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
 
 use crate::agent_link::StreamItem;
 
@@ -53,7 +54,7 @@ impl ServerState {
         mut progress: broadcast::Receiver<TaskProgress>,
         events: &mpsc::Sender<OperationEvent>,
     ) -> WaitResult {
-        let deadline = cj_agent::later(tokio::time::Instant::now(), timeout);
+        let deadline = cj_agent::later(Instant::now(), timeout);
         let mut changed = self.observed.subscribe_changed();
         let mut joined = self.links.subscribe_joined();
         // Failures seen on the progress stream: the latest phase may already have moved on (a
@@ -95,7 +96,7 @@ impl ServerState {
             }
             let settled = async {
                 match look_again {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
