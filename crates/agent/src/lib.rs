@@ -7,10 +7,12 @@
 //! own is reported and restarted with backoff (or kept, with `on_failure: keep`). Everything it
 //! sees and does goes back to the server as [`AgentReport`]s. [`tls`] is how this binary dials
 //! a server over TLS, the agent's link and the CLI alike.
+//!
+//! The protocol's types ([`link`], [`Assignment`], [`AgentReport`], ...) are `cj_api::agent`'s,
+//! re-exported here for the agent's own tests.
 
 mod backoff;
 mod health;
-pub mod link;
 mod naming;
 mod observe;
 mod plan;
@@ -19,17 +21,15 @@ mod reconcile;
 mod remote;
 mod seed;
 mod stats;
-mod time;
 pub mod tls;
-mod types;
 
 pub use backoff::Backoff;
+pub use cj_api::agent::{
+    AgentReport, Assignment, ContainerEvent, ContainerEventKind, ContainerStats, Health,
+    ObservedContainer, Phase, TaskKey, effective_hash, link,
+};
+pub use cj_api::time::{LONGEST_WAIT, later};
 pub use plan::{Action, Drains, plan_task, plan_unwanted};
 pub use reconcile::{Agent, AgentConfig};
 pub use remote::{LinkError, RemoteOptions, run_remote};
-pub use stats::{ContainerStats, DEFAULT_STATS_INTERVAL};
-pub use time::{LONGEST_WAIT, later};
-pub use types::{
-    AgentReport, Assignment, ContainerEvent, ContainerEventKind, Health, ObservedContainer, Phase,
-    TaskKey, effective_hash,
-};
+pub use stats::DEFAULT_STATS_INTERVAL;

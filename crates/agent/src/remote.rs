@@ -13,6 +13,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cj_api::agent::link::{
+    AgentHello, AgentMessage, AgentRequest, DataFrame, LinkTiming, Outcome, PROTOCOL_VERSION,
+    ServerMessage, StreamKind,
+};
+use cj_api::agent::{AgentReport, Assignment};
 use cj_runtime::{ContainerRuntime, ExecOptions, LogChunk, RuntimeError};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc, watch};
@@ -20,14 +25,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use crate::link::{
-    AgentHello, AgentMessage, AgentRequest, DataFrame, LinkTiming, Outcome, PROTOCOL_VERSION,
-    ServerMessage, StreamKind,
-};
 use crate::prewarm;
 use crate::reconcile::{Agent, AgentConfig};
 use crate::tls::{self, TlsClient};
-use crate::types::{AgentReport, Assignment};
 
 mod exec;
 mod fence;
@@ -327,7 +327,7 @@ impl<R: ContainerRuntime> Link<R> {
                         }
                         Ok(ServerMessage::ExecResize { id, rows, cols }) => {
                             if let Some(exec) = execs.get(&id) {
-                                exec.resize(crate::link::TerminalSize { rows, cols });
+                                exec.resize(cj_api::agent::link::TerminalSize { rows, cols });
                             }
                         }
                         Ok(ServerMessage::ExecAck { id, frames }) => {
