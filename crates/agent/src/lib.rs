@@ -28,7 +28,6 @@ pub use cj_api::agent::{
     AgentReport, Assignment, ContainerEvent, ContainerEventKind, ContainerStats, Health,
     ObservedContainer, Phase, TaskKey, effective_hash, link,
 };
-pub use cj_api::time::{LONGEST_WAIT, later};
 pub use plan::{Action, Drains, plan_task, plan_unwanted};
 pub use reconcile::{Agent, AgentConfig};
 pub use remote::{LinkError, RemoteOptions, run_remote};

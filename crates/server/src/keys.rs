@@ -103,7 +103,7 @@ pub fn event(env: &str, service: &str, job: &str, nanos: i128) -> String {
 
 pub const PLACEMENTS: &str = "placements/";
 
-pub fn placement(key: &cj_agent::TaskKey) -> String {
+pub fn placement(key: &cj_api::agent::TaskKey) -> String {
     format!(
         "placements/{}/{}/{}/{}",
         key.env, key.service, key.job, key.task
@@ -164,7 +164,7 @@ pub fn task_ports_of_env(env: &str) -> String {
     format!("task-ports/{env}/")
 }
 
-pub fn task_port(key: &cj_agent::TaskKey) -> String {
+pub fn task_port(key: &cj_api::agent::TaskKey) -> String {
     format!(
         "task-ports/{}/{}/{}/{}",
         key.env, key.service, key.job, key.task

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cj_agent::{Assignment, TaskKey};
 use cj_api::HistoryEvent;
+use cj_api::agent::{Assignment, TaskKey};
 use cj_store::StoreJson;
 
 use crate::error::ApiFailure;
