@@ -1,5 +1,7 @@
 //! `coding-job`: one binary for the server, the agent and the CLI. This file only parses the
-//! arguments and wires the pieces together.
+//! arguments and wires the pieces together; [`dev`] wires `dev` mode's.
+
+mod dev;
 
 use std::io::Write;
 use std::time::Duration;
@@ -13,11 +15,12 @@ use cj_cli::{AgentArgs, Cli, Command, DevArgs, RouterArgs, ServerArgs};
 use cj_router::RouterConfig;
 use cj_runtime::{ContainerRuntime, DockerRuntime, SimRuntime};
 use cj_server::config::ServerConfig;
-use cj_server::dev::{DevOptions, run_dev};
 use cj_server::startup::{ServerOptions, Started, run_server};
 use cj_server::tls::TlsFiles;
 use cj_server::{AdminToken, AuthMode, RouteUrls, StateOptions};
 use clap::Parser;
+
+use crate::dev::{DevOptions, run_dev};
 
 fn main() {
     let cli = Cli::parse();
