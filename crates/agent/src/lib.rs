@@ -5,8 +5,8 @@
 //! and leaves alone what is right (decided by the config-hash label, so an agent restarted from
 //! nothing re-adopts what runs). It follows Docker's event stream: a container that dies on its
 //! own is reported and restarted with backoff (or kept, with `on_failure: keep`). Everything it
-//! sees and does goes back to the server as [`AgentReport`]s. [`tls`] is how this binary dials
-//! a server over TLS, the agent's link and the CLI alike.
+//! sees and does goes back to the server as [`AgentReport`]s, over a link dialled with
+//! `cj_net`, as the CLI dials.
 //!
 //! The protocol's types ([`link`], [`Assignment`], [`AgentReport`], ...) are `cj_api::agent`'s,
 //! re-exported here for the agent's own tests.
@@ -21,7 +21,6 @@ mod reconcile;
 mod remote;
 mod seed;
 mod stats;
-pub mod tls;
 
 pub use backoff::Backoff;
 pub use cj_api::agent::{

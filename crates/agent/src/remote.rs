@@ -1,6 +1,6 @@
 //! The agent process's link to its server: it dials the server's `/v1/agent/connect`
 //! WebSocket (`wss://` for an `https` server, trusting the web roots and `--ca-cert`: see
-//! [`crate::tls`]), says who it is, receives its assignments as they change, sends its reports, and
+//! [`cj_net`]), says who it is, receives its assignments as they change, sends its reports, and
 //! answers the server's requests about this host's containers (inspect, logs, exec: see
 //! [`exec`]; removing an environment's leftovers: see [`remove_env`]).
 //!
@@ -18,6 +18,7 @@ use cj_api::agent::link::{
     ServerMessage, StreamKind,
 };
 use cj_api::agent::{AgentReport, Assignment};
+use cj_net::TlsClient;
 use cj_runtime::{ContainerRuntime, ExecOptions, LogChunk, RuntimeError};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc, watch};
@@ -27,7 +28,6 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::prewarm;
 use crate::reconcile::{Agent, AgentConfig};
-use crate::tls::{self, TlsClient};
 
 mod exec;
 mod fence;
@@ -183,12 +183,13 @@ impl<R: ContainerRuntime> Link<R> {
         let port = uri
             .port_u16()
             .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
-        // tungstenite is built without TLS: `tls` dials the stream, as it does for the CLI, and
+        // tungstenite is built without TLS: `cj_net` dials the stream, as it does for the CLI, and
         // the WebSocket runs over it.
-        let stream = tokio::time::timeout(DIAL_TIMEOUT, tls::dial(&host, port, self.tls.as_ref()))
-            .await
-            .map_err(|_| SessionError::Lost(format!("no answer from {host}:{port}")))?
-            .map_err(lost)?;
+        let stream =
+            tokio::time::timeout(DIAL_TIMEOUT, cj_net::dial(&host, port, self.tls.as_ref()))
+                .await
+                .map_err(|_| SessionError::Lost(format!("no answer from {host}:{port}")))?
+                .map_err(lost)?;
         let (socket, _) = tokio_tungstenite::client_async(request, stream)
             .await
             .map_err(refusal)?;

@@ -9,9 +9,9 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use anyhow::Context;
-use cj_agent::tls::TlsClient;
 use cj_agent::{RemoteOptions, run_remote};
 use cj_cli::{AgentArgs, Cli, Command, DevArgs, RouterArgs, ServerArgs};
+use cj_net::TlsClient;
 use cj_router::RouterConfig;
 use cj_runtime::{ContainerRuntime, DockerRuntime, SimRuntime};
 use cj_server::config::ServerConfig;
