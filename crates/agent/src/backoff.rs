@@ -44,7 +44,7 @@ impl Backoff {
         };
         self.started_at = None;
         let pause = Self::pause(self.consecutive_failures);
-        self.not_before = Some(crate::time::later(now, pause));
+        self.not_before = Some(cj_api::time::later(now, pause));
         pause
     }
 

@@ -9,13 +9,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cj_api::agent::{Health, TaskKey};
+use cj_api::time::later;
 use cj_runtime::ContainerRuntime;
 use cj_spec::{CheckSpec, Probe};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-
-use crate::time::later;
-use crate::types::{Health, TaskKey};
 
 /// The fastest probing pace while a task is starting.
 const STARTING_PACE: Duration = Duration::from_millis(100);

@@ -2,7 +2,7 @@
 //! tell what is there. Containers: `TASK_SERVICE_ENV_UNIXTIME`, as in the seed's
 //! `/coding-blog_1441006496`. Volumes: `VOLUME_TASK_SERVICE_ENV_CLUSTER8`.
 
-use crate::types::TaskKey;
+use cj_api::agent::TaskKey;
 
 pub(crate) fn container_name(key: &TaskKey, unix_seconds: i64, attempt: u32) -> String {
     let base = format!("{}_{}_{}_{}", key.task, key.service, key.env, unix_seconds);

@@ -2,11 +2,12 @@
 //! container's state does not change, and dropped on any event about it), and what their labels
 //! tell the agent alone ([`Notes`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use cj_runtime::{ContainerRuntime, ContainerState, ContainerStatus, RuntimeError, labels};
-
-use crate::types::{ObservedContainer, TaskKey};
+use cj_api::agent::{ObservedContainer, TaskKey};
+use cj_runtime::{
+    Container, ContainerRuntime, ContainerState, ContainerStatus, RuntimeError, labels,
+};
 
 #[derive(Default)]
 pub(crate) struct InspectCache {
@@ -39,7 +40,7 @@ pub(crate) async fn observe<R: ContainerRuntime>(
     let mut observed = Vec::with_capacity(containers.len());
     let mut notes = Notes::default();
     for container in &containers {
-        let Some(key) = TaskKey::from_labels(&container.labels) else {
+        let Some(key) = task_key(&container.labels) else {
             continue;
         };
         if let Ok(millis @ 1..) = container.label(labels::DRAIN_MS).parse::<u64>() {
@@ -50,7 +51,7 @@ pub(crate) async fn observe<R: ContainerRuntime>(
             let volumes = seeding.split(',').map(str::to_owned).collect();
             notes.unfinished_seeds.insert(container.id.clone(), volumes);
         }
-        let mut entry = ObservedContainer::from_container(key, container);
+        let mut entry = observed_container(key, container);
         let cached = lock(cache)
             .entries
             .get(&container.id)
@@ -84,6 +85,38 @@ pub(crate) async fn observe<R: ContainerRuntime>(
         .entries
         .retain(|id, _| live_ids.contains(id.as_str()));
     Ok((observed, notes))
+}
+
+/// The task a container's (or a volume's) labels name, if they carry all of its parts.
+pub(crate) fn task_key(labels: &BTreeMap<String, String>) -> Option<TaskKey> {
+    Some(TaskKey {
+        env: labels.get(labels::ENV)?.clone(),
+        service: labels.get(labels::SERVICE)?.clone(),
+        job: labels.get(labels::JOB)?.clone(),
+        task: labels.get(labels::TASK)?.clone(),
+    })
+}
+
+/// What the engine's list and the labels say of a container; the inspect adds the rest.
+fn observed_container(key: TaskKey, container: &Container) -> ObservedContainer {
+    ObservedContainer {
+        key,
+        id: container.id.clone(),
+        name: container.name.clone(),
+        image: container.image.clone(),
+        image_id: String::new(),
+        version: container.label(labels::VERSION).parse().unwrap_or(0),
+        config_hash: container.label(labels::CONFIG_HASH).to_owned(),
+        declared_host: container.label(labels::HOST).to_owned(),
+        state: container.state,
+        created: container.created,
+        started_at: None,
+        finished_at: None,
+        exit_code: None,
+        health: None,
+        health_detail: None,
+        leaving: false,
+    }
 }
 
 pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -8,13 +8,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use cj_api::agent::{Assignment, Health, ObservedContainer};
+use cj_api::time::later;
 use cj_runtime::ContainerState;
 use cj_spec::OnFailure;
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
-use crate::time::later;
-use crate::types::{Assignment, Health, ObservedContainer};
 
 /// Dead containers kept per task, newest first, so `logs` and `inspect` still work for recent
 /// deaths and replacements; older ones are removed so leftovers never exhaust disk or inodes
@@ -216,7 +216,7 @@ pub fn plan_unwanted(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::TaskKey;
+    use cj_api::agent::TaskKey;
     use std::time::Duration;
 
     fn assignment(on_failure: OnFailure) -> Assignment {

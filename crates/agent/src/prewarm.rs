@@ -2,8 +2,8 @@
 //! `up`, a rollout's batch, a task moved here from a lost host) waits for no registry.
 //!
 //! The server sends the set of images this host runs or may run
-//! ([`crate::link::ServerMessage::Prewarm`]) when the agent connects and whenever it changes;
-//! [`keep_warm`] pulls the missing ones in a task of its own, one at a time, so neither the
+//! ([`cj_api::agent::link::ServerMessage::Prewarm`]) when the agent connects and whenever it
+//! changes; [`keep_warm`] pulls the missing ones in a task of its own, one at a time, so neither the
 //! reconcile loop nor the link ever waits for a pull. A newer set replaces what is left of the
 //! older one (the pull under way finishes first). `hosts prewarm` asks for the same pulls and
 //! waits for their outcome ([`pull_all`]).

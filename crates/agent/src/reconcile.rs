@@ -18,6 +18,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cj_api::agent::{AgentReport, Assignment, Health, ObservedContainer, Phase, TaskKey};
+use cj_api::time::later;
 use cj_runtime::{ContainerRuntime, RuntimeError};
 use futures_util::future::join_all;
 use time::OffsetDateTime;
@@ -29,8 +31,6 @@ use crate::backoff::Backoff;
 use crate::health::HealthUpdate;
 use crate::observe::{InspectCache, Notes, lock, observe};
 use crate::plan::{Action, Drains, plan_task, plan_unwanted};
-use crate::time::later;
-use crate::types::{AgentReport, Assignment, Health, ObservedContainer, Phase, TaskKey};
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {

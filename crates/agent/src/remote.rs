@@ -1,6 +1,6 @@
 //! The agent process's link to its server: it dials the server's `/v1/agent/connect`
 //! WebSocket (`wss://` for an `https` server, trusting the web roots and `--ca-cert`: see
-//! [`crate::tls`]), says who it is, receives its assignments as they change, sends its reports, and
+//! [`cj_net`]), says who it is, receives its assignments as they change, sends its reports, and
 //! answers the server's requests about this host's containers (inspect, logs, exec: see
 //! [`exec`]; removing an environment's leftovers: see [`remove_env`]).
 //!
@@ -13,6 +13,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cj_api::agent::link::{
+    AgentHello, AgentMessage, AgentRequest, DataFrame, LinkTiming, Outcome, PROTOCOL_VERSION,
+    ServerMessage, StreamKind,
+};
+use cj_api::agent::{AgentReport, Assignment};
+use cj_net::TlsClient;
 use cj_runtime::{ContainerRuntime, ExecOptions, LogChunk, RuntimeError};
 use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
@@ -21,14 +27,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use crate::link::{
-    AgentHello, AgentMessage, AgentRequest, DataFrame, LinkTiming, Outcome, PROTOCOL_VERSION,
-    ServerMessage, StreamKind,
-};
 use crate::prewarm;
 use crate::reconcile::{Agent, AgentConfig};
-use crate::tls::{self, TlsClient};
-use crate::types::{AgentReport, Assignment};
 
 mod exec;
 mod fence;
@@ -97,10 +97,10 @@ pub trait Dialer: Send + Sync + 'static {
         host: &'a str,
         port: u16,
         tls: Option<&'a TlsClient>,
-    ) -> BoxFuture<'a, Result<Box<dyn tls::Io>, tls::DialError>>;
+    ) -> BoxFuture<'a, Result<Box<dyn cj_net::Io>, cj_net::DialError>>;
 }
 
-/// TCP, then TLS for a `wss://` URL: [`tls::dial`].
+/// TCP, then TLS for a `wss://` URL: [`cj_net::dial`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NetworkDialer;
 
@@ -110,8 +110,8 @@ impl Dialer for NetworkDialer {
         host: &'a str,
         port: u16,
         tls: Option<&'a TlsClient>,
-    ) -> BoxFuture<'a, Result<Box<dyn tls::Io>, tls::DialError>> {
-        Box::pin(tls::dial(host, port, tls))
+    ) -> BoxFuture<'a, Result<Box<dyn cj_net::Io>, cj_net::DialError>> {
+        Box::pin(cj_net::dial(host, port, tls))
     }
 }
 
@@ -224,7 +224,7 @@ impl<R: ContainerRuntime> Link<R> {
         let port = uri
             .port_u16()
             .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
-        // tungstenite is built without TLS: `tls` dials the stream, as it does for the CLI, and
+        // tungstenite is built without TLS: `cj_net` dials the stream, as it does for the CLI, and
         // the WebSocket runs over it.
         let dialing = self.dialer.dial(&host, port, self.tls.as_ref());
         let stream = tokio::time::timeout(DIAL_TIMEOUT, dialing)
@@ -369,7 +369,7 @@ impl<R: ContainerRuntime> Link<R> {
                         }
                         Ok(ServerMessage::ExecResize { id, rows, cols }) => {
                             if let Some(exec) = execs.get(&id) {
-                                exec.resize(crate::link::TerminalSize { rows, cols });
+                                exec.resize(cj_api::agent::link::TerminalSize { rows, cols });
                             }
                         }
                         Ok(ServerMessage::ExecAck { id, frames }) => {

@@ -8,26 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cj_api::HostResources;
+use cj_api::agent::{AgentReport, ContainerStats};
 use cj_runtime::{ContainerRuntime, ContainerState, ContainerUsage, labels};
-use serde::{Deserialize, Serialize};
 use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System};
 use tokio::sync::mpsc;
 
-use crate::types::{AgentReport, TaskKey};
+use crate::observe::task_key;
 
 /// How often an agent reports resource use unless told otherwise.
 pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(10);
-
-/// One running container's use, as `docker stats` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ContainerStats {
-    pub key: TaskKey,
-    pub container_id: String,
-    /// Of one CPU: 200 is two CPUs busy. `None` until two reads could be compared.
-    pub cpu_percent: Option<f64>,
-    pub memory_bytes: u64,
-    pub memory_limit_bytes: u64,
-}
 
 /// Reads and reports until the report channel closes.
 pub(crate) async fn report_usage<R: ContainerRuntime>(
@@ -114,7 +103,7 @@ async fn container_stats<R: ContainerRuntime>(
     let running: Vec<_> = containers
         .into_iter()
         .filter(|container| container.state == ContainerState::Running)
-        .filter_map(|container| Some((TaskKey::from_labels(&container.labels)?, container.id)))
+        .filter_map(|container| Some((task_key(&container.labels)?, container.id)))
         .collect();
     let reads = futures_util::future::join_all(
         running

@@ -1,12 +1,17 @@
 //! The HTTP API's JSON types (`/v1/...`). The server produces them, the CLI and the web UI read
 //! them, and scripts get them from `--json`. Field names are part of the contract: add fields,
-//! never rename them.
+//! never rename them. Beside them, what the other crates share without linking each other:
+//! the agent protocol ([`agent`]), deadlines that cannot overflow ([`time`]) and HTML escaping
+//! ([`html`]).
 
+pub mod agent;
 pub mod alerts;
 pub mod envs;
 pub mod events;
 pub mod exec;
+pub mod html;
 pub mod routes;
+pub mod time;
 
 use cj_spec::SpecError;
 use serde::{Deserialize, Serialize};

@@ -1,14 +1,14 @@
 //! The HTTP client: JSON in and out, API errors turned into messages and exit codes. It sends
 //! the token (`--token`) as `Authorization: Bearer`, trusts an extra CA (`--ca-cert`, through
-//! the TLS configuration agents use too, `cj_agent::tls`), and never sends loopback traffic
+//! the TLS configuration agents use too, `cj_net`), and never sends loopback traffic
 //! through a proxy (`HTTP_PROXY` is for the network, and a proxy would see the token).
 //! WebSockets (`exec`) are `websocket`'s, with the same settings.
 
 use std::net::IpAddr;
 use std::path::Path;
 
-use cj_agent::tls::{TlsClient, trust_hint};
 use cj_api::{ApiError, USER_HEADER};
+use cj_net::{TlsClient, trust_hint};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Serialize;

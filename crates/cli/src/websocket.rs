@@ -1,10 +1,10 @@
 //! WebSocket connections to the API (`exec`), with the HTTP client's settings: the server's
 //! URL (`http` becomes `ws`, `https` `wss`), the token as `Authorization: Bearer`, the user
 //! header, and for TLS the usual web roots plus `--ca-cert` (the client's `TlsClient`, which
-//! reqwest uses too; the stream is dialled as agents dial theirs, `cj_agent::tls::dial`). No
+//! reqwest uses too; the stream is dialled as agents dial theirs, `cj_net::dial`). No
 //! proxy is used. A refused upgrade is the server's JSON error, as for any request.
 
-use cj_agent::tls::{DialError, Io, dial};
+use cj_net::{DialError, Io, dial};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;

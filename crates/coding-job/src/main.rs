@@ -1,5 +1,7 @@
 //! `coding-job`: one binary for the server, the agent and the CLI. This file only parses the
-//! arguments and wires the pieces together.
+//! arguments and wires the pieces together; [`dev`] wires `dev` mode's.
+
+mod dev;
 
 use std::io::Write;
 use std::time::Duration;
@@ -7,17 +9,18 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use anyhow::Context;
-use cj_agent::tls::TlsClient;
 use cj_agent::{RemoteOptions, run_remote};
 use cj_cli::{AgentArgs, Cli, Command, DevArgs, RouterArgs, ServerArgs};
+use cj_net::TlsClient;
 use cj_router::RouterConfig;
 use cj_runtime::{ContainerRuntime, DockerRuntime, SimRuntime};
 use cj_server::config::ServerConfig;
-use cj_server::dev::{DevOptions, run_dev};
 use cj_server::startup::{ServerOptions, Started, run_server};
 use cj_server::tls::TlsFiles;
 use cj_server::{AdminToken, AuthMode, RouteUrls, StateOptions};
 use clap::Parser;
+
+use crate::dev::{DevOptions, run_dev};
 
 fn main() {
     let cli = Cli::parse();

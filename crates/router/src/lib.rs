@@ -32,7 +32,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use follow::follow_server;
-pub use pages::html as escape_html;
 pub use stats::{Counts, RouteStatus, StatusPage};
 
 use crate::proxy::Proxy;

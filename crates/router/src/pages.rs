@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 
 use bytes::Bytes;
+use cj_api::html::escape as html;
 use http_body_util::{Either, Full};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
@@ -193,23 +194,6 @@ fn routes_table(out: &mut String, routes: &[RouteStatus]) {
     out.push_str("</table>");
 }
 
-/// `text` escaped for HTML text and attribute values (also the web UI's, for the markup it
-/// builds outside its templates).
-pub fn html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;\
 text-align:left}.note{color:#777;font-size:.9em}";
@@ -246,14 +230,6 @@ fn respond(status: StatusCode, content_type: &'static str, body: String) -> Resp
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            html("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
-    }
 
     #[test]
     fn json_is_recognised_among_accepted_types() {

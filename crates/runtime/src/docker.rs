@@ -95,7 +95,7 @@ pub(crate) fn inspected(
     let status = ContainerStatus {
         state: state
             .status
-            .map(|status| ContainerState::from_docker(status.as_ref()))
+            .map(|status| state_from_docker(status.as_ref()))
             .unwrap_or(ContainerState::Unknown),
         started_at: non_zero_time(state.started_at),
         finished_at: non_zero_time(state.finished_at),
@@ -105,6 +105,20 @@ pub(crate) fn inspected(
         error: state.error.unwrap_or_default(),
     };
     Ok((status, raw))
+}
+
+/// The state a word of Docker's (`running`, `exited`, ...) names.
+fn state_from_docker(state: &str) -> ContainerState {
+    match state {
+        "created" => ContainerState::Created,
+        "running" => ContainerState::Running,
+        "paused" => ContainerState::Paused,
+        "restarting" => ContainerState::Restarting,
+        "removing" => ContainerState::Removing,
+        "exited" => ContainerState::Exited,
+        "dead" => ContainerState::Dead,
+        _ => ContainerState::Unknown,
+    }
 }
 
 fn label_filters(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
@@ -139,7 +153,7 @@ impl ContainerRuntime for DockerRuntime {
                 labels: summary.labels.unwrap_or_default().into_iter().collect(),
                 state: summary
                     .state
-                    .map(|state| ContainerState::from_docker(state.as_ref()))
+                    .map(|state| state_from_docker(state.as_ref()))
                     .unwrap_or(ContainerState::Unknown),
                 created: summary.created.unwrap_or_default(),
             })

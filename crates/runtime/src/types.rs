@@ -4,41 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ContainerState {
-    Created,
-    Running,
-    Paused,
-    Restarting,
-    Removing,
-    Exited,
-    Dead,
-    Unknown,
-}
-
-impl ContainerState {
-    pub fn from_docker(state: &str) -> Self {
-        match state {
-            "created" => ContainerState::Created,
-            "running" => ContainerState::Running,
-            "paused" => ContainerState::Paused,
-            "restarting" => ContainerState::Restarting,
-            "removing" => ContainerState::Removing,
-            "exited" => ContainerState::Exited,
-            "dead" => ContainerState::Dead,
-            _ => ContainerState::Unknown,
-        }
-    }
-
-    /// Whether the container's process is (or is about to be) alive.
-    pub fn is_live(self) -> bool {
-        matches!(
-            self,
-            ContainerState::Running | ContainerState::Paused | ContainerState::Restarting
-        )
-    }
-}
+/// Shared with the agent protocol, which reports it (`cj_api::agent`).
+pub use cj_api::agent::ContainerState;
 
 /// A container as listed by the engine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

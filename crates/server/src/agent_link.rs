@@ -1,4 +1,4 @@
-//! The server's end of the agent protocol (`cj_agent::link`): every agent holds one WebSocket
+//! The server's end of the agent protocol (`cj_api::agent::link`): every agent holds one WebSocket
 //! (`GET /v1/agent/connect`) over which it gets its host's assignments the moment they change,
 //! sends its reports, and answers requests about its containers (inspect, logs, exec: see
 //! [`exec`]). The server never talks to Docker; whatever it needs from an engine it asks the
@@ -17,8 +17,8 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use bytes::Bytes;
-use cj_agent::Assignment;
-use cj_agent::link::{
+use cj_api::agent::Assignment;
+use cj_api::agent::link::{
     AgentHello, AgentMessage, AgentRequest, DataFrame, Outcome, PROTOCOL_VERSION, ServerMessage,
     StreamKind,
 };
@@ -30,7 +30,7 @@ use crate::control::published::Published;
 use crate::error::{ApiFailure, shown};
 use crate::state::{ServerState, lock};
 
-use cj_agent::link::LinkTiming;
+use cj_api::agent::link::LinkTiming;
 
 mod exec;
 
@@ -592,7 +592,7 @@ mod tests {
             "init": true, "docker_hostconfig": {}, "docker_config": {}
         }))
         .unwrap();
-        let key = cj_agent::TaskKey {
+        let key = cj_api::agent::TaskKey {
             env: "production".into(),
             service: "s".into(),
             job: "j".into(),

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use cj_agent::TaskKey;
+use cj_api::agent::TaskKey;
 
 use crate::alert_rules::shown;
 use crate::error::ApiFailure;

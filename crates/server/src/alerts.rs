@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cj_agent::TaskKey;
+use cj_api::agent::TaskKey;
 use cj_api::alerts::Alert;
 use cj_store::StoreJson;
 
@@ -69,7 +69,7 @@ impl Alerts {
     }
 
     /// A task's container started again after it had run.
-    pub fn task_restarted(&self, key: &cj_agent::TaskKey) {
+    pub fn task_restarted(&self, key: &cj_api::agent::TaskKey) {
         if self.rules.crash_loop.is_some() {
             let mut engine = lock(&self.engine);
             engine

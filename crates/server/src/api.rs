@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use bytes::Bytes;
-use cj_agent::TaskKey;
+use cj_api::agent::TaskKey;
 use cj_api::{ApiError, OperationEvent};
 use cj_api::{
     DEFAULT_ENV, InspectResponse, MAX_TIMEOUT_SECONDS, OperationRequest, PushRequest, PushResponse,
@@ -38,7 +38,7 @@ use crate::releases;
 use crate::sanitize;
 use crate::state::{DesiredJob, ServerState};
 use crate::status::current_container;
-use cj_agent::link::StreamKind;
+use cj_api::agent::link::StreamKind;
 
 pub(crate) type AppState = State<Arc<ServerState>>;
 

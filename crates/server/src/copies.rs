@@ -5,7 +5,7 @@
 //! So a task's containers count only on the hosts it is assigned to now, as last published (two
 //! while a drained task hands over: `handover`).
 
-use cj_agent::{ObservedContainer, TaskKey};
+use cj_api::agent::{ObservedContainer, TaskKey};
 
 use crate::state::ServerState;
 

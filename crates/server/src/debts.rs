@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cj_agent::link::{AgentRequest, Outcome};
+use cj_api::agent::link::{AgentRequest, Outcome};
 use cj_store::StoreJson;
 use serde::{Deserialize, Serialize};
 

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cj_agent::link::{AgentRequest, Outcome, RemoveEnvOutcome};
+use cj_api::agent::link::{AgentRequest, Outcome, RemoveEnvOutcome};
 use cj_api::envs::DestroyEnvResponse;
 use cj_api::{DEFAULT_ENV, OperationEvent};
 use cj_store::StoreJson;

@@ -14,14 +14,14 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
-use cj_agent::TaskKey;
-use cj_agent::link::{LinkTiming, StreamKind, TerminalSize};
+use cj_api::agent::ContainerState;
+use cj_api::agent::TaskKey;
+use cj_api::agent::link::{LinkTiming, StreamKind, TerminalSize};
 use cj_api::exec::{
     ExecClientMessage, ExecServerMessage, MAX_CLIENT_MESSAGE_BYTES, MAX_COMMAND_ARGS,
     MAX_COMMAND_BYTES, STDIN, data_message,
 };
 use cj_api::{DEFAULT_ENV, TaskStatus};
-use cj_runtime::ContainerState;
 use futures_util::{SinkExt, StreamExt};
 
 use crate::agent_link::{ExecInput, ExecItem, ExecOutput, ExecRequest};

@@ -18,7 +18,7 @@ use crate::error::{ApiFailure, shown};
 use crate::keys;
 use crate::placement::{Capacity, HostView};
 
-use cj_agent::ContainerStats;
+use cj_api::agent::ContainerStats;
 use cj_api::{HostInfo, HostResources};
 
 use crate::state::{ServerState, lock, now_rfc3339};
@@ -381,7 +381,7 @@ mod tests {
         let hosts = Hosts::default();
         for n in 0..HISTORY_LEN + 3 {
             let container = ContainerStats {
-                key: cj_agent::TaskKey {
+                key: cj_api::agent::TaskKey {
                     env: "e".into(),
                     service: "s".into(),
                     job: "j".into(),

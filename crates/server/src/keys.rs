@@ -107,7 +107,7 @@ pub fn placements_of_service(env: &str, service: &str) -> String {
     format!("placements/{env}/{service}/")
 }
 
-pub fn placement(key: &cj_agent::TaskKey) -> String {
+pub fn placement(key: &cj_api::agent::TaskKey) -> String {
     format!(
         "placements/{}/{}/{}/{}",
         key.env, key.service, key.job, key.task
@@ -168,7 +168,7 @@ pub fn task_ports_of_env(env: &str) -> String {
     format!("task-ports/{env}/")
 }
 
-pub fn task_port(key: &cj_agent::TaskKey) -> String {
+pub fn task_port(key: &cj_api::agent::TaskKey) -> String {
     format!(
         "task-ports/{}/{}/{}/{}",
         key.env, key.service, key.job, key.task

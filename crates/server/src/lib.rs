@@ -2,10 +2,11 @@
 //!
 //! Desired state lives in the store (`push` writes versions, `up`/`down` write which job runs at
 //! which version); from it the server computes each host's assignments and hands them to the
-//! agents; agents report back what they see and do, which becomes status and history. In `dev`
-//! mode the server, one agent and the embedded store share one process ([`dev::run_dev`]);
-//! `coding-job server` is the same server without the agent ([`startup::run_server`]). Every
-//! request passes `auth` (tokens, roles, the audit log).
+//! agents; agents report back what they see and do, which becomes status and history.
+//! `coding-job server` runs it alone ([`startup::run_server`]); in `dev` mode the binary runs
+//! it ([`startup::prepare`]) with one agent and the embedded store in one process. The server
+//! never links the agent or the container runtime: it speaks the agent protocol
+//! (`cj_api::agent`) over the link. Every request passes `auth` (tokens, roles, the audit log).
 
 mod admin_token;
 mod agent_link;
@@ -22,7 +23,6 @@ pub mod control;
 mod copies;
 mod debts;
 mod deployments;
-pub mod dev;
 mod drain;
 mod edge;
 mod env_api;

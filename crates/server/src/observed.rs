@@ -6,8 +6,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, RwLock};
 
-use cj_agent::{Health, ObservedContainer, Phase, TaskKey};
-use cj_runtime::ContainerState;
+use cj_api::agent::ContainerState;
+use cj_api::agent::{Health, ObservedContainer, Phase, TaskKey};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 

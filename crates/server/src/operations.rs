@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cj_agent::TaskKey;
+use cj_api::agent::TaskKey;
 use cj_api::{OperationEvent, OperationSummary, TaskFailure};
 use cj_store::StoreJson;
 use tokio::sync::mpsc;

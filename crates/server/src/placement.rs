@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use cj_agent::TaskKey;
+use cj_api::agent::TaskKey;
 use cj_spec::TaskSpec;
 use serde::{Deserialize, Serialize};
 

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use cj_agent::TaskKey;
+use cj_api::agent::TaskKey;
 use cj_store::{Compare, Op, StoreJson, TxnOutcome};
 
 use crate::error::ApiFailure;

@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::ws::Message;
 use axum::extract::{Path, State};
-use cj_agent::link::{AgentRequest, Outcome, ServerMessage};
+use cj_api::agent::link::{AgentRequest, Outcome, ServerMessage};
 use cj_api::{ImagePull, PrewarmResponse};
 use cj_spec::TaskSpec;
 use tokio::sync::{mpsc, watch};

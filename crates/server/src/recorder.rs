@@ -94,7 +94,7 @@ pub fn status_class(status: u16) -> &'static str {
 }
 
 /// A task's container started again after it had run.
-pub fn task_restarted(key: &cj_agent::TaskKey) {
+pub fn task_restarted(key: &cj_api::agent::TaskKey) {
     metrics::counter!(
         "coding_job_task_restarts_total",
         "env" => key.env.clone(),

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cj_agent::TaskKey;
+use cj_api::agent::TaskKey;
 use cj_spec::RenderContext;
 use cj_store::StoreJson;
 

@@ -1,7 +1,7 @@
 //! Taking in what agents report: snapshots become the observed state, phases feed waiting
 //! operations, and container events become the job's history in the store.
 
-use cj_agent::{AgentReport, ContainerEvent, ContainerEventKind};
+use cj_api::agent::{AgentReport, ContainerEvent, ContainerEventKind};
 use cj_api::{ContainerRecord, HistoryEvent};
 use cj_store::StoreJson;
 
@@ -42,7 +42,7 @@ impl ServerState {
                 if let Err(error) = self.record_health(&host, &key, &container_id, health) {
                     tracing::error!(%error, container = container_id, "cannot record a health change");
                 }
-                if health == cj_agent::Health::Unhealthy {
+                if health == cj_api::agent::Health::Unhealthy {
                     self.notifier
                         .send(crate::notify::Notification::TaskUnhealthy {
                             env: key.env.clone(),
@@ -83,14 +83,14 @@ impl ServerState {
     fn record_health(
         &self,
         host: &str,
-        key: &cj_agent::TaskKey,
+        key: &cj_api::agent::TaskKey,
         container_id: &str,
-        health: cj_agent::Health,
+        health: cj_api::agent::Health,
     ) -> Result<(), cj_store::StoreError> {
         let kind = match health {
-            cj_agent::Health::Healthy => "healthy",
-            cj_agent::Health::Unhealthy => "unhealthy",
-            cj_agent::Health::Starting => return Ok(()),
+            cj_api::agent::Health::Healthy => "healthy",
+            cj_api::agent::Health::Unhealthy => "unhealthy",
+            cj_api::agent::Health::Starting => return Ok(()),
         };
         let record_key = keys::container(&key.env, &key.service, &key.job, container_id);
         let version = self
@@ -170,7 +170,7 @@ impl ServerState {
     /// Adds an event to the job's history, in time order.
     pub(crate) fn append_history(
         &self,
-        key: &cj_agent::TaskKey,
+        key: &cj_api::agent::TaskKey,
         event: &HistoryEvent,
     ) -> Result<(), cj_store::StoreError> {
         let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();

@@ -195,10 +195,10 @@ impl ServerState {
     /// The batch must stay ready for `min_healthy_time` before the rollout goes on.
     async fn stay_healthy(
         &self,
-        goals: &[(cj_agent::TaskKey, Goal)],
+        goals: &[(cj_api::agent::TaskKey, Goal)],
         min_healthy: Duration,
     ) -> Result<(), Stop> {
-        let until = cj_agent::later(tokio::time::Instant::now(), min_healthy);
+        let until = cj_api::time::later(tokio::time::Instant::now(), min_healthy);
         let mut changed = self.observed.subscribe_changed();
         loop {
             if let Some((key, _)) = goals.iter().find(|(key, goal)| !self.is_ready(key, goal)) {
@@ -212,14 +212,14 @@ impl ServerState {
         }
     }
 
-    fn is_ready(&self, key: &cj_agent::TaskKey, goal: &Goal) -> bool {
+    fn is_ready(&self, key: &cj_api::agent::TaskKey, goal: &Goal) -> bool {
         let Goal::Ready { config_hash } = goal else {
             return self.observed.containers_of(key).is_empty();
         };
         self.copies_of(key).iter().any(|(_, c)| {
             c.is_live()
                 && c.config_hash == *config_hash
-                && matches!(c.health, None | Some(cj_agent::Health::Healthy))
+                && matches!(c.health, None | Some(cj_api::agent::Health::Healthy))
         })
     }
 
@@ -301,7 +301,7 @@ impl ServerState {
         if updated.is_some() {
             self.assignments_caught_up().await.map_err(failed)?;
         }
-        let removed: Vec<(cj_agent::TaskKey, Goal)> = job
+        let removed: Vec<(cj_api::agent::TaskKey, Goal)> = job
             .changes
             .iter()
             .filter(|change| change.change == ChangeKind::Remove)
@@ -332,7 +332,7 @@ impl ServerState {
         deployment: &Deployment,
         job_index: usize,
         tasks: &[String],
-    ) -> Result<Vec<(cj_agent::TaskKey, Goal)>, ApiFailure> {
+    ) -> Result<Vec<(cj_api::agent::TaskKey, Goal)>, ApiFailure> {
         let job = &deployment.jobs[job_index];
         self.change_desired(deployment, &job.job, |desired, current| {
             if desired.task_versions.is_empty() {
@@ -356,7 +356,7 @@ impl ServerState {
         deployment: &Deployment,
         job_index: usize,
         tasks: &[String],
-    ) -> Result<Vec<(cj_agent::TaskKey, Goal)>, ApiFailure> {
+    ) -> Result<Vec<(cj_api::agent::TaskKey, Goal)>, ApiFailure> {
         let job = &deployment.jobs[job_index];
         let generation = deployment
             .id
@@ -402,7 +402,7 @@ impl ServerState {
         deployment: &Deployment,
         job: &str,
         tasks: &[String],
-    ) -> Result<Vec<(cj_agent::TaskKey, Goal)>, ApiFailure> {
+    ) -> Result<Vec<(cj_api::agent::TaskKey, Goal)>, ApiFailure> {
         let desired: DesiredJob = self
             .store
             .get_json(&keys::desired(&deployment.env, &deployment.service, job))?
@@ -420,8 +420,8 @@ impl ServerState {
             .collect())
     }
 
-    fn task_key(&self, deployment: &Deployment, task: &str, job: &str) -> cj_agent::TaskKey {
-        cj_agent::TaskKey {
+    fn task_key(&self, deployment: &Deployment, task: &str, job: &str) -> cj_api::agent::TaskKey {
+        cj_api::agent::TaskKey {
             env: deployment.env.clone(),
             service: deployment.service.clone(),
             job: job.to_owned(),

@@ -12,9 +12,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use cj_agent::Health;
+use cj_api::agent::ContainerState;
+use cj_api::agent::Health;
 use cj_api::routes::{Backend, Route, RouteTable};
-use cj_runtime::ContainerState;
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
@@ -61,7 +61,7 @@ impl RouteTableWatch {
 }
 
 /// Whether a container may take requests: running, not leaving, and healthy or without a check.
-pub(crate) fn serves(container: &cj_agent::ObservedContainer) -> bool {
+pub(crate) fn serves(container: &cj_api::agent::ObservedContainer) -> bool {
     container.state == ContainerState::Running
         && !container.leaving
         && matches!(container.health, None | Some(Health::Healthy))

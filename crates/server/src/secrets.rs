@@ -118,7 +118,7 @@ impl crate::state::ServerState {
     /// the task's environment and the `secret_env` values of its job at `version`.
     pub fn mask_task_secrets(
         &self,
-        key: &cj_agent::TaskKey,
+        key: &cj_api::agent::TaskKey,
         version: Option<u64>,
         value: &mut serde_json::Value,
     ) -> Result<(), crate::error::ApiFailure> {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use cj_agent::{TaskKey, effective_hash};
+use cj_api::agent::{TaskKey, effective_hash};
 use cj_spec::{OnFailure, TaskSpec};
 use cj_store::{Store, StoreJson};
 use serde::{Deserialize, Serialize};

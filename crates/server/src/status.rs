@@ -1,7 +1,7 @@
 //! What runs where: desired state joined with what the agents observe, one row per task.
 
-use cj_agent::{ObservedContainer, Phase, TaskKey};
 use cj_api::TaskStatus;
+use cj_api::agent::{ObservedContainer, Phase, TaskKey};
 use cj_spec::TaskSpec;
 use cj_store::StoreJson;
 
@@ -118,7 +118,7 @@ impl ServerState {
                 let state = serde_json::to_value(container.state)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned));
-                let unhealthy = container.health == Some(cj_agent::Health::Unhealthy);
+                let unhealthy = container.health == Some(cj_api::agent::Health::Unhealthy);
                 let detail = container.health_detail.clone().filter(|_| unhealthy);
                 (state.unwrap_or_else(|| "running".into()), detail)
             }
@@ -187,11 +187,11 @@ impl ServerState {
     }
 }
 
-pub fn health_word(health: cj_agent::Health) -> String {
+pub fn health_word(health: cj_api::agent::Health) -> String {
     match health {
-        cj_agent::Health::Starting => "starting",
-        cj_agent::Health::Healthy => "healthy",
-        cj_agent::Health::Unhealthy => "unhealthy",
+        cj_api::agent::Health::Starting => "starting",
+        cj_api::agent::Health::Healthy => "healthy",
+        cj_api::agent::Health::Unhealthy => "unhealthy",
     }
     .to_owned()
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cj_agent::{Health, Phase, TaskKey};
+use cj_api::agent::{Health, Phase, TaskKey};
 use cj_api::{OperationEvent, TaskFailure, WaitingForHost};
 use futures_util::StreamExt;
 use tokio::sync::{broadcast, mpsc};
@@ -54,7 +54,7 @@ impl ServerState {
         mut progress: broadcast::Receiver<TaskProgress>,
         events: &mpsc::Sender<OperationEvent>,
     ) -> WaitResult {
-        let deadline = cj_agent::later(Instant::now(), timeout);
+        let deadline = cj_api::time::later(Instant::now(), timeout);
         let mut changed = self.observed.subscribe_changed();
         let mut joined = self.links.subscribe_joined();
         // Failures seen on the progress stream: the latest phase may already have moved on (a

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
+use cj_api::agent::{Assignment, ObservedContainer, Phase, TaskKey};
 use cj_runtime::{ContainerRuntime, RuntimeError};
 use tokio::time::Instant;
 
 use super::{Agent, Failure};
 use crate::observe::lock;
 use crate::plan::Action;
-use crate::types::{Assignment, ObservedContainer, Phase, TaskKey};
 
 impl<R: ContainerRuntime> Agent<R> {
     /// Carries out one task's actions in order; returns when the task wants another look.

@@ -3,13 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 
+use cj_api::agent::{AgentReport, Assignment, Health, ObservedContainer, TaskKey};
 use cj_runtime::ContainerRuntime;
 use tokio::time::Instant;
 
 use super::Agent;
 use crate::health::{HealthUpdate, probe_loop};
 use crate::observe::lock;
-use crate::types::{AgentReport, Assignment, Health, ObservedContainer, TaskKey};
 
 impl<R: ContainerRuntime> Agent<R> {
     /// Records a check's new verdict; an unhealthy task counts as a failure for its backoff.

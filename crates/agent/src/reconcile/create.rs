@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use cj_api::agent::{AgentReport, Assignment, ContainerEvent, ContainerEventKind, Phase, TaskKey};
 use cj_runtime::{ContainerRuntime, CreateRequest, RuntimeError, VolumeMount, labels};
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -17,7 +18,6 @@ use super::{Agent, Failure, now_rfc3339};
 use crate::naming::{container_name, volume_name};
 use crate::observe::lock;
 use crate::seed;
-use crate::types::{AgentReport, Assignment, ContainerEvent, ContainerEventKind, Phase, TaskKey};
 
 /// One of a task's volumes, as this attempt found it.
 struct TaskVolume {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cj_api::agent::{AgentReport, ContainerEvent, ContainerEventKind};
 use cj_runtime::{ContainerRuntime, RuntimeEvent, labels};
 use futures_util::StreamExt;
 use time::OffsetDateTime;
@@ -12,8 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{Agent, now_rfc3339};
-use crate::observe::lock;
-use crate::types::{AgentReport, ContainerEvent, ContainerEventKind, TaskKey};
+use crate::observe::{lock, task_key};
 
 fn nanos_rfc3339(nanos: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(nanos as i128)
@@ -26,7 +26,7 @@ impl<R: ContainerRuntime> Agent<R> {
     /// Handles one engine event; returns whether a reconcile pass is needed.
     pub(super) fn handle_event(&self, event: RuntimeEvent) -> bool {
         lock(&self.inspect_cache).forget(&event.container_id);
-        let Some(key) = TaskKey::from_labels(&event.labels) else {
+        let Some(key) = task_key(&event.labels) else {
             return false;
         };
         // A stopped container's next run is judged afresh. (Not on "start": that event can

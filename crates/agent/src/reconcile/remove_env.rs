@@ -1,21 +1,21 @@
 //! Removing what an environment left on this host, on the server's request
-//! ([`crate::link::AgentRequest::RemoveEnv`]): its containers that no assignment wants and,
-//! unless asked to keep them, its volumes (the one thing the loop never removes).
+//! ([`cj_api::agent::link::AgentRequest::RemoveEnv`]): its containers that no assignment wants
+//! and, unless asked to keep them, its volumes (the one thing the loop never removes).
 //!
 //! It runs beside the loop and shares its memory: a container already leaving keeps its drain
 //! (never drained twice), and stops made here are recorded as stops, not deaths.
 
 use std::collections::{BTreeMap, HashSet};
 
+use cj_api::agent::link::RemoveEnvOutcome;
+use cj_api::agent::{Assignment, TaskKey};
+use cj_api::time::later;
 use cj_runtime::{Container, ContainerRuntime, RuntimeError, labels};
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
 use super::Agent;
-use crate::link::RemoveEnvOutcome;
-use crate::observe::lock;
-use crate::time::later;
-use crate::types::{Assignment, TaskKey};
+use crate::observe::{lock, task_key};
 
 impl<R: ContainerRuntime> Agent<R> {
     /// Removes every container of `env` that no assignment wants (a running one after its drain)
@@ -39,7 +39,7 @@ impl<R: ContainerRuntime> Agent<R> {
             .filter(|key| key.env == env)
             .collect();
         let is_wanted = |labels: &BTreeMap<String, String>| {
-            TaskKey::from_labels(labels).is_some_and(|key| wanted.contains(&key))
+            task_key(labels).is_some_and(|key| wanted.contains(&key))
         };
         let cluster = self.config.cluster.as_str();
         let of_env = [(labels::CLUSTER, cluster), (labels::ENV, env)];

@@ -8,6 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cj_api::agent::link::{
+    AgentMessage, DataFrame, EXEC_CHUNK, EXEC_WINDOW, Outcome, StreamKind, TerminalSize,
+};
 use cj_runtime::{AttachedExec, ContainerRuntime, ExecOptions, LogChunk};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -15,9 +18,6 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{failed, text};
-use crate::link::{
-    AgentMessage, DataFrame, EXEC_CHUNK, EXEC_WINDOW, Outcome, StreamKind, TerminalSize,
-};
 
 /// How long the engine may take, once the output closed, to say how the command ended.
 const EXIT_CODE_WAIT: Duration = Duration::from_secs(3);

@@ -11,11 +11,10 @@
 
 use std::sync::{Arc, Mutex};
 
+use cj_api::agent::Assignment;
+use cj_api::agent::link::LinkTiming;
 use tokio::sync::watch;
 use tokio::time::Instant;
-
-use crate::link::LinkTiming;
-use crate::types::Assignment;
 
 pub type AssignmentsSender = watch::Sender<Option<Arc<Vec<Assignment>>>>;
 

@@ -1,16 +1,16 @@
-//! Answering [`AgentRequest::RemoveEnv`](crate::link::AgentRequest::RemoveEnv): the reconcile
-//! loop's agent does the work; this sends its outcome back.
+//! Answering [`AgentRequest::RemoveEnv`](cj_api::agent::link::AgentRequest::RemoveEnv): the
+//! reconcile loop's agent does the work; this sends its outcome back.
 
 use std::sync::Arc;
 
+use cj_api::agent::Assignment;
+use cj_api::agent::link::{AgentMessage, Outcome};
 use cj_runtime::ContainerRuntime;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::text;
-use crate::link::{AgentMessage, Outcome};
 use crate::reconcile::Agent;
-use crate::types::Assignment;
 
 pub(super) async fn answer<R: ContainerRuntime>(
     agent: Option<Arc<Agent<R>>>,

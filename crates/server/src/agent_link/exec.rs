@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cj_agent::link::{
+use cj_api::agent::link::{
     AgentRequest, DataFrame, EXEC_CHUNK, EXEC_WINDOW, Outcome, ServerMessage, StreamKind,
     TerminalSize,
 };

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cj_agent::{Assignment, TaskKey};
+use cj_api::agent::{Assignment, TaskKey};
 use tokio::sync::watch;
 
 use crate::error::ApiFailure;

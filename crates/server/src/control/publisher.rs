@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cj_agent::{Assignment, TaskKey};
 use cj_api::HistoryEvent;
+use cj_api::agent::{Assignment, TaskKey};
 use cj_store::{StoreJson, WatchEvent, WatchKind};
 use futures_util::{FutureExt, StreamExt};
 
@@ -125,7 +125,7 @@ impl Publisher {
                 let next_loss = state
                     .hosts
                     .next_loss(&state.links.hosts(), scheduler.host_down_after());
-                let lost = sleep_until(next_loss.map(tokio::time::Instant::from_std));
+                let lost = sleep_until(next_loss);
                 let retry = sleep_until(retry_at);
                 let mut rewatch = false;
                 tokio::select! {

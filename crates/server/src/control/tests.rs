@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cj_agent::TaskKey;
+use cj_api::agent::TaskKey;
 use cj_store::StoreJson;
 
 use super::publisher::Publisher;

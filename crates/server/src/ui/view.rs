@@ -181,7 +181,7 @@ pub fn percent(value: f64) -> String {
 
 /// HTML-escapes text that goes into markup built here rather than by a template (the same
 /// escaping as the router's own pages).
-pub use cj_router::escape_html as escape;
+pub use cj_api::html::escape;
 
 /// A CSS class for a task's or host's state word.
 pub fn state_class(state: &str) -> &'static str {

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use cj_agent::Dialer;
-use cj_agent::tls::{DialError, Io, TlsClient};
+use cj_net::{DialError, Io, TlsClient};
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 

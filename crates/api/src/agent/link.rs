@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{AgentReport, Assignment};
+use super::{AgentReport, Assignment, TaskKey};
 
 /// The protocol's version: a server refuses an agent that speaks another. 2: exec. 3: pre-warm
 /// ([`ServerMessage::Prewarm`], [`AgentRequest::Pull`]), which an older agent would leave
@@ -98,7 +98,7 @@ pub enum ServerMessage {
         /// to other hosts now (they moved while it could not hear the server). Their copies here
         /// stop at once, without a drain, since no router sends to them any more.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        moved_away: Vec<crate::TaskKey>,
+        moved_away: Vec<TaskKey>,
     },
     /// Do something with a container of this host and answer with the request's id.
     Request { id: u64, request: AgentRequest },

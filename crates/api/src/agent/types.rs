@@ -1,11 +1,11 @@
 //! What the server asks of an agent and what the agent tells the server.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
-use cj_runtime::{Container, ContainerState, labels};
 use cj_spec::{OnFailure, TaskSpec};
 use serde::{Deserialize, Serialize};
+
+use crate::HostResources;
 
 /// The identity of a task: unique across the whole installation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -14,18 +14,6 @@ pub struct TaskKey {
     pub service: String,
     pub job: String,
     pub task: String,
-}
-
-impl TaskKey {
-    /// The key a container's labels name, if it carries all of them.
-    pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<TaskKey> {
-        Some(TaskKey {
-            env: labels.get(labels::ENV)?.clone(),
-            service: labels.get(labels::SERVICE)?.clone(),
-            job: labels.get(labels::JOB)?.clone(),
-            task: labels.get(labels::TASK)?.clone(),
-        })
-    }
 }
 
 impl fmt::Display for TaskKey {
@@ -147,6 +135,30 @@ pub enum Phase {
     Removed,
 }
 
+/// A container's state, in the engine's words (`docker ps`'s `State`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+    Unknown,
+}
+
+impl ContainerState {
+    /// Whether the container's process is (or is about to be) alive.
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            ContainerState::Running | ContainerState::Paused | ContainerState::Restarting
+        )
+    }
+}
+
 /// A container as the agent sees it, with the details the status and history views need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObservedContainer {
@@ -189,27 +201,6 @@ impl ObservedContainer {
     pub fn is_live(&self) -> bool {
         self.state.is_live()
     }
-
-    pub(crate) fn from_container(key: TaskKey, container: &Container) -> Self {
-        ObservedContainer {
-            key,
-            id: container.id.clone(),
-            name: container.name.clone(),
-            image: container.image.clone(),
-            image_id: String::new(),
-            version: container.label(labels::VERSION).parse().unwrap_or(0),
-            config_hash: container.label(labels::CONFIG_HASH).to_owned(),
-            declared_host: container.label(labels::HOST).to_owned(),
-            state: container.state,
-            created: container.created,
-            started_at: None,
-            finished_at: None,
-            exit_code: None,
-            health: None,
-            health_detail: None,
-            leaving: false,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +233,17 @@ pub struct ContainerEvent {
     pub at: String,
     pub exit_code: Option<i64>,
     pub detail: Option<String>,
+}
+
+/// One running container's use, as `docker stats` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerStats {
+    pub key: TaskKey,
+    pub container_id: String,
+    /// Of one CPU: 200 is two CPUs busy. `None` until two reads could be compared.
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: u64,
+    pub memory_limit_bytes: u64,
 }
 
 /// Everything an agent tells the server.
@@ -277,8 +279,8 @@ pub enum AgentReport {
         host: String,
         /// The Docker engine's version.
         engine_version: String,
-        host_stats: cj_api::HostResources,
-        containers: Vec<crate::stats::ContainerStats>,
+        host_stats: HostResources,
+        containers: Vec<ContainerStats>,
     },
 }
 

@@ -1,8 +1,9 @@
 //! `coding-job dev`: the server, one agent and the embedded store in one process, for one
 //! machine. Every host name a config declares maps to this machine. The server part is the
-//! one `coding-job server` runs (`startup`); the agent is the one `coding-job agent` runs,
-//! dialling this server's agent endpoint over loopback with a token valid for this process
-//! only, so it gets in whether or not the server requires tokens.
+//! one `coding-job server` runs (`cj_server::startup`); the agent is the one `coding-job agent`
+//! runs, dialling this server's agent endpoint over loopback with a token valid for this process
+//! only, so it gets in whether or not the server requires tokens. Composed here, in the binary,
+//! because only the binary links both the server and the agent (with its container runtime).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,8 +13,8 @@ use anyhow::Context;
 use cj_agent::{RemoteOptions, run_remote};
 use cj_api::Role;
 use cj_runtime::DockerRuntime;
-
-use crate::startup::{self, ServerOptions, Started};
+use cj_server::RouteUrls;
+use cj_server::startup::{self, ServerOptions, Started};
 
 #[derive(Debug)]
 pub struct DevOptions {
@@ -54,7 +55,7 @@ pub async fn run_dev(
         Some(config) => {
             let domain = config.domain.clone();
             let router = cj_router::Router::bind(config, table).await?;
-            server.scheduling.route_urls = Some(crate::state::RouteUrls {
+            server.scheduling.route_urls = Some(RouteUrls {
                 domain: domain.clone(),
                 port: Some(router.local_addr().port()).filter(|port| *port != 80),
             });

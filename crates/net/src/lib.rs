@@ -1,5 +1,7 @@
 //! The client side of TLS, for every connection this binary dials to its server: the agent's
 //! link, and the CLI's requests and WebSockets, so both trust exactly the same certificates.
+//! A crate of its own so that the CLI dials as the agent does without linking the agent (and
+//! its container runtime).
 //! A [`TlsClient`] trusts the usual web roots plus those of a CA file (`--ca-cert`: PEM, one
 //! certificate or several), with ring as the only cryptography provider: a second provider in
 //! the process would make rustls refuse to choose one (see the root `Cargo.toml`).
