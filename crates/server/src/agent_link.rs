@@ -28,7 +28,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::control::published::Published;
 use crate::error::{ApiFailure, shown};
-use crate::state::{ServerState, lock};
+use crate::state::ServerState;
+use crate::base::lock;
 
 use cj_api::agent::link::LinkTiming;
 

@@ -9,7 +9,8 @@ use cj_api::agent::TaskKey;
 use crate::alert_rules::shown;
 use crate::error::ApiFailure;
 use crate::keys;
-use crate::state::{ServerState, lock};
+use crate::state::ServerState;
+use crate::base::lock;
 
 /// A condition that holds now.
 pub(crate) struct Condition {

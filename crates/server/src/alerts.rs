@@ -26,7 +26,8 @@ use crate::alert_conditions::Condition;
 use crate::alert_rules::AlertRules;
 use crate::error::ApiFailure;
 use crate::notify::Notification;
-use crate::state::{ServerState, lock, now_rfc3339};
+use crate::state::ServerState;
+use crate::base::{lock, now_rfc3339};
 
 /// The store prefix: `alerts/NANOS` holds one [`Alert`].
 pub const ALERTS: &str = "alerts/";
@@ -348,7 +349,7 @@ impl ServerState {
     responses((status = 200, description = "firing and recently resolved alerts, newest first", body = Vec<Alert>))
 )]
 pub async fn list(
-    axum::extract::State(state): crate::api::AppState,
+    axum::extract::State(state): crate::state::AppState,
 ) -> Result<axum::Json<Vec<Alert>>, ApiFailure> {
     Ok(axum::Json(Alerts::list(&*state.store)?))
 }

@@ -36,11 +36,10 @@ use crate::operations::{DEFAULT_WAVE_TIMEOUT, Direction, OperationPlan};
 use crate::previews;
 use crate::releases;
 use crate::sanitize;
-use crate::state::{DesiredJob, ServerState};
+use crate::state::{AppState, DesiredJob, ServerState};
 use crate::status::current_container;
 use cj_api::agent::link::StreamKind;
 
-pub(crate) type AppState = State<Arc<ServerState>>;
 
 /// Declares the routes once: [`ROUTES`] lists them and `routes()` builds them from the same
 /// lines, so the list cannot miss one (the API abuse test covers every route it names).

@@ -43,7 +43,7 @@ use crate::error::ApiFailure;
 use crate::same_origin;
 pub use crate::session::{CSRF_HEADER, Session, csrf_token};
 use crate::session::{form_csrf, session_cookie};
-use crate::state::{lock, now_rfc3339};
+use crate::base::{lock, now_rfc3339};
 use crate::tokens::{self, Secret, TokenError, TokenRecord};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

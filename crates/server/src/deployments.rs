@@ -14,7 +14,8 @@ use cj_store::{Compare, Op, StoreJson, TxnOutcome};
 use crate::error::ApiFailure;
 use crate::keys;
 use crate::resolve::Resolved;
-use crate::state::{DesiredJob, ServerState, now_rfc3339};
+use crate::state::{DesiredJob, ServerState};
+use crate::base::now_rfc3339;
 use crate::versions::to_json;
 use tokio::sync::{broadcast, mpsc};
 

@@ -2,7 +2,6 @@
 //! `/v1/envs/{name}/up|down` (streamed like `up`), `/v1/envs/{name}/vars` and
 //! `/v1/envs/{name}/addresses`.
 
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -18,10 +17,9 @@ use crate::auth::Identity;
 use crate::error::ApiFailure;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::keys;
-use crate::state::ServerState;
 use crate::versions::check_env_name;
 
-type AppState = State<Arc<ServerState>>;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]

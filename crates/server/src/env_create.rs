@@ -17,7 +17,8 @@ use time::format_description::well_known::Rfc3339;
 use crate::envs::{EnvRecord, StoredVar, check_var_name};
 use crate::error::{ApiFailure, shown};
 use crate::keys;
-use crate::state::{ServerState, now_rfc3339};
+use crate::state::ServerState;
+use crate::base::now_rfc3339;
 use crate::versions::{CopiedFrom, VersionRecord, check_env_name, to_json};
 
 /// The longest `--ttl`: 30 days. An environment meant to last longer is not temporary.

@@ -24,7 +24,9 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::api::{AppState, page_limit};
+use crate::api::page_limit;
+
+use crate::state::AppState;
 use crate::audit::audit_event;
 use crate::auth::{Auth, Identity};
 use crate::error::ApiFailure;

@@ -21,7 +21,9 @@ use crate::placement::{Capacity, HostView};
 use cj_api::agent::ContainerStats;
 use cj_api::{HostInfo, HostResources};
 
-use crate::state::{ServerState, lock, now_rfc3339};
+use crate::state::ServerState;
+
+use crate::base::{lock, now_rfc3339};
 use time::format_description::well_known::Rfc3339;
 
 /// Readings kept per host: an hour at the default interval of 10 s.

@@ -16,6 +16,7 @@ mod alerts;
 mod api;
 mod audit;
 mod auth;
+mod base;
 mod blocking;
 pub mod config;
 #[doc(hidden)]

@@ -11,7 +11,7 @@ use cj_api::agent::{Health, ObservedContainer, Phase, TaskKey};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
-use crate::state::lock;
+use crate::base::lock;
 
 /// A task's progress as an agent reported it.
 #[derive(Debug, Clone)]

@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 
 use crate::error::ApiFailure;
 use crate::keys;
-use crate::state::{DesiredJob, ServerState, now_rfc3339};
+use crate::state::{DesiredJob, ServerState};
+use crate::base::now_rfc3339;
 use crate::waiting::Goal;
 
 pub const DEFAULT_WAVE_TIMEOUT: Duration = Duration::from_secs(300);

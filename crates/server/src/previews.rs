@@ -11,7 +11,7 @@ use cj_api::{
 use cj_store::StoreJson;
 use serde::Deserialize;
 
-use crate::api::AppState;
+use crate::state::AppState;
 use crate::error::ApiFailure;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::keys;

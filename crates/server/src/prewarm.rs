@@ -21,7 +21,7 @@ use cj_api::{ImagePull, PrewarmResponse};
 use cj_spec::TaskSpec;
 use tokio::sync::{mpsc, watch};
 
-use crate::api::AppState;
+use crate::state::AppState;
 use crate::error::ApiFailure;
 use crate::keys;
 use crate::state::ServerState;

@@ -25,7 +25,7 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::keys;
 use crate::state::{DesiredJob, ServerState};
 
-use crate::api::AppState;
+use crate::state::AppState;
 
 #[utoipa::path(
     post,

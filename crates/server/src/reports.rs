@@ -51,7 +51,7 @@ impl ServerState {
                             task: key.task.clone(),
                             container_id: container_id.clone(),
                             detail: detail.clone(),
-                            at: crate::state::now_rfc3339(),
+                            at: crate::base::now_rfc3339(),
                         });
                 }
                 self.observed.record_progress(
@@ -99,7 +99,7 @@ impl ServerState {
             .map(|r| r.version)
             .unwrap_or(0);
         let history = HistoryEvent {
-            at: crate::state::now_rfc3339(),
+            at: crate::base::now_rfc3339(),
             kind: kind.into(),
             task: key.task.clone(),
             container_id: container_id.to_owned(),

@@ -16,7 +16,8 @@ use tokio::sync::mpsc;
 use crate::error::ApiFailure;
 use crate::keys;
 use crate::rollout_end::Stop;
-use crate::state::{DesiredJob, ServerState, now_rfc3339};
+use crate::state::{DesiredJob, ServerState};
+use crate::base::now_rfc3339;
 use crate::waiting::Goal;
 
 impl ServerState {

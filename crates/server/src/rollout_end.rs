@@ -12,7 +12,8 @@ use tokio::sync::mpsc;
 
 use crate::keys;
 use crate::notify::Notification;
-use crate::state::{DesiredJob, ServerState, now_rfc3339};
+use crate::state::{DesiredJob, ServerState};
+use crate::base::now_rfc3339;
 use crate::waiting::Goal;
 
 /// How a deployment stopped short.

@@ -20,7 +20,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use cj_api::{HostInfo, TaskStatus};
 
-use crate::api::AppState;
+use crate::state::AppState;
 use crate::error::ApiFailure;
 use crate::keys;
 use crate::state::ServerState;

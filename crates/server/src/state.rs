@@ -4,7 +4,7 @@
 //! `deployments::DeploymentSignals`, `hosts`, `agent_link`.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cj_api::agent::{TaskKey, effective_hash};
 use cj_spec::{OnFailure, TaskSpec};
@@ -62,6 +62,9 @@ impl DesiredTask {
         effective_hash(&self.spec.config_hash(), self.restart_generation)
     }
 }
+
+/// What every request handler is handed: the server.
+pub(crate) type AppState = axum::extract::State<Arc<ServerState>>;
 
 /// The server: the store and one part per concern, each with its own small API. The store holds
 /// what must survive a restart (desired state, versions, deployments, history, tokens); every
@@ -274,16 +277,4 @@ impl ServerState {
         }
         Ok(tasks)
     }
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-pub(crate) fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }

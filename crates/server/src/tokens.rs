@@ -21,7 +21,7 @@ use crate::auth::Identity;
 use crate::error::{ApiFailure, shown};
 use crate::extract::ApiJson;
 use crate::keys;
-use crate::state::now_rfc3339;
+use crate::base::now_rfc3339;
 
 /// What every secret starts with, so one found in a file or a log is recognisable.
 pub const SECRET_PREFIX: &str = "cj_";
@@ -250,7 +250,7 @@ pub fn matching(
     found
 }
 
-use crate::api::AppState;
+use crate::state::AppState;
 
 /// `POST /v1/tokens`: answers 201 with the secret, once.
 #[utoipa::path(

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::state::lock;
+use crate::base::lock;
 use crate::versions::VersionRecord;
 
 /// (environment, service, version)

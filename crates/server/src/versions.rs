@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiFailure;
 use crate::keys;
-use crate::state::{ServerState, now_rfc3339};
+use crate::state::ServerState;
+use crate::base::now_rfc3339;
 use crate::version_cache::VersionCache;
 use tokio::sync::watch;
 

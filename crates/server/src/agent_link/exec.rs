@@ -16,7 +16,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{AgentLinks, CancelOnDrop, Pending, REQUEST_TIMEOUT, Session, text};
 use crate::error::{ApiFailure, shown};
-use crate::state::lock;
+use crate::base::lock;
 
 /// A piece of an exec's output, or its end.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use cj_api::agent::{Assignment, TaskKey};
 use tokio::sync::watch;
 
 use crate::error::ApiFailure;
-use crate::state::lock;
+use crate::base::lock;
 
 /// Every host's assignments as last published (`None` until the desired state is loaded).
 pub type Assignments = Option<Arc<Published>>;

@@ -27,7 +27,8 @@ use crate::error::ApiFailure;
 use crate::keys;
 use crate::placement::{self, Demand, HostView, Load, StoredPlacement};
 use crate::render::JobRef;
-use crate::state::{DesiredTask, ServerState, lock, now_rfc3339};
+use crate::state::{DesiredTask, ServerState};
+use crate::base::{lock, now_rfc3339};
 
 /// How often everything is placed and published again, whatever the watch said.
 pub const RESYNC_EVERY: Duration = Duration::from_secs(60);

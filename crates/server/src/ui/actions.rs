@@ -2,7 +2,6 @@
 //! its `/v1/...` route and answering with a redirect back to its page (303). The auth layer
 //! has already checked the role and, for a session, the `csrf` field.
 
-use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::{Request, State};
@@ -15,9 +14,8 @@ use serde::Deserialize;
 use crate::auth::Identity;
 use crate::error::ApiFailure;
 use crate::releases::{decide_gate, plan_rollback, store_and_start};
-use crate::state::ServerState;
 
-type AppState = State<Arc<ServerState>>;
+use crate::state::AppState;
 
 /// Refuses a form posted from another site. A session's forms carry its CSRF value (checked by
 /// the auth layer), but an open `dev` server has no session: without this, any page the
