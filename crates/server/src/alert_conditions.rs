@@ -7,10 +7,10 @@ use std::time::Duration;
 use cj_api::agent::TaskKey;
 
 use crate::alert_rules::shown;
+use crate::base::lock;
 use crate::error::ApiFailure;
 use crate::keys;
 use crate::state::ServerState;
-use crate::base::lock;
 
 /// A condition that holds now.
 pub(crate) struct Condition {

@@ -40,7 +40,6 @@ use crate::state::{AppState, DesiredJob, ServerState};
 use crate::status::current_container;
 use cj_api::agent::link::StreamKind;
 
-
 /// Declares the routes once: [`ROUTES`] lists them and `routes()` builds them from the same
 /// lines, so the list cannot miss one (the API abuse test covers every route it names).
 macro_rules! api_routes {

@@ -38,12 +38,12 @@ use cj_store::Store;
 use subtle::ConstantTimeEq;
 
 use crate::audit::{self, AuditLog};
+use crate::base::{lock, now_rfc3339};
 use crate::edge::MAX_BODY_BYTES;
 use crate::error::ApiFailure;
 use crate::same_origin;
 pub use crate::session::{CSRF_HEADER, Session, csrf_token};
 use crate::session::{form_csrf, session_cookie};
-use crate::base::{lock, now_rfc3339};
 use crate::tokens::{self, Secret, TokenError, TokenRecord};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,10 +12,10 @@ use cj_api::agent::link::{AgentRequest, Outcome};
 use cj_store::StoreJson;
 use serde::{Deserialize, Serialize};
 
+use crate::base::now_rfc3339;
 use crate::error::ApiFailure;
 use crate::keys;
 use crate::state::ServerState;
-use crate::base::now_rfc3339;
 
 /// How long one host may take to remove what is left (volumes can be large).
 pub const REMOVE_TIMEOUT: Duration = Duration::from_secs(120);

@@ -5,58 +5,20 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cj_api::{
-    Batch, BatchState, Deployment, DeploymentKind, DeploymentStatus, JobRollout, OperationEvent,
-};
+use cj_api::{Batch, BatchState, Deployment, DeploymentKind, DeploymentStatus, JobRollout};
 use cj_spec::{ChangeKind, ServiceSpec, TaskChange, TaskSpec, UpdatePolicy};
 use cj_store::{Compare, Op, StoreJson, TxnOutcome};
 
+use crate::base::now_rfc3339;
 use crate::error::ApiFailure;
 use crate::keys;
 use crate::resolve::Resolved;
 use crate::state::{DesiredJob, ServerState};
-use crate::base::now_rfc3339;
 use crate::versions::to_json;
-use tokio::sync::{broadcast, mpsc};
 
-/// Running deployments' progress for the clients following them, in memory only (the records
-/// in the store are what counts; a promote or abort reaches the runner through them).
-pub struct DeploymentSignals {
-    /// Every deployment's progress, with its id, for clients following one.
-    events: broadcast::Sender<(String, OperationEvent)>,
-}
-
-impl Default for DeploymentSignals {
-    fn default() -> Self {
-        let (events, _) = broadcast::channel(4096);
-        DeploymentSignals { events }
-    }
-}
-
-impl DeploymentSignals {
-    /// Every deployment's progress from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<(String, OperationEvent)> {
-        self.events.subscribe()
-    }
-
-    pub fn publish(&self, id: &str, event: OperationEvent) {
-        let _ = self.events.send((id.to_owned(), event));
-    }
-
-    /// Publishes everything `progress` carries as deployment `id`'s, until it closes.
-    pub fn forward(
-        &self,
-        id: String,
-        mut progress: mpsc::Receiver<OperationEvent>,
-    ) -> tokio::task::JoinHandle<()> {
-        let sender = self.events.clone();
-        tokio::spawn(async move {
-            while let Some(event) = progress.recv().await {
-                let _ = sender.send((id.clone(), event));
-            }
-        })
-    }
-}
+pub mod signals;
+#[allow(unused_imports)]
+pub(crate) use signals::*;
 
 impl ServerState {
     /// The newest `limit` deployments of an environment, newest first.
@@ -368,6 +330,7 @@ fn trailing_number(text: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use crate::testing::server;
 
     fn planned(service: &str) -> Deployment {

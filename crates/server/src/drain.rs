@@ -8,14 +8,14 @@ use axum::extract::{Path, State};
 use cj_api::{DrainResponse, MovedTask, TaskFailure};
 use cj_store::StoreJson;
 
-use crate::state::AppState;
 use crate::auth::Identity;
+use crate::base::now_rfc3339;
 use crate::control::published::Placed;
 use crate::error::ApiFailure;
 use crate::hosts::Drain;
 use crate::keys;
+use crate::state::AppState;
 use crate::state::ServerState;
-use crate::base::now_rfc3339;
 
 /// `POST /v1/hosts/{name}/drain`.
 #[utoipa::path(

@@ -2,7 +2,6 @@
 //! `/v1/envs/{name}/up|down` (streamed like `up`), `/v1/envs/{name}/vars` and
 //! `/v1/envs/{name}/addresses`.
 
-
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;

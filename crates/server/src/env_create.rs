@@ -14,11 +14,11 @@ use cj_store::{Compare, Op, TxnOutcome};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::base::now_rfc3339;
 use crate::envs::{EnvRecord, StoredVar, check_var_name};
 use crate::error::{ApiFailure, shown};
 use crate::keys;
 use crate::state::ServerState;
-use crate::base::now_rfc3339;
 use crate::versions::{CopiedFrom, VersionRecord, check_env_name, to_json};
 
 /// The longest `--ttl`: 30 days. An environment meant to last longer is not temporary.

@@ -17,12 +17,12 @@ use futures_util::StreamExt;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
+use crate::base::now_rfc3339;
 use crate::debts::REMOVE_TIMEOUT;
 use crate::envs::EnvRecord;
 use crate::error::ApiFailure;
 use crate::keys;
 use crate::state::ServerState;
-use crate::base::now_rfc3339;
 use crate::waiting::Goal;
 
 /// How long destroying waits for the agents to remove the environment's containers.

@@ -26,11 +26,11 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use crate::api::page_limit;
 
-use crate::state::AppState;
 use crate::audit::audit_event;
 use crate::auth::{Auth, Identity};
 use crate::error::ApiFailure;
 use crate::extract::ApiQuery;
+use crate::state::AppState;
 use crate::state::DesiredJob;
 
 /// How far back a listing without `since` looks for its newest events, in store revisions.

@@ -13,10 +13,10 @@ use cj_api::{OperationEvent, OperationSummary, TaskFailure};
 use cj_store::StoreJson;
 use tokio::sync::mpsc;
 
+use crate::base::now_rfc3339;
 use crate::error::ApiFailure;
 use crate::keys;
 use crate::state::{DesiredJob, ServerState};
-use crate::base::now_rfc3339;
 use crate::waiting::Goal;
 
 pub const DEFAULT_WAVE_TIMEOUT: Duration = Duration::from_secs(300);

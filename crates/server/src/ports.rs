@@ -17,8 +17,6 @@ use crate::keys;
 use crate::state::{DesiredTask, ServerState};
 use crate::versions::to_json;
 
-pub use cj_api::envs::DEFAULT_PORT_RANGE;
-
 impl ServerState {
     /// The port allocated to `key`, allocating one from the range if it has none yet.
     pub fn allocated_port(&self, key: &TaskKey) -> Result<u16, ApiFailure> {

@@ -11,11 +11,11 @@ use cj_api::{
 use cj_store::StoreJson;
 use serde::Deserialize;
 
-use crate::state::AppState;
 use crate::error::ApiFailure;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::keys;
 use crate::releases::{job_image, one_job};
+use crate::state::AppState;
 use crate::state::{DesiredJob, ServerState};
 
 /// What `update JOB` shows before a tag is chosen: the running containers and the registry's tags.

@@ -19,33 +19,22 @@ use axum::extract::{Path, State};
 use cj_api::agent::link::{AgentRequest, Outcome, ServerMessage};
 use cj_api::{ImagePull, PrewarmResponse};
 use cj_spec::TaskSpec;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
-use crate::state::AppState;
 use crate::error::ApiFailure;
 use crate::keys;
+use crate::state::AppState;
 use crate::state::ServerState;
+
+pub mod catalog;
+#[allow(unused_imports)]
+pub(crate) use catalog::*;
 
 /// How long `hosts prewarm` waits for its pulls: images of several hundred MB take minutes.
 const PULL_TIMEOUT: Duration = Duration::from_secs(600);
 /// Changes come in bursts (an `up` publishes wave by wave, a rollout batch by batch): the set is
 /// worked out once they have settled this long.
 const SETTLE: Duration = Duration::from_millis(200);
-
-/// Every task some host may need the image of: each desired task at the version(s) it runs and
-/// each task of every service's latest version. One copy for all agents' sessions, so a change
-/// reads the store once, not once per connected host. `None` until first worked out.
-pub struct Catalog {
-    tasks: watch::Sender<Option<Arc<Vec<TaskSpec>>>>,
-}
-
-impl Default for Catalog {
-    fn default() -> Self {
-        Catalog {
-            tasks: watch::channel(None).0,
-        }
-    }
-}
 
 impl ServerState {
     /// The images of every task `host` runs or may run (see the module's description).

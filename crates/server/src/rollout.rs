@@ -13,11 +13,11 @@ use cj_store::StoreJson;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
+use crate::base::now_rfc3339;
 use crate::error::ApiFailure;
 use crate::keys;
 use crate::rollout_end::Stop;
 use crate::state::{DesiredJob, ServerState};
-use crate::base::now_rfc3339;
 use crate::waiting::Goal;
 
 impl ServerState {

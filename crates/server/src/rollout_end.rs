@@ -10,10 +10,10 @@ use cj_api::{
 use cj_store::StoreJson;
 use tokio::sync::mpsc;
 
+use crate::base::now_rfc3339;
 use crate::keys;
 use crate::notify::Notification;
 use crate::state::{DesiredJob, ServerState};
-use crate::base::now_rfc3339;
 use crate::waiting::Goal;
 
 /// How a deployment stopped short.

@@ -12,11 +12,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use cj_api::agent::ContainerState;
 use cj_api::agent::Health;
 use cj_api::routes::{Backend, Route, RouteTable};
 use serde::Deserialize;
-use tokio::sync::watch;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::WatchStream;
 
@@ -25,47 +23,9 @@ use crate::extract::ApiQuery;
 use crate::keys;
 use crate::state::ServerState;
 
-/// The current table; routers' streams and `dev`'s own router watch it.
-pub struct RouteTableWatch {
-    table: watch::Sender<Arc<RouteTable>>,
-}
+pub mod table;
 
-impl Default for RouteTableWatch {
-    fn default() -> Self {
-        RouteTableWatch {
-            table: watch::channel(Arc::new(RouteTable::default())).0,
-        }
-    }
-}
-
-impl RouteTableWatch {
-    pub fn current(&self) -> Arc<RouteTable> {
-        self.table.borrow().clone()
-    }
-
-    pub fn subscribe(&self) -> watch::Receiver<Arc<RouteTable>> {
-        self.table.subscribe()
-    }
-
-    /// Replaces the table if its routes changed (followers wake only on a real change).
-    fn offer(&self, mut table: RouteTable) {
-        self.table.send_if_modified(|current| {
-            if current.routes == table.routes {
-                return false;
-            }
-            table.generation = current.generation + 1;
-            *current = Arc::new(table);
-            true
-        });
-    }
-}
-
-/// Whether a container may take requests: running, not leaving, and healthy or without a check.
-pub(crate) fn serves(container: &cj_api::agent::ObservedContainer) -> bool {
-    container.state == ContainerState::Running
-        && !container.leaving
-        && matches!(container.health, None | Some(Health::Healthy))
-}
+pub(crate) use table::serves;
 
 impl ServerState {
     /// The table as the desired state, the placements and the agents' reports say now.

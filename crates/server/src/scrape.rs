@@ -20,9 +20,9 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use cj_api::{HostInfo, TaskStatus};
 
-use crate::state::AppState;
 use crate::error::ApiFailure;
 use crate::keys;
+use crate::state::AppState;
 use crate::state::ServerState;
 
 /// The content type of the text format Prometheus scrapes.

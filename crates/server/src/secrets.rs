@@ -10,7 +10,7 @@ pub use cj_api::SECRET_MASK as MASK;
 
 /// A value shorter than this is masked only where it is written as a secret key's value: on
 /// its own, "1" or "yes" would mask unrelated text everywhere.
-const MIN_MASKED_ANYWHERE: usize = 6;
+pub(crate) const MIN_MASKED_ANYWHERE: usize = 6;
 
 /// The `secret_env` keys of a service's jobs with each value its tasks give them.
 pub fn secret_env_values(spec: &ServiceSpec) -> Vec<(String, String)> {
@@ -110,37 +110,6 @@ pub fn mask_json(value: &mut serde_json::Value, secrets: &[String], keys: &[Stri
             map.values_mut().for_each(|v| mask_json(v, secrets, keys));
         }
         _ => {}
-    }
-}
-
-impl crate::state::ServerState {
-    /// Masks, in `value` (Docker's inspect of a task's container), the secret variables of
-    /// the task's environment and the `secret_env` values of its job at `version`.
-    pub fn mask_task_secrets(
-        &self,
-        key: &cj_api::agent::TaskKey,
-        version: Option<u64>,
-        value: &mut serde_json::Value,
-    ) -> Result<(), crate::error::ApiFailure> {
-        let mut secrets = self
-            .env_record(&key.env)?
-            .map(|record| record.secret_values())
-            .unwrap_or_default();
-        let mut keys = Vec::new();
-        if let Some(version) = version {
-            let record = self.versions.get(&key.env, &key.service, version)?;
-            if let Some(job) = record.spec.job(&key.job) {
-                keys.extend(job.secret_env.iter().cloned());
-            }
-            secrets.extend(
-                secret_env_values(&record.spec)
-                    .into_iter()
-                    .map(|(_, value)| value)
-                    .filter(|value| value.len() >= MIN_MASKED_ANYWHERE),
-            );
-        }
-        mask_json(value, &secrets, &keys);
-        Ok(())
     }
 }
 

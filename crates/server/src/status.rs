@@ -195,3 +195,34 @@ pub fn health_word(health: cj_api::agent::Health) -> String {
     }
     .to_owned()
 }
+
+impl crate::state::ServerState {
+    /// Masks, in `value` (Docker's inspect of a task's container), the secret variables of
+    /// the task's environment and the `secret_env` values of its job at `version`.
+    pub fn mask_task_secrets(
+        &self,
+        key: &cj_api::agent::TaskKey,
+        version: Option<u64>,
+        value: &mut serde_json::Value,
+    ) -> Result<(), crate::error::ApiFailure> {
+        let mut secrets = self
+            .env_record(&key.env)?
+            .map(|record| record.secret_values())
+            .unwrap_or_default();
+        let mut keys = Vec::new();
+        if let Some(version) = version {
+            let record = self.versions.get(&key.env, &key.service, version)?;
+            if let Some(job) = record.spec.job(&key.job) {
+                keys.extend(job.secret_env.iter().cloned());
+            }
+            secrets.extend(
+                crate::secrets::secret_env_values(&record.spec)
+                    .into_iter()
+                    .map(|(_, value)| value)
+                    .filter(|value| value.len() >= crate::secrets::MIN_MASKED_ANYWHERE),
+            );
+        }
+        crate::secrets::mask_json(value, &secrets, &keys);
+        Ok(())
+    }
+}

@@ -18,10 +18,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::auth::Identity;
+use crate::base::now_rfc3339;
 use crate::error::{ApiFailure, shown};
 use crate::extract::ApiJson;
 use crate::keys;
-use crate::base::now_rfc3339;
 
 /// What every secret starts with, so one found in a file or a log is recognisable.
 pub const SECRET_PREFIX: &str = "cj_";

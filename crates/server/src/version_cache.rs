@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::base::lock;
-use crate::versions::VersionRecord;
+use crate::versions::record::VersionRecord;
 
 /// (environment, service, version)
 type Key = (String, String, u64);

@@ -14,9 +14,9 @@ use cj_api::agent::link::{
 };
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::{AgentLinks, CancelOnDrop, Pending, REQUEST_TIMEOUT, Session, text};
-use crate::error::{ApiFailure, shown};
+use super::links::{AgentLinks, CancelOnDrop, Pending, REQUEST_TIMEOUT, Session, text};
 use crate::base::lock;
+use crate::error::{ApiFailure, shown};
 
 /// A piece of an exec's output, or its end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub enum ExecItem {
 }
 
 /// An exec waiting for its agent, as the session keeps it.
-pub(super) struct PendingExec {
+pub(crate) struct PendingExec {
     started: Option<oneshot::Sender<Outcome>>,
     output: mpsc::Sender<ExecItem>,
     /// Stdin frames the agent has room for.

@@ -11,8 +11,8 @@ use std::time::Duration;
 use cj_api::agent::{Assignment, TaskKey};
 use tokio::sync::watch;
 
-use crate::error::ApiFailure;
 use crate::base::lock;
+use crate::error::ApiFailure;
 
 /// Every host's assignments as last published (`None` until the desired state is loaded).
 pub type Assignments = Option<Arc<Published>>;

@@ -23,12 +23,12 @@ use cj_store::{StoreJson, WatchEvent, WatchKind};
 use futures_util::{FutureExt, StreamExt};
 
 use super::published::{PlacementState, Published};
+use crate::base::{lock, now_rfc3339};
 use crate::error::ApiFailure;
 use crate::keys;
 use crate::placement::{self, Demand, HostView, Load, StoredPlacement};
 use crate::render::JobRef;
 use crate::state::{DesiredTask, ServerState};
-use crate::base::{lock, now_rfc3339};
 
 /// How often everything is placed and published again, whatever the watch said.
 pub const RESYNC_EVERY: Duration = Duration::from_secs(60);

@@ -2,7 +2,6 @@
 //! its `/v1/...` route and answering with a redirect back to its page (303). The auth layer
 //! has already checked the role and, for a session, the `csrf` field.
 
-
 use axum::Form;
 use axum::extract::{Request, State};
 use axum::http::header;
