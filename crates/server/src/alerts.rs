@@ -31,13 +31,11 @@ pub mod engine;
 #[allow(unused_imports)]
 pub(crate) use engine::*;
 
-/// The store prefix: `alerts/NANOS` holds one [`Alert`].
-
-/// Evaluates the rules whenever something they look at changes (at most every [`MIN_GAP`]),
-/// until the server stops.
 /// How often alerts are evaluated even when nothing was reported.
 const RESYNC_EVERY: Duration = Duration::from_secs(60);
 
+/// Evaluates the rules whenever something they look at changes (at most every [`MIN_GAP`]),
+/// until the server stops.
 pub async fn run(state: Arc<ServerState>) {
     if let Err(error) = state.alerts.restore(&*state.store) {
         tracing::error!(%error, "cannot load the active alerts");
@@ -238,6 +236,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::alert_rules::AlertRules;
+    use cj_api::agent::TaskKey;
     use crate::alert_rules::{Lasting, RuleDuration};
     use crate::config::ServerConfig;
 

@@ -22,10 +22,10 @@ use cj_store::{Op, Page, Store, StoreError, StoreJson};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
-use crate::api::page_limit;
 use crate::auth::Auth;
 use crate::error::ApiFailure;
 use crate::extract::ApiQuery;
+use crate::extract::page_limit;
 use crate::keys;
 use crate::sanitize;
 

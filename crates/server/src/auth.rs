@@ -77,7 +77,7 @@ pub struct Identity {
 impl Identity {
     fn claimed(headers: &HeaderMap) -> Identity {
         Identity {
-            name: crate::api::user(headers),
+            name: user(headers),
             role: None,
         }
     }
@@ -557,6 +557,16 @@ pub async fn check(State(auth): State<Arc<Auth>>, request: Request, next: Next) 
         });
     }
     response
+}
+
+/// Who a request without a token says it is (the `x-coding-job-user` header), as the audit
+/// trail keeps it: without control characters, at most 64 characters, `unknown` when absent.
+/// Only an open `dev` server believes it (see `auth`); handlers take the caller's [`Identity`].
+pub fn user(headers: &HeaderMap) -> String {
+    headers
+        .get(cj_api::USER_HEADER)
+        .map(|value| crate::sanitize::user(&String::from_utf8_lossy(value.as_bytes())))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use cj_api::envs::{
 };
 use serde::Deserialize;
 
-use crate::api::{stream_operation, wave_timeout};
+use crate::api::handlers::{stream_operation, wave_timeout};
 use crate::auth::Identity;
 use crate::error::ApiFailure;
 use crate::extract::{ApiJson, ApiQuery};

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::api::page_limit;
+use crate::extract::page_limit;
 
 use crate::audit::audit_event;
 use crate::auth::{Auth, Identity};

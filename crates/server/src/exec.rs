@@ -25,7 +25,7 @@ use cj_api::{DEFAULT_ENV, TaskStatus};
 use futures_util::{SinkExt, StreamExt};
 
 use crate::agent_link::{ExecInput, ExecItem, ExecOutput, ExecRequest};
-use crate::api::one_task;
+use crate::api::handlers::one_task;
 use crate::error::{ApiFailure, shown};
 use crate::state::ServerState;
 use crate::status::current_container;

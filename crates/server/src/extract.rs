@@ -95,6 +95,20 @@ fn inner_message(rejection: &(dyn std::error::Error + 'static)) -> String {
     cj_spec::capped(&message, MAX_MESSAGE_CHARS)
 }
 
+/// The most entries one read returns; more is read page by page.
+pub const MAX_PAGE: usize = 1000;
+
+/// `limit` checked against [`MAX_PAGE`], or `default`.
+pub fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiFailure> {
+    match limit {
+        None => Ok(default),
+        Some(limit @ 1..=MAX_PAGE) => Ok(limit),
+        Some(other) => Err(ApiFailure::BadRequest(format!(
+            "limit {other} is out of range: expected 1 to {MAX_PAGE}"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::Router;

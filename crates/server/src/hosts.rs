@@ -139,6 +139,8 @@ impl ServerState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cj_api::HostResources;
+    use cj_api::agent::ContainerStats;
 
     fn stats(at: &str) -> HostResources {
         HostResources {

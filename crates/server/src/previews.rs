@@ -22,7 +22,7 @@ use crate::state::{DesiredJob, ServerState};
 #[utoipa::path(
     get,
     path = "/v1/update/tags",
-    params(crate::api::Scope),
+    params(crate::api::handlers::Scope),
     responses(
         (status = 200, description = "what the job runs, and the registry's tags for its image", body = UpdateCandidates),
         (status = 404, description = "no such service or job", body = cj_api::ApiError),
@@ -31,7 +31,7 @@ use crate::state::{DesiredJob, ServerState};
 )]
 pub async fn update_candidates(
     State(state): AppState,
-    ApiQuery(scope): ApiQuery<crate::api::Scope>,
+    ApiQuery(scope): ApiQuery<crate::api::handlers::Scope>,
 ) -> Result<Json<UpdateCandidates>, ApiFailure> {
     let resolved = state.resolve(scope.env(), scope.target()?)?;
     let job = one_job(&resolved)?;

@@ -472,7 +472,7 @@ pub async fn list(
     ApiQuery(query): ApiQuery<DeploymentsQuery>,
 ) -> Result<Json<Vec<Deployment>>, ApiFailure> {
     let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
-    let limit = crate::api::page_limit(query.limit, 50)?;
+    let limit = crate::extract::page_limit(query.limit, 50)?;
     let deployments = match &query.target {
         Some(target) => {
             let service = state.resolve(env, target)?.service;

@@ -86,9 +86,9 @@ pub async fn page(
     Path((env, service, job, task)): Path<(String, String, String, String)>,
 ) -> Result<TaskPage, ApiFailure> {
     let target = format!("{service}/{job}/{task}");
-    let (_, status, _) = crate::api::one_task(&state, &env, &target)?;
+    let (_, status, _) = crate::api::handlers::one_task(&state, &env, &target)?;
     let now = OffsetDateTime::now_utc();
-    let inspect = match crate::api::inspect_task(&state, &env, &target).await {
+    let inspect = match crate::api::handlers::inspect_task(&state, &env, &target).await {
         Ok(answer) => Ok(serde_json::to_string_pretty(&answer.container).unwrap_or_default()),
         Err(failure) => Err(failure.to_string()),
     };
