@@ -25,10 +25,10 @@ use serde::Deserialize;
 pub struct ServerConfig {
     /// Webhooks that get a POST on pushes, rollouts, unhealthy tasks and alerts.
     #[serde(default)]
-    pub notify: Vec<crate::webhook_format::Webhook>,
+    pub notify: Vec<crate::observe::webhook_format::Webhook>,
     /// Which conditions raise alerts (sent to `notify`, kept under `alerts/`).
     #[serde(default)]
-    pub alerts: crate::alert_rules::AlertRules,
+    pub alerts: crate::observe::alert_rules::AlertRules,
     #[serde(default)]
     pub registries: Vec<RegistryConfig>,
 }
@@ -104,7 +104,7 @@ mod tests {
         assert_eq!(config.notify.len(), 2);
         assert_eq!(
             config.notify[1].format,
-            crate::webhook_format::WebhookFormat::Slack
+            crate::observe::webhook_format::WebhookFormat::Slack
         );
         assert!(config.alerts.host_down.is_some());
         assert!(config.alerts.crash_loop.is_none());

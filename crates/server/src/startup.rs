@@ -15,13 +15,13 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::admin_token::{self, AdminToken};
-use crate::audit::AuditLog;
-use crate::auth::{Auth, AuthMode};
 use crate::config::ServerConfig;
+use crate::edge::admin_token::{self, AdminToken};
+use crate::edge::audit::AuditLog;
+use crate::edge::auth::{Auth, AuthMode};
+use crate::edge::tls::{self, TlsFiles};
 use crate::keys;
 use crate::state::ServerState;
-use crate::tls::{self, TlsFiles};
 
 #[derive(Debug)]
 pub struct ServerOptions {
@@ -110,11 +110,11 @@ pub async fn prepare(
     let (publisher, published_at) = crate::control::publisher::Publisher::start(state.clone())
         .map_err(|error| anyhow::anyhow!("failed to load desired state: {error}"))?;
     tokio::spawn(publisher.run(published_at));
-    tokio::spawn(crate::handover::run_handover_loop(state.clone()));
-    tokio::spawn(crate::prewarm::keep_catalog(state.clone()));
-    tokio::spawn(crate::routes::keep_route_table(state.clone()));
-    tokio::spawn(crate::alerts::run(state.clone()));
-    tokio::spawn(crate::env_destroy::run_expiry_loop(state.clone()));
+    tokio::spawn(crate::control::handover::run_handover_loop(state.clone()));
+    tokio::spawn(crate::hosts::prewarm::keep_catalog(state.clone()));
+    tokio::spawn(crate::control::routes::keep_route_table(state.clone()));
+    tokio::spawn(crate::observe::alerts::run(state.clone()));
+    tokio::spawn(crate::envs::env_destroy::run_expiry_loop(state.clone()));
     // Deployments that were under way when the server stopped go on from where they were.
     for deployment in state
         .active_deployments()
@@ -159,7 +159,7 @@ impl Prepared {
     /// The API as a router, for serving connections made some other way than by the listener
     /// ([`crate::serve_connection`]).
     pub fn router(&self) -> axum::Router {
-        crate::api::router(self.state.clone(), self.auth.clone())
+        crate::edge::api::router(self.state.clone(), self.auth.clone())
     }
 
     /// Calls `on_ready`, then serves the API until `shutdown` completes.
@@ -169,8 +169,8 @@ impl Prepared {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         on_ready(&self.started);
-        let router = crate::api::router(self.state, self.auth);
-        crate::serve::serve(self.listener, router, self.tls, shutdown).await?;
+        let router = crate::edge::api::router(self.state, self.auth);
+        crate::edge::serve::serve(self.listener, router, self.tls, shutdown).await?;
         Ok(())
     }
 }

@@ -12,10 +12,10 @@ use cj_store::{Store, StoreJson};
 use serde::{Deserialize, Serialize};
 
 use crate::control::published::Scheduler;
-use crate::deployments::signals::DeploymentSignals;
 use crate::error::ApiFailure;
-use crate::observed::Observed;
-use crate::versions::record::Versions;
+use crate::hosts::observed::Observed;
+use crate::releases::deployments::signals::DeploymentSignals;
+use crate::releases::versions::record::Versions;
 
 /// `desired/ENV/SERVICE/JOB`: the job should run at `version`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,9 +78,9 @@ pub struct ServerState {
     pub local_host: Option<String>,
     /// The connected agents: the only way to anything on a host (the server never talks to
     /// Docker).
-    pub links: crate::agent_link::links::AgentLinks,
+    pub links: crate::hosts::agent_link::links::AgentLinks,
     /// Each host's heartbeat, engine version and resource use.
-    pub hosts: crate::hosts::registry::Hosts,
+    pub hosts: crate::hosts::listing::registry::Hosts,
     /// What the agents last reported: containers, progress, a report generation.
     pub observed: Observed,
     /// Stored versions, parsed and cached, and the news of new ones.
@@ -90,11 +90,11 @@ pub struct ServerState {
     /// Running deployments' progress for followers, and promote/abort for their runners.
     pub deployment_signals: DeploymentSignals,
     /// The tasks whose images hosts pre-warm, worked out once per change for every agent.
-    pub prewarm: crate::prewarm::catalog::Catalog,
+    pub prewarm: crate::hosts::prewarm::catalog::Catalog,
     /// Webhooks for pushes, rollouts, unhealthy tasks and alerts.
-    pub notifier: crate::notify::Notifier,
+    pub notifier: crate::observe::notify::Notifier,
     /// The `alerts:` rules and the alerts they raised.
-    pub alerts: crate::alerts::engine::Alerts,
+    pub alerts: crate::observe::alerts::engine::Alerts,
     /// Registry access for `update` (tags of a job's image).
     pub registry: cj_registry::RegistryClient,
     /// Where `port: auto` ports come from.
@@ -103,7 +103,7 @@ pub struct ServerState {
     /// `env addresses` show.
     pub route_urls: Option<RouteUrls>,
     /// The route table for routers, rebuilt whenever what it depends on changes.
-    pub routes: crate::routes::table::RouteTableWatch,
+    pub routes: crate::control::routes::table::RouteTableWatch,
 }
 
 /// What the server is told about the routers, to show each route's URL.
@@ -149,24 +149,24 @@ impl ServerState {
         config: crate::config::ServerConfig,
         options: StateOptions,
     ) -> Arc<Self> {
-        crate::recorder::install();
+        crate::observe::recorder::install();
         Arc::new(ServerState {
             versions: Versions::new(store.clone()),
             store,
             cluster,
             local_host,
-            links: crate::agent_link::links::AgentLinks::default(),
-            hosts: crate::hosts::registry::Hosts::default(),
+            links: crate::hosts::agent_link::links::AgentLinks::default(),
+            hosts: crate::hosts::listing::registry::Hosts::default(),
             observed: Observed::default(),
             scheduler: Scheduler::new(options.host_down_after),
             deployment_signals: DeploymentSignals::default(),
-            prewarm: crate::prewarm::catalog::Catalog::default(),
-            notifier: crate::notify::Notifier::for_webhooks(config.notify),
-            alerts: crate::alerts::engine::Alerts::new(config.alerts),
+            prewarm: crate::hosts::prewarm::catalog::Catalog::default(),
+            notifier: crate::observe::notify::Notifier::for_webhooks(config.notify),
+            alerts: crate::observe::alerts::engine::Alerts::new(config.alerts),
             registry: cj_registry::RegistryClient::new(config.registries),
             port_range: options.port_range,
             route_urls: options.route_urls,
-            routes: crate::routes::table::RouteTableWatch::default(),
+            routes: crate::control::routes::table::RouteTableWatch::default(),
         })
     }
 

@@ -7,8 +7,13 @@
 
 #[doc(hidden)]
 pub mod bench;
+pub mod copies;
+pub mod handover;
+pub mod placement;
 pub mod published;
 pub mod publisher;
+pub mod render;
+pub mod routes;
 
 use crate::error::ApiFailure;
 use crate::state::ServerState;

@@ -24,10 +24,10 @@ use futures_util::{FutureExt, StreamExt};
 
 use super::published::{PlacementState, Published};
 use crate::base::{lock, now_rfc3339};
+use crate::control::placement::{self, Demand, HostView, Load, StoredPlacement};
+use crate::control::render::JobRef;
 use crate::error::ApiFailure;
 use crate::keys;
-use crate::placement::{self, Demand, HostView, Load, StoredPlacement};
-use crate::render::JobRef;
 use crate::state::{DesiredTask, ServerState};
 
 /// How often everything is placed and published again, whatever the watch said.
@@ -258,7 +258,7 @@ impl Publisher {
 
     /// Places every task again, as one, and publishes. The revision it read at.
     fn publish_everything(&mut self) -> Result<u64, ApiFailure> {
-        let _timer = crate::recorder::PublishTimer::start();
+        let _timer = crate::observe::recorder::PublishTimer::start();
         let state = self.state.clone();
         let revision = state.store.revision()?;
         let mut by_service: BTreeMap<ServiceKey, Vec<DesiredTask>> = BTreeMap::new();
@@ -324,7 +324,7 @@ impl Publisher {
 
     /// Places and publishes `services` again, and renders again those that name their jobs.
     fn publish_services(&mut self, services: &BTreeSet<ServiceKey>) -> Result<(), ApiFailure> {
-        let _timer = crate::recorder::PublishTimer::start();
+        let _timer = crate::observe::recorder::PublishTimer::start();
         let views = self.views();
         for service in services {
             self.place_service(service, &views)?;

@@ -197,7 +197,7 @@ async fn a_drain_written_to_the_store_moves_the_hosts_tasks() {
         web.declared_host.clone()
     };
     let first = host_of(&state);
-    let drain = crate::hosts::Drain {
+    let drain = crate::hosts::listing::Drain {
         by: "alice".into(),
         since: String::new(),
     };

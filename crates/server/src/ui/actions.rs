@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use cj_api::envs::CreateEnvRequest;
 use serde::Deserialize;
 
-use crate::auth::Identity;
+use crate::edge::auth::Identity;
 use crate::error::ApiFailure;
-use crate::releases::{decide_gate, plan_rollback, store_and_start};
+use crate::releases::requests::{decide_gate, plan_rollback, store_and_start};
 
 use crate::state::AppState;
 

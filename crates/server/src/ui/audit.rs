@@ -9,7 +9,7 @@ use cj_api::AuditEntry;
 use time::OffsetDateTime;
 
 use super::view::{Chrome, Moment};
-use crate::auth::{Auth, Identity, Session};
+use crate::edge::auth::{Auth, Identity, Session};
 use crate::error::ApiFailure;
 
 /// How many entries the page shows (the newest).

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use super::rows::{Choice, pick_envs, task_link};
 use super::view::{Chrome, Moment, state_class};
-use crate::auth::{Identity, Session};
+use crate::edge::auth::{Identity, Session};
 use crate::error::ApiFailure;
 use crate::state::ServerState;
 

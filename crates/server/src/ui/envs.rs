@@ -11,7 +11,7 @@ use cj_api::envs::EnvInfo;
 use time::OffsetDateTime;
 
 use super::view::{Chrome, Moment, state_class};
-use crate::auth::{Identity, Session};
+use crate::edge::auth::{Identity, Session};
 use crate::error::ApiFailure;
 use crate::state::ServerState;
 

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::task::ContainerRow;
 use super::view::{Chrome, Moment};
-use crate::auth::{Identity, Session};
+use crate::edge::auth::{Identity, Session};
 use crate::error::ApiFailure;
 use crate::state::ServerState;
 
@@ -143,7 +143,7 @@ fn diff_lines(
     if from == to {
         return Ok(Vec::new());
     }
-    let versions = crate::previews::versions_between(state, env, target, from, to)?;
+    let versions = crate::releases::previews::versions_between(state, env, target, from, to)?;
     let diff = TextDiff::from_lines(&versions.from_source, &versions.to_source);
     Ok(diff
         .iter_all_changes()

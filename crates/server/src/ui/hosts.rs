@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use super::chart::sparkline;
 use super::rows::{TaskRow, env_names};
 use super::view::{Chrome, Moment, bytes, percent, state_class};
-use crate::auth::{Identity, Session};
+use crate::edge::auth::{Identity, Session};
 use crate::error::ApiFailure;
 use crate::state::ServerState;
 

@@ -14,9 +14,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::view::Chrome;
-use crate::auth::{Auth, csrf_token};
+use crate::edge::auth::{Auth, csrf_token};
+use crate::edge::session::{SESSION_COOKIE, session_cookie};
 use crate::error::ApiFailure;
-use crate::session::{SESSION_COOKIE, session_cookie};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "ui/login.html")]

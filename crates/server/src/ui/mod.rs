@@ -27,8 +27,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn;
 use axum::routing::{get, post};
 
-use crate::auth::Auth;
-use crate::edge::MAX_BODY_BYTES;
+use crate::edge::auth::Auth;
+use crate::edge::guard::MAX_BODY_BYTES;
 use crate::state::ServerState;
 
 type Routes = Router<Arc<ServerState>>;

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::rows::{Choice, TaskRow, pick_envs};
 use super::view::{Chrome, Moment};
-use crate::auth::{Identity, Session};
+use crate::edge::auth::{Identity, Session};
 use crate::error::ApiFailure;
 use crate::state::ServerState;
 
@@ -61,7 +61,7 @@ fn alert_rows(
         subject: alert.subject,
         message: alert.message,
     };
-    let (firing, resolved): (Vec<_>, Vec<_>) = crate::alerts::Alerts::list(&*state.store)?
+    let (firing, resolved): (Vec<_>, Vec<_>) = crate::observe::alerts::Alerts::list(&*state.store)?
         .into_iter()
         .partition(|alert| alert.is_active());
     Ok((

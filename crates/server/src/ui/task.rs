@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use super::rows::{TaskRow, history_link};
 use super::view::{Chrome, Moment, encode};
-use crate::auth::{Identity, Session};
+use crate::edge::auth::{Identity, Session};
 use crate::error::ApiFailure;
 use crate::state::ServerState;
 
@@ -86,9 +86,9 @@ pub async fn page(
     Path((env, service, job, task)): Path<(String, String, String, String)>,
 ) -> Result<TaskPage, ApiFailure> {
     let target = format!("{service}/{job}/{task}");
-    let (_, status, _) = crate::api::handlers::one_task(&state, &env, &target)?;
+    let (_, status, _) = crate::edge::api::handlers::one_task(&state, &env, &target)?;
     let now = OffsetDateTime::now_utc();
-    let inspect = match crate::api::handlers::inspect_task(&state, &env, &target).await {
+    let inspect = match crate::edge::api::handlers::inspect_task(&state, &env, &target).await {
         Ok(answer) => Ok(serde_json::to_string_pretty(&answer.container).unwrap_or_default()),
         Err(failure) => Err(failure.to_string()),
     };

@@ -15,7 +15,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::auth::{Identity, Session};
+use crate::edge::auth::{Identity, Session};
 
 /// The header of every page, and what the caller may do.
 #[derive(Debug, Clone)]

@@ -1,0 +1,228 @@
+//! What runs where: desired state joined with what the agents observe, one row per task.
+
+use cj_api::TaskStatus;
+use cj_api::agent::{ObservedContainer, Phase, TaskKey};
+use cj_spec::TaskSpec;
+use cj_store::StoreJson;
+
+use crate::error::ApiFailure;
+use crate::hosts::observed::ProgressKind;
+use crate::keys;
+use crate::releases::resolve::Resolved;
+use crate::state::{DesiredJob, ServerState};
+
+/// A task's current container: the live one of the wanted configuration if any, then any live
+/// one, then the newest.
+pub fn current_container<'a>(
+    containers: &'a [(String, ObservedContainer)],
+    wanted_hash: Option<&str>,
+) -> Option<&'a (String, ObservedContainer)> {
+    let live_and_right = containers
+        .iter()
+        .find(|(_, c)| c.is_live() && Some(c.config_hash.as_str()) == wanted_hash);
+    live_and_right
+        .or_else(|| containers.iter().find(|(_, c)| c.is_live()))
+        .or_else(|| containers.iter().max_by_key(|(_, c)| c.created))
+}
+
+impl ServerState {
+    /// Rows for every task of the target, or of every service in `env`.
+    pub fn status(&self, env: &str, target: Option<&str>) -> Result<Vec<TaskStatus>, ApiFailure> {
+        let scopes: Vec<Resolved> = match target {
+            Some(target) => vec![self.resolve(env, target)?],
+            None => {
+                let mut scopes = Vec::new();
+                for service in self.service_names(env)? {
+                    scopes.push(self.resolve(env, &service)?);
+                }
+                scopes
+            }
+        };
+        let mut rows = Vec::new();
+        for scope in scopes {
+            for job in &scope.jobs {
+                let desired: Option<DesiredJob> =
+                    self.store
+                        .get_json(&keys::desired(env, &scope.service, job))?;
+                // A job that is up shows what it asks for; one that is down, its latest tasks.
+                let tasks: Vec<(TaskSpec, Option<String>)> = match &desired {
+                    Some(desired) => self
+                        .desired_tasks(desired)?
+                        .into_iter()
+                        .map(|task| {
+                            let hash = task.config_hash();
+                            (task.spec, Some(hash))
+                        })
+                        .collect(),
+                    None => match scope.latest.spec.job(job) {
+                        Some(job_spec) => job_spec
+                            .tasks
+                            .iter()
+                            .map(|task| (task.clone(), None))
+                            .collect(),
+                        None => continue,
+                    },
+                };
+                for (task, wanted_hash) in tasks {
+                    if scope.task.as_ref().is_some_and(|only| *only != task.name) {
+                        continue;
+                    }
+                    let key = TaskKey {
+                        env: env.to_owned(),
+                        service: scope.service.clone(),
+                        job: job.clone(),
+                        task: task.name.clone(),
+                    };
+                    // Pinned, placed, or (not placed yet) none.
+                    let declared_host = self.scheduler.host_of(&key, &task).unwrap_or_default();
+                    rows.push(self.task_status(
+                        key,
+                        declared_host,
+                        desired.as_ref(),
+                        wanted_hash.as_deref(),
+                    ));
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    pub fn task_status(
+        &self,
+        key: TaskKey,
+        declared_host: String,
+        desired: Option<&DesiredJob>,
+        wanted_hash: Option<&str>,
+    ) -> TaskStatus {
+        let containers = self.copies_of(&key);
+        let current = current_container(&containers, wanted_hash);
+        let progress = self
+            .observed
+            .progress_of(&key)
+            .filter(|p| Some(p.config_hash.as_str()) == wanted_hash);
+        let live = current.is_some_and(|(_, c)| c.is_live());
+        let (state, detail) = match (
+            desired,
+            current,
+            progress.and_then(|p| match p.kind {
+                ProgressKind::Phase(phase) => Some(phase),
+                ProgressKind::Health(..) => None,
+            }),
+        ) {
+            (None, _, _) if live => (
+                "stopping".to_owned(),
+                Some("not wanted; being removed".to_owned()),
+            ),
+            (None, _, _) => ("down".to_owned(), None),
+            (Some(_), Some((_, container)), _) if live => {
+                let state = serde_json::to_value(container.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned));
+                let unhealthy = container.health == Some(cj_api::agent::Health::Unhealthy);
+                let detail = container.health_detail.clone().filter(|_| unhealthy);
+                (state.unwrap_or_else(|| "running".into()), detail)
+            }
+            (Some(_), _, Some(Phase::Pulling { image })) => ("pulling".into(), Some(image)),
+            (Some(_), _, Some(Phase::Creating)) => ("creating".into(), None),
+            (Some(_), _, Some(Phase::Seeding { volume })) => {
+                ("seeding".into(), Some(format!("volume {volume}")))
+            }
+            (Some(_), _, Some(Phase::Starting)) => ("starting".into(), None),
+            (Some(_), _, Some(Phase::BackingOff { millis, reason })) => (
+                "restarting".into(),
+                Some(format!(
+                    "{reason}; next attempt in {:.1}s",
+                    millis as f64 / 1000.0
+                )),
+            ),
+            (Some(_), _, Some(Phase::Failed { reason })) => ("failed".into(), Some(reason)),
+            (Some(_), _, Some(Phase::Kept { reason, .. })) => ("exited".into(), Some(reason)),
+            (Some(_), Some((_, container)), _) => (
+                "exited".into(),
+                container.exit_code.map(|code| format!("exit code {code}")),
+            ),
+            (Some(_), None, _) if declared_host.is_empty() => (
+                "pending".into(),
+                self.scheduler
+                    .unplaced_reason(&key)
+                    .map(|reason| format!("not placed: {reason}")),
+            ),
+            (Some(_), None, _) if !self.host_is_up(&declared_host) => (
+                "pending".into(),
+                Some(format!(
+                    "host down: no agent is connected as {declared_host}"
+                )),
+            ),
+            // A pinned task whose config no longer renders (a variable was removed).
+            (Some(_), None, _) => ("pending".into(), self.scheduler.unplaced_reason(&key)),
+        };
+        let usage = current
+            .filter(|(_, c)| c.is_live())
+            .and_then(|(host, c)| self.hosts.container(host, &c.id));
+        TaskStatus {
+            env: key.env.clone(),
+            service: key.service.clone(),
+            job: key.job.clone(),
+            task: key.task.clone(),
+            host: declared_host,
+            actual_host: current.map(|(host, _)| host.clone()),
+            state,
+            detail,
+            image: current.map(|(_, c)| c.image.clone()),
+            container_id: current.map(|(_, c)| c.id.clone()),
+            container_name: current.map(|(_, c)| c.name.clone()),
+            version: current.map(|(_, c)| c.version),
+            desired_version: desired.map(|d| d.version),
+            started_at: current.and_then(|(_, c)| c.started_at.clone()),
+            exit_code: current
+                .filter(|(_, c)| !c.is_live())
+                .and_then(|(_, c)| c.exit_code),
+            health: current
+                .filter(|(_, c)| c.is_live())
+                .and_then(|(_, c)| c.health)
+                .map(health_word),
+            cpu_percent: usage.as_ref().and_then(|u| u.cpu_percent),
+            memory_bytes: usage.map(|u| u.memory_bytes),
+        }
+    }
+}
+
+pub fn health_word(health: cj_api::agent::Health) -> String {
+    match health {
+        cj_api::agent::Health::Starting => "starting",
+        cj_api::agent::Health::Healthy => "healthy",
+        cj_api::agent::Health::Unhealthy => "unhealthy",
+    }
+    .to_owned()
+}
+
+impl crate::state::ServerState {
+    /// Masks, in `value` (Docker's inspect of a task's container), the secret variables of
+    /// the task's environment and the `secret_env` values of its job at `version`.
+    pub fn mask_task_secrets(
+        &self,
+        key: &cj_api::agent::TaskKey,
+        version: Option<u64>,
+        value: &mut serde_json::Value,
+    ) -> Result<(), crate::error::ApiFailure> {
+        let mut secrets = self
+            .env_record(&key.env)?
+            .map(|record| record.secret_values())
+            .unwrap_or_default();
+        let mut keys = Vec::new();
+        if let Some(version) = version {
+            let record = self.versions.get(&key.env, &key.service, version)?;
+            if let Some(job) = record.spec.job(&key.job) {
+                keys.extend(job.secret_env.iter().cloned());
+            }
+            secrets.extend(
+                crate::envs::secrets::secret_env_values(&record.spec)
+                    .into_iter()
+                    .map(|(_, value)| value)
+                    .filter(|value| value.len() >= crate::envs::secrets::MIN_MASKED_ANYWHERE),
+            );
+        }
+        crate::envs::secrets::mask_json(value, &secrets, &keys);
+        Ok(())
+    }
+}
