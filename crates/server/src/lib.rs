@@ -32,6 +32,6 @@ pub use edge::auth::AuthMode;
 pub use edge::metrics_listener::serve_metrics;
 pub use edge::serve::serve_connection;
 pub use edge::tls;
-pub use error::ApiFailure;
+pub use error::Failure;
 pub use observe::{alert_rules, notify, webhook_format};
 pub use state::{RouteUrls, ServerState, StateOptions};

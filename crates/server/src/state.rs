@@ -12,7 +12,7 @@ use cj_store::{Store, StoreJson};
 use serde::{Deserialize, Serialize};
 
 use crate::control::published::Scheduler;
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::hosts::observed::Observed;
 use crate::releases::deployments::signals::DeploymentSignals;
 use crate::releases::versions::record::Versions;
@@ -176,8 +176,8 @@ impl ServerState {
     pub fn update_json<T, R>(
         &self,
         key: &str,
-        mut change: impl FnMut(&mut T) -> Result<R, ApiFailure>,
-    ) -> Result<Option<(T, R)>, ApiFailure>
+        mut change: impl FnMut(&mut T) -> Result<R, Failure>,
+    ) -> Result<Option<(T, R)>, Failure>
     where
         T: Serialize + serde::de::DeserializeOwned,
     {
@@ -203,18 +203,18 @@ impl ServerState {
     pub fn update_desired(
         &self,
         key: &str,
-        change: impl FnMut(&mut DesiredJob) -> Result<(), ApiFailure>,
-    ) -> Result<Option<DesiredJob>, ApiFailure> {
+        change: impl FnMut(&mut DesiredJob) -> Result<(), Failure>,
+    ) -> Result<Option<DesiredJob>, Failure> {
         Ok(self.update_json(key, change)?.map(|(desired, ())| desired))
     }
 
-    pub fn desired_jobs(&self, prefix: &str) -> Result<Vec<DesiredJob>, ApiFailure> {
+    pub fn desired_jobs(&self, prefix: &str) -> Result<Vec<DesiredJob>, Failure> {
         Ok(self.store.range_json(prefix)?)
     }
 
     /// The tasks a desired job asks for, rendered: what agents run and what `status`, `up` and
     /// rollouts compare containers with.
-    pub fn desired_tasks(&self, desired: &DesiredJob) -> Result<Vec<DesiredTask>, ApiFailure> {
+    pub fn desired_tasks(&self, desired: &DesiredJob) -> Result<Vec<DesiredTask>, Failure> {
         let mut tasks = self.raw_desired_tasks(desired)?;
         self.render_tasks(&mut tasks)?;
         Ok(tasks)
@@ -222,7 +222,7 @@ impl ServerState {
 
     /// The tasks a desired job asks for, as written (with their allocated ports): every task of
     /// its version, or during a rollout each task at its own version.
-    pub fn raw_desired_tasks(&self, desired: &DesiredJob) -> Result<Vec<DesiredTask>, ApiFailure> {
+    pub fn raw_desired_tasks(&self, desired: &DesiredJob) -> Result<Vec<DesiredTask>, Failure> {
         let versions: Vec<(Option<String>, u64)> = if desired.task_versions.is_empty() {
             vec![(None, desired.version)]
         } else {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::control::placement::StoredPlacement;
 use crate::control::routes::serves;
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::state::ServerState;
 
@@ -35,7 +35,7 @@ pub async fn run_handover_loop(state: Arc<ServerState>) {
 }
 
 impl ServerState {
-    async fn finish_handovers(&self) -> Result<(), ApiFailure> {
+    async fn finish_handovers(&self) -> Result<(), Failure> {
         let Some(published) = self.scheduler.current() else {
             return Ok(());
         };

@@ -15,13 +15,13 @@ pub mod publisher;
 pub mod render;
 pub mod routes;
 
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::state::ServerState;
 
 impl ServerState {
     /// Completes once every write committed so far is in the published assignments: what a
     /// request that changed desired state waits for before it answers.
-    pub async fn assignments_caught_up(&self) -> Result<(), ApiFailure> {
+    pub async fn assignments_caught_up(&self) -> Result<(), Failure> {
         let revision = self.store.revision()?;
         self.scheduler.wait_published(revision).await
     }

@@ -12,7 +12,7 @@ use cj_api::agent::{Assignment, TaskKey};
 use tokio::sync::watch;
 
 use crate::base::lock;
-use crate::error::ApiFailure;
+use crate::error::Failure;
 
 /// Every host's assignments as last published (`None` until the desired state is loaded).
 pub type Assignments = Option<Arc<Published>>;
@@ -214,7 +214,7 @@ impl Scheduler {
     }
 
     /// Completes once the published assignments reflect every store write up to `revision`.
-    pub async fn wait_published(&self, revision: u64) -> Result<(), ApiFailure> {
+    pub async fn wait_published(&self, revision: u64) -> Result<(), Failure> {
         let mut published = self.published_revision.subscribe();
         let reached = tokio::time::timeout(
             PUBLISH_DEADLINE,
@@ -229,7 +229,7 @@ impl Scheduler {
 
     /// Asks for everything to be placed and published again (what changes outside the store,
     /// such as which agents are linked, is read anew), and completes once it has been.
-    pub async fn republish(&self) -> Result<(), ApiFailure> {
+    pub async fn republish(&self) -> Result<(), Failure> {
         let mut request = 0;
         self.full_requested.send_modify(|n| {
             *n += 1;
@@ -244,11 +244,11 @@ impl Scheduler {
         }
     }
 
-    fn not_published(&self) -> ApiFailure {
+    fn not_published(&self) -> Failure {
         let why = lock(&self.last_error)
             .clone()
             .unwrap_or_else(|| "the assignment controller is not running".into());
-        ApiFailure::Unavailable(format!(
+        Failure::Unavailable(format!(
             "the change is stored, but assignments were not published within {} s: {why}",
             PUBLISH_DEADLINE.as_secs()
         ))

@@ -26,7 +26,7 @@ use super::published::{PlacementState, Published};
 use crate::base::{lock, now_rfc3339};
 use crate::control::placement::{self, Demand, HostView, Load, StoredPlacement};
 use crate::control::render::JobRef;
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::state::{DesiredTask, ServerState};
 
@@ -86,7 +86,7 @@ impl Publisher {
     /// Places and publishes everything once, so nothing is answered (and no agent told
     /// "nothing assigned") before the desired state is loaded; [`Publisher::run`] then follows
     /// the store from there.
-    pub fn start(state: Arc<ServerState>) -> Result<(Publisher, u64), ApiFailure> {
+    pub fn start(state: Arc<ServerState>) -> Result<(Publisher, u64), Failure> {
         let mut publisher = Publisher {
             state,
             services: BTreeMap::new(),
@@ -185,7 +185,7 @@ impl Publisher {
         }
     }
 
-    fn failed(&self, error: &ApiFailure) {
+    fn failed(&self, error: &Failure) {
         tracing::error!(%error, "failed to publish assignments");
         *lock(&self.state.scheduler.last_error) = Some(error.to_string());
     }
@@ -223,14 +223,14 @@ impl Publisher {
     }
 
     /// Does `work`; the revision the assignments now reflect, if it moved.
-    fn publish(&mut self, work: Work) -> Result<Option<u64>, ApiFailure> {
+    fn publish(&mut self, work: Work) -> Result<Option<u64>, Failure> {
         let started = std::time::Instant::now();
         let done = self.publish_timed(work);
         *lock(&self.state.scheduler.last_took) = started.elapsed();
         done
     }
 
-    fn publish_timed(&mut self, work: Work) -> Result<Option<u64>, ApiFailure> {
+    fn publish_timed(&mut self, work: Work) -> Result<Option<u64>, Failure> {
         let state = self.state.clone();
         let scheduler = &state.scheduler;
         if work.everything {
@@ -257,7 +257,7 @@ impl Publisher {
     }
 
     /// Places every task again, as one, and publishes. The revision it read at.
-    fn publish_everything(&mut self) -> Result<u64, ApiFailure> {
+    fn publish_everything(&mut self) -> Result<u64, Failure> {
         let _timer = crate::observe::recorder::PublishTimer::start();
         let state = self.state.clone();
         let revision = state.store.revision()?;
@@ -323,7 +323,7 @@ impl Publisher {
     }
 
     /// Places and publishes `services` again, and renders again those that name their jobs.
-    fn publish_services(&mut self, services: &BTreeSet<ServiceKey>) -> Result<(), ApiFailure> {
+    fn publish_services(&mut self, services: &BTreeSet<ServiceKey>) -> Result<(), Failure> {
         let _timer = crate::observe::recorder::PublishTimer::start();
         let views = self.views();
         for service in services {
@@ -350,11 +350,7 @@ impl Publisher {
     }
 
     /// Places one service's tasks against what the others take of each host.
-    fn place_service(
-        &mut self,
-        service: &ServiceKey,
-        views: &[HostView],
-    ) -> Result<(), ApiFailure> {
+    fn place_service(&mut self, service: &ServiceKey, views: &[HostView]) -> Result<(), Failure> {
         let state = self.state.clone();
         let (env, name) = service;
         let mut raw = Vec::new();
@@ -431,7 +427,7 @@ impl Publisher {
 
     /// Renders a service's placed tasks and puts their assignments in the next publication in
     /// place of its old ones.
-    fn assign(&mut self, service: &ServiceKey) -> Result<(), ApiFailure> {
+    fn assign(&mut self, service: &ServiceKey) -> Result<(), Failure> {
         let state = self.state.clone();
         let Some(entry) = self.services.get_mut(service) else {
             return Ok(());
@@ -521,7 +517,7 @@ impl Publisher {
         tasks: impl Iterator<Item = &'a DesiredTask>,
         stored: &HashMap<TaskKey, StoredPlacement>,
         changed: &[(TaskKey, StoredPlacement)],
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), Failure> {
         let state = self.state.clone();
         let versions: HashMap<&TaskKey, u64> =
             tasks.map(|task| (&task.key, task.version)).collect();
@@ -571,7 +567,7 @@ fn assignment_of(task: DesiredTask, host: String) -> Assignment {
 fn stored_placements(
     state: &ServerState,
     prefix: &str,
-) -> Result<HashMap<TaskKey, StoredPlacement>, ApiFailure> {
+) -> Result<HashMap<TaskKey, StoredPlacement>, Failure> {
     let mut stored = HashMap::new();
     for entry in state.store.range(prefix)? {
         let path = entry.key.trim_start_matches(keys::PLACEMENTS);

@@ -12,7 +12,7 @@ use cj_api::agent::TaskKey;
 use cj_spec::RenderContext;
 use cj_store::StoreJson;
 
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::state::{DesiredJob, DesiredTask, ServerState};
 
@@ -28,7 +28,7 @@ impl ServerState {
     /// Renders `tasks` in place, reading each environment's variables once. A template that
     /// cannot be rendered leaves its task as written with the reason in `render_error` (it is
     /// then not assigned); a store failure is an error.
-    pub fn render_tasks(&self, tasks: &mut [DesiredTask]) -> Result<(), ApiFailure> {
+    pub fn render_tasks(&self, tasks: &mut [DesiredTask]) -> Result<(), Failure> {
         self.render_tasks_noting(tasks, &mut BTreeSet::new())
     }
 
@@ -38,7 +38,7 @@ impl ServerState {
         &self,
         tasks: &mut [DesiredTask],
         named: &mut BTreeSet<JobRef>,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), Failure> {
         let mut values: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for task in tasks.iter_mut().filter(|task| task.spec.needs_rendering()) {
             if !values.contains_key(&task.key.env) {
@@ -59,7 +59,7 @@ impl ServerState {
         task: &mut DesiredTask,
         vars: &BTreeMap<String, String>,
         named: &mut BTreeSet<JobRef>,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), Failure> {
         let record = self
             .versions
             .get(&task.key.env, &task.key.service, task.version)?;
@@ -103,7 +103,7 @@ impl ServerState {
         }
         named.extend(asked.into_inner());
         if let Some(error) = lookup_error.into_inner() {
-            return Err(ApiFailure::Internal(error));
+            return Err(Failure::Internal(error));
         }
         Ok(())
     }
@@ -115,7 +115,7 @@ impl ServerState {
         env: &str,
         service: &str,
         job: &str,
-    ) -> Result<Vec<String>, ApiFailure> {
+    ) -> Result<Vec<String>, Failure> {
         let Some(desired) = self
             .store
             .get_json::<DesiredJob>(&keys::desired(env, service, job))?

@@ -19,7 +19,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::WatchStream;
 
 use crate::edge::extract::ApiQuery;
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::state::ServerState;
 
@@ -29,7 +29,7 @@ pub(crate) use table::serves;
 
 impl ServerState {
     /// The table as the desired state, the placements and the agents' reports say now.
-    pub fn build_route_table(&self) -> Result<RouteTable, ApiFailure> {
+    pub fn build_route_table(&self) -> Result<RouteTable, Failure> {
         let mut routes: BTreeMap<(String, String), Route> = BTreeMap::new();
         for desired in self.desired_jobs(keys::DESIRED_ALL)? {
             // Rebuilt after every report: unrouted jobs are skipped before their tasks are read.
@@ -157,7 +157,7 @@ pub struct RoutesQuery {
 pub async fn routes(
     State(state): State<Arc<ServerState>>,
     ApiQuery(query): ApiQuery<RoutesQuery>,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     if !query.watch {
         return Ok(Json(state.routes.current().as_ref().clone()).into_response());
     }

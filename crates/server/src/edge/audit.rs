@@ -26,7 +26,7 @@ use crate::edge::auth::Auth;
 use crate::edge::extract::ApiQuery;
 use crate::edge::extract::page_limit;
 use crate::edge::sanitize;
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 
 /// How many entries are kept; at a few hundred bytes each, tens of megabytes.
@@ -255,7 +255,7 @@ pub struct AuditQuery {
 pub async fn list(
     Extension(auth): Extension<Arc<Auth>>,
     ApiQuery(query): ApiQuery<AuditQuery>,
-) -> Result<Json<Vec<AuditEntry>>, ApiFailure> {
+) -> Result<Json<Vec<AuditEntry>>, Failure> {
     let limit = page_limit(query.limit, 100)?;
     Ok(Json(auth.audit.newest(limit)?))
 }

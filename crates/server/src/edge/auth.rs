@@ -44,7 +44,7 @@ use crate::edge::same_origin;
 pub use crate::edge::session::{CSRF_HEADER, Session, csrf_token};
 use crate::edge::session::{form_csrf, session_cookie};
 use crate::edge::tokens::{self, Secret, TokenError, TokenRecord};
-use crate::error::ApiFailure;
+use crate::error::Failure;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
@@ -220,7 +220,7 @@ pub struct Auth {
 struct Refusal {
     who: String,
     role: Option<Role>,
-    failure: ApiFailure,
+    failure: Failure,
     /// A browser asking for a page is sent here (the login page) instead of the failure.
     redirect: Option<String>,
 }
@@ -280,7 +280,7 @@ impl Auth {
     }
 
     /// The caller a token secret stands for, if it is valid (the UI's login checks it).
-    pub fn identify(&self, secret: &str) -> Result<Option<Identity>, ApiFailure> {
+    pub fn identify(&self, secret: &str) -> Result<Option<Identity>, Failure> {
         Ok(self.token(secret)?.map(|record| Identity {
             name: record.name,
             role: Some(record.role),
@@ -328,12 +328,12 @@ impl Auth {
         if self.mode == AuthMode::Open
             && let Some(reason) = same_origin::names_a_foreign_host(headers)
         {
-            return Err(refuse("anonymous", None, ApiFailure::Forbidden(reason)));
+            return Err(refuse("anonymous", None, Failure::Forbidden(reason)));
         }
         if (!is_read(method) || audited_read(path))
             && let Some(reason) = same_origin::from_another_site(headers)
         {
-            return Err(refuse("another site", None, ApiFailure::Csrf(reason)));
+            return Err(refuse("another site", None, Failure::Csrf(reason)));
         }
         let needed = access(method, path);
         let credential = match credential(headers) {
@@ -349,7 +349,7 @@ impl Auth {
                 Ok(None) if matches!(credential, Credential::Cookie(_)) => None,
                 Ok(None) if needed == Access::Public => None,
                 Ok(None) => {
-                    let failure = ApiFailure::Unauthorized(
+                    let failure = Failure::Unauthorized(
                         "the token is not valid: it is unknown or was revoked".into(),
                     );
                     return Err(refuse("invalid token", None, failure));
@@ -380,7 +380,7 @@ impl Auth {
                 .or(form_csrf)
                 .unwrap_or_default();
             if !bool::from(sent.as_bytes().ct_eq(session.csrf.as_bytes())) {
-                let failure = ApiFailure::Csrf(
+                let failure = Failure::Csrf(
                     "this write came with a browser session but without its CSRF token \
                      (header X-CSRF-Token or form field csrf); reload the page and try again"
                         .into(),
@@ -394,7 +394,7 @@ impl Auth {
                     Access::Role(needed) => needed.as_str(),
                     Access::AnyToken | Access::Public => "any",
                 };
-                let failure = ApiFailure::Forbidden(format!(
+                let failure = Failure::Forbidden(format!(
                     "this needs the {needs} role; token {} has {role}",
                     identity.name
                 ));
@@ -433,7 +433,7 @@ impl Auth {
         Err(Refusal {
             who: "anonymous".into(),
             role: None,
-            failure: ApiFailure::Unauthorized(
+            failure: Failure::Unauthorized(
                 "this server needs a token: send `Authorization: Bearer TOKEN` \
                  (coding-job: --token or CODING_JOB_TOKEN)"
                     .into(),
@@ -463,7 +463,7 @@ fn login_location(path: &str) -> String {
 }
 
 /// The request's token: the `Authorization` header, else the session cookie.
-fn credential(headers: &HeaderMap) -> Result<Option<Credential<'_>>, ApiFailure> {
+fn credential(headers: &HeaderMap) -> Result<Option<Credential<'_>>, Failure> {
     if let Some(secret) = bearer(headers)? {
         return Ok(Some(Credential::Bearer(secret)));
     }
@@ -471,13 +471,13 @@ fn credential(headers: &HeaderMap) -> Result<Option<Credential<'_>>, ApiFailure>
 }
 
 /// The token of an `Authorization: Bearer TOKEN` header, if there is one.
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiFailure> {
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Failure> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
     let malformed = || {
-        ApiFailure::Unauthorized(
+        Failure::Unauthorized(
             "expected one `Authorization: Bearer TOKEN` header with a coding-job token".into(),
         )
     };

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use cj_api::events::INDEX_HEADER;
 use futures_util::StreamExt;
 
-use crate::error::{ApiFailure, shown};
+use crate::error::{Failure, shown};
 use crate::state::ServerState;
 
 /// How long a blocking read waits when it does not say.
@@ -59,7 +59,7 @@ async fn wait_for_change_after(state: &ServerState, index: u64, wait: Duration) 
 
 /// `index` and `wait` from the query, and the URI without them; `None` when neither is there
 /// (`wait` alone is refused: it needs the revision to wait past).
-fn take_blocking_params(uri: &Uri) -> Result<Option<(u64, Duration, Uri)>, ApiFailure> {
+fn take_blocking_params(uri: &Uri) -> Result<Option<(u64, Duration, Uri)>, Failure> {
     let Some(query) = uri.query() else {
         return Ok(None);
     };
@@ -72,7 +72,7 @@ fn take_blocking_params(uri: &Uri) -> Result<Option<(u64, Duration, Uri)>, ApiFa
             "index" => {
                 found = true;
                 index = Some(value.parse::<u64>().map_err(|_| {
-                    ApiFailure::BadRequest(format!(
+                    Failure::BadRequest(format!(
                         "index {} is not a store revision: expected a whole number such as the \
                          X-Coding-Job-Index of an earlier answer",
                         shown(&value)
@@ -92,7 +92,7 @@ fn take_blocking_params(uri: &Uri) -> Result<Option<(u64, Duration, Uri)>, ApiFa
         return Ok(None);
     }
     let Some(index) = index else {
-        return Err(ApiFailure::BadRequest(
+        return Err(Failure::BadRequest(
             "wait needs index: the revision to wait past (X-Coding-Job-Index)".into(),
         ));
     };
@@ -103,17 +103,17 @@ fn take_blocking_params(uri: &Uri) -> Result<Option<(u64, Duration, Uri)>, ApiFa
     };
     let uri = path_and_query
         .parse::<Uri>()
-        .map_err(|error| ApiFailure::BadRequest(format!("bad query: {error}")))?;
+        .map_err(|error| Failure::BadRequest(format!("bad query: {error}")))?;
     Ok(Some((index, wait.unwrap_or(DEFAULT_WAIT), uri)))
 }
 
 /// A duration as everywhere else (`30s`, `5m`, `500ms`), up to [`MAX_WAIT`].
-fn parse_wait(text: &str) -> Result<Duration, ApiFailure> {
+fn parse_wait(text: &str) -> Result<Duration, Failure> {
     cj_spec::parse_duration_ms(text)
         .map(Duration::from_millis)
         .filter(|wait| *wait <= MAX_WAIT)
         .ok_or_else(|| {
-            ApiFailure::BadRequest(format!(
+            Failure::BadRequest(format!(
                 "wait {} is not a duration: expected e.g. 30s, 5m or 500ms, at most 10m",
                 shown(text)
             ))

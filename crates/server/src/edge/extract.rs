@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiFailure;
+use crate::error::Failure;
 
 /// The longest parser message returned, in characters: serde quotes the values it refuses,
 /// which may be as long as the body.
@@ -25,9 +25,9 @@ where
     T: DeserializeOwned,
     S: Send + Sync,
 {
-    type Rejection = ApiFailure;
+    type Rejection = Failure;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiFailure> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, Failure> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(json_failure(&rejection)),
@@ -35,28 +35,28 @@ where
     }
 }
 
-fn json_failure(rejection: &JsonRejection) -> ApiFailure {
+fn json_failure(rejection: &JsonRejection) -> Failure {
     let cause = || inner_message(rejection);
     match rejection {
         JsonRejection::JsonSyntaxError(_) => {
-            ApiFailure::BadRequest(format!("the body is not valid JSON: {}", cause()))
+            Failure::BadRequest(format!("the body is not valid JSON: {}", cause()))
         }
         JsonRejection::JsonDataError(_) => {
-            ApiFailure::BadRequest(format!("invalid request body: {}", cause()))
+            Failure::BadRequest(format!("invalid request body: {}", cause()))
         }
-        JsonRejection::MissingJsonContentType(_) => ApiFailure::UnsupportedMediaType(
+        JsonRejection::MissingJsonContentType(_) => Failure::UnsupportedMediaType(
             "expected a JSON body with `Content-Type: application/json`".into(),
         ),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiFailure::PayloadTooLarge(format!(
+            Failure::PayloadTooLarge(format!(
                 "the request body is larger than {} bytes",
                 crate::edge::guard::MAX_BODY_BYTES
             ))
         }
-        other => ApiFailure::Other(
-            other.status(),
-            format!("failed to read the request body: {}", cause()),
-        ),
+        other => Failure::Refused {
+            status: other.status().as_u16(),
+            message: format!("failed to read the request body: {}", cause()),
+        },
     }
 }
 
@@ -69,9 +69,9 @@ where
     T: DeserializeOwned,
     S: Send + Sync,
 {
-    type Rejection = ApiFailure;
+    type Rejection = Failure;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiFailure> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Failure> {
         match Query::<T>::try_from_uri(&parts.uri) {
             Ok(Query(value)) => Ok(ApiQuery(value)),
             Err(rejection) => Err(query_failure(&rejection)),
@@ -79,8 +79,8 @@ where
     }
 }
 
-fn query_failure(rejection: &QueryRejection) -> ApiFailure {
-    ApiFailure::BadRequest(format!(
+fn query_failure(rejection: &QueryRejection) -> Failure {
+    Failure::BadRequest(format!(
         "invalid query string: {}",
         inner_message(rejection)
     ))
@@ -99,11 +99,11 @@ fn inner_message(rejection: &(dyn std::error::Error + 'static)) -> String {
 pub const MAX_PAGE: usize = 1000;
 
 /// `limit` checked against [`MAX_PAGE`], or `default`.
-pub fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiFailure> {
+pub fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, Failure> {
     match limit {
         None => Ok(default),
         Some(limit @ 1..=MAX_PAGE) => Ok(limit),
-        Some(other) => Err(ApiFailure::BadRequest(format!(
+        Some(other) => Err(Failure::BadRequest(format!(
             "limit {other} is out of range: expected 1 to {MAX_PAGE}"
         ))),
     }

@@ -19,7 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
-use crate::error::{ApiFailure, shown};
+use crate::error::{Failure, shown};
 
 /// The largest request body: config files are capped at 1 MiB, and JSON escaping can make a
 /// file up to several times longer in a push or diff body.
@@ -82,13 +82,13 @@ async fn guard(request: Request, next: Next) -> Response {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(failure)) => return refuse(chunks, true, failure).await,
         Err(_) => {
-            let failure = ApiFailure::Other(
-                axum::http::StatusCode::REQUEST_TIMEOUT,
-                format!(
+            let failure = Failure::Refused {
+                status: axum::http::StatusCode::REQUEST_TIMEOUT.as_u16(),
+                message: format!(
                     "the request body did not arrive within {} s",
                     BODY_TIME.as_secs()
                 ),
-            );
+            };
             return closing(failure.into_response());
         }
     };
@@ -99,19 +99,19 @@ async fn guard(request: Request, next: Next) -> Response {
 }
 
 /// What is wrong with the request line and headers, if anything.
-fn head_failure(uri: &Uri, headers: &HeaderMap) -> Option<ApiFailure> {
+fn head_failure(uri: &Uri, headers: &HeaderMap) -> Option<Failure> {
     let uri_bytes = uri.scheme_str().map_or(0, |scheme| scheme.len() + 3)
         + uri
             .authority()
             .map_or(0, |authority| authority.as_str().len())
         + uri.path_and_query().map_or(0, |path| path.as_str().len());
     if uri_bytes > MAX_URI_BYTES {
-        return Some(ApiFailure::UriTooLong(format!(
+        return Some(Failure::UriTooLong(format!(
             "the request URI is {uri_bytes} bytes long; at most {MAX_URI_BYTES} are accepted"
         )));
     }
     if headers.len() > MAX_HEADERS {
-        return Some(ApiFailure::HeadersTooLarge(format!(
+        return Some(Failure::HeadersTooLarge(format!(
             "the request has {} headers; at most {MAX_HEADERS} are accepted",
             headers.len()
         )));
@@ -122,7 +122,7 @@ fn head_failure(uri: &Uri, headers: &HeaderMap) -> Option<ApiFailure> {
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return Some(ApiFailure::HeadersTooLarge(format!(
+        return Some(Failure::HeadersTooLarge(format!(
             "the request headers are {header_bytes} bytes; at most {MAX_HEADER_BYTES} are accepted"
         )));
     }
@@ -133,18 +133,18 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-fn too_large() -> ApiFailure {
-    ApiFailure::PayloadTooLarge(format!(
+fn too_large() -> Failure {
+    Failure::PayloadTooLarge(format!(
         "the request body is larger than {MAX_BODY_BYTES} bytes"
     ))
 }
 
 /// The whole body, or a refusal once it grows past [`MAX_BODY_BYTES`] (the rest unread).
-async fn read_body(chunks: &mut BodyDataStream) -> Result<Bytes, ApiFailure> {
+async fn read_body(chunks: &mut BodyDataStream) -> Result<Bytes, Failure> {
     let mut body = Vec::new();
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|error| {
-            ApiFailure::BadRequest(format!("failed to read the request body: {error}"))
+            Failure::BadRequest(format!("failed to read the request body: {error}"))
         })?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(too_large());
@@ -162,7 +162,7 @@ fn expects_continue(headers: &HeaderMap) -> bool {
 
 /// Answers `failure`; when the client is `sending` the body, after reading what is left of it
 /// (within bounds), so that the client can read the answer.
-async fn refuse(mut chunks: BodyDataStream, sending: bool, failure: ApiFailure) -> Response {
+async fn refuse(mut chunks: BodyDataStream, sending: bool, failure: Failure) -> Response {
     if sending {
         let drain = async {
             let mut drained = 0;
@@ -198,7 +198,7 @@ fn json_errors(response: Response) -> Response {
         return response;
     }
     let (mut parts, _) = response.into_parts();
-    let replacement = ApiFailure::for_status(status).into_response();
+    let replacement = Failure::for_status(status).into_response();
     parts.headers.remove(CONTENT_LENGTH);
     parts.headers.extend(
         replacement
@@ -210,8 +210,8 @@ fn json_errors(response: Response) -> Response {
 }
 
 /// The router's fallback: no route has this path.
-async fn unknown_route(method: Method, uri: Uri) -> ApiFailure {
-    ApiFailure::UnknownRoute(format!(
+async fn unknown_route(method: Method, uri: Uri) -> Failure {
+    Failure::UnknownRoute(format!(
         "no route for {} {}: the API is under /v1/",
         shown(method.as_str()),
         shown(uri.path())
@@ -219,8 +219,8 @@ async fn unknown_route(method: Method, uri: Uri) -> ApiFailure {
 }
 
 /// A route exists for the path, but not for this method (the `Allow` header says which).
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiFailure {
-    ApiFailure::MethodNotAllowed(format!(
+async fn method_not_allowed(method: Method, uri: Uri) -> Failure {
+    Failure::MethodNotAllowed(format!(
         "{} does not accept {}",
         shown(uri.path()),
         shown(method.as_str())

@@ -2,6 +2,7 @@
 //! roles and the audit log, OpenAPI, the listener and TLS.
 
 pub mod admin_token;
+pub mod answer;
 pub mod api;
 pub mod audit;
 pub mod auth;

@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 use crate::base::now_rfc3339;
 use crate::edge::auth::Identity;
 use crate::edge::extract::ApiJson;
-use crate::error::{ApiFailure, shown};
+use crate::error::{Failure, shown};
 use crate::keys;
 
 /// What every secret starts with, so one found in a file or a log is recognisable.
@@ -114,16 +114,16 @@ pub enum TokenError {
     Store(#[from] StoreError),
 }
 
-impl From<TokenError> for ApiFailure {
+impl From<TokenError> for Failure {
     fn from(error: TokenError) -> Self {
         let message = error.to_string();
         match error {
-            TokenError::InvalidName(_) => ApiFailure::BadRequest(message),
-            TokenError::NotFound(_) => ApiFailure::NotFound(message),
+            TokenError::InvalidName(_) => Failure::BadRequest(message),
+            TokenError::NotFound(_) => Failure::NotFound(message),
             TokenError::Exists(_) | TokenError::LastAdmin(_) | TokenError::TooMany => {
-                ApiFailure::Conflict(message)
+                Failure::Conflict(message)
             }
-            TokenError::Random(_) | TokenError::Store(_) => ApiFailure::Internal(message),
+            TokenError::Random(_) | TokenError::Store(_) => Failure::Internal(message),
         }
     }
 }
@@ -266,7 +266,7 @@ pub async fn create_token(
     State(state): AppState,
     caller: Identity,
     ApiJson(request): ApiJson<CreateTokenRequest>,
-) -> Result<(StatusCode, Json<CreatedToken>), ApiFailure> {
+) -> Result<(StatusCode, Json<CreatedToken>), Failure> {
     let (record, secret) = create(&*state.store, &request.name, request.role, &caller.name)?;
     tracing::info!(name = record.name, role = %record.role, by = caller.name, "token created");
     Ok((
@@ -285,7 +285,7 @@ pub async fn create_token(
     path = "/v1/tokens",
     responses((status = 200, description = "every token, without its secret", body = Vec<TokenInfo>))
 )]
-pub async fn list_tokens(State(state): AppState) -> Result<Json<Vec<TokenInfo>>, ApiFailure> {
+pub async fn list_tokens(State(state): AppState) -> Result<Json<Vec<TokenInfo>>, Failure> {
     Ok(Json(
         list(&*state.store)?.iter().map(TokenRecord::info).collect(),
     ))
@@ -306,7 +306,7 @@ pub async fn revoke_token(
     State(state): AppState,
     caller: Identity,
     Path(name): Path<String>,
-) -> Result<Json<TokenInfo>, ApiFailure> {
+) -> Result<Json<TokenInfo>, Failure> {
     let record = revoke(&*state.store, &name)?;
     tracing::info!(name = record.name, by = caller.name, "token revoked");
     Ok(Json(record.info()))

@@ -13,7 +13,7 @@ use cj_store::StoreJson;
 use serde::{Deserialize, Serialize};
 
 use crate::base::now_rfc3339;
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::state::ServerState;
 
@@ -37,7 +37,7 @@ impl ServerState {
         env: &str,
         keep_volumes: bool,
         user: &str,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), Failure> {
         let debt = EnvDebt {
             env: env.to_owned(),
             keep_volumes,

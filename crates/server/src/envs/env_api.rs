@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::edge::api::handlers::{stream_operation, wave_timeout};
 use crate::edge::auth::Identity;
 use crate::edge::extract::{ApiJson, ApiQuery};
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::releases::versions::check_env_name;
 
@@ -39,7 +39,7 @@ pub struct ListQuery {
 pub async fn list(
     State(state): AppState,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Vec<EnvInfo>>, ApiFailure> {
+) -> Result<Json<Vec<EnvInfo>>, Failure> {
     Ok(Json(state.env_infos(query.all)?))
 }
 
@@ -59,7 +59,7 @@ pub async fn create(
     State(state): AppState,
     caller: Identity,
     ApiJson(request): ApiJson<CreateEnvRequest>,
-) -> Result<Json<CreateEnvResponse>, ApiFailure> {
+) -> Result<Json<CreateEnvResponse>, Failure> {
     Ok(Json(state.create_env(&request, &caller.name)?))
 }
 
@@ -90,7 +90,7 @@ pub async fn up(
     caller: Identity,
     Path(env): Path<String>,
     ApiQuery(request): ApiQuery<EnvOperationQuery>,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     let timeout = wave_timeout(request.timeout_seconds)?;
     let plan = state.plan_env_up(&env, &caller.name, timeout)?;
     Ok(stream_operation(state, plan))
@@ -111,7 +111,7 @@ pub async fn down(
     caller: Identity,
     Path(env): Path<String>,
     ApiQuery(request): ApiQuery<EnvOperationQuery>,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     let timeout = wave_timeout(request.timeout_seconds)?;
     let plan = state.plan_env_down(&env, &caller.name, timeout)?;
     Ok(stream_operation(state, plan))
@@ -141,7 +141,7 @@ pub async fn destroy(
     caller: Identity,
     Path(env): Path<String>,
     ApiQuery(query): ApiQuery<DestroyQuery>,
-) -> Result<Json<DestroyEnvResponse>, ApiFailure> {
+) -> Result<Json<DestroyEnvResponse>, Failure> {
     // Its own task: a client that goes away must not leave an environment half destroyed.
     let destroying = tokio::spawn(async move {
         state
@@ -150,7 +150,7 @@ pub async fn destroy(
     });
     let response = destroying
         .await
-        .map_err(|error| ApiFailure::Internal(format!("destroy failed: {error}")))??;
+        .map_err(|error| Failure::Internal(format!("destroy failed: {error}")))??;
     Ok(Json(response))
 }
 
@@ -167,7 +167,7 @@ pub async fn destroy(
 pub async fn vars(
     State(state): AppState,
     Path(env): Path<String>,
-) -> Result<Json<EnvVars>, ApiFailure> {
+) -> Result<Json<EnvVars>, Failure> {
     Ok(Json(state.env_vars(&env)?))
 }
 
@@ -188,7 +188,7 @@ pub async fn set_vars(
     caller: Identity,
     Path(env): Path<String>,
     ApiJson(request): ApiJson<SetVarsRequest>,
-) -> Result<Json<EnvVars>, ApiFailure> {
+) -> Result<Json<EnvVars>, Failure> {
     Ok(Json(
         state.set_env_vars(&env, &request, &caller.name).await?,
     ))
@@ -208,7 +208,7 @@ pub async fn set_vars(
 pub async fn addresses(
     State(state): AppState,
     Path(env): Path<String>,
-) -> Result<Json<EnvAddresses>, ApiFailure> {
+) -> Result<Json<EnvAddresses>, Failure> {
     check_env_name(&env)?;
     if !state.env_exists(&env)? {
         return Err(state.no_such_env(&env)?);

@@ -16,7 +16,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::base::now_rfc3339;
 use crate::envs::records::{EnvRecord, StoredVar, check_var_name};
-use crate::error::{ApiFailure, shown};
+use crate::error::{Failure, shown};
 use crate::keys;
 use crate::releases::versions::{CopiedFrom, VersionRecord, check_env_name, to_json};
 use crate::state::ServerState;
@@ -29,17 +29,17 @@ impl ServerState {
         &self,
         request: &CreateEnvRequest,
         user: &str,
-    ) -> Result<CreateEnvResponse, ApiFailure> {
+    ) -> Result<CreateEnvResponse, Failure> {
         let name = request.name.as_str();
         check_env_name(name)?;
         check_env_name(&request.from)?;
         if name == request.from {
-            return Err(ApiFailure::BadRequest(format!(
+            return Err(Failure::BadRequest(format!(
                 "an environment cannot be a copy of itself ({name})"
             )));
         }
         if self.env_exists(name)? {
-            return Err(ApiFailure::Conflict(format!(
+            return Err(Failure::Conflict(format!(
                 "environment {name} already exists; destroy it first with `coding-job env destroy {name}`"
             )));
         }
@@ -62,7 +62,7 @@ impl ServerState {
         }
         for var in &request.secret_vars {
             if !request.vars.contains_key(var) {
-                return Err(ApiFailure::BadRequest(format!(
+                return Err(Failure::BadRequest(format!(
                     "--secret {var}: no value for {var} was given"
                 )));
             }
@@ -99,7 +99,7 @@ impl ServerState {
                     error
                 })
                 .collect();
-            return Err(ApiFailure::InvalidConfig(SpecErrors(errors)));
+            return Err(Failure::InvalidConfig(SpecErrors(errors)));
         }
 
         let now = OffsetDateTime::now_utc();
@@ -111,7 +111,7 @@ impl ServerState {
             expires_at: ttl
                 .map(|ttl| (now + time::Duration::seconds(ttl as i64)).format(&Rfc3339))
                 .transpose()
-                .map_err(|error| ApiFailure::Internal(error.to_string()))?,
+                .map_err(|error| Failure::Internal(error.to_string()))?,
             vars,
             host_map: host_map.clone(),
             destroying: false,
@@ -147,7 +147,7 @@ impl ServerState {
             ops.extend(next.ops);
         }
         if let TxnOutcome::Failed = self.store.txn(&compares, &ops)? {
-            return Err(ApiFailure::Conflict(format!(
+            return Err(Failure::Conflict(format!(
                 "environment {name} or one of its services changed while it was being created; try again"
             )));
         }
@@ -166,15 +166,15 @@ impl ServerState {
             .env_infos(false)?
             .into_iter()
             .find(|info| info.name == name)
-            .ok_or_else(|| ApiFailure::Internal(format!("environment {name} vanished")))?;
+            .ok_or_else(|| Failure::Internal(format!("environment {name} vanished")))?;
         Ok(CreateEnvResponse { env, copied })
     }
 
     /// The environment a copy is made from, with the latest version of each of its services.
-    fn copy_source(&self, from: &str) -> Result<CopySource, ApiFailure> {
+    fn copy_source(&self, from: &str) -> Result<CopySource, Failure> {
         let record = self.env_record(from)?;
         if let Some(at) = record.as_ref().and_then(|r| r.destroyed_at.as_ref()) {
-            return Err(ApiFailure::NotFound(format!(
+            return Err(Failure::NotFound(format!(
                 "environment {from} was destroyed at {at}; there is nothing to copy"
             )));
         }
@@ -187,7 +187,7 @@ impl ServerState {
         }
         if services.is_empty() {
             return Err(match record {
-                Some(_) => ApiFailure::BadRequest(format!(
+                Some(_) => Failure::BadRequest(format!(
                     "environment {from} has no services to copy; push some first"
                 )),
                 None => self.no_such_env(from)?,
@@ -205,7 +205,7 @@ impl ServerState {
         &self,
         source: &CopySource,
         requested: &BTreeMap<String, String>,
-    ) -> Result<BTreeMap<String, String>, ApiFailure> {
+    ) -> Result<BTreeMap<String, String>, Failure> {
         let named: std::collections::BTreeSet<String> = source
             .services
             .iter()
@@ -214,7 +214,7 @@ impl ServerState {
         for (from, to) in requested {
             for host in [from, to] {
                 if !cj_spec::is_valid_name(host) {
-                    return Err(ApiFailure::BadRequest(format!(
+                    return Err(Failure::BadRequest(format!(
                         "--map-hosts: invalid host name \"{}\"",
                         shown(host)
                     )));
@@ -222,7 +222,7 @@ impl ServerState {
             }
             if !named.contains(from) {
                 let names: Vec<&str> = named.iter().map(String::as_str).collect();
-                return Err(ApiFailure::BadRequest(format!(
+                return Err(Failure::BadRequest(format!(
                     "--map-hosts {from}={to}: no task of {} runs on {from} (hosts named: {})",
                     source.services[0].env,
                     if names.is_empty() {
@@ -257,11 +257,11 @@ struct CopySource {
     services: Vec<VersionRecord>,
 }
 
-fn check_ttl(seconds: u64) -> Result<u64, ApiFailure> {
+fn check_ttl(seconds: u64) -> Result<u64, Failure> {
     if (1..=MAX_TTL_SECONDS).contains(&seconds) {
         Ok(seconds)
     } else {
-        Err(ApiFailure::BadRequest(format!(
+        Err(Failure::BadRequest(format!(
             "ttl of {seconds} s is out of range: expected 1s to 30 days"
         )))
     }

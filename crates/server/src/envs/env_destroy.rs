@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::base::now_rfc3339;
 use crate::envs::debts::REMOVE_TIMEOUT;
 use crate::envs::records::EnvRecord;
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::releases::waiting::Goal;
 use crate::state::ServerState;
@@ -38,16 +38,16 @@ impl ServerState {
         env: &str,
         keep_volumes: bool,
         user: &str,
-    ) -> Result<DestroyEnvResponse, ApiFailure> {
+    ) -> Result<DestroyEnvResponse, Failure> {
         crate::releases::versions::check_env_name(env)?;
         if env == DEFAULT_ENV {
-            return Err(ApiFailure::BadRequest(format!(
+            return Err(Failure::BadRequest(format!(
                 "{DEFAULT_ENV} cannot be destroyed; bring its services down with `coding-job down SERVICE`"
             )));
         }
         let record = match self.env_record(env)? {
             Some(record) if record.is_destroyed() => {
-                return Err(ApiFailure::NotFound(format!(
+                return Err(Failure::NotFound(format!(
                     "environment {env} was already destroyed at {}",
                     record.destroyed_at.as_deref().unwrap_or_default()
                 )));
@@ -144,7 +144,7 @@ impl ServerState {
         })
     }
 
-    fn put_env_record(&self, record: &EnvRecord) -> Result<(), ApiFailure> {
+    fn put_env_record(&self, record: &EnvRecord) -> Result<(), Failure> {
         self.store.put_json(&keys::env(&record.name), record)?;
         Ok(())
     }
@@ -153,7 +153,7 @@ impl ServerState {
     pub fn env_changed(&self) {}
 
     /// The environments whose time is up now, and when the next one's will be.
-    fn expiries(&self) -> Result<(Vec<String>, Option<OffsetDateTime>), ApiFailure> {
+    fn expiries(&self) -> Result<(Vec<String>, Option<OffsetDateTime>), Failure> {
         let now = OffsetDateTime::now_utc();
         let mut due = Vec::new();
         let mut next = None::<OffsetDateTime>;

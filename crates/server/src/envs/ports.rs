@@ -12,14 +12,14 @@ use std::collections::BTreeSet;
 use cj_api::agent::TaskKey;
 use cj_store::{Compare, Op, StoreJson, TxnOutcome};
 
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::releases::versions::to_json;
 use crate::state::{DesiredTask, ServerState};
 
 impl ServerState {
     /// The port allocated to `key`, allocating one from the range if it has none yet.
-    pub fn allocated_port(&self, key: &TaskKey) -> Result<u16, ApiFailure> {
+    pub fn allocated_port(&self, key: &TaskKey) -> Result<u16, Failure> {
         let task_key = keys::task_port(key);
         loop {
             if let Some(port) = self.store.get_json::<u16>(&task_key)? {
@@ -32,7 +32,7 @@ impl ServerState {
                 .filter_map(|entry| entry.key.trim_start_matches(keys::PORTS).parse().ok())
                 .collect();
             let Some(port) = self.port_range.clone().find(|port| !taken.contains(port)) else {
-                return Err(ApiFailure::Conflict(format!(
+                return Err(Failure::Conflict(format!(
                     "no port is free in the range {}-{} for {key} (`port: auto`); destroy unused environments or widen --port-range",
                     self.port_range.start(),
                     self.port_range.end()
@@ -56,7 +56,7 @@ impl ServerState {
     }
 
     /// Releases every port allocated to tasks of `env`; returns how many.
-    pub fn release_ports(&self, env: &str) -> Result<usize, ApiFailure> {
+    pub fn release_ports(&self, env: &str) -> Result<usize, Failure> {
         let allocations = self.store.range(&keys::task_ports_of_env(env))?;
         let mut ops = Vec::new();
         for entry in &allocations {
@@ -76,7 +76,7 @@ impl ServerState {
 
     /// Refuses tasks about to start whose fixed port another environment's task already uses on
     /// the same host; `port: auto` or `--map-hosts` is the way out, and the message says so.
-    pub fn check_fixed_ports(&self, starting: &[DesiredTask]) -> Result<(), ApiFailure> {
+    pub fn check_fixed_ports(&self, starting: &[DesiredTask]) -> Result<(), Failure> {
         let pinned: Vec<&DesiredTask> = starting
             .iter()
             .filter(|task| !task.spec.auto_port && task.spec.port != 0)
@@ -99,7 +99,7 @@ impl ServerState {
                         && task.spec.port == other.spec.port
                         && host == other_host
                     {
-                        return Err(ApiFailure::Conflict(format!(
+                        return Err(Failure::Conflict(format!(
                             "port {} on host {host} is already used by {} in environment {}, so {} in {} cannot have it: give the job `port: auto`, or move it with `env create --map-hosts {host}=OTHER_HOST`",
                             task.spec.port, other.key, other.key.env, task.key, task.key.env
                         )));

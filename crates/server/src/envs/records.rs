@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::error::{ApiFailure, shown};
+use crate::error::{Failure, shown};
 use crate::keys;
 use crate::releases::versions::check_env_name;
 use crate::state::{DesiredJob, ServerState};
@@ -88,7 +88,7 @@ pub fn values(vars: &BTreeMap<String, StoredVar>) -> BTreeMap<String, String> {
 }
 
 /// A variable name usable as `{{ vars.NAME }}`: a letter or `_`, then letters, digits or `_`.
-pub fn check_var_name(name: &str) -> Result<(), ApiFailure> {
+pub fn check_var_name(name: &str) -> Result<(), Failure> {
     let valid = name.len() <= 64
         && name
             .chars()
@@ -98,7 +98,7 @@ pub fn check_var_name(name: &str) -> Result<(), ApiFailure> {
     if valid {
         Ok(())
     } else {
-        Err(ApiFailure::BadRequest(format!(
+        Err(Failure::BadRequest(format!(
             "invalid variable name \"{}\": expected a letter or '_', then letters, digits or '_' (it is used as {{{{ vars.NAME }}}})",
             shown(name)
         )))
@@ -106,12 +106,12 @@ pub fn check_var_name(name: &str) -> Result<(), ApiFailure> {
 }
 
 impl ServerState {
-    pub fn env_record(&self, env: &str) -> Result<Option<EnvRecord>, ApiFailure> {
+    pub fn env_record(&self, env: &str) -> Result<Option<EnvRecord>, Failure> {
         Ok(self.store.get_json(&keys::env(env))?)
     }
 
     /// Whether `env` exists now: created and not destroyed, or pushed to without a record.
-    pub fn env_exists(&self, env: &str) -> Result<bool, ApiFailure> {
+    pub fn env_exists(&self, env: &str) -> Result<bool, Failure> {
         Ok(match self.env_record(env)? {
             Some(record) => !record.is_destroyed(),
             None => !self.service_names(env)?.is_empty(),
@@ -119,22 +119,22 @@ impl ServerState {
     }
 
     /// Refuses changes to an environment that was destroyed, is being destroyed, or expired.
-    pub fn check_env_writable(&self, env: &str) -> Result<Option<EnvRecord>, ApiFailure> {
+    pub fn check_env_writable(&self, env: &str) -> Result<Option<EnvRecord>, Failure> {
         check_env_name(env)?;
         let record = self.env_record(env)?;
         if let Some(record) = &record {
             if let Some(at) = &record.destroyed_at {
-                return Err(ApiFailure::Conflict(format!(
+                return Err(Failure::Conflict(format!(
                     "environment {env} was destroyed at {at}; create it again with `coding-job env create {env} --from ENV`"
                 )));
             }
             if record.destroying {
-                return Err(ApiFailure::Conflict(format!(
+                return Err(Failure::Conflict(format!(
                     "environment {env} is being destroyed"
                 )));
             }
             if record.is_expired(OffsetDateTime::now_utc()) {
-                return Err(ApiFailure::Conflict(format!(
+                return Err(Failure::Conflict(format!(
                     "environment {env} expired at {} and is being destroyed",
                     record.expires_at.as_deref().unwrap_or_default()
                 )));
@@ -144,7 +144,7 @@ impl ServerState {
     }
 
     /// Every environment with services or a record (destroyed ones only with `all`).
-    pub fn env_infos(&self, all: bool) -> Result<Vec<EnvInfo>, ApiFailure> {
+    pub fn env_infos(&self, all: bool) -> Result<Vec<EnvInfo>, Failure> {
         let records: BTreeMap<String, EnvRecord> = self
             .store
             .range_json::<EnvRecord>(keys::ENVS)?
@@ -173,7 +173,7 @@ impl ServerState {
         name: &str,
         record: Option<&EnvRecord>,
         desired: &[DesiredJob],
-    ) -> Result<EnvInfo, ApiFailure> {
+    ) -> Result<EnvInfo, Failure> {
         let jobs: Vec<&DesiredJob> = desired.iter().filter(|job| job.env == name).collect();
         let mut tasks_total = 0;
         let mut tasks_running = 0;
@@ -210,7 +210,7 @@ impl ServerState {
     }
 
     /// `env vars ENV`: secret values are never sent.
-    pub fn env_vars(&self, env: &str) -> Result<EnvVars, ApiFailure> {
+    pub fn env_vars(&self, env: &str) -> Result<EnvVars, Failure> {
         check_env_name(env)?;
         if env != cj_api::DEFAULT_ENV && !self.env_exists(env)? {
             return Err(self.no_such_env(env)?);
@@ -230,7 +230,7 @@ impl ServerState {
         env: &str,
         request: &SetVarsRequest,
         user: &str,
-    ) -> Result<EnvVars, ApiFailure> {
+    ) -> Result<EnvVars, Failure> {
         let existing = self.check_env_writable(env)?;
         // `production` exists before its first push: its variables come first, so the push
         // that uses them is accepted.
@@ -246,7 +246,7 @@ impl ServerState {
         }
         for name in &request.secret {
             if !request.set.contains_key(name) && !record.vars.contains_key(name) {
-                return Err(ApiFailure::BadRequest(format!(
+                return Err(Failure::BadRequest(format!(
                     "cannot mark {name} secret: it is not set in environment {env}"
                 )));
             }
@@ -284,7 +284,7 @@ impl ServerState {
         );
         let put = cj_store::Op::put(key, crate::releases::versions::to_json(&record)?);
         if let cj_store::TxnOutcome::Failed = self.store.txn(&[compare], &[put])? {
-            return Err(ApiFailure::Conflict(format!(
+            return Err(Failure::Conflict(format!(
                 "the variables of {env} changed meanwhile; try again"
             )));
         }
@@ -304,7 +304,7 @@ impl ServerState {
     }
 
     /// Every up task of `env` and the hash of its rendered configuration.
-    fn rendered_hashes(&self, env: &str) -> Result<BTreeMap<String, String>, ApiFailure> {
+    fn rendered_hashes(&self, env: &str) -> Result<BTreeMap<String, String>, Failure> {
         let mut hashes = BTreeMap::new();
         for desired in self.desired_jobs(&format!("{}{env}/", keys::DESIRED_ALL))? {
             for task in self.desired_tasks(&desired)? {
@@ -315,7 +315,7 @@ impl ServerState {
     }
 
     /// The latest version of every service of `env` must render with `record`'s variables.
-    fn check_templates_of_env(&self, env: &str, record: &EnvRecord) -> Result<(), ApiFailure> {
+    fn check_templates_of_env(&self, env: &str, record: &EnvRecord) -> Result<(), Failure> {
         let values = values(&record.vars);
         let mut errors = Vec::new();
         for service in self.service_names(env)? {
@@ -337,7 +337,7 @@ impl ServerState {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(ApiFailure::InvalidConfig(cj_spec::SpecErrors(errors)))
+            Err(Failure::InvalidConfig(cj_spec::SpecErrors(errors)))
         }
     }
 
@@ -352,7 +352,7 @@ impl ServerState {
     }
 
     /// The "no such environment" answer, naming those that exist.
-    pub fn no_such_env(&self, env: &str) -> Result<ApiFailure, ApiFailure> {
+    pub fn no_such_env(&self, env: &str) -> Result<Failure, Failure> {
         let names: Vec<String> = self
             .env_infos(false)?
             .into_iter()
@@ -363,7 +363,7 @@ impl ServerState {
         } else {
             format!("environments: {}", names.join(", "))
         };
-        Ok(ApiFailure::NotFound(format!(
+        Ok(Failure::NotFound(format!(
             "no environment named {} ({known})",
             shown(env)
         )))

@@ -11,7 +11,7 @@ use cj_store::StoreJson;
 use crate::base::now_rfc3339;
 use crate::control::published::Placed;
 use crate::edge::auth::Identity;
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::hosts::listing::Drain;
 use crate::keys;
 use crate::state::AppState;
@@ -31,7 +31,7 @@ pub async fn drain(
     State(state): AppState,
     caller: Identity,
     Path(host): Path<String>,
-) -> Result<Json<DrainResponse>, ApiFailure> {
+) -> Result<Json<DrainResponse>, Failure> {
     state.check_known_host(&host)?;
     let before = state.scheduler.placed_on(&host);
     let drain = Drain {
@@ -76,7 +76,7 @@ pub async fn undrain(
     State(state): AppState,
     caller: Identity,
     Path(host): Path<String>,
-) -> Result<Json<DrainResponse>, ApiFailure> {
+) -> Result<Json<DrainResponse>, Failure> {
     state.check_known_host(&host)?;
     state.store.delete(&keys::drain(&host))?;
     tracing::info!(host, by = caller.name, "undrained");

@@ -25,7 +25,7 @@ use cj_api::{DEFAULT_ENV, TaskStatus};
 use futures_util::{SinkExt, StreamExt};
 
 use crate::edge::api::handlers::one_task;
-use crate::error::{ApiFailure, shown};
+use crate::error::{Failure, shown};
 use crate::hosts::agent_link::{ExecInput, ExecItem, ExecOutput, ExecRequest};
 use crate::observe::status::current_container;
 use crate::state::ServerState;
@@ -49,9 +49,8 @@ const FIELDS: &str = "env, target, container, tty, stdin, rows, cols, cmd";
 
 impl ExecQuery {
     /// Reads the query's pairs: each field at most once, except `cmd`, one per argument.
-    pub fn parse(pairs: Vec<(String, String)>) -> Result<ExecQuery, ApiFailure> {
-        let bad =
-            |message: String| ApiFailure::BadRequest(format!("invalid query string: {message}"));
+    pub fn parse(pairs: Vec<(String, String)>) -> Result<ExecQuery, Failure> {
+        let bad = |message: String| Failure::BadRequest(format!("invalid query string: {message}"));
         let mut seen = BTreeSet::new();
         let (mut env, mut target, mut container) = (None, None, None);
         let (mut tty, mut stdin, mut rows, mut cols) = (false, false, None, None);
@@ -96,7 +95,7 @@ impl ExecQuery {
                 _ => cols = Some(size(&value)?),
             }
         }
-        let target = target.ok_or_else(|| ApiFailure::BadRequest("a target is required".into()))?;
+        let target = target.ok_or_else(|| Failure::BadRequest("a target is required".into()))?;
         let size = match (rows, cols) {
             (Some(rows), Some(cols)) if tty => Some(TerminalSize { rows, cols }),
             (None, None) => None,
@@ -120,31 +119,31 @@ impl ExecQuery {
 }
 
 /// A command to run: at least a program, within the bounds, no NUL bytes.
-fn check_command(command: &[String]) -> Result<(), ApiFailure> {
+fn check_command(command: &[String]) -> Result<(), Failure> {
     let Some(program) = command.first() else {
-        return Err(ApiFailure::BadRequest(
+        return Err(Failure::BadRequest(
             "a command is required: cmd=PROGRAM, then cmd=ARGUMENT for each argument".into(),
         ));
     };
     if program.is_empty() {
-        return Err(ApiFailure::BadRequest(
+        return Err(Failure::BadRequest(
             "the command's program (the first cmd) is empty".into(),
         ));
     }
     if command.len() > MAX_COMMAND_ARGS {
-        return Err(ApiFailure::BadRequest(format!(
+        return Err(Failure::BadRequest(format!(
             "the command has {} arguments; at most {MAX_COMMAND_ARGS} are accepted",
             command.len()
         )));
     }
     let bytes: usize = command.iter().map(String::len).sum();
     if bytes > MAX_COMMAND_BYTES {
-        return Err(ApiFailure::BadRequest(format!(
+        return Err(Failure::BadRequest(format!(
             "the command is {bytes} bytes long; at most {MAX_COMMAND_BYTES} are accepted"
         )));
     }
     if command.iter().any(|argument| argument.contains('\0')) {
-        return Err(ApiFailure::BadRequest(
+        return Err(Failure::BadRequest(
             "the command holds a NUL character".into(),
         ));
     }
@@ -155,11 +154,11 @@ fn check_command(command: &[String]) -> Result<(), ApiFailure> {
 pub struct ExecQueryString(pub ExecQuery);
 
 impl<S: Send + Sync> FromRequestParts<S> for ExecQueryString {
-    type Rejection = ApiFailure;
+    type Rejection = Failure;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiFailure> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Failure> {
         let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
-            .map_err(|error| ApiFailure::BadRequest(format!("invalid query string: {error}")))?;
+            .map_err(|error| Failure::BadRequest(format!("invalid query string: {error}")))?;
         ExecQuery::parse(pairs).map(ExecQueryString)
     }
 }
@@ -191,16 +190,15 @@ pub async fn exec(
     State(state): State<Arc<ServerState>>,
     ExecQueryString(query): ExecQueryString,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
     let (key, task, hash) = one_task(&state, env, &query.target)?;
     let (host, container_id) = running_container(&state, &key, &task, hash, query.container)?;
     state.links.check_connected(&host)?;
-    let upgrade = upgrade.map_err(|_| {
-        ApiFailure::Other(
-            StatusCode::UPGRADE_REQUIRED,
-            "GET /v1/exec is a WebSocket: send the upgrade headers (`coding-job exec` does)".into(),
-        )
+    let upgrade = upgrade.map_err(|_| Failure::Refused {
+        status: StatusCode::UPGRADE_REQUIRED.as_u16(),
+        message: "GET /v1/exec is a WebSocket: send the upgrade headers (`coding-job exec` does)"
+            .into(),
     })?;
     let request = ExecRequest {
         container_id: container_id.clone(),
@@ -226,17 +224,17 @@ fn running_container(
     task: &TaskStatus,
     hash: Option<String>,
     wanted: Option<String>,
-) -> Result<(String, String), ApiFailure> {
+) -> Result<(String, String), Failure> {
     let containers = state.copies_of(key);
     let (host, container) = match &wanted {
         Some(wanted) => containers
             .iter()
             .find(|(_, c)| c.id.starts_with(wanted.as_str()))
             .ok_or_else(|| {
-                ApiFailure::NotFound(format!("task {key} has no container {}", shown(wanted)))
+                Failure::NotFound(format!("task {key} has no container {}", shown(wanted)))
             })?,
         None => current_container(&containers, hash.as_deref()).ok_or_else(|| {
-            ApiFailure::Conflict(format!(
+            Failure::Conflict(format!(
                 "task {key} has no running container (state: {})",
                 task.state
             ))
@@ -247,7 +245,7 @@ fn running_container(
             .ok()
             .and_then(|value| value.as_str().map(str::to_owned))
             .unwrap_or_default();
-        return Err(ApiFailure::Conflict(match wanted {
+        return Err(Failure::Conflict(match wanted {
             Some(_) => format!(
                 "container {} of task {key} is not running (state: {state})",
                 shown(&container.id[..container.id.len().min(12)])

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cj_store::StoreJson;
 
-use crate::error::{ApiFailure, shown};
+use crate::error::{Failure, shown};
 use crate::keys;
 
 use cj_api::HostInfo;
@@ -27,10 +27,10 @@ pub(crate) use registry::*;
 
 impl ServerState {
     /// A `not_found` failure unless an agent has joined as `host` at some time.
-    pub(crate) fn check_known_host(&self, host: &str) -> Result<(), ApiFailure> {
+    pub(crate) fn check_known_host(&self, host: &str) -> Result<(), Failure> {
         match self.hosts.known().contains(host) {
             true => Ok(()),
-            false => Err(ApiFailure::NotFound(format!(
+            false => Err(Failure::NotFound(format!(
                 "no host named {} has joined (see `coding-job hosts`)",
                 shown(host)
             ))),

@@ -21,7 +21,7 @@ use cj_api::{ImagePull, PrewarmResponse};
 use cj_spec::TaskSpec;
 use tokio::sync::mpsc;
 
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::state::AppState;
 use crate::state::ServerState;
@@ -38,12 +38,12 @@ const SETTLE: Duration = Duration::from_millis(200);
 
 impl ServerState {
     /// The images of every task `host` runs or may run (see the module's description).
-    pub fn images_for_host(&self, host: &str) -> Result<BTreeSet<String>, ApiFailure> {
+    pub fn images_for_host(&self, host: &str) -> Result<BTreeSet<String>, Failure> {
         Ok(self.images_among(host, &self.prewarm_tasks()?))
     }
 
     /// What the [`Catalog`] holds, read from the store.
-    fn prewarm_tasks(&self) -> Result<Vec<TaskSpec>, ApiFailure> {
+    fn prewarm_tasks(&self) -> Result<Vec<TaskSpec>, Failure> {
         let mut tasks = Vec::new();
         for desired in self.desired_jobs(keys::DESIRED_ALL)? {
             tasks.extend(
@@ -160,19 +160,19 @@ pub(crate) async fn keep_agent_warm(
 pub async fn prewarm(
     State(state): AppState,
     Path(host): Path<String>,
-) -> Result<Json<PrewarmResponse>, ApiFailure> {
+) -> Result<Json<PrewarmResponse>, Failure> {
     state.check_known_host(&host)?;
     state.links.check_connected(&host)?;
     let images: Vec<String> = state.images_for_host(&host)?.into_iter().collect();
     let request = AgentRequest::Pull { images };
     let images = match state.links.ask(&host, request, PULL_TIMEOUT).await? {
         Outcome::Ok(value) => serde_json::from_value::<Vec<ImagePull>>(value).map_err(|error| {
-            ApiFailure::BadGateway(format!(
+            Failure::BadGateway(format!(
                 "the agent of {host} answered in a form this server cannot read: {error}"
             ))
         })?,
         Outcome::Failed { error, .. } => {
-            return Err(ApiFailure::BadGateway(format!(
+            return Err(Failure::BadGateway(format!(
                 "the agent of {host} could not pull: {error}"
             )));
         }

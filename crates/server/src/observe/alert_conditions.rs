@@ -7,7 +7,7 @@ use std::time::Duration;
 use cj_api::agent::TaskKey;
 
 use crate::base::lock;
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::observe::alert_rules::shown;
 use crate::state::ServerState;
@@ -24,7 +24,7 @@ pub(crate) struct Condition {
 
 impl ServerState {
     /// Every condition of every rule that is on, as the state is now.
-    pub(crate) fn alert_conditions(&self) -> Result<Vec<Condition>, ApiFailure> {
+    pub(crate) fn alert_conditions(&self) -> Result<Vec<Condition>, Failure> {
         let rules = &self.alerts.rules;
         let mut conditions = Vec::new();
         if let Some(rule) = rules.crash_loop {
@@ -138,7 +138,7 @@ impl ServerState {
     }
 
     /// The tasks the desired state asks for now.
-    fn desired_task_keys(&self) -> Result<HashSet<TaskKey>, ApiFailure> {
+    fn desired_task_keys(&self) -> Result<HashSet<TaskKey>, Failure> {
         let mut keys = HashSet::new();
         for desired in self.desired_jobs(keys::DESIRED_ALL)? {
             keys.extend(

@@ -22,7 +22,7 @@ use cj_api::alerts::Alert;
 use cj_store::StoreJson;
 
 use crate::base::{lock, now_rfc3339};
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::observe::alert_conditions::Condition;
 use crate::observe::notify::Notification;
 use crate::state::ServerState;
@@ -85,7 +85,7 @@ pub async fn run(state: Arc<ServerState>) {
 
 impl ServerState {
     /// Fires and resolves alerts as the conditions now are; returns when to look again.
-    pub(crate) fn evaluate_alerts(&self) -> Result<Option<Instant>, ApiFailure> {
+    pub(crate) fn evaluate_alerts(&self) -> Result<Option<Instant>, Failure> {
         let conditions = self.alert_conditions()?;
         let now = Instant::now();
         let alerts = &self.alerts;
@@ -145,7 +145,7 @@ impl ServerState {
         Ok(next)
     }
 
-    fn fire_alert(&self, condition: Condition) -> Result<(String, Alert), ApiFailure> {
+    fn fire_alert(&self, condition: Condition) -> Result<(String, Alert), Failure> {
         let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
         let key = format!("{ALERTS}{nanos:020}");
         let alert = Alert {
@@ -174,7 +174,7 @@ impl ServerState {
         Ok((key, alert))
     }
 
-    fn resolve_alert(&self, key: &str, mut alert: Alert) -> Result<(), ApiFailure> {
+    fn resolve_alert(&self, key: &str, mut alert: Alert) -> Result<(), Failure> {
         let at = now_rfc3339();
         alert.resolved = Some(at.clone());
         self.store.put_json(key, &alert)?;
@@ -191,7 +191,7 @@ impl ServerState {
     }
 
     /// Drops resolved alerts older than a week, and the oldest beyond [`KEEP_RESOLVED`].
-    fn prune_resolved_alerts(&self) -> Result<(), ApiFailure> {
+    fn prune_resolved_alerts(&self) -> Result<(), Failure> {
         let entries = self.store.range(ALERTS)?;
         let cutoff = time::OffsetDateTime::now_utc() - RESOLVED_KEPT_FOR;
         let resolved: Vec<(String, Alert)> = entries
@@ -227,7 +227,7 @@ impl ServerState {
 )]
 pub async fn list(
     axum::extract::State(state): crate::state::AppState,
-) -> Result<axum::Json<Vec<Alert>>, ApiFailure> {
+) -> Result<axum::Json<Vec<Alert>>, Failure> {
     Ok(axum::Json(Alerts::list(&*state.store)?))
 }
 

@@ -29,7 +29,7 @@ use crate::edge::extract::page_limit;
 use crate::edge::audit::audit_event;
 use crate::edge::auth::{Auth, Identity};
 use crate::edge::extract::ApiQuery;
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::state::AppState;
 use crate::state::DesiredJob;
 
@@ -77,7 +77,7 @@ pub async fn events(
     identity: Identity,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<EventsQuery>,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     if let Some(env) = &query.env {
         crate::releases::versions::check_env_name(env)?;
     }
@@ -144,7 +144,7 @@ fn recent(
     since: Option<u64>,
     limit: usize,
     filter: &Filter,
-) -> Result<Vec<Event>, ApiFailure> {
+) -> Result<Vec<Event>, Failure> {
     let current = state.store.revision()?;
     let after = since.unwrap_or_else(|| current.saturating_sub(RECENT_REVISIONS));
     let changes = match state.store.history("", after) {
@@ -216,15 +216,12 @@ fn with_audit(
         .boxed()
 }
 
-fn gone(error: StoreError, since: u64) -> ApiFailure {
+fn gone(error: StoreError, since: u64) -> Failure {
     match error {
-        StoreError::Compacted { oldest, .. } => ApiFailure::Other(
-            axum::http::StatusCode::GONE,
-            format!(
-                "events after revision {since} are no longer kept; the oldest kept is {oldest} \
+        StoreError::Compacted { oldest, .. } => Failure::Gone(format!(
+            "events after revision {since} are no longer kept; the oldest kept is {oldest} \
                  (read without since for the newest)"
-            ),
-        ),
+        )),
         other => other.into(),
     }
 }

@@ -4,7 +4,7 @@
 use cj_api::{ContainerRecord, HistoryEvent, HistoryResponse};
 use cj_store::{Page, StoreJson};
 
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::state::ServerState;
 
@@ -15,10 +15,10 @@ impl ServerState {
         env: &str,
         target: &str,
         limit: usize,
-    ) -> Result<HistoryResponse, ApiFailure> {
+    ) -> Result<HistoryResponse, Failure> {
         let resolved = self.resolve(env, target)?;
         let [job] = resolved.jobs.as_slice() else {
-            return Err(ApiFailure::BadRequest(format!(
+            return Err(Failure::BadRequest(format!(
                 "history is kept per job; name one: {}",
                 resolved
                     .jobs

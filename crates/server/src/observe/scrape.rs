@@ -20,7 +20,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use cj_api::{HostInfo, TaskStatus};
 
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::state::AppState;
 use crate::state::ServerState;
@@ -34,7 +34,7 @@ pub(crate) const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
     responses((status = 200, description = "Prometheus text exposition of the `coding_job_*` series",
         content_type = "text/plain; version=0.0.4", body = String))
 )]
-pub async fn metrics(State(state): AppState) -> Result<Response, ApiFailure> {
+pub async fn metrics(State(state): AppState) -> Result<Response, Failure> {
     let tasks = state.all_task_statuses()?;
     let hosts = state.host_infos(false);
     let mut text = state_text(&tasks, &hosts);
@@ -44,7 +44,7 @@ pub async fn metrics(State(state): AppState) -> Result<Response, ApiFailure> {
 
 impl ServerState {
     /// A status row for every task of every job that is up, in every environment.
-    pub(crate) fn all_task_statuses(&self) -> Result<Vec<TaskStatus>, ApiFailure> {
+    pub(crate) fn all_task_statuses(&self) -> Result<Vec<TaskStatus>, Failure> {
         let mut rows = Vec::new();
         for desired in self.desired_jobs(keys::DESIRED_ALL)? {
             for task in self.desired_tasks(&desired)? {

@@ -5,7 +5,7 @@ use cj_api::agent::{ObservedContainer, Phase, TaskKey};
 use cj_spec::TaskSpec;
 use cj_store::StoreJson;
 
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::hosts::observed::ProgressKind;
 use crate::keys;
 use crate::releases::resolve::Resolved;
@@ -27,7 +27,7 @@ pub fn current_container<'a>(
 
 impl ServerState {
     /// Rows for every task of the target, or of every service in `env`.
-    pub fn status(&self, env: &str, target: Option<&str>) -> Result<Vec<TaskStatus>, ApiFailure> {
+    pub fn status(&self, env: &str, target: Option<&str>) -> Result<Vec<TaskStatus>, Failure> {
         let scopes: Vec<Resolved> = match target {
             Some(target) => vec![self.resolve(env, target)?],
             None => {
@@ -204,7 +204,7 @@ impl crate::state::ServerState {
         key: &cj_api::agent::TaskKey,
         version: Option<u64>,
         value: &mut serde_json::Value,
-    ) -> Result<(), crate::error::ApiFailure> {
+    ) -> Result<(), crate::error::Failure> {
         let mut secrets = self
             .env_record(&key.env)?
             .map(|record| record.secret_values())

@@ -10,7 +10,7 @@ use cj_spec::{ChangeKind, ServiceSpec, TaskChange, TaskSpec, UpdatePolicy};
 use cj_store::{Compare, Op, StoreJson, TxnOutcome};
 
 use crate::base::now_rfc3339;
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::releases::resolve::Resolved;
 use crate::releases::versions::to_json;
@@ -22,7 +22,7 @@ pub(crate) use signals::*;
 
 impl ServerState {
     /// The newest `limit` deployments of an environment, newest first.
-    pub fn deployments(&self, env: &str, limit: usize) -> Result<Vec<Deployment>, ApiFailure> {
+    pub fn deployments(&self, env: &str, limit: usize) -> Result<Vec<Deployment>, Failure> {
         crate::releases::versions::check_env_name(env)?;
         let mut all: Vec<Deployment> = self.store.range_json(&keys::deployments_of_env(env))?;
         all.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.id.cmp(&a.id)));
@@ -31,7 +31,7 @@ impl ServerState {
     }
 
     /// Every deployment still running or waiting, in any environment (to resume after a restart).
-    pub fn active_deployments(&self) -> Result<Vec<Deployment>, ApiFailure> {
+    pub fn active_deployments(&self) -> Result<Vec<Deployment>, Failure> {
         let all: Vec<Deployment> = self.store.range_json(keys::DEPLOYMENTS_ALL)?;
         Ok(all
             .into_iter()
@@ -43,7 +43,7 @@ impl ServerState {
         &self,
         env: &str,
         service: &str,
-    ) -> Result<Option<Deployment>, ApiFailure> {
+    ) -> Result<Option<Deployment>, Failure> {
         let all: Vec<Deployment> = self.store.range_json(&keys::deployments(env, service))?;
         Ok(all
             .into_iter()
@@ -56,15 +56,15 @@ impl ServerState {
     pub fn update_deployment<T>(
         &self,
         deployment: &Deployment,
-        change: impl FnMut(&mut Deployment) -> Result<T, ApiFailure>,
-    ) -> Result<(Deployment, T), ApiFailure> {
+        change: impl FnMut(&mut Deployment) -> Result<T, Failure>,
+    ) -> Result<(Deployment, T), Failure> {
         self.update_json(&record_key(deployment), change)?
-            .ok_or_else(|| ApiFailure::NotFound(format!("no deployment {}", deployment.id)))
+            .ok_or_else(|| Failure::NotFound(format!("no deployment {}", deployment.id)))
     }
 
     /// Records the runner's copy, keeping requests made meanwhile through the API (promote,
     /// abort): they are merged from what is stored at the moment of writing.
-    pub(crate) fn record_progress(&self, deployment: &mut Deployment) -> Result<(), ApiFailure> {
+    pub(crate) fn record_progress(&self, deployment: &mut Deployment) -> Result<(), Failure> {
         deployment.updated = now_rfc3339();
         self.update_deployment(&deployment.clone(), |stored| {
             deployment.abort_requested |= stored.abort_requested;
@@ -77,11 +77,11 @@ impl ServerState {
         Ok(())
     }
 
-    pub fn load_deployment(&self, deployment: &Deployment) -> Result<Deployment, ApiFailure> {
+    pub fn load_deployment(&self, deployment: &Deployment) -> Result<Deployment, Failure> {
         let key = record_key(deployment);
         self.store
             .get_json(&key)?
-            .ok_or_else(|| ApiFailure::NotFound(format!("no deployment {}", deployment.id)))
+            .ok_or_else(|| Failure::NotFound(format!("no deployment {}", deployment.id)))
     }
 
     /// Stores a planned deployment under its service's next number, refusing if one is still
@@ -92,8 +92,8 @@ impl ServerState {
     pub fn create_deployment(
         &self,
         deployment: &mut Deployment,
-        mut together: impl FnMut(&mut Deployment) -> Result<(Vec<Compare>, Vec<Op>), ApiFailure>,
-    ) -> Result<(), ApiFailure> {
+        mut together: impl FnMut(&mut Deployment) -> Result<(Vec<Compare>, Vec<Op>), Failure>,
+    ) -> Result<(), Failure> {
         let (env, service) = (deployment.env.clone(), deployment.service.clone());
         let counter_key = keys::deployment_counter(&env, &service);
         loop {
@@ -110,7 +110,7 @@ impl ServerState {
                     .unwrap_or(0),
             };
             if let Some(active) = self.active_deployment(&env, &service)? {
-                return Err(ApiFailure::Conflict(format!(
+                return Err(Failure::Conflict(format!(
                     "deployment {} of {service} is still {}: promote or abort it first",
                     active.id,
                     active.status.as_str()
@@ -141,7 +141,7 @@ impl ServerState {
         kind: DeploymentKind,
         to_version: u64,
         user: &str,
-    ) -> Result<Deployment, ApiFailure> {
+    ) -> Result<Deployment, Failure> {
         let target = self
             .versions
             .get(&resolved.env, &resolved.service, to_version)?;
@@ -157,10 +157,10 @@ impl ServerState {
         target: &ServiceSpec,
         to_version: u64,
         user: &str,
-    ) -> Result<Deployment, ApiFailure> {
+    ) -> Result<Deployment, Failure> {
         let (env, service) = (resolved.env.as_str(), resolved.service.as_str());
         if let Some(active) = self.active_deployment(env, service)? {
-            return Err(ApiFailure::Conflict(format!(
+            return Err(Failure::Conflict(format!(
                 "deployment {} of {service} is still {}: promote or abort it first",
                 active.id,
                 active.status.as_str()
@@ -218,7 +218,7 @@ impl ServerState {
             });
         }
         if jobs.is_empty() {
-            return Err(ApiFailure::BadRequest(format!(
+            return Err(Failure::BadRequest(format!(
                 "nothing to deploy: {} of {service} is not up (use `coding-job up` first)",
                 not_up.join(", ")
             )));
@@ -371,7 +371,7 @@ mod tests {
             attempts
                 .iter()
                 .filter_map(|a| a.as_ref().err())
-                .all(|error| matches!(error, ApiFailure::Conflict(_)))
+                .all(|error| matches!(error, Failure::Conflict(_)))
         );
         // Once it has ended, the next one gets the next number.
         let first = state.deployments("production", 50).unwrap().remove(0);

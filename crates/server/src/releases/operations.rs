@@ -14,7 +14,7 @@ use cj_store::StoreJson;
 use tokio::sync::mpsc;
 
 use crate::base::now_rfc3339;
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::releases::waiting::Goal;
 use crate::state::{DesiredJob, ServerState};
@@ -103,7 +103,7 @@ impl ServerState {
         target: &str,
         user: &str,
         wave_timeout: Duration,
-    ) -> Result<OperationPlan, ApiFailure> {
+    ) -> Result<OperationPlan, Failure> {
         self.check_env_writable(env)?;
         let resolved = self.resolve(env, target)?;
         let roots = resolved
@@ -120,7 +120,7 @@ impl ServerState {
         env: &str,
         user: &str,
         wave_timeout: Duration,
-    ) -> Result<OperationPlan, ApiFailure> {
+    ) -> Result<OperationPlan, Failure> {
         self.check_env_writable(env)?;
         if !self.env_exists(env)? {
             return Err(self.no_such_env(env)?);
@@ -149,7 +149,7 @@ impl ServerState {
         roots: Vec<JobRef>,
         user: &str,
         wave_timeout: Duration,
-    ) -> Result<OperationPlan, ApiFailure> {
+    ) -> Result<OperationPlan, Failure> {
         let mut versions: BTreeMap<JobRef, u64> = BTreeMap::new();
         let mut dependencies: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut starting = Vec::new();
@@ -169,7 +169,7 @@ impl ServerState {
                         .as_ref()
                         .map(|by| format!("{by} depends on {job}, but "))
                         .unwrap_or_default();
-                    ApiFailure::BadRequest(format!(
+                    Failure::BadRequest(format!(
                         "{needed}environment {env} has no service {}",
                         job.service
                     ))
@@ -177,17 +177,17 @@ impl ServerState {
             };
             let record = self.versions.get(env, &job.service, version)?;
             let job_spec = record.spec.job(&job.job).ok_or_else(|| match &needed_by {
-                Some(by) => ApiFailure::BadRequest(format!(
+                Some(by) => Failure::BadRequest(format!(
                     "{by} depends on {job}, but service {} (version {version}) has no job {}",
                     job.service, job.job
                 )),
-                None => ApiFailure::Conflict(format!(
+                None => Failure::Conflict(format!(
                     "job {} is running at version {version}, which no longer has it",
                     job.job
                 )),
             })?;
             if let Some(task) = job_spec.tasks.iter().find(|task| task.image.is_none()) {
-                return Err(ApiFailure::BadRequest(format!(
+                return Err(Failure::BadRequest(format!(
                     "cannot start {job}/{}: the task has no image (set `image:` on the task or its job, then push)",
                     task.name
                 )));
@@ -242,7 +242,7 @@ impl ServerState {
         target: &str,
         user: &str,
         wave_timeout: Duration,
-    ) -> Result<OperationPlan, ApiFailure> {
+    ) -> Result<OperationPlan, Failure> {
         let resolved = self.resolve(env, target)?;
         let waves = job_waves(&resolved.latest.spec, resolved.jobs.iter())?
             .into_iter()
@@ -261,7 +261,7 @@ impl ServerState {
         env: &str,
         user: &str,
         wave_timeout: Duration,
-    ) -> Result<OperationPlan, ApiFailure> {
+    ) -> Result<OperationPlan, Failure> {
         crate::releases::versions::check_env_name(env)?;
         if !self.env_exists(env)? {
             return Err(self.no_such_env(env)?);
@@ -372,7 +372,7 @@ impl ServerState {
         events: &mpsc::Sender<OperationEvent>,
         summary: &mut OperationSummary,
         brought_up: &mut WaveTasks,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), Failure> {
         let generation_at_start = self.observed.generation();
         // Subscribed before publishing, so no progress of this wave is missed.
         let progress = self.observed.subscribe_progress();
@@ -415,7 +415,7 @@ impl ServerState {
     /// The job's desired record: as stored if it is up already (it stays at its version: a
     /// rollout moves it, not `up`), else written now at the plan's version. Written only if
     /// still absent, so an `up` racing another `up` or a rollout never overwrites its record.
-    fn desire_job(&self, plan: &OperationPlan, job: &JobRef) -> Result<DesiredJob, ApiFailure> {
+    fn desire_job(&self, plan: &OperationPlan, job: &JobRef) -> Result<DesiredJob, Failure> {
         let desired_key = keys::desired(&plan.env, &job.service, &job.job);
         loop {
             if let Some(desired) = self.store.get_json::<DesiredJob>(&desired_key)? {
@@ -448,7 +448,7 @@ impl ServerState {
         wave: &[JobRef],
         events: &mpsc::Sender<OperationEvent>,
         summary: &mut OperationSummary,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), Failure> {
         let generation_at_start = self.observed.generation();
         let mut tasks: WaveTasks = Vec::new();
         let keys: BTreeSet<TaskKey> = self
@@ -509,13 +509,13 @@ impl ServerState {
 fn ordered_waves(
     dependencies: &BTreeMap<String, Vec<String>>,
     jobs: &BTreeMap<String, JobRef>,
-) -> Result<Vec<Vec<JobRef>>, ApiFailure> {
+) -> Result<Vec<Vec<JobRef>>, Failure> {
     let waves = cj_spec::dependency_waves(
         dependencies
             .iter()
             .map(|(job, deps)| (job.as_str(), deps.as_slice())),
     )
-    .map_err(|cycle| ApiFailure::BadRequest(cycle.to_string()))?;
+    .map_err(|cycle| Failure::BadRequest(cycle.to_string()))?;
     Ok(waves
         .into_iter()
         .map(|wave| wave.iter().map(|name| jobs[name].clone()).collect())
@@ -544,7 +544,7 @@ fn down_plan(
 pub fn job_waves<'a>(
     spec: &cj_spec::ServiceSpec,
     jobs: impl Iterator<Item = &'a String>,
-) -> Result<Vec<Vec<String>>, ApiFailure> {
+) -> Result<Vec<Vec<String>>, Failure> {
     let edges: Vec<(&str, &[String])> = jobs
         .map(|job| {
             let depends_on = spec
@@ -554,5 +554,5 @@ pub fn job_waves<'a>(
             (job.as_str(), depends_on)
         })
         .collect();
-    cj_spec::dependency_waves(edges).map_err(|cycle| ApiFailure::BadRequest(cycle.to_string()))
+    cj_spec::dependency_waves(edges).map_err(|cycle| Failure::BadRequest(cycle.to_string()))
 }

@@ -12,7 +12,7 @@ use cj_store::StoreJson;
 use serde::Deserialize;
 
 use crate::edge::extract::{ApiJson, ApiQuery};
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::releases::requests::{job_image, one_job};
 use crate::state::AppState;
@@ -32,7 +32,7 @@ use crate::state::{DesiredJob, ServerState};
 pub async fn update_candidates(
     State(state): AppState,
     ApiQuery(scope): ApiQuery<crate::edge::api::handlers::Scope>,
-) -> Result<Json<UpdateCandidates>, ApiFailure> {
+) -> Result<Json<UpdateCandidates>, Failure> {
     let resolved = state.resolve(scope.env(), scope.target()?)?;
     let job = one_job(&resolved)?;
     let image = job_image(&resolved, &job)?;
@@ -60,7 +60,7 @@ pub async fn update_candidates(
         .registry
         .list_tags(&image)
         .await
-        .map_err(|error| ApiFailure::BadGateway(error.to_string()))?
+        .map_err(|error| Failure::BadGateway(error.to_string()))?
         .into_iter()
         .map(|tag| RegistryTag {
             tag: tag.tag,
@@ -91,9 +91,9 @@ pub async fn update_candidates(
 pub async fn diff(
     State(state): AppState,
     ApiJson(request): ApiJson<DiffRequest>,
-) -> Result<Json<DiffResponse>, ApiFailure> {
+) -> Result<Json<DiffResponse>, Failure> {
     let file = crate::edge::sanitize::file_name(&request.file);
-    let spec = cj_spec::parse_service(&file, &request.source).map_err(ApiFailure::InvalidConfig)?;
+    let spec = cj_spec::parse_service(&file, &request.source).map_err(Failure::InvalidConfig)?;
     let env = &request.env;
     let revision = state.service_revision(env, &spec.service)?;
     let latest = match state.latest_version(env, &spec.service)? {
@@ -177,7 +177,7 @@ pub struct VersionDiffQuery {
 pub async fn version_diff(
     State(state): AppState,
     ApiQuery(query): ApiQuery<VersionDiffQuery>,
-) -> Result<Json<VersionDiff>, ApiFailure> {
+) -> Result<Json<VersionDiff>, Failure> {
     let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
     Ok(Json(versions_between(
         &state,
@@ -196,7 +196,7 @@ pub(crate) fn versions_between(
     target: &str,
     from: u64,
     to: u64,
-) -> Result<VersionDiff, ApiFailure> {
+) -> Result<VersionDiff, Failure> {
     let resolved = state.resolve(env, target)?;
     let from = state.versions.get(env, &resolved.service, from)?;
     let to = state.versions.get(env, &resolved.service, to)?;

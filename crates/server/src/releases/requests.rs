@@ -21,7 +21,7 @@ use tokio::sync::broadcast;
 
 use crate::edge::auth::Identity;
 use crate::edge::extract::{ApiJson, ApiQuery};
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::state::{DesiredJob, ServerState};
 
@@ -41,7 +41,7 @@ pub async fn rolling_update(
     State(state): AppState,
     caller: Identity,
     ApiJson(request): ApiJson<DeployRequest>,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     deploy_latest(state, &caller, &request, DeploymentKind::RollingUpdate)
 }
 
@@ -59,7 +59,7 @@ pub async fn rollback(
     State(state): AppState,
     caller: Identity,
     ApiJson(request): ApiJson<DeployRequest>,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     let deployment = plan_rollback(
         &state,
         &request.env,
@@ -78,20 +78,20 @@ pub(crate) fn plan_rollback(
     target: &str,
     to_version: Option<u64>,
     user: &str,
-) -> Result<Deployment, ApiFailure> {
+) -> Result<Deployment, Failure> {
     let resolved = state.resolve(env, target)?;
     let job = &one_job(&resolved)?;
     let desired: DesiredJob = state
         .store
         .get_json(&keys::desired(&resolved.env, &resolved.service, job))?
         .ok_or_else(|| {
-            ApiFailure::BadRequest(format!("{}/{job} is not up: use `up`", resolved.service))
+            Failure::BadRequest(format!("{}/{job} is not up: use `up`", resolved.service))
         })?;
     let to_version = match to_version {
         Some(version) => version,
         None if desired.version > 1 => desired.version - 1,
         None => {
-            return Err(ApiFailure::BadRequest(format!(
+            return Err(Failure::BadRequest(format!(
                 "{}/{job} runs version 1: there is nothing before it",
                 resolved.service
             )));
@@ -101,7 +101,7 @@ pub(crate) fn plan_rollback(
         .versions
         .get(&resolved.env, &resolved.service, to_version)?;
     if record.spec.job(job).is_none() {
-        return Err(ApiFailure::BadRequest(format!(
+        return Err(Failure::BadRequest(format!(
             "version {to_version} of {} has no job {job}",
             resolved.service
         )));
@@ -123,7 +123,7 @@ pub async fn reload(
     State(state): AppState,
     caller: Identity,
     ApiJson(request): ApiJson<DeployRequest>,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     deploy_latest(state, &caller, &request, DeploymentKind::Reload)
 }
 
@@ -133,7 +133,7 @@ fn deploy_latest(
     caller: &Identity,
     request: &DeployRequest,
     kind: DeploymentKind,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     let resolved = state.resolve(&request.env, &request.target)?;
     let deployment =
         state.plan_deployment(&resolved, kind, resolved.latest.version, &caller.name)?;
@@ -158,11 +158,11 @@ pub async fn update(
     State(state): AppState,
     caller: Identity,
     ApiJson(request): ApiJson<DeployRequest>,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     let tag = request
         .tag
         .clone()
-        .ok_or_else(|| ApiFailure::BadRequest("update needs a tag".into()))?;
+        .ok_or_else(|| Failure::BadRequest("update needs a tag".into()))?;
     let resolved = state.resolve(&request.env, &request.target)?;
     let job = one_job(&resolved)?;
     let image = job_image(&resolved, &job)?;
@@ -199,13 +199,13 @@ pub async fn update(
 
 /// `image` at `tag`, refusing a tag outside the OCI reference grammar: the tag is written into
 /// the stored file, so nothing else may get through.
-fn image_with_tag(image: &ImageRef, tag: &str) -> Result<String, ApiFailure> {
+fn image_with_tag(image: &ImageRef, tag: &str) -> Result<String, Failure> {
     let new_image = image.with_tag(tag);
     match ImageRef::parse(&new_image) {
         Ok(parsed) if cj_spec::is_valid_tag(tag) && parsed.tag.as_deref() == Some(tag) => {
             Ok(new_image)
         }
-        _ => Err(ApiFailure::BadRequest(format!(
+        _ => Err(Failure::BadRequest(format!(
             "invalid tag \"{}\": expected 1 to 128 letters, digits, '_', '.' or '-', \
              starting with a letter, digit or '_'",
             crate::error::shown(tag)
@@ -219,11 +219,11 @@ fn rewrite_image(
     latest: &crate::releases::versions::VersionRecord,
     job: &str,
     new_image: &str,
-) -> Result<(String, cj_spec::ServiceSpec), ApiFailure> {
+) -> Result<(String, cj_spec::ServiceSpec), Failure> {
     let source = cj_spec::set_job_image(&latest.file, &latest.source, job, new_image)
-        .map_err(ApiFailure::InvalidConfig)?
-        .ok_or_else(|| ApiFailure::BadRequest(format!("job {job} names no image to change")))?;
-    let spec = cj_spec::parse_service(&latest.file, &source).map_err(ApiFailure::InvalidConfig)?;
+        .map_err(Failure::InvalidConfig)?
+        .ok_or_else(|| Failure::BadRequest(format!("job {job} names no image to change")))?;
+    let spec = cj_spec::parse_service(&latest.file, &source).map_err(Failure::InvalidConfig)?;
     let mut expected = latest.spec.clone();
     for job_spec in expected.jobs.iter_mut().filter(|j| j.name == job) {
         for task in &mut job_spec.tasks {
@@ -231,7 +231,7 @@ fn rewrite_image(
         }
     }
     if spec != expected {
-        return Err(ApiFailure::BadRequest(format!(
+        return Err(Failure::BadRequest(format!(
             "cannot change the image of {job} in {} without changing more than the image: \
              edit the file and push it",
             latest.file
@@ -240,10 +240,10 @@ fn rewrite_image(
     Ok((source, spec))
 }
 
-pub(crate) fn one_job(resolved: &crate::releases::resolve::Resolved) -> Result<String, ApiFailure> {
+pub(crate) fn one_job(resolved: &crate::releases::resolve::Resolved) -> Result<String, Failure> {
     match resolved.jobs.as_slice() {
         [job] => Ok(job.clone()),
-        _ => Err(ApiFailure::BadRequest(
+        _ => Err(Failure::BadRequest(
             "name one job, as SERVICE/JOB or JOB".into(),
         )),
     }
@@ -253,12 +253,12 @@ pub(crate) fn one_job(resolved: &crate::releases::resolve::Resolved) -> Result<S
 pub(crate) fn job_image(
     resolved: &crate::releases::resolve::Resolved,
     job: &str,
-) -> Result<ImageRef, ApiFailure> {
+) -> Result<ImageRef, Failure> {
     let job_spec = resolved
         .latest
         .spec
         .job(job)
-        .ok_or_else(|| ApiFailure::NotFound(format!("no job {job}")))?;
+        .ok_or_else(|| Failure::NotFound(format!("no job {job}")))?;
     let mut images: Vec<&str> = job_spec
         .tasks
         .iter()
@@ -266,11 +266,9 @@ pub(crate) fn job_image(
         .collect();
     images.dedup();
     match images.as_slice() {
-        [image] => {
-            ImageRef::parse(image).map_err(|error| ApiFailure::BadRequest(error.to_string()))
-        }
-        [] => Err(ApiFailure::BadRequest(format!("job {job} has no image"))),
-        _ => Err(ApiFailure::BadRequest(format!(
+        [image] => ImageRef::parse(image).map_err(|error| Failure::BadRequest(error.to_string())),
+        [] => Err(Failure::BadRequest(format!("job {job} has no image"))),
+        _ => Err(Failure::BadRequest(format!(
             "the tasks of job {job} run different images: {}",
             images.join(", ")
         ))),
@@ -283,7 +281,7 @@ fn start(
     state: Arc<ServerState>,
     deployment: Deployment,
     follow: bool,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     let events = state.deployment_signals.subscribe();
     let deployment = store_and_start(&state, deployment)?;
     Ok(answer(deployment, events, follow))
@@ -293,7 +291,7 @@ fn start(
 pub(crate) fn store_and_start(
     state: &Arc<ServerState>,
     mut deployment: Deployment,
-) -> Result<Deployment, ApiFailure> {
+) -> Result<Deployment, Failure> {
     state.create_deployment(&mut deployment, |_| Ok((Vec::new(), Vec::new())))?;
     state.start_deployment(&deployment);
     Ok(deployment)
@@ -373,7 +371,7 @@ pub struct GateRequest {
 pub async fn promote(
     State(state): AppState,
     ApiJson(request): ApiJson<GateRequest>,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     gate(state, request, true)
 }
 
@@ -390,15 +388,11 @@ pub async fn promote(
 pub async fn abort(
     State(state): AppState,
     ApiJson(request): ApiJson<GateRequest>,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     gate(state, request, false)
 }
 
-fn gate(
-    state: Arc<ServerState>,
-    request: GateRequest,
-    promote: bool,
-) -> Result<Response, ApiFailure> {
+fn gate(state: Arc<ServerState>, request: GateRequest, promote: bool) -> Result<Response, Failure> {
     let events = state.deployment_signals.subscribe();
     let deployment = decide_gate(&state, &request.env, &request.target, promote)?;
     Ok(answer(deployment, events, request.follow))
@@ -411,12 +405,12 @@ pub(crate) fn decide_gate(
     env: &str,
     target: &str,
     promote: bool,
-) -> Result<Deployment, ApiFailure> {
+) -> Result<Deployment, Failure> {
     let resolved = state.resolve(env, target)?;
     let active = state
         .active_deployment(env, &resolved.service)?
         .ok_or_else(|| {
-            ApiFailure::NotFound(format!(
+            Failure::NotFound(format!(
                 "{} has no deployment in progress",
                 resolved.service
             ))
@@ -424,7 +418,7 @@ pub(crate) fn decide_gate(
     // Compare-and-swap: the runner may be recording a step at the same moment.
     let (deployment, ()) = state.update_deployment(&active, |stored| {
         if !stored.status.is_active() {
-            return Err(ApiFailure::Conflict(format!(
+            return Err(Failure::Conflict(format!(
                 "deployment {} has already ended: {}",
                 stored.id,
                 stored.status.as_str()
@@ -432,7 +426,7 @@ pub(crate) fn decide_gate(
         }
         if promote {
             if stored.status != DeploymentStatus::AwaitingPromotion {
-                return Err(ApiFailure::Conflict(format!(
+                return Err(Failure::Conflict(format!(
                     "deployment {} is not waiting for promotion",
                     stored.id
                 )));
@@ -470,7 +464,7 @@ pub struct DeploymentsQuery {
 pub async fn list(
     State(state): AppState,
     ApiQuery(query): ApiQuery<DeploymentsQuery>,
-) -> Result<Json<Vec<Deployment>>, ApiFailure> {
+) -> Result<Json<Vec<Deployment>>, Failure> {
     let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
     let limit = crate::edge::extract::page_limit(query.limit, 50)?;
     let deployments = match &query.target {

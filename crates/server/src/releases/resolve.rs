@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use cj_spec::Target;
 
-use crate::error::{ApiFailure, shown};
+use crate::error::{Failure, shown};
 use crate::releases::versions::VersionRecord;
 use crate::state::ServerState;
 
@@ -23,10 +23,10 @@ pub struct Resolved {
 }
 
 impl ServerState {
-    pub fn resolve(&self, env: &str, target: &str) -> Result<Resolved, ApiFailure> {
+    pub fn resolve(&self, env: &str, target: &str) -> Result<Resolved, Failure> {
         crate::releases::versions::check_env_name(env)?;
         let parsed: Target = target.parse().map_err(|error: cj_spec::TargetError| {
-            ApiFailure::BadRequest(cj_spec::TargetError(shown(&error.0)).to_string())
+            Failure::BadRequest(cj_spec::TargetError(shown(&error.0)).to_string())
         })?;
         match parsed {
             Target::Name(name) => {
@@ -72,7 +72,7 @@ impl ServerState {
                             .iter()
                             .map(|(service, _)| format!("{service}/{name}"))
                             .collect();
-                        Err(ApiFailure::BadRequest(format!(
+                        Err(Failure::BadRequest(format!(
                             "\"{}\" names a job in several services; say which: {}",
                             shown(&name),
                             names.join(", ")
@@ -97,7 +97,7 @@ impl ServerState {
                 let job_spec = require_job(&latest, &job)?;
                 if !job_spec.tasks.iter().any(|t| t.name == task) {
                     let names: Vec<&str> = job_spec.tasks.iter().map(|t| t.name.as_str()).collect();
-                    return Err(ApiFailure::NotFound(format!(
+                    return Err(Failure::NotFound(format!(
                         "job {service}/{job} has no task \"{}\" (tasks: {})",
                         shown(&task),
                         names.join(", ")
@@ -119,28 +119,28 @@ impl ServerState {
         &self,
         env: &str,
         service: &str,
-    ) -> Result<Option<Arc<VersionRecord>>, ApiFailure> {
+    ) -> Result<Option<Arc<VersionRecord>>, Failure> {
         match self.latest_version(env, service)? {
             Some(version) => Ok(Some(self.versions.get(env, service, version)?)),
             None => Ok(None),
         }
     }
 
-    fn require_service(&self, env: &str, service: &str) -> Result<Arc<VersionRecord>, ApiFailure> {
+    fn require_service(&self, env: &str, service: &str) -> Result<Arc<VersionRecord>, Failure> {
         match self.latest_record(env, service)? {
             Some(latest) => Ok(latest),
             None => Err(self.nothing_named(env, service)?),
         }
     }
 
-    fn nothing_named(&self, env: &str, name: &str) -> Result<ApiFailure, ApiFailure> {
+    fn nothing_named(&self, env: &str, name: &str) -> Result<Failure, Failure> {
         let services = self.service_names(env)?;
         let known = if services.is_empty() {
             "nothing has been pushed there yet".to_owned()
         } else {
             format!("services: {}", services.join(", "))
         };
-        Ok(ApiFailure::NotFound(format!(
+        Ok(Failure::NotFound(format!(
             "no service or job named \"{}\" in environment {} ({known})",
             shown(name),
             shown(env)
@@ -148,13 +148,10 @@ impl ServerState {
     }
 }
 
-fn require_job<'a>(
-    latest: &'a VersionRecord,
-    job: &str,
-) -> Result<&'a cj_spec::JobSpec, ApiFailure> {
+fn require_job<'a>(latest: &'a VersionRecord, job: &str) -> Result<&'a cj_spec::JobSpec, Failure> {
     latest.spec.job(job).ok_or_else(|| {
         let names: Vec<&str> = latest.spec.jobs.iter().map(|j| j.name.as_str()).collect();
-        ApiFailure::NotFound(format!(
+        Failure::NotFound(format!(
             "service {} has no job \"{}\" (jobs: {})",
             latest.service,
             shown(job),

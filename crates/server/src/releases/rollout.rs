@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::base::now_rfc3339;
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::releases::rollout_end::Stop;
 use crate::releases::waiting::Goal;
@@ -116,7 +116,7 @@ impl ServerState {
         &self,
         deployment: &Deployment,
         job_index: usize,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), Failure> {
         let job = &deployment.jobs[job_index];
         if deployment.kind == DeploymentKind::Reload {
             return Ok(());
@@ -333,7 +333,7 @@ impl ServerState {
         deployment: &Deployment,
         job_index: usize,
         tasks: &[String],
-    ) -> Result<Vec<(cj_api::agent::TaskKey, Goal)>, ApiFailure> {
+    ) -> Result<Vec<(cj_api::agent::TaskKey, Goal)>, Failure> {
         let job = &deployment.jobs[job_index];
         self.change_desired(deployment, &job.job, |desired, current| {
             if desired.task_versions.is_empty() {
@@ -357,7 +357,7 @@ impl ServerState {
         deployment: &Deployment,
         job_index: usize,
         tasks: &[String],
-    ) -> Result<Vec<(cj_api::agent::TaskKey, Goal)>, ApiFailure> {
+    ) -> Result<Vec<(cj_api::agent::TaskKey, Goal)>, Failure> {
         let job = &deployment.jobs[job_index];
         let generation = deployment
             .id
@@ -379,7 +379,7 @@ impl ServerState {
         deployment: &Deployment,
         job: &str,
         change: impl Fn(&mut DesiredJob, &[String]),
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), Failure> {
         let key = keys::desired(&deployment.env, &deployment.service, job);
         let updated = self.update_desired(&key, |desired| {
             let current: Vec<String> = self
@@ -391,7 +391,7 @@ impl ServerState {
             Ok(())
         })?;
         if updated.is_none() {
-            return Err(ApiFailure::Conflict(format!(
+            return Err(Failure::Conflict(format!(
                 "job {job} was brought down during the deployment"
             )));
         }
@@ -403,12 +403,12 @@ impl ServerState {
         deployment: &Deployment,
         job: &str,
         tasks: &[String],
-    ) -> Result<Vec<(cj_api::agent::TaskKey, Goal)>, ApiFailure> {
+    ) -> Result<Vec<(cj_api::agent::TaskKey, Goal)>, Failure> {
         let desired: DesiredJob = self
             .store
             .get_json(&keys::desired(&deployment.env, &deployment.service, job))?
             .ok_or_else(|| {
-                ApiFailure::Conflict(format!("job {job} was brought down during the deployment"))
+                Failure::Conflict(format!("job {job} was brought down during the deployment"))
             })?;
         Ok(self
             .desired_tasks(&desired)?
@@ -435,7 +435,7 @@ impl ServerState {
     }
 }
 
-fn failed(error: ApiFailure) -> Stop {
+fn failed(error: Failure) -> Stop {
     Stop::Failed(error.to_string())
 }
 

@@ -8,7 +8,7 @@ use cj_spec::ServiceSpec;
 use cj_store::{Compare, Op, Page, StoreJson, TxnOutcome};
 
 use crate::base::now_rfc3339;
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::state::ServerState;
 
@@ -25,9 +25,9 @@ impl ServerState {
         source: &str,
         user: &str,
         check_revision: Option<u64>,
-    ) -> Result<PushResponse, ApiFailure> {
+    ) -> Result<PushResponse, Failure> {
         let record = self.check_env_writable(env)?.unwrap_or_default();
-        let mut spec = cj_spec::parse_service(file, source).map_err(ApiFailure::InvalidConfig)?;
+        let mut spec = cj_spec::parse_service(file, source).map_err(Failure::InvalidConfig)?;
         spec.map_hosts(&record.host_map);
         let vars = crate::envs::records::values(&record.vars);
         let job_exists = |service: &str, job: &str| self.job_in_env(env, service, job);
@@ -37,7 +37,7 @@ impl ServerState {
             vars: &vars,
             job_exists: &job_exists,
         };
-        cj_spec::check_templates(file, source, &scope).map_err(ApiFailure::InvalidConfig)?;
+        cj_spec::check_templates(file, source, &scope).map_err(Failure::InvalidConfig)?;
         self.store_version(env, file, source, spec, user, check_revision)
     }
 
@@ -53,11 +53,11 @@ impl ServerState {
         spec: cj_spec::ServiceSpec,
         user: &str,
         check_revision: Option<u64>,
-    ) -> Result<PushResponse, ApiFailure> {
+    ) -> Result<PushResponse, Failure> {
         if let Some(expected) = check_revision {
             let current = self.service_revision(env, &spec.service)?;
             if current > expected {
-                return Err(ApiFailure::Conflict(format!(
+                return Err(Failure::Conflict(format!(
                     "service {} changed since revision {expected} (now {current}): run `diff` again",
                     spec.service
                 )));
@@ -103,7 +103,7 @@ impl ServerState {
         spec: &ServiceSpec,
         user: &str,
         copied_from: Option<CopiedFrom>,
-    ) -> Result<NextVersion, ApiFailure> {
+    ) -> Result<NextVersion, Failure> {
         let latest_key = keys::latest(env, &spec.service);
         let latest = self.store.get(&latest_key)?;
         let previous: Option<u64> = latest.as_ref().map(|kv| kv.json()).transpose()?;
@@ -171,7 +171,7 @@ impl ServerState {
 
     /// The last revision at which anything about the service changed: a push, `up`/`down`, or
     /// a deployment step.
-    pub fn service_revision(&self, env: &str, service: &str) -> Result<u64, ApiFailure> {
+    pub fn service_revision(&self, env: &str, service: &str) -> Result<u64, Failure> {
         let mut revision = self
             .store
             .get(&keys::latest(env, service))?
@@ -188,18 +188,18 @@ impl ServerState {
         Ok(revision)
     }
 
-    pub fn latest_version(&self, env: &str, service: &str) -> Result<Option<u64>, ApiFailure> {
+    pub fn latest_version(&self, env: &str, service: &str) -> Result<Option<u64>, Failure> {
         Ok(self.store.get_json(&keys::latest(env, service))?)
     }
 
     /// The names of every service pushed to `env`.
-    pub fn service_names(&self, env: &str) -> Result<Vec<String>, ApiFailure> {
+    pub fn service_names(&self, env: &str) -> Result<Vec<String>, Failure> {
         check_env_name(env)?;
         self.distinct_children(&keys::services(env))
     }
 
     /// Every (environment, service) pushed, in key order.
-    pub fn all_services(&self) -> Result<Vec<(String, String)>, ApiFailure> {
+    pub fn all_services(&self) -> Result<Vec<(String, String)>, Failure> {
         let mut services = Vec::new();
         for env in self.distinct_children(keys::SERVICES_ALL)? {
             for service in self.distinct_children(&keys::services(&env))? {
@@ -212,7 +212,7 @@ impl ServerState {
     /// The distinct first segments of the keys under `prefix` (`prefix/SEGMENT/...`). Skips
     /// from one segment to the next instead of reading every key under it: a service's keys
     /// hold whole files.
-    pub(crate) fn distinct_children(&self, prefix: &str) -> Result<Vec<String>, ApiFailure> {
+    pub(crate) fn distinct_children(&self, prefix: &str) -> Result<Vec<String>, Failure> {
         let mut names = Vec::new();
         let mut beyond = None;
         loop {
@@ -243,7 +243,7 @@ impl ServerState {
         service: &str,
         limit: usize,
         before: Option<u64>,
-    ) -> Result<Vec<VersionInfo>, ApiFailure> {
+    ) -> Result<Vec<VersionInfo>, Failure> {
         let page = Page {
             beyond: before.map(|version| keys::version_info(env, service, version)),
             ..Page::newest(limit)
@@ -255,7 +255,7 @@ impl ServerState {
 
     /// Writes the summary of every version that has none: stores made before summaries were
     /// kept. Runs when the server starts, once: a marker records that it is done.
-    pub fn write_missing_version_infos(&self) -> Result<(), ApiFailure> {
+    pub fn write_missing_version_infos(&self) -> Result<(), Failure> {
         if self.store.get(keys::VERSION_INFOS_WRITTEN)?.is_some() {
             return Ok(());
         }

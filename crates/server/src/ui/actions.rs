@@ -11,7 +11,7 @@ use cj_api::envs::CreateEnvRequest;
 use serde::Deserialize;
 
 use crate::edge::auth::Identity;
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::releases::requests::{decide_gate, plan_rollback, store_and_start};
 
 use crate::state::AppState;
@@ -35,7 +35,7 @@ pub async fn same_origin(request: Request, next: Next) -> Response {
     let cross_site = matches!(fetch_site, Some("cross-site" | "same-site"))
         || origin_host.is_some_and(|origin| Some(origin) != host);
     if cross_site {
-        return ApiFailure::Csrf(
+        return Failure::Csrf(
             "this form was sent from another site: use the pages of this server".into(),
         )
         .into_response();
@@ -57,7 +57,7 @@ pub struct GateForm {
 pub async fn promote(
     State(state): AppState,
     Form(form): Form<GateForm>,
-) -> Result<Redirect, ApiFailure> {
+) -> Result<Redirect, Failure> {
     decide_gate(&state, &form.env, &form.target, true)?;
     Ok(Redirect::to("/ui/deployments"))
 }
@@ -65,7 +65,7 @@ pub async fn promote(
 pub async fn abort(
     State(state): AppState,
     Form(form): Form<GateForm>,
-) -> Result<Redirect, ApiFailure> {
+) -> Result<Redirect, Failure> {
     decide_gate(&state, &form.env, &form.target, false)?;
     Ok(Redirect::to("/ui/deployments"))
 }
@@ -86,7 +86,7 @@ pub async fn rollback(
     State(state): AppState,
     caller: Identity,
     Form(form): Form<RollbackForm>,
-) -> Result<Redirect, ApiFailure> {
+) -> Result<Redirect, Failure> {
     let planned = plan_rollback(
         &state,
         &form.env,
@@ -115,7 +115,7 @@ pub async fn create_env(
     State(state): AppState,
     caller: Identity,
     Form(form): Form<CreateEnvForm>,
-) -> Result<Redirect, ApiFailure> {
+) -> Result<Redirect, Failure> {
     let request = CreateEnvRequest {
         name: form.name.trim().to_owned(),
         from: form.from,
@@ -142,19 +142,19 @@ pub async fn destroy_env(
     State(state): AppState,
     caller: Identity,
     Form(form): Form<DestroyEnvForm>,
-) -> Result<Redirect, ApiFailure> {
+) -> Result<Redirect, Failure> {
     // Its own task, as `DELETE /v1/envs/{name}`: a browser that goes away must not leave an
     // environment half destroyed.
     let destroying =
         tokio::spawn(async move { state.destroy_env(&form.name, false, &caller.name).await });
     destroying
         .await
-        .map_err(|error| ApiFailure::Internal(format!("destroy failed: {error}")))??;
+        .map_err(|error| Failure::Internal(format!("destroy failed: {error}")))??;
     Ok(Redirect::to("/ui/envs"))
 }
 
 /// `90s`, `30m`, `4h`, `2d` (a bare number is seconds) in seconds; empty is none.
-fn ttl_seconds(text: &str) -> Result<Option<u64>, ApiFailure> {
+fn ttl_seconds(text: &str) -> Result<Option<u64>, Failure> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
@@ -172,7 +172,7 @@ fn ttl_seconds(text: &str) -> Result<Option<u64>, ApiFailure> {
     };
     match number.parse::<u64>() {
         Ok(count) if scale > 0 => Ok(Some(count.saturating_mul(scale))),
-        _ => Err(ApiFailure::BadRequest(format!(
+        _ => Err(Failure::BadRequest(format!(
             "ttl {} is not a duration: expected a number with s, m, h or d (e.g. 4h)",
             crate::error::shown(text)
         ))),

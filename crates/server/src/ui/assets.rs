@@ -5,7 +5,7 @@ use axum::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::ApiFailure;
+use crate::error::Failure;
 
 const FILES: &[(&str, &str, &str)] = &[
     (
@@ -25,13 +25,13 @@ const FILES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-pub async fn file(Path(name): Path<String>) -> Result<Response, ApiFailure> {
+pub async fn file(Path(name): Path<String>) -> Result<Response, Failure> {
     let (_, content_type, body) =
         FILES
             .iter()
             .find(|(file, _, _)| *file == name)
             .ok_or_else(|| {
-                ApiFailure::NotFound(format!(
+                Failure::NotFound(format!(
                     "no static file {}: there are ui.css, ui.js and events.js",
                     crate::error::shown(&name)
                 ))

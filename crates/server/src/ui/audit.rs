@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::view::{Chrome, Moment};
 use crate::edge::auth::{Auth, Identity, Session};
-use crate::error::ApiFailure;
+use crate::error::Failure;
 
 /// How many entries the page shows (the newest).
 const SHOWN: usize = 200;
@@ -37,7 +37,7 @@ pub async fn page(
     Extension(auth): Extension<Arc<Auth>>,
     caller: Identity,
     session: Option<Extension<Session>>,
-) -> Result<AuditPage, ApiFailure> {
+) -> Result<AuditPage, Failure> {
     let chrome = Chrome::new("Audit log", &caller, session.as_deref());
     // Only admins read the log (as `GET /v1/audit`); others get the page that says so.
     let entries = match chrome.is_admin {

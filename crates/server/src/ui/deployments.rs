@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use super::rows::{Choice, pick_envs, task_link};
 use super::view::{Chrome, Moment, state_class};
 use crate::edge::auth::{Identity, Session};
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::state::ServerState;
 
 /// How many deployments of each environment the page shows (the newest).
@@ -83,7 +83,7 @@ pub async fn page(
     caller: Identity,
     session: Option<Extension<Session>>,
     Query(query): Query<DeploymentsQuery>,
-) -> Result<DeploymentsPage, ApiFailure> {
+) -> Result<DeploymentsPage, Failure> {
     let (shown, envs) = pick_envs(&state, query.env)?;
     let now = OffsetDateTime::now_utc();
     let mut deployments = Vec::new();

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::view::{Chrome, Moment, state_class};
 use crate::edge::auth::{Identity, Session};
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::state::ServerState;
 
 pub struct EnvRow {
@@ -39,7 +39,7 @@ pub async fn page(
     State(state): State<Arc<ServerState>>,
     caller: Identity,
     session: Option<Extension<Session>>,
-) -> Result<EnvsPage, ApiFailure> {
+) -> Result<EnvsPage, Failure> {
     let now = OffsetDateTime::now_utc();
     Ok(EnvsPage {
         chrome: Chrome::new("Environments", &caller, session.as_deref()),

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use super::task::ContainerRow;
 use super::view::{Chrome, Moment};
 use crate::edge::auth::{Identity, Session};
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::state::ServerState;
 
 #[derive(Debug, Deserialize)]
@@ -72,7 +72,7 @@ pub async fn page(
     session: Option<Extension<Session>>,
     Path((env, service, job)): Path<(String, String, String)>,
     Query(query): Query<DiffQuery>,
-) -> Result<HistoryPage, ApiFailure> {
+) -> Result<HistoryPage, Failure> {
     let target = format!("{service}/{job}");
     let history = state.history(&env, &target, SHOWN)?;
     let now = OffsetDateTime::now_utc();
@@ -139,7 +139,7 @@ fn diff_lines(
     target: &str,
     from: u64,
     to: u64,
-) -> Result<Vec<DiffLine>, ApiFailure> {
+) -> Result<Vec<DiffLine>, Failure> {
     if from == to {
         return Ok(Vec::new());
     }

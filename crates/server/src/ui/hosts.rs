@@ -15,7 +15,7 @@ use super::chart::sparkline;
 use super::rows::{TaskRow, env_names};
 use super::view::{Chrome, Moment, bytes, percent, state_class};
 use crate::edge::auth::{Identity, Session};
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::state::ServerState;
 
 pub struct HostView {
@@ -45,7 +45,7 @@ pub async fn page(
     State(state): State<Arc<ServerState>>,
     caller: Identity,
     session: Option<Extension<Session>>,
-) -> Result<HostsPage, ApiFailure> {
+) -> Result<HostsPage, Failure> {
     let now = OffsetDateTime::now_utc();
     let mut tasks: BTreeMap<String, Vec<TaskRow>> = BTreeMap::new();
     for env in env_names(&state)? {

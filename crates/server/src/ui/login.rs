@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::view::Chrome;
 use crate::edge::auth::{Auth, csrf_token};
 use crate::edge::session::{SESSION_COOKIE, session_cookie};
-use crate::error::ApiFailure;
+use crate::error::Failure;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "ui/login.html")]
@@ -63,7 +63,7 @@ pub async fn submit(
     Extension(auth): Extension<Arc<Auth>>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     let next = local_path(form.next.as_deref());
     let token = form.token.trim();
     let valid = !token.is_empty() && token.is_ascii() && auth.identify(token)?.is_some();
@@ -86,7 +86,7 @@ pub async fn submit(
     answer.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).map_err(|_| {
-            ApiFailure::BadRequest("the token has characters a cookie cannot hold".into())
+            Failure::BadRequest("the token has characters a cookie cannot hold".into())
         })?,
     );
     Ok(answer)
@@ -104,8 +104,7 @@ pub async fn logout(headers: HeaderMap, Form(form): Form<LogoutForm>) -> Respons
     if let Some(secret) = session_cookie(&headers)
         && csrf_token(secret) != form.csrf
     {
-        return ApiFailure::Csrf("logging out needs the session's csrf field".into())
-            .into_response();
+        return Failure::Csrf("logging out needs the session's csrf field".into()).into_response();
     }
     let mut answer = Redirect::to("/ui/login").into_response();
     answer.headers_mut().insert(

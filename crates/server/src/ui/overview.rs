@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::rows::{Choice, TaskRow, pick_envs};
 use super::view::{Chrome, Moment};
 use crate::edge::auth::{Identity, Session};
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::state::ServerState;
 
 #[derive(Debug, Deserialize)]
@@ -53,7 +53,7 @@ pub struct OverviewPage {
 fn alert_rows(
     state: &ServerState,
     now: OffsetDateTime,
-) -> Result<(Vec<AlertRow>, Vec<AlertRow>), ApiFailure> {
+) -> Result<(Vec<AlertRow>, Vec<AlertRow>), Failure> {
     let row = |alert: cj_api::alerts::Alert| AlertRow {
         started: Moment::ago(Some(&alert.started), now),
         resolved: Moment::ago(alert.resolved.as_deref(), now),
@@ -75,7 +75,7 @@ pub async fn page(
     caller: Identity,
     session: Option<Extension<Session>>,
     Query(query): Query<OverviewQuery>,
-) -> Result<OverviewPage, ApiFailure> {
+) -> Result<OverviewPage, Failure> {
     let (shown, envs) = pick_envs(&state, query.env)?;
     let now = OffsetDateTime::now_utc();
     let mut sections = Vec::new();

@@ -5,7 +5,7 @@ use cj_api::TaskStatus;
 use time::OffsetDateTime;
 
 use super::view::{Moment, bytes, encode, percent, state_class};
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::state::ServerState;
 
 /// One task, formatted for a table row.
@@ -86,7 +86,7 @@ pub fn history_link(env: &str, service: &str, job: &str) -> String {
 }
 
 /// The environments that exist now (not destroyed), by name.
-pub fn env_names(state: &ServerState) -> Result<Vec<String>, ApiFailure> {
+pub fn env_names(state: &ServerState) -> Result<Vec<String>, Failure> {
     Ok(state
         .env_infos(false)?
         .into_iter()
@@ -106,7 +106,7 @@ pub struct Choice {
 pub fn pick_envs(
     state: &ServerState,
     chosen: Option<String>,
-) -> Result<(Vec<String>, Vec<Choice>), ApiFailure> {
+) -> Result<(Vec<String>, Vec<Choice>), Failure> {
     let chosen = chosen.filter(|env| !env.is_empty());
     let names = env_names(state)?;
     let choices = names

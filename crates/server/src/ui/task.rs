@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use super::rows::{TaskRow, history_link};
 use super::view::{Chrome, Moment, encode};
 use crate::edge::auth::{Identity, Session};
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::state::ServerState;
 
 /// A container the task ran.
@@ -84,7 +84,7 @@ pub async fn page(
     caller: Identity,
     session: Option<Extension<Session>>,
     Path((env, service, job, task)): Path<(String, String, String, String)>,
-) -> Result<TaskPage, ApiFailure> {
+) -> Result<TaskPage, Failure> {
     let target = format!("{service}/{job}/{task}");
     let (_, status, _) = crate::edge::api::handlers::one_task(&state, &env, &target)?;
     let now = OffsetDateTime::now_utc();

@@ -28,7 +28,7 @@ use utoipa::IntoParams;
 use crate::edge::auth::Identity;
 use crate::edge::extract::{ApiJson, ApiQuery};
 use crate::edge::sanitize;
-use crate::error::{ApiFailure, shown};
+use crate::error::{Failure, shown};
 use crate::hosts::agent_link::StreamItem;
 use crate::keys;
 use crate::observe::status::current_container;
@@ -53,10 +53,10 @@ impl Scope {
         self.env.as_deref().unwrap_or(DEFAULT_ENV)
     }
 
-    pub fn target(&self) -> Result<&str, ApiFailure> {
+    pub fn target(&self) -> Result<&str, Failure> {
         self.target
             .as_deref()
-            .ok_or_else(|| ApiFailure::BadRequest("a target is required".into()))
+            .ok_or_else(|| Failure::BadRequest("a target is required".into()))
     }
 }
 
@@ -65,7 +65,7 @@ impl Scope {
     path = "/v1/info",
     responses((status = 200, description = "what this server is", body = ServerInfo))
 )]
-pub(crate) async fn info(State(state): AppState) -> Result<Json<ServerInfo>, ApiFailure> {
+pub(crate) async fn info(State(state): AppState) -> Result<Json<ServerInfo>, Failure> {
     let hosts = state.observed.hosts();
     Ok(Json(ServerInfo {
         version: env!("CARGO_PKG_VERSION").into(),
@@ -89,7 +89,7 @@ pub(crate) async fn push(
     State(state): AppState,
     caller: Identity,
     ApiJson(request): ApiJson<PushRequest>,
-) -> Result<Json<PushResponse>, ApiFailure> {
+) -> Result<Json<PushResponse>, Failure> {
     let response = state.push(
         &request.env,
         &sanitize::file_name(&request.file),
@@ -115,7 +115,7 @@ pub(crate) async fn push(
 pub(crate) async fn services(
     State(state): AppState,
     ApiQuery(scope): ApiQuery<Scope>,
-) -> Result<Json<Vec<VersionInfo>>, ApiFailure> {
+) -> Result<Json<Vec<VersionInfo>>, Failure> {
     let mut latest = Vec::new();
     for service in state.service_names(scope.env())? {
         if let Some(version) = state.latest_version(scope.env(), &service)? {
@@ -153,7 +153,7 @@ pub struct VersionsQuery {
 pub(crate) async fn versions(
     State(state): AppState,
     ApiQuery(query): ApiQuery<VersionsQuery>,
-) -> Result<Json<Vec<VersionInfo>>, ApiFailure> {
+) -> Result<Json<Vec<VersionInfo>>, Failure> {
     let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
     let resolved = state.resolve(env, &query.target)?;
     let limit = page_limit(query.limit, 50)?;
@@ -176,7 +176,7 @@ pub(crate) async fn up(
     State(state): AppState,
     caller: Identity,
     ApiJson(request): ApiJson<OperationRequest>,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     operation(state, Direction::Up, &caller, &request)
 }
 
@@ -194,7 +194,7 @@ pub(crate) async fn down(
     State(state): AppState,
     caller: Identity,
     ApiJson(request): ApiJson<OperationRequest>,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     operation(state, Direction::Down, &caller, &request)
 }
 
@@ -204,7 +204,7 @@ pub(crate) fn operation(
     direction: Direction,
     caller: &Identity,
     request: &OperationRequest,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     let (env, target, user) = (&request.env, &request.target, &caller.name);
     let timeout = wave_timeout(request.timeout_seconds)?;
     let plan = match direction {
@@ -216,11 +216,11 @@ pub(crate) fn operation(
 
 /// The wait for each wave: 1 second to a day ([`MAX_TIMEOUT_SECONDS`]); longer is refused here,
 /// before anything adds it to a clock.
-pub(crate) fn wave_timeout(timeout_seconds: Option<u64>) -> Result<Duration, ApiFailure> {
+pub(crate) fn wave_timeout(timeout_seconds: Option<u64>) -> Result<Duration, Failure> {
     match timeout_seconds {
         None => Ok(DEFAULT_WAVE_TIMEOUT),
         Some(seconds @ 1..=MAX_TIMEOUT_SECONDS) => Ok(Duration::from_secs(seconds)),
-        Some(seconds) => Err(ApiFailure::BadRequest(format!(
+        Some(seconds) => Err(Failure::BadRequest(format!(
             "timeout_seconds {seconds} is out of range: expected 1 to {MAX_TIMEOUT_SECONDS}"
         ))),
     }
@@ -255,7 +255,7 @@ pub(crate) fn stream_operation(state: Arc<ServerState>, plan: OperationPlan) -> 
 pub(crate) async fn status(
     State(state): AppState,
     ApiQuery(scope): ApiQuery<Scope>,
-) -> Result<Json<Vec<TaskStatus>>, ApiFailure> {
+) -> Result<Json<Vec<TaskStatus>>, Failure> {
     Ok(Json(state.status(scope.env(), scope.target.as_deref())?))
 }
 
@@ -277,7 +277,7 @@ pub(crate) struct HostsQuery {
 pub(crate) async fn hosts(
     State(state): AppState,
     ApiQuery(query): ApiQuery<HostsQuery>,
-) -> Result<Json<Vec<cj_api::HostInfo>>, ApiFailure> {
+) -> Result<Json<Vec<cj_api::HostInfo>>, Failure> {
     Ok(Json(state.host_infos(query.history)))
 }
 
@@ -286,14 +286,14 @@ pub(crate) fn one_task(
     state: &ServerState,
     env: &str,
     target: &str,
-) -> Result<(TaskKey, TaskStatus, Option<String>), ApiFailure> {
+) -> Result<(TaskKey, TaskStatus, Option<String>), Failure> {
     let rows = state.status(env, Some(target))?;
     let [row] = rows.as_slice() else {
         let names: Vec<String> = rows
             .iter()
             .map(|r| format!("{}/{}/{}", r.service, r.job, r.task))
             .collect();
-        return Err(ApiFailure::BadRequest(format!(
+        return Err(Failure::BadRequest(format!(
             "\"{}\" names several tasks; name one: {}",
             shown(target),
             names.join(", ")
@@ -336,7 +336,7 @@ pub(crate) fn one_task(
 pub(crate) async fn inspect(
     State(state): AppState,
     ApiQuery(scope): ApiQuery<Scope>,
-) -> Result<Json<InspectResponse>, ApiFailure> {
+) -> Result<Json<InspectResponse>, Failure> {
     Ok(Json(
         inspect_task(&state, scope.env(), scope.target()?).await?,
     ))
@@ -348,11 +348,11 @@ pub(crate) async fn inspect_task(
     state: &ServerState,
     env: &str,
     target: &str,
-) -> Result<InspectResponse, ApiFailure> {
+) -> Result<InspectResponse, Failure> {
     let (key, task, hash) = one_task(state, env, target)?;
     let containers = state.copies_of(&key);
     let (host, current) = current_container(&containers, hash.as_deref()).ok_or_else(|| {
-        ApiFailure::NotFound(format!(
+        Failure::NotFound(format!(
             "task {key} has no container (state: {})",
             task.state
         ))
@@ -420,7 +420,7 @@ impl LogStream {
 pub(crate) async fn logs(
     State(state): AppState,
     ApiQuery(query): ApiQuery<LogsQuery>,
-) -> Result<Response, ApiFailure> {
+) -> Result<Response, Failure> {
     let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
     let (key, task, hash) = one_task(&state, env, &query.target)?;
     let (host, container_id) = match &query.container {
@@ -433,7 +433,7 @@ pub(crate) async fn logs(
                 .find(|record| record.task == key.task && record.id.starts_with(wanted.as_str()))
                 .map(|record| (record.host, record.id))
                 .ok_or_else(|| {
-                    ApiFailure::NotFound(format!(
+                    Failure::NotFound(format!(
                         "task {key} never ran a container {}",
                         shown(wanted)
                     ))
@@ -444,7 +444,7 @@ pub(crate) async fn logs(
             current_container(&containers, hash.as_deref())
                 .map(|(host, c)| (host.clone(), c.id.clone()))
                 .ok_or_else(|| {
-                    ApiFailure::NotFound(format!(
+                    Failure::NotFound(format!(
                         "task {key} has no container (state: {})",
                         task.state
                     ))
@@ -502,7 +502,7 @@ pub(crate) struct HistoryQuery {
 pub(crate) async fn history(
     State(state): AppState,
     ApiQuery(query): ApiQuery<HistoryQuery>,
-) -> Result<Json<cj_api::HistoryResponse>, ApiFailure> {
+) -> Result<Json<cj_api::HistoryResponse>, Failure> {
     let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
     let limit = page_limit(query.limit, 100)?;
     Ok(Json(state.history(env, &query.target, limit)?))

@@ -16,7 +16,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::links::{AgentLinks, CancelOnDrop, Pending, REQUEST_TIMEOUT, Session, text};
 use crate::base::lock;
-use crate::error::{ApiFailure, shown};
+use crate::error::{Failure, shown};
 
 /// A piece of an exec's output, or its end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +101,7 @@ impl AgentLinks {
         &self,
         host: &str,
         request: ExecRequest,
-    ) -> Result<(ExecInput, ExecOutput), ApiFailure> {
+    ) -> Result<(ExecInput, ExecOutput), Failure> {
         let session = self.session(host)?;
         let id = self.request_id();
         // The window's frames and the end.
@@ -135,25 +135,25 @@ impl AgentLinks {
                 error,
                 not_found: true,
                 ..
-            })) => return Err(ApiFailure::NotFound(error)),
+            })) => return Err(Failure::NotFound(error)),
             Ok(Ok(Outcome::Failed {
                 error,
                 not_running: true,
                 ..
-            })) => return Err(ApiFailure::Conflict(error)),
+            })) => return Err(Failure::Conflict(error)),
             Ok(Ok(Outcome::Failed { error, .. })) => {
-                return Err(ApiFailure::BadGateway(format!(
+                return Err(Failure::BadGateway(format!(
                     "the agent of {host} could not run the command in {}: {error}",
                     shown(&container_id)
                 )));
             }
             Ok(Err(_)) => {
-                return Err(ApiFailure::Unavailable(format!(
+                return Err(Failure::Unavailable(format!(
                     "the agent of {host} went away before the command started"
                 )));
             }
             Err(_) => {
-                return Err(ApiFailure::BadGateway(format!(
+                return Err(Failure::BadGateway(format!(
                     "the agent of {host} did not start the command within {} s",
                     REQUEST_TIMEOUT.as_secs()
                 )));

@@ -12,7 +12,7 @@ use futures_util::Stream;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::base::lock;
-use crate::error::{ApiFailure, shown};
+use crate::error::{Failure, shown};
 
 /// How long an agent may take to say who it is, and to answer a request.
 pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -94,13 +94,13 @@ impl AgentLinks {
     }
 
     /// Whether `host`'s agent is connected: a `host_unavailable` failure if not.
-    pub fn check_connected(&self, host: &str) -> Result<(), ApiFailure> {
+    pub fn check_connected(&self, host: &str) -> Result<(), Failure> {
         self.session(host).map(drop)
     }
 
-    pub(crate) fn session(&self, host: &str) -> Result<Arc<Session>, ApiFailure> {
+    pub(crate) fn session(&self, host: &str) -> Result<Arc<Session>, Failure> {
         lock(&self.sessions).get(host).cloned().ok_or_else(|| {
-            ApiFailure::Unavailable(format!(
+            Failure::Unavailable(format!(
                 "host {} has no agent connected: its containers cannot be reached now",
                 shown(host)
             ))
@@ -118,7 +118,7 @@ impl AgentLinks {
         host: &str,
         request: AgentRequest,
         timeout: Duration,
-    ) -> Result<Outcome, ApiFailure> {
+    ) -> Result<Outcome, Failure> {
         let session = self.session(host)?;
         let id = self.request_id();
         let (reply, answer) = oneshot::channel();
@@ -132,10 +132,10 @@ impl AgentLinks {
             .await?;
         match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(_)) => Err(ApiFailure::Unavailable(format!(
+            Ok(Err(_)) => Err(Failure::Unavailable(format!(
                 "the agent of {host} went away before answering"
             ))),
-            Err(_) => Err(ApiFailure::BadGateway(format!(
+            Err(_) => Err(Failure::BadGateway(format!(
                 "the agent of {host} did not answer within {} s",
                 timeout.as_secs()
             ))),
@@ -147,7 +147,7 @@ impl AgentLinks {
         &self,
         host: &str,
         container_id: &str,
-    ) -> Result<serde_json::Value, ApiFailure> {
+    ) -> Result<serde_json::Value, Failure> {
         let request = AgentRequest::Inspect {
             container_id: container_id.to_owned(),
         };
@@ -157,8 +157,8 @@ impl AgentLinks {
                 error,
                 not_found: true,
                 ..
-            } => Err(ApiFailure::NotFound(error)),
-            Outcome::Failed { error, .. } => Err(ApiFailure::BadGateway(format!(
+            } => Err(Failure::NotFound(error)),
+            Outcome::Failed { error, .. } => Err(Failure::BadGateway(format!(
                 "the agent of {host} could not inspect {container_id}: {error}"
             ))),
         }
@@ -172,7 +172,7 @@ impl AgentLinks {
         container_id: &str,
         tail: Option<u32>,
         follow: bool,
-    ) -> Result<impl Stream<Item = StreamItem> + Send + 'static, ApiFailure> {
+    ) -> Result<impl Stream<Item = StreamItem> + Send + 'static, Failure> {
         let session = self.session(host)?;
         let id = self.request_id();
         let (chunks, receiver) = mpsc::channel(STREAM_CHUNKS);
@@ -224,11 +224,11 @@ impl Drop for CancelOnDrop {
 }
 
 impl Session {
-    pub(crate) async fn send(&self, message: &ServerMessage) -> Result<(), ApiFailure> {
+    pub(crate) async fn send(&self, message: &ServerMessage) -> Result<(), Failure> {
         self.outgoing
             .send(text(message))
             .await
-            .map_err(|_| ApiFailure::Unavailable(format!("the agent of {} went away", self.host)))
+            .map_err(|_| Failure::Unavailable(format!("the agent of {} went away", self.host)))
     }
 
     /// Hands an agent's answer to whoever waits for it.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::control::placement::{Capacity, HostView};
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 
 use cj_api::HostResources;
@@ -94,7 +94,7 @@ impl Hosts {
     }
 
     /// Loads the hosts that joined before and the drains, at start.
-    pub fn load(&self, store: &dyn Store) -> Result<(), ApiFailure> {
+    pub fn load(&self, store: &dyn Store) -> Result<(), Failure> {
         let known: Vec<KnownHost> = store.range_json(keys::HOSTS)?;
         let drains = store.range(keys::DRAINS)?;
         let mut records = lock(&self.records);

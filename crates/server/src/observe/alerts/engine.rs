@@ -7,7 +7,7 @@ use cj_api::alerts::Alert;
 use cj_store::StoreJson;
 
 use crate::base::lock;
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::observe::alert_rules::AlertRules;
 
 pub const ALERTS: &str = "alerts/";
@@ -79,14 +79,14 @@ impl Alerts {
     }
 
     /// Every stored alert, newest first.
-    pub fn list(store: &dyn cj_store::Store) -> Result<Vec<Alert>, ApiFailure> {
+    pub fn list(store: &dyn cj_store::Store) -> Result<Vec<Alert>, Failure> {
         let mut alerts: Vec<Alert> = store.range_json(ALERTS)?;
         alerts.reverse();
         Ok(alerts)
     }
 
     /// Loads the alerts that were active when the server stopped.
-    pub(crate) fn restore(&self, store: &dyn cj_store::Store) -> Result<(), ApiFailure> {
+    pub(crate) fn restore(&self, store: &dyn cj_store::Store) -> Result<(), Failure> {
         let mut engine = lock(&self.engine);
         for entry in store.range(ALERTS)? {
             let alert: Alert = entry.json()?;

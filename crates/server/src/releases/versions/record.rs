@@ -5,7 +5,7 @@ use cj_spec::ServiceSpec;
 use cj_store::{Compare, Op, Store};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiFailure;
+use crate::error::Failure;
 use crate::keys;
 use crate::releases::version_cache::VersionCache;
 use tokio::sync::watch;
@@ -75,7 +75,7 @@ impl Versions {
         env: &str,
         service: &str,
         version: u64,
-    ) -> Result<Arc<VersionRecord>, ApiFailure> {
+    ) -> Result<Arc<VersionRecord>, Failure> {
         let cache_key = (env.to_owned(), service.to_owned(), version);
         if let Some(record) = self.cache.get(&cache_key) {
             return Ok(record);
@@ -84,7 +84,7 @@ impl Versions {
             .store
             .get(&keys::version(env, service, version))?
             .ok_or_else(|| {
-                ApiFailure::NotFound(format!(
+                Failure::NotFound(format!(
                     "service {service} has no version {version} in {env}"
                 ))
             })?;
@@ -120,13 +120,13 @@ impl NextVersion {
 }
 
 /// Environment names end up in store keys and container names.
-pub fn check_env_name(env: &str) -> Result<(), ApiFailure> {
+pub fn check_env_name(env: &str) -> Result<(), Failure> {
     match cj_api::envs::env_name_problem(env) {
         None => Ok(()),
-        Some(problem) => Err(ApiFailure::BadRequest(problem)),
+        Some(problem) => Err(Failure::BadRequest(problem)),
     }
 }
 
-pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, ApiFailure> {
-    serde_json::to_vec(value).map_err(|error| ApiFailure::Internal(error.to_string()))
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, Failure> {
+    serde_json::to_vec(value).map_err(|error| Failure::Internal(error.to_string()))
 }
