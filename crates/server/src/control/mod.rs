@@ -7,6 +7,7 @@
 
 #[doc(hidden)]
 pub mod bench;
+mod computing;
 pub mod copies;
 pub mod handover;
 pub mod placement;
