@@ -34,6 +34,9 @@ pub const RESYNC_EVERY: Duration = Duration::from_secs(60);
 /// After a failed publish, how long before trying again (everything, then).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// After a change to the assignments arrives, how long to wait for more before publishing.
+const COALESCE: Duration = Duration::from_millis(3);
+
 /// At most this many watch events are handled in one publish.
 const BATCH: usize = 10_000;
 
@@ -131,6 +134,12 @@ impl Publisher {
                     event = watch.next() => match event {
                         Some(Ok(event)) => {
                             self.note(&event, &mut work);
+                            // A request writes its jobs one commit after another (`up` of a
+                            // wave): a moment's wait lets them go out as one publication
+                            // rather than one each.
+                            if work.everything || !work.services.is_empty() {
+                                tokio::time::sleep(COALESCE).await;
+                            }
                             // Everything already committed goes into this one publish.
                             for _ in 0..BATCH {
                                 match watch.next().now_or_never() {
