@@ -73,15 +73,7 @@ impl Publisher {
             self.assign(service)?;
         }
         self.send();
-        *lock(&state.scheduler.last_error) = None;
-        state
-            .scheduler
-            .published_revision
-            .send_if_modified(|published| {
-                let moved = revision > *published;
-                *published = (*published).max(revision);
-                moved
-            });
+        state.scheduler.published_through(revision);
         Ok(revision)
     }
 

@@ -227,6 +227,17 @@ impl Scheduler {
         }
     }
 
+    /// The assignments now reflect every store write up to `revision`, and the last publish
+    /// succeeded.
+    pub(crate) fn published_through(&self, revision: u64) {
+        *lock(&self.last_error) = None;
+        self.published_revision.send_if_modified(|published| {
+            let moved = revision > *published;
+            *published = (*published).max(revision);
+            moved
+        });
+    }
+
     /// Asks for everything to be placed and published again (what changes outside the store,
     /// such as which agents are linked, is read anew), and completes once it has been.
     pub async fn republish(&self) -> Result<(), Failure> {

@@ -257,12 +257,7 @@ impl Publisher {
         let Some(through) = work.through else {
             return Ok(None);
         };
-        *lock(&scheduler.last_error) = None;
-        scheduler.published_revision.send_if_modified(|published| {
-            let moved = through > *published;
-            *published = (*published).max(through);
-            moved
-        });
+        scheduler.published_through(through);
         Ok(Some(through))
     }
 }
