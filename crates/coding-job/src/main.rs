@@ -2,6 +2,7 @@
 //! arguments and wires the pieces together; [`dev`] wires `dev` mode's.
 
 mod dev;
+mod memory;
 
 use std::io::Write;
 use std::time::Duration;
@@ -24,10 +25,20 @@ use crate::dev::{DevOptions, run_dev};
 
 fn main() {
     let cli = Cli::parse();
+    let long_lived = matches!(
+        cli.command,
+        Command::Dev(_) | Command::Server(_) | Command::Agent(_) | Command::Router(_)
+    );
+    if long_lived {
+        memory::limit_arenas();
+    }
     // One rustls provider for the whole process (the server's TLS and every HTTPS client).
     cj_server::tls::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // The store's transactions and the engine's blocking calls run on these; a burst needs
+        // a few, and every extra thread keeps its stack and allocator cache.
+        .max_blocking_threads(8)
         .enable_all()
         .build()
         .expect("failed to start the async runtime");
@@ -63,6 +74,7 @@ fn run_process(
     process: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> i32 {
     init_logging();
+    memory::trim_periodically();
     match runtime.block_on(process) {
         Ok(()) => 0,
         Err(error) => {
