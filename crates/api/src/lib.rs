@@ -11,6 +11,7 @@ pub mod events;
 pub mod exec;
 pub mod html;
 pub mod routes;
+pub mod servers;
 pub mod time;
 
 use cj_spec::SpecError;

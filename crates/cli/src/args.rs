@@ -67,6 +67,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Every host: its agent's state, its engine, and what it uses.
     Hosts(HostsArgs),
+    /// The servers sharing the cluster's store: which one leads, since when, their versions.
+    Servers(JsonArgs),
     /// A task's container: our view plus Docker's own inspect.
     Inspect(TargetArgs),
     /// A task's container output, also of stopped and replaced containers.
@@ -134,6 +136,14 @@ pub struct ServerArgs {
     /// values never appear. Writes still need a token.
     #[arg(long)]
     pub public_read: bool,
+    /// This server's name among the servers sharing its store (default: the address it
+    /// listens on).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The URL the other servers (and `coding-job servers`) reach this server's API at, when it
+    /// is not the address it listens on: `https://10.0.0.1:7400`.
+    #[arg(long, value_name = "URL")]
+    pub advertise: Option<String>,
     #[command(flatten)]
     pub placement: PlacementArgs,
 }

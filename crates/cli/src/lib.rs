@@ -32,6 +32,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Down(args) => commands::operation::run(&client, "down", args).await,
         Command::Status(args) => commands::status::run(&client, args).await,
         Command::Hosts(args) => commands::hosts::run(&client, args).await,
+        Command::Servers(args) => commands::servers::run(&client, args).await,
         Command::Inspect(args) => commands::inspect::run(&client, args).await,
         Command::Logs(args) => commands::logs::run(&client, args).await,
         Command::Exec(args) => commands::exec::run(&client, args).await,

@@ -16,7 +16,7 @@ use cj_net::TlsClient;
 use cj_router::RouterConfig;
 use cj_runtime::{ContainerRuntime, DockerRuntime, SimRuntime};
 use cj_server::config::ServerConfig;
-use cj_server::startup::{ServerOptions, Started, run_server};
+use cj_server::startup::{ClusterOptions, ServerOptions, Started, StoreChoice, run_server};
 use cj_server::tls::TlsFiles;
 use cj_server::{AdminToken, AuthMode, RouteUrls, StateOptions};
 use clap::Parser;
@@ -44,7 +44,9 @@ fn main() {
         .expect("failed to start the async runtime");
     let code = match cli.command {
         Command::Dev(args) => run_process(&runtime, dev(args)),
-        Command::Server(args) => run_process(&runtime, server(args)),
+        Command::Server(args) => with_tls(cli.ca_cert.as_deref(), |tls| {
+            run_process(&runtime, server(args, tls))
+        }),
         Command::Agent(args) => with_tls(cli.ca_cert.as_deref(), |tls| {
             run_process(&runtime, agent(cli.server.clone(), tls, args))
         }),
@@ -113,6 +115,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             tls: None,
             reset_admin_token: false,
             scheduling: scheduling(&args.placement),
+            cluster: Default::default(),
         },
         router: args.router_listen.map(|listen| {
             RouterConfig::new(listen, args.placement.domain.clone().unwrap_or_default())
@@ -174,7 +177,10 @@ async fn router(server: String, tls: TlsClient, args: RouterArgs) -> anyhow::Res
     router.serve(shutdown_signal()).await
 }
 
-async fn server(args: ServerArgs) -> anyhow::Result<()> {
+/// `coding-job server`; `tls` is the trust for the other servers' certificates (`--ca-cert`),
+/// which a server that does not lead forwards to.
+async fn server(args: ServerArgs, tls: TlsClient) -> anyhow::Result<()> {
+    let peer_tls = tls;
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
         _ => None,
@@ -188,6 +194,12 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         public_read: args.public_read,
         reset_admin_token: args.reset_admin_token,
         scheduling: scheduling(&args.placement),
+        cluster: ClusterOptions {
+            name: args.name,
+            advertise: args.advertise,
+            peer_tls: Some(peer_tls),
+            store: StoreChoice::Embedded,
+        },
     };
     run_server(
         options,

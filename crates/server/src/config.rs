@@ -20,7 +20,7 @@ use std::path::Path;
 use cj_registry::RegistryConfig;
 use serde::Deserialize;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Webhooks that get a POST on pushes, rollouts, unhealthy tasks and alerts.

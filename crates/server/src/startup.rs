@@ -38,6 +38,51 @@ pub struct ServerOptions {
     pub reset_admin_token: bool,
     /// Host loss, `port: auto` ports, the routers' domain.
     pub scheduling: crate::state::StateOptions,
+    /// Which store, and how this server is known to the others on it.
+    pub cluster: ClusterOptions,
+}
+
+/// How a server shares its store with others.
+#[derive(Default)]
+pub struct ClusterOptions {
+    /// Its name among the servers (`--name`; default: the address it listens on).
+    pub name: Option<String>,
+    /// Where the others (and `coding-job servers`) reach its API (`--advertise`; default: the
+    /// address it listens on).
+    pub advertise: Option<String>,
+    /// The trust for the other servers' certificates, when it forwards to the leader.
+    pub peer_tls: Option<cj_net::TlsClient>,
+    pub store: StoreChoice,
+}
+
+impl std::fmt::Debug for ClusterOptions {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ClusterOptions")
+            .field("name", &self.name)
+            .field("advertise", &self.advertise)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the server keeps its state.
+#[derive(Default)]
+pub enum StoreChoice {
+    /// `store.redb` and `audit.redb` in the data directory: one server.
+    #[default]
+    Embedded,
+    /// A store shared with other servers (the audit log is kept in it too).
+    Shared(Arc<dyn Store>),
+}
+
+impl std::fmt::Debug for StoreChoice {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreChoice::Embedded => formatter.write_str("Embedded"),
+            StoreChoice::Shared(_) => formatter.write_str("Shared"),
+        }
+    }
 }
 
 /// Where a started server can be reached, for the lines it prints.
@@ -71,32 +116,114 @@ pub async fn prepare(
     options: ServerOptions,
     local_host: Option<String>,
 ) -> anyhow::Result<Prepared> {
+    let opened = open(&options)?;
+    let listener = bind(options.listen).await?;
+    let (state, auth) = lead(&opened, &options, local_host).await?;
+    let started = opened.started(&options, &listener)?;
+    Ok(Prepared {
+        state,
+        auth,
+        listener,
+        tls: opened.tls,
+        started,
+    })
+}
+
+/// What a server opens before it serves or leads: the data directory, its store, the
+/// cluster's id, the audit log's store and the admin token.
+pub(crate) struct Opened {
+    pub store: Arc<dyn Store>,
+    pub audit_store: Arc<dyn Store>,
+    pub cluster: String,
+    pub admin_token: Option<AdminToken>,
+    pub tls: Option<TlsAcceptor>,
+}
+
+pub(crate) fn open(options: &ServerOptions) -> anyhow::Result<Opened> {
     let data_dir = &options.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("failed to create the data directory {}", data_dir.display()))?;
     // Before anything else: a bad certificate should stop the start, not the first client.
     let tls = options.tls.as_ref().map(tls::acceptor).transpose()?;
-    let store = open_store(&data_dir.join("store.redb"))?;
-    let cluster = cluster_id(&*store, data_dir)?;
-    let audit = AuditLog::open(open_store(&data_dir.join("audit.redb"))?)
-        .context("failed to read the audit log")?;
+    let (store, audit_store) = match &options.cluster.store {
+        StoreChoice::Embedded => (
+            open_store(&data_dir.join("store.redb"))?,
+            open_store(&data_dir.join("audit.redb"))?,
+        ),
+        StoreChoice::Shared(store) => (store.clone(), store.clone()),
+    };
+    opened(store, audit_store, options, tls)
+}
+
+/// The rest of [`open`], on a store already open (several servers share one).
+pub(crate) fn opened(
+    store: Arc<dyn Store>,
+    audit_store: Arc<dyn Store>,
+    options: &ServerOptions,
+    tls: Option<TlsAcceptor>,
+) -> anyhow::Result<Opened> {
+    let cluster = cluster_id(&*store, &options.data_dir)?;
     let admin_token = match options.auth {
         AuthMode::Required => Some(
-            admin_token::ensure(&*store, data_dir, options.reset_admin_token)
+            admin_token::ensure(&*store, &options.data_dir, options.reset_admin_token)
                 .context("failed to set up the admin token")?,
         ),
         AuthMode::Open => None,
     };
-    let auth = Arc::new(
-        Auth::new(options.auth, store.clone(), audit).with_public_read(options.public_read),
-    );
-
-    let state = ServerState::new(
+    Ok(Opened {
         store,
-        cluster.clone(),
+        audit_store,
+        cluster,
+        admin_token,
+        tls,
+    })
+}
+
+impl Opened {
+    pub(crate) fn started(
+        &self,
+        options: &ServerOptions,
+        listener: &TcpListener,
+    ) -> anyhow::Result<Started> {
+        let api = listener.local_addr()?;
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        Ok(Started {
+            api,
+            url: format!("{scheme}://{api}"),
+            cluster: self.cluster.clone(),
+            data_dir: options.data_dir.clone(),
+            admin_token: self.admin_token.clone(),
+            router: None,
+            public_read: options.public_read,
+        })
+    }
+}
+
+pub(crate) async fn bind(listen: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("failed to listen on {listen}"))
+}
+
+/// Everything the leader runs: the server state with its desired state loaded, the control
+/// loops, deployments resumed. Every task it starts runs on the calling runtime, so a term that
+/// ends with its runtime takes them all with it.
+pub(crate) async fn lead(
+    opened: &Opened,
+    options: &ServerOptions,
+    local_host: Option<String>,
+) -> anyhow::Result<(Arc<ServerState>, Arc<Auth>)> {
+    let audit =
+        AuditLog::open(opened.audit_store.clone()).context("failed to read the audit log")?;
+    let auth = Arc::new(
+        Auth::new(options.auth, opened.store.clone(), audit).with_public_read(options.public_read),
+    );
+    let state = ServerState::new(
+        opened.store.clone(),
+        opened.cluster.clone(),
         local_host,
-        options.config,
-        options.scheduling,
+        options.config.clone(),
+        options.scheduling.clone(),
     );
     state
         .hosts
@@ -115,7 +242,7 @@ pub async fn prepare(
     tokio::spawn(crate::control::routes::keep_route_table(state.clone()));
     tokio::spawn(crate::observe::alerts::run(state.clone()));
     tokio::spawn(crate::envs::env_destroy::run_expiry_loop(state.clone()));
-    // Deployments that were under way when the server stopped go on from where they were.
+    // Deployments that were under way when the last leader stopped go on from where they were.
     for deployment in state
         .active_deployments()
         .map_err(|error| anyhow::anyhow!("failed to read deployments: {error}"))?
@@ -123,27 +250,7 @@ pub async fn prepare(
         tracing::info!(id = deployment.id, "resuming deployment");
         tokio::spawn(state.clone().run_deployment(deployment));
     }
-
-    let listener = TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("failed to listen on {}", options.listen))?;
-    let api = listener.local_addr()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    Ok(Prepared {
-        state,
-        auth,
-        listener,
-        tls,
-        started: Started {
-            api,
-            url: format!("{scheme}://{api}"),
-            cluster,
-            data_dir: options.data_dir,
-            admin_token,
-            router: None,
-            public_read: options.public_read,
-        },
-    })
+    Ok((state, auth))
 }
 
 impl Prepared {
@@ -176,19 +283,18 @@ impl Prepared {
 }
 
 /// `coding-job server`: the API, the store and the agents' endpoint, without an agent of its
-/// own. Runs until `shutdown` completes; `on_ready` is called once the API is listening.
+/// own; it leads when it wins the store's election and forwards to the leader otherwise
+/// ([`crate::cluster::terms`]). Runs until `shutdown` completes; `on_ready` is called once the
+/// API is listening.
 pub async fn run_server(
     options: ServerOptions,
     on_ready: impl FnOnce(&Started),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    prepare(options, None)
-        .await?
-        .serve(on_ready, shutdown)
-        .await
+    crate::cluster::terms::run(options, on_ready, shutdown).await
 }
 
-fn open_store(path: &std::path::Path) -> anyhow::Result<Arc<dyn Store>> {
+pub(crate) fn open_store(path: &std::path::Path) -> anyhow::Result<Arc<dyn Store>> {
     let store = EmbeddedStore::open(path).with_context(|| {
         format!(
             "failed to open the store {} (is another coding-job using this data directory?)",

@@ -15,6 +15,7 @@ pub mod logs;
 pub mod operation;
 pub mod prewarm;
 pub mod push;
+pub mod servers;
 pub mod status;
 pub mod token;
 pub mod update;

@@ -40,6 +40,7 @@ api_routes! {
     post "/v1/down" => down,
     get "/v1/status" => status,
     get "/v1/hosts" => hosts,
+    get "/v1/servers" => servers,
     post "/v1/hosts/{name}/drain" => crate::hosts::drain::drain,
     post "/v1/hosts/{name}/undrain" => crate::hosts::drain::undrain,
     post "/v1/hosts/{name}/prewarm" => crate::hosts::prewarm::prewarm,

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod guard;
 pub mod metrics_listener;
 pub mod openapi;
+pub mod relay;
 pub mod same_origin;
 pub mod sanitize;
 pub mod serve;

@@ -40,6 +40,7 @@ use utoipa::{Modify, OpenApi};
         crate::edge::api::handlers::down,
         crate::edge::api::handlers::status,
         crate::edge::api::handlers::hosts,
+        crate::edge::api::handlers::servers,
         crate::hosts::drain::drain,
         crate::hosts::drain::undrain,
         crate::hosts::prewarm::prewarm,

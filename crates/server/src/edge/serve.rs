@@ -25,6 +25,9 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::Service;
 
+use super::relay::Relay;
+use std::sync::Arc;
+
 /// hyper's read buffer, which must hold a whole request head (its default is about 400 KiB).
 const MAX_HEAD_BYTES: usize = 512 * 1024;
 /// hyper answers 431 itself past this many headers (its default, 100, would leave `edge` no
@@ -43,13 +46,39 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let serving = Serving::Router {
+        router,
+        runtime: tokio::runtime::Handle::current(),
+    };
+    let (_keep, serving) = watch::channel(serving);
+    serve_switching(listener, tls, serving, shutdown).await
+}
+
+/// How the listener answers the connections it accepts.
+#[derive(Clone)]
+pub enum Serving {
+    /// With this router, its connections served on `runtime` (a leader's term runs on a
+    /// runtime of its own, so ending the term ends everything it started).
+    Router {
+        router: Router,
+        runtime: tokio::runtime::Handle,
+    },
+    /// Forwarded to the leader the store names (a follower).
+    Relay(Arc<Relay>),
+}
+
+/// Serves each accepted connection as `serving` says at the time it is accepted, until
+/// `shutdown` completes, then for at most [`SHUTDOWN_GRACE`] while answers in progress finish.
+pub async fn serve_switching(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    serving: watch::Receiver<Serving>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let builder = builder();
     // Every connection holds a receiver: `true` asks it to finish, and the sender sees all
     // receivers gone once every connection has ended.
     let (stop, stopping) = watch::channel(false);
-    // Handlers that want the caller's address (an agent's, for `hosts`) find it as axum's
-    // `ConnectInfo`, added to each connection's requests.
-    let mut services = router.into_make_service_with_connect_info::<SocketAddr>();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -64,15 +93,18 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(service) = services.call(peer).await;
-        let service = TowerToHyperService::new(service);
+        let serving = serving.borrow().clone();
         let (builder, stopping, tls) = (builder.clone(), stopping.clone(), tls.clone());
-        tokio::spawn(async move {
+        let runtime = match &serving {
+            Serving::Router { runtime, .. } => runtime.clone(),
+            Serving::Relay(_) => tokio::runtime::Handle::current(),
+        };
+        runtime.spawn(async move {
             let Some(tls) = tls else {
-                return connection(&builder, stream, service, stopping).await;
+                return serve_accepted(&builder, stream, peer, serving, stopping).await;
             };
             match tokio::time::timeout(HEADER_READ_TIME, tls.accept(stream)).await {
-                Ok(Ok(stream)) => connection(&builder, stream, service, stopping).await,
+                Ok(Ok(stream)) => serve_accepted(&builder, stream, peer, serving, stopping).await,
                 Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
                 Err(_) => tracing::debug!("TLS handshake timed out"),
             }
@@ -88,6 +120,46 @@ pub async fn serve(
         tracing::info!("stopped waiting for answers still streaming (logs -f, progress)");
     }
     Ok(())
+}
+
+async fn serve_accepted<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    peer: SocketAddr,
+    serving: Serving,
+    stopping: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    match serving {
+        Serving::Router { router, .. } => {
+            // Handlers that want the caller's address (an agent's, for `hosts`) find it as
+            // axum's `ConnectInfo`, added to each connection's requests.
+            let Ok(service) = router
+                .into_make_service_with_connect_info::<SocketAddr>()
+                .call(peer)
+                .await;
+            connection(builder, io, TowerToHyperService::new(service), stopping).await;
+        }
+        Serving::Relay(relay) => relay.serve(io, peer, stopping).await,
+    }
+}
+
+/// Serves one connection with `service` (hyper's limits, upgrades, graceful stop), for
+/// answers that are not the API router's (a follower's relay).
+pub(crate) async fn serve_one<I, S>(io: I, service: S, stopping: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<
+            axum::http::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    connection(&builder(), io, TowerToHyperService::new(service), stopping).await;
 }
 
 /// Serves `router` on one connection the caller made, as if `peer` had connected, until the

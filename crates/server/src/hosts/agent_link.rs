@@ -48,10 +48,16 @@ pub(crate) use links::*;
 pub async fn connect(
     State(state): State<Arc<ServerState>>,
     peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: axum::http::HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let peer =
-        peer.map(|axum::Extension(axum::extract::ConnectInfo(address))| address.ip().to_string());
+    // A link another server of the cluster forwarded comes from where that server says.
+    let forwarded = crate::cluster::forwarding::relay_secret(&*state.store)
+        .ok()
+        .and_then(|secret| crate::cluster::forwarding::forwarded_for(&headers, &secret));
+    let peer = forwarded.or_else(|| {
+        peer.map(|axum::Extension(axum::extract::ConnectInfo(address))| address.ip().to_string())
+    });
     upgrade.on_upgrade(move |socket| serve_agent(state, socket, peer))
 }
 

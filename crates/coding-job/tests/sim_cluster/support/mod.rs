@@ -114,6 +114,7 @@ impl SimCluster {
                 host_down_after: self.host_down_after,
                 ..StateOptions::default()
             },
+            cluster: Default::default(),
         };
         let prepared = prepare(options, None).await.expect("the server starts");
         self.network.serve(prepared.router());

@@ -281,6 +281,17 @@ pub(crate) async fn hosts(
     Ok(Json(state.host_infos(query.history)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/servers",
+    responses((status = 200, description = "every server sharing this store, the leader marked", body = Vec<cj_api::servers::ServerInfo>))
+)]
+pub(crate) async fn servers(
+    State(state): AppState,
+) -> Result<Json<Vec<cj_api::servers::ServerInfo>>, Failure> {
+    Ok(Json(crate::cluster::members::list(&*state.store)?))
+}
+
 /// The one task a target names (a job with a single task counts).
 pub(crate) fn one_task(
     state: &ServerState,

@@ -1,0 +1,11 @@
+//! Several servers on one store: each holds a session (a lease) and registers under
+//! `servers/`; one leads (`cluster/leader`) and runs the controllers; the others forward to it.
+
+pub mod forwarding;
+pub mod leadership;
+pub mod members;
+pub mod session;
+pub mod terms;
+
+#[cfg(test)]
+mod tests;
