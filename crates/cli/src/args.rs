@@ -116,6 +116,20 @@ pub struct ServerArgs {
     /// Where the embedded store, the audit log and admin.token live.
     #[arg(long, default_value = "./cj-data")]
     pub data_dir: PathBuf,
+    /// Where the cluster's state is kept: `embedded` (a file in the data directory; one
+    /// server), or `etcd://HOST:PORT[,HOST:PORT...]`, shared by every server of the cluster
+    /// (use `etcds://` for etcd's TLS).
+    #[arg(long, value_name = "STORE", default_value = "embedded", value_parser = parse_store)]
+    pub store: StoreArg,
+    /// The CA certificate etcd's certificates are checked against (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub etcd_ca_cert: Option<PathBuf>,
+    /// A client certificate for etcd (PEM), with `--etcd-key`.
+    #[arg(long, value_name = "FILE", requires = "etcd_key")]
+    pub etcd_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
     /// Address of the API (and of the agents' endpoint).
     #[arg(long, default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
@@ -146,6 +160,47 @@ pub struct ServerArgs {
     pub advertise: Option<String>,
     #[command(flatten)]
     pub placement: PlacementArgs,
+}
+
+/// `--store`: the embedded store, or etcd's endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreArg {
+    Embedded,
+    Etcd { endpoints: Vec<String>, tls: bool },
+}
+
+fn parse_store(text: &str) -> Result<StoreArg, String> {
+    if text == "embedded" {
+        return Ok(StoreArg::Embedded);
+    }
+    let (rest, tls) = if let Some(rest) = text.strip_prefix("etcd://") {
+        (rest, false)
+    } else if let Some(rest) = text.strip_prefix("etcds://") {
+        (rest, true)
+    } else {
+        return Err(format!(
+            "expected `embedded` or `etcd://HOST:PORT[,HOST:PORT...]`, found \"{text}\""
+        ));
+    };
+    let endpoints: Vec<String> = rest
+        .split(',')
+        .map(str::trim)
+        .filter(|endpoint| !endpoint.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if endpoints.is_empty() {
+        return Err("expected at least one etcd endpoint after etcd://, as HOST:PORT".into());
+    }
+    for endpoint in &endpoints {
+        let port = endpoint.rsplit_once(':').map(|(_, port)| port);
+        if port.and_then(|port| port.parse::<u16>().ok()).is_none() {
+            return Err(format!(
+                "etcd endpoint \"{endpoint}\": expected HOST:PORT (etcd's client port is \
+                 usually 2379)"
+            ));
+        }
+    }
+    Ok(StoreArg::Etcd { endpoints, tls })
 }
 
 #[derive(Debug, Args)]
@@ -499,6 +554,28 @@ mod tests {
             Command::Up(args) => Ok(args.timeout),
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn store_is_embedded_or_a_list_of_etcd_endpoints() {
+        use super::{StoreArg, parse_store};
+        assert_eq!(parse_store("embedded"), Ok(StoreArg::Embedded));
+        assert_eq!(
+            parse_store("etcd://10.0.0.1:2379, 10.0.0.2:2379"),
+            Ok(StoreArg::Etcd {
+                endpoints: vec!["10.0.0.1:2379".into(), "10.0.0.2:2379".into()],
+                tls: false
+            })
+        );
+        assert!(matches!(
+            parse_store("etcds://etcd.internal:2379"),
+            Ok(StoreArg::Etcd { tls: true, .. })
+        ));
+        let refused = parse_store("etcd://10.0.0.1").unwrap_err();
+        assert!(refused.contains("\"10.0.0.1\": expected HOST:PORT"), "{refused}");
+        let refused = parse_store("redis://x:1").unwrap_err();
+        assert!(refused.contains("expected `embedded` or `etcd://"), "{refused}");
+        assert!(parse_store("etcd://").is_err());
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub enum StoreChoice {
     /// `store.redb` and `audit.redb` in the data directory: one server.
     #[default]
     Embedded,
-    /// A store shared with other servers (the audit log is kept in it too).
+    /// A store shared with other servers (the audit log stays in the data directory).
     Shared(Arc<dyn Store>),
 }
 
@@ -150,7 +150,9 @@ pub(crate) fn open(options: &ServerOptions) -> anyhow::Result<Opened> {
             open_store(&data_dir.join("store.redb"))?,
             open_store(&data_dir.join("audit.redb"))?,
         ),
-        StoreChoice::Shared(store) => (store.clone(), store.clone()),
+        // The audit log stays each server's own, as on one server: refused floods must move
+        // neither the cluster's revision nor its watches.
+        StoreChoice::Shared(store) => (store.clone(), open_store(&data_dir.join("audit.redb"))?),
     };
     opened(store, audit_store, options, tls)
 }

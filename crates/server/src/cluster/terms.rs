@@ -39,7 +39,11 @@ pub async fn run(
     on_ready: impl FnOnce(&Started),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let opened = Arc::new(startup::open(&options)?);
+    let mut shutdown: Shutdown = Box::pin(shutdown);
+    let Some(opened) = open_when_the_store_answers(&options, &mut shutdown).await? else {
+        return Ok(());
+    };
+    let opened = Arc::new(opened);
     let listener = startup::bind(options.listen).await?;
     let started = opened.started(&options, &listener)?;
     let name = options
@@ -72,7 +76,6 @@ pub async fn run(
             let _ = listening_stopped.await;
         },
     ));
-    let mut shutdown: Shutdown = Box::pin(shutdown);
     let options = Arc::new(options);
     let (ready, readiness) = watch::channel(false);
     let member = Member {
@@ -249,6 +252,35 @@ impl Member {
             .send_replace(Serving::Relay(self.relay.clone()));
         runtime.shutdown_background();
         tracing::warn!(term = term.revision, "stopped leading the cluster");
+    }
+}
+
+/// Opens what the server needs from its store; a shared store that cannot be reached yet is
+/// waited for (saying so), until `shutdown` (`None`).
+async fn open_when_the_store_answers(
+    options: &ServerOptions,
+    shutdown: &mut Shutdown,
+) -> anyhow::Result<Option<Opened>> {
+    let mut said = false;
+    loop {
+        let error = match startup::open(options) {
+            Ok(opened) => return Ok(Some(opened)),
+            Err(error) => error,
+        };
+        let from_the_store = error
+            .chain()
+            .any(|cause| cause.downcast_ref::<cj_store::StoreError>().is_some());
+        if matches!(options.cluster.store, startup::StoreChoice::Embedded) || !from_the_store {
+            return Err(error);
+        }
+        if !said {
+            tracing::warn!("waiting for the store before starting: {error:#}");
+            said = true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RETRY) => {}
+            () = shutdown.as_mut() => return Ok(None),
+        }
     }
 }
 
