@@ -24,13 +24,13 @@ use tokio::time::timeout;
 
 use super::decode::{header_revision, observed, observed_put};
 use super::mirror::{Observed, Probe};
-use super::{REQUEST_DEADLINE, Shared};
+use super::{REQUEST_DEADLINE, Shared, kv_client, watch_client};
 
 /// How long the watch may be silent before the informer asks etcd for a progress answer.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// How long the watch may go without any answer (an event or a progress answer) before the
 /// informer gives it up as broken.
-pub(super) const SILENCE_LIMIT: Duration = Duration::from_secs(3);
+const SILENCE_LIMIT: Duration = Duration::from_secs(3);
 /// The first wait before watching again after a failure; doubled after each failure in a row.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
@@ -109,7 +109,7 @@ async fn list_and_watch(shared: &Shared, lost: bool) -> Result<Watch, String> {
 /// Every key of the namespace at one revision (that of the first page).
 async fn list(shared: &Shared) -> Result<(Vec<Observed>, u64), String> {
     let range = shared.namespace.range("");
-    let mut kv = shared.client.kv_client();
+    let mut kv = kv_client(&shared.client);
     let mut listing = Vec::new();
     let mut revision = 0;
     let mut start = range.start.clone();
@@ -152,7 +152,7 @@ async fn probe(shared: &Shared) -> Result<Probe, String> {
         .with_limit(1);
     let newest = timeout(
         REQUEST_DEADLINE,
-        shared.client.kv_client().get(range.start, Some(options)),
+        kv_client(&shared.client).get(range.start, Some(options)),
     )
     .await
     .map_err(|_| format!("etcd did not answer a count within {REQUEST_DEADLINE:?}"))?
@@ -176,14 +176,11 @@ async fn open_watch(
     let options = WatchOptions::new()
         .with_range(range.end)
         .with_start_revision(i64::try_from(start_revision).unwrap_or(i64::MAX));
-    let mut watch_client = shared.client.watch_client();
-    let stream = timeout(
-        REQUEST_DEADLINE,
-        watch_client.watch(range.start, Some(options)),
-    )
-    .await
-    .map_err(|_| format!("etcd did not open a watch within {REQUEST_DEADLINE:?}"))?
-    .map_err(|error| format!("cannot watch: {error}"))?;
+    let mut watches = watch_client(&shared.client);
+    let stream = timeout(REQUEST_DEADLINE, watches.watch(range.start, Some(options)))
+        .await
+        .map_err(|_| format!("etcd did not open a watch within {REQUEST_DEADLINE:?}"))?
+        .map_err(|error| format!("cannot watch: {error}"))?;
     let (requests, mut responses) = stream.split();
     let created = timeout(REQUEST_DEADLINE, responses.message())
         .await

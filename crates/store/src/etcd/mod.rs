@@ -29,9 +29,11 @@ mod txn;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use etcd_client::{
+    Certificate, Client, ConnectOptions, Identity, KvClient, TlsOptions, WatchClient,
+};
 use tokio::sync::Notify;
 
 use self::bridge::Bridge;
@@ -52,6 +54,10 @@ pub(crate) const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 /// The longest opening a TCP (and TLS) connection to an etcd endpoint may take.
 const DIAL_DEADLINE: Duration = Duration::from_secs(3);
+/// The largest answer taken from etcd. A page of a listing, or a watch catching up after an
+/// outage, carries many values at once; tonic's default limit (4 MiB) would refuse them, and
+/// etcd sends up to 2 GiB. etcd is trusted: the limit only stops an absurd answer.
+const MAX_ANSWER_BYTES: usize = 256 << 20;
 /// The longest a write waits for the mirror to show it. Past it the write is still committed
 /// (and answered so), but the watch is evidently not keeping up: the mirror goes down and the
 /// informer watches again, so reads fail rather than miss the write.
@@ -109,6 +115,7 @@ impl EtcdStore {
         if let Some(tls) = &tls {
             connect_options = connect_options.with_tls(tls_options(tls)?);
         }
+        let deadline = Instant::now() + CONNECT_DEADLINE;
         let bridge = Bridge::start()?;
         let endpoints = endpoints.to_vec();
         let client = bridge.call("a connection", CONNECT_DEADLINE, async move {
@@ -123,7 +130,9 @@ impl EtcdStore {
             restart: Notify::new(),
         });
         bridge.spawn(informer::follow(shared.clone()));
-        shared.mirror.wait_until_up(CONNECT_DEADLINE)?;
+        shared
+            .mirror
+            .wait_until_up(deadline.saturating_duration_since(Instant::now()))?;
         Ok(EtcdStore { shared, bridge })
     }
 
@@ -158,6 +167,20 @@ impl EtcdStore {
             }
         }
     }
+}
+
+/// etcd's key-value API, taking answers up to [`MAX_ANSWER_BYTES`].
+fn kv_client(client: &Client) -> KvClient {
+    client
+        .kv_client()
+        .max_decoding_message_size(MAX_ANSWER_BYTES)
+}
+
+/// etcd's watch API, taking answers up to [`MAX_ANSWER_BYTES`].
+fn watch_client(client: &Client) -> WatchClient {
+    client
+        .watch_client()
+        .max_decoding_message_size(MAX_ANSWER_BYTES)
 }
 
 fn tls_options(tls: &EtcdTls) -> Result<TlsOptions, StoreError> {
@@ -211,7 +234,7 @@ impl Store for EtcdStore {
         let current = self.shared.mirror.revision()?;
         let requested = i64::try_from(revision).unwrap_or(i64::MAX);
         self.call("a compaction", REQUEST_DEADLINE, move |client| async move {
-            match client.kv_client().compact(requested, None).await {
+            match kv_client(&client).compact(requested, None).await {
                 Ok(_) => Ok(()),
                 Err(error) if is_future_revision(&error) => Err(StoreError::FutureRevision {
                     requested: revision,

@@ -27,7 +27,7 @@ use super::decode::{observed, revision, watch_event};
 use super::errors::store_error;
 use super::keys::{KeyRange, Namespace};
 use super::mirror::{Change, Snapshot};
-use super::{EtcdStore, REQUEST_DEADLINE};
+use super::{EtcdStore, REQUEST_DEADLINE, watch_client};
 use crate::types::{StoreError, WatchEvent};
 use crate::watch::WatchStream;
 
@@ -110,7 +110,7 @@ impl Read {
             .with_start_revision(start);
         let opened = timeout(
             REQUEST_DEADLINE,
-            client.watch_client().watch(watched.start, Some(options)),
+            watch_client(&client).watch(watched.start, Some(options)),
         )
         .await
         .map_err(|_| silent("open a watch"))?

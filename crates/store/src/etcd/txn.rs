@@ -12,7 +12,7 @@ use super::decode::header_revision;
 use super::errors::{is_lease_not_found, store_error};
 use super::keys::Namespace;
 use super::mirror::Sight;
-use super::{EtcdStore, REQUEST_DEADLINE};
+use super::{EtcdStore, REQUEST_DEADLINE, kv_client};
 use crate::compare::{Compare, CompareOp, CompareTarget};
 use crate::types::{LeaseId, Op, StoreError, TxnOutcome};
 
@@ -55,7 +55,7 @@ pub(super) fn txn(
         "a transaction",
         REQUEST_DEADLINE,
         move |client| async move {
-            match client.kv_client().txn(request).await {
+            match kv_client(&client).txn(request).await {
                 Ok(response) => Ok(response),
                 Err(error) if is_lease_not_found(&error) => Err(StoreError::LeaseNotFound(
                     ended_lease(client, &leases).await,

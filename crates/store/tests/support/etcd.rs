@@ -1,7 +1,8 @@
 //! A real etcd for a test: Debian's `etcd` binary on free loopback ports, with its data in a
 //! temporary directory, killed when dropped (also when the test fails). Started with short
 //! raft timings, so its smallest lease is 1 s rather than 2 s; one member, so it is its own
-//! leader at once. Shared by several test files, each using a part of it.
+//! leader at once. Optionally it serves clients over TLS only, and asks them for a certificate
+//! signed by the CA it was given. Shared by several test files, each using a part of it.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -18,12 +19,30 @@ pub struct EtcdServer {
     peer_port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    tls: Option<ServerTls>,
+}
+
+/// The PEM files etcd serves clients with, and the CA it checks their certificates against.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 impl EtcdServer {
     /// Starts an etcd with an empty data directory; panics (failing the test) if the binary is
     /// missing or etcd does not answer in time.
     pub fn start() -> EtcdServer {
+        EtcdServer::start_with(None)
+    }
+
+    /// Starts an etcd that speaks TLS to its clients and requires their certificates.
+    pub fn start_with_tls(tls: ServerTls) -> EtcdServer {
+        EtcdServer::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<ServerTls>) -> EtcdServer {
         let mut last_failure = String::new();
         // Another process may take a port between choosing it and etcd binding it: try again.
         for _ in 0..5 {
@@ -32,6 +51,7 @@ impl EtcdServer {
                 peer_port: free_port(),
                 dir: tempfile::tempdir().expect("a temporary directory for etcd"),
                 child: None,
+                tls: tls.clone(),
             };
             match server.spawn() {
                 Ok(()) => return server,
@@ -42,7 +62,12 @@ impl EtcdServer {
     }
 
     pub fn endpoints(&self) -> Vec<String> {
-        vec![format!("http://127.0.0.1:{}", self.client_port)]
+        vec![self.client_url()]
+    }
+
+    fn client_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     pub fn client_address(&self) -> std::net::SocketAddr {
@@ -70,14 +95,22 @@ impl EtcdServer {
     }
 
     fn spawn(&mut self) -> Result<(), String> {
-        let client_url = format!("http://127.0.0.1:{}", self.client_port);
+        let client_url = self.client_url();
         let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path())
             .map_err(|error| format!("cannot open etcd's log: {error}"))?;
-        let spawned = Command::new("etcd")
+        let mut command = Command::new("etcd");
+        if let Some(tls) = &self.tls {
+            command
+                .arg(format!("--cert-file={}", tls.cert.display()))
+                .arg(format!("--key-file={}", tls.key.display()))
+                .arg(format!("--trusted-ca-file={}", tls.ca.display()))
+                .arg("--client-cert-auth");
+        }
+        let spawned = command
             .arg("--name=test")
             .arg(format!(
                 "--data-dir={}",
@@ -115,7 +148,7 @@ impl EtcdServer {
                 self.child = None;
                 return Err(format!("etcd exited ({status}): {}", self.log_tail()));
             }
-            if healthy(self.client_port) {
+            if self.healthy() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -140,7 +173,18 @@ impl Drop for EtcdServer {
     }
 }
 
-/// Whether etcd answers `/health` on its client port as healthy.
+impl EtcdServer {
+    /// Whether etcd answers `/health` on its client port as healthy; over TLS, only whether it
+    /// accepts connections (the store's `connect` then waits for it to answer).
+    fn healthy(&self) -> bool {
+        match &self.tls {
+            Some(_) => TcpStream::connect(("127.0.0.1", self.client_port)).is_ok(),
+            None => healthy(self.client_port),
+        }
+    }
+}
+
+/// Whether etcd answers `/health` on `port` (plain HTTP) as healthy.
 fn healthy(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;

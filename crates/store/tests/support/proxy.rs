@@ -36,7 +36,12 @@ impl Shared {
     }
 
     fn close_all(&self) {
-        for stream in self.connections.lock().unwrap_or_else(PoisonError::into_inner).drain(..) {
+        for stream in self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
             let _ = stream.shutdown(Shutdown::Both);
         }
     }
@@ -80,7 +85,11 @@ impl Proxy {
     }
 
     fn set(&self, mode: Mode) {
-        *self.shared.mode.lock().unwrap_or_else(PoisonError::into_inner) = mode;
+        *self
+            .shared
+            .mode
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = mode;
     }
 }
 
@@ -105,12 +114,18 @@ fn accept(listener: &TcpListener, target: SocketAddr, shared: &Arc<Shared>) {
         if shared.mode() == Mode::Cut {
             continue;
         }
-        let Ok(upstream) = TcpStream::connect(target) else { continue };
-        let (Ok(client_copy), Ok(upstream_copy)) = (client.try_clone(), upstream.try_clone()) else {
+        let Ok(upstream) = TcpStream::connect(target) else {
+            continue;
+        };
+        let (Ok(client_copy), Ok(upstream_copy)) = (client.try_clone(), upstream.try_clone())
+        else {
             continue;
         };
         {
-            let mut connections = shared.connections.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut connections = shared
+                .connections
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             connections.extend(client.try_clone());
             connections.extend(upstream.try_clone());
         }
