@@ -22,6 +22,7 @@ data="${CODING_JOB_DATA:-./cj-data}"
 image=cj-example/busybox:1
 
 . scripts/packages.sh
+want_build
 [ "$hosts" -gt 0 ] && want_testbed
 install_wanted
 docker info >/dev/null 2>&1 || { echo "error: the Docker engine is not reachable" >&2; exit 1; }

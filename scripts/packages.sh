@@ -1,6 +1,6 @@
 # Sourced by the scripts that need Debian packages on a fresh machine: `want` names what a
 # missing command needs, `install_wanted` installs all of it in one apt-get run.
-#   . scripts/packages.sh; want_testbed; install_wanted
+#   . scripts/packages.sh; want_build; want_testbed; install_wanted
 
 wanted_packages=()
 
@@ -16,6 +16,13 @@ want_testbed() {
   want iptables iptables
   { command -v nsenter && command -v flock; } >/dev/null 2>&1 || wanted_packages+=(util-linux)
   want pgrep procps
+}
+
+# What building coding-job needs: etcd-client compiles etcd's gRPC API at build time, with
+# protoc and the well-known .proto files (descriptor.proto ...) of libprotobuf-dev.
+want_build() {
+  want protoc protobuf-compiler
+  [ -e /usr/include/google/protobuf/descriptor.proto ] || wanted_packages+=(libprotobuf-dev)
 }
 
 install_wanted() {

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . scripts/packages.sh
+want_build
 [ -x /bin/busybox ] || wanted_packages+=(busybox-static)
 want docker-registry docker-registry
 want htpasswd apache2-utils
@@ -12,6 +13,8 @@ want htpasswd apache2-utils
 want chromium chromium
 want chromedriver chromium-driver
 want prometheus prometheus
+# The etcd store's tests (crates/store/tests/conformance_etcd.rs, etcd_store.rs) run a real etcd.
+want etcd etcd-server
 want_testbed
 install_wanted
 if ! command -v cargo-nextest >/dev/null 2>&1; then

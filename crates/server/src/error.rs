@@ -34,6 +34,10 @@ pub enum Failure {
     /// A host's agent is not connected, so what is on that host cannot be reached now.
     #[error("{0}")]
     Unavailable(String),
+    /// The store cannot answer now (its etcd is out of reach): the whole message, starting
+    /// "the store is unavailable: ". Worth retrying.
+    #[error("{0}")]
+    StoreUnavailable(String),
     /// The request body is over the limit (`edge::MAX_BODY_BYTES`).
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -61,6 +65,9 @@ pub use cj_spec::shown;
 
 impl From<cj_store::StoreError> for Failure {
     fn from(error: cj_store::StoreError) -> Self {
-        Failure::Internal(format!("store: {error}"))
+        match error {
+            cj_store::StoreError::Unavailable(_) => Failure::StoreUnavailable(error.to_string()),
+            _ => Failure::Internal(format!("store: {error}")),
+        }
     }
 }

@@ -1,5 +1,7 @@
-//! The store: a versioned key-value space shaped like etcd's, so the embedded backend and a
-//! future etcd backend are interchangeable.
+//! The store: a versioned key-value space shaped like etcd's, so its two backends are
+//! interchangeable: [`EmbeddedStore`] (one redb file, for a single server) and [`EtcdStore`]
+//! (an etcd cluster, shared by several servers; reads answered from a copy in memory that one
+//! etcd watch keeps current).
 //!
 //! Every write moves one global revision counter forward; each key remembers the revision that
 //! created it, the one that last changed it and how many times it was put; a transaction
@@ -11,6 +13,7 @@
 mod compare;
 pub mod conformance;
 mod embedded;
+mod etcd;
 mod off_worker;
 mod types;
 mod watch;
@@ -19,6 +22,7 @@ use std::time::Duration;
 
 pub use compare::{Compare, CompareOp, CompareTarget};
 pub use embedded::EmbeddedStore;
+pub use etcd::{EtcdOptions, EtcdStore, EtcdTls};
 pub use off_worker::OffWorker;
 pub use types::{KeyValue, LeaseId, Op, Page, StoreError, TxnOutcome, WatchEvent, WatchKind};
 pub use watch::WatchStream;

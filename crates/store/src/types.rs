@@ -143,6 +143,12 @@ pub enum StoreError {
     /// The lease was never granted, was revoked, or expired (its keys are gone or going).
     #[error("lease {0} does not exist: it expired, was revoked or was never granted")]
     LeaseNotFound(LeaseId),
+    /// A networked backend cannot answer now: its server is unreachable, did not answer within
+    /// the call's deadline, or the backend's view of the data is not known to be current. Calls
+    /// fail fast with this rather than wait or answer from a stale view; the caller retries
+    /// later. A write that fails so may or may not have been applied (its answer was lost).
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {

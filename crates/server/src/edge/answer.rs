@@ -20,7 +20,9 @@ impl Failure {
             Failure::InvalidConfig(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Failure::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Failure::BadGateway(_) => StatusCode::BAD_GATEWAY,
-            Failure::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::Unavailable(_) | Failure::StoreUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Failure::Gone(_) => StatusCode::GONE,
             Failure::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Failure::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -46,6 +48,7 @@ impl Failure {
             Failure::Internal(_) => "internal",
             Failure::BadGateway(_) => "bad_gateway",
             Failure::Unavailable(_) => "host_unavailable",
+            Failure::StoreUnavailable(_) => "store_unavailable",
             Failure::Gone(_) => "gone",
             Failure::PayloadTooLarge(_) => "payload_too_large",
             Failure::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -144,10 +147,24 @@ mod tests {
                 405,
                 "method_not_allowed",
             ),
+            (
+                Failure::from(cj_store::StoreError::Unavailable("etcd: no leader".into())),
+                503,
+                "store_unavailable",
+            ),
         ];
         for (failure, status, code) in cases {
             assert_eq!(failure.status().as_u16(), status, "{failure:?}");
             assert_eq!(failure.code(), code, "{failure:?}");
         }
+    }
+
+    #[test]
+    fn an_unavailable_store_says_so_in_the_answer() {
+        let failure = Failure::from(cj_store::StoreError::Unavailable("etcd: no leader".into()));
+        assert_eq!(
+            failure.to_string(),
+            "the store is unavailable: etcd: no leader"
+        );
     }
 }
