@@ -11,6 +11,7 @@ mod websocket;
 
 pub use args::{
     AgentArgs, Cli, Command, DEFAULT_LISTEN, DevArgs, PlacementArgs, RouterArgs, ServerArgs,
+    StoreArg,
 };
 pub use client::{CliError, Client};
 

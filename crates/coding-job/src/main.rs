@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cj_agent::{RemoteOptions, run_remote};
-use cj_cli::{AgentArgs, Cli, Command, DevArgs, RouterArgs, ServerArgs};
+use cj_cli::{AgentArgs, Cli, Command, DevArgs, RouterArgs, ServerArgs, StoreArg};
+use cj_store::{EtcdOptions, EtcdStore, EtcdTls};
 use cj_net::TlsClient;
 use cj_router::RouterConfig;
 use cj_runtime::{ContainerRuntime, DockerRuntime, SimRuntime};
@@ -198,7 +199,16 @@ async fn server(args: ServerArgs, tls: TlsClient) -> anyhow::Result<()> {
             name: args.name,
             advertise: args.advertise,
             peer_tls: Some(peer_tls),
-            store: StoreChoice::Embedded,
+            store: match args.store {
+                StoreArg::Embedded => StoreChoice::Embedded,
+                StoreArg::Etcd { endpoints, tls } => {
+                    let etcd_tls = etcd_tls(tls, args.etcd_ca_cert, args.etcd_cert, args.etcd_key)?;
+                    match connect_etcd(&endpoints, tls, etcd_tls).await {
+                        Some(store) => StoreChoice::Shared(store),
+                        None => return Ok(()),
+                    }
+                }
+            },
         },
     };
     run_server(
@@ -207,6 +217,60 @@ async fn server(args: ServerArgs, tls: TlsClient) -> anyhow::Result<()> {
         shutdown_signal(),
     )
     .await
+}
+
+/// `--etcd-ca-cert`, `--etcd-cert`, `--etcd-key`: TLS to etcd (`etcds://`, or a CA given).
+fn etcd_tls(
+    etcds: bool,
+    ca: Option<std::path::PathBuf>,
+    cert: Option<std::path::PathBuf>,
+    key: Option<std::path::PathBuf>,
+) -> anyhow::Result<Option<EtcdTls>> {
+    match ca {
+        Some(ca) => Ok(Some(EtcdTls { ca, cert, key })),
+        None if etcds || cert.is_some() => {
+            anyhow::bail!("TLS to etcd needs --etcd-ca-cert (the CA that signed etcd's certificate)")
+        }
+        None => Ok(None),
+    }
+}
+
+/// Connects to etcd, waiting (and saying so) while it does not answer; `None` if the process
+/// is asked to stop meanwhile.
+async fn connect_etcd(
+    endpoints: &[String],
+    etcds: bool,
+    tls: Option<EtcdTls>,
+) -> Option<Arc<dyn cj_store::Store>> {
+    let scheme = if etcds || tls.is_some() { "https" } else { "http" };
+    let urls: Vec<String> = endpoints.iter().map(|e| format!("{scheme}://{e}")).collect();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut said = false;
+    loop {
+        let (attempt_urls, attempt_tls) = (urls.clone(), tls.clone());
+        let connecting = tokio::task::spawn_blocking(move || {
+            EtcdStore::connect(&attempt_urls, attempt_tls, EtcdOptions::default())
+        });
+        match connecting.await {
+            Ok(Ok(store)) => {
+                if said {
+                    tracing::info!("etcd answers");
+                }
+                return Some(Arc::new(cj_store::OffWorker::new(store)));
+            }
+            Ok(Err(error)) if !said => {
+                eprintln!("waiting for etcd at {}: {error}", urls.join(","));
+                said = true;
+            }
+            Ok(Err(error)) => tracing::debug!(%error, "etcd does not answer yet"),
+            Err(panicked) => tracing::error!("connecting to etcd failed: {panicked}"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = &mut shutdown => return None,
+        }
+    }
 }
 
 async fn agent(server: String, tls: TlsClient, args: AgentArgs) -> anyhow::Result<()> {
