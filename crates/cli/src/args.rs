@@ -572,9 +572,15 @@ mod tests {
             Ok(StoreArg::Etcd { tls: true, .. })
         ));
         let refused = parse_store("etcd://10.0.0.1").unwrap_err();
-        assert!(refused.contains("\"10.0.0.1\": expected HOST:PORT"), "{refused}");
+        assert!(
+            refused.contains("\"10.0.0.1\": expected HOST:PORT"),
+            "{refused}"
+        );
         let refused = parse_store("redis://x:1").unwrap_err();
-        assert!(refused.contains("expected `embedded` or `etcd://"), "{refused}");
+        assert!(
+            refused.contains("expected `embedded` or `etcd://"),
+            "{refused}"
+        );
         assert!(parse_store("etcd://").is_err());
     }
 

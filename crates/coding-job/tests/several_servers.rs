@@ -78,21 +78,31 @@ fn a_leader_killed_mid_rollout_is_replaced_within_5s_and_the_rollout_completes_r
     let other = (leader + 1) % 3;
     let before = bring_up_steady(&cluster, other);
     let port = free_port();
-    cluster.server(other).push_yaml("fleet.yaml", &fleet(1, port));
+    cluster
+        .server(other)
+        .push_yaml("fleet.yaml", &fleet(1, port));
     cluster.server(other).ok(&["up", "fleet"]);
-    cluster.server(other).push_yaml("fleet.yaml", &fleet(2, port));
+    cluster
+        .server(other)
+        .push_yaml("fleet.yaml", &fleet(2, port));
     // The rollout is started through a follower; the command's own stream may end with the
     // leader, which is not what is judged here.
     let rollout = cluster
         .server(other)
-        .cli_command(&support::repo_root(), Some(&cluster.token), &["rolling-update", "fleet"])
+        .cli_command(
+            &support::repo_root(),
+            Some(&cluster.token),
+            &["rolling-update", "fleet"],
+        )
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     // Once its first batch is done, the leader dies.
     wait_for("the first batch", Duration::from_secs(60), || {
-        let listed = cluster.server(other).json(&["deployments", "fleet", "--json"]);
+        let listed = cluster
+            .server(other)
+            .json(&["deployments", "fleet", "--json"]);
         let text = listed.to_string();
         (text.contains("\"done\"") || text.contains("batches_done\":1")).then_some(())
     });
@@ -105,13 +115,23 @@ fn a_leader_killed_mid_rollout_is_replaced_within_5s_and_the_rollout_completes_r
     assert!(takeover < Duration::from_secs(5), "took {takeover:?}");
 
     wait_for("the rollout to succeed", Duration::from_secs(90), || {
-        let listed = cluster.server(other).json(&["deployments", "fleet", "--json"]);
+        let listed = cluster
+            .server(other)
+            .json(&["deployments", "fleet", "--json"]);
         let newest = listed.as_array()?.first()?.clone();
         (newest["status"] == "succeeded").then_some(())
     });
     let rows = cluster.server(other).status("fleet");
-    assert!(rows.iter().all(|row| row.version == Some(2) && row.state == "running"), "{rows:?}");
-    assert_eq!(steady_containers(&cluster), before, "steady's containers were touched");
+    assert!(
+        rows.iter()
+            .all(|row| row.version == Some(2) && row.state == "running"),
+        "{rows:?}"
+    );
+    assert_eq!(
+        steady_containers(&cluster),
+        before,
+        "steady's containers were touched"
+    );
     let mut rollout = rollout;
     let _ = rollout.kill();
     let _ = rollout.wait();
@@ -133,7 +153,11 @@ fn a_leader_stopped_with_sigterm_resigns_and_the_next_leads_at_once() {
         "the next server led only after {handover:?}: the lease expired rather than being revoked"
     );
     let listed = cluster.listed_by(other).unwrap();
-    assert_eq!(listed.len(), 2, "the stopped server is gone from the list: {listed:?}");
+    assert_eq!(
+        listed.len(),
+        2,
+        "the stopped server is gone from the list: {listed:?}"
+    );
     // The agents linked through the stopped server move on; nothing restarts.
     let names: Vec<String> = cluster.bed.hosts.iter().map(|h| h.name.clone()).collect();
     cluster.wait_for_hosts(&names, "ready");
@@ -150,9 +174,10 @@ fn every_etcd_member_down_for_60s_stops_nothing_answers_503_and_everything_resum
     let mut refused = 0;
     while down_since.elapsed() < Duration::from_secs(60) {
         for n in 0..3 {
-            let answer = cluster
-                .server(n)
-                .http_with("GET", "/v1/status", &[], Some(&cluster.token), None);
+            let answer =
+                cluster
+                    .server(n)
+                    .http_with("GET", "/v1/status", &[], Some(&cluster.token), None);
             if answer.status == 503 {
                 let body: serde_json::Value = serde_json::from_str(&answer.body)
                     .unwrap_or_else(|_| panic!("a 503 without JSON: {}", answer.body));
@@ -172,7 +197,9 @@ fn every_etcd_member_down_for_60s_stops_nothing_answers_503_and_everything_resum
     }
     assert!(refused > 0);
     cluster.etcd.start_all();
-    wait_for("a leader again", Duration::from_secs(30), || cluster.leader_by(0));
+    wait_for("a leader again", Duration::from_secs(30), || {
+        cluster.leader_by(0)
+    });
     let names: Vec<String> = cluster.bed.hosts.iter().map(|h| h.name.clone()).collect();
     cluster.wait_for_hosts(&names, "ready");
     let rows = cluster.server(0).status("steady");
@@ -196,9 +223,10 @@ fn a_leader_cut_off_from_etcd_stops_leading_and_another_leads_moving_no_task() {
         cluster.wait_for_leader_other_than(other, leader, Duration::from_secs(15));
     eprintln!("another leader {:?} after the cut", led_at - cut_at);
     // The cut-off server answers, but does not act: it cannot say who leads.
-    let answer = cluster
-        .server(leader)
-        .http_with("GET", "/v1/status", &[], Some(&cluster.token), None);
+    let answer =
+        cluster
+            .server(leader)
+            .http_with("GET", "/v1/status", &[], Some(&cluster.token), None);
     assert_eq!(answer.status, 503, "{}", answer.body);
     // Ten seconds past --host-down-after: nothing moved, nothing restarted.
     std::thread::sleep(Duration::from_secs(10));
@@ -206,8 +234,10 @@ fn a_leader_cut_off_from_etcd_stops_leading_and_another_leads_moving_no_task() {
     for proxy in &cluster.proxies[leader] {
         proxy.heal();
     }
-    wait_for("the cut-off server to follow", Duration::from_secs(20), || {
-        (cluster.leader_by(leader)? == new_leader).then_some(())
-    });
+    wait_for(
+        "the cut-off server to follow",
+        Duration::from_secs(20),
+        || (cluster.leader_by(leader)? == new_leader).then_some(()),
+    );
     assert_eq!(steady_containers(&cluster), before);
 }

@@ -168,7 +168,10 @@ impl Cuttable {
         let cut = Arc::new(AtomicBool::new(false));
         let stopped = Arc::new(AtomicBool::new(false));
         let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (target, flags) = (target.to_owned(), (cut.clone(), open.clone(), stopped.clone()));
+        let (target, flags) = (
+            target.to_owned(),
+            (cut.clone(), open.clone(), stopped.clone()),
+        );
         std::thread::spawn(move || {
             let (cut, open, stopped) = flags;
             for incoming in listener.incoming() {

@@ -7,9 +7,11 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod etcd;
 pub mod leftovers;
 pub mod load;
 pub mod sampler;
+pub mod servers;
 pub mod testbed;
 pub mod webhook;
 
@@ -307,6 +309,23 @@ impl Dev {
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap();
             child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, as a service manager stops it; waits (up to 20 s) for it to exit.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while child.try_wait().unwrap().is_none() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "coding-job did not exit within 20 s of SIGTERM"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 

@@ -38,7 +38,11 @@ impl Servers {
         let mut proxies = Vec::new();
         let mut token = String::new();
         for n in 0..servers {
-            let own: Vec<Cuttable> = etcd.endpoints().iter().map(|e| Cuttable::start(e)).collect();
+            let own: Vec<Cuttable> = etcd
+                .endpoints()
+                .iter()
+                .map(|e| Cuttable::start(e))
+                .collect();
             let store = format!(
                 "etcd://{}",
                 own.iter()
@@ -130,7 +134,12 @@ impl Servers {
     }
 
     /// Waits until server `asked` says a server other than `not` leads; that server and when.
-    pub fn wait_for_leader_other_than(&self, asked: usize, not: usize, within: Duration) -> (usize, Instant) {
+    pub fn wait_for_leader_other_than(
+        &self,
+        asked: usize,
+        not: usize,
+        within: Duration,
+    ) -> (usize, Instant) {
         let deadline = Instant::now() + within;
         loop {
             if let Some(leader) = self.leader_by(asked)
@@ -171,7 +180,13 @@ impl Servers {
     pub fn all_containers(&self) -> Vec<(String, String, bool, String)> {
         let mut all = Vec::new();
         for host in &self.bed.hosts {
-            let listed = host.docker(&["ps", "-aq", "--no-trunc", "--filter", "label=coding-job.job"]);
+            let listed = host.docker(&[
+                "ps",
+                "-aq",
+                "--no-trunc",
+                "--filter",
+                "label=coding-job.job",
+            ]);
             let ids: Vec<&str> = listed.lines().filter(|id| !id.is_empty()).collect();
             if ids.is_empty() {
                 continue;
@@ -179,7 +194,11 @@ impl Servers {
             let output = std::process::Command::new("docker")
                 .arg("-H")
                 .arg(&host.docker_host)
-                .args(["inspect", "-f", "{{.Id}} {{.State.Running}} {{.State.StartedAt}}"])
+                .args([
+                    "inspect",
+                    "-f",
+                    "{{.Id}} {{.State.Running}} {{.State.StartedAt}}",
+                ])
                 .args(&ids)
                 .output()
                 .expect("failed to run docker");
