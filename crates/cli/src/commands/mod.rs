@@ -16,5 +16,6 @@ pub mod operation;
 pub mod prewarm;
 pub mod push;
 pub mod status;
+pub mod store;
 pub mod token;
 pub mod update;
