@@ -22,7 +22,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
     about = "Container orchestration on real Docker engines"
 )]
 pub struct Cli {
-    /// The server's URL.
+    /// The server's URL, or several of the installation's servers separated by commas
+    /// (`https://a:7400,https://b:7400`): one that cannot be connected to is passed over for
+    /// the next.
     #[arg(
         long,
         global = true,

@@ -8,6 +8,7 @@ mod args;
 mod client;
 mod commands;
 mod output;
+mod servers;
 mod websocket;
 
 pub use args::{

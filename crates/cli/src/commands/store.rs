@@ -31,7 +31,7 @@ pub async fn snapshot(client: &Client, args: SnapshotArgs) -> CliResult<i32> {
         cj_store::snapshot::check(file).map_err(|error| {
             CliError::failed(format!(
                 "the snapshot from {} is not whole ({error}); nothing was kept",
-                client.base
+                client.base()
             ))
         })
     });
@@ -60,7 +60,7 @@ pub async fn snapshot(client: &Client, args: SnapshotArgs) -> CliResult<i32> {
     println!(
         "{}: the store of {} at revision {}: {} keys, {}",
         args.file.display(),
-        client.base,
+        client.base(),
         summary.revision,
         summary.keys,
         bytes(summary.bytes)
@@ -87,7 +87,7 @@ async fn download(client: &Client, path: &Path) -> CliResult<()> {
         let chunk = chunk.map_err(|error| {
             CliError::failed(format!(
                 "lost the connection to {} during the snapshot: {error}",
-                client.base
+                client.base()
             ))
         })?;
         file.write_all(&chunk).await.map_err(cannot_write)?;
