@@ -33,11 +33,16 @@ use crate::reconcile::{Agent, AgentConfig};
 mod exec;
 mod fence;
 mod remove_env;
+mod servers;
+
+use servers::{Endpoint, Rotation};
 
 /// How an agent reaches its server.
 #[derive(Debug, Clone)]
 pub struct RemoteOptions {
-    /// The server's base URL, `http://HOST:PORT` (or `https://`).
+    /// The server's base URL, `http://HOST:PORT` (or `https://`), or several servers of the
+    /// installation separated by commas: a link that drops or cannot be made moves on to the
+    /// next.
     pub server: String,
     /// An `agent`-role token; `None` for a `dev` server on loopback.
     pub token: Option<String>,
@@ -132,10 +137,7 @@ pub async fn run_remote_with<R: ContainerRuntime>(
     dialer: Arc<dyn Dialer>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), LinkError> {
-    let url = websocket_url(&options.server)?;
-    let tls = url
-        .starts_with("wss://")
-        .then(|| options.tls.clone().unwrap_or_default());
+    let endpoints = servers::endpoints(&options.server, options.tls.as_ref())?;
     let (assignments, assignments_receiver) = watch::channel(None::<Arc<Vec<Assignment>>>);
     let (report_sender, reports) = mpsc::unbounded_channel();
     let outbox = Arc::new(Outbox::default());
@@ -150,8 +152,8 @@ pub async fn run_remote_with<R: ContainerRuntime>(
         dialer,
         runtime,
         options,
-        url,
-        tls,
+        endpoints,
+        linked_at: Mutex::new(None),
         assignments,
         assignments_receiver,
         report_sender,
@@ -175,9 +177,10 @@ struct Link<R> {
     dialer: Arc<dyn Dialer>,
     runtime: Arc<R>,
     options: RemoteOptions,
-    url: String,
-    /// Set for a `wss://` URL.
-    tls: Option<TlsClient>,
+    /// The servers, in the order they are tried.
+    endpoints: Vec<Endpoint>,
+    /// When the current connection was welcomed by its server, if it was.
+    linked_at: Mutex<Option<tokio::time::Instant>>,
     assignments: watch::Sender<Option<Arc<Vec<Assignment>>>>,
     assignments_receiver: watch::Receiver<Option<Arc<Vec<Assignment>>>>,
     report_sender: mpsc::UnboundedSender<AgentReport>,
@@ -193,23 +196,34 @@ struct Link<R> {
 
 impl<R: ContainerRuntime> Link<R> {
     async fn keep_connected(&self) -> Result<(), LinkError> {
-        let mut pause = Duration::from_millis(200);
+        let mut rotation = Rotation::new(self.endpoints.len(), MAX_RECONNECT_PAUSE);
         loop {
-            match self.session().await {
-                Ok(()) => pause = Duration::from_millis(200),
+            let endpoint = &self.endpoints[rotation.current()];
+            match self.session(endpoint).await {
+                Ok(never) => match never {},
                 Err(SessionError::Fatal(error)) => return Err(error),
                 Err(SessionError::Lost(reason)) => {
-                    tracing::warn!(server = self.options.server, %reason, "no link to the server; containers keep running, retrying");
+                    let next = (self.endpoints.len() > 1)
+                        .then(|| &self.endpoints[(rotation.current() + 1) % self.endpoints.len()]);
+                    let next =
+                        next.map_or(String::new(), |next| format!("; next: {}", next.server));
+                    tracing::warn!(server = endpoint.server, %reason, "no link to the server; containers keep running, retrying{next}");
                 }
             }
+            let linked_at = self
+                .linked_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            let pause = rotation.ended(linked_at.map(|at| at.elapsed()));
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(MAX_RECONNECT_PAUSE);
         }
     }
 
-    /// One connection, from dialling to its end.
-    async fn session(&self) -> Result<(), SessionError> {
-        let mut request = self
+    /// One connection to `endpoint`, from dialling to its end, which is always an error: the
+    /// link is kept until it fails.
+    async fn session(&self, endpoint: &Endpoint) -> Result<std::convert::Infallible, SessionError> {
+        let mut request = endpoint
             .url
             .as_str()
             .into_client_request()
@@ -223,10 +237,10 @@ impl<R: ContainerRuntime> Link<R> {
         let host = uri.host().unwrap_or_default().to_owned();
         let port = uri
             .port_u16()
-            .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
+            .unwrap_or(if endpoint.tls.is_some() { 443 } else { 80 });
         // tungstenite is built without TLS: `cj_net` dials the stream, as it does for the CLI, and
         // the WebSocket runs over it.
-        let dialing = self.dialer.dial(&host, port, self.tls.as_ref());
+        let dialing = self.dialer.dial(&host, port, endpoint.tls.as_ref());
         let stream = tokio::time::timeout(DIAL_TIMEOUT, dialing)
             .await
             .map_err(|_| SessionError::Lost(format!("no answer from {host}:{port}")))?
@@ -266,9 +280,11 @@ impl<R: ContainerRuntime> Link<R> {
         // server's assignments (it may still run a task that moved away meanwhile): the next
         // pass, made with what this link brings, reports afresh.
         self.outbox.forget_snapshots();
-        self.start_reconciling(&cluster)?;
+        self.start_reconciling(&endpoint.server, &cluster)?;
+        *self.linked_at.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(tokio::time::Instant::now());
         tracing::info!(
-            server = self.options.server,
+            server = endpoint.server,
             host = self.options.host,
             "linked to the server"
         );
@@ -389,13 +405,14 @@ impl<R: ContainerRuntime> Link<R> {
     }
 
     /// Starts the reconcile loop the first time a server welcomes this agent; refuses a server
-    /// of another installation later.
-    fn start_reconciling(&self, cluster: &str) -> Result<(), SessionError> {
+    /// of another installation later. A server of the same installation (the same one again,
+    /// or another of the list) changes nothing here: the loop goes on with its assignments.
+    fn start_reconciling(&self, server: &str, cluster: &str) -> Result<(), SessionError> {
         let mut known = self.cluster.lock().unwrap_or_else(|p| p.into_inner());
         match known.as_deref() {
             Some(before) if before != cluster => {
                 return Err(SessionError::Fatal(LinkError::OtherCluster {
-                    server: self.options.server.clone(),
+                    server: server.to_owned(),
                     before: before.to_owned(),
                     now: cluster.to_owned(),
                 }));
@@ -613,19 +630,6 @@ fn text(message: &impl serde::Serialize) -> Message {
     )
 }
 
-/// `http://host:port` -> `ws://host:port/v1/agent/connect` (and https -> wss).
-fn websocket_url(server: &str) -> Result<String, LinkError> {
-    let base = server.trim_end_matches('/');
-    let rest = if let Some(rest) = base.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else if let Some(rest) = base.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else {
-        return Err(LinkError::BadUrl(server.to_owned()));
-    };
-    Ok(format!("{rest}/v1/agent/connect"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -648,18 +652,5 @@ mod tests {
             outbox.push(snapshot("x"));
         }
         assert_eq!(outbox.reports.lock().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn server_urls_become_the_agent_endpoint() {
-        assert_eq!(
-            websocket_url("http://10.0.0.1:7400/").unwrap(),
-            "ws://10.0.0.1:7400/v1/agent/connect"
-        );
-        assert_eq!(
-            websocket_url("https://cj.example.com").unwrap(),
-            "wss://cj.example.com/v1/agent/connect"
-        );
-        assert!(websocket_url("10.0.0.1:7400").is_err());
     }
 }

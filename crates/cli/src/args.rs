@@ -22,7 +22,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
     about = "Container orchestration on real Docker engines"
 )]
 pub struct Cli {
-    /// The server's URL.
+    /// The server's URL, or several of the installation's servers separated by commas
+    /// (`https://a:7400,https://b:7400`): one that cannot be connected to is passed over for
+    /// the next.
     #[arg(
         long,
         global = true,
@@ -109,6 +111,41 @@ pub enum Command {
     Events(EventsArgs),
     /// Alerts the server's `alerts:` rules raised: firing and recently resolved, newest first.
     Alerts(JsonArgs),
+    /// Backups of the server's store: `snapshot` copies it from the running server (admin
+    /// role); `restore` builds a data directory from a copy, with the server stopped.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy the whole store from the running server into FILE: one consistent revision,
+    /// checked before FILE is written (through FILE.tmp). Needs the admin role.
+    Snapshot(SnapshotArgs),
+    /// Build DATA_DIR's store from a snapshot FILE, offline: the server on DATA_DIR must be
+    /// stopped. The audit log and admin.token are not part of a snapshot.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Where to write the snapshot (replaced if it exists).
+    pub file: PathBuf,
+    /// Print `{"file", "revision", "keys", "bytes"}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A snapshot made by `coding-job store snapshot`.
+    pub file: PathBuf,
+    /// The data directory to restore into (the server's `--data-dir`).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Replace the store DATA_DIR already has.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

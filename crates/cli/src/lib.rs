@@ -1,17 +1,19 @@
 //! The command line: argument definitions, an HTTP client for the API, and terminal output.
 //! Every command talks to the server over HTTP (the same API the web UI uses); none reaches
-//! Docker or the store directly. `dev`, `server` and `agent` are defined here but run by the
-//! binary, which owns the server and the agent.
+//! Docker or the store directly. `dev`, `server`, `agent` and `store restore` (offline, on a
+//! data directory) are defined here but run by the binary, which owns the server and the
+//! agent.
 
 mod args;
 mod client;
 mod commands;
 mod output;
+mod servers;
 mod websocket;
 
 pub use args::{
-    AgentArgs, Cli, Command, DEFAULT_LISTEN, DevArgs, PlacementArgs, RouterArgs, ServerArgs,
-    StoreArg,
+    AgentArgs, Cli, Command, DEFAULT_LISTEN, DevArgs, PlacementArgs, RestoreArgs, RouterArgs,
+    ServerArgs, StoreArg, StoreCommand,
 };
 pub use client::{CliError, Client};
 
@@ -25,8 +27,12 @@ pub async fn run(cli: Cli) -> i32 {
     };
 
     let result = match cli.command {
-        Command::Dev(_) | Command::Agent(_) | Command::Server(_) | Command::Router(_) => {
-            unreachable!("the binary runs `dev`, `server` and `agent` itself")
+        Command::Dev(_)
+        | Command::Agent(_)
+        | Command::Server(_)
+        | Command::Router(_)
+        | Command::Store(StoreCommand::Restore(_)) => {
+            unreachable!("the binary runs `dev`, `server`, `agent` and `store restore` itself")
         }
         Command::Push(args) => commands::push::run(&client, args).await,
         Command::Up(args) => commands::operation::run(&client, "up", args).await,
@@ -85,6 +91,9 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Audit(args) => commands::audit::run(&client, args).await,
         Command::Events(args) => commands::events::run(&client, args).await,
         Command::Alerts(args) => commands::alerts::run(&client, args).await,
+        Command::Store(StoreCommand::Snapshot(args)) => {
+            commands::store::snapshot(&client, args).await
+        }
     };
     result.unwrap_or_else(report)
 }

@@ -3,6 +3,7 @@
 
 mod dev;
 mod memory;
+mod restore;
 
 use std::io::Write;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cj_agent::{RemoteOptions, run_remote};
-use cj_cli::{AgentArgs, Cli, Command, DevArgs, RouterArgs, ServerArgs, StoreArg};
+use cj_cli::{AgentArgs, Cli, Command, DevArgs, RouterArgs, ServerArgs, StoreArg, StoreCommand};
 use cj_store::{EtcdOptions, EtcdStore, EtcdTls};
 use cj_net::TlsClient;
 use cj_router::RouterConfig;
@@ -26,6 +27,10 @@ use crate::dev::{DevOptions, run_dev};
 
 fn main() {
     let cli = Cli::parse();
+    // Offline, on a data directory: no runtime, no server.
+    if let Command::Store(StoreCommand::Restore(args)) = cli.command {
+        std::process::exit(restore::run(args));
+    }
     let long_lived = matches!(
         cli.command,
         Command::Dev(_) | Command::Server(_) | Command::Agent(_) | Command::Router(_)

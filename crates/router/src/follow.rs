@@ -1,7 +1,9 @@
 //! A router's feed of tables from the server: `GET /v1/routes?watch=true`, one JSON table per
 //! line, each sent on to the router. The stream is dialled again whenever it fails or ends,
 //! with backoff, and the last table stays in force meanwhile: a router that lost its server
-//! goes on routing as it last knew.
+//! goes on routing as it last knew. Given several servers of the installation (a
+//! comma-separated list), a failed stream moves on to the next one at once; the backoff is
+//! between whole rounds of the list.
 
 use std::time::Duration;
 
@@ -19,8 +21,9 @@ const IDLE_REDIAL: Duration = Duration::from_secs(300);
 /// A line longer than this is no table the server would send.
 const MAX_LINE: usize = 16 * 1024 * 1024;
 
-/// Follows the server's route table at `server_url` (`http(s)://HOST:PORT`), sending each
-/// table that differs from the last to `tx`, until every receiver of `tx` is gone.
+/// Follows the server's route table at `server_url` (`http(s)://HOST:PORT`, or several such
+/// URLs separated by commas, tried in turn), sending each table that differs from the last to
+/// `tx`, until every receiver of `tx` is gone.
 ///
 /// `http` carries the TLS configuration (trusted roots) and must have no overall timeout, as
 /// the answer is a stream that does not end. `token` is sent as `Authorization: Bearer`.
@@ -30,13 +33,21 @@ pub async fn follow_server(
     http: reqwest::Client,
     tx: watch::Sender<RouteTable>,
 ) {
-    let url = format!("{}/v1/routes?watch=true", server_url.trim_end_matches('/'));
+    let servers: Vec<&str> = server_url
+        .split(',')
+        .map(|server| server.trim().trim_end_matches('/'))
+        .filter(|server| !server.is_empty())
+        .collect();
     let mut follower = Follower {
         tx: &tx,
         backoff: FIRST_BACKOFF,
         outage: false,
+        failures: 0,
     };
+    let mut current = 0;
     loop {
+        let server_url = servers.get(current).copied().unwrap_or_default();
+        let url = format!("{server_url}/v1/routes?watch=true");
         let followed = tokio::select! {
             followed = follower.follow_once(&url, token.as_deref(), &http) => followed,
             () = tx.closed() => return,
@@ -59,6 +70,13 @@ pub async fn follow_server(
                 tracing::debug!(server = %server_url, error = %format!("{error:#}"), "still no route table stream");
             }
         }
+        // The next server at once; the backoff only once every one has failed in turn.
+        current = (current + 1) % servers.len().max(1);
+        follower.failures += 1;
+        if follower.failures < servers.len() {
+            continue;
+        }
+        follower.failures = 0;
         tokio::select! {
             () = tokio::time::sleep(follower.backoff) => {}
             () = tx.closed() => return,
@@ -72,6 +90,8 @@ struct Follower<'a> {
     backoff: Duration,
     /// Whether the current outage was logged.
     outage: bool,
+    /// Servers that failed in turn since the last pause or the last table.
+    failures: usize,
 }
 
 impl Follower<'_> {
@@ -129,6 +149,7 @@ impl Follower<'_> {
             tracing::info!("following the server's route table again");
         }
         self.backoff = FIRST_BACKOFF;
+        self.failures = 0;
         // The same table again (after dialling again) wakes no router.
         self.tx.send_if_modified(|current| {
             if *current == table {

@@ -111,3 +111,43 @@ async fn follows_the_table_stream_and_dials_again_when_it_ends() {
     drop(rx);
     within("the follower ends", follower).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_list_of_servers_follows_the_first_that_answers() {
+    let only = table(
+        7,
+        vec![route("dev", "web", &["127.0.0.1:9001".parse().unwrap()])],
+    );
+    let stream = vec![line(&only)];
+    let server = serve_backend(move |_request: hyper::Request<hyper::body::Incoming>| {
+        let chunks = stream.clone();
+        async move {
+            let frames = futures_util::stream::iter(chunks)
+                .map(|chunk| Ok::<_, Infallible>(Frame::data(Bytes::from(chunk))))
+                .chain(futures_util::stream::pending());
+            Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)))
+        }
+    })
+    .await;
+    // A port nothing listens on: connections to it are refused.
+    let refusing = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+
+    let (tx, mut rx) = watch::channel(RouteTable::default());
+    let servers = format!("http://{refusing}, http://{server}/");
+    let follower = tokio::spawn(async move {
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        cj_router::follow_server(&servers, None, http, tx).await;
+    });
+    within("the table from the second server", async {
+        while rx.borrow_and_update().generation != 7 {
+            rx.changed().await.unwrap();
+        }
+    })
+    .await;
+    assert_eq!(*rx.borrow(), only);
+    drop(rx);
+    follower.abort();
+}

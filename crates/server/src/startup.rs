@@ -147,7 +147,7 @@ pub(crate) fn open(options: &ServerOptions) -> anyhow::Result<Opened> {
     let tls = options.tls.as_ref().map(tls::acceptor).transpose()?;
     let (store, audit_store) = match &options.cluster.store {
         StoreChoice::Embedded => (
-            open_store(&data_dir.join("store.redb"))?,
+            open_store(&data_dir.join(STORE_FILE))?,
             open_store(&data_dir.join("audit.redb"))?,
         ),
         // The audit log stays each server's own, as on one server: refused floods must move
@@ -294,6 +294,84 @@ pub async fn run_server(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     crate::cluster::terms::run(options, on_ready, shutdown).await
+}
+
+/// The store's file in the data directory.
+pub const STORE_FILE: &str = "store.redb";
+
+/// What `coding-job store restore` put in a data directory.
+#[derive(Debug)]
+pub struct Restored {
+    pub store_file: PathBuf,
+    pub snapshot: cj_store::SnapshotSummary,
+    /// The installation's id (its containers' label), if the store had one.
+    pub cluster: Option<String>,
+    pub versions: usize,
+    pub deployments: usize,
+    pub tokens: usize,
+    pub environments: usize,
+    pub hosts: usize,
+}
+
+/// Builds `DATA_DIR/store.redb` from a snapshot (`GET /v1/store/snapshot`), for a server that
+/// is not running: an existing store is replaced only with `replace`, and never while a
+/// process has it open. The audit log and `admin.token` are not part of a snapshot and are
+/// left as they are.
+pub fn restore_store(
+    snapshot: &std::path::Path,
+    data_dir: &std::path::Path,
+    replace: bool,
+) -> anyhow::Result<Restored> {
+    let file = std::fs::File::open(snapshot)
+        .with_context(|| format!("failed to open the snapshot {}", snapshot.display()))?;
+    let made_dir = !data_dir.exists();
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("failed to create the data directory {}", data_dir.display()))?;
+    let store_file = data_dir.join(STORE_FILE);
+    let summary = EmbeddedStore::restore(file, &store_file, replace).map_err(|error| {
+        // A directory made for a store that could not be restored is not left behind.
+        if made_dir {
+            let _ = std::fs::remove_dir(data_dir);
+        }
+        match error {
+            cj_store::SnapshotError::Exists { .. } => anyhow::anyhow!(
+                "{} already has a store ({}); pass --force to replace it",
+                data_dir.display(),
+                store_file.display()
+            ),
+            error => anyhow::Error::new(error)
+                .context(format!("failed to restore {}", snapshot.display())),
+        }
+    })?;
+    let store = EmbeddedStore::open(&store_file)
+        .with_context(|| format!("failed to open the restored store {}", store_file.display()))?;
+    let count = |prefix: &str, counts: fn(&str) -> bool| -> anyhow::Result<usize> {
+        let mut page = cj_store::Page {
+            limit: 500,
+            newest_first: false,
+            beyond: None,
+        };
+        let mut counted = 0;
+        loop {
+            let keys = store.range_page(prefix, &page)?;
+            counted += keys.iter().filter(|kv| counts(&kv.key)).count();
+            match keys.last() {
+                Some(last) if keys.len() == page.limit => page.beyond = Some(last.key.clone()),
+                _ => return Ok(counted),
+            }
+        }
+    };
+    let every = |_: &str| true;
+    Ok(Restored {
+        cluster: store.get_json::<String>(keys::CLUSTER_ID)?,
+        versions: count(keys::SERVICES_ALL, |key| key.contains("/versions/"))?,
+        deployments: count(keys::DEPLOYMENTS_ALL, every)?,
+        tokens: count(keys::TOKENS, every)?,
+        environments: count(keys::ENVS, every)?,
+        hosts: count(keys::HOSTS, every)?,
+        store_file,
+        snapshot: summary,
+    })
 }
 
 pub(crate) fn open_store(path: &std::path::Path) -> anyhow::Result<Arc<dyn Store>> {

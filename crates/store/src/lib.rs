@@ -15,6 +15,7 @@ pub mod conformance;
 mod embedded;
 mod etcd;
 mod off_worker;
+pub mod snapshot;
 mod types;
 mod watch;
 
@@ -24,6 +25,7 @@ pub use compare::{Compare, CompareOp, CompareTarget};
 pub use embedded::EmbeddedStore;
 pub use etcd::{EtcdOptions, EtcdStore, EtcdTls};
 pub use off_worker::OffWorker;
+pub use snapshot::{SnapshotError, SnapshotSummary};
 pub use types::{KeyValue, LeaseId, Op, Page, StoreError, TxnOutcome, WatchEvent, WatchKind};
 pub use watch::WatchStream;
 
@@ -76,6 +78,13 @@ pub trait Store: Send + Sync + 'static {
     /// Ends the lease now: its keys are deleted in one transaction (one revision, seen by
     /// watches as deletes), as when it expires.
     fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError>;
+
+    /// Writes a consistent copy of the whole store to `out` in the snapshot format
+    /// ([`snapshot`]): every key with its revisions, version and lease, the revision, the live
+    /// leases. Reads one view, so writes made meanwhile are either all in it or all not. A
+    /// backend with its own tool for copies (etcd) answers [`SnapshotError::Unsupported`]
+    /// naming it.
+    fn snapshot(&self, out: &mut dyn std::io::Write) -> Result<SnapshotSummary, SnapshotError>;
 
     fn put(&self, key: &str, value: Vec<u8>) -> Result<u64, StoreError> {
         committed(self.txn(&[], &[Op::put(key, value)])?)

@@ -14,7 +14,8 @@ use std::time::Duration;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 use crate::{
-    Compare, KeyValue, LeaseId, Op, Page, Store, StoreError, TxnOutcome, WatchEvent, WatchStream,
+    Compare, KeyValue, LeaseId, Op, Page, SnapshotError, SnapshotSummary, Store, StoreError,
+    TxnOutcome, WatchEvent, WatchStream,
 };
 
 pub struct OffWorker<S> {
@@ -80,6 +81,10 @@ impl<S: Store> Store for OffWorker<S> {
 
     fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
         off_worker(|| self.inner.revoke_lease(lease))
+    }
+
+    fn snapshot(&self, out: &mut dyn std::io::Write) -> Result<SnapshotSummary, SnapshotError> {
+        off_worker(|| self.inner.snapshot(out))
     }
 }
 

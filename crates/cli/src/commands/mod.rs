@@ -17,5 +17,6 @@ pub mod prewarm;
 pub mod push;
 pub mod servers;
 pub mod status;
+pub mod store;
 pub mod token;
 pub mod update;

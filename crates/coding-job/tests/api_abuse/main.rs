@@ -152,6 +152,7 @@ const ROUTES: &[Route] = &[
     route("GET", "/v1/tokens", NO_INPUT),
     route("DELETE", "/v1/tokens/{name}", NO_INPUT),
     route("GET", "/v1/audit", query("limit=5", &[], &["limit"], &[])),
+    route("GET", "/v1/store/snapshot", NO_INPUT),
     route("GET", "/v1/envs", query("all=false", &[], &[], &["all"])),
     route(
         "POST",

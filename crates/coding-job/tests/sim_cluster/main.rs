@@ -8,6 +8,7 @@
 
 mod support;
 
+mod failover;
 mod host_loss;
 mod placement;
 mod reconcile;

@@ -19,7 +19,7 @@ fn shop() -> String {
 }
 
 /// Every container of every engine, with its host: (host, id, task, running, starts).
-fn everything(cluster: &SimCluster) -> BTreeSet<(String, String, String, bool, u32)> {
+pub(crate) fn everything(cluster: &SimCluster) -> BTreeSet<(String, String, String, bool, u32)> {
     cluster
         .engines()
         .into_iter()

@@ -335,6 +335,14 @@ impl Dev {
         self.spawn();
     }
 
+    /// Stops (SIGKILL) and starts again on the same port with another data directory (one
+    /// restored from a snapshot, say).
+    pub fn restart_on(&mut self, data_dir: tempfile::TempDir) {
+        self.kill9();
+        self.data_dir = data_dir;
+        self.spawn();
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }

@@ -62,6 +62,7 @@ api_routes! {
     get "/v1/tokens" => crate::edge::tokens::list_tokens,
     delete "/v1/tokens/{name}" => crate::edge::tokens::revoke_token,
     get "/v1/audit" => crate::edge::audit::list,
+    get "/v1/store/snapshot" => crate::edge::snapshot::snapshot,
     get "/v1/envs" => crate::envs::env_api::list,
     post "/v1/envs" => crate::envs::env_api::create,
     delete "/v1/envs/{name}" => crate::envs::env_api::destroy,

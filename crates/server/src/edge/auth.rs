@@ -152,6 +152,11 @@ const RULES: &[(Methods, Paths, Access)] = &[
         Access::Role(Role::Admin),
     ),
     (
+        Methods::All,
+        Paths::Under("/v1/store"),
+        Access::Role(Role::Admin),
+    ),
+    (
         Methods::Writes,
         Paths::Under("/v1/hosts"),
         Access::Role(Role::Admin),
@@ -493,9 +498,10 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Failure> {
     Ok(Some(token))
 }
 
-/// Reads that are audited as writes are: running a command in a container (`exec`).
+/// Reads that are audited as writes are: running a command in a container (`exec`), and
+/// taking a copy of the whole store (token hashes and secret values included).
 fn audited_read(path: &str) -> bool {
-    path == "/v1/exec"
+    path == "/v1/exec" || path == "/v1/store/snapshot"
 }
 
 /// The middleware: authenticate, authorise, and audit writes (and execs).
@@ -601,6 +607,7 @@ mod tests {
             ("POST", "/v1/tokens", admin),
             ("DELETE", "/v1/tokens/ci", admin),
             ("GET", "/v1/audit", admin),
+            ("GET", "/v1/store/snapshot", admin),
             ("GET", "/v1/hosts", read),
             ("POST", "/v1/hosts/h1/drain", admin),
             ("POST", "/v1/hosts/h1/prewarm", admin),

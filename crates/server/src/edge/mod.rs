@@ -1,5 +1,5 @@
 //! The API edge: the router and its handlers, limits and refusals (`guard`), tokens, sessions,
-//! roles and the audit log, OpenAPI, the listener and TLS.
+//! roles and the audit log, the store's snapshot, OpenAPI, the listener and TLS.
 
 pub mod admin_token;
 pub mod answer;
@@ -16,5 +16,6 @@ pub mod same_origin;
 pub mod sanitize;
 pub mod serve;
 pub mod session;
+pub mod snapshot;
 pub mod tls;
 pub mod tokens;

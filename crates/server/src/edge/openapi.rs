@@ -62,6 +62,7 @@ use utoipa::{Modify, OpenApi};
         crate::edge::tokens::list_tokens,
         crate::edge::tokens::revoke_token,
         crate::edge::audit::list,
+        crate::edge::snapshot::snapshot,
         crate::envs::env_api::list,
         crate::envs::env_api::create,
         crate::envs::env_api::destroy,
@@ -174,6 +175,7 @@ const GROUPS: &[(&str, &str)] = &[
     ("crate::hosts::prewarm", "hosts"),
     ("crate::edge::tokens", "tokens"),
     ("crate::edge::audit", "tokens"),
+    ("crate::edge::snapshot", "store"),
     ("crate::control::routes", "router"),
     ("crate::hosts::agent_link", "agents"),
 ];

@@ -4,6 +4,9 @@
 mod format;
 mod leases;
 mod read;
+mod snapshot;
+#[cfg(test)]
+mod snapshot_tests;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -20,6 +23,7 @@ use self::format::backend;
 use self::leases::Leases;
 use crate::Store;
 use crate::compare::Compare;
+use crate::snapshot::{SnapshotError, SnapshotSummary};
 use crate::types::{KeyValue, LeaseId, Op, Page, StoreError, TxnOutcome, WatchEvent};
 use crate::watch::WatchStream;
 
@@ -168,5 +172,9 @@ impl Store for EmbeddedStore {
 
     fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
         off_async(|| self.shared.revoke_lease(lease))
+    }
+
+    fn snapshot(&self, out: &mut dyn std::io::Write) -> Result<SnapshotSummary, SnapshotError> {
+        off_async(|| self.shared.snapshot(out))
     }
 }

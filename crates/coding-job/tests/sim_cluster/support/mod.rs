@@ -47,6 +47,9 @@ pub struct SimCluster {
     /// (nothing can reach them), so its directory stays until the test ends.
     data_dirs: Vec<TempDir>,
     hosts: BTreeMap<String, SimHost>,
+    /// What agents are given as `--server`: only its host names matter (see
+    /// [`Network::refuse`]); every connection goes through the network.
+    agent_servers: String,
 }
 
 pub struct SimHost {
@@ -66,6 +69,18 @@ impl SimCluster {
     /// A server with `--host-down-after host_down_after` and a linked agent on each of
     /// `hosts`, every host ready.
     pub async fn start(hosts: &[&str], host_down_after: Duration) -> SimCluster {
+        SimCluster::start_with_servers(hosts, host_down_after, "http://127.0.0.1:7400", &[]).await
+    }
+
+    /// As [`SimCluster::start`], the agents given `agent_servers` as `--server` (a URL, or
+    /// several separated by commas), with the server names in `refusing` refusing connections
+    /// from the start.
+    pub async fn start_with_servers(
+        hosts: &[&str],
+        host_down_after: Duration,
+        agent_servers: &str,
+        refusing: &[&str],
+    ) -> SimCluster {
         init_logging();
         let network = Arc::new(Network::default());
         let mut cluster = SimCluster {
@@ -76,7 +91,11 @@ impl SimCluster {
             host_down_after,
             data_dirs: vec![tempfile::tempdir().unwrap()],
             hosts: BTreeMap::new(),
+            agent_servers: agent_servers.to_owned(),
         };
+        for server in refusing {
+            cluster.network.refuse(server);
+        }
         cluster.serve().await;
         for (index, name) in hosts.iter().enumerate() {
             let engine = SimRuntime::new();
@@ -168,8 +187,8 @@ impl SimCluster {
         let host = self.hosts.get_mut(name).unwrap();
         assert!(host.agent.is_none(), "{name}'s agent already runs");
         let options = RemoteOptions {
-            // Never dialled: every connection goes through the network.
-            server: "http://127.0.0.1:7400".into(),
+            // Only their host names matter: every connection goes through the network.
+            server: self.agent_servers.clone(),
             token: None,
             host: name.to_owned(),
             advertise: None,

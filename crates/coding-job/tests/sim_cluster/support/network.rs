@@ -39,6 +39,21 @@ struct NetworkState {
     cut: std::collections::BTreeSet<String>,
     /// Every connection made, with the host it comes from (`None` for API calls).
     connections: Vec<(Option<String>, Arc<Connection>)>,
+    /// Server names (the host of a URL an agent is given) that refuse connections, as a
+    /// stopped server's address does; every other name reaches the server that answers.
+    refusing: std::collections::BTreeSet<String>,
+    /// The server names agents dialled, in order, with the dialling host and whether a
+    /// connection was made.
+    dials: Vec<Dial>,
+}
+
+/// An agent's attempt to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dial {
+    pub host: String,
+    /// The host of the server URL dialled.
+    pub server: String,
+    pub connected: bool,
 }
 
 impl Network {
@@ -65,6 +80,16 @@ impl Network {
                 connection.set(Mode::Silent);
             }
         }
+    }
+
+    /// Connections to `server` (the host of a URL agents are given) are refused from now on.
+    pub fn refuse(&self, server: &str) {
+        self.lock().refusing.insert(server.to_owned());
+    }
+
+    /// Every dial agents made so far, in order.
+    pub fn dials(&self) -> Vec<Dial> {
+        self.lock().dials.clone()
     }
 
     /// `host`'s link is up again. Connections that fell silent stay so: both ends have given
@@ -113,9 +138,18 @@ impl Dialer for MemoryDialer {
         port: u16,
         _tls: Option<&'a TlsClient>,
     ) -> BoxFuture<'a, Result<Box<dyn Io>, DialError>> {
-        let connected = self
-            .network
-            .connect(Some(&self.host), self.address)
+        let refused = self.network.lock().refusing.contains(host);
+        let connected = if refused {
+            Err(io::ErrorKind::ConnectionRefused.into())
+        } else {
+            self.network.connect(Some(&self.host), self.address)
+        };
+        self.network.lock().dials.push(Dial {
+            host: self.host.clone(),
+            server: host.to_owned(),
+            connected: connected.is_ok(),
+        });
+        let connected = connected
             .map(|wire| Box::new(wire) as Box<dyn Io>)
             .map_err(|reason| DialError::Connect {
                 address: format!("{host}:{port}"),
