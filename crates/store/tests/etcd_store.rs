@@ -262,6 +262,22 @@ fn many_large_values_are_listed_and_caught_up() {
     assert_eq!(listed.range("big/").unwrap().len(), 8);
 }
 
+/// A value over etcd's request limit (1.5 MiB by default) is refused as an error of the store,
+/// not as a passing unavailability worth retrying, and writes nothing.
+#[test]
+fn a_write_over_etcds_request_limit_is_refused() {
+    let etcd = EtcdServer::start();
+    let store = connect(&etcd.endpoints(), "/cj/");
+    let before = store.revision().unwrap();
+    let refused = store.put("huge", vec![b'x'; 2 << 20]);
+    assert!(
+        matches!(refused, Err(StoreError::Backend(_))),
+        "{refused:?}"
+    );
+    assert_eq!(store.revision().unwrap(), before);
+    assert_eq!(store.get("huge").unwrap(), None);
+}
+
 /// The server calls the store from its async workers, sometimes without `block_in_place`.
 #[test]
 fn calls_from_async_workers_do_not_panic() {
