@@ -1,13 +1,13 @@
 //! [`OffWorker`]: a store whose slow calls do not hold up the async tasks sharing a worker.
 //!
 //! The store's calls are synchronous. Reads are answered from memory-mapped pages (the
-//! embedded backend) in microseconds, so async code calls them directly. A write waits for its
-//! commit to reach the disk (an fsync, milliseconds; a quorum, for a networked backend), as do
-//! lease calls, compaction and history reads: made on a worker of tokio's multi-threaded
-//! runtime, those run under `block_in_place`, which hands the worker's other tasks to another
-//! thread for the duration, so a slow disk slows the writer, not every request and agent link
-//! of the server. Elsewhere (a current-thread runtime, as in tests, or no runtime) they simply
-//! run.
+//! embedded backend) or from memory (the etcd backend's mirror) in microseconds, so async code
+//! calls them directly. A write waits for its commit to reach the disk (an fsync,
+//! milliseconds; a quorum, for a networked backend), as do lease calls, compaction and history
+//! reads: made on a worker of tokio's multi-threaded runtime, those run under
+//! `block_in_place`, which hands the worker's other tasks to another thread for the duration,
+//! so a slow disk slows the writer, not every request and agent link of the server. Elsewhere
+//! (a current-thread runtime, as in tests, or no runtime) they simply run.
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! What every backend must do, as etcd does it: one public function per property, each given a
 //! way to open a fresh store, and [`conformance_tests!`](crate::conformance_tests) to run them
-//! all as tests of a backend (`tests/conformance.rs` runs them against [`EmbeddedStore`]).
+//! all as tests of a backend (`tests/conformance.rs` runs them against [`EmbeddedStore`],
+//! `tests/conformance_etcd.rs` against [`EtcdStore`] on a real etcd).
 //!
 //! `open` opens the same store every time it is called (one at a time: a property drops its
 //! store before opening it again, to check what survives). The store starts empty and nobody
@@ -10,6 +11,7 @@
 //! backend rounds it up to, so the whole suite takes a few seconds.
 //!
 //! [`EmbeddedStore`]: crate::EmbeddedStore
+//! [`EtcdStore`]: crate::EtcdStore
 
 mod keys;
 mod leases;

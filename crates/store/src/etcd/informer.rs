@@ -51,7 +51,7 @@ pub(super) async fn follow(shared: std::sync::Arc<Shared>) {
     let mut retry = RETRY_FIRST;
     loop {
         let mut was_up = false;
-        let Err(reason) = session(&shared, &mut was_up).await;
+        let Err(reason) = watch_until_failure(&shared, &mut was_up).await;
         shared.mirror.set_down(&reason);
         tracing::warn!(%reason, "the store lost its etcd watch; watching again");
         if was_up {
@@ -63,7 +63,7 @@ pub(super) async fn follow(shared: std::sync::Arc<Shared>) {
 }
 
 /// One connection's worth of watching: resumes (or lists), then follows until something fails.
-async fn session(shared: &Shared, was_up: &mut bool) -> Result<Infallible, String> {
+async fn watch_until_failure(shared: &Shared, was_up: &mut bool) -> Result<Infallible, String> {
     let (mut watch, mut probe) = match shared.mirror.resume_point() {
         Some(revision) => match open_watch(shared, revision + 1).await? {
             Ok(watch) => {

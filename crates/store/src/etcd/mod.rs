@@ -15,6 +15,9 @@
 //! serve other programs too; callers never see it. The revision is etcd's, shared by every
 //! program writing to that etcd: [`Store::revision`] is the revision of the last change in the
 //! namespace (or of the listing, just after connecting), not necessarily etcd's latest.
+//!
+//! etcd refuses a request larger than its `--max-request-bytes` (1.5 MiB by default), so a
+//! transaction writing more than that answers `Backend`: size etcd for the largest value.
 
 mod bridge;
 mod decode;
