@@ -164,9 +164,11 @@ impl Servers {
             &format!("hosts {names:?} to be {state}"),
             Duration::from_secs(40),
             || {
-                let via = self.servers.iter().position(Option::is_some)?;
-                let output = self.server(via).cli(&["hosts", "--json"]);
-                let hosts: Vec<cj_api::HostInfo> = serde_json::from_slice(&output.stdout).ok()?;
+                // Whichever server answers (a stopped one does not).
+                let hosts: Vec<cj_api::HostInfo> = self.servers.iter().flatten().find_map(|s| {
+                    let output = s.cli(&["hosts", "--json"]);
+                    serde_json::from_slice(&output.stdout).ok()
+                })?;
                 names
                     .iter()
                     .all(|name| hosts.iter().any(|h| &h.name == name && h.state == state))
