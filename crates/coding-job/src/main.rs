@@ -13,7 +13,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use cj_agent::{RemoteOptions, run_remote};
 use cj_cli::{AgentArgs, Cli, Command, DevArgs, RouterArgs, ServerArgs, StoreArg, StoreCommand};
-use cj_store::{EtcdOptions, EtcdStore, EtcdTls};
 use cj_net::TlsClient;
 use cj_router::RouterConfig;
 use cj_runtime::{ContainerRuntime, DockerRuntime, SimRuntime};
@@ -21,6 +20,7 @@ use cj_server::config::ServerConfig;
 use cj_server::startup::{ClusterOptions, ServerOptions, Started, StoreChoice, run_server};
 use cj_server::tls::TlsFiles;
 use cj_server::{AdminToken, AuthMode, RouteUrls, StateOptions};
+use cj_store::{EtcdOptions, EtcdStore, EtcdTls};
 use clap::Parser;
 
 use crate::dev::{DevOptions, run_dev};
@@ -234,7 +234,9 @@ fn etcd_tls(
     match ca {
         Some(ca) => Ok(Some(EtcdTls { ca, cert, key })),
         None if etcds || cert.is_some() => {
-            anyhow::bail!("TLS to etcd needs --etcd-ca-cert (the CA that signed etcd's certificate)")
+            anyhow::bail!(
+                "TLS to etcd needs --etcd-ca-cert (the CA that signed etcd's certificate)"
+            )
         }
         None => Ok(None),
     }
@@ -247,8 +249,15 @@ async fn connect_etcd(
     etcds: bool,
     tls: Option<EtcdTls>,
 ) -> Option<Arc<dyn cj_store::Store>> {
-    let scheme = if etcds || tls.is_some() { "https" } else { "http" };
-    let urls: Vec<String> = endpoints.iter().map(|e| format!("{scheme}://{e}")).collect();
+    let scheme = if etcds || tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let urls: Vec<String> = endpoints
+        .iter()
+        .map(|e| format!("{scheme}://{e}"))
+        .collect();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut said = false;

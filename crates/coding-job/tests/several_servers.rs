@@ -202,8 +202,15 @@ fn every_etcd_member_down_for_60s_stops_nothing_answers_503_and_everything_resum
     });
     let names: Vec<String> = cluster.bed.hosts.iter().map(|h| h.name.clone()).collect();
     cluster.wait_for_hosts(&names, "ready");
-    let rows = cluster.server(0).status("steady");
-    assert!(rows.iter().all(|row| row.state == "running"), "{rows:?}");
+    // The agents report again (their links were down with the leader's term).
+    wait_for(
+        "every steady task reported running",
+        Duration::from_secs(20),
+        || {
+            let rows = cluster.server(0).status("steady");
+            rows.iter().all(|row| row.state == "running").then_some(())
+        },
+    );
     assert_eq!(steady_containers(&cluster), before, "nothing restarted");
     let after: Vec<u32> = cluster.servers.iter().flatten().map(|s| s.pid()).collect();
     assert_eq!(pids, after, "no server process restarted");
