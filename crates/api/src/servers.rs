@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// One server: where it is reached, whether it leads (runs the controllers), and since when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ServerInfo {
+pub struct ClusterMember {
     pub name: String,
     /// Where its API is reached (its `--advertise`, else the address it listens on).
     pub address: String,

@@ -363,6 +363,13 @@ fn announce(command: &str, started: &Started) {
     }
     let token = match &started.admin_token {
         None => String::new(),
+        Some(AdminToken::Cluster) => {
+            let _ = writeln!(
+                out,
+                "  admin token:    the cluster's (its first server wrote admin.token in its data directory)"
+            );
+            " CODING_JOB_TOKEN=...".to_owned()
+        }
         Some(admin_token) => {
             let (path, note) = match admin_token {
                 AdminToken::Written(path) => (path, "(new; keep it secret)"),
@@ -376,6 +383,7 @@ fn announce(command: &str, started: &Started) {
                     "(missing: the admin tokens in the store still work; restart with \
                      --reset-admin-token to write a new one, which replaces the `admin` token's secret)",
                 ),
+                AdminToken::Cluster => unreachable!("answered above"),
             };
             let line = format!("  admin token:    {} {note}", path.display());
             let _ = writeln!(out, "{}", line.trim_end());

@@ -167,8 +167,14 @@ pub(crate) fn opened(
     let cluster = cluster_id(&*store, &options.data_dir)?;
     let admin_token = match options.auth {
         AuthMode::Required => Some(
-            admin_token::ensure(&*store, &options.data_dir, options.reset_admin_token)
-                .context("failed to set up the admin token")?,
+            match admin_token::ensure(&*store, &options.data_dir, options.reset_admin_token)
+                .context("failed to set up the admin token")?
+            {
+                AdminToken::Missing(_) if matches!(options.cluster.store, StoreChoice::Shared(_)) => {
+                    AdminToken::Cluster
+                }
+                other => other,
+            },
         ),
         AuthMode::Open => None,
     };

@@ -1,13 +1,13 @@
 //! `servers`: the servers sharing the cluster's store, which one leads and since when.
 
-use cj_api::servers::ServerInfo;
+use cj_api::servers::ClusterMember;
 
 use crate::args::JsonArgs;
 use crate::client::{CliResult, Client};
 use crate::output::{age, print_json, print_table, table};
 
 pub async fn run(client: &Client, args: JsonArgs) -> CliResult<i32> {
-    let servers: Vec<ServerInfo> = client.json(client.get("/v1/servers")).await?;
+    let servers: Vec<ClusterMember> = client.json(client.get("/v1/servers")).await?;
     if args.json {
         return print_json(&servers);
     }

@@ -131,6 +131,7 @@ const ROUTES: &[Route] = &[
         "/v1/hosts",
         query("history=false", &[], &[], &["history"]),
     ),
+    route("GET", "/v1/servers", NO_INPUT),
     route("POST", "/v1/hosts/{name}/drain", NO_INPUT),
     route("POST", "/v1/hosts/{name}/undrain", NO_INPUT),
     route("POST", "/v1/hosts/{name}/prewarm", NO_INPUT),

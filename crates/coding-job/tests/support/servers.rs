@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use cj_api::servers::ServerInfo;
+use cj_api::servers::ClusterMember;
 
 use super::etcd::{Cuttable, Etcd};
 use super::testbed::Testbed;
@@ -117,7 +117,7 @@ impl Servers {
     }
 
     /// The servers as `n` lists them, if it answers.
-    pub fn listed_by(&self, n: usize) -> Option<Vec<ServerInfo>> {
+    pub fn listed_by(&self, n: usize) -> Option<Vec<ClusterMember>> {
         let output = self.server(n).cli(&["servers", "--json"]);
         if !output.status.success() {
             return None;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use cj_api::servers::ServerInfo;
+use cj_api::servers::ClusterMember;
 use cj_store::{Op, Store, StoreError, StoreJson};
 use serde::{Deserialize, Serialize};
 
@@ -54,14 +54,14 @@ pub async fn register(
 }
 
 /// Every registered server, the leader marked; by name.
-pub fn list(store: &dyn Store) -> Result<Vec<ServerInfo>, StoreError> {
+pub fn list(store: &dyn Store) -> Result<Vec<ClusterMember>, StoreError> {
     let leader = current_leader(store)?;
     let records: Vec<ServerRecord> = store.range_json(SERVERS)?;
     Ok(records
         .into_iter()
         .map(|record| {
             let leads = leader.as_ref().is_some_and(|l| l.name == record.name);
-            ServerInfo {
+            ClusterMember {
                 leader: leads,
                 leader_since: leader.as_ref().filter(|_| leads).map(|l| l.since.clone()),
                 name: record.name,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cj_api::servers::ServerInfo;
+use cj_api::servers::ClusterMember;
 use cj_store::{EmbeddedStore, OffWorker, Store};
 use tokio::sync::oneshot;
 
@@ -59,13 +59,13 @@ async fn start(name: &str, store: &Arc<dyn Store>) -> Member {
     }
 }
 
-async fn servers(url: &str) -> (u16, Option<Vec<ServerInfo>>) {
+async fn servers(url: &str) -> (u16, Option<Vec<ClusterMember>>) {
     let response = reqwest::get(format!("{url}/v1/servers")).await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.ok())
 }
 
-fn leader(servers: &[ServerInfo]) -> Option<&str> {
+fn leader(servers: &[ClusterMember]) -> Option<&str> {
     servers
         .iter()
         .find(|server| server.leader)

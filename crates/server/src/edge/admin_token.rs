@@ -35,6 +35,9 @@ pub enum AdminToken {
     Kept { path: PathBuf, valid: bool },
     /// Admin tokens exist, but the file is gone.
     Missing(PathBuf),
+    /// A server joining a cluster's shared store: the cluster's tokens are in the store, and its
+    /// first server wrote the admin token's file in its own data directory.
+    Cluster,
 }
 
 #[derive(Debug, thiserror::Error)]

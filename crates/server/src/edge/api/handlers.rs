@@ -16,7 +16,7 @@ use cj_api::agent::TaskKey;
 use cj_api::{ApiError, OperationEvent};
 use cj_api::{
     DEFAULT_ENV, InspectResponse, MAX_TIMEOUT_SECONDS, OperationRequest, PushRequest, PushResponse,
-    ServerInfo, TaskStatus, VersionInfo,
+    ClusterMember, TaskStatus, VersionInfo,
 };
 use cj_store::StoreJson;
 use futures_util::StreamExt;
@@ -63,11 +63,11 @@ impl Scope {
 #[utoipa::path(
     get,
     path = "/v1/info",
-    responses((status = 200, description = "what this server is", body = ServerInfo))
+    responses((status = 200, description = "what this server is", body = ClusterMember))
 )]
-pub(crate) async fn info(State(state): AppState) -> Result<Json<ServerInfo>, Failure> {
+pub(crate) async fn info(State(state): AppState) -> Result<Json<ClusterMember>, Failure> {
     let hosts = state.observed.hosts();
-    Ok(Json(ServerInfo {
+    Ok(Json(ClusterMember {
         version: env!("CARGO_PKG_VERSION").into(),
         cluster: state.cluster.clone(),
         hosts,
@@ -284,11 +284,11 @@ pub(crate) async fn hosts(
 #[utoipa::path(
     get,
     path = "/v1/servers",
-    responses((status = 200, description = "every server sharing this store, the leader marked", body = Vec<cj_api::servers::ServerInfo>))
+    responses((status = 200, description = "every server sharing this store, the leader marked", body = Vec<cj_api::servers::ClusterMember>))
 )]
 pub(crate) async fn servers(
     State(state): AppState,
-) -> Result<Json<Vec<cj_api::servers::ServerInfo>>, Failure> {
+) -> Result<Json<Vec<cj_api::servers::ClusterMember>>, Failure> {
     Ok(Json(crate::cluster::members::list(&*state.store)?))
 }
 
