@@ -170,7 +170,9 @@ pub(crate) fn opened(
             match admin_token::ensure(&*store, &options.data_dir, options.reset_admin_token)
                 .context("failed to set up the admin token")?
             {
-                AdminToken::Missing(_) if matches!(options.cluster.store, StoreChoice::Shared(_)) => {
+                AdminToken::Missing(_)
+                    if matches!(options.cluster.store, StoreChoice::Shared(_)) =>
+                {
                     AdminToken::Cluster
                 }
                 other => other,

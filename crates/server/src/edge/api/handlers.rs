@@ -16,7 +16,7 @@ use cj_api::agent::TaskKey;
 use cj_api::{ApiError, OperationEvent};
 use cj_api::{
     DEFAULT_ENV, InspectResponse, MAX_TIMEOUT_SECONDS, OperationRequest, PushRequest, PushResponse,
-    ClusterMember, TaskStatus, VersionInfo,
+    ServerInfo, TaskStatus, VersionInfo,
 };
 use cj_store::StoreJson;
 use futures_util::StreamExt;
@@ -63,11 +63,11 @@ impl Scope {
 #[utoipa::path(
     get,
     path = "/v1/info",
-    responses((status = 200, description = "what this server is", body = ClusterMember))
+    responses((status = 200, description = "what this server is", body = ServerInfo))
 )]
-pub(crate) async fn info(State(state): AppState) -> Result<Json<ClusterMember>, Failure> {
+pub(crate) async fn info(State(state): AppState) -> Result<Json<ServerInfo>, Failure> {
     let hosts = state.observed.hosts();
-    Ok(Json(ClusterMember {
+    Ok(Json(ServerInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         cluster: state.cluster.clone(),
         hosts,
