@@ -16,8 +16,9 @@ use cj_cli::{AgentArgs, Cli, Command, DevArgs, RouterArgs, ServerArgs, StoreArg,
 use cj_net::TlsClient;
 use cj_router::RouterConfig;
 use cj_runtime::{ContainerRuntime, DockerRuntime, SimRuntime};
+use cj_server::cluster::run_server;
 use cj_server::config::ServerConfig;
-use cj_server::startup::{ClusterOptions, ServerOptions, Started, StoreChoice, run_server};
+use cj_server::startup::{ClusterOptions, ServerOptions, Started, StoreChoice};
 use cj_server::tls::TlsFiles;
 use cj_server::{AdminToken, AuthMode, RouteUrls, StateOptions};
 use cj_store::{EtcdOptions, EtcdStore, EtcdTls};

@@ -3,7 +3,7 @@
 //! Desired state lives in the store (`push` writes versions, `up`/`down` write which job runs at
 //! which version); from it the server computes each host's assignments and hands them to the
 //! agents; agents report back what they see and do, which becomes status and history.
-//! `coding-job server` runs it alone ([`startup::run_server`]); in `dev` mode the binary runs
+//! `coding-job server` runs it alone ([`cluster::run_server`]); in `dev` mode the binary runs
 //! it ([`startup::prepare`]) with one agent and the embedded store in one process. The server
 //! never links the agent or the container runtime: it speaks the agent protocol
 //! (`cj_api::agent`) over the link. Every request passes `auth` (tokens, roles, the audit log).

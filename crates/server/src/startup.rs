@@ -292,18 +292,6 @@ impl Prepared {
     }
 }
 
-/// `coding-job server`: the API, the store and the agents' endpoint, without an agent of its
-/// own; it leads when it wins the store's election and forwards to the leader otherwise
-/// ([`crate::cluster::terms`]). Runs until `shutdown` completes; `on_ready` is called once the
-/// API is listening.
-pub async fn run_server(
-    options: ServerOptions,
-    on_ready: impl FnOnce(&Started),
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    crate::cluster::terms::run(options, on_ready, shutdown).await
-}
-
 /// The store's file in the data directory.
 pub const STORE_FILE: &str = "store.redb";
 

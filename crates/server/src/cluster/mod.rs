@@ -7,5 +7,7 @@ pub mod members;
 pub mod session;
 pub mod terms;
 
+pub use terms::run_server;
+
 #[cfg(test)]
 mod tests;

@@ -34,7 +34,11 @@ const READY_WAIT: Duration = Duration::from_secs(5);
 
 type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-pub async fn run(
+/// `coding-job server`: the API, the store and the agents' endpoint, without an agent of its
+/// own; it leads when it wins the store's election and forwards to the leader otherwise. Runs
+/// until `shutdown` completes; `on_ready` is called once the API is listening and this server
+/// leads or knows who does.
+pub async fn run_server(
     options: ServerOptions,
     on_ready: impl FnOnce(&Started),
     shutdown: impl Future<Output = ()> + Send + 'static,

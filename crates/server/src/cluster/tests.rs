@@ -38,7 +38,7 @@ async fn start(name: &str, store: &Arc<dyn Store>) -> Member {
     };
     let (ready, url) = oneshot::channel();
     let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(crate::startup::run_server(
+    let done = tokio::spawn(crate::cluster::run_server(
         options,
         move |started| {
             let _ = ready.send(started.url.clone());

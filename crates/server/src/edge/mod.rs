@@ -7,6 +7,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod blocking;
+pub mod connection;
 pub mod extract;
 pub mod guard;
 pub mod metrics_listener;

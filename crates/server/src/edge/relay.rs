@@ -77,7 +77,7 @@ impl Relay {
                 Ok::<_, std::convert::Infallible>(answer)
             }
         });
-        super::serve::serve_one(io, service, stopping).await;
+        super::connection::serve_one(io, service, stopping).await;
     }
 
     async fn connect(&self, leader: &LeaderRecord) -> Result<SendRequest<Incoming>, Failure> {

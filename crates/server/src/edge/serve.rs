@@ -3,8 +3,8 @@
 //! and gives up after [`SHUTDOWN_GRACE`] on those that never end by themselves (`logs -f`).
 //!
 //! What stays hyper's: a request URI longer than 64 KiB (hyper's fixed limit) gets hyper's
-//! bodiless 414, and a request head larger than [`MAX_HEAD_BYTES`] or with more than
-//! [`MAX_HEADER_LINES`] headers its bodiless 431; hyper closes the connection after both.
+//! bodiless 414, and a request head larger than [`MAX_HEAD_BYTES`](super::connection::MAX_HEAD_BYTES) or with more than
+//! [`MAX_HEADER_LINES`](super::connection::MAX_HEADER_LINES) headers its bodiless 431; hyper closes the connection after both.
 //! Everything within those bounds reaches `edge::guard`, which answers JSON at much smaller
 //! limits (8 KiB URIs, 32 KiB or 100 headers), so the bounds here only need to be above those.
 //!
@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -25,16 +25,10 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::Service;
 
+use super::connection::{HEADER_READ_TIME, builder, connection};
 use super::relay::Relay;
 use std::sync::Arc;
 
-/// hyper's read buffer, which must hold a whole request head (its default is about 400 KiB).
-const MAX_HEAD_BYTES: usize = 512 * 1024;
-/// hyper answers 431 itself past this many headers (its default, 100, would leave `edge` no
-/// room to answer JSON for 101).
-const MAX_HEADER_LINES: usize = 256;
-/// A client that has not sent a whole request head after this long is disconnected.
-const HEADER_READ_TIME: Duration = Duration::from_secs(30);
 /// How long answers in progress may go on after shutdown began.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -145,23 +139,6 @@ async fn serve_accepted<I>(
     }
 }
 
-/// Serves one connection with `service` (hyper's limits, upgrades, graceful stop), for
-/// answers that are not the API router's (a follower's relay).
-pub(crate) async fn serve_one<I, S>(io: I, service: S, stopping: watch::Receiver<bool>)
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: tower::Service<
-            axum::http::Request<hyper::body::Incoming>,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    connection(&builder(), io, TowerToHyperService::new(service), stopping).await;
-}
-
 /// Serves `router` on one connection the caller made, as if `peer` had connected, until the
 /// connection ends: the same HTTP as [`serve`], without a listener. Tests of the control plane
 /// serve in-memory streams with it, so a server and its agents run in one process on a paused
@@ -177,50 +154,6 @@ where
     // Never asked to stop: the connection ends when its caller closes it.
     let (_stop, stopping) = watch::channel(false);
     connection(&builder(), io, TowerToHyperService::new(service), stopping).await;
-}
-
-/// hyper's server with its limits set.
-fn builder() -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .max_buf_size(MAX_HEAD_BYTES)
-        .max_headers(MAX_HEADER_LINES)
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIME);
-    builder
-}
-
-/// Serves one connection until it ends, or (once `stopping` says so) finishes it gracefully.
-async fn connection<I, S>(
-    builder: &auto::Builder<TokioExecutor>,
-    io: I,
-    service: TowerToHyperService<S>,
-    mut stopping: watch::Receiver<bool>,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: tower::Service<
-            axum::http::Request<hyper::body::Incoming>,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    // With upgrades: agents hold their link as a WebSocket.
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(connection);
-    let ended = tokio::select! {
-        ended = connection.as_mut() => ended,
-        () = async { drop(stopping.wait_for(|stop| *stop).await) } => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
-    if let Err(error) = ended {
-        tracing::debug!(error, "connection ended with an error");
-    }
 }
 
 #[cfg(test)]
