@@ -44,6 +44,15 @@ pub struct AgentConfig {
     pub stop_grace_seconds: u32,
     /// How often the host's and the containers' resource use is reported.
     pub stats_interval: Duration,
+    /// A simulated host's size, reported instead of the machine's own (`coding-job sim`).
+    pub host_size: Option<HostSize>,
+}
+
+/// What a host has to give, as a simulated host reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostSize {
+    pub cpus: u32,
+    pub memory_bytes: u64,
 }
 
 /// What the agent remembers between passes; all of it can be lost (a restart) without harm.
@@ -166,6 +175,7 @@ impl<R: ContainerRuntime> Agent<R> {
             self.config.cluster.clone(),
             self.config.host.clone(),
             self.config.stats_interval,
+            self.config.host_size,
             self.reports.clone(),
         ));
         let (event_sender, mut events) = mpsc::unbounded_channel();

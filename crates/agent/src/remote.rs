@@ -56,6 +56,9 @@ pub struct RemoteOptions {
     pub stop_grace_seconds: u32,
     /// How often resource use is reported (10 s by default).
     pub stats_interval: Duration,
+    /// A simulated host's size, reported instead of the machine's (`coding-job sim`); `None`
+    /// reports what the machine has.
+    pub host_size: Option<crate::HostSize>,
     /// What an `https` server's certificate is checked against: the web roots plus
     /// `--ca-cert`, read once at start. `None` trusts the web roots only.
     pub tls: Option<TlsClient>,
@@ -349,6 +352,9 @@ impl<R: ContainerRuntime> Link<R> {
                             if generation > 1 {
                                 let latency_us = now.saturating_sub(published_unix_micros);
                                 tracing::debug!(generation, latency_us, tasks = assignments.len(), "assignments received");
+                                // Recorded where a recorder is installed (`--metrics-listen`).
+                                metrics::histogram!("coding_job_agent_assignment_delivery_seconds")
+                                    .record(latency_us.max(0) as f64 / 1e6);
                             }
                             self.fence.assignments(Arc::new(assignments), moved_away, &self.assignments);
                         }
@@ -427,6 +433,7 @@ impl<R: ContainerRuntime> Link<R> {
             resync_interval: self.options.resync_interval,
             stop_grace_seconds: self.options.stop_grace_seconds,
             stats_interval: self.options.stats_interval,
+            host_size: self.options.host_size,
         };
         let agent = Arc::new(
             Agent::new(self.runtime.clone(), config, self.report_sender.clone())

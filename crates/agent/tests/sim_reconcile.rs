@@ -86,6 +86,7 @@ impl Running {
             resync_interval: Duration::from_secs(30),
             stop_grace_seconds: 10,
             stats_interval: Duration::from_secs(3600),
+            host_size: None,
         };
         let agent = Arc::new(Agent::new(Arc::new(sim.clone()), config, report_sender));
         let (assignments, receiver) = watch::channel(None);

@@ -55,6 +55,10 @@ pub enum Command {
     Server(ServerArgs),
     /// Run this host's agent: it links to the server (`--server`) and runs the host's tasks.
     Agent(AgentArgs),
+    /// Simulate many hosts in this process: one real agent per host, each on an engine in
+    /// memory, all linked to the server (`--server`). For measuring the control plane at scale;
+    /// it shows nothing about Docker itself.
+    Sim(SimArgs),
     /// Run a router: `NAME.ENV.DOMAIN` reaches the healthy tasks of routed jobs, following the
     /// server's route table as it changes. Run one or several, in front of the hosts.
     Router(RouterArgs),
@@ -391,6 +395,43 @@ pub struct AgentArgs {
     pub metrics_listen: Option<SocketAddr>,
 }
 
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// A file holding an `agent`-role token, which every simulated host uses (none for a `dev`
+    /// server on loopback).
+    #[arg(long, value_name = "FILE", env = "CODING_JOB_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// How many hosts to simulate.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub hosts: u32,
+    /// The CPUs each host reports.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub cpu: u32,
+    /// The memory each host reports: `64GiB`, `512m`, ...
+    #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = parse_size)]
+    pub memory: u64,
+    /// The hosts are named PREFIX0001, PREFIX0002, ... (as many digits as the count needs).
+    #[arg(long, default_value = "sim-")]
+    pub prefix: String,
+    /// Spread the hosts over N zones, round robin: label `zone=zone-1` ... `zone=zone-N`.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub zones: u32,
+    /// A label every simulated host has: `--label disk=ssd`.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Serve this process's metrics at `/metrics` on this address: among them
+    /// `coding_job_agent_assignment_delivery_seconds`, how long assignments take to arrive.
+    #[arg(long, value_name = "ADDRESS")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// A memory size as service files write it.
+fn parse_size(text: &str) -> Result<u64, String> {
+    cj_spec::parse_memory(text)
+        .filter(|bytes| *bytes > 0)
+        .ok_or_else(|| format!("expected a size such as 64GiB or 512m, found \"{text}\""))
+}
+
 /// `KEY=VALUE`, by the rule `constraints` are checked with.
 fn parse_label(text: &str) -> Result<(String, String), String> {
     let (key, value) = text
@@ -676,6 +717,35 @@ mod tests {
         );
         for refused in ["zone", "=a", "a b=c", "x\u{7}=y"] {
             assert!(parse(&["--label", refused]).is_err(), "--label {refused}");
+        }
+    }
+
+    #[test]
+    fn sim_takes_a_host_count_and_a_size() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["coding-job", "sim"];
+            all.extend_from_slice(args);
+            match Cli::try_parse_from(all)?.command {
+                Command::Sim(args) => Ok::<_, clap::Error>(args),
+                other => panic!("parsed as {other:?}"),
+            }
+        };
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(
+            (defaults.hosts, defaults.cpu, defaults.memory),
+            (100, 16, 64 << 30)
+        );
+        assert_eq!(defaults.prefix, "sim-");
+        let args = parse(&["--hosts", "1000", "--cpu", "8", "--memory", "512m"]).unwrap();
+        assert_eq!((args.hosts, args.cpu, args.memory), (1000, 8, 512 << 20));
+        for refused in [
+            &["--hosts", "0"][..],
+            &["--memory", "lots"],
+            &["--memory", "0"],
+            &["--cpu", "0"],
+        ] {
+            let error = parse(refused).unwrap_err().to_string();
+            assert!(error.contains(refused[0]), "{refused:?}: {error}");
         }
     }
 

@@ -13,7 +13,7 @@ mod websocket;
 
 pub use args::{
     AgentArgs, Cli, Command, DEFAULT_LISTEN, DevArgs, PlacementArgs, RestoreArgs, RouterArgs,
-    ServerArgs, StoreArg, StoreCommand,
+    ServerArgs, SimArgs, StoreArg, StoreCommand,
 };
 pub use client::{CliError, Client};
 
@@ -31,8 +31,9 @@ pub async fn run(cli: Cli) -> i32 {
         | Command::Agent(_)
         | Command::Server(_)
         | Command::Router(_)
+        | Command::Sim(_)
         | Command::Store(StoreCommand::Restore(_)) => {
-            unreachable!("the binary runs `dev`, `server`, `agent` and `store restore` itself")
+            unreachable!("the binary runs `dev`, `server`, `agent`, `router`, `sim` and `store restore` itself")
         }
         Command::Push(args) => commands::push::run(&client, args).await,
         Command::Up(args) => commands::operation::run(&client, "up", args).await,

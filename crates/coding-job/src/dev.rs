@@ -79,6 +79,7 @@ pub async fn run_dev(
         resync_interval: options.resync_interval,
         stop_grace_seconds: 10,
         stats_interval: cj_agent::DEFAULT_STATS_INTERVAL,
+        host_size: None,
         // Plain HTTP on loopback.
         tls: None,
     };

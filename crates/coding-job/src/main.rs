@@ -4,6 +4,7 @@
 mod dev;
 mod memory;
 mod restore;
+mod sim;
 
 use std::io::Write;
 use std::time::Duration;
@@ -12,7 +13,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cj_agent::{RemoteOptions, run_remote};
-use cj_cli::{AgentArgs, Cli, Command, DevArgs, RouterArgs, ServerArgs, StoreArg, StoreCommand};
+use cj_cli::{
+    AgentArgs, Cli, Command, DevArgs, RouterArgs, ServerArgs, SimArgs, StoreArg, StoreCommand,
+};
 use cj_net::TlsClient;
 use cj_router::RouterConfig;
 use cj_runtime::{ContainerRuntime, DockerRuntime, SimRuntime};
@@ -34,7 +37,11 @@ fn main() {
     }
     let long_lived = matches!(
         cli.command,
-        Command::Dev(_) | Command::Server(_) | Command::Agent(_) | Command::Router(_)
+        Command::Dev(_)
+            | Command::Server(_)
+            | Command::Agent(_)
+            | Command::Router(_)
+            | Command::Sim(_)
     );
     if long_lived {
         memory::limit_arenas();
@@ -59,6 +66,9 @@ fn main() {
         }),
         Command::Router(args) => with_tls(cli.ca_cert.as_deref(), |tls| {
             run_process(&runtime, router(cli.server.clone(), tls, args))
+        }),
+        Command::Sim(args) => with_tls(cli.ca_cert.as_deref(), |tls| {
+            run_process(&runtime, simulate(cli.server.clone(), tls, args))
         }),
         _ => runtime.block_on(cj_cli::run(cli)),
     };
@@ -304,6 +314,7 @@ async fn agent(server: String, tls: TlsClient, args: AgentArgs) -> anyhow::Resul
         resync_interval: Duration::from_secs(10),
         stop_grace_seconds: 10,
         stats_interval: cj_agent::DEFAULT_STATS_INTERVAL,
+        host_size: None,
         tls: Some(tls),
     };
     if args.simulate {
@@ -319,6 +330,30 @@ async fn agent(server: String, tls: TlsClient, args: AgentArgs) -> anyhow::Resul
         .context("failed to connect to Docker")?;
     println!("coding-job agent {host}: linking to {server}");
     run_agent(runtime, options, args.metrics_listen).await
+}
+
+/// `coding-job sim`: many simulated hosts linked to `server`, until Ctrl-C.
+async fn simulate(server: String, tls: TlsClient, args: SimArgs) -> anyhow::Result<()> {
+    let token = args
+        .token_file
+        .as_deref()
+        .map(read_token_file)
+        .transpose()?;
+    serve_metrics(args.metrics_listen).await?;
+    let options = sim::SimOptions {
+        server,
+        token,
+        tls,
+        hosts: args.hosts,
+        size: cj_agent::HostSize {
+            cpus: args.cpu,
+            memory_bytes: args.memory,
+        },
+        prefix: args.prefix,
+        zones: args.zones,
+        labels: args.labels,
+    };
+    sim::run_sim(options, shutdown_signal()).await
 }
 
 /// Serves the agent's own metrics if asked, then runs it on `runtime` until Ctrl-C.

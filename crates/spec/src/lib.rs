@@ -48,5 +48,5 @@ pub use reference::{ImageRef, ReferenceError, is_valid_tag};
 pub use rewrite::set_job_image;
 pub use target::{Target, TargetError};
 pub use template::{RenderContext, TemplateScope, check_templates, render_task};
-pub use units::{format_bytes, parse_duration_ms};
+pub use units::{format_bytes, parse_duration_ms, parse_memory};
 pub use yaml::yaml_message_text;

@@ -29,7 +29,7 @@ fn number_and_unit(text: &str) -> Option<(f64, &str)> {
 /// Bytes in a memory size written as `N`, `Nk`, `Nm`, `Ng`, `Nt` (Docker's units, powers of
 /// 1024), optionally followed by `b` or `ib`, case-insensitive. Fractions are rounded down to
 /// whole bytes.
-pub(crate) fn parse_memory(text: &str) -> Option<u64> {
+pub fn parse_memory(text: &str) -> Option<u64> {
     let lower = text.trim().to_ascii_lowercase();
     let (number, unit) = number_and_unit(&lower)?;
     let multiplier: u64 = match unit {

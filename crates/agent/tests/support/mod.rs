@@ -122,6 +122,7 @@ impl FakeServer {
             resync_interval: Duration::from_secs(30),
             stop_grace_seconds: 2,
             stats_interval: Duration::from_secs(3600),
+            host_size: None,
             tls: None,
         };
         let agent = tokio::spawn(async move {

@@ -187,6 +187,15 @@ impl SimRuntime {
             .collect()
     }
 
+    /// How many containers run now (cheaper than counting [`SimRuntime::containers`]).
+    pub fn running_count(&self) -> usize {
+        self.state()
+            .containers
+            .values()
+            .filter(|entry| entry.is_running())
+            .count()
+    }
+
     pub fn container(&self, id: &str) -> Option<SimContainer> {
         self.state().containers.get(id).map(state::Entry::snapshot)
     }
@@ -200,7 +209,18 @@ impl SimRuntime {
         self.state().uploads.clone()
     }
 
-    /// The calls made so far (the last 10,000), oldest first.
+    /// Keeps the latest `count` calls for [`SimRuntime::calls`] (10,000 unless told): none for
+    /// a host that nobody reads back, so a thousand of them stay small.
+    pub fn keep_calls(&self, count: usize) {
+        let mut state = self.state();
+        state.calls_kept = count;
+        while state.calls.len() > count {
+            state.calls.pop_front();
+        }
+    }
+
+    /// The calls made so far (the last 10,000 unless [`SimRuntime::keep_calls`] says), oldest
+    /// first.
     pub fn calls(&self) -> Vec<SimCall> {
         self.state().calls.iter().cloned().collect()
     }

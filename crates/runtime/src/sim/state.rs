@@ -210,6 +210,8 @@ pub(super) struct SimState {
     pub volumes: BTreeMap<String, BTreeMap<String, String>>,
     pub uploads: Vec<SimUpload>,
     pub calls: VecDeque<SimCall>,
+    /// How many of the latest calls `calls` keeps.
+    pub calls_kept: usize,
     subscribers: Vec<Subscriber>,
 }
 
@@ -251,6 +253,7 @@ impl SimState {
             volumes: BTreeMap::new(),
             uploads: Vec::new(),
             calls: VecDeque::new(),
+            calls_kept: CALLS_KEPT,
             subscribers: Vec::new(),
         }
     }
@@ -268,12 +271,14 @@ impl SimState {
 
     /// Logs a call; returns how long it takes.
     pub fn record(&mut self, op: SimOp, target: &str) -> Duration {
-        self.calls.push_back(SimCall {
-            op,
-            target: target.to_owned(),
-            at: Instant::now(),
-        });
-        if self.calls.len() > CALLS_KEPT {
+        if self.calls_kept > 0 {
+            self.calls.push_back(SimCall {
+                op,
+                target: target.to_owned(),
+                at: Instant::now(),
+            });
+        }
+        while self.calls.len() > self.calls_kept {
             self.calls.pop_front();
         }
         self.latency_of.get(&op).copied().unwrap_or(self.latency)

@@ -32,7 +32,7 @@ pub enum ProgressKind {
 
 pub struct Observed {
     /// Each host's containers, as its agent last reported them.
-    containers: RwLock<HashMap<String, Vec<ObservedContainer>>>,
+    containers: RwLock<Containers>,
     /// Each task's last reported phase (not health), with the config hash it was about.
     last_progress: Mutex<HashMap<TaskKey, TaskProgress>>,
     /// Every phase and health report, for operations that show progress.
@@ -44,6 +44,37 @@ pub struct Observed {
     running_since: Mutex<HashMap<String, Instant>>,
     /// Each task's last death that its agent did not cause, for operations waiting on it.
     deaths: Mutex<HashMap<TaskKey, Death>>,
+}
+
+/// Each host's containers, and where each task has some: a task's containers are found among
+/// its hosts' few, not by a scan of every container of the cluster (a status or an operation
+/// looks up every task it shows or waits on).
+#[derive(Default)]
+struct Containers {
+    by_host: HashMap<String, Vec<ObservedContainer>>,
+    hosts_of: HashMap<TaskKey, Vec<String>>,
+}
+
+impl Containers {
+    fn replace(&mut self, host: String, containers: Vec<ObservedContainer>) {
+        if let Some(old) = self.by_host.get(&host) {
+            for key in old.iter().map(|c| &c.key).collect::<HashSet<_>>() {
+                if let Some(hosts) = self.hosts_of.get_mut(key) {
+                    hosts.retain(|h| *h != host);
+                    if hosts.is_empty() {
+                        self.hosts_of.remove(key);
+                    }
+                }
+            }
+        }
+        for key in containers.iter().map(|c| &c.key).collect::<HashSet<_>>() {
+            let hosts = self.hosts_of.entry(key.clone()).or_default();
+            if !hosts.contains(&host) {
+                hosts.push(host.clone());
+            }
+        }
+        self.by_host.insert(host, containers);
+    }
 }
 
 /// A container of a task died on its own (its agent reported `died`, not a stop it made).
@@ -75,30 +106,39 @@ impl Default for Observed {
 impl Observed {
     /// Every observed container of a task, on any host, with the host it is on.
     pub fn containers_of(&self, key: &TaskKey) -> Vec<(String, ObservedContainer)> {
-        self.read()
+        let all = self.read();
+        let Some(hosts) = all.hosts_of.get(key) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(String, ObservedContainer)> = hosts
             .iter()
+            .filter_map(|host| Some((host, all.by_host.get(host)?)))
             .flat_map(|(host, containers)| {
                 containers
                     .iter()
                     .filter(|c| &c.key == key)
                     .map(move |c| (host.clone(), c.clone()))
             })
-            .collect()
+            .collect();
+        // In host order, whatever order the hosts reported in.
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
     }
 
     /// The containers `host` last reported.
     pub fn containers_on(&self, host: &str) -> Vec<ObservedContainer> {
-        self.read().get(host).cloned().unwrap_or_default()
+        self.read().by_host.get(host).cloned().unwrap_or_default()
     }
 
     /// The hosts that have reported containers (possibly none).
     pub fn hosts(&self) -> Vec<String> {
-        self.read().keys().cloned().collect()
+        self.read().by_host.keys().cloned().collect()
     }
 
     /// Each host that has reported, with how many of its containers are live.
     pub fn live_per_host(&self) -> HashMap<String, usize> {
         self.read()
+            .by_host
             .iter()
             .map(|(host, containers)| {
                 let live = containers.iter().filter(|c| c.is_live()).count();
@@ -109,11 +149,7 @@ impl Observed {
 
     /// Every task that has a container on some host.
     pub fn task_keys(&self) -> BTreeSet<TaskKey> {
-        self.read()
-            .values()
-            .flatten()
-            .map(|c| c.key.clone())
-            .collect()
+        self.read().hosts_of.keys().cloned().collect()
     }
 
     /// A host's snapshot replaces whatever it reported before.
@@ -130,7 +166,7 @@ impl Observed {
             .map(|c| c.id.as_str())
             .collect();
         // This host's containers no longer running lose their time; the others keep it.
-        for old in all.get(&host).into_iter().flatten() {
+        for old in all.by_host.get(&host).into_iter().flatten() {
             if !running.contains(old.id.as_str()) {
                 since.remove(&old.id);
             }
@@ -139,7 +175,7 @@ impl Observed {
             since.entry(id.to_owned()).or_insert(now);
         }
         drop(since);
-        all.insert(host, containers);
+        all.replace(host, containers);
     }
 
     /// When this server first saw the container running, if it runs.
@@ -200,7 +236,7 @@ impl Observed {
         self.changed.send_modify(|generation| *generation += 1);
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Vec<ObservedContainer>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Containers> {
         self.containers
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -9,7 +9,7 @@ use crate::error::Failure;
 use crate::hosts::observed::ProgressKind;
 use crate::keys;
 use crate::releases::resolve::Resolved;
-use crate::state::{DesiredJob, ServerState};
+use crate::state::{DesiredJob, DesiredTask, ServerState};
 
 /// A task's current container: the live one of the wanted configuration if any, then any live
 /// one, then the newest.
@@ -25,9 +25,39 @@ pub fn current_container<'a>(
         .or_else(|| containers.iter().max_by_key(|(_, c)| c.created))
 }
 
+/// A task `status` lists: one a job that is up asks for, or (the job is down) one of its
+/// latest version.
+enum Listed {
+    Desired(DesiredTask),
+    Latest(TaskSpec),
+}
+
+impl Listed {
+    fn spec(&self) -> &TaskSpec {
+        match self {
+            Listed::Desired(task) => &task.spec,
+            Listed::Latest(spec) => spec,
+        }
+    }
+}
+
 impl ServerState {
     /// Rows for every task of the target, or of every service in `env`.
     pub fn status(&self, env: &str, target: Option<&str>) -> Result<Vec<TaskStatus>, Failure> {
+        let (rows, _) = self.status_page(env, target, 0, usize::MAX)?;
+        Ok(rows)
+    }
+
+    /// Rows `skip..skip + take` of [`ServerState::status`], and how many rows there are in all.
+    /// Only the rows shown are worked out (each joins the task's containers, progress and use),
+    /// so a page of a hundred thousand tasks costs what its own rows cost.
+    pub fn status_page(
+        &self,
+        env: &str,
+        target: Option<&str>,
+        skip: usize,
+        take: usize,
+    ) -> Result<(Vec<TaskStatus>, usize), Failure> {
         let scopes: Vec<Resolved> = match target {
             Some(target) => vec![self.resolve(env, target)?],
             None => {
@@ -39,34 +69,38 @@ impl ServerState {
             }
         };
         let mut rows = Vec::new();
+        let mut total = 0;
         for scope in scopes {
             for job in &scope.jobs {
                 let desired: Option<DesiredJob> =
                     self.store
                         .get_json(&keys::desired(env, &scope.service, job))?;
                 // A job that is up shows what it asks for; one that is down, its latest tasks.
-                let tasks: Vec<(TaskSpec, Option<String>)> = match &desired {
+                let tasks: Vec<Listed> = match &desired {
                     Some(desired) => self
                         .desired_tasks(desired)?
                         .into_iter()
-                        .map(|task| {
-                            let hash = task.config_hash();
-                            (task.spec, Some(hash))
-                        })
+                        .map(Listed::Desired)
                         .collect(),
                     None => match scope.latest.spec.job(job) {
-                        Some(job_spec) => job_spec
-                            .tasks
-                            .iter()
-                            .map(|task| (task.clone(), None))
-                            .collect(),
+                        Some(job_spec) => job_spec.tasks.iter().cloned().map(Listed::Latest).collect(),
                         None => continue,
                     },
                 };
-                for (task, wanted_hash) in tasks {
-                    if scope.task.as_ref().is_some_and(|only| *only != task.name) {
+                let tasks = tasks.iter().filter(|listed| {
+                    scope.task.as_ref().is_none_or(|only| *only == listed.spec().name)
+                });
+                for listed in tasks {
+                    total += 1;
+                    if total <= skip || rows.len() >= take {
                         continue;
                     }
+                    let task = listed.spec();
+                    // Hashing a task's configuration is the dear part: only for rows shown.
+                    let wanted_hash = match listed {
+                        Listed::Desired(desired_task) => Some(desired_task.config_hash()),
+                        Listed::Latest(_) => None,
+                    };
                     let key = TaskKey {
                         env: env.to_owned(),
                         service: scope.service.clone(),
@@ -74,7 +108,7 @@ impl ServerState {
                         task: task.name.clone(),
                     };
                     // Pinned, placed, or (not placed yet) none.
-                    let declared_host = self.scheduler.host_of(&key, &task).unwrap_or_default();
+                    let declared_host = self.scheduler.host_of(&key, task).unwrap_or_default();
                     rows.push(self.task_status(
                         key,
                         declared_host,
@@ -84,7 +118,7 @@ impl ServerState {
                 }
             }
         }
-        Ok(rows)
+        Ok((rows, total))
     }
 
     pub fn task_status(

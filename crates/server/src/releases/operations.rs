@@ -374,6 +374,9 @@ impl ServerState {
         brought_up: &mut WaveTasks,
     ) -> Result<(), Failure> {
         let generation_at_start = self.observed.generation();
+        // A task counts as unchanged only if it already ran before this wave published: a fast
+        // host may start a new task before the goals below are worked out.
+        let wave_started = tokio::time::Instant::now();
         // Subscribed before publishing, so no progress of this wave is missed.
         let progress = self.observed.subscribe_progress();
         let mut desired_jobs = Vec::new();
@@ -390,7 +393,14 @@ impl ServerState {
                 let running = self
                     .copies_of(&task.key)
                     .iter()
-                    .any(|(_, c)| c.is_live() && c.config_hash == config_hash);
+                    .any(|(_, c)| {
+                        c.is_live()
+                            && c.config_hash == config_hash
+                            && self
+                                .observed
+                                .running_since(&c.id)
+                                .is_some_and(|since| since < wave_started)
+                    });
                 if running {
                     summary.unchanged.push(task.key.to_string());
                     let event = OperationEvent::Task {

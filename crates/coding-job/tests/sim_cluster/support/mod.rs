@@ -196,6 +196,7 @@ impl SimCluster {
             resync_interval: Duration::from_secs(10),
             stop_grace_seconds: 10,
             stats_interval: cj_agent::DEFAULT_STATS_INTERVAL,
+            host_size: None,
             tls: None,
         };
         let dialer = Arc::new(network::MemoryDialer {
