@@ -420,7 +420,8 @@ pub struct SimArgs {
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
     /// Serve this process's metrics at `/metrics` on this address: among them
-    /// `coding_job_agent_assignment_delivery_seconds`, how long assignments take to arrive.
+    /// `coding_job_agent_assignment_delivery_seconds`, how long assignments take to arrive, and
+    /// `coding_job_sim_containers_running`, what the simulated engines run.
     #[arg(long, value_name = "ADDRESS")]
     pub metrics_listen: Option<SocketAddr>,
 }

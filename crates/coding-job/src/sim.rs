@@ -18,8 +18,10 @@ use tokio::task::JoinSet;
 /// millisecond would all wait on the server's accept queue and welcome together.
 const WAVE: usize = 50;
 const WAVE_PAUSE: Duration = Duration::from_millis(50);
-/// How often the running count is said, when it changed.
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// How often the running containers are counted (for `/metrics`), and how often the count is
+/// said when it changed.
+const COUNT_EVERY: Duration = Duration::from_secs(1);
+const SAY_EVERY: Duration = Duration::from_secs(5);
 
 pub struct SimOptions {
     pub server: String,
@@ -81,14 +83,17 @@ pub async fn run_sim(
         engines.len()
     );
     let mut said = None;
-    let mut progress = tokio::time::interval(PROGRESS_EVERY);
+    let mut said_at = tokio::time::Instant::now();
+    let mut count = tokio::time::interval(COUNT_EVERY);
     loop {
         tokio::select! {
-            _ = progress.tick() => {
+            _ = count.tick() => {
                 let running = running_containers(&engines);
-                if said != Some(running) {
+                metrics::gauge!("coding_job_sim_containers_running").set(running as f64);
+                if said != Some(running) && (said.is_none() || said_at.elapsed() >= SAY_EVERY) {
                     println!("  {running} containers running on {} hosts", engines.len());
                     said = Some(running);
+                    said_at = tokio::time::Instant::now();
                 }
             }
             Some(ended) = agents.join_next() => {

@@ -104,6 +104,8 @@ pub struct ServerState {
     pub route_urls: Option<RouteUrls>,
     /// The route table for routers, rebuilt whenever what it depends on changes.
     pub routes: crate::control::routes::table::RouteTableWatch,
+    /// Writes the containers' events into the jobs' history, in batches.
+    pub history_writer: crate::hosts::history_writer::HistoryWriter,
 }
 
 /// What the server is told about the routers, to show each route's URL.
@@ -150,7 +152,8 @@ impl ServerState {
         options: StateOptions,
     ) -> Arc<Self> {
         crate::observe::recorder::install();
-        Arc::new(ServerState {
+        Arc::new_cyclic(|state| ServerState {
+            history_writer: crate::hosts::history_writer::HistoryWriter::start(state.clone()),
             versions: Versions::new(store.clone()),
             store,
             cluster,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use cj_api::HistoryEvent;
 use cj_api::agent::{Assignment, TaskKey};
-use cj_store::StoreJson;
+use cj_store::Op;
 
 use super::placement::{self, Demand, HostView, Load, StoredPlacement};
 use super::published::{PlacementState, Published};
@@ -283,14 +283,12 @@ impl Publisher {
         let state = self.state.clone();
         let versions: HashMap<&TaskKey, u64> =
             tasks.map(|task| (&task.key, task.version)).collect();
+        let mut ops = Vec::new();
         for key in stored.keys().filter(|key| !versions.contains_key(key)) {
-            if let Some(revision) = state.store.delete(&keys::placement(key))? {
-                self.own_writes.insert(revision);
-            }
+            ops.push(Op::delete(keys::placement(key)));
         }
         for (key, placement) in changed {
-            let revision = state.store.put_json(&keys::placement(key), placement)?;
-            self.own_writes.insert(revision);
+            ops.push(Op::put(keys::placement(key), json(placement)?));
             let Some(old) = stored.get(key) else {
                 tracing::info!(task = %key, host = placement.host, "placed");
                 continue;
@@ -306,10 +304,15 @@ impl Publisher {
                 exit_code: None,
                 detail: Some(placement.reason.clone()),
             };
-            state.append_history(key, &event)?;
+            ops.push(Op::put(crate::observe::history::new_event_key(key), json(&event)?));
         }
+        self.own_writes.extend(state.store.write_batched(&ops)?);
         Ok(())
     }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Failure> {
+    Ok(serde_json::to_vec(value).map_err(cj_store::StoreError::encode)?)
 }
 
 /// What a rendered, placed task is told to its host.

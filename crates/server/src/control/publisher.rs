@@ -13,7 +13,7 @@
 //! Requests that wrote wait for [`super::published::Scheduler::wait_published`] with their revision, so they
 //! answer once what they wrote is in force.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,8 +79,9 @@ pub struct Publisher {
     pub(super) named_by: HashMap<ServiceKey, BTreeSet<ServiceKey>>,
     pub(super) published: Published,
     /// Revisions of the placements this controller wrote: when the watch brings them back,
-    /// they are no news.
-    pub(super) own_writes: HashSet<u64>,
+    /// they are no news. A revision may hold many writes; it is forgotten once the watch has
+    /// passed it.
+    pub(super) own_writes: BTreeSet<u64>,
 }
 
 impl Publisher {
@@ -94,7 +95,7 @@ impl Publisher {
             totals: HashMap::new(),
             named_by: HashMap::new(),
             published: Published::default(),
-            own_writes: HashSet::new(),
+            own_writes: BTreeSet::new(),
         };
         let revision = publisher.publish_everything()?;
         Ok((publisher, revision))
@@ -200,7 +201,8 @@ impl Publisher {
     /// What an event means for the assignments.
     fn note(&mut self, event: &WatchEvent, work: &mut Work) {
         work.through = Some(event.revision);
-        if self.own_writes.remove(&event.revision) {
+        self.own_writes = self.own_writes.split_off(&event.revision);
+        if self.own_writes.contains(&event.revision) {
             return;
         }
         let key = event.key.as_str();

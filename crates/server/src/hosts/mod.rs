@@ -4,6 +4,7 @@
 pub mod agent_link;
 pub mod drain;
 pub mod exec;
+pub mod history_writer;
 pub mod listing;
 pub mod observed;
 pub mod prewarm;

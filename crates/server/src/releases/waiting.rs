@@ -21,6 +21,21 @@ use crate::state::ServerState;
 /// instead of being reported running. A task with a check is running once it passes it.
 pub const MIN_RUNNING: Duration = Duration::from_millis(500);
 
+/// The least time between two looks at the tasks a wait waits for.
+const PASS_GAP: Duration = Duration::from_millis(20);
+
+/// One look at a wait's tasks.
+#[derive(Default)]
+struct Pass {
+    result: WaitResult,
+    /// Indices of the tasks still pending.
+    pending: Vec<usize>,
+    /// The failures that are deaths, by index, with their container's host and id.
+    deaths: Vec<(usize, String, String)>,
+    /// When a pending task will have got there with no news (it will have run long enough).
+    look_again: Option<Instant>,
+}
+
 /// Where a task must get to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Goal {
@@ -60,42 +75,35 @@ impl ServerState {
         // Failures seen on the progress stream: the latest phase may already have moved on (a
         // failure is followed by backing off), but the wait must still end on it.
         let mut seen_failures: BTreeMap<TaskKey, String> = BTreeMap::new();
+        // Each pass looks only at the tasks still pending: with thousands of tasks and a
+        // report every millisecond, looking at all of them each time is what would take the
+        // time. Once none is pending, one pass over all of them decides (a task that got there
+        // may have died since).
+        let mut pending: Vec<usize> = (0..tasks.len()).collect();
+        let mut last_pass: Option<Instant> = None;
         loop {
-            let mut pending = Vec::new();
-            let mut result = WaitResult::default();
-            let mut look_again: Option<Instant> = None;
-            // The failures that are deaths, by index, with their container's host and id.
-            let mut deaths = Vec::new();
-            for (key, goal) in tasks {
-                match self.task_outcome(key, goal, since_generation, &seen_failures) {
-                    Outcome::Reached => {}
-                    Outcome::Failed(failure) => result.failures.push(failure),
-                    Outcome::Died(failure, host, container_id) => {
-                        deaths.push((result.failures.len(), host, container_id));
-                        result.failures.push(failure);
-                    }
-                    Outcome::WaitsForHost(host) => result.waiting_for_host.push(WaitingForHost {
-                        task: key.to_string(),
-                        host,
-                    }),
-                    Outcome::Pending(at) => {
-                        pending.push(key);
-                        if let Some(at) = at {
-                            look_again = Some(look_again.map_or(at, |other| other.min(at)));
-                        }
-                    }
-                }
+            if let Some(last) = last_pass {
+                // Reports come in bursts: one pass per burst, not one per report.
+                tokio::time::sleep_until(last + PASS_GAP).await;
             }
-            if pending.is_empty() {
+            last_pass = Some(Instant::now());
+            let mut pass = self.pass(tasks, &pending, since_generation, &seen_failures);
+            if pass.pending.is_empty() {
+                let all: Vec<usize> = (0..tasks.len()).collect();
+                pass = self.pass(tasks, &all, since_generation, &seen_failures);
+            }
+            if pass.pending.is_empty() {
                 // Show what arrived with the state that ended the wait.
                 while let Ok(update) = progress.try_recv() {
                     forward(tasks, update, &mut seen_failures, events).await;
                 }
-                self.add_log_tails(&mut result.failures, &deaths).await;
-                return result;
+                self.add_log_tails(&mut pass.result.failures, &pass.deaths)
+                    .await;
+                return pass.result;
             }
+            pending = pass.pending;
             let settled = async {
-                match look_again {
+                match pass.look_again {
                     Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
@@ -112,15 +120,53 @@ impl ServerState {
                 _ = joined.changed() => {}
                 () = settled => {}
                 _ = tokio::time::sleep_until(deadline) => {
-                    result.failures.extend(pending.into_iter().map(|key| TaskFailure::new(
-                        key.to_string(),
+                    let all: Vec<usize> = (0..tasks.len()).collect();
+                    let mut pass = self.pass(tasks, &all, since_generation, &seen_failures);
+                    pass.result.failures.extend(pass.pending.iter().map(|index| TaskFailure::new(
+                        tasks[*index].0.to_string(),
                         format!("timed out after {}s waiting for the task", timeout.as_secs()),
                     )));
-                    self.add_log_tails(&mut result.failures, &deaths).await;
-                    return result;
+                    self.add_log_tails(&mut pass.result.failures, &pass.deaths).await;
+                    return pass.result;
                 }
             }
         }
+    }
+
+    /// Where each of `tasks[indices]` stands.
+    fn pass(
+        &self,
+        tasks: &[(TaskKey, Goal)],
+        indices: &[usize],
+        since_generation: u64,
+        seen_failures: &BTreeMap<TaskKey, String>,
+    ) -> Pass {
+        let mut pass = Pass::default();
+        for &index in indices {
+            let (key, goal) = &tasks[index];
+            match self.task_outcome(key, goal, since_generation, seen_failures) {
+                Outcome::Reached => {}
+                Outcome::Failed(failure) => pass.result.failures.push(failure),
+                Outcome::Died(failure, host, container_id) => {
+                    pass.deaths
+                        .push((pass.result.failures.len(), host, container_id));
+                    pass.result.failures.push(failure);
+                }
+                Outcome::WaitsForHost(host) => {
+                    pass.result.waiting_for_host.push(WaitingForHost {
+                        task: key.to_string(),
+                        host,
+                    })
+                }
+                Outcome::Pending(at) => {
+                    pass.pending.push(index);
+                    if let Some(at) = at {
+                        pass.look_again = Some(pass.look_again.map_or(at, |other| other.min(at)));
+                    }
+                }
+            }
+        }
+        pass
     }
 
     fn task_outcome(
