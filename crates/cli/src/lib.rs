@@ -33,7 +33,9 @@ pub async fn run(cli: Cli) -> i32 {
         | Command::Router(_)
         | Command::Sim(_)
         | Command::Store(StoreCommand::Restore(_)) => {
-            unreachable!("the binary runs `dev`, `server`, `agent`, `router`, `sim` and `store restore` itself")
+            unreachable!(
+                "the binary runs `dev`, `server`, `agent`, `router`, `sim` and `store restore` itself"
+            )
         }
         Command::Push(args) => commands::push::run(&client, args).await,
         Command::Up(args) => commands::operation::run(&client, "up", args).await,

@@ -20,7 +20,7 @@ const WAVE: usize = 50;
 const WAVE_PAUSE: Duration = Duration::from_millis(50);
 /// How often the running containers are counted (for `/metrics`), and how often the count is
 /// said when it changed.
-const COUNT_EVERY: Duration = Duration::from_secs(1);
+const COUNT_EVERY: Duration = Duration::from_millis(250);
 const SAY_EVERY: Duration = Duration::from_secs(5);
 
 pub struct SimOptions {
@@ -74,7 +74,10 @@ pub async fn run_sim(
                 let until_stopped = async move {
                     let _ = stopped.wait_for(|stop| *stop).await;
                 };
-                (remote.host.clone(), run_remote(Arc::new(engine), remote, until_stopped).await)
+                (
+                    remote.host.clone(),
+                    run_remote(Arc::new(engine), remote, until_stopped).await,
+                )
             });
         }
     }
@@ -147,10 +150,7 @@ fn remote_options(options: &SimOptions, host: &str, number: usize) -> RemoteOpti
 }
 
 fn running_containers(engines: &[SimRuntime]) -> usize {
-    engines
-        .iter()
-        .map(SimRuntime::running_count)
-        .sum()
+    engines.iter().map(SimRuntime::running_count).sum()
 }
 
 #[cfg(test)]

@@ -133,7 +133,7 @@ fn is_false(value: &bool) -> bool {
 
 /// The hosts an unpinned task may run on: those named in `hosts` (any, when empty) whose
 /// labels carry every `constraints` pair.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Placement {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,

@@ -15,6 +15,11 @@ use crate::types::{StoreError, WatchEvent};
 /// stream ends after any error.
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, StoreError>> + Send>>;
 
+/// What a backend broadcasts to its watches: the changes of one transaction (or one etcd watch
+/// response) together, so a burst of many-key transactions costs a slow reader few slots of
+/// the channel rather than one per key.
+pub(crate) type LiveChanges = std::sync::Arc<[WatchEvent]>;
+
 /// The stream of a backend that keeps its history and broadcasts its live changes in process:
 /// `replay` first, then what `live` brings under `prefix`. Live changes can overlap the replay
 /// (the receiver was subscribed before the history was read, so nothing falls between the
@@ -23,25 +28,35 @@ pub(crate) fn replay_then_follow(
     prefix: String,
     replay: VecDeque<WatchEvent>,
     replayed_up_to: u64,
-    live: broadcast::Receiver<WatchEvent>,
+    live: broadcast::Receiver<LiveChanges>,
 ) -> WatchStream {
-    let follow = stream::unfold(Some((live, prefix)), move |state| async move {
-        let (mut live, prefix) = state?;
-        loop {
-            match live.recv().await {
-                Ok(event) if event.revision > replayed_up_to && event.key.starts_with(&prefix) => {
-                    return Some((Ok(event), Some((live, prefix))));
+    let follow = stream::unfold(
+        Some((live, prefix, VecDeque::<WatchEvent>::new())),
+        move |state| async move {
+            let (mut live, prefix, mut ready) = state?;
+            loop {
+                if let Some(event) = ready.pop_front() {
+                    return Some((Ok(event), Some((live, prefix, ready))));
                 }
-                Ok(_) => continue,
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    return Some((Err(StoreError::Lagged), None));
-                }
-                Err(broadcast::error::RecvError::Closed) => {
-                    let closed = StoreError::Backend("the store was closed".into());
-                    return Some((Err(closed), None));
+                match live.recv().await {
+                    Ok(changes) => ready.extend(
+                        changes
+                            .iter()
+                            .filter(|event| {
+                                event.revision > replayed_up_to && event.key.starts_with(&prefix)
+                            })
+                            .cloned(),
+                    ),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        return Some((Err(StoreError::Lagged), None));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        let closed = StoreError::Backend("the store was closed".into());
+                        return Some((Err(closed), None));
+                    }
                 }
             }
-        }
-    });
+        },
+    );
     Box::pin(stream::iter(replay.into_iter().map(Ok)).chain(follow))
 }

@@ -112,59 +112,71 @@ impl Load {
     }
 }
 
-/// A host's load during one placement: what `others` (tasks outside this placement) take of
-/// it, and what the tasks of this placement take so far, with their number per job (spread
-/// is within a job, and a job's tasks are all in one placement).
-#[derive(Default, Clone)]
-struct Usage {
-    own: Load,
-    by_job: HashMap<(String, String, String), usize>,
+/// What every host takes during one placement, by the host's position in `hosts`: what tasks
+/// outside the placement take, plus what its own tasks take so far; and for each job, how many
+/// of its tasks each host has (spread is within a job, and a job's tasks are all in one
+/// placement). Arrays by position rather than maps by name, because every task to place looks
+/// at every host: a hundred thousand tasks on a thousand hosts are a hundred million looks.
+struct Ledger<'h> {
+    hosts: &'h [HostView],
+    position: HashMap<&'h str, usize>,
+    loads: Vec<Load>,
+    by_job: HashMap<(String, String, String), Vec<u32>>,
 }
 
-impl Usage {
-    fn add(&mut self, key: &TaskKey, spec: &TaskSpec) {
-        self.own.add(spec);
-        *self.by_job.entry(job_of(key)).or_default() += 1;
-    }
-}
-
-/// A host's combined load: `others` and this placement's own.
-struct HostUse<'a> {
-    others: Option<&'a Load>,
-    own: Option<&'a Usage>,
-}
-
-impl HostUse<'_> {
-    fn port_used(&self, port: u16) -> bool {
-        self.others.is_some_and(|load| load.ports.contains(&port))
-            || self
-                .own
-                .is_some_and(|usage| usage.own.ports.contains(&port))
+impl<'h> Ledger<'h> {
+    fn new(hosts: &'h [HostView], others: &HashMap<String, Load>) -> Self {
+        Ledger {
+            hosts,
+            position: hosts
+                .iter()
+                .enumerate()
+                .map(|(at, host)| (host.name.as_str(), at))
+                .collect(),
+            loads: hosts
+                .iter()
+                .map(|host| others.get(&host.name).cloned().unwrap_or_default())
+                .collect(),
+            by_job: HashMap::new(),
+        }
     }
 
-    fn memory_bytes(&self) -> u64 {
-        self.others.map_or(0, |load| load.memory_bytes)
-            + self.own.map_or(0, |usage| usage.own.memory_bytes)
-    }
-
-    fn nano_cpus(&self) -> u64 {
-        self.others.map_or(0, |load| load.nano_cpus)
-            + self.own.map_or(0, |usage| usage.own.nano_cpus)
-    }
-
-    fn tasks(&self) -> usize {
-        self.others.map_or(0, |load| load.tasks) + self.own.map_or(0, |usage| usage.own.tasks)
-    }
-
-    fn of_job(&self, job: &(String, String, String)) -> usize {
-        self.own
-            .and_then(|usage| usage.by_job.get(job).copied())
-            .unwrap_or(0)
+    /// Counts a task against `host`. A host placement does not know (a pinned task's host that
+    /// never joined) is no candidate, so nothing needs counting there.
+    fn add(&mut self, host: &str, key: &TaskKey, spec: &TaskSpec) {
+        let Some(&at) = self.position.get(host) else {
+            return;
+        };
+        self.loads[at].add(spec);
+        let hosts = self.hosts.len();
+        self.by_job
+            .entry(job_of(key))
+            .or_insert_with(|| vec![0; hosts])[at] += 1;
     }
 }
 
 fn job_of(key: &TaskKey) -> (String, String, String) {
     (key.env.clone(), key.service.clone(), key.job.clone())
+}
+
+/// Which hosts a placement allows, worked out once for a run of tasks with the same one (a
+/// job's instances come one after another).
+struct Allowed<'a> {
+    placement: Option<&'a cj_spec::Placement>,
+    hosts: Vec<bool>,
+}
+
+impl<'a> Allowed<'a> {
+    fn of(&mut self, spec: &'a TaskSpec, hosts: &[HostView]) -> &[bool] {
+        if self.placement != Some(&spec.placement) {
+            self.hosts = hosts
+                .iter()
+                .map(|host| spec.placement.allows(&host.name, &host.labels))
+                .collect();
+            self.placement = Some(&spec.placement);
+        }
+        &self.hosts
+    }
 }
 
 /// Places every unpinned task of `demands`; `now` stamps new placements. `others` is what tasks
@@ -177,15 +189,12 @@ pub fn place(
     others: &HashMap<String, Load>,
 ) -> Decisions {
     let by_name: HashMap<&str, &HostView> = hosts.iter().map(|h| (h.name.as_str(), h)).collect();
-    let mut usage: HashMap<String, Usage> = HashMap::new();
+    let mut ledger = Ledger::new(hosts, others);
     let mut decisions = Decisions::default();
     let mut to_place = Vec::new();
     for demand in demands {
         if let Some(host) = &demand.spec.run_on_host {
-            usage
-                .entry(host.clone())
-                .or_default()
-                .add(demand.key, demand.spec);
+            ledger.add(host, demand.key, demand.spec);
             continue;
         }
         let kept = stored.get(demand.key).filter(|placement| {
@@ -202,10 +211,7 @@ pub fn place(
                 {
                     decisions.handovers.insert(demand.key.clone(), from.clone());
                 }
-                usage
-                    .entry(placement.host.clone())
-                    .or_default()
-                    .add(demand.key, demand.spec);
+                ledger.add(&placement.host, demand.key, demand.spec);
                 decisions
                     .placed
                     .insert(demand.key.clone(), placement.host.clone());
@@ -214,13 +220,15 @@ pub fn place(
         }
     }
     to_place.sort_by(|a, b| a.key.cmp(b.key));
+    let mut allowed = Allowed {
+        placement: None,
+        hosts: Vec::new(),
+    };
     for demand in to_place {
-        match choose(demand, hosts, &usage, others) {
+        let allowed = allowed.of(demand.spec, hosts);
+        match choose(demand, &ledger, allowed) {
             Ok(host) => {
-                usage
-                    .entry(host.clone())
-                    .or_default()
-                    .add(demand.key, demand.spec);
+                ledger.add(&host, demand.key, demand.spec);
                 let reason = match stored.get(demand.key) {
                     Some(old) => format!(
                         "moved from {}: {}",
@@ -273,82 +281,65 @@ fn why_moved(old: &str, hosts: &HashMap<&str, &HostView>, spec: &TaskSpec) -> St
     }
 }
 
-/// The best host for `demand`, or why there is none.
-fn choose(
-    demand: &Demand<'_>,
-    hosts: &[HostView],
-    usage: &HashMap<String, Usage>,
-    others: &HashMap<String, Load>,
-) -> Result<String, String> {
+/// How a candidate host ranks; the lowest wins: fewest tasks of the job (spread), fewest
+/// tasks, most free memory, then the name.
+type Rank<'h> = (u32, usize, std::cmp::Reverse<u64>, &'h str);
+
+/// The best host for `demand`, or why there is none: one pass over the hosts, each looked at
+/// only as far as it stays a candidate.
+fn choose(demand: &Demand<'_>, ledger: &Ledger<'_>, allowed: &[bool]) -> Result<String, String> {
     let spec = demand.spec;
-    let used = |host: &HostView| HostUse {
-        others: others.get(&host.name),
-        own: usage.get(&host.name),
-    };
-    let eligible: Vec<&HostView> = hosts
-        .iter()
-        .filter(|host| host.ready && !host.draining)
-        .filter(|host| spec.placement.allows(&host.name, &host.labels))
-        .collect();
-    if eligible.is_empty() {
-        return Err(no_eligible_host(spec, hosts));
-    }
-    let port_free: Vec<&HostView> = eligible
-        .iter()
-        .copied()
-        .filter(|host| spec.port == 0 || !used(host).port_used(spec.port))
-        .collect();
-    if port_free.is_empty() {
-        return Err(format!(
-            "port {} already used on every eligible host",
-            spec.port
-        ));
-    }
     let memory = spec.resources.memory_bytes.unwrap_or(0);
     let cpus = spec.resources.nano_cpus.unwrap_or(0);
-    let free = |host: &HostView| {
-        host.capacity.map(|capacity| {
+    let of_job = ledger.by_job.get(&job_of(demand.key));
+    let (mut eligible, mut port_free, mut with_memory) = (false, false, false);
+    let mut best: Option<(Rank<'_>, usize)> = None;
+    for (at, host) in ledger.hosts.iter().enumerate() {
+        if !host.ready || host.draining || !allowed[at] {
+            continue;
+        }
+        eligible = true;
+        let load = &ledger.loads[at];
+        if spec.port != 0 && load.ports.contains(&spec.port) {
+            continue;
+        }
+        port_free = true;
+        let free = host.capacity.map(|capacity| {
             (
-                capacity
-                    .memory_bytes
-                    .saturating_sub(used(host).memory_bytes()),
-                capacity.nano_cpus.saturating_sub(used(host).nano_cpus()),
+                capacity.memory_bytes.saturating_sub(load.memory_bytes),
+                capacity.nano_cpus.saturating_sub(load.nano_cpus),
             )
-        })
-    };
-    let with_memory: Vec<&HostView> = port_free
-        .iter()
-        .copied()
-        .filter(|host| free(host).is_none_or(|(free_memory, _)| free_memory >= memory))
-        .collect();
-    if with_memory.is_empty() {
-        return Err(format!(
+        });
+        if free.is_some_and(|(free_memory, _)| free_memory < memory) {
+            continue;
+        }
+        with_memory = true;
+        if free.is_some_and(|(_, free_cpus)| free_cpus < cpus) {
+            continue;
+        }
+        let rank = (
+            of_job.map_or(0, |counts| counts[at]),
+            load.tasks,
+            std::cmp::Reverse(free.map_or(u64::MAX, |(free_memory, _)| free_memory)),
+            host.name.as_str(),
+        );
+        if best.as_ref().is_none_or(|(best, _)| rank < *best) {
+            best = Some((rank, at));
+        }
+    }
+    match best {
+        Some((_, at)) => Ok(ledger.hosts[at].name.clone()),
+        None if !eligible => Err(no_eligible_host(spec, ledger.hosts)),
+        None if !port_free => Err(format!(
+            "port {} already used on every eligible host",
+            spec.port
+        )),
+        None if !with_memory => Err(format!(
             "no host has {} free",
             cj_spec::format_bytes(memory)
-        ));
+        )),
+        None => Err(format!("no host has {} CPUs free", cpus as f64 / 1e9)),
     }
-    let fitting: Vec<&HostView> = with_memory
-        .iter()
-        .copied()
-        .filter(|host| free(host).is_none_or(|(_, free_cpus)| free_cpus >= cpus))
-        .collect();
-    if fitting.is_empty() {
-        return Err(format!("no host has {} CPUs free", cpus as f64 / 1e9));
-    }
-    let job = job_of(demand.key);
-    fitting
-        .into_iter()
-        .min_by_key(|host| {
-            let used = used(host);
-            (
-                used.of_job(&job),
-                used.tasks(),
-                std::cmp::Reverse(free(host).map(|(memory, _)| memory).unwrap_or(u64::MAX)),
-                host.name.clone(),
-            )
-        })
-        .map(|host| host.name.clone())
-        .ok_or_else(|| "no host fits".to_owned())
 }
 
 fn no_eligible_host(spec: &TaskSpec, hosts: &[HostView]) -> String {

@@ -167,7 +167,7 @@ impl Publisher {
                     },
                     changed = joined.changed() => {
                         if changed.is_err() { return }
-                        work.everything = true;
+                        self.host_joined(&mut work);
                     }
                     changed = full_requests.changed() => {
                         if changed.is_err() { return }
@@ -178,7 +178,7 @@ impl Publisher {
                     _ = resync.tick() => work.everything = true,
                 }
                 retry_at = None;
-                match self.publish(work) {
+                match self.publish_off_worker(work) {
                     Ok(Some(revision)) => after = revision,
                     Ok(None) => {}
                     Err(error) => {
@@ -196,6 +196,36 @@ impl Publisher {
     fn failed(&self, error: &Failure) {
         tracing::error!(%error, "failed to publish assignments");
         *lock(&self.state.scheduler.last_error) = Some(error.to_string());
+    }
+
+    /// A host's agent joined: only tasks no host could take may go there now. Placed tasks
+    /// stay where they are (nothing is rebalanced onto a new host, as in Nomad), so a thousand
+    /// hosts linking again after a network blip do not place a hundred thousand tasks again
+    /// each. On a `dev` server a joining host also takes back the tasks declared for it that
+    /// its own host ran meanwhile: there everything is looked at again.
+    fn host_joined(&self, work: &mut Work) {
+        if self.state.local_host.is_some() {
+            work.everything = true;
+            return;
+        }
+        let waiting = self
+            .services
+            .iter()
+            .filter(|(_, entry)| !entry.unplaced.is_empty())
+            .map(|(service, _)| service.clone());
+        work.services.extend(waiting);
+    }
+
+    /// [`Publisher::publish`], which can take seconds with a hundred thousand tasks, without
+    /// holding up the runtime's other tasks meanwhile (the agents' links answer their pings on
+    /// them: a worker held for seconds would look like a server gone).
+    fn publish_off_worker(&mut self, work: Work) -> Result<Option<u64>, Failure> {
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.publish(work))
+            }
+            _ => self.publish(work),
+        }
     }
 
     /// What an event means for the assignments.

@@ -9,7 +9,7 @@
 //! change into the [`Catalog`] ([`keep_catalog`]), and each connected agent is sent its share
 //! ([`keep_agent_warm`]) when it joins and whenever that changes, and pulls in the background; `hosts prewarm HOST` ([`prewarm`]) asks the agent to pull now and waits.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,6 @@ use axum::extract::ws::Message;
 use axum::extract::{Path, State};
 use cj_api::agent::link::{AgentRequest, Outcome, ServerMessage};
 use cj_api::{ImagePull, PrewarmResponse};
-use cj_spec::TaskSpec;
 use tokio::sync::mpsc;
 
 use crate::error::Failure;
@@ -33,8 +32,8 @@ pub(crate) use catalog::*;
 /// How long `hosts prewarm` waits for its pulls: images of several hundred MB take minutes.
 const PULL_TIMEOUT: Duration = Duration::from_secs(600);
 /// Changes come in bursts (an `up` publishes wave by wave, a rollout batch by batch): the set is
-/// worked out once they have settled this long.
-const SETTLE: Duration = Duration::from_millis(200);
+/// worked out once they have settled this long, at most once per this long.
+const SETTLE: Duration = Duration::from_secs(1);
 
 impl ServerState {
     /// The images of every task `host` runs or may run (see the module's description).
@@ -42,47 +41,41 @@ impl ServerState {
         Ok(self.images_among(host, &self.prewarm_tasks()?))
     }
 
-    /// What the [`Catalog`] holds, read from the store.
-    fn prewarm_tasks(&self) -> Result<Vec<TaskSpec>, Failure> {
-        let mut tasks = Vec::new();
+    /// What the [`Catalog`] holds, read from the store, as demands without repeats.
+    fn prewarm_tasks(&self) -> Result<Vec<ImageDemand>, Failure> {
+        let mut demands = HashSet::new();
         for desired in self.desired_jobs(keys::DESIRED_ALL)? {
-            tasks.extend(
-                self.desired_tasks(&desired)?
-                    .into_iter()
-                    .map(|task| task.spec),
-            );
+            let tasks = self.desired_tasks(&desired)?;
+            demands.extend(tasks.iter().filter_map(|task| ImageDemand::of(&task.spec)));
         }
         for (env, service) in self.all_services()? {
             let Some(latest) = self.latest_version(&env, &service)? else {
                 continue;
             };
             let record = self.versions.get(&env, &service, latest)?;
-            tasks.extend(
-                record
-                    .spec
-                    .jobs
-                    .iter()
-                    .flat_map(|job| job.tasks.iter().cloned()),
-            );
+            let tasks = record.spec.jobs.iter().flat_map(|job| job.tasks.iter());
+            demands.extend(tasks.filter_map(ImageDemand::of));
         }
-        Ok(tasks)
+        Ok(demands.into_iter().collect())
     }
 
-    /// The images of those of `tasks` that `host` may run: pinned to it, or unpinned and
+    /// The images of those of `demands` that `host` may run: pinned to it, or unpinned and
     /// allowed there. A `dev` server's own host also runs what is pinned to hosts no agent has
     /// joined as.
-    fn images_among(&self, host: &str, tasks: &[TaskSpec]) -> BTreeSet<String> {
+    fn images_among(&self, host: &str, demands: &[ImageDemand]) -> BTreeSet<String> {
         let labels = self.hosts.labels(host);
-        let known = self.hosts.known();
         let stands_in = self.local_host.as_deref() == Some(host);
-        let may_run = |spec: &TaskSpec| match &spec.run_on_host {
-            Some(pinned) => pinned == host || (stands_in && !known.contains(pinned)),
-            None => spec.placement.allows(host, &labels),
+        let known = stands_in.then(|| self.hosts.known());
+        let may_run = |demand: &ImageDemand| match &demand.run_on_host {
+            Some(pinned) => {
+                pinned == host || known.as_ref().is_some_and(|known| !known.contains(pinned))
+            }
+            None => demand.placement.allows(host, &labels),
         };
-        tasks
+        demands
             .iter()
-            .filter(|spec| may_run(spec))
-            .filter_map(|spec| spec.image.clone())
+            .filter(|demand| may_run(demand))
+            .map(|demand| demand.image.clone())
             .collect()
     }
 }
@@ -95,7 +88,11 @@ pub(crate) async fn keep_catalog(state: Arc<ServerState>) {
     loop {
         assignments.borrow_and_update();
         versions.borrow_and_update();
-        match state.prewarm_tasks() {
+        // Every desired task is rendered: seconds with a hundred thousand of them, kept off
+        // the runtime's workers (the agents' links answer on those).
+        let reading = state.clone();
+        let read = tokio::task::spawn_blocking(move || reading.prewarm_tasks()).await;
+        match read.unwrap_or_else(|panicked| Err(Failure::Internal(panicked.to_string()))) {
             Ok(tasks) => {
                 state.prewarm.tasks.send_replace(Some(Arc::new(tasks)));
             }

@@ -83,12 +83,17 @@ impl ServerState {
                         .map(Listed::Desired)
                         .collect(),
                     None => match scope.latest.spec.job(job) {
-                        Some(job_spec) => job_spec.tasks.iter().cloned().map(Listed::Latest).collect(),
+                        Some(job_spec) => {
+                            job_spec.tasks.iter().cloned().map(Listed::Latest).collect()
+                        }
                         None => continue,
                     },
                 };
                 let tasks = tasks.iter().filter(|listed| {
-                    scope.task.as_ref().is_none_or(|only| *only == listed.spec().name)
+                    scope
+                        .task
+                        .as_ref()
+                        .is_none_or(|only| *only == listed.spec().name)
                 });
                 for listed in tasks {
                     total += 1;

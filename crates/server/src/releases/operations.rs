@@ -390,17 +390,14 @@ impl ServerState {
         for desired in &desired_jobs {
             for task in self.desired_tasks(desired)? {
                 let config_hash = task.config_hash();
-                let running = self
-                    .copies_of(&task.key)
-                    .iter()
-                    .any(|(_, c)| {
-                        c.is_live()
-                            && c.config_hash == config_hash
-                            && self
-                                .observed
-                                .running_since(&c.id)
-                                .is_some_and(|since| since < wave_started)
-                    });
+                let running = self.copies_of(&task.key).iter().any(|(_, c)| {
+                    c.is_live()
+                        && c.config_hash == config_hash
+                        && self
+                            .observed
+                            .running_since(&c.id)
+                            .is_some_and(|since| since < wave_started)
+                });
                 if running {
                     summary.unchanged.push(task.key.to_string());
                     let event = OperationEvent::Task {

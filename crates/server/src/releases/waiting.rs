@@ -152,12 +152,10 @@ impl ServerState {
                         .push((pass.result.failures.len(), host, container_id));
                     pass.result.failures.push(failure);
                 }
-                Outcome::WaitsForHost(host) => {
-                    pass.result.waiting_for_host.push(WaitingForHost {
-                        task: key.to_string(),
-                        host,
-                    })
-                }
+                Outcome::WaitsForHost(host) => pass.result.waiting_for_host.push(WaitingForHost {
+                    task: key.to_string(),
+                    host,
+                }),
                 Outcome::Pending(at) => {
                     pass.pending.push(index);
                     if let Some(at) = at {

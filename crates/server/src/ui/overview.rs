@@ -175,7 +175,10 @@ mod tests {
         assert_eq!(middle.next.as_deref(), Some("/?env=pr+7&page=3"));
 
         let last = Paging::new(None, 3, PAGE_SIZE - 1, 3 * PAGE_SIZE - 1);
-        assert_eq!((last.first, last.last), (2 * PAGE_SIZE + 1, 3 * PAGE_SIZE - 1));
+        assert_eq!(
+            (last.first, last.last),
+            (2 * PAGE_SIZE + 1, 3 * PAGE_SIZE - 1)
+        );
         assert!(last.next.is_none());
 
         let beyond = Paging::new(None, 9, 0, 10);

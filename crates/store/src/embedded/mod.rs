@@ -39,7 +39,7 @@ struct Shared {
     db: Database,
     /// Serialises writers so revisions are handed out, and live events sent, in order.
     write_lock: Mutex<()>,
-    events: broadcast::Sender<WatchEvent>,
+    events: broadcast::Sender<crate::watch::LiveChanges>,
     leases: Leases,
     options: Options,
 }
@@ -51,7 +51,7 @@ struct Options {
     /// ... and at most this many bytes of them: a history of large values (whole config
     /// files) must not keep a second copy of every one on disk.
     log_budget_bytes: u64,
-    /// How many live changes a watch may fall behind before it is told it lagged.
+    /// How many transactions' changes a watch may fall behind before it is told it lagged.
     live_capacity: usize,
 }
 
@@ -60,7 +60,7 @@ impl Default for Options {
         Options {
             log_retained: 50_000,
             log_budget_bytes: 128 << 20,
-            live_capacity: 4096,
+            live_capacity: 16_384,
         }
     }
 }

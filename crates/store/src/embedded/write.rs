@@ -146,8 +146,8 @@ impl Shared {
     /// Sends committed changes to the live watches, in order (the caller holds the writer
     /// lock). No receiver is fine: nobody is watching.
     pub(super) fn publish(&self, events: Vec<WatchEvent>) {
-        for event in events {
-            let _ = self.events.send(event);
+        if !events.is_empty() {
+            let _ = self.events.send(events.into());
         }
     }
 }

@@ -18,8 +18,9 @@ use tokio::sync::broadcast;
 use super::decode::watch_event;
 use crate::types::{KeyValue, LeaseId, Page, StoreError, WatchEvent};
 
-/// How many changes a watch of this process may fall behind before it is told it lagged.
-const LIVE_CAPACITY: usize = 4096;
+/// How many watch responses (each the changes of one or more transactions) a watch of this
+/// process may fall behind before it is told it lagged.
+const LIVE_CAPACITY: usize = 16_384;
 
 pub(super) struct Mirror {
     state: Mutex<MirrorState>,
@@ -32,7 +33,8 @@ pub(super) struct Mirror {
 /// What the watches of this process receive.
 #[derive(Debug, Clone)]
 pub(super) enum Change {
-    Event(WatchEvent),
+    /// The changes of one watch response, in order.
+    Events(std::sync::Arc<[WatchEvent]>),
     /// Changes were lost: etcd compacted the history the mirror needed to catch up, so it
     /// listed everything again. A watch ends with `Lagged`.
     Lost,
@@ -261,6 +263,7 @@ impl Mirror {
     pub(super) fn apply(&self, changes: Vec<Observed>) {
         let mut state = self.lock();
         let applied_up_to = state.revision;
+        let mut events = Vec::new();
         for observed in changes {
             let revision = observed.revision();
             if revision <= applied_up_to {
@@ -270,9 +273,10 @@ impl Mirror {
             apply_one(&mut state, observed);
             state.revision = revision;
             state.revision_is_change = true;
-            if let Some(event) = event {
-                let _ = self.changes.send(Change::Event(event));
-            }
+            events.extend(event);
+        }
+        if !events.is_empty() {
+            let _ = self.changes.send(Change::Events(events.into()));
         }
         self.changed.notify_all();
     }

@@ -70,8 +70,10 @@ fn changes_are_applied_once_and_broadcast_in_order() {
     assert_eq!(mirror.revision().unwrap(), 12);
     assert!(mirror.snapshot().unwrap().revision_is_change);
     let mut seen = Vec::new();
-    while let Ok(Change::Event(event)) = live.try_recv() {
-        seen.push((event.revision, event.key, event.kind));
+    while let Ok(Change::Events(events)) = live.try_recv() {
+        for event in events.iter() {
+            seen.push((event.revision, event.key.clone(), event.kind));
+        }
     }
     assert_eq!(
         seen,

@@ -16,6 +16,7 @@
 //! of another program's write, and the replay then watches all of etcd's keys (keeping those of
 //! the namespace), since every revision after the first is some write's.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use etcd_client::{Client, WatchOptions};
@@ -164,25 +165,33 @@ fn replay_then_follow(
     replayed_up_to: u64,
     live: broadcast::Receiver<Change>,
 ) -> WatchStream {
-    let follow = stream::unfold(Some((live, prefix)), move |state| async move {
-        let (mut live, prefix) = state?;
-        loop {
-            match live.recv().await {
-                Ok(Change::Event(event))
-                    if event.revision > replayed_up_to && event.key.starts_with(&prefix) =>
-                {
-                    return Some((Ok(event), Some((live, prefix))));
+    let follow = stream::unfold(
+        Some((live, prefix, VecDeque::<WatchEvent>::new())),
+        move |state| async move {
+            let (mut live, prefix, mut ready) = state?;
+            loop {
+                if let Some(event) = ready.pop_front() {
+                    return Some((Ok(event), Some((live, prefix, ready))));
                 }
-                Ok(Change::Event(_)) => continue,
-                Ok(Change::Lost) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                    return Some((Err(StoreError::Lagged), None));
-                }
-                Err(broadcast::error::RecvError::Closed) => {
-                    let closed = StoreError::Backend("the store was closed".into());
-                    return Some((Err(closed), None));
+                match live.recv().await {
+                    Ok(Change::Events(events)) => ready.extend(
+                        events
+                            .iter()
+                            .filter(|event| {
+                                event.revision > replayed_up_to && event.key.starts_with(&prefix)
+                            })
+                            .cloned(),
+                    ),
+                    Ok(Change::Lost) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        return Some((Err(StoreError::Lagged), None));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        let closed = StoreError::Backend("the store was closed".into());
+                        return Some((Err(closed), None));
+                    }
                 }
             }
-        }
-    });
+        },
+    );
     Box::pin(stream::iter(replay.into_iter().map(Ok)).chain(follow))
 }
