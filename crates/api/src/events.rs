@@ -65,7 +65,8 @@ impl std::fmt::Display for EventKind {
 /// One change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
-    /// The store revision of the change: increasing, and the `since` to resume after it.
+    /// The store revision of the change: never decreasing (the changes of one transaction share
+    /// it: container events are written in batches), and the `since` to resume after it.
     pub revision: u64,
     pub kind: EventKind,
     /// When it happened (RFC 3339), when the record says.

@@ -287,6 +287,22 @@ impl Scheduler {
             .collect()
     }
 
+    /// The services with a task placed on one of `hosts`.
+    pub fn services_placed_on(
+        &self,
+        hosts: &std::collections::BTreeSet<String>,
+    ) -> Vec<(String, String)> {
+        let placements = lock(&self.placements);
+        let mut services: Vec<(String, String)> = placements
+            .placed
+            .iter()
+            .filter(|(_, placed)| hosts.contains(*placed))
+            .map(|(task, _)| (task.env.clone(), task.service.clone()))
+            .collect();
+        services.dedup();
+        services
+    }
+
     /// Where each of `tasks` stands now, as one reading (tasks no longer desired are left out).
     pub fn placed<'a>(
         &self,

@@ -173,7 +173,7 @@ impl Publisher {
                         if changed.is_err() { return }
                         work.everything = true;
                     }
-                    () = lost => work.everything = true,
+                    () = lost => self.hosts_lost(&mut work),
                     () = retry => work.everything = true,
                     _ = resync.tick() => work.everything = true,
                 }
@@ -214,6 +214,27 @@ impl Publisher {
             .filter(|(_, entry)| !entry.unplaced.is_empty())
             .map(|(service, _)| service.clone());
         work.services.extend(waiting);
+    }
+
+    /// A host has been down for `--host-down-after`: only the services with tasks placed there
+    /// move anything (on a `dev` server, everything is looked at again, as on a join).
+    fn hosts_lost(&self, work: &mut Work) {
+        if self.state.local_host.is_some() {
+            work.everything = true;
+            return;
+        }
+        let connected = self.state.links.hosts();
+        let down_after = self.state.scheduler.host_down_after();
+        let lost: BTreeSet<String> = self
+            .state
+            .hosts
+            .views(&connected, down_after)
+            .into_iter()
+            .filter(|host| host.lost)
+            .map(|host| host.name)
+            .collect();
+        work.services
+            .extend(self.state.scheduler.services_placed_on(&lost));
     }
 
     /// [`Publisher::publish`], which can take seconds with a hundred thousand tasks, without

@@ -144,6 +144,26 @@ impl ServerState {
     }
 
     /// Every environment with services or a record (destroyed ones only with `all`).
+    /// The environments that exist now (not destroyed), by name: what [`ServerState::env_infos`]
+    /// lists, without counting each one's tasks (every page's picker asks for this).
+    pub fn live_env_names(&self) -> Result<Vec<String>, Failure> {
+        let records: BTreeMap<String, EnvRecord> = self
+            .store
+            .range_json::<EnvRecord>(keys::ENVS)?
+            .into_iter()
+            .map(|record| (record.name.clone(), record))
+            .collect();
+        let mut names: BTreeSet<String> = self
+            .distinct_children(keys::SERVICES_ALL)?
+            .into_iter()
+            .collect();
+        names.extend(records.keys().cloned());
+        Ok(names
+            .into_iter()
+            .filter(|name| !records.get(name).is_some_and(EnvRecord::is_destroyed))
+            .collect())
+    }
+
     pub fn env_infos(&self, all: bool) -> Result<Vec<EnvInfo>, Failure> {
         let records: BTreeMap<String, EnvRecord> = self
             .store

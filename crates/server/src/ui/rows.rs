@@ -87,11 +87,7 @@ pub fn history_link(env: &str, service: &str, job: &str) -> String {
 
 /// The environments that exist now (not destroyed), by name.
 pub fn env_names(state: &ServerState) -> Result<Vec<String>, Failure> {
-    Ok(state
-        .env_infos(false)?
-        .into_iter()
-        .map(|info| info.name)
-        .collect())
+    state.live_env_names()
 }
 
 /// A choice in an environment picker.
