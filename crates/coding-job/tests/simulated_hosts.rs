@@ -159,7 +159,7 @@ fn simulated_hosts_run_every_task_within_capacity_and_a_lost_hosts_tasks_move_in
         .map(|service| {
             let command = server.cli_command(
                 &support::repo_root(),
-                None,
+                server.token.as_deref(),
                 &["up", &format!("svc-{service}")],
             );
             std::thread::spawn(move || output_within(command, Duration::from_secs(120)))
@@ -224,6 +224,10 @@ fn simulated_hosts_run_every_task_within_capacity_and_a_lost_hosts_tasks_move_in
         || (many.running() == TASKS).then_some(()),
     );
     let moved_after = killed.elapsed();
+    eprintln!(
+        "{} tasks of the lost host ran elsewhere {moved_after:?} after it died",
+        on_victim.len()
+    );
     assert!(
         moved_after <= HOST_DOWN_AFTER + Duration::from_secs(2),
         "{} tasks of the lost host ran elsewhere only {moved_after:?} after it died",
