@@ -28,6 +28,6 @@ pub use cj_api::agent::{
     ObservedContainer, Phase, TaskKey, effective_hash, link,
 };
 pub use plan::{Action, Drains, plan_task, plan_unwanted};
-pub use reconcile::{Agent, AgentConfig, HostSize};
+pub use reconcile::{Agent, AgentConfig};
 pub use remote::{Dialer, LinkError, NetworkDialer, RemoteOptions, run_remote, run_remote_with};
-pub use stats::DEFAULT_STATS_INTERVAL;
+pub use stats::{DEFAULT_STATS_INTERVAL, HostSize};

@@ -45,14 +45,7 @@ pub struct AgentConfig {
     /// How often the host's and the containers' resource use is reported.
     pub stats_interval: Duration,
     /// A simulated host's size, reported instead of the machine's own (`coding-job sim`).
-    pub host_size: Option<HostSize>,
-}
-
-/// What a host has to give, as a simulated host reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HostSize {
-    pub cpus: u32,
-    pub memory_bytes: u64,
+    pub host_size: Option<crate::stats::HostSize>,
 }
 
 /// What the agent remembers between passes; all of it can be lost (a restart) without harm.

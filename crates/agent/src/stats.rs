@@ -14,7 +14,13 @@ use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System};
 use tokio::sync::mpsc;
 
 use crate::observe::task_key;
-use crate::reconcile::HostSize;
+
+/// What a host has to give, as a simulated host reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostSize {
+    pub cpus: u32,
+    pub memory_bytes: u64,
+}
 
 /// How often an agent reports resource use unless told otherwise.
 pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(10);

@@ -101,6 +101,17 @@ pub fn event(env: &str, service: &str, job: &str, nanos: i128) -> String {
     format!("events/{env}/{service}/{job}/{nanos:020}")
 }
 
+/// The key of a new event in a job's history: the time in nanoseconds, which orders them, made
+/// strictly increasing in this process, so that two events written in the same nanosecond (in
+/// one batch) do not overwrite each other.
+pub fn new_event(key: &cj_api::agent::TaskKey) -> String {
+    static LAST: std::sync::Mutex<i128> = std::sync::Mutex::new(0);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    *last = now.max(*last + 1);
+    event(&key.env, &key.service, &key.job, *last)
+}
+
 pub const PLACEMENTS: &str = "placements/";
 
 pub fn placements_of_service(env: &str, service: &str) -> String {

@@ -152,8 +152,19 @@ impl ServerState {
         options: StateOptions,
     ) -> Arc<Self> {
         crate::observe::recorder::install();
-        Arc::new_cyclic(|state| ServerState {
-            history_writer: crate::hosts::history_writer::HistoryWriter::start(state.clone()),
+        Arc::new_cyclic(|state: &std::sync::Weak<ServerState>| ServerState {
+            history_writer: {
+                let state = state.clone();
+                crate::hosts::history_writer::HistoryWriter::start(
+                    store.clone(),
+                    Box::new(move |key| {
+                        crate::observe::recorder::task_restarted(key);
+                        if let Some(state) = state.upgrade() {
+                            state.alerts.task_restarted(key);
+                        }
+                    }),
+                )
+            },
             versions: Versions::new(store.clone()),
             store,
             cluster,

@@ -59,8 +59,12 @@ async fn start(name: &str, store: &Arc<dyn Store>) -> Member {
     }
 }
 
+/// `GET /v1/servers`: the status (0 when the connection closed without an answer: one kept
+/// open across a change of leadership ends with the term that served it) and the list.
 async fn servers(url: &str) -> (u16, Option<Vec<ClusterMember>>) {
-    let response = reqwest::get(format!("{url}/v1/servers")).await.unwrap();
+    let Ok(response) = reqwest::get(format!("{url}/v1/servers")).await else {
+        return (0, None);
+    };
     let status = response.status().as_u16();
     (status, response.json().await.ok())
 }

@@ -304,10 +304,7 @@ impl Publisher {
                 exit_code: None,
                 detail: Some(placement.reason.clone()),
             };
-            ops.push(Op::put(
-                crate::observe::history::new_event_key(key),
-                json(&event)?,
-            ));
+            ops.push(Op::put(keys::new_event(key), json(&event)?));
         }
         self.own_writes.extend(state.store.write_batched(&ops)?);
         Ok(())

@@ -10,16 +10,18 @@
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use cj_api::agent::{ContainerEvent, ContainerEventKind, Health, TaskKey};
 use cj_api::{ContainerRecord, HistoryEvent};
-use cj_store::{MAX_TXN_OPS, Op, StoreError, StoreJson};
+use cj_store::{MAX_TXN_OPS, Op, Store, StoreError, StoreJson};
 
 use crate::base::lock;
 use crate::keys;
-use crate::observe::history::new_event_key;
-use crate::state::ServerState;
+
+/// Told of every restart a batch finds (a container started a second time): for the restart
+/// counter and the crash-loop alert.
+pub type OnRestart = Box<dyn Fn(&TaskKey) + Send>;
 
 /// What is written: a container's event, or a health verdict on it.
 pub enum Entry {
@@ -32,8 +34,8 @@ pub enum Entry {
     },
 }
 
-/// The queue to the writing thread. The thread ends once the server state (which holds the
-/// queue) is dropped.
+/// The queue to the writing thread. The thread ends once the queue is dropped (with the server
+/// state that holds it).
 pub struct HistoryWriter {
     queue: Mutex<Sender<Entry>>,
 }
@@ -42,11 +44,11 @@ pub struct HistoryWriter {
 const ENTRIES_PER_BATCH: usize = MAX_TXN_OPS / 2;
 
 impl HistoryWriter {
-    pub fn start(state: Weak<ServerState>) -> HistoryWriter {
+    pub fn start(store: Arc<dyn Store>, on_restart: OnRestart) -> HistoryWriter {
         let (queue, entries) = mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("history-writer".into())
-            .spawn(move || write_until_closed(state, entries));
+            .spawn(move || write_until_closed(&*store, &on_restart, entries));
         if let Err(error) = spawned {
             // Without the thread, entries queue up unwritten: say so loudly once.
             tracing::error!(%error, "cannot start the history writer; container history is not kept");
@@ -61,7 +63,7 @@ impl HistoryWriter {
     }
 }
 
-fn write_until_closed(state: Weak<ServerState>, entries: Receiver<Entry>) {
+fn write_until_closed(store: &dyn Store, on_restart: &OnRestart, entries: Receiver<Entry>) {
     while let Ok(first) = entries.recv() {
         let mut batch = vec![first];
         while batch.len() < ENTRIES_PER_BATCH {
@@ -70,15 +72,18 @@ fn write_until_closed(state: Weak<ServerState>, entries: Receiver<Entry>) {
                 Err(_) => break,
             }
         }
-        let Some(state) = state.upgrade() else { return };
-        if let Err(error) = write_batch(&state, batch) {
+        if let Err(error) = write_batch(store, on_restart, batch) {
             tracing::error!(%error, "cannot record container events in the history");
         }
     }
 }
 
 /// The batch's events in order, then each container's record as the events left it.
-fn write_batch(state: &ServerState, batch: Vec<Entry>) -> Result<(), StoreError> {
+fn write_batch(
+    store: &dyn Store,
+    on_restart: &OnRestart,
+    batch: Vec<Entry>,
+) -> Result<(), StoreError> {
     let mut records: HashMap<String, Option<ContainerRecord>> = HashMap::new();
     let mut ops = Vec::with_capacity(batch.len() * 2);
     for entry in batch {
@@ -90,13 +95,13 @@ fn write_batch(state: &ServerState, batch: Vec<Entry>) -> Result<(), StoreError>
                 let record = match records.get_mut(&record_key) {
                     Some(record) => record,
                     None => {
-                        let stored = state.store.get_json::<ContainerRecord>(&record_key)?;
+                        let stored = store.get_json::<ContainerRecord>(&record_key)?;
                         records.entry(record_key).or_insert(stored)
                     }
                 };
                 let record = record.get_or_insert_with(|| new_record(&event));
-                apply(state, record, &event);
-                ops.push(Op::put(new_event_key(key), json(&history_event(&event))?));
+                apply(on_restart, record, &event);
+                ops.push(Op::put(keys::new_event(key), json(&history_event(&event))?));
             }
             Entry::Health {
                 host,
@@ -112,8 +117,7 @@ fn write_batch(state: &ServerState, batch: Vec<Entry>) -> Result<(), StoreError>
                 let record_key = keys::container(&key.env, &key.service, &key.job, &container_id);
                 let version = match records.get(&record_key) {
                     Some(record) => record.as_ref().map(|r| r.version),
-                    None => state
-                        .store
+                    None => store
                         .get_json::<ContainerRecord>(&record_key)?
                         .map(|r| r.version),
                 };
@@ -127,7 +131,7 @@ fn write_batch(state: &ServerState, batch: Vec<Entry>) -> Result<(), StoreError>
                     exit_code: None,
                     detail: None,
                 };
-                ops.push(Op::put(new_event_key(&key), json(&event)?));
+                ops.push(Op::put(keys::new_event(&key), json(&event)?));
             }
         }
     }
@@ -136,7 +140,7 @@ fn write_batch(state: &ServerState, batch: Vec<Entry>) -> Result<(), StoreError>
             ops.push(Op::put(record_key, json(&record)?));
         }
     }
-    state.store.write_batched(&ops)?;
+    store.write_batched(&ops)?;
     Ok(())
 }
 
@@ -158,14 +162,13 @@ fn new_record(event: &ContainerEvent) -> ContainerRecord {
 }
 
 /// What the event changes in the container's record; a second start is a restart.
-fn apply(state: &ServerState, record: &mut ContainerRecord, event: &ContainerEvent) {
+fn apply(on_restart: &OnRestart, record: &mut ContainerRecord, event: &ContainerEvent) {
     match event.kind {
         ContainerEventKind::Created => {}
         ContainerEventKind::Started => {
             if record.started.is_some() {
                 record.restarts += 1;
-                crate::observe::recorder::task_restarted(&event.key);
-                state.alerts.task_restarted(&event.key);
+                on_restart(&event.key);
             }
             record.started = Some(event.at.clone());
             record.finished = None;

@@ -8,17 +8,6 @@ use crate::error::Failure;
 use crate::keys;
 use crate::state::ServerState;
 
-/// The key of a new event in a job's history: the time in nanoseconds, which orders them, made
-/// strictly increasing in this process, so that two events written in the same nanosecond (in
-/// one batch) do not overwrite each other.
-pub fn new_event_key(key: &cj_api::agent::TaskKey) -> String {
-    static LAST: std::sync::Mutex<i128> = std::sync::Mutex::new(0);
-    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-    let mut last = crate::base::lock(&LAST);
-    *last = now.max(*last + 1);
-    keys::event(&key.env, &key.service, &key.job, *last)
-}
-
 impl ServerState {
     /// The newest `limit` versions, containers and events of a job, each list oldest first.
     pub fn history(
