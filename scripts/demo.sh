@@ -27,7 +27,12 @@ want_build
 install_wanted
 docker info >/dev/null 2>&1 || { echo "error: the Docker engine is not reachable" >&2; exit 1; }
 scripts/build-example-image.sh "$image"
-cargo build --release --quiet
+# The first build takes minutes (about 7 on 2 cores, for the optimised single binary): say so,
+# and let cargo show its progress rather than sit silent.
+if [ ! -x target/release/coding-job ]; then
+  echo "building coding-job (release; the first build takes several minutes) ..."
+fi
+cargo build --release
 bin="$PWD/target/release/coding-job"
 mkdir -p "$data"
 data=$(cd "$data" && pwd)

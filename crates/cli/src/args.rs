@@ -119,6 +119,16 @@ pub enum Command {
     /// role); `restore` builds a data directory from a copy, with the server stopped.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell): `source <(coding-job
+    /// completion bash)`, or save it where the shell looks.
+    Completion(CompletionArgs),
+    /// Print the manual page (roff): `coding-job man | man -l -`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]

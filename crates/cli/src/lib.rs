@@ -7,6 +7,7 @@
 mod args;
 mod client;
 mod commands;
+pub mod manual;
 mod output;
 mod servers;
 mod websocket;
@@ -32,9 +33,11 @@ pub async fn run(cli: Cli) -> i32 {
         | Command::Server(_)
         | Command::Router(_)
         | Command::Sim(_)
+        | Command::Completion(_)
+        | Command::Man
         | Command::Store(StoreCommand::Restore(_)) => {
             unreachable!(
-                "the binary runs `dev`, `server`, `agent`, `router`, `sim` and `store restore` itself"
+                "the binary runs `dev`, `server`, `agent`, `router`, `sim`, `completion`, `man` and `store restore` itself"
             )
         }
         Command::Push(args) => commands::push::run(&client, args).await,

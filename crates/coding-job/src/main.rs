@@ -35,6 +35,18 @@ fn main() {
     if let Command::Store(StoreCommand::Restore(args)) = cli.command {
         std::process::exit(restore::run(args));
     }
+    // Text made from the command line's own definitions: nothing to connect to.
+    match &cli.command {
+        Command::Completion(args) => {
+            cj_cli::manual::completion(args.shell, &mut std::io::stdout().lock());
+            std::process::exit(0);
+        }
+        Command::Man => {
+            let written = cj_cli::manual::man(&mut std::io::stdout().lock());
+            std::process::exit(if written.is_ok() { 0 } else { 1 });
+        }
+        _ => {}
+    }
     let long_lived = matches!(
         cli.command,
         Command::Dev(_)
