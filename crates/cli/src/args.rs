@@ -443,6 +443,19 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("expected a size such as 64GiB or 512m, found \"{text}\""))
 }
 
+/// A wait in whole seconds, 1 s to a day (a bare number is seconds; a fraction rounds up).
+fn parse_timeout(text: &str) -> Result<u64, String> {
+    cj_spec::parse_duration_ms(text)
+        .filter(|ms| (1000..=cj_api::MAX_TIMEOUT_SECONDS * 1000).contains(ms))
+        .map(|ms| ms.div_ceil(1000))
+        .ok_or_else(|| {
+            format!(
+                "expected a duration from 1s to 24h, such as 300, 90s, 10m or 1m30s, found \"{}\"",
+                cj_spec::shown(text)
+            )
+        })
+}
+
 /// `KEY=VALUE`, by the rule `constraints` are checked with.
 fn parse_label(text: &str) -> Result<(String, String), String> {
     let (key, value) = text
@@ -561,12 +574,9 @@ pub struct PushArgs {
 pub struct OperationArgs {
     /// SERVICE, SERVICE/JOB, SERVICE/JOB/TASK or a unique job name.
     pub target: String,
-    /// Give up on a wave that is not ready after this many seconds (at most a day).
-    #[arg(
-        long,
-        default_value_t = 300,
-        value_parser = clap::value_parser!(u64).range(1..=cj_api::MAX_TIMEOUT_SECONDS)
-    )]
+    /// Give up on a wave that is not ready after this long: `300` (seconds), `90s`, `10m`,
+    /// `1m30s`; at most a day.
+    #[arg(long, value_name = "DURATION", default_value = "300", value_parser = parse_timeout)]
     pub timeout: u64,
     /// Print progress events as JSON lines.
     #[arg(long)]
@@ -776,6 +786,9 @@ mod tests {
     fn timeout_is_bounded_to_a_day() {
         assert_eq!(timeout("1").unwrap(), 1);
         assert_eq!(timeout("86400").unwrap(), 86400);
+        assert_eq!(timeout("90s").unwrap(), 90);
+        assert_eq!(timeout("1m30s").unwrap(), 90);
+        assert_eq!(timeout("24h").unwrap(), 86400);
         for refused in [
             "0",
             "86401",

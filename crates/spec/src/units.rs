@@ -43,18 +43,49 @@ pub fn parse_memory(text: &str) -> Option<u64> {
     whole((number * multiplier as f64).floor())
 }
 
-/// Milliseconds in a duration written as `N` (seconds), `Nms`, `Ns`, `Nm` or `Nh`; fractions
-/// allowed.
+/// Milliseconds in a duration written as `N` (seconds), `Nms`, `Ns`, `Nm` or `Nh`, or several of
+/// those with units one after another, largest first, as Go and Kubernetes write them (`1m30s`,
+/// `2h15m`); fractions allowed.
 pub fn parse_duration_ms(text: &str) -> Option<u64> {
-    let (number, unit) = number_and_unit(text.trim())?;
-    let millis_per_unit = match unit {
-        "ms" => 1.0,
-        "" | "s" => 1_000.0,
-        "m" => 60_000.0,
-        "h" => 3_600_000.0,
-        _ => return None,
-    };
-    whole(number * millis_per_unit)
+    let text = text.trim();
+    if let Some(single) = one_duration_ms(text) {
+        return Some(single);
+    }
+    if text.contains(char::is_whitespace) {
+        return None;
+    }
+    let mut total: u64 = 0;
+    let mut last_unit = f64::INFINITY;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+        let unit_end = rest[number_end..]
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .map_or(rest.len(), |at| number_end + at);
+        let (part, after) = rest.split_at(unit_end);
+        let (_, unit) = number_and_unit(part)?;
+        let per_unit = millis_per_unit(unit).filter(|per| !unit.is_empty() && *per < last_unit)?;
+        last_unit = per_unit;
+        total = total.checked_add(one_duration_ms(part)?)?;
+        rest = after;
+    }
+    Some(total)
+}
+
+/// One `N` with its unit (none: seconds).
+fn one_duration_ms(text: &str) -> Option<u64> {
+    let (number, unit) = number_and_unit(text)?;
+    whole(number * millis_per_unit(unit)?)
+}
+
+fn millis_per_unit(unit: &str) -> Option<f64> {
+    match unit {
+        "ms" => Some(1.0),
+        "" | "s" => Some(1_000.0),
+        "m" => Some(60_000.0),
+        "h" => Some(3_600_000.0),
+        _ => None,
+    }
 }
 
 /// Milliseconds in a number of seconds written as a YAML number.
@@ -110,6 +141,21 @@ mod tests {
         assert_eq!(parse_duration_ms("."), None);
         assert_eq!(parse_duration_ms("1.2.3s"), None);
         assert_eq!(parse_duration_ms("-1s"), None);
+    }
+
+    #[test]
+    fn durations_of_several_units() {
+        assert_eq!(parse_duration_ms("1m30s"), Some(90_000));
+        assert_eq!(parse_duration_ms("2h15m"), Some(8_100_000));
+        assert_eq!(parse_duration_ms("1h0m5s250ms"), Some(3_605_250));
+        assert_eq!(parse_duration_ms("1.5m30s"), Some(120_000));
+        // Largest first, each unit once, and every part with its unit.
+        assert_eq!(parse_duration_ms("30s1m"), None);
+        assert_eq!(parse_duration_ms("1m1m"), None);
+        assert_eq!(parse_duration_ms("1m30"), None);
+        assert_eq!(parse_duration_ms("1m 30s"), None);
+        assert_eq!(parse_duration_ms("1x30s"), None);
+        assert_eq!(parse_duration_ms("m30s"), None);
     }
 
     #[test]

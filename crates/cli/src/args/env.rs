@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use super::parse_timeout;
 use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
@@ -180,19 +181,6 @@ fn parse_ttl(text: &str) -> Result<u64, String> {
         .ok_or_else(|| {
             format!(
                 "expected a duration of at least 1s, such as 8h, 90m or 3600s, found \"{}\"",
-                cj_spec::shown(text)
-            )
-        })
-}
-
-/// A wait in whole seconds, 1 s to a day, as `up --timeout` takes (a bare number is seconds).
-fn parse_timeout(text: &str) -> Result<u64, String> {
-    cj_spec::parse_duration_ms(text)
-        .filter(|ms| (1000..=cj_api::MAX_TIMEOUT_SECONDS * 1000).contains(ms))
-        .map(|ms| ms.div_ceil(1000))
-        .ok_or_else(|| {
-            format!(
-                "expected a duration from 1s to 24h, such as 300, 90s or 10m, found \"{}\"",
                 cj_spec::shown(text)
             )
         })
