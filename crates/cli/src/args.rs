@@ -488,6 +488,10 @@ pub struct DiffArgs {
     pub file: PathBuf,
     #[arg(long)]
     pub json: bool,
+    /// Exit with 1 when pushing the file would change anything (the file, or any task), 0
+    /// when not, as `git diff --exit-code`: for scripts and CI checks.
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 #[derive(Debug, Args)]

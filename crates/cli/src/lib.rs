@@ -50,7 +50,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Logs(args) => commands::logs::run(&client, args).await,
         Command::Exec(args) => commands::exec::run(&client, args).await,
         Command::History(args) => commands::history::run(&client, args).await,
-        Command::Diff(args) => commands::diff::run(&client, &args.file, args.json).await,
+        Command::Diff(args) => commands::diff::run(&client, args).await,
         Command::RollingUpdate(args) => {
             let request = commands::deploy::request(&client, &args.target);
             commands::deploy::run(

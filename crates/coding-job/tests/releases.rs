@@ -119,6 +119,13 @@ fn diff_plans_what_rolling_update_then_does() {
         human.contains("web/api/a  replace") && human.contains("--check-rev"),
         "{human}"
     );
+    // --exit-code: 1 when pushing would change something, 0 for the file as it stands.
+    let changed = dev.cli(&["diff", "--exit-code", file.to_str().unwrap()]);
+    assert_eq!(changed.status.code(), Some(1), "{changed:?}");
+    let same = dev.data_dir.path().join("web-1.yaml");
+    std::fs::write(&same, web.yaml(&["a", "b", "c"], 1, "/health", STEADY)).unwrap();
+    let unchanged = dev.cli(&["diff", "--exit-code", "--json", same.to_str().unwrap()]);
+    assert_eq!(unchanged.status.code(), Some(0), "{unchanged:?}");
 
     // A push checked against a stale revision is refused and stores nothing.
     let revision = diff["revision"].as_u64().unwrap();

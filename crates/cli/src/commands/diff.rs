@@ -10,7 +10,8 @@ use similar::{ChangeTag, TextDiff};
 use crate::client::{CliError, CliResult, Client};
 use crate::output::{print_json, print_table, table};
 
-pub async fn run(client: &Client, file: &std::path::Path, json: bool) -> CliResult<i32> {
+pub async fn run(client: &Client, args: crate::args::DiffArgs) -> CliResult<i32> {
+    let file = args.file.as_path();
     let source = std::fs::read_to_string(file)
         .map_err(|error| CliError::bad_input(format!("cannot read {}: {error}", file.display())))?;
     let request = DiffRequest {
@@ -19,8 +20,16 @@ pub async fn run(client: &Client, file: &std::path::Path, json: bool) -> CliResu
         source,
     };
     let diff: DiffResponse = client.json(client.post("/v1/diff", &request)).await?;
-    if json {
-        return print_json(&diff);
+    // As `git diff --exit-code`: 1 when anything would change.
+    let changes = diff.latest_source.as_deref() != Some(diff.source.as_str())
+        || diff
+            .changes
+            .iter()
+            .any(|change| change.change != ChangeKind::Unchanged);
+    let code = i32::from(args.exit_code && changes);
+    if args.json {
+        print_json(&diff)?;
+        return Ok(code);
     }
     let old_name = match diff.latest_version {
         Some(version) => format!("{} version {version}", diff.service),
@@ -54,12 +63,13 @@ pub async fn run(client: &Client, file: &std::path::Path, json: bool) -> CliResu
         diff.revision,
         file.display()
     );
-    Ok(0)
+    Ok(code)
 }
 
-/// A unified diff, coloured when writing to a terminal.
+/// A unified diff, coloured when writing to a terminal (unless `NO_COLOR` is set: no-color.org).
 pub fn print_unified(old_name: &str, new_name: &str, old: &str, new: &str) {
-    let colour = std::io::stdout().is_terminal();
+    let colour = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     let diff = TextDiff::from_lines(old, new);
     let text = diff
         .unified_diff()
