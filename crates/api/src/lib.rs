@@ -10,6 +10,7 @@ pub mod envs;
 pub mod events;
 pub mod exec;
 pub mod html;
+mod local_user;
 pub mod routes;
 pub mod servers;
 pub mod time;
@@ -19,6 +20,8 @@ use serde::{Deserialize, Serialize};
 
 /// The environment used when none is given.
 pub const DEFAULT_ENV: &str = "production";
+pub use local_user::local_user;
+
 /// Header carrying who makes a change, for the audit trail.
 pub const USER_HEADER: &str = "x-coding-job-user";
 /// What a secret value reads as in every answer: it never leaves the server, except towards

@@ -69,9 +69,7 @@ impl Client {
         token: Option<&str>,
         ca_cert: Option<&Path>,
     ) -> CliResult<Self> {
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".into());
+        let user = cj_api::local_user();
         let servers = Servers::parse(server).map_err(CliError::bad_input)?;
         let mut builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
         // One setting for the whole client: with a loopback server in the list, no proxy at

@@ -436,9 +436,9 @@ fn dev_on_loopback_needs_no_token_but_checks_one_that_is_sent() {
     let dev = Dev::start();
     let yaml = "service: open\njobs:\n  - name: open\n    image: 127.0.0.1:9/img:1\n";
     assert_eq!(dev.push_yaml("open.yaml", yaml).trim(), "open -> version 1");
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+    // Under the local account's name, even where USER and LOGNAME are not set.
+    let user = cj_api::local_user();
+    assert_ne!(user, "unknown");
     assert_eq!(dev.history("open/open").versions[0].pushed_by, user);
     let output = dev.cli_as(Some("cj_nothing"), &["status"]);
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));

@@ -66,6 +66,9 @@ impl AuthMode {
     }
 }
 
+/// The account this process runs as: who an open server's requests without a name come from.
+static LOCAL_USER: std::sync::LazyLock<String> = std::sync::LazyLock::new(cj_api::local_user);
+
 /// Who makes a request: a token's name and role, or (open mode, no token) the name the
 /// `x-coding-job-user` header claims, with no role.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -425,7 +428,16 @@ impl Auth {
                 session: None,
             })
         };
-        if needed == Access::Public || self.mode == AuthMode::Open {
+        if self.mode == AuthMode::Open {
+            // An open server is someone's own machine: a request that names nobody (the web
+            // UI's) is that person's, as the CLI's would be.
+            let mut identity = Identity::claimed(headers);
+            if headers.get(cj_api::USER_HEADER).is_none() {
+                identity.name = crate::edge::sanitize::user(&LOCAL_USER);
+            }
+            return allowed(identity);
+        }
+        if needed == Access::Public {
             return allowed(Identity::claimed(headers));
         }
         if self.public_read && is_read(method) && allows(Role::Read, needed) {
@@ -740,6 +752,17 @@ mod tests {
         let (_dir, router, secrets) = app(AuthMode::Open);
         let (status, body, _) = send(&router, "POST", "/v1/push", None).await;
         assert_eq!((status, body.as_str()), (200, "carol"));
+        // A request that names nobody (the web UI's) is the local account's.
+        let anonymous = axum::http::Request::builder()
+            .method("POST")
+            .uri("/v1/push")
+            .body(Body::empty())
+            .unwrap();
+        let response = router.clone().oneshot(anonymous).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&body), cj_api::local_user());
         let (status, _, _) = send(&router, "POST", "/v1/push", Some("Bearer cj_nope")).await;
         assert_eq!(status, 401);
         let (_, read) = secrets.iter().find(|(r, _)| *r == Role::Read).unwrap();
