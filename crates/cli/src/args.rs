@@ -70,7 +70,7 @@ pub enum Command {
     Down(OperationArgs),
     /// What runs where.
     #[command(alias = "list")]
-    Status(StatusArgs),
+    Status(StatusCommandArgs),
     /// Every host: its agent's state, its engine, and what it uses.
     Hosts(HostsArgs),
     /// The servers sharing the cluster's store: which one leads, since when, their versions.
@@ -585,6 +585,16 @@ pub struct OperationArgs {
     /// Print progress events as JSON lines.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusCommandArgs {
+    #[command(flatten)]
+    pub status: StatusArgs,
+    /// Keep watching: the list again whenever something changes (on the event stream, not by
+    /// polling), until Ctrl-C; with `--json`, a line of JSON per change.
+    #[arg(long, short = 'w')]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]

@@ -19,9 +19,16 @@ pub fn table(header: &[&str]) -> Table {
 
 /// Prints a table with its columns aligned and no trailing spaces.
 pub fn print_table(table: &Table) {
-    for line in table.to_string().lines() {
-        println!("{}", line.trim_end().trim_start_matches(' '));
-    }
+    print!("{}", table_text(table));
+}
+
+/// The table as `print_table` prints it: each line without the padding at its ends.
+pub fn table_text(table: &Table) -> String {
+    table
+        .to_string()
+        .lines()
+        .map(|line| format!("{}\n", line.trim_end().trim_start_matches(' ')))
+        .collect()
 }
 
 pub fn print_json(value: &impl Serialize) -> CliResult<i32> {

@@ -341,3 +341,24 @@ fn writes_reach_admins_following_events_as_audit_events_and_no_one_else() {
         "a read token saw audit events: {seen:?}"
     );
 }
+
+#[test]
+fn status_watch_shows_each_change_as_it_happens() {
+    let dev = Dev::start();
+    let mut command = dev.cli_command(&repo_root(), None, &["status", "--watch"]);
+    command.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = Killed(command.spawn().unwrap());
+    let lines = lines_of(child.0.stdout.take().unwrap());
+    line_matching(&lines, Duration::from_secs(10), |l| {
+        l.contains("nothing pushed to environment production yet")
+    });
+    sleeper(&dev);
+    line_matching(&lines, Duration::from_secs(10), |l| {
+        l.starts_with("shop/worker/worker") && l.contains("running")
+    });
+    // Brought down by someone else: shown without asking again.
+    dev.ok(&["down", "shop"]);
+    line_matching(&lines, Duration::from_secs(10), |l| {
+        l.starts_with("shop/worker/worker") && l.contains(" down ")
+    });
+}

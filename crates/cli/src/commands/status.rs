@@ -2,22 +2,104 @@
 
 use cj_api::TaskStatus;
 
-use crate::args::StatusArgs;
-use crate::client::{CliResult, Client};
-use crate::output::{age, bytes, dash, print_json, print_table, short_id, table};
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
 
-pub async fn run(client: &Client, args: StatusArgs) -> CliResult<i32> {
+use futures_util::FutureExt;
+
+use crate::args::{StatusArgs, StatusCommandArgs};
+use crate::client::{CliError, CliResult, Client, ResponseLines};
+use crate::output::{age, bytes, dash, print_json, short_id, table, table_text};
+
+pub async fn run(client: &Client, args: StatusCommandArgs) -> CliResult<i32> {
+    if args.watch {
+        return watch(client, &args.status).await;
+    }
+    let rows = fetch(client, &args.status).await?;
+    if args.status.json {
+        return print_json(&rows);
+    }
+    print!("{}", render(client, &rows));
+    Ok(0)
+}
+
+async fn fetch(client: &Client, args: &StatusArgs) -> CliResult<Vec<TaskStatus>> {
     let mut query = vec![("env", client.env.clone())];
     if let Some(target) = &args.target {
         query.push(("target", target.clone()));
     }
-    let rows: Vec<TaskStatus> = client.json(client.get("/v1/status").query(&query)).await?;
-    if args.json {
-        return print_json(&rows);
+    client.json(client.get("/v1/status").query(&query)).await
+}
+
+/// How long `--watch` lets a burst of changes settle before it reads again.
+const SETTLE: Duration = Duration::from_millis(200);
+/// How often `--watch` reads again without news (uptimes move on).
+const REFRESH: Duration = Duration::from_secs(5);
+
+/// `status --watch`: the list again after every change the event stream announces (and every
+/// few seconds), redrawn in place on a terminal, printed again when it changed otherwise.
+async fn watch(client: &Client, args: &StatusArgs) -> CliResult<i32> {
+    let terminal = std::io::stdout().is_terminal();
+    let mut events: Option<ResponseLines> = None;
+    let mut shown = String::new();
+    loop {
+        let rows = fetch(client, args).await?;
+        let text = match args.json {
+            true => serde_json::to_string(&rows).map_err(|e| CliError::failed(e.to_string()))?,
+            false => render(client, &rows),
+        };
+        if terminal && !args.json {
+            let now = time::OffsetDateTime::now_utc();
+            print!(
+                "\x1b[H\x1b[2J{} at {:02}:{:02}:{:02} UTC (Ctrl-C to stop)\n\n{text}",
+                client.env,
+                now.hour(),
+                now.minute(),
+                now.second()
+            );
+        } else if text != shown {
+            if !shown.is_empty() && !args.json {
+                println!();
+            }
+            print!("{text}");
+            if args.json {
+                println!();
+            }
+        }
+        if std::io::stdout().flush().is_err() {
+            return Ok(0);
+        }
+        shown = text;
+        if events.is_none() {
+            let query = [("env", client.env.clone()), ("follow", "true".into())];
+            events = client
+                .send(client.get("/v1/events").query(&query))
+                .await
+                .ok()
+                .map(ResponseLines::new);
+        }
+        let refresh = tokio::time::sleep(REFRESH);
+        match events.as_mut() {
+            Some(lines) => tokio::select! {
+                line = lines.next() => match line {
+                    Ok(Some(_)) => {
+                        tokio::time::sleep(SETTLE).await;
+                        // Whatever else came meanwhile is in this read too.
+                        while let Some(Ok(Some(_))) = lines.next().now_or_never() {}
+                    }
+                    // The stream ended (the server restarted): follow it again next time.
+                    _ => events = None,
+                },
+                () = refresh => {}
+            },
+            None => refresh.await,
+        }
     }
+}
+
+fn render(client: &Client, rows: &[TaskStatus]) -> String {
     if rows.is_empty() {
-        println!("nothing pushed to environment {} yet", client.env);
-        return Ok(0);
+        return format!("nothing pushed to environment {} yet\n", client.env);
     }
     let mut output = table(&[
         "TASK",
@@ -31,7 +113,7 @@ pub async fn run(client: &Client, args: StatusArgs) -> CliResult<i32> {
         "CPU",
         "MEMORY",
     ]);
-    for row in &rows {
+    for row in rows {
         let state = match (&row.health, &row.detail) {
             (Some(health), Some(detail)) => format!("{}, {health} ({detail})", row.state),
             (Some(health), None) => format!("{}, {health}", row.state),
@@ -63,6 +145,5 @@ pub async fn run(client: &Client, args: StatusArgs) -> CliResult<i32> {
             dash(row.memory_bytes.map(bytes)),
         ]);
     }
-    print_table(&output);
-    Ok(0)
+    table_text(&output)
 }
