@@ -128,13 +128,6 @@ fn simulated_hosts_run_every_task_within_capacity_and_a_lost_hosts_tasks_move_in
     });
     let sim_01 = hosts.iter().find(|h| h["name"] == "sim-01").unwrap();
     assert_eq!(sim_01["labels"]["zone"], "zone-1", "{sim_01}");
-    let zones: HashMap<String, String> = hosts
-        .iter()
-        .map(|h| {
-            let zone = h["labels"]["zone"].as_str().unwrap_or_default().to_owned();
-            (h["name"].as_str().unwrap().to_owned(), zone)
-        })
-        .collect();
     // The size the hosts were given, not this machine's.
     let reported = wait_for("sim-01's resources", Duration::from_secs(30), || {
         let hosts = server.json(&["hosts", "--json"]);
@@ -180,6 +173,19 @@ fn simulated_hosts_run_every_task_within_capacity_and_a_lost_hosts_tasks_move_in
         || (many.running() + victim.running() == TASKS).then_some(()),
     );
 
+    // Each host's labels as the server has them now (a host can be listed as ready a moment
+    // before its labels are).
+    let hosts = server.json(&["hosts", "--json"]);
+    let zones: HashMap<String, String> = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let zone = h["labels"]["zone"].as_str().unwrap_or_default().to_owned();
+            (h["name"].as_str().unwrap().to_owned(), zone)
+        })
+        .collect();
+    assert_eq!(zones["sim-06"], "zone-2", "{hosts}");
     // Placement kept to what each host has, and to the zone it was told.
     let tasks: Vec<cj_api::TaskStatus> = (1..=SERVICES)
         .flat_map(|service| server.status(&format!("svc-{service}")))
