@@ -23,9 +23,11 @@ use crate::keys;
 /// counter and the crash-loop alert.
 pub type OnRestart = Box<dyn Fn(&TaskKey) + Send>;
 
-/// What is written: a container's event, or a health verdict on it.
+/// What is written: a container's event, or a health verdict on it; or a request to be told
+/// once everything queued before it is in the store.
 pub enum Entry {
     Container(ContainerEvent),
+    Flushed(std::sync::mpsc::Sender<()>),
     Health {
         host: String,
         key: TaskKey,
@@ -39,6 +41,9 @@ pub enum Entry {
 pub struct HistoryWriter {
     queue: Mutex<Sender<Entry>>,
 }
+
+/// The longest a reader waits for the queue to be written before reading anyway.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Entries per transaction: each is a history event and at most one record.
 const ENTRIES_PER_BATCH: usize = MAX_TXN_OPS / 2;
@@ -60,6 +65,14 @@ impl HistoryWriter {
 
     pub fn write(&self, entry: Entry) {
         let _ = lock(&self.queue).send(entry);
+    }
+
+    /// Waits (at most [`FLUSH_WAIT`]) until every event queued so far is in the store, so a
+    /// reader of the history sees what the agents reported before it asked.
+    pub fn flush(&self) {
+        let (done, flushed) = std::sync::mpsc::channel();
+        self.write(Entry::Flushed(done));
+        let _ = flushed.recv_timeout(FLUSH_WAIT);
     }
 }
 
@@ -86,8 +99,10 @@ fn write_batch(
 ) -> Result<(), StoreError> {
     let mut records: HashMap<String, Option<ContainerRecord>> = HashMap::new();
     let mut ops = Vec::with_capacity(batch.len() * 2);
+    let mut waiting = Vec::new();
     for entry in batch {
         match entry {
+            Entry::Flushed(done) => waiting.push(done),
             Entry::Container(event) => {
                 let key = &event.key;
                 let record_key =
@@ -140,7 +155,12 @@ fn write_batch(
             ops.push(Op::put(record_key, json(&record)?));
         }
     }
-    store.write_batched(&ops)?;
+    let written = store.write_batched(&ops);
+    // Told even when the write failed: the reader reads what there is.
+    for done in waiting {
+        let _ = done.send(());
+    }
+    written?;
     Ok(())
 }
 

@@ -28,6 +28,7 @@ impl ServerState {
                     .join(", ")
             )));
         };
+        self.history_writer.flush();
         // Container records are keyed by id, not time: read them all (they are small) and keep
         // the newest.
         let mut containers: Vec<ContainerRecord> =

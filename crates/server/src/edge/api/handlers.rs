@@ -436,6 +436,7 @@ pub(crate) async fn logs(
     let (key, task, hash) = one_task(&state, env, &query.target)?;
     let (host, container_id) = match &query.container {
         Some(wanted) => {
+            state.history_writer.flush();
             let records: Vec<cj_api::ContainerRecord> = state
                 .store
                 .range_json(&keys::containers(env, &key.service, &key.job))?;
