@@ -23,12 +23,15 @@ pub(crate) type LiveChanges = std::sync::Arc<[WatchEvent]>;
 /// The stream of a backend that keeps its history and broadcasts its live changes in process:
 /// `replay` first, then what `live` brings under `prefix`. Live changes can overlap the replay
 /// (the receiver was subscribed before the history was read, so nothing falls between the
-/// two); those at or below `replayed_up_to` were replayed and are skipped.
-pub(crate) fn replay_then_follow(
+/// two); those at or below `replayed_up_to` were replayed and are skipped. `changes_of` reads
+/// a backend's broadcast message: its changes, or `None` when changes were lost (the watch
+/// then ends with `Lagged`, as when it falls behind).
+pub(crate) fn replay_then_follow<M: Clone + Send + 'static>(
     prefix: String,
     replay: VecDeque<WatchEvent>,
     replayed_up_to: u64,
-    live: broadcast::Receiver<LiveChanges>,
+    live: broadcast::Receiver<M>,
+    changes_of: fn(&M) -> Option<LiveChanges>,
 ) -> WatchStream {
     let follow = stream::unfold(
         Some((live, prefix, VecDeque::<WatchEvent>::new())),
@@ -38,8 +41,9 @@ pub(crate) fn replay_then_follow(
                 if let Some(event) = ready.pop_front() {
                     return Some((Ok(event), Some((live, prefix, ready))));
                 }
-                match live.recv().await {
-                    Ok(changes) => ready.extend(
+                let received = live.recv().await.map(|message| changes_of(&message));
+                match received {
+                    Ok(Some(changes)) => ready.extend(
                         changes
                             .iter()
                             .filter(|event| {
@@ -47,7 +51,7 @@ pub(crate) fn replay_then_follow(
                             })
                             .cloned(),
                     ),
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Ok(None) | Err(broadcast::error::RecvError::Lagged(_)) => {
                         return Some((Err(StoreError::Lagged), None));
                     }
                     Err(broadcast::error::RecvError::Closed) => {

@@ -143,10 +143,9 @@ impl ServerState {
         Ok(record)
     }
 
-    /// Every environment with services or a record (destroyed ones only with `all`).
-    /// The environments that exist now (not destroyed), by name: what [`ServerState::env_infos`]
-    /// lists, without counting each one's tasks (every page's picker asks for this).
-    pub fn live_env_names(&self) -> Result<Vec<String>, Failure> {
+    /// Every environment's name (those with services or a record), with its record if it has
+    /// one.
+    fn env_records(&self) -> Result<(BTreeSet<String>, BTreeMap<String, EnvRecord>), Failure> {
         let records: BTreeMap<String, EnvRecord> = self
             .store
             .range_json::<EnvRecord>(keys::ENVS)?
@@ -158,24 +157,22 @@ impl ServerState {
             .into_iter()
             .collect();
         names.extend(records.keys().cloned());
+        Ok((names, records))
+    }
+
+    /// The environments that exist now (not destroyed), by name: what [`ServerState::env_infos`]
+    /// lists, without counting each one's tasks (every page's picker asks for this).
+    pub fn live_env_names(&self) -> Result<Vec<String>, Failure> {
+        let (names, records) = self.env_records()?;
         Ok(names
             .into_iter()
             .filter(|name| !records.get(name).is_some_and(EnvRecord::is_destroyed))
             .collect())
     }
 
+    /// Every environment with services or a record (destroyed ones only with `all`).
     pub fn env_infos(&self, all: bool) -> Result<Vec<EnvInfo>, Failure> {
-        let records: BTreeMap<String, EnvRecord> = self
-            .store
-            .range_json::<EnvRecord>(keys::ENVS)?
-            .into_iter()
-            .map(|record| (record.name.clone(), record))
-            .collect();
-        let mut names: BTreeSet<String> = self
-            .distinct_children(keys::SERVICES_ALL)?
-            .into_iter()
-            .collect();
-        names.extend(records.keys().cloned());
+        let (names, records) = self.env_records()?;
         let desired: Vec<DesiredJob> = self.desired_jobs(keys::DESIRED_ALL)?;
         let mut infos = Vec::new();
         for name in names {

@@ -95,7 +95,13 @@ impl Shared {
         // Subscribe before reading the log so no change falls between the two.
         let live = self.events.subscribe();
         let (replay, current) = self.recorded(prefix, after_revision)?;
-        Ok(replay_then_follow(prefix.to_owned(), replay, current, live))
+        Ok(replay_then_follow(
+            prefix.to_owned(),
+            replay,
+            current,
+            live,
+            |changes| Some(changes.clone()),
+        ))
     }
 
     /// The logged changes under `prefix` after `after_revision`, and the revision they go up

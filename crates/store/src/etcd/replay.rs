@@ -16,12 +16,9 @@
 //! of another program's write, and the replay then watches all of etcd's keys (keeping those of
 //! the namespace), since every revision after the first is some write's.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use etcd_client::{Client, WatchOptions};
-use futures_util::{StreamExt, stream};
-use tokio::sync::broadcast;
 use tokio::time::timeout;
 
 use super::decode::{observed, revision, watch_event};
@@ -30,7 +27,7 @@ use super::keys::{KeyRange, Namespace};
 use super::mirror::{Change, Snapshot};
 use super::{EtcdStore, REQUEST_DEADLINE, watch_client};
 use crate::types::{StoreError, WatchEvent};
-use crate::watch::WatchStream;
+use crate::watch::{WatchStream, replay_then_follow};
 
 /// The longest a whole replay may take (each answer from etcd also within `REQUEST_DEADLINE`).
 const REPLAY_DEADLINE: Duration = Duration::from_secs(30);
@@ -54,9 +51,13 @@ pub(super) fn watch(
     let replay = recorded(store, prefix, after, snapshot)?;
     Ok(replay_then_follow(
         prefix.to_owned(),
-        replay,
+        replay.into(),
         snapshot.revision,
         live,
+        |change| match change {
+            Change::Events(events) => Some(events.clone()),
+            Change::Lost => None,
+        },
     ))
 }
 
@@ -156,42 +157,4 @@ impl Read {
 
 fn silent(what: &str) -> StoreError {
     StoreError::Unavailable(format!("etcd did not {what} within {REQUEST_DEADLINE:?}"))
-}
-
-/// `replay`, then the changes under `prefix` the mirror applies after `replayed_up_to`.
-fn replay_then_follow(
-    prefix: String,
-    replay: Vec<WatchEvent>,
-    replayed_up_to: u64,
-    live: broadcast::Receiver<Change>,
-) -> WatchStream {
-    let follow = stream::unfold(
-        Some((live, prefix, VecDeque::<WatchEvent>::new())),
-        move |state| async move {
-            let (mut live, prefix, mut ready) = state?;
-            loop {
-                if let Some(event) = ready.pop_front() {
-                    return Some((Ok(event), Some((live, prefix, ready))));
-                }
-                match live.recv().await {
-                    Ok(Change::Events(events)) => ready.extend(
-                        events
-                            .iter()
-                            .filter(|event| {
-                                event.revision > replayed_up_to && event.key.starts_with(&prefix)
-                            })
-                            .cloned(),
-                    ),
-                    Ok(Change::Lost) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        return Some((Err(StoreError::Lagged), None));
-                    }
-                    Err(broadcast::error::RecvError::Closed) => {
-                        let closed = StoreError::Backend("the store was closed".into());
-                        return Some((Err(closed), None));
-                    }
-                }
-            }
-        },
-    );
-    Box::pin(stream::iter(replay.into_iter().map(Ok)).chain(follow))
 }
