@@ -1,21 +1,18 @@
 //! One tag's facts (image id, manifest digest, creation time) and the order tags are shown in.
 //!
-//! Per tag: the manifest by tag (a list is resolved to its linux/amd64 manifest by digest), then
-//! the image config blob, whose digest is the Docker image ID and whose `created` is the build
-//! time.
+//! Per tag: the manifest by tag (a list is resolved to its linux/amd64 manifest by digest, the
+//! platform the hosts run), then the image config blob, whose digest is the Docker image ID and
+//! whose `created` is the build time.
 
 use std::cmp::Reverse;
 
-use reqwest::header::CONTENT_TYPE;
-use reqwest::{Client, StatusCode};
+use oci_client::manifest::{OciImageManifest, OciManifest};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::RegistryError;
-use crate::manifest::{ACCEPTED_MANIFESTS, ManifestKind, parse_manifest};
-use crate::transport::Registry;
+use crate::listing::Listing;
 
 /// One tag of a repository.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,112 +40,64 @@ pub(crate) fn sort_newest_first(tags: &mut [TagInfo]) {
 
 /// `None` if the tag vanished between listing and fetching it (deleted meanwhile).
 pub(crate) async fn fetch_tag_info(
-    http: &Client,
-    registry: &Registry,
-    repository: &str,
+    listing: &Listing,
     tag: String,
 ) -> Result<Option<TagInfo>, RegistryError> {
-    let Some((digest, kind)) = fetch_manifest(http, registry, repository, &tag).await? else {
+    let Some((manifest, digest)) = listing.manifest(&listing.reference_to_tag(&tag)).await? else {
         tracing::debug!(
-            registry = registry.name,
-            repository,
+            registry = listing.host,
+            repository = listing.repository,
             tag,
             "tag vanished while listing"
         );
         return Ok(None);
     };
-    let config_digest = match kind {
-        ManifestKind::Image { config_digest } => config_digest,
-        ManifestKind::List {
-            linux_amd64_digest: None,
-        } => {
-            return Err(RegistryError::NoLinuxAmd64Image {
-                host: registry.name.clone(),
-                repository: repository.to_string(),
-                tag,
-            });
-        }
-        ManifestKind::List {
-            linux_amd64_digest: Some(child),
-        } => match fetch_manifest(http, registry, repository, &child).await? {
-            Some((_, ManifestKind::Image { config_digest })) => config_digest,
-            Some((_, ManifestKind::List { .. })) => {
-                let reason = format!("the linux/amd64 entry of tag {tag} is itself a list");
-                return Err(registry.invalid(repository, "manifest list", reason));
-            }
-            None => return Ok(None),
-        },
+    let Some(image) = linux_amd64_image(listing, &tag, manifest).await? else {
+        return Ok(None);
     };
-    let created = fetch_created(http, registry, repository, &config_digest).await?;
-    Ok(Some(TagInfo {
-        tag,
-        image_id: config_digest,
-        digest,
-        created,
-    }))
-}
-
-/// The manifest's digest and what it leads to; `None` if there is no such manifest.
-async fn fetch_manifest(
-    http: &Client,
-    registry: &Registry,
-    repository: &str,
-    reference: &str,
-) -> Result<Option<(String, ManifestKind)>, RegistryError> {
-    let path = format!("/v2/{repository}/manifests/{reference}");
-    let response = registry
-        .get(http, repository, &path, &ACCEPTED_MANIFESTS)
-        .await?;
-    match response.status() {
-        StatusCode::NOT_FOUND => return Ok(None),
-        status if !status.is_success() => {
-            let request = format!("GET manifests/{reference}");
-            return Err(registry.status_error(repository, &request, response).await);
-        }
-        _ => {}
-    }
-    let header = |name| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_string)
-    };
-    let header_digest = header("docker-content-digest");
-    let content_type = header(CONTENT_TYPE.as_str());
-    let body = response.bytes().await.map_err(|error| {
-        registry.invalid(repository, "manifest", format!("{reference}: {error}"))
-    })?;
-    // The digest is of the exact bytes sent, so it can be computed when the header is missing.
-    let digest =
-        header_digest.unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(&body))));
-    let kind = parse_manifest(&body, content_type.as_deref()).map_err(|reason| {
-        registry.invalid(repository, "manifest", format!("{reference}: {reason}"))
-    })?;
-    Ok(Some((digest, kind)))
-}
-
-/// The `created` time of an image config blob.
-async fn fetch_created(
-    http: &Client,
-    registry: &Registry,
-    repository: &str,
-    config_digest: &str,
-) -> Result<Option<String>, RegistryError> {
+    let config = listing.blob(&image.config).await?;
     #[derive(Deserialize)]
     struct ImageConfig {
         created: Option<String>,
     }
-    let path = format!("/v2/{repository}/blobs/{config_digest}");
-    let response = registry.get(http, repository, &path, &[]).await?;
-    if !response.status().is_success() {
-        let request = format!("GET blobs/{config_digest}");
-        return Err(registry.status_error(repository, &request, response).await);
+    let config: ImageConfig = serde_json::from_slice(&config)
+        .map_err(|error| listing.invalid("image config", format!("tag {tag}: {error}")))?;
+    Ok(Some(TagInfo {
+        tag,
+        image_id: image.config.digest,
+        digest,
+        created: config.created,
+    }))
+}
+
+/// The image itself, or a list's linux/amd64 entry; `None` if that entry vanished meanwhile.
+async fn linux_amd64_image(
+    listing: &Listing,
+    tag: &str,
+    manifest: OciManifest,
+) -> Result<Option<OciImageManifest>, RegistryError> {
+    let list = match manifest {
+        OciManifest::Image(image) => return Ok(Some(image)),
+        OciManifest::ImageIndex(list) => list,
+    };
+    let Some(child) = oci_client::client::linux_amd64_resolver(&list.manifests) else {
+        return Err(RegistryError::NoLinuxAmd64Image {
+            host: listing.host.clone(),
+            repository: listing.repository.clone(),
+            tag: tag.to_string(),
+        });
+    };
+    match listing
+        .manifest(&listing.reference_to_digest(&child))
+        .await?
+    {
+        Some((OciManifest::Image(image), _)) => Ok(Some(image)),
+        Some((OciManifest::ImageIndex(_), _)) => {
+            let reason = format!("the linux/amd64 entry of tag {tag} is itself a list");
+            Err(listing.invalid("manifest list", reason))
+        }
+        None => Ok(None),
     }
-    let config: ImageConfig = registry
-        .read_json(repository, "image config", response)
-        .await?;
-    Ok(config.created)
 }
 
 #[cfg(test)]

@@ -22,9 +22,26 @@ struct Fake {
     token_requests: AtomicUsize,
 }
 
+/// Each tag's image config: the blob its manifest points to. Tag c has no creation time.
+fn image_config(tag: &str) -> &'static str {
+    match tag {
+        "a" => r#"{"created":"2024-01-01T00:00:00Z"}"#,
+        "b" => r#"{"created":"2024-06-01T00:00:00.5Z"}"#,
+        _ => r#"{"architecture":"amd64"}"#,
+    }
+}
+
+/// Content addresses, as a registry gives them: the client checks what it gets against them.
+fn digest(body: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(body)))
+}
+
 fn manifest(tag: &str) -> String {
+    let config = image_config(tag);
     format!(
-        r#"{{"schemaVersion":2,"config":{{"digest":"sha256:config-{tag}","size":1}},"layers":[]}}"#
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[]}}"#,
+        digest(config),
+        config.len()
     )
 }
 
@@ -74,14 +91,16 @@ async fn serve(State(fake): State<Arc<Fake>>, headers: HeaderMap, uri: Uri) -> R
         if tag == "c" {
             return manifest(tag).into_response();
         }
-        let digest = format!("sha256:manifest-{tag}");
-        return ([("docker-content-digest", digest)], manifest(tag)).into_response();
+        let header = digest(&manifest(tag));
+        return ([("docker-content-digest", header)], manifest(tag)).into_response();
     }
-    match path.strip_prefix("/v2/team/app/blobs/sha256:config-") {
-        Some("a") => r#"{"created":"2024-01-01T00:00:00Z"}"#.into_response(),
-        Some("b") => r#"{"created":"2024-06-01T00:00:00.5Z"}"#.into_response(),
-        Some("c") => r#"{"architecture":"amd64"}"#.into_response(),
-        _ => StatusCode::NOT_FOUND.into_response(),
+    let blob = path.strip_prefix("/v2/team/app/blobs/");
+    match ["a", "b", "c"]
+        .into_iter()
+        .find(|tag| blob == Some(digest(image_config(tag)).as_str()))
+    {
+        Some(tag) => image_config(tag).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
@@ -102,7 +121,7 @@ fn client(host: &str, password: Option<&str>) -> RegistryClient {
         host: host.to_string(),
         username: password.map(|_| "ci".to_string()),
         password: password.map(str::to_string),
-        insecure: false,
+        ..RegistryConfig::default()
     };
     RegistryClient::new(vec![config]).with_page_size(2)
 }
@@ -126,23 +145,29 @@ async fn bearer_token_is_fetched_once_and_pages_are_followed() {
             )
         })
         .collect();
-    let c_digest = format!("sha256:{}", hex::encode(Sha256::digest(manifest("c"))));
+    // Tag c's manifest comes without Docker-Content-Digest: its digest is computed from the body.
+    let digests = |tag| (digest(image_config(tag)), digest(&manifest(tag)));
+    let [
+        (config_a, manifest_a),
+        (config_b, manifest_b),
+        (config_c, manifest_c),
+    ] = ["a", "b", "c"].map(digests);
     assert_eq!(
         summary,
         [
             (
                 "b",
-                "sha256:config-b",
-                "sha256:manifest-b",
+                config_b.as_str(),
+                manifest_b.as_str(),
                 Some("2024-06-01T00:00:00.5Z")
             ),
             (
                 "a",
-                "sha256:config-a",
-                "sha256:manifest-a",
+                config_a.as_str(),
+                manifest_a.as_str(),
                 Some("2024-01-01T00:00:00Z")
             ),
-            ("c", "sha256:config-c", c_digest.as_str(), None),
+            ("c", config_c.as_str(), manifest_c.as_str(), None),
         ]
     );
     // One token for the whole listing, and still the same one for the next listing.

@@ -14,7 +14,7 @@ fn config(host: &str, credentials: Option<(&str, &str)>) -> RegistryConfig {
         host: host.to_string(),
         username: credentials.map(|(user, _)| user.to_string()),
         password: credentials.map(|(_, password)| password.to_string()),
-        insecure: false,
+        ..RegistryConfig::default()
     }
 }
 
@@ -90,6 +90,40 @@ async fn basic_auth_registry_needs_and_accepts_credentials() {
     assert_eq!((tags[0].tag.as_str(), &tags[0].image_id), ("v1", &image_id));
     // The session now sends credentials up front; a second listing works the same.
     assert_eq!(client.list_tags(&reference).await.unwrap(), tags);
+}
+
+#[tokio::test]
+async fn credentials_come_from_a_docker_login_or_a_password_file() {
+    let password = "d0cker-Pa55word";
+    let registry = TestRegistry::start_with_auth("ci", password);
+    // Pushing logs in first, so the registry's Docker config holds what `docker login` stored.
+    let image_id = registry.push_image("team/api", "v1");
+    let host = registry.host();
+    let reference = image(&format!("{host}/team/api:v1"));
+    let from_docker = RegistryConfig {
+        host: host.clone(),
+        docker_config: Some(registry.docker_config().unwrap().join("config.json")),
+        ..RegistryConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, format!("{password}\n")).unwrap();
+    let from_file = RegistryConfig {
+        host: host.clone(),
+        username: Some("ci".into()),
+        password_file: Some(password_file),
+        ..RegistryConfig::default()
+    };
+
+    for entry in [from_docker, from_file] {
+        entry.validate().unwrap();
+        let tags = RegistryClient::new(vec![entry.clone()])
+            .list_tags(&reference)
+            .await
+            .unwrap_or_else(|error| panic!("{entry:?}: {error}"));
+        assert_eq!(tags.len(), 1);
+        assert_eq!((tags[0].tag.as_str(), &tags[0].image_id), ("v1", &image_id));
+    }
 }
 
 #[tokio::test]

@@ -8,11 +8,12 @@
 //!     format: slack         # or dingtalk; our JSON by default
 //! alerts:
 //!   crash_loop: { restarts: 3, within: 5m }   # see `alert_rules` for every rule
-//! registries:
+//! registries:               # see docs/registries.md
 //!   - host: registry.internal:5000
 //!     username: deploy
-//!     password: s3cret
+//!     password_env: REGISTRY_PASSWORD   # or password: s3cret, or password_file: PATH
 //!     insecure: true        # plain HTTP (always so for loopback registries)
+//!   - host: ghcr.io         # no credentials here: Docker's own config.json gives them
 //! ```
 
 use std::path::Path;
@@ -55,6 +56,11 @@ impl ServerConfig {
                 without_position(first_line)
             )
         })?;
+        for registry in &config.registries {
+            registry
+                .validate()
+                .map_err(|error| anyhow::anyhow!("{}: registries: {error}", path.display()))?;
+        }
         for webhook in &config.notify {
             let url = &webhook.url;
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -120,6 +126,11 @@ mod tests {
         let error = load("notify:\n  - url: http://a/hook\n    format: teams\n").unwrap_err();
         assert!(error.starts_with("server.yaml:3:"), "{error}");
         assert!(error.contains("teams"), "{error}");
+        let error = load("registries:\n  - host: r\n    username: ci\n").unwrap_err();
+        assert_eq!(
+            error,
+            "server.yaml: registries: registry r: username: no password given: add password, password_env or password_file"
+        );
         let error = load("notify:\n  - url: ftp://a/hook\n").unwrap_err();
         assert_eq!(
             error,

@@ -147,7 +147,7 @@ impl TestRegistry {
 
     /// A Docker CLI config dir of this registry's own for `docker login`, so concurrent tests
     /// never rewrite the user's `~/.docker/config.json` at the same time.
-    fn docker_config(&self) -> Option<PathBuf> {
+    pub fn docker_config(&self) -> Option<PathBuf> {
         self.credentials
             .as_ref()
             .map(|_| self.dir.path().join("docker-config"))
