@@ -1,0 +1,153 @@
+//! Every real file of the import corpus (`../shared/import-corpus/`, beside the project; or
+//! `CODING_JOB_IMPORT_CORPUS`) imports, every service file written is accepted by the config's
+//! own checks once the reported variables are set, and each report is a snapshot. The corpus
+//! belongs to its authors and is not part of this repository: without it the tests say so and
+//! pass.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use coding_job_import::{Format, Import, Options, Source, import};
+
+fn corpus() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("CODING_JOB_IMPORT_CORPUS").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/import-corpus")),
+        Some(PathBuf::from("/work/shared/import-corpus")),
+    ];
+    let found = candidates.into_iter().flatten().find(|dir| dir.is_dir());
+    if found.is_none() {
+        eprintln!(
+            "SKIPPED: the import corpus is absent (looked in $CODING_JOB_IMPORT_CORPUS, ../shared/import-corpus beside the project, /work/shared/import-corpus)"
+        );
+    }
+    found
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+/// A value for every reported variable: its default, or a stand-in.
+fn values(imported: &Import) -> BTreeMap<String, String> {
+    imported
+        .variables
+        .iter()
+        .map(|variable| {
+            let value = variable
+                .default
+                .clone()
+                .unwrap_or_else(|| "set-by-test".into());
+            (variable.name.clone(), value)
+        })
+        .collect()
+}
+
+/// Checks every written file as `push` would, with the variables set.
+fn accepted_by_push(imported: &Import) -> Result<(), String> {
+    let vars = values(imported);
+    let jobs: BTreeSet<(String, String)> = imported
+        .files
+        .iter()
+        .flat_map(|file| {
+            file.jobs
+                .iter()
+                .map(|job| (file.service.clone(), job.clone()))
+        })
+        .collect();
+    let job_exists =
+        |service: &str, job: &str| jobs.contains(&(service.to_string(), job.to_string()));
+    for file in &imported.files {
+        cj_spec::parse_service(&file.path, &file.text)
+            .map_err(|errors| format!("{errors}\n--- {}:\n{}", file.path, file.text))?;
+        let scope = cj_spec::TemplateScope {
+            env: "production",
+            service: &file.service,
+            vars: &vars,
+            job_exists: &job_exists,
+        };
+        cj_spec::check_templates(&file.path, &file.text, &scope)
+            .map_err(|errors| format!("{errors}\n--- {}:\n{}", file.path, file.text))?;
+    }
+    Ok(())
+}
+
+/// The report as the snapshot keeps it: what was written, the variables, the notes and what
+/// was left out.
+fn report(imported: &Import) -> String {
+    let mut text = String::new();
+    for file in &imported.files {
+        text.push_str(&format!(
+            "file {}: jobs {}\n",
+            file.path,
+            file.jobs.join(", ")
+        ));
+    }
+    for variable in &imported.variables {
+        text.push_str(&format!(
+            "variable {}{}{}\n",
+            variable.name,
+            variable
+                .default
+                .as_ref()
+                .map(|default| format!(" (default {default:?})"))
+                .unwrap_or_default(),
+            if variable.secret { " secret" } else { "" }
+        ));
+    }
+    for note in &imported.notes {
+        text.push_str(&format!("note {}: {}\n", note.path, note.note));
+    }
+    for left in &imported.not_carried {
+        text.push_str(&format!(
+            "left {}: {} ({})\n",
+            left.path, left.what, left.why
+        ));
+    }
+    text
+}
+
+fn import_all(kind: &str, format: Format) {
+    let Some(corpus) = corpus() else { return };
+    let mut failures = Vec::new();
+    for path in files(&corpus.join(kind)) {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let source = Source {
+            file: &name,
+            text: &text,
+        };
+        let options = Options::default();
+        match import(format, &source, &options) {
+            Ok(imported) => {
+                if let Err(problem) = accepted_by_push(&imported) {
+                    failures.push(format!("{name}: not accepted:\n{problem}"));
+                }
+                insta::assert_snapshot!(format!("{kind}__{name}"), report(&imported));
+            }
+            Err(error) => failures.push(format!("{name}: {error}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn every_compose_file_imports_and_is_accepted() {
+    import_all("compose", Format::Compose);
+}
+
+#[test]
+fn every_marathon_file_imports_and_is_accepted() {
+    import_all("marathon", Format::Marathon);
+}
+
+#[test]
+fn every_kamal_file_imports_and_is_accepted() {
+    import_all("kamal", Format::Kamal);
+}
