@@ -495,10 +495,9 @@ async fn answer<R: ContainerRuntime>(
         }
         AgentRequest::Logs {
             container_id,
-            tail,
-            follow,
+            options,
         } => {
-            let mut chunks = runtime.logs(&container_id, tail, follow);
+            let mut chunks = runtime.logs(&container_id, options);
             let mut error = None;
             while let Some(chunk) = chunks.next().await {
                 let (kind, data) = match chunk {

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use cj_runtime::{ContainerRuntime, CreateRequest, DockerRuntime, LogChunk, labels};
+use cj_runtime::{ContainerRuntime, CreateRequest, DockerRuntime, LogChunk, LogsOptions, labels};
 use coding_job_agent::link::{AgentRequest, Outcome, RemoveEnvOutcome};
 use coding_job_agent::{AgentReport, ContainerEventKind, Phase, TaskKey};
 use futures_util::StreamExt;
@@ -32,7 +32,7 @@ async fn wait_for_output(runtime: &DockerRuntime, id: &str, expected: &str) {
     let deadline = Instant::now() + STEP;
     loop {
         let mut output = Vec::new();
-        let mut logs = runtime.logs(id, None, false);
+        let mut logs = runtime.logs(id, LogsOptions::default());
         while let Some(Ok(LogChunk::Stdout(bytes) | LogChunk::Stderr(bytes))) = logs.next().await {
             output.extend_from_slice(&bytes);
         }

@@ -1,6 +1,7 @@
 //! Command-line arguments (those of `env ...` are in `env`).
 
 mod env;
+mod import;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ pub use env::{
     EnvCommand, EnvCreateArgs, EnvDestroyArgs, EnvListArgs, EnvOperationArgs, EnvRunArgs,
     EnvVarsArgs, NewEnvArgs,
 };
+pub use import::{ImportCommand, ImportOutputArgs};
 
 /// Where `dev` listens unless told otherwise, and so where the CLI looks by default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
@@ -42,6 +44,16 @@ pub struct Cli {
     /// with a self-signed or private CA's certificate).
     #[arg(long, global = true, value_name = "FILE", env = "CODING_JOB_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
+    /// When to colour the output: on a terminal (`auto`, unless NO_COLOR is set), `always` or
+    /// `never`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "WHEN",
+        env = "CODING_JOB_COLOR",
+        default_value = "auto"
+    )]
+    pub color: crate::color::ColorMode,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -119,6 +131,11 @@ pub enum Command {
     /// role); `restore` builds a data directory from a copy, with the server stopped.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Turn a Compose file, a Marathon app or group, a Kamal deploy.yml or the seed's job list
+    /// into service files, with a report of what was carried, changed and left out. Reads
+    /// files only: nothing is pushed.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell): `source <(coding-job
     /// completion bash)`, or save it where the shell looks.
     Completion(CompletionArgs),
@@ -629,6 +646,40 @@ pub struct LogsArgs {
     /// Only the container's stdout or only its stderr (default: both, as the engine interleaves them).
     #[arg(long, value_name = "STREAM", value_parser = ["stdout", "stderr"])]
     pub stream: Option<String>,
+    /// Only output written since then, to the second: a duration before now (`10m`, `1h30m`,
+    /// `90s`) or an RFC 3339 time (`2024-05-01T12:00:00Z`), as `docker logs --since`.
+    #[arg(long, value_name = "TIME", value_parser = parse_since)]
+    pub since: Option<time::OffsetDateTime>,
+    /// Begin each line with the time it was written (RFC 3339, UTC, with nanoseconds).
+    #[arg(short, long)]
+    pub timestamps: bool,
+}
+
+/// `logs --since`: an RFC 3339 time, or a duration before now by this machine's clock (as
+/// `docker logs` reads it). A duration needs its unit: a bare number could be meant as seconds
+/// or as a Unix time.
+pub(crate) fn parse_since(text: &str) -> Result<time::OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(at) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(at);
+    }
+    let has_unit = text.ends_with(|c: char| c.is_ascii_alphabetic());
+    let before_now = cj_spec::parse_duration_ms(text)
+        .filter(|_| has_unit)
+        .ok_or_else(|| {
+            format!(
+                "expected a duration such as 10m or 1h30m, or an RFC 3339 time such as \
+                 2024-05-01T12:00:00Z, found \"{}\"",
+                cj_spec::shown(text)
+            )
+        })?;
+    // Further back than the calendar goes: everything there is.
+    Ok(i64::try_from(before_now)
+        .ok()
+        .and_then(|ms| {
+            time::OffsetDateTime::now_utc().checked_sub(time::Duration::milliseconds(ms))
+        })
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH))
 }
 
 #[derive(Debug, Args)]

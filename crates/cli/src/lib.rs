@@ -6,6 +6,7 @@
 
 mod args;
 mod client;
+pub mod color;
 mod commands;
 pub mod manual;
 mod output;
@@ -18,9 +19,32 @@ pub use args::{
 };
 pub use client::{CliError, Client};
 
+use clap::Parser;
+
+/// Parses the command line (exiting with clap's message, and 2, when it is wrong) and makes its
+/// `--color` the process's choice. The choice is read from the raw arguments first, so clap's
+/// own help and errors obey it too.
+pub fn parse() -> Cli {
+    color::apply(color::mode_in_args(
+        std::env::args_os(),
+        std::env::var_os("CODING_JOB_COLOR").as_deref(),
+    ));
+    let cli = Cli::parse();
+    color::apply(cli.color);
+    cli
+}
+
 /// Runs a client command; returns the process exit code (0 done, 1 failed, 2 bad input; `exec`
 /// and `env run`: the command's own).
 pub async fn run(cli: Cli) -> i32 {
+    color::apply(cli.color);
+    // Reads local files only: no server, so no client to make.
+    if matches!(cli.command, Command::Import(_)) {
+        let Command::Import(command) = cli.command else {
+            unreachable!()
+        };
+        return commands::import::run(command);
+    }
     let token = cli.token.as_deref();
     let client = match Client::new(&cli.server, &cli.env, token, cli.ca_cert.as_deref()) {
         Ok(client) => client,
@@ -35,6 +59,7 @@ pub async fn run(cli: Cli) -> i32 {
         | Command::Sim(_)
         | Command::Completion(_)
         | Command::Man
+        | Command::Import(_)
         | Command::Store(StoreCommand::Restore(_)) => {
             unreachable!(
                 "the binary runs `dev`, `server`, `agent`, `router`, `sim`, `completion`, `man` and `store restore` itself"
@@ -110,7 +135,7 @@ fn report(error: CliError) -> i32 {
     if error.message.contains('\n') {
         eprintln!("{}", error.message);
     } else {
-        eprintln!("error: {}", error.message);
+        anstream::eprintln!("{} {}", color::error_label(), error.message);
     }
     error.exit_code
 }

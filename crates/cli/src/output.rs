@@ -1,4 +1,4 @@
-//! Terminal output helpers: tables, short ids, ages.
+//! Terminal output helpers: tables, short ids, relative times, sizes.
 
 use comfy_table::presets::NOTHING;
 use comfy_table::{ContentArrangement, Table};
@@ -8,12 +8,14 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::client::{CliError, CliResult};
 
+/// A table without borders, its columns aligned, styled as `--color` says.
 pub fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_preset(NOTHING)
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(header.to_vec());
+    crate::color::style_table(&mut table);
     table
 }
 
@@ -46,30 +48,51 @@ pub fn dash(value: Option<impl ToString>) -> String {
     value.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
-/// "3m12s ago"-style age of an RFC 3339 time, or "-".
-pub fn age(rfc3339: Option<&str>) -> String {
-    let Some(at) = rfc3339.and_then(|text| OffsetDateTime::parse(text, &Rfc3339).ok()) else {
-        return "-".into();
-    };
-    span((OffsetDateTime::now_utc() - at).whole_seconds())
+/// When an RFC 3339 time is from now, as `kubectl` and `docker` show ages: `just now` (within
+/// a few seconds), `3 min ago`, `in 2 h`; `-` when there is none (or it cannot be read). Only
+/// tables say it so: `--json` keeps the time as the server wrote it.
+pub fn relative(rfc3339: Option<&str>) -> String {
+    match parse_time(rfc3339) {
+        Some(at) => relative_to(at, OffsetDateTime::now_utc()),
+        None => "-".into(),
+    }
 }
 
-/// The time left until an RFC 3339 time ("in 7h59m"-style; "0s" once it has passed), or "-".
-pub fn until(rfc3339: Option<&str>) -> String {
-    let Some(at) = rfc3339.and_then(|text| OffsetDateTime::parse(text, &Rfc3339).ok()) else {
-        return "-".into();
-    };
-    span((at - OffsetDateTime::now_utc()).whole_seconds())
+/// How long it has been since an RFC 3339 time (`3 min`: an uptime), or `-`.
+pub fn elapsed(rfc3339: Option<&str>) -> String {
+    match parse_time(rfc3339) {
+        Some(at) => span((OffsetDateTime::now_utc() - at).whole_seconds()),
+        None => "-".into(),
+    }
 }
 
-/// A number of seconds in its two largest units: `42s`, `3m12s`, `7h59m`, `2d3h`.
+fn parse_time(rfc3339: Option<&str>) -> Option<OffsetDateTime> {
+    rfc3339.and_then(|text| OffsetDateTime::parse(text, &Rfc3339).ok())
+}
+
+/// Times this close to now read as `just now`: closer than clocks and round trips agree.
+const JUST_NOW_SECONDS: i64 = 5;
+
+/// `at` from `now`: `just now`, `3 min ago` or `in 2 h`.
+fn relative_to(at: OffsetDateTime, now: OffsetDateTime) -> String {
+    let seconds = (now - at).whole_seconds();
+    if seconds.abs() < JUST_NOW_SECONDS {
+        "just now".into()
+    } else if seconds > 0 {
+        format!("{} ago", span(seconds))
+    } else {
+        format!("in {}", span(seconds.saturating_neg()))
+    }
+}
+
+/// A number of seconds in its largest unit, rounded down: `42 s`, `3 min`, `7 h`, `2 d`.
 fn span(seconds: i64) -> String {
     let seconds = seconds.max(0);
     match seconds {
-        0..60 => format!("{seconds}s"),
-        60..3600 => format!("{}m{}s", seconds / 60, seconds % 60),
-        3600..86400 => format!("{}h{}m", seconds / 3600, seconds % 3600 / 60),
-        _ => format!("{}d{}h", seconds / 86400, seconds % 86400 / 3600),
+        0..60 => format!("{seconds} s"),
+        60..3600 => format!("{} min", seconds / 60),
+        3600..86400 => format!("{} h", seconds / 3600),
+        _ => format!("{} d", seconds / 86400),
     }
 }
 
@@ -104,30 +127,60 @@ mod bytes_tests {
 #[cfg(test)]
 mod time_tests {
     use time::format_description::well_known::Rfc3339;
+    use time::macros::datetime;
     use time::{Duration, OffsetDateTime};
 
-    use super::{age, span, until};
+    use super::{elapsed, relative, relative_to, span};
 
     #[test]
-    fn spans_show_their_two_largest_units() {
-        assert_eq!(span(-5), "0s");
-        assert_eq!(span(42), "42s");
-        assert_eq!(span(192), "3m12s");
-        assert_eq!(span(8 * 3600 - 60), "7h59m");
-        assert_eq!(span(2 * 86400 + 3 * 3600 + 59), "2d3h");
+    fn spans_show_their_largest_unit() {
+        for (seconds, expected) in [
+            (-5, "0 s"),
+            (0, "0 s"),
+            (42, "42 s"),
+            (59, "59 s"),
+            (60, "1 min"),
+            (192, "3 min"),
+            (3599, "59 min"),
+            (8 * 3600 - 60, "7 h"),
+            (86399, "23 h"),
+            (2 * 86400 + 3 * 3600, "2 d"),
+            (400 * 86400, "400 d"),
+        ] {
+            assert_eq!(span(seconds), expected, "{seconds} s");
+        }
     }
 
     #[test]
-    fn ages_look_back_and_untils_look_ahead() {
+    fn times_read_as_ago_or_in_from_now() {
+        let now = datetime!(2026-05-01 12:00:00 UTC);
+        let check = |offset: Duration, expected: &str| {
+            assert_eq!(relative_to(now + offset, now), expected, "{offset}");
+        };
+        check(Duration::ZERO, "just now");
+        check(Duration::seconds(-4), "just now");
+        check(Duration::milliseconds(4900), "just now");
+        check(Duration::seconds(-5), "5 s ago");
+        check(Duration::seconds(-192), "3 min ago");
+        check(-Duration::hours(2) - Duration::minutes(59), "2 h ago");
+        check(-Duration::days(3), "3 d ago");
+        check(Duration::seconds(5), "in 5 s");
+        check(Duration::hours(2) + Duration::seconds(30), "in 2 h");
+        check(Duration::days(1), "in 1 d");
+    }
+
+    #[test]
+    fn missing_or_unreadable_times_are_a_dash() {
+        assert_eq!(relative(None), "-");
+        assert_eq!(relative(Some("yesterday")), "-");
+        assert_eq!(elapsed(None), "-");
         let at = |offset: Duration| (OffsetDateTime::now_utc() + offset).format(&Rfc3339).ok();
-        // A few seconds of slack: the clock moves between writing and reading.
-        let later = at(Duration::hours(2) + Duration::seconds(30));
-        assert!(until(later.as_deref()).starts_with("2h0m"));
-        assert_eq!(age(later.as_deref()), "0s");
-        let earlier = at(-Duration::minutes(5) - Duration::seconds(3));
-        assert!(age(earlier.as_deref()).starts_with("5m"));
-        assert_eq!(until(earlier.as_deref()), "0s");
-        assert_eq!(until(None), "-");
-        assert_eq!(until(Some("yesterday")), "-");
+        // Minutes of slack either side: the clock moves between writing and reading.
+        let earlier = at(-Duration::minutes(5) - Duration::seconds(30));
+        assert_eq!(relative(earlier.as_deref()), "5 min ago");
+        assert_eq!(elapsed(earlier.as_deref()), "5 min");
+        let later = at(Duration::hours(2) + Duration::minutes(30));
+        assert_eq!(relative(later.as_deref()), "in 2 h");
+        assert_eq!(elapsed(later.as_deref()), "0 s");
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use cj_agent::{RemoteOptions, run_remote};
 use cj_cli::{
-    AgentArgs, Cli, Command, DevArgs, RouterArgs, ServerArgs, SimArgs, StoreArg, StoreCommand,
+    AgentArgs, Command, DevArgs, RouterArgs, ServerArgs, SimArgs, StoreArg, StoreCommand,
 };
 use cj_net::TlsClient;
 use cj_router::RouterConfig;
@@ -25,12 +25,11 @@ use cj_server::startup::{ClusterOptions, ServerOptions, Started, StoreChoice};
 use cj_server::tls::TlsFiles;
 use cj_server::{AdminToken, AuthMode, RouteUrls, StateOptions};
 use cj_store::{EtcdOptions, EtcdStore, EtcdTls};
-use clap::Parser;
 
 use crate::dev::{DevOptions, run_dev};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = cj_cli::parse();
     // Offline, on a data directory: no runtime, no server.
     if let Command::Store(StoreCommand::Restore(args)) = cli.command {
         std::process::exit(restore::run(args));
@@ -118,10 +117,11 @@ fn run_process(
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only on a terminal: a log file should read (and grep) as plain text.
+    // Colours only on a terminal (as `--color` and NO_COLOR allow): a log file should read (and
+    // grep) as plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(cj_cli::color::stderr_has_color())
         .with_writer(std::io::stderr)
         .init();
 }

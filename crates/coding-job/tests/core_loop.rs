@@ -365,6 +365,129 @@ fn on_failure_keep_leaves_the_dead_container_with_its_logs() {
         dev.ok(&["logs", "broken/crasher", "--stream", "stderr"]),
         "the reason\n"
     );
+    // The dead container's lines, each with its time; none of them from the last second.
+    let dated = dev.ok(&["logs", "broken/crasher", "--stream", "stdout", "-t"]);
+    assert_eq!(timestamped(&dated), ["about to fail"], "{dated}");
+    assert_eq!(dev.ok(&["logs", "broken/crasher", "--since", "1s"]), "");
+}
+
+/// The text of each line of `logs --timestamps` output, after checking that the line starts
+/// with an RFC 3339 time of the last few minutes and a space.
+fn timestamped(output: &str) -> Vec<&str> {
+    let now = time::OffsetDateTime::now_utc();
+    output
+        .lines()
+        .map(|line| {
+            let (at, text) = line
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("no time before {line:?}"));
+            let at =
+                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                    .unwrap_or_else(|error| {
+                        panic!("{line:?} starts with no RFC 3339 time: {error}")
+                    });
+            assert!(
+                (now - at).abs() < time::Duration::minutes(5),
+                "{at} in {line:?} is not about now ({now})"
+            );
+            text
+        })
+        .collect()
+}
+
+#[test]
+fn logs_since_leaves_out_older_lines_and_timestamps_date_each_line() {
+    let dev = Dev::start();
+    // A line, a pause, then a line a second: a window shorter than the pause leaves out the
+    // first line, however long the test took to look.
+    let yaml = format!(
+        "service: clock\njobs:\n  - name: ticker\n    image: {IMAGE}\n    command: [sh, -c, 'echo early; sleep 6; while true; do echo late; sleep 1; done']\n"
+    );
+    dev.push_yaml("clock.yaml", &yaml);
+    dev.ok(&["up", "clock"]);
+    wait_for("three late lines", Duration::from_secs(30), || {
+        (dev.ok(&["logs", "ticker"]).matches("late").count() >= 3).then_some(())
+    });
+    let task = dev.status("clock").remove(0);
+    let started = task.started_at.expect("a running task has a start time");
+    let container = task.container_id.unwrap();
+
+    let all = dev.ok(&["logs", "ticker", "--since", "1h"]);
+    assert!(all.starts_with("early\nlate\n"), "{all}");
+    let recent = dev.ok(&["logs", "ticker", "--since", "3s"]);
+    assert!(
+        !recent.contains("early") && recent.contains("late\n"),
+        "--since 3s: {recent}"
+    );
+    // An RFC 3339 time: the start shows everything, three seconds after it only the late
+    // lines (on the record's path, of a container named by its id).
+    assert!(
+        dev.ok(&["logs", "ticker", "--since", &started])
+            .starts_with("early\n")
+    );
+    let after_start = time::OffsetDateTime::from_unix_timestamp_nanos(nanos(&started))
+        .unwrap()
+        .checked_add(time::Duration::seconds(3))
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let later = dev.ok(&[
+        "logs",
+        "ticker",
+        "--container",
+        &container[..12],
+        "--since",
+        &after_start,
+    ]);
+    assert!(
+        !later.contains("early") && later.starts_with("late\n"),
+        "--since {after_start}: {later}"
+    );
+
+    let dated = dev.ok(&["logs", "ticker", "--tail", "3", "--timestamps"]);
+    assert_eq!(timestamped(&dated), ["late"; 3], "{dated}");
+
+    // Followed: the window's lines, then new ones as they come, each with its time.
+    let mut follow = dev
+        .cli_command(
+            &support::repo_root(),
+            None,
+            &["logs", "ticker", "-f", "--since", "3s", "-t"],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    let stdout = std::io::BufReader::new(follow.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in stdout.lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let line = received
+            .recv_timeout(Duration::from_secs(10))
+            .expect("logs -f stopped following");
+        seen.push(line + "\n");
+    }
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    let seen = seen.concat();
+    assert_eq!(timestamped(&seen), ["late"; 5], "{seen}");
+
+    let refused = dev.cli(&["logs", "ticker", "--since", "yesterday"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", describe(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("invalid value 'yesterday' for '--since <TIME>'")
+            && stderr.contains("expected a duration such as 10m or 1h30m, or an RFC 3339 time"),
+        "{stderr}"
+    );
+    dev.ok(&["down", "clock"]);
 }
 
 #[test]

@@ -17,7 +17,7 @@ use crate::types::{
     ArchiveStream, AttachedExec, Container, ContainerState, ContainerStatus, ContainerUsage,
     ExecOptions, LogChunk, RuntimeError, RuntimeEvent, Volume,
 };
-use crate::{ContainerRuntime, CreateRequest};
+use crate::{ContainerRuntime, CreateRequest, LogsOptions};
 
 #[derive(Clone)]
 pub struct DockerRuntime {
@@ -531,15 +531,24 @@ impl ContainerRuntime for DockerRuntime {
     fn logs(
         &self,
         id: &str,
-        tail: Option<u32>,
-        follow: bool,
+        options: LogsOptions,
     ) -> BoxStream<'static, Result<LogChunk, RuntimeError>> {
-        let tail = tail.map(|n| n.to_string()).unwrap_or_else(|| "all".into());
+        let tail = options
+            .tail
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "all".into());
+        // The engine takes whole seconds in 32 bits, 0 meaning "from the start": a time before
+        // 1970 asks for everything, one past 2038 for nothing yet.
+        let since = options
+            .since_unix_seconds
+            .map_or(0, |seconds| seconds.clamp(0, i64::from(i32::MAX)) as i32);
         let options = LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
-            .follow(follow)
+            .follow(options.follow)
             .tail(&tail)
+            .since(since)
+            .timestamps(options.timestamps)
             .build();
         self.docker.logs(id, Some(options)).map(log_chunk).boxed()
     }

@@ -13,6 +13,8 @@ pub mod labels;
 mod sim;
 mod types;
 
+/// The trait's `logs` takes the agent protocol's options as they are.
+pub use cj_api::agent::link::LogsOptions;
 pub use create::CreateRequest;
 pub use docker::DockerRuntime;
 pub use sim::{SimCall, SimContainer, SimMatch, SimOp, SimRuntime, SimUpload};
@@ -104,12 +106,12 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         labels: &[(&str, &str)],
     ) -> BoxStream<'static, Result<RuntimeEvent, RuntimeError>>;
 
-    /// The container's output: the last `tail` lines (all if `None`), then new output if `follow`.
+    /// The container's output: the last `tail` lines (all if `None`) written since `since`,
+    /// each prefixed with its time if `timestamps`, then new output if `follow`.
     fn logs(
         &self,
         id: &str,
-        tail: Option<u32>,
-        follow: bool,
+        options: LogsOptions,
     ) -> BoxStream<'static, Result<LogChunk, RuntimeError>>;
 
     /// What a running container uses now (counters: CPU use is the change between two reads).

@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use coding_job_runtime::{
-    ContainerRuntime, ContainerState, CreateRequest, DockerRuntime, LogChunk, VolumeMount, labels,
+    ContainerRuntime, ContainerState, CreateRequest, DockerRuntime, LogChunk, LogsOptions,
+    VolumeMount, labels,
 };
 use futures_util::StreamExt;
 
@@ -156,7 +157,7 @@ async fn seed_and_read_back(cluster: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut output = Vec::new();
-    let mut logs = runtime.logs(&id, None, false);
+    let mut logs = runtime.logs(&id, LogsOptions::default());
     while let Some(chunk) = logs.next().await {
         if let LogChunk::Stdout(bytes) = chunk.unwrap() {
             output.extend_from_slice(&bytes);

@@ -122,6 +122,27 @@ pub const EXEC_WINDOW: u32 = 16;
 /// The most bytes of one exec data frame.
 pub const EXEC_CHUNK: usize = 64 * 1024;
 
+/// Which of a container's output [`AgentRequest::Logs`] asks for, as the engine selects it.
+/// `since` and `timestamps` came later than the rest: they are left out of the message when
+/// unused, and an agent of an earlier build ignores them (it sends all the output, without
+/// times).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsOptions {
+    /// Only the last this many lines (all when absent).
+    #[serde(default)]
+    pub tail: Option<u32>,
+    /// Keep sending new output until the container stops.
+    #[serde(default)]
+    pub follow: bool,
+    /// Only output written at or after this time, in whole seconds since the Unix epoch (the
+    /// engine's resolution).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_unix_seconds: Option<i64>,
+    /// Begin each line with the time the engine received it (RFC 3339, with nanoseconds).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timestamps: bool,
+}
+
 /// What the server asks of an agent on behalf of an API call (the server never talks to Docker).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -131,8 +152,8 @@ pub enum AgentRequest {
     /// A container's output: binary [`DataFrame`]s, then [`AgentMessage::StreamEnd`].
     Logs {
         container_id: String,
-        tail: Option<u32>,
-        follow: bool,
+        #[serde(flatten)]
+        options: LogsOptions,
     },
     /// Runs `command` in the running container, attached: [`AgentMessage::Response`] once it
     /// runs, output frames, then [`AgentMessage::ExecEnd`] (see the module's description).
@@ -434,6 +455,46 @@ mod tests {
             serde_json::from_value::<RemoveEnvOutcome>(value).unwrap(),
             outcome
         );
+    }
+
+    #[test]
+    fn logs_requests_read_as_written_and_as_earlier_builds_wrote_them() {
+        let plain = ServerMessage::Request {
+            id: 3,
+            request: AgentRequest::Logs {
+                container_id: "c".into(),
+                options: LogsOptions {
+                    tail: Some(10),
+                    follow: true,
+                    ..LogsOptions::default()
+                },
+            },
+        };
+        // Without `since` and `timestamps`, the message an earlier build sent and reads.
+        let text = serde_json::to_string(&plain).unwrap();
+        assert_eq!(
+            text,
+            r#"{"message":"request","id":3,"request":{"kind":"logs","container_id":"c","tail":10,"follow":true}}"#
+        );
+        assert_eq!(serde_json::from_str::<ServerMessage>(&text).unwrap(), plain);
+        let dated = ServerMessage::Request {
+            id: 4,
+            request: AgentRequest::Logs {
+                container_id: "c".into(),
+                options: LogsOptions {
+                    tail: None,
+                    follow: false,
+                    since_unix_seconds: Some(1_790_000_000),
+                    timestamps: true,
+                },
+            },
+        };
+        let text = serde_json::to_string(&dated).unwrap();
+        assert_eq!(
+            text,
+            r#"{"message":"request","id":4,"request":{"kind":"logs","container_id":"c","tail":null,"follow":false,"since_unix_seconds":1790000000,"timestamps":true}}"#
+        );
+        assert_eq!(serde_json::from_str::<ServerMessage>(&text).unwrap(), dated);
     }
 
     #[test]

@@ -4,7 +4,8 @@ use cj_api::alerts::Alert;
 
 use crate::args::JsonArgs;
 use crate::client::{CliResult, Client};
-use crate::output::{age, print_json, print_table, table};
+use crate::color::{Tone, cell};
+use crate::output::{print_json, print_table, relative, table};
 
 pub async fn run(client: &Client, args: JsonArgs) -> CliResult<i32> {
     let alerts: Vec<Alert> = client.json(client.get("/v1/alerts")).await?;
@@ -18,15 +19,15 @@ pub async fn run(client: &Client, args: JsonArgs) -> CliResult<i32> {
     let mut output = table(&["STATE", "RULE", "SUBJECT", "STARTED", "MESSAGE"]);
     for alert in &alerts {
         let state = match &alert.resolved {
-            None => "FIRING".to_owned(),
-            Some(at) => format!("resolved {} ago", age(Some(at))),
+            None => cell(Tone::Bad, "FIRING"),
+            Some(at) => cell(Tone::Plain, format!("resolved {}", relative(Some(at)))),
         };
         output.add_row(vec![
             state,
-            alert.rule.clone(),
-            alert.subject.clone(),
-            format!("{} ago", age(Some(&alert.started))),
-            alert.message.clone(),
+            alert.rule.clone().into(),
+            alert.subject.clone().into(),
+            relative(Some(&alert.started)).into(),
+            alert.message.clone().into(),
         ]);
     }
     print_table(&output);

@@ -4,7 +4,7 @@ use cj_api::AuditEntry;
 
 use crate::args::AuditArgs;
 use crate::client::{CliResult, Client};
-use crate::output::{age, print_json, print_table, table};
+use crate::output::{print_json, print_table, relative, table};
 
 pub async fn run(client: &Client, args: AuditArgs) -> CliResult<i32> {
     let entries: Vec<AuditEntry> = client
@@ -32,7 +32,7 @@ pub async fn run(client: &Client, args: AuditArgs) -> CliResult<i32> {
             who,
             format!("{} {}", entry.method, entry.path),
             target,
-            format!("{} ago", age(Some(&entry.at))),
+            relative(Some(&entry.at)),
             format!("{} {reason}", entry.status).trim_end().to_owned(),
         ]);
     }

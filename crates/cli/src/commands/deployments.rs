@@ -1,10 +1,12 @@
 //! `deployments [SERVICE]`: rollouts in progress and past, with their batches and outcome.
 
-use cj_api::{BatchState, Deployment};
+use cj_api::{BatchState, Deployment, DeploymentStatus};
+use comfy_table::Cell;
 
 use crate::args::StatusArgs;
 use crate::client::{CliResult, Client};
-use crate::output::{print_json, print_table, table};
+use crate::color::{Tone, cell};
+use crate::output::{print_json, print_table, relative, table};
 
 pub async fn run(client: &Client, args: StatusArgs) -> CliResult<i32> {
     let mut query = vec![("env", client.env.clone())];
@@ -40,18 +42,28 @@ pub async fn run(client: &Client, args: StatusArgs) -> CliResult<i32> {
             },
         );
         output.add_row(vec![
-            deployment.id.clone(),
-            word(&deployment.kind),
-            word(&deployment.status),
-            jobs.join(", "),
-            format!("{healthy}/{total} healthy"),
-            deployment.user.clone(),
-            deployment.created.clone(),
-            deployment.message.clone().unwrap_or_default(),
+            Cell::new(&deployment.id),
+            Cell::new(word(&deployment.kind)),
+            cell(tone(deployment.status), word(&deployment.status)),
+            Cell::new(jobs.join(", ")),
+            Cell::new(format!("{healthy}/{total} healthy")),
+            Cell::new(&deployment.user),
+            Cell::new(relative(Some(&deployment.created))),
+            Cell::new(deployment.message.as_deref().unwrap_or_default()),
         ]);
     }
     print_table(&output);
     Ok(0)
+}
+
+fn tone(status: DeploymentStatus) -> Tone {
+    match status {
+        DeploymentStatus::Succeeded => Tone::Good,
+        DeploymentStatus::Running | DeploymentStatus::AwaitingPromotion => Tone::Busy,
+        DeploymentStatus::Failed | DeploymentStatus::RolledBack => Tone::Bad,
+        // Stopped on purpose: nothing failed.
+        DeploymentStatus::Aborted => Tone::Plain,
+    }
 }
 
 fn word(value: &impl serde::Serialize) -> String {

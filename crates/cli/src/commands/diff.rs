@@ -1,13 +1,12 @@
 //! `diff FILE`: the config diff against the stored version and what a rollout would do, task by
 //! task. Also the text diff between two stored versions, for `history --diff`.
 
-use std::io::IsTerminal;
-
 use cj_api::{DiffRequest, DiffResponse};
 use cj_spec::ChangeKind;
-use similar::{ChangeTag, TextDiff};
+use similar::TextDiff;
 
 use crate::client::{CliError, CliResult, Client};
+use crate::color::{Tone, cell, paint};
 use crate::output::{print_json, print_table, table};
 
 pub async fn run(client: &Client, args: crate::args::DiffArgs) -> CliResult<i32> {
@@ -44,16 +43,16 @@ pub async fn run(client: &Client, args: crate::args::DiffArgs) -> CliResult<i32>
     println!();
     let mut plan = table(&["TASK", "PLAN", "WHY"]);
     for change in &diff.changes {
-        let word = match change.change {
-            ChangeKind::Create => "create",
-            ChangeKind::Replace => "replace",
-            ChangeKind::Unchanged => "unchanged",
-            ChangeKind::Remove => "remove",
+        let (tone, word) = match change.change {
+            ChangeKind::Create => (Tone::Good, "create"),
+            ChangeKind::Replace => (Tone::Busy, "replace"),
+            ChangeKind::Unchanged => (Tone::Plain, "unchanged"),
+            ChangeKind::Remove => (Tone::Bad, "remove"),
         };
         plan.add_row(vec![
-            format!("{}/{}/{}", diff.service, change.job, change.task),
-            word.into(),
-            change.reasons.join("; "),
+            format!("{}/{}/{}", diff.service, change.job, change.task).into(),
+            cell(tone, word),
+            change.reasons.join("; ").into(),
         ]);
     }
     print_table(&plan);
@@ -66,10 +65,9 @@ pub async fn run(client: &Client, args: crate::args::DiffArgs) -> CliResult<i32>
     Ok(code)
 }
 
-/// A unified diff, coloured when writing to a terminal (unless `NO_COLOR` is set: no-color.org).
+/// A unified diff, coloured as `--color` says (by default: on a terminal, unless `NO_COLOR` is
+/// set).
 pub fn print_unified(old_name: &str, new_name: &str, old: &str, new: &str) {
-    let colour = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     let diff = TextDiff::from_lines(old, new);
     let text = diff
         .unified_diff()
@@ -88,15 +86,16 @@ pub fn print_unified(old_name: &str, new_name: &str, old: &str, new: &str) {
         return;
     }
     for line in text.lines() {
-        let tag = match line.chars().next() {
-            Some('+') if !line.starts_with("+++") => Some(ChangeTag::Insert),
-            Some('-') if !line.starts_with("---") => Some(ChangeTag::Delete),
-            _ => None,
-        };
-        match (colour, tag) {
-            (true, Some(ChangeTag::Insert)) => println!("\x1b[32m{line}\x1b[0m"),
-            (true, Some(ChangeTag::Delete)) => println!("\x1b[31m{line}\x1b[0m"),
-            _ => println!("{line}"),
-        }
+        anstream::println!("{}", paint(line_tone(line), line));
+    }
+}
+
+/// A unified diff's line as `git diff` colours it: added, removed, a hunk's header.
+fn line_tone(line: &str) -> Tone {
+    match line.chars().next() {
+        Some('+') if !line.starts_with("+++") => Tone::Good,
+        Some('-') if !line.starts_with("---") => Tone::Bad,
+        Some('@') if line.starts_with("@@") => Tone::Frame,
+        _ => Tone::Plain,
     }
 }

@@ -7,7 +7,7 @@ use cj_api::events::Event;
 
 use crate::args::EventsArgs;
 use crate::client::{CliError, CliResult, Client, ResponseLines};
-use crate::output::{age, print_json};
+use crate::output::{print_json, relative};
 
 pub async fn run(client: &Client, args: EventsArgs) -> CliResult<i32> {
     let mut query = vec![("limit", args.limit.to_string())];
@@ -58,15 +58,11 @@ pub async fn run(client: &Client, args: EventsArgs) -> CliResult<i32> {
 
 /// `REVISION  AGE  KIND  ENV  MESSAGE`, one line per event.
 fn print_event(out: &mut impl Write, event: &Event) {
-    let when = match &event.at {
-        Some(_) => format!("{} ago", age(event.at.as_deref())),
-        None => "-".into(),
-    };
     let _ = writeln!(
         out,
         "{:>8}  {:>10}  {:<10}  {:<12}  {}",
         event.revision,
-        when,
+        relative(event.at.as_deref()),
         event.kind.as_str(),
         event.env.as_deref().unwrap_or("-"),
         event.message

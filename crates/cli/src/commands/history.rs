@@ -4,7 +4,7 @@ use cj_api::HistoryResponse;
 
 use crate::args::HistoryArgs;
 use crate::client::{CliResult, Client};
-use crate::output::{dash, print_json, print_table, short_id, table};
+use crate::output::{dash, print_json, print_table, relative, short_id, table};
 
 pub async fn run(client: &Client, args: HistoryArgs) -> CliResult<i32> {
     if let Some(range) = &args.diff {
@@ -26,7 +26,7 @@ pub async fn run(client: &Client, args: HistoryArgs) -> CliResult<i32> {
     for version in history.versions.iter().rev() {
         versions.add_row(vec![
             version.version.to_string(),
-            version.pushed_at.clone(),
+            relative(Some(&version.pushed_at)),
             version.pushed_by.clone(),
             version.file.clone(),
         ]);
@@ -52,8 +52,8 @@ pub async fn run(client: &Client, args: HistoryArgs) -> CliResult<i32> {
             record.version.to_string(),
             record.image.clone(),
             record.host.clone(),
-            record.created.clone(),
-            dash(record.finished.as_ref()),
+            relative(Some(&record.created)),
+            relative(record.finished.as_deref()),
             dash(record.exit_code),
             record.restarts.to_string(),
             if record.removed.is_some() {
@@ -68,7 +68,7 @@ pub async fn run(client: &Client, args: HistoryArgs) -> CliResult<i32> {
     let mut events = table(&["TIME", "EVENT", "TASK", "CONTAINER", "VERSION", "EXIT"]);
     for event in history.events.iter().rev().take(50) {
         events.add_row(vec![
-            event.at.clone(),
+            relative(Some(&event.at)),
             event.kind.clone(),
             event.task.clone(),
             short_id(&event.container_id),

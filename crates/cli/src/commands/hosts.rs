@@ -5,7 +5,8 @@ use cj_api::{DrainResponse, HostInfo};
 
 use crate::args::{HostArgs, HostsArgs, HostsCommand};
 use crate::client::{CliResult, Client};
-use crate::output::{age, bytes, dash, print_json, print_table, table};
+use crate::color::{Tone, cell};
+use crate::output::{bytes, dash, print_json, print_table, relative, table};
 
 pub async fn run(client: &Client, args: HostsArgs) -> CliResult<i32> {
     match args.command {
@@ -28,10 +29,16 @@ pub async fn run(client: &Client, args: HostsArgs) -> CliResult<i32> {
     ]);
     for host in &hosts {
         let resources = host.resources.as_ref();
-        output.add_row(vec![
-            host.name.clone(),
-            dash(host.address.as_ref()),
-            host.state.clone(),
+        let tone = match host.state.as_str() {
+            "ready" => Tone::Good,
+            "draining" => Tone::Busy,
+            "down" => Tone::Bad,
+            _ => Tone::Plain,
+        };
+        let row: Vec<comfy_table::Cell> = vec![
+            host.name.clone().into(),
+            dash(host.address.as_ref()).into(),
+            cell(tone, &host.state),
             if host.labels.is_empty() {
                 "-".into()
             } else {
@@ -40,29 +47,34 @@ pub async fn run(client: &Client, args: HostsArgs) -> CliResult<i32> {
                     .map(|(key, value)| format!("{key}={value}"))
                     .collect::<Vec<_>>()
                     .join(",")
-            },
-            host.tasks.to_string(),
-            dash(resources.map(|r| format!("{:.0}% of {}", r.cpu_percent, r.cpus))),
+            }
+            .into(),
+            host.tasks.to_string().into(),
+            dash(resources.map(|r| format!("{:.0}% of {}", r.cpu_percent, r.cpus))).into(),
             dash(resources.map(|r| {
                 format!(
                     "{} / {}",
                     bytes(r.memory_used_bytes),
                     bytes(r.memory_total_bytes)
                 )
-            })),
+            }))
+            .into(),
             dash(resources.map(|r| {
                 format!(
                     "{} / {}",
                     bytes(r.disk_used_bytes),
                     bytes(r.disk_total_bytes)
                 )
-            })),
-            dash(host.engine_version.as_ref()),
+            }))
+            .into(),
+            dash(host.engine_version.as_ref()).into(),
             match &host.last_heartbeat {
-                Some(at) => format!("{} ago", age(Some(at))),
+                Some(at) => relative(Some(at)),
                 None => "never".into(),
-            },
-        ]);
+            }
+            .into(),
+        ];
+        output.add_row(row);
     }
     print_table(&output);
     Ok(0)

@@ -4,7 +4,7 @@ use cj_api::InspectResponse;
 
 use crate::args::TargetArgs;
 use crate::client::{CliError, CliResult, Client};
-use crate::output::{dash, print_json};
+use crate::output::{dash, print_json, relative};
 
 pub async fn run(client: &Client, args: TargetArgs) -> CliResult<i32> {
     let query = [
@@ -43,7 +43,10 @@ pub async fn run(client: &Client, args: TargetArgs) -> CliResult<i32> {
         dash(task.container_name.as_ref())
     );
     println!("config hash:  {}", dash(response.config_hash.as_ref()));
-    println!("started:      {}", dash(task.started_at.as_ref()));
+    match &task.started_at {
+        Some(at) => println!("started:      {at} ({})", relative(Some(at))),
+        None => println!("started:      -"),
+    }
     println!("docker inspect:");
     let text = serde_json::to_string_pretty(&response.container)
         .map_err(|error| CliError::failed(error.to_string()))?;

@@ -10,6 +10,7 @@ pub mod events;
 pub mod exec;
 pub mod history;
 pub mod hosts;
+pub mod import;
 pub mod inspect;
 pub mod logs;
 pub mod operation;

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use crate::args::OperationArgs;
 use crate::client::{CliError, CliResult, Client, ResponseLines};
+use crate::color::{Tone, paint};
 use cj_api::{OperationEvent, OperationRequest, OperationSummary};
 
 pub async fn run(client: &Client, verb: &str, args: OperationArgs) -> CliResult<i32> {
@@ -136,7 +137,12 @@ pub fn write_summary(out: &mut dyn Write, verb: &str, target: &str, summary: &Op
         summary.seconds
     );
     for failure in &summary.failed {
-        eprintln!("failed: {}: {}", failure.task, failure.reason);
+        anstream::eprintln!(
+            "{} {}: {}",
+            paint(Tone::Bad, "failed:"),
+            failure.task,
+            failure.reason
+        );
         if !failure.log_tail.is_empty() {
             eprintln!("  last lines of its log:");
             for line in &failure.log_tail {

@@ -4,7 +4,7 @@ use cj_api::servers::ClusterMember;
 
 use crate::args::JsonArgs;
 use crate::client::{CliResult, Client};
-use crate::output::{age, print_json, print_table, table};
+use crate::output::{elapsed, print_json, print_table, relative, table};
 
 pub async fn run(client: &Client, args: JsonArgs) -> CliResult<i32> {
     let servers: Vec<ClusterMember> = client.json(client.get("/v1/servers")).await?;
@@ -21,11 +21,11 @@ pub async fn run(client: &Client, args: JsonArgs) -> CliResult<i32> {
             server.name.clone(),
             server.address.clone(),
             match &server.leader_since {
-                Some(since) => format!("yes, for {}", age(Some(since.as_str()))),
+                Some(since) => format!("yes, for {}", elapsed(Some(since.as_str()))),
                 None if server.leader => "yes".into(),
                 None => "no".into(),
             },
-            format!("{} ago", age(Some(server.since.as_str()))),
+            relative(Some(server.since.as_str())),
             server.version.clone(),
         ]);
     }

@@ -9,7 +9,8 @@ use futures_util::FutureExt;
 
 use crate::args::{StatusArgs, StatusCommandArgs};
 use crate::client::{CliError, CliResult, Client, ResponseLines};
-use crate::output::{age, bytes, dash, print_json, short_id, table, table_text};
+use crate::color::{cell, task_tone};
+use crate::output::{bytes, dash, elapsed, print_json, short_id, table, table_text};
 
 pub async fn run(client: &Client, args: StatusCommandArgs) -> CliResult<i32> {
     if args.watch {
@@ -128,21 +129,21 @@ fn render(client: &Client, rows: &[TaskStatus]) -> String {
             (None, desired) => dash(desired),
         };
         let up = if row.state == "running" {
-            age(row.started_at.as_deref())
+            elapsed(row.started_at.as_deref())
         } else {
             "-".into()
         };
         output.add_row(vec![
-            format!("{}/{}/{}", row.service, row.job, row.task),
-            row.host.clone(),
-            dash(row.actual_host.as_ref()),
-            state,
-            dash(row.image.as_ref()),
-            version,
-            dash(row.container_id.as_deref().map(short_id)),
-            up,
-            dash(row.cpu_percent.map(|cpu| format!("{cpu:.1}%"))),
-            dash(row.memory_bytes.map(bytes)),
+            format!("{}/{}/{}", row.service, row.job, row.task).into(),
+            row.host.clone().into(),
+            dash(row.actual_host.as_ref()).into(),
+            cell(task_tone(&row.state, row.health.as_deref()), state),
+            dash(row.image.as_ref()).into(),
+            version.into(),
+            dash(row.container_id.as_deref().map(short_id)).into(),
+            up.into(),
+            dash(row.cpu_percent.map(|cpu| format!("{cpu:.1}%"))).into(),
+            dash(row.memory_bytes.map(bytes)).into(),
         ]);
     }
     table_text(&output)

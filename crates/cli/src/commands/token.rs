@@ -5,7 +5,7 @@ use cj_api::{CreateTokenRequest, CreatedToken, Role, TokenInfo};
 
 use crate::args::TokenCommand;
 use crate::client::{CliError, CliResult, Client};
-use crate::output::{age, print_json, print_table, table};
+use crate::output::{print_json, print_table, relative, table};
 
 pub async fn run(client: &Client, command: TokenCommand) -> CliResult<i32> {
     match command {
@@ -37,7 +37,7 @@ pub async fn run(client: &Client, command: TokenCommand) -> CliResult<i32> {
                 output.add_row(vec![
                     token.name.clone(),
                     token.role.to_string(),
-                    format!("{} ago", age(Some(&token.created))),
+                    relative(Some(&token.created)),
                     token.created_by.clone(),
                 ]);
             }

@@ -8,7 +8,7 @@ use cj_api::UpdateCandidates;
 use crate::args::UpdateArgs;
 use crate::client::{CliError, CliResult, Client};
 use crate::commands::deploy;
-use crate::output::{dash, print_json, short_id};
+use crate::output::{print_json, relative, short_id};
 
 pub async fn run(client: &Client, args: UpdateArgs) -> CliResult<i32> {
     let query = [
@@ -81,7 +81,11 @@ fn print_candidates(candidates: &UpdateCandidates) {
         );
         println!("  Version:     {}", running.version);
         println!("  Image:       {}", running.image);
-        println!("  Created:     {}", running.created);
+        println!(
+            "  Created:     {} ({})",
+            running.created,
+            relative(Some(&running.created))
+        );
         println!("  ImageID:     {}", running.image_id);
         println!("  ContainerID: {}", running.container_id);
     }
@@ -92,7 +96,7 @@ fn print_candidates(candidates: &UpdateCandidates) {
             number + 1,
             tag.tag,
             short_id(tag.image_id.trim_start_matches("sha256:")),
-            dash(tag.created.as_ref())
+            relative(tag.created.as_deref())
         );
     }
 }

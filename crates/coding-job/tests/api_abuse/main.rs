@@ -85,10 +85,10 @@ const VERSIONS: Input = query(
     &[],
 );
 const LOGS: Input = query(
-    "env=production&target=abuse&tail=10&follow=false&container=ab",
+    "env=production&target=abuse&tail=10&follow=false&container=ab&since=10m&timestamps=true",
     &["target"],
     &["tail"],
-    &["follow"],
+    &["follow", "timestamps"],
 );
 /// Valid but for the missing upgrade headers (and the container, which does not exist).
 const EXEC: Input = query(

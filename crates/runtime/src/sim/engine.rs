@@ -17,7 +17,7 @@ use crate::types::{
     ArchiveStream, AttachedExec, Container, ContainerState, ContainerStatus, ContainerUsage,
     ExecOptions, LogChunk, RuntimeError, RuntimeEvent, Volume,
 };
-use crate::{ContainerRuntime, CreateRequest};
+use crate::{ContainerRuntime, CreateRequest, LogsOptions};
 
 /// SIGTERM's exit code (128 + 15) and SIGKILL's (128 + 9), as Docker's init reports them.
 const EXIT_ON_TERM: i64 = 143;
@@ -355,12 +355,14 @@ impl ContainerRuntime for SimRuntime {
         receive(state.subscribe(labels))
     }
 
+    /// The simulator keeps no times with its output: `since` and `timestamps` are not applied
+    /// (it shows nothing about Docker's logs beyond tail and follow).
     fn logs(
         &self,
         id: &str,
-        tail: Option<u32>,
-        follow: bool,
+        options: LogsOptions,
     ) -> BoxStream<'static, Result<LogChunk, RuntimeError>> {
+        let LogsOptions { tail, follow, .. } = options;
         let mut state = lock(&self.state);
         state.record(SimOp::Logs, id);
         if let Some(error) = state.take_failure(SimOp::Logs) {

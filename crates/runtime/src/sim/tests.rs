@@ -9,8 +9,8 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::{
-    ContainerRuntime, ContainerState, CreateRequest, ExecOptions, LogChunk, RuntimeEvent,
-    VolumeMount, labels,
+    ContainerRuntime, ContainerState, CreateRequest, ExecOptions, LogChunk, LogsOptions,
+    RuntimeEvent, VolumeMount, labels,
 };
 
 const IMAGE: &str = "img:1";
@@ -55,7 +55,16 @@ async fn actions(
 }
 
 async fn output(sim: &SimRuntime, id: &str, tail: Option<u32>) -> String {
-    let chunks: Vec<_> = sim.logs(id, tail, false).collect().await;
+    let chunks: Vec<_> = sim
+        .logs(
+            id,
+            LogsOptions {
+                tail,
+                ..LogsOptions::default()
+            },
+        )
+        .collect()
+        .await;
     chunks
         .into_iter()
         .map(|chunk| match chunk.unwrap() {
@@ -308,7 +317,14 @@ async fn logs_keep_what_runs_wrote_and_follow_until_the_run_ends() {
     assert_eq!(output(&sim, &id, None).await, "one\ntwo\n");
     assert_eq!(output(&sim, &id, Some(1)).await, "two\n");
 
-    let mut followed = sim.logs(&id, Some(0), true);
+    let mut followed = sim.logs(
+        &id,
+        LogsOptions {
+            tail: Some(0),
+            follow: true,
+            ..LogsOptions::default()
+        },
+    );
     sim.write_log(&id, LogChunk::Stderr("three\n".into()));
     assert_eq!(
         followed.next().await.unwrap().unwrap(),
@@ -316,7 +332,7 @@ async fn logs_keep_what_runs_wrote_and_follow_until_the_run_ends() {
     );
     sim.stop(&id, 1).await.unwrap();
     assert!(followed.next().await.is_none(), "the stop ends the follow");
-    let missing: Vec<_> = sim.logs("missing", None, false).collect().await;
+    let missing: Vec<_> = sim.logs("missing", LogsOptions::default()).collect().await;
     assert!(matches!(
         missing[..],
         [Err(RuntimeError::NoSuchContainer(_))]

@@ -333,4 +333,35 @@ mod tests {
             ["application/json", "application/x-ndjson"]
         );
     }
+
+    #[test]
+    fn logs_document_since_and_timestamps() {
+        let document: serde_json::Value = serde_json::from_str(document_json()).unwrap();
+        let parameters = document["paths"]["/v1/logs"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let parameter = |name: &str| {
+            parameters
+                .iter()
+                .find(|parameter| parameter["name"] == name)
+                .unwrap_or_else(|| panic!("no parameter {name}: {parameters:?}"))
+        };
+        let since = parameter("since");
+        assert_eq!(since["in"], "query");
+        assert_eq!(since["required"], false);
+        assert_eq!(since["schema"]["type"], "string");
+        assert!(
+            since["description"].as_str().unwrap().contains("RFC 3339"),
+            "{since}"
+        );
+        let timestamps = parameter("timestamps");
+        assert_eq!(timestamps["schema"]["type"], "boolean");
+        assert!(
+            timestamps["description"]
+                .as_str()
+                .unwrap()
+                .contains("RFC 3339"),
+            "{timestamps}"
+        );
+    }
 }

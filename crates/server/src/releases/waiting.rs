@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use cj_api::agent::link::LogsOptions;
 use cj_api::agent::{Health, Phase, TaskKey};
 use cj_api::{OperationEvent, TaskFailure, WaitingForHost};
 use futures_util::StreamExt;
@@ -272,7 +273,14 @@ impl ServerState {
     async fn log_tail(&self, host: &str, container_id: &str, lines: u32) -> Option<Vec<String>> {
         let stream = self
             .links
-            .logs(host, container_id, Some(lines), false)
+            .logs(
+                host,
+                container_id,
+                LogsOptions {
+                    tail: Some(lines),
+                    ..LogsOptions::default()
+                },
+            )
             .await
             .ok()?;
         let mut stream = std::pin::pin!(stream);

@@ -19,7 +19,7 @@ use crate::args::{
 };
 use crate::client::{CliError, CliResult, Client};
 use crate::commands::operation::{follow, print_summary};
-use crate::output::{age, dash, print_json, print_table, table, until};
+use crate::output::{dash, print_json, print_table, relative, table};
 
 /// How a secret value is shown: it never leaves the server.
 const HIDDEN: &str = cj_api::SECRET_MASK;
@@ -64,10 +64,7 @@ async fn list(client: &Client, args: EnvListArgs) -> CliResult<i32> {
             env.jobs_up.to_string(),
             format!("{}/{}", env.tasks_running, env.tasks_total),
             env.state.clone(),
-            match &env.created_at {
-                Some(at) => format!("{} ago", age(Some(at))),
-                None => "-".into(),
-            },
+            relative(env.created_at.as_deref()),
             expires(env.expires_at.as_deref()),
         ]);
     }
@@ -75,12 +72,13 @@ async fn list(client: &Client, args: EnvListArgs) -> CliResult<i32> {
     Ok(0)
 }
 
-/// "in 7h59m", or "now" for an environment whose time is up but is not destroyed yet.
+/// "in 7 h", or "now" for an environment whose time is (about) up but is not destroyed yet.
 fn expires(at: Option<&str>) -> String {
-    match until(at).as_str() {
-        "-" => "-".into(),
-        "0s" => "now".into(),
-        left => format!("in {left}"),
+    let when = relative(at);
+    if when == "-" || when.starts_with("in ") {
+        when
+    } else {
+        "now".into()
     }
 }
 

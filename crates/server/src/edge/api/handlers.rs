@@ -21,6 +21,8 @@ use cj_api::{
 use cj_store::StoreJson;
 use futures_util::StreamExt;
 use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use utoipa::IntoParams;
@@ -34,7 +36,7 @@ use crate::keys;
 use crate::observe::status::current_container;
 use crate::releases::operations::{DEFAULT_WAVE_TIMEOUT, Direction, OperationPlan};
 use crate::state::{AppState, DesiredJob, ServerState};
-use cj_api::agent::link::StreamKind;
+use cj_api::agent::link::{LogsOptions, StreamKind};
 
 use crate::edge::extract::page_limit;
 
@@ -398,6 +400,39 @@ pub(crate) struct LogsQuery {
     /// absent. `tail` counts lines of both streams, as the engine keeps them.
     #[param(inline)]
     stream: Option<LogStream>,
+    /// Only output written at or after this time, to the second: an RFC 3339 time
+    /// (`2024-05-01T12:00:00Z`), or a duration before now by the server's clock (`10m`,
+    /// `1h30m`, `90s`). With `tail`, the last lines of those.
+    #[param(example = "10m")]
+    since: Option<String>,
+    /// Begin each line with the time the engine received it, RFC 3339 with nanoseconds and a
+    /// space (`2024-05-01T12:00:00.123456789Z hello`).
+    #[serde(default)]
+    timestamps: bool,
+}
+
+/// `since` of `GET /v1/logs` in whole seconds since the Unix epoch: an RFC 3339 time, or a
+/// duration before `now`. A duration needs its unit: a bare number could as well be meant as a
+/// Unix time (as Docker's API reads one) as seconds.
+fn since_unix_seconds(text: &str, now: OffsetDateTime) -> Result<i64, Failure> {
+    if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(at.unix_timestamp());
+    }
+    let has_unit = text.ends_with(|c: char| c.is_ascii_alphabetic());
+    let before_now = cj_spec::parse_duration_ms(text)
+        .filter(|_| has_unit)
+        .ok_or_else(|| {
+            Failure::BadRequest(format!(
+                "since: expected an RFC 3339 time such as 2024-05-01T12:00:00Z, or a duration \
+                 before now such as 10m or 1h30m, found \"{}\"",
+                shown(text)
+            ))
+        })?;
+    // A duration reaching back before the calendar's start asks for everything.
+    Ok(i64::try_from(before_now)
+        .ok()
+        .and_then(|ms| now.checked_sub(time::Duration::milliseconds(ms)))
+        .map_or(i64::MIN, OffsetDateTime::unix_timestamp))
 }
 
 /// One of a container's two output streams.
@@ -432,6 +467,11 @@ pub(crate) async fn logs(
     State(state): AppState,
     ApiQuery(query): ApiQuery<LogsQuery>,
 ) -> Result<Response, Failure> {
+    let since_unix_seconds = query
+        .since
+        .as_deref()
+        .map(|since| since_unix_seconds(since, OffsetDateTime::now_utc()))
+        .transpose()?;
     let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
     let (key, task, hash) = one_task(&state, env, &query.target)?;
     let (host, container_id) = match &query.container {
@@ -468,7 +508,16 @@ pub(crate) async fn logs(
     let only = query.stream;
     let chunks = state
         .links
-        .logs(&host, &container_id, query.tail, query.follow)
+        .logs(
+            &host,
+            &container_id,
+            LogsOptions {
+                tail: query.tail,
+                follow: query.follow,
+                since_unix_seconds,
+                timestamps: query.timestamps,
+            },
+        )
         .await?
         .filter_map(move |item| async move {
             match item {
@@ -518,4 +567,33 @@ pub(crate) async fn history(
     let env = query.env.as_deref().unwrap_or(DEFAULT_ENV);
     let limit = page_limit(query.limit, 100)?;
     Ok(Json(state.history(env, &query.target, limit)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+    use time::macros::datetime;
+
+    use super::since_unix_seconds;
+
+    #[test]
+    fn logs_since_is_a_time_or_a_duration_before_now() {
+        let now: OffsetDateTime = datetime!(2026-05-01 12:00:00.700 UTC);
+        let at = |text: &str| since_unix_seconds(text, now).map_err(|failure| failure.to_string());
+        let noon = now.unix_timestamp();
+        assert_eq!(at("2026-05-01T11:00:00Z"), Ok(noon - 3600));
+        assert_eq!(at("2026-05-01T13:00:00+02:00"), Ok(noon - 3600));
+        assert_eq!(at("10m"), Ok(noon - 600));
+        assert_eq!(at("1h30m"), Ok(noon - 5400));
+        // 11:59:59.2, to the second it falls in.
+        assert_eq!(at("1500ms"), Ok(noon - 1));
+        assert_eq!(at("1000000000h"), Ok(i64::MIN));
+        for refused in ["", "600", "yesterday", "10 minutes", "-5m", "2026-05-01"] {
+            let error = at(refused).unwrap_err();
+            assert!(
+                error.starts_with("since: expected an RFC 3339 time"),
+                "{refused}: {error}"
+            );
+        }
+    }
 }

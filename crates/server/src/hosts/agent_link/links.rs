@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::extract::ws::Message;
 use bytes::Bytes;
 use cj_api::agent::link::{
-    AgentMessage, AgentRequest, DataFrame, Outcome, ServerMessage, StreamKind,
+    AgentMessage, AgentRequest, DataFrame, LogsOptions, Outcome, ServerMessage, StreamKind,
 };
 use futures_util::Stream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -170,8 +170,7 @@ impl AgentLinks {
         &self,
         host: &str,
         container_id: &str,
-        tail: Option<u32>,
-        follow: bool,
+        options: LogsOptions,
     ) -> Result<impl Stream<Item = StreamItem> + Send + 'static, Failure> {
         let session = self.session(host)?;
         let id = self.request_id();
@@ -179,8 +178,7 @@ impl AgentLinks {
         lock(&session.pending).insert(id, Pending::Stream(chunks));
         let request = AgentRequest::Logs {
             container_id: container_id.to_owned(),
-            tail,
-            follow,
+            options,
         };
         session
             .send(&ServerMessage::Request { id, request })
