@@ -21,7 +21,7 @@ struct Prometheus {
 
 impl Prometheus {
     /// Scrapes `target` (`HOST:PORT`) every second at `/metrics`, sending `token` (if any) from
-    /// a credentials file, as README shows.
+    /// a credentials file, as docs/operations.md shows.
     fn start(target: &str, token: Option<&str>) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let config: PathBuf = dir.path().join("prometheus.yml");
