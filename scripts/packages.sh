@@ -23,6 +23,8 @@ want_testbed() {
 want_build() {
   want protoc protobuf-compiler
   [ -e /usr/include/google/protobuf/descriptor.proto ] || wanted_packages+=(libprotobuf-dev)
+  # The registry client verifies registries' TLS against the system's CA store.
+  [ -e /etc/ssl/certs/ca-certificates.crt ] || wanted_packages+=(ca-certificates)
 }
 
 install_wanted() {
