@@ -132,6 +132,12 @@ pub fn import(
 
     top.take("version");
     top.take("name");
+    // Extension fields hold what anchors share; Compose itself ignores them.
+    for (key, _) in top.rest() {
+        if key.starts_with("x-") {
+            top.take(key);
+        }
+    }
     if let Some(Value::Object(volumes)) = top.take("volumes") {
         for (volume, definition) in volumes {
             let settings = definition
@@ -154,7 +160,6 @@ pub fn import(
             Some("coding-job has no config files; bake the file into the image or seed a volume")
         }
         "include" => Some("other Compose files are not read: import each of them"),
-        _ if key.starts_with("x-") => Some("an extension field: used through YAML anchors only"),
         _ => None,
     });
     Ok(files.into_values().collect())

@@ -367,7 +367,11 @@ fn depends_on(job: &mut Job, fields: &mut Fields, file: &FileContext, reader: &m
 }
 
 fn restart(job: &mut Job, fields: &mut Fields, reader: &mut Reader) {
-    let Some(policy) = fields.take("restart").and_then(scalar) else {
+    let at = fields.at("restart");
+    let Some(policy) = fields
+        .take("restart")
+        .and_then(|value| reader.plain(value, &at))
+    else {
         return;
     };
     match policy.as_str() {
