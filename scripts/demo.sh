@@ -4,8 +4,9 @@
 # `coding-job dev` (server + this machine's agent + embedded store + the router) where those
 # hosts reach it, joins an agent on each as host-1 and host-2, pushes and brings up the bundled
 # examples/ in production, copies production into a `staging` environment (its own variables,
-# ports and routes; core-nginx moved from host-1 to host-2), prints the status, the hosts and the
-# routed addresses, and keeps running until Ctrl-C. On Ctrl-C it destroys staging, brings the
+# ports and routes; core-nginx moved from host-1 to host-2), imports examples/compose (a Compose
+# file) as the service `shop` and brings it up, prints the status, the hosts and the routed
+# addresses, and keeps running until Ctrl-C. On Ctrl-C it destroys staging, brings the
 # examples down, stops the agents and the server, and removes the two hosts.
 #
 #   environment: CODING_JOB_DEMO_HOSTS (default 2; 0: this machine only, API on loopback, no
@@ -53,6 +54,7 @@ stop() {
   echo "stopping: bringing everything down (a second Ctrl-C waits for it)"
   if [ -n "$server" ]; then
     [ "$hosts" -gt 0 ] && { "$bin" env destroy staging >/dev/null 2>&1 || true; }
+    "$bin" down shop >/dev/null 2>&1 || true
     for file in examples/*.yaml; do
       "$bin" down "$(service_of "$file")" || true
     done
@@ -131,6 +133,12 @@ if [ "$hosts" -gt 0 ]; then
   "$bin" env up staging
 fi
 echo
+echo "importing a Compose file (examples/compose/docker-compose.yml) into the service shop ..."
+"$bin" import compose examples/compose/docker-compose.yml -o "$data/shop"
+"$bin" env vars production --set GREETING="welcome to the shop" >/dev/null
+"$bin" push "$data/shop/shop.yaml"
+"$bin" up shop
+echo
 "$bin" status
 echo
 "$bin" env list
@@ -159,6 +167,7 @@ coding-job is running: a server with this machine's agent, and $hosts more hosts
   API:     $CODING_JOB_SERVER/v1/status   (JSON; every CLI command uses it)
   CLI:     CODING_JOB_SERVER=$CODING_JOB_SERVER$token_hint $bin status | hosts | env list | logs coding-email
   router:  curl -H 'Host: hello.$domain' $router/   (production's hello, balanced over its 2 tasks)$staging_line
+           curl -H 'Host: web.$domain' $router/   (the shop, imported from a Compose file)
            curl -H 'Host: $domain' $router/   (every route, with its counters)
   example: curl http://$nginx_address:18080/   (core-nginx serves there, on host-1's engine)
   data:    $data

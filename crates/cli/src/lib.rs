@@ -43,7 +43,7 @@ pub async fn run(cli: Cli) -> i32 {
         let Command::Import(command) = cli.command else {
             unreachable!()
         };
-        return commands::import::run(command);
+        return commands::import::run(command, &cli.env);
     }
     let token = cli.token.as_deref();
     let client = match Client::new(&cli.server, &cli.env, token, cli.ca_cert.as_deref()) {

@@ -9,15 +9,16 @@ use cj_import::{Format, Import, Options, Source};
 use crate::args::{ImportCommand, ImportOutputArgs};
 use crate::color::{Tone, paint};
 
-/// Runs the import; returns the exit code (0 written, 2 unreadable input).
-pub fn run(command: ImportCommand) -> i32 {
+/// Runs the import; returns the exit code (0 written, 2 unreadable input). `env` is the
+/// environment the report's `env vars` command names.
+pub fn run(command: ImportCommand, env: &str) -> i32 {
     let (format, file, destination, output) = match command {
         ImportCommand::Compose(args) => (Format::Compose, args.file, None, args.output),
         ImportCommand::Marathon(args) => (Format::Marathon, args.file, None, args.output),
         ImportCommand::Jobs(args) => (Format::Jobs, args.file, None, args.output),
         ImportCommand::Kamal(args) => (Format::Kamal, args.file, args.destination, args.output),
     };
-    match import(format, &file, destination.as_deref(), &output) {
+    match import(format, &file, destination.as_deref(), &output, env) {
         Ok(code) => code,
         Err(message) => {
             anstream::eprintln!("{} {message}", crate::color::error_label());
@@ -31,6 +32,7 @@ fn import(
     file: &Path,
     destination: Option<&str>,
     output: &ImportOutputArgs,
+    env: &str,
 ) -> Result<i32, String> {
     let shown = file.display().to_string();
     let text = read(file)?;
@@ -100,7 +102,7 @@ fn import(
     // Through anstream, so the colours go when stderr is not a terminal (or `--color never`).
     anstream::eprint!(
         "{}",
-        report(&shown, &imported, output.output_dir.as_deref())
+        report(&shown, &imported, output.output_dir.as_deref(), env)
     );
     Ok(0)
 }
@@ -138,7 +140,7 @@ fn write_files(dir: &Path, imported: &Import) -> Result<(), String> {
 
 /// The report for a person: what was written, the variables to set (as the command that sets
 /// them), what changed on the way and what was left out.
-fn report(source: &str, imported: &Import, dir: Option<&Path>) -> String {
+fn report(source: &str, imported: &Import, dir: Option<&Path>, env: &str) -> String {
     let mut text = String::new();
     let jobs: usize = imported.files.iter().map(|file| file.jobs.len()).sum();
     text.push_str(&format!(
@@ -162,7 +164,7 @@ fn report(source: &str, imported: &Import, dir: Option<&Path>) -> String {
             paint(Tone::Busy, "variables"),
             imported.variables.len()
         ));
-        text.push_str(&format!("  {}\n", set_command(imported)));
+        text.push_str(&format!("  {}\n", set_command(imported, env)));
         for variable in imported
             .variables
             .iter()
@@ -232,10 +234,10 @@ fn report(source: &str, imported: &Import, dir: Option<&Path>) -> String {
     text
 }
 
-/// `coding-job env vars production --set A=1 --secret B --set B=...`: defaults filled in,
+/// `coding-job env vars ENV --set A=1 --secret B --set B=...`: defaults filled in,
 /// the others (and every secret) left for the user.
-fn set_command(imported: &Import) -> String {
-    let mut words = vec!["coding-job env vars production".to_string()];
+fn set_command(imported: &Import, env: &str) -> String {
+    let mut words = vec![format!("coding-job env vars {}", shell_words::quote(env))];
     for variable in &imported.variables {
         if variable.secret {
             words.push(format!("--secret {0} --set {0}=...", variable.name));
