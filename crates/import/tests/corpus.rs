@@ -151,3 +151,30 @@ fn every_marathon_file_imports_and_is_accepted() {
 fn every_kamal_file_imports_and_is_accepted() {
     import_all("kamal", Format::Kamal);
 }
+
+/// The demo's Compose file (`examples/compose`) imports into what the demo pushes and serves.
+#[test]
+fn the_bundled_compose_example_imports_as_the_demo_expects() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/compose/docker-compose.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let source = Source {
+        file: "docker-compose.yml",
+        text: &text,
+    };
+    let imported = import(Format::Compose, &source, &Options::default()).unwrap();
+    accepted_by_push(&imported).unwrap();
+    let shop = &imported.files[0];
+    assert_eq!(
+        (shop.path.as_str(), shop.jobs.clone()),
+        ("shop.yaml", vec!["api".to_string(), "web".to_string()])
+    );
+    assert!(
+        shop.text.contains(r#"API_URL: http://{{ addr("api") }}"#),
+        "{}",
+        shop.text
+    );
+    assert!(shop.text.contains("route: web"), "{}", shop.text);
+    let names: Vec<&str> = imported.variables.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["GREETING"]);
+}
