@@ -16,6 +16,7 @@ mod jobs;
 mod kamal;
 mod marathon;
 mod report;
+mod sanitize;
 mod service_file;
 mod source;
 mod text;
@@ -129,12 +130,13 @@ impl ImportError {
 /// Imports one file of the given format.
 pub fn import(format: Format, source: &Source, options: &Options) -> Result<Import, ImportError> {
     let mut report = Report::default();
-    let services = match format {
+    let mut services = match format {
         Format::Compose => compose::import(source, options, &mut report)?,
         Format::Marathon => marathon::import(source, options, &mut report)?,
         Format::Kamal => kamal::import(source, options, &mut report)?,
         Format::Jobs => jobs::import(source, options, &mut report)?,
     };
+    sanitize::sanitize(&mut services, &mut report);
     if services.is_empty() || services.iter().all(|service| service.jobs.is_empty()) {
         return Err(ImportError::whole(
             source.file,

@@ -58,6 +58,14 @@ pub fn volume_name(raw: &str) -> String {
     if name.is_empty() { "data".into() } else { name }
 }
 
+/// Whether `path` is what an http check takes: a path (`/health`) or an `http(s)://` URL, at
+/// most 2048 characters, without spaces or control characters.
+pub fn is_check_path(path: &str) -> bool {
+    (path.starts_with('/') || path.starts_with("http://") || path.starts_with("https://"))
+        && path.len() <= 2048
+        && !path.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 /// A variable name usable as `{{ vars.NAME }}`: a letter or `_`, then letters, digits or `_`.
 pub fn var_name(raw: &str) -> String {
     let mut name: String = raw

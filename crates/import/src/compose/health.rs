@@ -63,6 +63,11 @@ pub fn read(job: &mut Job, fields: &mut Fields, reader: &mut Reader) {
                     job.port = Some(port);
                     path
                 }
+                // `http://localhost/` is port 80.
+                (None, None) => {
+                    job.port = Some(80);
+                    path
+                }
                 _ => path,
             });
             reader.report.note(

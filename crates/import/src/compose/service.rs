@@ -118,7 +118,22 @@ fn image(job: &mut Job, fields: &mut Fields, name: &str, reader: &mut Reader) {
     let image_path = fields.at("image");
     let image = fields
         .take("image")
-        .and_then(|image| reader.template(image, &image_path));
+        .and_then(|image| reader.template(image, &image_path))
+        .filter(|image| {
+            // A template is checked once rendered; a plain reference push checks now.
+            let plain = !image.contains("{{") && !image.contains("{%");
+            match cj_spec::ImageRef::parse(image) {
+                Err(error) if plain => {
+                    reader.report.left(
+                        &image_path,
+                        image.clone(),
+                        format!("not an image reference Docker accepts: {}", error.reason),
+                    );
+                    false
+                }
+                _ => true,
+            }
+        });
     let build = fields.take("build");
     job.image = match (image, build) {
         (Some(image), _) => Some(image),
@@ -339,6 +354,14 @@ fn depends_on(job: &mut Job, fields: &mut Fields, file: &FileContext, reader: &m
     };
     for (name, detail) in entries {
         let at = format!("{path}.{name}");
+        if !reader.targets.contains_key(&name) {
+            reader.report.left(
+                &at,
+                name,
+                "not another service of this file (Compose refuses such a file)",
+            );
+            continue;
+        }
         job.depends_on.push((file.dependency_names)(&name));
         let Some(detail) = detail else { continue };
         let condition = detail.get("condition").and_then(Value::as_str);

@@ -38,6 +38,14 @@ pub fn volumes(job: &mut Job, fields: &mut Fields, file: &FileContext, reader: &
             other => short_syntax(other, &at, reader),
         };
         let Some(mount) = mount else { continue };
+        if !mount.target.starts_with('/') {
+            reader.report.left(
+                at,
+                shown(entry),
+                "the path in the container must be absolute",
+            );
+            continue;
+        }
         match mount.kind {
             Kind::Volume => named(job, mount, &at, file, reader),
             Kind::Bind => bind(job, mount, &at, file, reader),
@@ -168,6 +176,18 @@ fn named(job: &mut Job, mount: Mount, path: &str, file: &FileContext, reader: &m
             path,
             "mounted read-only in Compose; coding-job mounts the job's volumes read-write",
         );
+    }
+    if job
+        .volumes
+        .iter()
+        .any(|volume| volume.name == volume_name || volume.mount == mount.target)
+    {
+        reader.report.left(
+            path,
+            format!("{volume_name}:{}", mount.target),
+            "the same volume or path is mounted earlier in the list",
+        );
+        return;
     }
     job.volumes.push(Volume {
         name: volume_name,

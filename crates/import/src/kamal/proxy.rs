@@ -62,7 +62,9 @@ impl Proxy {
         if let Some(healthcheck) = fields.take("healthcheck") {
             let mut check = Fields::new(fields.at("healthcheck"), healthcheck);
             if let Some(path) = check.text("path") {
-                proxy.check_path = reader.strict_template(&path, &check.at("path"), "check path");
+                proxy.check_path = reader
+                    .strict_template(&path, &check.at("path"), "check path")
+                    .filter(|path| checked_path(path, &check.at("path"), reader));
             }
             proxy.interval = timing(&mut check, "interval", reader);
             proxy.timeout = timing(&mut check, "timeout", reader);
@@ -193,7 +195,9 @@ impl Healthcheck {
         };
         check.cmd = fields.text("cmd");
         if let Some(http_path) = fields.text("path") {
-            check.http_path = reader.strict_template(&http_path, &fields.at("path"), "check path");
+            check.http_path = reader
+                .strict_template(&http_path, &fields.at("path"), "check path")
+                .filter(|path| checked_path(path, &fields.at("path"), reader));
         }
         if let Some(port) = fields.take("port") {
             check.port = port_number(port, &fields.at("port"), reader);
@@ -355,4 +359,17 @@ fn timing(fields: &mut Fields, key: &str, reader: &mut Reader) -> Option<u64> {
         reader.left(&fields.at(key), value, why);
     }
     ms
+}
+
+/// Whether `path` is a path an http check takes; reported as not carried when it is not.
+fn checked_path(path: &str, at: &str, reader: &mut Reader) -> bool {
+    let usable = crate::text::is_check_path(path);
+    if !usable {
+        reader.left(
+            at,
+            &serde_json::Value::String(path.to_string()),
+            "not a path an http check takes (/health): the default path is checked",
+        );
+    }
+    usable
 }
