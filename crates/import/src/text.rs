@@ -149,6 +149,17 @@ pub fn shown(value: &Value) -> String {
     shown.replace('\n', "\\n")
 }
 
+/// Null, `""`, `[]` or `{}`: a value that says "not set" (as Marathon's GET answers write it).
+pub fn is_unset(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(text) => text.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        Value::Object(map) => map.is_empty(),
+        Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
 /// A scalar as text (`8080`, `true`, `web`); `None` for lists, maps and null.
 pub fn scalar(value: &Value) -> Option<String> {
     match value {

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::credentials::{self, ProcessEnvironment};
 use crate::error::CredentialError;
 
 /// Credentials for one registry. Debug/Display never show the password.
@@ -77,13 +76,6 @@ pub(crate) enum CredentialSource<'a> {
 }
 
 impl RegistryConfig {
-    /// Checks the entry as the server config is loaded, so a mistake stops the server at start
-    /// rather than the first listing: fields that do not fit together, an unset variable, an
-    /// unreadable file. Credential helpers are not run here.
-    pub fn validate(&self) -> Result<(), CredentialError> {
-        credentials::check(self, &ProcessEnvironment)
-    }
-
     pub(crate) fn credential_source(&self) -> Result<CredentialSource<'_>, CredentialError> {
         let passwords: Vec<(&str, PasswordSource)> = [
             self.password

@@ -24,8 +24,7 @@ use crate::source;
 use crate::text::{name, scalar, shown};
 use crate::{ImportError, Options, Source};
 
-use service::FileContext;
-use values::Reader;
+use values::{FileContext, Reader};
 
 pub fn import(
     source: &Source,

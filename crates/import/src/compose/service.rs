@@ -7,25 +7,10 @@ use super::deploy;
 use super::health;
 use super::ports;
 use super::storage;
-use super::values::Reader;
+use super::values::{FileContext, Reader};
 use crate::fields::{Fields, item};
 use crate::service_file::Job;
 use crate::text::{looks_secret, scalar, shown, var_name, var_ref};
-
-/// What a service's conversion needs of the rest of the file.
-pub struct FileContext<'a> {
-    /// Compose service name → the `depends_on` entry naming its job from this service's file
-    /// (`db`, or `shop-seed/db` across files).
-    pub dependency_names: &'a dyn Fn(&str) -> String,
-    /// The file's top-level `secrets:`.
-    pub secrets: Option<&'a Value>,
-    /// Reads `env_file:` files beside the Compose file.
-    pub read_beside: Option<crate::ReadBeside<'a>>,
-    /// Named volumes used by more than one service.
-    pub shared_volumes: &'a [String],
-    /// The directory bind mounts are relative to, if known.
-    pub base_dir: Option<&'a str>,
-}
 
 /// Converts service `name` (`value`) into a job named `job_name`.
 pub fn convert(

@@ -4,8 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::service::FileContext;
-use super::values::Reader;
+use super::values::{FileContext, Reader};
 use crate::fields::{Fields, item};
 use crate::service_file::{Job, Volume};
 use crate::text::{scalar, shown, var_ref, volume_name};

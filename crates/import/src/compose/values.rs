@@ -10,6 +10,21 @@ use super::interpolate::{Interpolated, interpolate};
 use crate::report::Report;
 use crate::text::{scalar, shown};
 
+/// What a service's conversion needs of the rest of the file.
+pub struct FileContext<'a> {
+    /// Compose service name → the `depends_on` entry naming its job from this service's file
+    /// (`db`, or `shop-seed/db` across files).
+    pub dependency_names: &'a dyn Fn(&str) -> String,
+    /// The file's top-level `secrets:`.
+    pub secrets: Option<&'a Value>,
+    /// Reads `env_file:` files beside the Compose file.
+    pub read_beside: Option<crate::ReadBeside<'a>>,
+    /// Named volumes used by more than one service.
+    pub shared_volumes: &'a [String],
+    /// The directory bind mounts are relative to, if known.
+    pub base_dir: Option<&'a str>,
+}
+
 /// What every value of one service is read against.
 pub struct Reader<'a> {
     /// Compose service name → what `addr(...)` takes for it.

@@ -185,7 +185,7 @@ fn command(
     has_image: bool,
 ) {
     let args_path = fields.at("args");
-    let args = args.filter(|args| !is_empty(args));
+    let args = args.filter(|args| !text::is_unset(args));
     match shell.filter(|line| !line.trim().is_empty()) {
         Some(line) => {
             if let Some(args) = args {
@@ -356,7 +356,7 @@ fn dependencies(
 /// empty values, as a GET answer writes them, and the app's version stamps.
 fn drop_defaults(fields: &mut Fields) {
     for (key, value) in fields.rest() {
-        if is_default(key, value) || is_empty(value) {
+        if is_default(key, value) || text::is_unset(value) {
             fields.take(key);
         }
     }
@@ -377,17 +377,6 @@ fn is_default(key: &str, value: &Value) -> bool {
                 && value.get("expungeAfterSeconds") == Some(&Value::from(*expunge))
         }),
         _ => false,
-    }
-}
-
-/// Null, `""`, `[]` or `{}`: a GET answer's way of saying "not set".
-pub(super) fn is_empty(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::String(text) => text.is_empty(),
-        Value::Array(items) => items.is_empty(),
-        Value::Object(map) => map.is_empty(),
-        Value::Bool(_) | Value::Number(_) => false,
     }
 }
 

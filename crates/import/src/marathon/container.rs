@@ -8,7 +8,6 @@ use serde_json::Value;
 
 use cj_spec::limits::MAX_VOLUMES;
 
-use super::app::is_empty;
 use super::{Context, docker_params};
 use crate::fields::{Fields, item};
 use crate::service_file::{Job, Volume};
@@ -55,7 +54,7 @@ pub(super) fn read<'a>(
     }
     if let Some(mappings) = fields.take("portMappings") {
         if let Some((older, older_mappings)) = found.mappings.take()
-            && !is_empty(older_mappings)
+            && !text::is_unset(older_mappings)
         {
             let why =
                 "the place of portMappings before Marathon 1.5; container.portMappings was read";
@@ -141,7 +140,7 @@ fn force_pull(context: &mut Context, path: &str, force: &Value) {
 
 fn read_volumes(context: &mut Context, path: &str, value: &Value, job: &mut Job) {
     let Value::Array(volumes) = value else {
-        if !is_empty(value) {
+        if !text::is_unset(value) {
             context.left(path, text::shown(value), "expected a list of volumes");
         }
         return;

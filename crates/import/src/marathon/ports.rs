@@ -7,7 +7,6 @@
 use serde_json::Value;
 
 use super::Context;
-use super::app::is_empty;
 use super::container::Container;
 use crate::fields::{Fields, item};
 use crate::service_file::Job;
@@ -111,7 +110,7 @@ pub(super) fn read(
     match network {
         Network::Host => {
             if let Some((path, mappings)) = &container.mappings
-                && !is_empty(mappings)
+                && !text::is_unset(mappings)
             {
                 let why = "port mappings apply to bridged containers; this app runs on the host's network, with its portDefinitions";
                 context.left(path, text::shown(mappings), why);
@@ -120,7 +119,7 @@ pub(super) fn read(
         }
         Network::Bridge | Network::Virtual => {
             for (path, value) in [definitions, legacy].into_iter().flatten() {
-                if !is_empty(value) {
+                if !text::is_unset(value) {
                     let why = "service ports of a bridged app (marathon-lb's): its own ports are its portMappings";
                     context.left(path, text::shown(value), why);
                 }
@@ -186,7 +185,7 @@ fn network(
     }
     let Some((docker_path, docker_network)) = &container.network else {
         return match container.mappings {
-            Some((ref path, mappings)) if !is_empty(mappings) => {
+            Some((ref path, mappings)) if !text::is_unset(mappings) => {
                 bridge_note(context, path);
                 Network::Bridge
             }
@@ -247,7 +246,8 @@ fn host_ports(
 ) -> Ports {
     let declared = match (definitions, legacy) {
         (Some((path, definitions)), legacy) => {
-            if let Some((legacy_path, legacy)) = legacy.filter(|(_, value)| !is_empty(value)) {
+            if let Some((legacy_path, legacy)) = legacy.filter(|(_, value)| !text::is_unset(value))
+            {
                 let why = "the older spelling of portDefinitions, which was read";
                 context.left(legacy_path, text::shown(legacy), why);
             }
@@ -311,7 +311,7 @@ fn host_ports(
 
 fn read_definitions(context: &mut Context, path: &str, value: &Value) -> Vec<Definition> {
     let Value::Array(items) = value else {
-        if !is_empty(value) {
+        if !text::is_unset(value) {
             context.left(path, text::shown(value), "expected a list of ports");
         }
         return Vec::new();
@@ -335,7 +335,10 @@ fn read_definitions(context: &mut Context, path: &str, value: &Value) -> Vec<Def
         let port = fields.take("port").and_then(Value::as_u64).unwrap_or(0);
         let name = fields.text("name");
         let protocol = fields.text("protocol").unwrap_or_else(|| "tcp".into());
-        if let Some(labels) = fields.take("labels").filter(|labels| !is_empty(labels)) {
+        if let Some(labels) = fields
+            .take("labels")
+            .filter(|labels| !text::is_unset(labels))
+        {
             context.left(fields.at("labels"), text::shown(labels), PORT_LABELS);
         }
         fields.leave_rest(context.report, |_| None);
@@ -392,7 +395,7 @@ fn mapped_ports(context: &mut Context, mappings: Option<&(String, &Value)>, want
     let items = match mappings {
         Some((_, Value::Array(items))) => items.as_slice(),
         Some((path, other)) => {
-            if !is_empty(other) {
+            if !text::is_unset(other) {
                 context.left(path, text::shown(other), "expected a list of port mappings");
             }
             &[]
@@ -417,7 +420,10 @@ fn mapped_ports(context: &mut Context, mappings: Option<&(String, &Value)>, want
             let why = "marathon-lb's (or a DC/OS VIP's) port for the app: coding-job's router serves routes by name (`route:`), not by port";
             context.left(fields.at("servicePort"), text::shown(service_port), why);
         }
-        if let Some(labels) = fields.take("labels").filter(|labels| !is_empty(labels)) {
+        if let Some(labels) = fields
+            .take("labels")
+            .filter(|labels| !text::is_unset(labels))
+        {
             context.left(fields.at("labels"), text::shown(labels), PORT_LABELS);
         }
         fields.take("networkNames");

@@ -85,6 +85,15 @@ pub(crate) async fn resolve(
     }
 }
 
+impl RegistryConfig {
+    /// Checks the entry as the server config is loaded, so a mistake stops the server at start
+    /// rather than the first listing: fields that do not fit together, an unset variable, an
+    /// unreadable file. Credential helpers are not run here.
+    pub fn validate(&self) -> Result<(), CredentialError> {
+        check(self, &ProcessEnvironment)
+    }
+}
+
 /// What [`RegistryConfig::validate`] checks: the fields, and that what they name can be read.
 pub(crate) fn check(entry: &RegistryConfig, env: &dyn Environment) -> Result<(), CredentialError> {
     match entry.credential_source()? {
