@@ -2,13 +2,15 @@
 """Times `coding-job import compose` on a Compose file the size of getsentry/self-hosted's
 (60 services sharing anchored defaults, with interpolation, healthchecks, dependencies, named
 volumes and addresses of each other), and on the largest file of the import corpus when it is
-present. Prints the median of the runs.
+present, against the baseline of Compose itself reading the same file (`docker-compose config`,
+which parses, interpolates and validates it). Prints the median of the runs.
 
     python3 bench/import_large_compose.py --binary target/release/coding-job [--runs 20]
 """
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -107,6 +109,10 @@ def main() -> None:
         print(f"{SERVICES} services ({os.path.getsize(path)} bytes): median {seconds * 1000:.1f} ms over {args.runs} runs")
         baseline = median_seconds([args.binary, "--version"], args.runs)
         print(f"the same binary printing its version: median {baseline * 1000:.1f} ms")
+        if shutil.which("docker-compose"):
+            compose_config = ["docker-compose", "-f", path, "config", "-q"]
+            seconds = median_seconds(compose_config, args.runs)
+            print(f"baseline: docker-compose config of the same file: median {seconds * 1000:.1f} ms")
         compose = os.path.join(args.corpus, "compose")
         if os.path.isdir(compose):
             largest = max((os.path.join(compose, name) for name in os.listdir(compose)), key=os.path.getsize)
