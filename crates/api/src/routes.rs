@@ -39,6 +39,10 @@ pub struct Backend {
     pub host: String,
     /// `ADDRESS:PORT` to connect to.
     pub address: String,
+    /// The version of the service the task's serving container runs: routers count requests
+    /// per version, so a canary's answers can be told from the stable version's.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl RouteTable {

@@ -13,6 +13,7 @@
 //! `proxy` (forwarding, retries, upgrades), `pages` (the router's own answers), `stats`
 //! (counters), `serve` (listener and shutdown), `follow` (the server's table stream).
 
+mod exposition;
 mod follow;
 mod host;
 mod pages;

@@ -55,6 +55,17 @@ pub(crate) fn status(table: &Table, domain: &str, env: Option<&str>, json: bool)
     respond_html(StatusCode::OK, &title, &body)
 }
 
+/// `DOMAIN/metrics`: the per-version counts in Prometheus' text format.
+pub(crate) fn metrics(table: &Table, domain: &str) -> Response<Body> {
+    let text = crate::exposition::render(&table.status(domain, None));
+    let mut response = Response::new(Either::Left(Full::new(Bytes::from(text))));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
 /// 503: the route exists but no backend takes requests now; says why, in the table's words.
 pub(crate) fn unavailable(entry: &RouteEntry, json: bool) -> Response<Body> {
     let route = &entry.route;

@@ -145,6 +145,9 @@ impl Proxy {
         let host_name = host::lowercase(host.and_then(|host| host.to_str().ok()).unwrap_or(""));
         let (env, name, explicit_env) = match host::target(&host_name, &self.domain) {
             Target::Foreign => return (pages::foreign_host(&self.domain), None),
+            Target::Status if request.uri().path() == "/metrics" => {
+                return (pages::metrics(table, &self.domain), None);
+            }
             Target::Status => return (pages::status(table, &self.domain, None, json), None),
             Target::Route {
                 env,
@@ -232,14 +235,17 @@ impl Proxy {
             } else {
                 parts.headers.clone()
             };
+            let sent = std::time::Instant::now();
             match self.client.request(upstream).await {
                 Ok(response) => {
                     backend.health.answered();
+                    backend.version.answered(response.status(), sent.elapsed());
                     let response = self.respond(entry, response, client_upgrade);
                     return (response, Some(backend.authority.clone()));
                 }
                 Err(error) => {
                     backend.health.failed();
+                    backend.version.connection_failed();
                     // Only a connection that never opened proves the request was not sent.
                     let unsent = error.is_connect();
                     tracing::debug!(

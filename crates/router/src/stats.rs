@@ -4,7 +4,10 @@
 //! A route's counters live as long as the route is in the table: a new table carries them over,
 //! so a deployment that changes a route's backends does not reset what the status page shows.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -20,6 +23,9 @@ pub(crate) struct RouteCounters {
     /// The round-robin cursor: shared by the route's requests, carried over with the counters
     /// so a new table does not send the next burst to the first backend again.
     pub(crate) next: AtomicUsize,
+    /// What each version of the route's job answered: looked up when a table is built, so a
+    /// request counts without a lock.
+    versions: Mutex<BTreeMap<u64, Arc<VersionCounters>>>,
 }
 
 impl RouteCounters {
@@ -47,6 +53,32 @@ impl RouteCounters {
         self.failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The counters of `version`, made on first use.
+    pub(crate) fn version(&self, version: u64) -> Arc<VersionCounters> {
+        let mut versions = self
+            .versions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(versions.entry(version).or_insert_with(|| {
+            Arc::new(VersionCounters {
+                version,
+                ..VersionCounters::default()
+            })
+        }))
+    }
+
+    /// Each version's counts, oldest version first.
+    pub(crate) fn versions(&self) -> Vec<VersionCounts> {
+        let versions = self
+            .versions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        versions
+            .values()
+            .map(|counters| counters.snapshot())
+            .collect()
+    }
+
     pub(crate) fn snapshot(&self) -> Counts {
         let class = |index: usize| self.classes[index].load(Ordering::Relaxed);
         Counts {
@@ -58,6 +90,100 @@ impl RouteCounters {
             retries: self.retries.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Upper bounds of the latency buckets, in milliseconds (the last bucket has none).
+pub const LATENCY_BUCKETS_MS: [u64; 12] =
+    [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000];
+
+/// What one version of a route's job answered: the measure a canary is judged by. Kept per
+/// backend answer, so the router's own pages (404, 503, 502) count for no version.
+#[derive(Debug, Default)]
+pub(crate) struct VersionCounters {
+    version: u64,
+    /// Requests a backend of this version answered.
+    answered: AtomicU64,
+    /// Of those, 5xx answers.
+    status_5xx: AtomicU64,
+    /// Requests sent to a backend of this version that failed before an answer.
+    connection_failures: AtomicU64,
+    /// Time to the answer's headers, per [`LATENCY_BUCKETS_MS`] bucket and one more above.
+    latency: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
+    /// Their sum, in microseconds.
+    latency_sum_us: AtomicU64,
+}
+
+impl VersionCounters {
+    pub(crate) fn answered(&self, status: StatusCode, took: Duration) {
+        self.answered.fetch_add(1, Ordering::Relaxed);
+        if status.is_server_error() {
+            self.status_5xx.fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency_sum_us
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        let ms = took.as_millis() as u64;
+        let bucket = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|&bound| ms <= bound)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.latency[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_failed(&self) {
+        self.connection_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> VersionCounts {
+        VersionCounts {
+            version: self.version,
+            answered: self.answered.load(Ordering::Relaxed),
+            status_5xx: self.status_5xx.load(Ordering::Relaxed),
+            connection_failures: self.connection_failures.load(Ordering::Relaxed),
+            latency_buckets: self
+                .latency
+                .iter()
+                .map(|bucket| bucket.load(Ordering::Relaxed))
+                .collect(),
+            latency_sum_us: self.latency_sum_us.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One version's counts at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionCounts {
+    pub version: u64,
+    /// Requests a backend of this version answered.
+    pub answered: u64,
+    /// Of those, 5xx answers.
+    pub status_5xx: u64,
+    /// Requests sent to a backend of this version that failed before an answer.
+    pub connection_failures: u64,
+    /// How many answers took at most each of [`LATENCY_BUCKETS_MS`], then how many took longer.
+    pub latency_buckets: Vec<u64>,
+    /// The time all those answers took, in microseconds.
+    #[serde(default)]
+    pub latency_sum_us: u64,
+}
+
+impl VersionCounts {
+    /// The upper bound, in milliseconds, of the bucket holding the `quantile` (0 to 1) of the
+    /// answers; `None` with no answers, or when it is above the last bound.
+    pub fn latency_quantile_ms(&self, quantile: f64) -> Option<u64> {
+        let total: u64 = self.latency_buckets.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let wanted = ((total as f64) * quantile).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (index, count) in self.latency_buckets.iter().enumerate() {
+            seen += count;
+            if seen >= wanted {
+                return LATENCY_BUCKETS_MS.get(index).copied();
+            }
+        }
+        None
     }
 }
 
@@ -90,6 +216,9 @@ pub struct RouteStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
     pub counts: Counts,
+    /// What each version of the job answered, oldest first.
+    #[serde(default)]
+    pub versions: Vec<VersionCounts>,
 }
 
 /// The router's status page: every route of the table (or of one environment).
@@ -103,4 +232,36 @@ pub struct StatusPage {
     pub env: Option<String>,
     /// Sorted by environment, then name.
     pub routes: Vec<RouteStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_count_apart_with_their_latency() {
+        let counters = RouteCounters::default();
+        let old = counters.version(1);
+        let new = counters.version(2);
+        for _ in 0..98 {
+            old.answered(StatusCode::OK, Duration::from_millis(3));
+        }
+        old.answered(StatusCode::OK, Duration::from_millis(400));
+        new.answered(StatusCode::INTERNAL_SERVER_ERROR, Duration::from_millis(40));
+        new.connection_failed();
+        assert!(Arc::ptr_eq(&old, &counters.version(1)));
+        let versions = counters.versions();
+        assert_eq!(versions[0].answered, 99);
+        assert_eq!(versions[0].latency_quantile_ms(0.5), Some(5));
+        assert_eq!(versions[0].latency_quantile_ms(1.0), Some(500));
+        assert_eq!(
+            (
+                versions[1].version,
+                versions[1].status_5xx,
+                versions[1].connection_failures
+            ),
+            (2, 1, 1)
+        );
+        assert_eq!(versions[1].latency_quantile_ms(0.99), Some(50));
+    }
 }

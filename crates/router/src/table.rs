@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use cj_api::routes::{Route, RouteTable};
 use hyper::http::uri::Authority;
 
-use crate::stats::{RouteCounters, RouteStatus};
+use crate::stats::{RouteCounters, RouteStatus, VersionCounters};
 
 /// How long a backend that failed to answer is passed over while others are left.
 pub(crate) const FAILED_BACKEND_PAUSE: Duration = Duration::from_secs(2);
@@ -42,6 +42,8 @@ pub(crate) struct BackendEntry {
     /// The same, parsed once here rather than per request.
     pub(crate) authority: Authority,
     pub(crate) health: Arc<BackendHealth>,
+    /// The counters of the version the backend runs, in its route's counters.
+    pub(crate) version: Arc<VersionCounters>,
 }
 
 /// Whether a backend failed lately: shared by every route that sends to its address.
@@ -109,6 +111,7 @@ impl Table {
                     address: backend.address.clone(),
                     authority,
                     health,
+                    version: counters.version(backend.version),
                 });
             }
             let mut route = route.clone();
@@ -197,6 +200,7 @@ impl RouteEntry {
             backends: self.backends.len(),
             unavailable: route.unavailable.clone(),
             counts: self.counters.snapshot(),
+            versions: self.counters.versions(),
         }
     }
 }
@@ -219,6 +223,7 @@ mod tests {
                     task: format!("svc/{name}/{address}"),
                     host: "host-1".to_owned(),
                     address: (*address).to_owned(),
+                    version: 1,
                 })
                 .collect(),
             unavailable: None,

@@ -57,6 +57,7 @@ pub fn route(env: &str, name: &str, backends: &[SocketAddr]) -> Route {
                 task: format!("shop/shop-{name}/shop-{name}-{index}"),
                 host: "host-1".to_owned(),
                 address: address.to_string(),
+                version: 1,
             })
             .collect(),
         unavailable: None,

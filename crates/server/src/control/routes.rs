@@ -62,7 +62,7 @@ impl ServerState {
                 }
                 let containers = self.copies_of(&task.key);
                 let serving = containers.iter().find(|(_, container)| serves(container));
-                let Some((host, _)) = serving else {
+                let Some((host, container)) = serving else {
                     let why = containers
                         .iter()
                         .find(|(_, c)| c.is_live())
@@ -91,6 +91,7 @@ impl ServerState {
                     task: task.key.to_string(),
                     host: host.clone(),
                     address: format!("{address}:{}", task.spec.port),
+                    version: container.version,
                 });
             }
             if route.backends.is_empty() {

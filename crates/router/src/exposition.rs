@@ -1,0 +1,147 @@
+//! `http://DOMAIN/metrics`: what the router counted for each version of each routed job, in
+//! Prometheus' text format, so any router (standalone ones too) can be scraped:
+//!
+//! - `coding_job_router_version_requests_total{env, route, service, job, version}`: requests a
+//!   backend of that version answered;
+//! - `coding_job_router_version_responses_5xx_total{...}`: of those, 5xx answers;
+//! - `coding_job_router_version_connection_failures_total{...}`: requests sent to a backend of
+//!   that version that failed before an answer;
+//! - `coding_job_router_version_response_seconds{...}`: a histogram of the time to the answer's
+//!   headers.
+
+use std::fmt::Write as _;
+
+use crate::stats::{LATENCY_BUCKETS_MS, RouteStatus, VersionCounts};
+
+/// One counter series: its name, help text and which count it shows.
+type Counter = (&'static str, &'static str, fn(&VersionCounts) -> u64);
+
+/// The exposition of `routes`' per-version counts.
+pub(crate) fn render(routes: &[RouteStatus]) -> String {
+    let mut text = String::new();
+    let series: [Counter; 3] = [
+        (
+            "coding_job_router_version_requests_total",
+            "Requests a backend of this version of the job answered.",
+            |counts| counts.answered,
+        ),
+        (
+            "coding_job_router_version_responses_5xx_total",
+            "Answers with a 5xx status from a backend of this version.",
+            |counts| counts.status_5xx,
+        ),
+        (
+            "coding_job_router_version_connection_failures_total",
+            "Requests sent to a backend of this version that failed before an answer.",
+            |counts| counts.connection_failures,
+        ),
+    ];
+    for (name, help, value) in series {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (route, counts) in versions(routes) {
+            let _ = writeln!(
+                text,
+                "{name}{{{}}} {}",
+                labels(route, counts),
+                value(counts)
+            );
+        }
+    }
+    let name = "coding_job_router_version_response_seconds";
+    let _ = writeln!(
+        text,
+        "# HELP {name} Time from sending a request to a backend of this version to its answer's headers.\n# TYPE {name} histogram"
+    );
+    for (route, counts) in versions(routes) {
+        let labels = labels(route, counts);
+        let mut cumulative = 0;
+        for (index, count) in counts.latency_buckets.iter().enumerate() {
+            cumulative += count;
+            let bound = match LATENCY_BUCKETS_MS.get(index) {
+                Some(ms) => format!("{}", *ms as f64 / 1000.0),
+                None => "+Inf".to_owned(),
+            };
+            let _ = writeln!(
+                text,
+                "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let seconds = counts.latency_sum_us as f64 / 1_000_000.0;
+        let _ = writeln!(text, "{name}_sum{{{labels}}} {seconds}");
+        let _ = writeln!(text, "{name}_count{{{labels}}} {cumulative}");
+    }
+    text
+}
+
+fn versions(routes: &[RouteStatus]) -> impl Iterator<Item = (&RouteStatus, &VersionCounts)> {
+    routes
+        .iter()
+        .flat_map(|route| route.versions.iter().map(move |counts| (route, counts)))
+}
+
+fn labels(route: &RouteStatus, counts: &VersionCounts) -> String {
+    format!(
+        "env=\"{}\",route=\"{}\",service=\"{}\",job=\"{}\",version=\"{}\"",
+        escape(&route.env),
+        escape(&route.name),
+        escape(&route.service),
+        escape(&route.job),
+        counts.version
+    )
+}
+
+/// A label value as the text format writes it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Counts;
+
+    #[test]
+    fn each_version_is_a_series_and_its_latency_a_cumulative_histogram() {
+        let mut buckets = vec![0; LATENCY_BUCKETS_MS.len() + 1];
+        buckets[0] = 3;
+        buckets[2] = 1;
+        let route = RouteStatus {
+            env: "production".into(),
+            name: "api".into(),
+            service: "shop".into(),
+            job: "api".into(),
+            url: String::new(),
+            backends: 1,
+            unavailable: None,
+            counts: Counts::default(),
+            versions: vec![VersionCounts {
+                version: 7,
+                answered: 4,
+                status_5xx: 1,
+                connection_failures: 2,
+                latency_buckets: buckets,
+                latency_sum_us: 40_000,
+            }],
+        };
+        let text = render(&[route]);
+        let labels = r#"env="production",route="api",service="shop",job="api",version="7""#;
+        for line in [
+            format!("coding_job_router_version_requests_total{{{labels}}} 4"),
+            format!("coding_job_router_version_responses_5xx_total{{{labels}}} 1"),
+            format!("coding_job_router_version_connection_failures_total{{{labels}}} 2"),
+            format!("coding_job_router_version_response_seconds_bucket{{{labels},le=\"0.005\"}} 3"),
+            format!("coding_job_router_version_response_seconds_bucket{{{labels},le=\"0.025\"}} 4"),
+            format!("coding_job_router_version_response_seconds_bucket{{{labels},le=\"+Inf\"}} 4"),
+            format!("coding_job_router_version_response_seconds_sum{{{labels}}} 0.04"),
+            format!("coding_job_router_version_response_seconds_count{{{labels}}} 4"),
+        ] {
+            assert!(
+                text.lines().any(|written| written == line),
+                "no {line} in:\n{text}"
+            );
+        }
+    }
+}
