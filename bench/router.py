@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 
-from common import IMAGE, Dev, build, docker_time, free_port, run, wait_for
+from common import IMAGE, Dev, add_binary_argument, docker_time, free_port, prepare, run, wait_for
 
 DOMAIN = "cj.localhost"
 ROUTE_HOST = f"www.{DOMAIN}"
@@ -617,12 +617,13 @@ def main():
     parser.add_argument("--only", choices=["wrk", "rollout"])
     parser.add_argument("--new-connections", action="store_true",
                         help="a second rolling update with a new connection per request")
+    add_binary_argument(parser)
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the cleanup below runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install -y wrk")
-    build()
+    prepare(args)
     print(f"machine: {os.cpu_count()} cores, {uptime()} at the start", flush=True)
     with RouterDev() as dev:
         dev.services.append("site")
