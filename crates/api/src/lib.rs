@@ -11,6 +11,7 @@ pub mod events;
 pub mod exec;
 pub mod html;
 mod local_user;
+pub mod metrics_text;
 pub mod routes;
 pub mod servers;
 pub mod time;

@@ -360,8 +360,7 @@ fn image(fields: &mut Fields, reader: &mut Reader) -> Option<String> {
 /// reported: push refuses an image it cannot read.
 pub fn checked_image(image: String, path: &str, reader: &mut Reader) -> Option<String> {
     let probe = image.replace(&var_ref("version"), "latest");
-    let templated = ["{{", "{%", "{#"].iter().any(|open| probe.contains(open));
-    if templated {
+    if cj_spec::is_template(&probe) {
         return Some(image);
     }
     match cj_spec::ImageRef::parse(&probe) {

@@ -17,20 +17,11 @@ pub fn sanitize(services: &mut [ServiceFile], report: &mut Report) {
     }
 }
 
-/// 1 to 256 bytes without `=`, spaces or control characters, as the config takes them.
-fn is_env_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 256
-        && !name
-            .chars()
-            .any(|c| c == '=' || c.is_whitespace() || c.is_control())
-}
-
 fn env_names(job: &mut Job, at: &str, report: &mut Report) {
     let refused: Vec<String> = job
         .env
         .keys()
-        .filter(|name| !is_env_name(name))
+        .filter(|name| !cj_spec::is_valid_env_name(name))
         .cloned()
         .collect();
     for name in refused {
@@ -76,8 +67,7 @@ fn check(job: &mut Job, at: &str, report: &mut Report) {
     let Some(path) = job.check.as_ref().and_then(|check| check.http.clone()) else {
         return;
     };
-    let templated = path.contains("{{") || path.contains("{%");
-    if !templated && !is_check_path(&path) {
+    if !cj_spec::is_template(&path) && !is_check_path(&path) {
         report.left(
             format!("{at}: check.http"),
             path,

@@ -6,7 +6,7 @@ use serde_json::Value;
 /// `text` as a template that renders to itself: text that holds template syntax is wrapped in
 /// `{% raw %}` so `{{` stays text.
 pub fn literal(text: &str) -> String {
-    if text.contains("{{") || text.contains("{%") || text.contains("{#") {
+    if cj_spec::is_template(text) {
         // `{% endraw %}` cannot appear inside a raw block: split around it.
         text.split("{% endraw %}")
             .map(|piece| format!("{{% raw %}}{piece}{{% endraw %}}"))
@@ -167,6 +167,14 @@ pub fn scalar(value: &Value) -> Option<String> {
         Value::Number(number) => Some(number.to_string()),
         Value::Bool(flag) => Some(flag.to_string()),
         _ => None,
+    }
+}
+
+/// A list of scalars, or one scalar written alone (`cap_add: NET_ADMIN`), as text.
+pub fn scalars(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items.iter().filter_map(scalar).collect(),
+        other => scalar(other).into_iter().collect(),
     }
 }
 

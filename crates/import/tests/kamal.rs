@@ -2,9 +2,9 @@
 //! read back with the config's own parser and checked job by job, and the report says what
 //! was changed or left out.
 
-use std::collections::BTreeMap;
+mod common;
 
-use cj_spec::{JobSpec, Probe, ServiceSpec, TemplateScope};
+use cj_spec::{JobSpec, Probe, ServiceSpec};
 use coding_job_import::{Format, Import, Options, Source, import};
 
 /// What an import wrote, read back as `push` reads it.
@@ -75,25 +75,9 @@ fn kamal_with(text: &str, destination: Option<&str>) -> Imported {
     };
     let import = import(Format::Kamal, &source, &options).expect("imports");
     assert_eq!(import.files.len(), 1);
-    let file = &import.files[0];
-    let spec = cj_spec::parse_service(&file.path, &file.text)
-        .unwrap_or_else(|errors| panic!("{errors}\n{}", file.text));
-    let vars: BTreeMap<String, String> = import
-        .variables
-        .iter()
-        .map(|variable| {
-            let value = variable.default.clone().unwrap_or_else(|| "v1".into());
-            (variable.name.clone(), value)
-        })
-        .collect();
-    let scope = TemplateScope {
-        env: "production",
-        service: &file.service,
-        vars: &vars,
-        job_exists: &|_, _| false,
-    };
-    cj_spec::check_templates(&file.path, &file.text, &scope)
-        .unwrap_or_else(|errors| panic!("{errors}\n{}", file.text));
+    let spec = common::accepted_by_push(&import)
+        .unwrap_or_else(|problem| panic!("{problem}"))
+        .remove(0);
     Imported { import, spec }
 }
 

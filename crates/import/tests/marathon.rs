@@ -2,7 +2,7 @@
 //! say once the config's own parser has read them, and what the report says about the rest.
 //! Every file written must be one `push` accepts.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod common;
 
 use cj_spec::{JobSpec, Probe, ServiceSpec, TaskSpec};
 use coding_job_import::{Format, Import, Options, Source, import};
@@ -13,38 +13,7 @@ fn convert_as(file: &str, json: &str, options: &Options) -> (Import, Vec<Service
     let source = Source { file, text: json };
     let imported = import(Format::Marathon, &source, options)
         .unwrap_or_else(|error| panic!("not imported: {error}"));
-    let vars: BTreeMap<String, String> = imported
-        .variables
-        .iter()
-        .map(|variable| (variable.name.clone(), "value".to_string()))
-        .collect();
-    let jobs: BTreeSet<(String, String)> = imported
-        .files
-        .iter()
-        .flat_map(|file| {
-            file.jobs
-                .iter()
-                .map(|job| (file.service.clone(), job.clone()))
-        })
-        .collect();
-    let job_exists = |service: &str, job: &str| jobs.contains(&(service.into(), job.into()));
-    let specs = imported
-        .files
-        .iter()
-        .map(|file| {
-            let spec = cj_spec::parse_service(&file.path, &file.text)
-                .unwrap_or_else(|errors| panic!("{errors}\n--- {}\n{}", file.path, file.text));
-            let scope = cj_spec::TemplateScope {
-                env: "production",
-                service: &file.service,
-                vars: &vars,
-                job_exists: &job_exists,
-            };
-            cj_spec::check_templates(&file.path, &file.text, &scope)
-                .unwrap_or_else(|errors| panic!("{errors}\n--- {}\n{}", file.path, file.text));
-            spec
-        })
-        .collect();
+    let specs = common::accepted_by_push(&imported).unwrap_or_else(|problem| panic!("{problem}"));
     (imported, specs)
 }
 

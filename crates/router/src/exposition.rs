@@ -11,6 +11,8 @@
 
 use std::fmt::Write as _;
 
+use cj_api::metrics_text::escape_label as escape;
+
 use crate::stats::{LATENCY_BUCKETS_MS, RouteStatus, VersionCounts};
 
 /// One counter series: its name, help text and which count it shows.
@@ -88,14 +90,6 @@ fn labels(route: &RouteStatus, counts: &VersionCounts) -> String {
         escape(&route.job),
         counts.version
     )
-}
-
-/// A label value as the text format writes it.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

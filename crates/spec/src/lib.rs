@@ -46,7 +46,11 @@ pub use order::{DependencyCycle, dependency_waves};
 pub use parse::parse_service;
 pub use reference::{ImageRef, ReferenceError, is_valid_tag};
 pub use rewrite::set_job_image;
+/// What the config counts a task's settings by, and which names and values it takes: for
+/// tools that write service files (`import`) and must stay within the same bounds.
+pub use settings::{command_bytes, env_bytes, is_valid_env_name, json_bytes};
 pub use target::{Target, TargetError};
 pub use template::{RenderContext, TemplateScope, check_templates, render_task};
+pub use template_syntax::is_template;
 pub use units::{format_bytes, parse_duration_ms, parse_memory};
 pub use yaml::yaml_message_text;

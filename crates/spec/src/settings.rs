@@ -446,7 +446,7 @@ impl Checker<'_> {
 
 /// 1 to [`MAX_ENV_NAME_BYTES`] bytes, without `=` (it ends the name), whitespace or control
 /// characters (Docker and shells cannot pass them).
-fn is_valid_env_name(name: &str) -> bool {
+pub fn is_valid_env_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_ENV_NAME_BYTES
         && !name
@@ -468,7 +468,7 @@ pub(crate) fn key_segment(key: &str) -> String {
 }
 
 /// Bytes of the environment as a process gets it: `NAME=value\0` for each variable.
-pub(crate) fn env_bytes(env: &BTreeMap<String, String>) -> usize {
+pub fn env_bytes(env: &BTreeMap<String, String>) -> usize {
     env.iter()
         .map(|(name, value)| name.len() + value.len() + 2)
         .sum()
@@ -485,12 +485,12 @@ fn volume_bytes(volumes: &[VolumeSpec]) -> usize {
 }
 
 /// Bytes of a command as a process gets it: each argument and its terminating NUL.
-pub(crate) fn command_bytes(argv: &[String]) -> usize {
+pub fn command_bytes(argv: &[String]) -> usize {
     argv.iter().map(|arg| arg.len() + 1).sum()
 }
 
 /// About how many bytes `value` takes as JSON.
-pub(crate) fn json_bytes(value: &serde_json::Value) -> usize {
+pub fn json_bytes(value: &serde_json::Value) -> usize {
     use serde_json::Value;
     match value {
         Value::Null | Value::Bool(_) => 5,

@@ -18,7 +18,7 @@ use crate::names::{NAME_RULE, is_valid_name};
 use crate::units::format_bytes;
 
 /// Whether `text` is a template: it holds `{{`, `{%` or `{#` anywhere.
-pub(crate) fn is_template(text: &str) -> bool {
+pub fn is_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%") || text.contains("{#")
 }
 

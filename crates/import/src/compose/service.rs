@@ -106,7 +106,7 @@ fn image(job: &mut Job, fields: &mut Fields, name: &str, reader: &mut Reader) {
         .and_then(|image| reader.template(image, &image_path))
         .filter(|image| {
             // A template is checked once rendered; a plain reference push checks now.
-            let plain = !image.contains("{{") && !image.contains("{%");
+            let plain = !cj_spec::is_template(image);
             match cj_spec::ImageRef::parse(image) {
                 Err(error) if plain => {
                     reader.report.left(
@@ -421,10 +421,7 @@ fn docker_fields(job: &mut Job, fields: &mut Fields, reader: &mut Reader) {
         ("group_add", "GroupAdd"),
     ] {
         if let Some(value) = fields.take(key) {
-            let items = match value {
-                Value::Array(items) => items.iter().filter_map(scalar).collect(),
-                other => scalar(other).into_iter().collect::<Vec<_>>(),
-            };
+            let items = crate::text::scalars(value);
             config.docker_hostconfig.insert(field.into(), json!(items));
         }
     }

@@ -64,10 +64,7 @@ pub fn tmpfs(job: &mut Job, fields: &mut Fields, _reader: &mut Reader) {
     let Some(value) = fields.take("tmpfs") else {
         return;
     };
-    let targets: Vec<String> = match value {
-        Value::Array(items) => items.iter().filter_map(scalar).collect(),
-        other => scalar(other).into_iter().collect(),
-    };
+    let targets = crate::text::scalars(value);
     let tmpfs = job
         .docker_config
         .docker_hostconfig

@@ -141,10 +141,7 @@ fn place(job: &mut Job, fields: &mut Fields, roles: &[Role], reader: &mut Reader
             continue;
         };
         written = true;
-        let wanted: Vec<String> = match value {
-            Value::Array(items) => items.iter().filter_map(scalar).collect(),
-            other => scalar(other).into_iter().collect(),
-        };
+        let wanted = crate::text::scalars(value);
         for role_name in wanted {
             match roles.iter().find(|role| role.name == role_name) {
                 Some(role) => role
@@ -163,10 +160,7 @@ fn place(job: &mut Job, fields: &mut Fields, roles: &[Role], reader: &mut Reader
             continue;
         };
         written = true;
-        let wanted: Vec<String> = match value {
-            Value::Array(items) => items.iter().filter_map(scalar).collect(),
-            other => scalar(other).into_iter().collect(),
-        };
+        let wanted = crate::text::scalars(value);
         for host in roles.iter().flat_map(|role| &role.hosts) {
             if host.tags.iter().any(|tag| wanted.contains(tag)) {
                 add(&host.name, &mut placed);

@@ -115,7 +115,7 @@ fn env(context: &mut Context, fields: &mut Fields, job: &mut Job) {
                     context.left(path, text::shown(value), why);
                     continue;
                 };
-                if !is_env_name(key) {
+                if !cj_spec::is_valid_env_name(key) {
                     let why = "not a name a process environment can hold (no '=', spaces or control characters)";
                     context.left(path, value, why);
                     continue;
@@ -164,14 +164,6 @@ fn secret_variable(reference: &str, secrets: Option<&Map<String, Value>>) -> Str
         .and_then(Value::as_str)
         .unwrap_or(reference);
     text::var_name(source.trim_matches('/'))
-}
-
-fn is_env_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 256
-        && !name
-            .chars()
-            .any(|c| c == '=' || c.is_whitespace() || c.is_control())
 }
 
 /// `cmd` (a shell line) or `args` (an argv for the image's entrypoint).

@@ -64,7 +64,7 @@ pub(super) fn fit(context: &mut Context, file: &mut ServiceFile, paths: &[&str])
 /// Leaves out what would take one task of `job` (the app at `path`) past the config's bounds:
 /// its environment, command, exec check or Docker fields, each reported.
 pub(super) fn fit_job(context: &mut Context, path: &str, job: &mut Job) {
-    let oversized = |value: &str| is_template(value) && value.len() > MAX_TEMPLATE_BYTES;
+    let oversized = |value: &str| cj_spec::is_template(value) && value.len() > MAX_TEMPLATE_BYTES;
     let env_bytes = |env: &BTreeMap<String, String>| -> usize {
         env.iter()
             .map(|(name, value)| name.len() + value.len() + 2)
@@ -120,13 +120,13 @@ pub(super) fn fit_job(context: &mut Context, path: &str, job: &mut Job) {
         let bytes = |section: &BTreeMap<String, Value>| -> usize {
             section
                 .iter()
-                .map(|(key, value)| key.len() + json_bytes(value))
+                .map(|(key, value)| key.len() + cj_spec::json_bytes(value))
                 .sum()
         };
         while bytes(section) > MAX_DOCKER_FIELDS_BYTES {
             let Some(largest) = section
                 .iter()
-                .max_by_key(|(_, value)| json_bytes(value))
+                .max_by_key(|(_, value)| cj_spec::json_bytes(value))
                 .map(|(key, _)| key.clone())
             else {
                 break;
@@ -138,21 +138,11 @@ pub(super) fn fit_job(context: &mut Context, path: &str, job: &mut Job) {
     }
 }
 
-fn is_template(text: &str) -> bool {
-    ["{{", "{%", "{#"]
-        .iter()
-        .any(|syntax| text.contains(syntax))
-}
-
 /// About the bytes of settings one task of `job` holds, as the config counts them (an estimate
 /// at least as large).
 fn task_bytes(job: &Job) -> u64 {
-    let env: usize = job
-        .env
-        .iter()
-        .map(|(name, value)| name.len() + value.len() + 2)
-        .sum();
-    let command: usize = job.command.iter().flatten().map(|arg| arg.len() + 1).sum();
+    let env = cj_spec::env_bytes(&job.env);
+    let command = job.command.as_deref().map_or(0, cj_spec::command_bytes);
     let volumes: usize = job
         .volumes
         .iter()
@@ -166,25 +156,9 @@ fn task_bytes(job: &Job) -> u64 {
     ]
     .iter()
     .flat_map(|section| section.iter())
-    .map(|(key, value)| key.len() + json_bytes(value))
+    .map(|(key, value)| key.len() + cj_spec::json_bytes(value))
     .sum();
     (env + command + volumes + docker) as u64
-}
-
-/// About how many bytes `value` takes as JSON, counted as the config counts them.
-fn json_bytes(value: &Value) -> usize {
-    match value {
-        Value::Null | Value::Bool(_) => 5,
-        Value::Number(_) => 8,
-        Value::String(text) => text.len() + 2,
-        Value::Array(items) => items.iter().map(|item| json_bytes(item) + 1).sum::<usize>() + 2,
-        Value::Object(map) => {
-            map.iter()
-                .map(|(key, item)| key.len() + 4 + json_bytes(item))
-                .sum::<usize>()
-                + 2
-        }
-    }
 }
 
 #[cfg(test)]

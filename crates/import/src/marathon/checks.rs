@@ -157,7 +157,7 @@ fn probe(check: &Value, ports: &Ports, readiness: bool) -> Result<Probe, String>
                     "the path holds spaces or control characters, or is too long, for a URL".into(),
                 );
             }
-            if path.contains("{{") || path.contains("{%") || path.contains("{#") {
+            if cj_spec::is_template(&path) {
                 return Err(
                     "the path holds template syntax ({{, {%), which a check's URL cannot".into(),
                 );
@@ -263,18 +263,7 @@ fn health(
         grace,
         (0, MAX_START_PERIOD_MS),
     ));
-    check.interval = Some(bounded(
-        context,
-        &fields.at("intervalSeconds"),
-        interval,
-        INTERVAL_MS,
-    ));
-    check.timeout = Some(bounded(
-        context,
-        &fields.at("timeoutSeconds"),
-        timeout,
-        TIMEOUT_MS,
-    ));
+    interval_and_timeout(context, &fields, &mut check, interval, timeout);
     let failures_path = fields.at("maxConsecutiveFailures");
     let failures = match fields
         .take("maxConsecutiveFailures")
@@ -358,18 +347,7 @@ fn readiness(
         .take("timeoutSeconds")
         .and_then(Value::as_f64)
         .unwrap_or(timeout);
-    check.interval = Some(bounded(
-        context,
-        &fields.at("intervalSeconds"),
-        interval,
-        INTERVAL_MS,
-    ));
-    check.timeout = Some(bounded(
-        context,
-        &fields.at("timeoutSeconds"),
-        timeout,
-        TIMEOUT_MS,
-    ));
+    interval_and_timeout(context, &fields, &mut check, interval, timeout);
     let codes_path = fields.at("httpStatusCodesForReady");
     if let Some(Value::Array(codes)) = fields.take("httpStatusCodesForReady") {
         let outside: Vec<String> = codes
@@ -390,6 +368,28 @@ fn readiness(
 }
 
 /// `seconds` as a duration within `bounds` (milliseconds), noted at `path` when outside them.
+/// The check's `interval` and `timeout` from Marathon's seconds, within the config's bounds.
+fn interval_and_timeout(
+    context: &mut Context,
+    fields: &Fields,
+    check: &mut Check,
+    interval: f64,
+    timeout: f64,
+) {
+    check.interval = Some(bounded(
+        context,
+        &fields.at("intervalSeconds"),
+        interval,
+        INTERVAL_MS,
+    ));
+    check.timeout = Some(bounded(
+        context,
+        &fields.at("timeoutSeconds"),
+        timeout,
+        TIMEOUT_MS,
+    ));
+}
+
 fn bounded(context: &mut Context, path: &str, seconds: f64, bounds: (u64, u64)) -> String {
     let ms = (seconds.max(0.0) * 1000.0).round() as u64;
     let clamped = ms.clamp(bounds.0, bounds.1);

@@ -189,7 +189,7 @@ fn read_volumes(context: &mut Context, path: &str, value: &Value, job: &mut Job)
                 .any(|volume| volume.mount.trim_end_matches('/') == mount.trim_end_matches('/'));
             let problem = mount_problem(&mount)
                 .or_else(|| {
-                    is_template(&mount).then(|| {
+                    cj_spec::is_template(&mount).then(|| {
                         "template syntax ({{, {%) is not allowed in a volume's mount".to_string()
                     })
                 })
@@ -335,12 +335,6 @@ fn volume_name(raw: &str, taken: &mut BTreeSet<String>) -> String {
     }
     taken.insert(name.clone());
     name
-}
-
-fn is_template(text: &str) -> bool {
-    ["{{", "{%", "{#"]
-        .iter()
-        .any(|syntax| text.contains(syntax))
 }
 
 #[cfg(test)]

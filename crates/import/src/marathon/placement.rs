@@ -186,10 +186,7 @@ fn on_label(
     if let Some(problem) = cj_spec::label_problem(label, wanted) {
         return Err(problem);
     }
-    if ["{{", "{%", "{#"]
-        .iter()
-        .any(|syntax| wanted.contains(syntax))
-    {
+    if cj_spec::is_template(wanted) {
         return Err("template syntax ({{, {%) is not allowed in constraints".into());
     }
     if let Some(earlier) = job

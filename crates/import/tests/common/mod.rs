@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use cj_spec::ServiceSpec;
 use coding_job_import::Import;
 
 pub fn corpus() -> Option<PathBuf> {
@@ -47,8 +48,9 @@ fn values(imported: &Import) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Checks every written file as `push` would, with the variables set.
-pub fn accepted_by_push(imported: &Import) -> Result<(), String> {
+/// Checks every written file as `push` would, with the variables set; the files as the config
+/// reads them.
+pub fn accepted_by_push(imported: &Import) -> Result<Vec<ServiceSpec>, String> {
     let vars = values(imported);
     let jobs: BTreeSet<(String, String)> = imported
         .files
@@ -61,8 +63,9 @@ pub fn accepted_by_push(imported: &Import) -> Result<(), String> {
         .collect();
     let job_exists =
         |service: &str, job: &str| jobs.contains(&(service.to_string(), job.to_string()));
+    let mut specs = Vec::new();
     for file in &imported.files {
-        cj_spec::parse_service(&file.path, &file.text)
+        let spec = cj_spec::parse_service(&file.path, &file.text)
             .map_err(|errors| format!("{errors}\n--- {}:\n{}", file.path, file.text))?;
         let scope = cj_spec::TemplateScope {
             env: "production",
@@ -72,6 +75,7 @@ pub fn accepted_by_push(imported: &Import) -> Result<(), String> {
         };
         cj_spec::check_templates(&file.path, &file.text, &scope)
             .map_err(|errors| format!("{errors}\n--- {}:\n{}", file.path, file.text))?;
+        specs.push(spec);
     }
-    Ok(())
+    Ok(specs)
 }

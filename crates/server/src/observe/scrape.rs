@@ -18,6 +18,7 @@ use std::fmt::Write;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use cj_api::metrics_text::escape_label as escape;
 use cj_api::{HostInfo, TaskStatus};
 
 use crate::error::Failure;
@@ -200,14 +201,6 @@ fn family(text: &mut String, name: &str, help: &str, samples: &[(Labels, f64)]) 
             .collect();
         let _ = writeln!(text, "{name}{{{}}} {value}", labels.join(","));
     }
-}
-
-/// A label value as the text format wants it: backslash, double quote and newline escaped.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
