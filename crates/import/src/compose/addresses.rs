@@ -37,24 +37,24 @@ fn rewrite_text(
     pieces: &mut Vec<Piece>,
     found: &mut Vec<Reference>,
 ) {
+    // Longest names first: `db-replica` before `db`.
+    let mut names: Vec<&String> = targets.keys().collect();
+    names.sort_by_key(|name| std::cmp::Reverse(name.len()));
     let mut plain = String::new();
     let mut index = 0;
     let bytes = text.as_bytes();
     'scan: while index < text.len() {
         let at_boundary = index == 0 || !is_name_byte(bytes[index - 1]);
         if at_boundary {
-            // Longest names first: `db-replica` before `db`.
-            let mut names: Vec<&String> = targets.keys().collect();
-            names.sort_by_key(|name| std::cmp::Reverse(name.len()));
-            for name in names {
+            for name in &names {
                 if !text[index..].starts_with(name.as_str()) {
                     continue;
                 }
                 let end = index + name.len();
                 if let Some((port, length)) = port_after(&text[end..]) {
-                    push_addr(&mut plain, pieces, &targets[name]);
+                    push_addr(&mut plain, pieces, &targets[*name]);
                     found.push(Reference {
-                        service: name.clone(),
+                        service: (*name).clone(),
                         port: Some(port),
                     });
                     index = end + length;
@@ -70,9 +70,9 @@ fn rewrite_text(
                         .rsplit(|c: char| !c.is_ascii_alphanumeric())
                         .next()
                         .unwrap_or("");
-                    push_addr(&mut plain, pieces, &targets[name]);
+                    push_addr(&mut plain, pieces, &targets[*name]);
                     found.push(Reference {
-                        service: name.clone(),
+                        service: (*name).clone(),
                         port: scheme_port(scheme),
                     });
                     index = end;
