@@ -581,7 +581,9 @@ pub struct VersionDiff {
 }
 
 /// What a token's requests may do. `deploy` includes `read`, and `admin` includes both; `agent`
-/// is for agents only (the routes under `/v1/agent/`) and includes nothing else.
+/// is for agents only (the routes under `/v1/agent/`) and includes nothing else; `router` is
+/// for standalone routers: `read` plus the routes under `/v1/router/` (their counts,
+/// certificates and ACME challenges), which `admin` includes too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -593,10 +595,18 @@ pub enum Role {
     Admin,
     /// An agent's link to the server.
     Agent,
+    /// A standalone router: reads the route table, reports its counts, shares certificates.
+    Router,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Read, Role::Deploy, Role::Admin, Role::Agent];
+    pub const ALL: [Role; 5] = [
+        Role::Read,
+        Role::Deploy,
+        Role::Admin,
+        Role::Agent,
+        Role::Router,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -604,6 +614,7 @@ impl Role {
             Role::Deploy => "deploy",
             Role::Admin => "admin",
             Role::Agent => "agent",
+            Role::Router => "router",
         }
     }
 }
@@ -622,7 +633,7 @@ impl std::str::FromStr for Role {
             .into_iter()
             .find(|role| role.as_str() == text)
             .ok_or_else(|| {
-                format!("unknown role \"{text}\": expected read, deploy, admin or agent")
+                format!("unknown role \"{text}\": expected read, deploy, admin, agent or router")
             })
     }
 }

@@ -311,8 +311,9 @@ pub struct TokenCreateArgs {
     /// 1 to 63 letters, digits, `_`, `.` or `-`.
     pub name: String,
     /// read (GET only), deploy (read + push, up, down, rollouts...), admin (deploy + tokens and
-    /// hosts), agent (agents only).
-    #[arg(long, value_parser = ["read", "deploy", "admin", "agent"])]
+    /// hosts), agent (agents only), router (read + a standalone router's counts and
+    /// certificates).
+    #[arg(long, value_parser = ["read", "deploy", "admin", "agent", "router"])]
     pub role: String,
     /// Print `{"name", "role", "secret"}` as JSON.
     #[arg(long)]

@@ -13,7 +13,9 @@ use std::fmt::Write as _;
 
 use cj_api::metrics_text::escape_label as escape;
 
-use crate::stats::{LATENCY_BUCKETS_MS, RouteStatus, VersionCounts};
+use cj_api::routes::{LATENCY_BUCKETS_MS, VersionCounts};
+
+use crate::stats::RouteStatus;
 
 /// One counter series: its name, help text and which count it shows.
 type Counter = (&'static str, &'static str, fn(&VersionCounts) -> u64);

@@ -32,6 +32,7 @@ use cj_api::routes::RouteTable;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use cj_api::routes::{LATENCY_BUCKETS_MS, VersionCounts};
 pub use follow::follow_server;
 pub use stats::{Counts, RouteStatus, StatusPage};
 

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cj_api::routes::{LATENCY_BUCKETS_MS, VersionCounts};
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 
@@ -93,10 +94,6 @@ impl RouteCounters {
     }
 }
 
-/// Upper bounds of the latency buckets, in milliseconds (the last bucket has none).
-pub const LATENCY_BUCKETS_MS: [u64; 12] =
-    [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000];
-
 /// What one version of a route's job answered: the measure a canary is judged by. Kept per
 /// backend answer, so the router's own pages (404, 503, 502) count for no version.
 #[derive(Debug, Default)]
@@ -147,43 +144,6 @@ impl VersionCounters {
                 .collect(),
             latency_sum_us: self.latency_sum_us.load(Ordering::Relaxed),
         }
-    }
-}
-
-/// One version's counts at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionCounts {
-    pub version: u64,
-    /// Requests a backend of this version answered.
-    pub answered: u64,
-    /// Of those, 5xx answers.
-    pub status_5xx: u64,
-    /// Requests sent to a backend of this version that failed before an answer.
-    pub connection_failures: u64,
-    /// How many answers took at most each of [`LATENCY_BUCKETS_MS`], then how many took longer.
-    pub latency_buckets: Vec<u64>,
-    /// The time all those answers took, in microseconds.
-    #[serde(default)]
-    pub latency_sum_us: u64,
-}
-
-impl VersionCounts {
-    /// The upper bound, in milliseconds, of the bucket holding the `quantile` (0 to 1) of the
-    /// answers; `None` with no answers, or when it is above the last bound.
-    pub fn latency_quantile_ms(&self, quantile: f64) -> Option<u64> {
-        let total: u64 = self.latency_buckets.iter().sum();
-        if total == 0 {
-            return None;
-        }
-        let wanted = ((total as f64) * quantile).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (index, count) in self.latency_buckets.iter().enumerate() {
-            seen += count;
-            if seen >= wanted {
-                return LATENCY_BUCKETS_MS.get(index).copied();
-            }
-        }
-        None
     }
 }
 

@@ -224,9 +224,14 @@ mod tests {
                     host: "host-1".to_owned(),
                     address: (*address).to_owned(),
                     version: 1,
+                    canary: false,
                 })
                 .collect(),
             unavailable: None,
+            path: None,
+            timeout_ms: None,
+            max_body_bytes: None,
+            canary_weight_bp: None,
         }
     }
 

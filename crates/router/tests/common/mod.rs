@@ -58,9 +58,14 @@ pub fn route(env: &str, name: &str, backends: &[SocketAddr]) -> Route {
                 host: "host-1".to_owned(),
                 address: address.to_string(),
                 version: 1,
+                canary: false,
             })
             .collect(),
         unavailable: None,
+        path: None,
+        timeout_ms: None,
+        max_body_bytes: None,
+        canary_weight_bp: None,
     }
 }
 

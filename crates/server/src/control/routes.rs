@@ -53,6 +53,10 @@ impl ServerState {
                     job: desired.job.clone(),
                     backends: Vec::new(),
                     unavailable: None,
+                    path: None,
+                    timeout_ms: None,
+                    max_body_bytes: None,
+                    canary_weight_bp: None,
                 });
             let mut waiting: BTreeMap<&'static str, usize> = BTreeMap::new();
             for task in &tasks {
@@ -92,6 +96,7 @@ impl ServerState {
                     host: host.clone(),
                     address: format!("{address}:{}", task.spec.port),
                     version: container.version,
+                    canary: false,
                 });
             }
             if route.backends.is_empty() {

@@ -146,6 +146,11 @@ const RULES: &[(Methods, Paths, Access)] = &[
     (Methods::Reads, Paths::Exact("/v1/info"), Access::AnyToken),
     (
         Methods::All,
+        Paths::Under("/v1/router"),
+        Access::Role(Role::Router),
+    ),
+    (
+        Methods::All,
         Paths::Under("/v1/tokens"),
         Access::Role(Role::Admin),
     ),
@@ -198,8 +203,8 @@ pub fn access(method: &Method, path: &str) -> Access {
         .unwrap_or(Access::Role(Role::Admin))
 }
 
-/// Whether `role` gives `access`: admin includes deploy, which includes read; agent is only
-/// itself, and no other role includes it.
+/// Whether `role` gives `access`: admin includes deploy and router, which both include read;
+/// agent is only itself, and no other role includes it.
 pub fn allows(role: Role, access: Access) -> bool {
     let Access::Role(needed) = access else {
         return true;
@@ -208,7 +213,8 @@ pub fn allows(role: Role, access: Access) -> bool {
         (Role::Agent, needed) => needed == Role::Agent,
         (_, Role::Agent) => false,
         (Role::Admin, _) => true,
-        (Role::Deploy, needed) => needed != Role::Admin,
+        (Role::Deploy, needed) => !matches!(needed, Role::Admin | Role::Router),
+        (Role::Router, needed) => matches!(needed, Role::Router | Role::Read),
         (Role::Read, needed) => needed == Role::Read,
     }
 }
@@ -601,6 +607,7 @@ mod tests {
         let deploy = Access::Role(Role::Deploy);
         let admin = Access::Role(Role::Admin);
         let agent = Access::Role(Role::Agent);
+        let router = Access::Role(Role::Router);
         let cases = [
             ("GET", "/v1/info", Access::AnyToken),
             ("POST", "/v1/info", deploy),
@@ -626,6 +633,9 @@ mod tests {
             ("GET", "/v1/exec", deploy),
             ("GET", "/v1/agent/connect", agent),
             ("POST", "/v1/agent/report", agent),
+            ("POST", "/v1/router/counts", router),
+            ("GET", "/v1/router/certificates", router),
+            ("GET", "/v1/routes", read),
             ("GET", "/v1/agentx", read),
             ("GET", "/v1/tokensx", read),
             ("GET", "/v1/agent/../status", agent),
@@ -640,19 +650,21 @@ mod tests {
     }
 
     #[test]
-    fn admin_includes_deploy_includes_read_and_agent_is_apart() {
+    fn admin_includes_deploy_and_router_which_include_read_and_agent_is_apart() {
         let needs = [
             Access::AnyToken,
             Access::Role(Role::Read),
             Access::Role(Role::Deploy),
             Access::Role(Role::Admin),
             Access::Role(Role::Agent),
+            Access::Role(Role::Router),
         ];
         let expected = [
-            (Role::Read, [true, true, false, false, false]),
-            (Role::Deploy, [true, true, true, false, false]),
-            (Role::Admin, [true, true, true, true, false]),
-            (Role::Agent, [true, false, false, false, true]),
+            (Role::Read, [true, true, false, false, false, false]),
+            (Role::Deploy, [true, true, true, false, false, false]),
+            (Role::Admin, [true, true, true, true, false, true]),
+            (Role::Agent, [true, false, false, false, true, false]),
+            (Role::Router, [true, true, false, false, false, true]),
         ];
         for (role, allowed) in expected {
             for (need, allowed) in needs.iter().zip(allowed) {
