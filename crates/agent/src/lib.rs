@@ -13,6 +13,7 @@
 
 mod backoff;
 mod health;
+mod log_count;
 mod naming;
 mod observe;
 mod plan;

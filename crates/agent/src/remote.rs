@@ -539,6 +539,32 @@ async fn answer<R: ContainerRuntime>(
                 .send(text(&AgentMessage::Response { id, outcome }))
                 .await;
         }
+        AgentRequest::CountLogLines {
+            container_id,
+            since_unix_seconds,
+            pattern,
+        } => {
+            let counted = crate::log_count::count_log_lines(
+                &*runtime,
+                &container_id,
+                since_unix_seconds,
+                &pattern,
+            )
+            .await;
+            let outcome = match counted
+                .and_then(|count| serde_json::to_value(count).map_err(|error| error.to_string()))
+            {
+                Ok(value) => Outcome::Ok(value),
+                Err(error) => Outcome::Failed {
+                    error,
+                    not_found: false,
+                    not_running: false,
+                },
+            };
+            let _ = outgoing
+                .send(text(&AgentMessage::Response { id, outcome }))
+                .await;
+        }
         AgentRequest::Exec { .. } => unreachable!("execs run in `exec`"),
         AgentRequest::RemoveEnv { .. } => unreachable!("runs in `remove_env`"),
     }

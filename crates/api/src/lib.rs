@@ -135,6 +135,11 @@ pub enum OperationEvent {
         tasks: Vec<String>,
         canary: bool,
     },
+    /// One measurement of a job's canaries (`update.analysis`).
+    Measurement {
+        job: String,
+        measurement: CanaryMeasurement,
+    },
     Summary(OperationSummary),
 }
 
@@ -400,6 +405,9 @@ pub enum DeploymentStatus {
     Running,
     /// The canaries are healthy; the rest waits for `promote` (or `abort`).
     AwaitingPromotion,
+    /// The canaries are being judged by their traffic (`update.analysis`); `promote` ends the
+    /// analysis early, `abort` rolls them back.
+    Analysing,
     Succeeded,
     /// Stopped on a failure; tasks stay where the batches say they are.
     Failed,
@@ -427,6 +435,7 @@ impl DeploymentStatus {
         match self {
             DeploymentStatus::Running => "running",
             DeploymentStatus::AwaitingPromotion => "awaiting-promotion",
+            DeploymentStatus::Analysing => "analysing",
             DeploymentStatus::Succeeded => "succeeded",
             DeploymentStatus::Failed => "failed",
             DeploymentStatus::RolledBack => "rolled-back",
@@ -437,7 +446,9 @@ impl DeploymentStatus {
     pub fn is_active(self) -> bool {
         matches!(
             self,
-            DeploymentStatus::Running | DeploymentStatus::AwaitingPromotion
+            DeploymentStatus::Running
+                | DeploymentStatus::AwaitingPromotion
+                | DeploymentStatus::Analysing
         )
     }
 }
@@ -475,6 +486,103 @@ pub struct JobRollout {
     /// The first batch not yet healthy.
     pub next_batch: usize,
     pub done: bool,
+    /// The canary phase's measurements (`update.analysis`), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis: Vec<CanaryMeasurement>,
+}
+
+/// What one interval of a canary phase measured, and what it said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CanaryMeasurement {
+    /// When the interval ended (RFC 3339).
+    pub at: String,
+    /// How long it lasted, in milliseconds.
+    pub interval_ms: u64,
+    /// Requests the canaries answered or failed to answer, through every router.
+    pub requests: u64,
+    /// Their share of non-5xx answers, in basis points; `None` without requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_rate_bp: Option<u64>,
+    /// Their 99th percentile time to the answer's headers (a bucket's upper bound), in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<u64>,
+    /// The same of the stable version, in the same interval.
+    #[serde(default)]
+    pub stable_requests: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_success_rate_bp: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_p99_ms: Option<u64>,
+    /// Lines of the canaries' logs matching `log_errors.pattern` (when set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_errors: Option<u64>,
+    pub verdict: Verdict,
+    /// Why it failed or was inconclusive, in words; empty when it passed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+/// What a measurement of a canary says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// Too few requests to judge by (`min_requests`).
+    Inconclusive,
+}
+
+impl CanaryMeasurement {
+    /// The measurement in a line: `fail: 412 requests, 71.35% ok, p99 8ms (canary success ...)`.
+    pub fn line(&self) -> String {
+        let mut parts = vec![format!("{} requests", self.requests)];
+        if let Some(rate) = self.success_rate_bp {
+            parts.push(format!("{} ok", cj_spec::percent_text(rate)));
+        }
+        if let Some(p99) = self.p99_ms {
+            parts.push(format!("p99 {}", latency_text(p99)));
+        }
+        if let Some(errors) = self.log_errors {
+            parts.push(format!("{errors} log errors"));
+        }
+        let mut line = format!("{}: {}", self.verdict.as_str(), parts.join(", "));
+        if !self.reasons.is_empty() {
+            line.push_str(&format!(" ({})", self.reasons.join("; ")));
+        }
+        line
+    }
+}
+
+/// A latency as a measurement shows it: `730ms`, `2.5s`, or `over 30s` above the routers'
+/// last latency bucket.
+pub fn latency_text(millis: u64) -> String {
+    let last = routes::LATENCY_BUCKETS_MS[routes::LATENCY_BUCKETS_MS.len() - 1];
+    if millis > last {
+        format!("over {}", seconds_text(last))
+    } else if millis < 1000 {
+        format!("{millis}ms")
+    } else {
+        seconds_text(millis)
+    }
+}
+
+/// Milliseconds as seconds: `30s`, `2.5s`.
+pub fn seconds_text(millis: u64) -> String {
+    if millis % 1000 == 0 {
+        format!("{}s", millis / 1000)
+    } else {
+        format!("{:.1}s", millis as f64 / 1000.0)
+    }
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
 }
 
 /// The durable record of moving jobs from one version to another. The server keeps it in the

@@ -19,6 +19,7 @@
 //! envs/NAME                                   an environment: origin, variables, host map, TTL
 //! ports/PPPPP                                 an allocated `port: auto` port and its task
 //! task-ports/ENV/SERVICE/JOB/TASK             the port allocated to that task
+//! canary-phases/ENV/SERVICE/JOB               the job's weighted canary phase in progress
 //! ```
 //!
 //! The audit log has its own store (`audit.redb`, see `audit`), with one prefix:
@@ -184,4 +185,10 @@ pub fn task_port(key: &cj_api::agent::TaskKey) -> String {
         "task-ports/{}/{}/{}/{}",
         key.env, key.service, key.job, key.task
     )
+}
+
+pub const CANARY_PHASES: &str = "canary-phases/";
+
+pub fn canary_phase(env: &str, service: &str, job: &str) -> String {
+    format!("canary-phases/{env}/{service}/{job}")
 }

@@ -106,6 +106,8 @@ pub struct ServerState {
     pub routes: crate::control::routes::table::RouteTableWatch,
     /// Writes the containers' events into the jobs' history, in batches.
     pub history_writer: crate::hosts::history_writer::HistoryWriter,
+    /// What every router last reported counting, for canary analysis.
+    pub router_counts: crate::releases::traffic::RouterCountsBook,
 }
 
 /// What the server is told about the routers, to show each route's URL.
@@ -181,6 +183,7 @@ impl ServerState {
             port_range: options.port_range,
             route_urls: options.route_urls,
             routes: crate::control::routes::table::RouteTableWatch::default(),
+            router_counts: Default::default(),
         })
     }
 

@@ -8,6 +8,7 @@
 //! Values may be templates, checked against an environment by [`check_templates`] and rendered
 //! for a task by [`render_task`].
 
+mod analysis;
 mod dependencies;
 mod diff;
 mod docker_fields;
@@ -34,12 +35,14 @@ mod units;
 mod volumes;
 mod yaml;
 
+pub use analysis::percent_text;
 pub use diff::{ChangeKind, TaskChange, differences, task_change};
 pub use error::{SpecError, SpecErrors, capped, shown};
 pub use limits::MAX_SOURCE_BYTES;
 pub use model::{
-    CheckSpec, DEFAULT_DRAIN_TIMEOUT_MS, JobSpec, OnFailure, OnHostLost, Placement, Probe,
-    Resources, ServiceSpec, TaskSpec, UpdatePolicy, VolumeSpec,
+    CanaryAnalysis, CheckSpec, DEFAULT_DRAIN_TIMEOUT_MS, JobSpec, LogErrorLimit, OnFailure,
+    OnHostLost, Placement, Probe, Resources, ServiceSpec, TaskSpec, Threshold, UpdatePolicy,
+    VolumeSpec,
 };
 pub use names::{LABEL_RULE, NAME_RULE, is_valid_name, label_problem};
 pub use order::{DependencyCycle, dependency_waves};

@@ -58,6 +58,18 @@ pub const MIN_BATCH_SIZE: u32 = 1;
 pub const MAX_BATCH_SIZE: u32 = MAX_TASKS as u32;
 pub const MAX_CANARY: u32 = MAX_TASKS as u32;
 
+/// `update.analysis.checks` and `failure_limit`: a canary judged by more than 100 measurements
+/// is a canary nobody is watching.
+pub const MAX_ANALYSIS_CHECKS: u32 = 100;
+/// `update.analysis.min_requests` and `log_errors.max_per_minute`.
+pub const MAX_ANALYSIS_REQUESTS: u32 = 1_000_000;
+/// `update.analysis.interval`: the routers report every 2 s, so a shorter interval measures
+/// nothing; an hour per measurement is as long as anyone waits for a verdict.
+pub const MIN_ANALYSIS_INTERVAL_MS: u64 = 2_000;
+pub const MAX_ANALYSIS_INTERVAL_MS: u64 = 60 * 60 * 1000;
+/// `update.analysis.log_errors.pattern`: a regular expression, kept small.
+pub const MAX_LOG_PATTERN_BYTES: usize = 1024;
+
 /// `resources.memory`: Docker refuses limits below 6 MiB; 16 TiB is more than any host has, and
 /// anything larger is a typo (or an overflow).
 pub const MIN_MEMORY_BYTES: u64 = 6 << 20;

@@ -216,6 +216,13 @@ pub struct UpdatePolicy {
     pub auto_rollback: bool,
     /// Wait for `promote` after the canaries.
     pub manual_gate: bool,
+    /// `canary_weight:` the share of the route's requests the canaries take while the canary
+    /// phase lasts, in basis points (10% is 1000). `None`: spread over every task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_weight_bp: Option<u32>,
+    /// `analysis:` the canary phase is judged by the canaries' traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<CanaryAnalysis>,
 }
 
 impl Default for UpdatePolicy {
@@ -227,8 +234,62 @@ impl Default for UpdatePolicy {
             healthy_deadline_ms: 60_000,
             auto_rollback: false,
             manual_gate: false,
+            canary_weight_bp: None,
+            analysis: None,
         }
     }
+}
+
+/// `update.analysis:` one measurement per `interval` of the canaries' requests through the
+/// routers (and of their logs); `checks` passing measurements promote, more than
+/// `failure_limit` failing ones roll back, and too few requests leave a measurement
+/// inconclusive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CanaryAnalysis {
+    pub interval_ms: u64,
+    pub checks: u32,
+    pub failure_limit: u32,
+    pub min_requests: u64,
+    /// The lowest share of non-5xx answers (connection failures count as failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_rate: Option<Threshold>,
+    /// The highest 99th percentile of the time to the answer's headers, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p99: Option<Threshold>,
+    /// Also no worse than the stable version: a success rate at most
+    /// [`CanaryAnalysis::STABLE_RATE_MARGIN_BP`] below the stable one's, and a p99 at most
+    /// [`CanaryAnalysis::STABLE_LATENCY_FACTOR`] times the stable one's.
+    #[serde(default)]
+    pub relative_to_stable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_errors: Option<LogErrorLimit>,
+}
+
+impl CanaryAnalysis {
+    pub const DEFAULT_INTERVAL_MS: u64 = 30_000;
+    pub const DEFAULT_CHECKS: u32 = 5;
+    pub const DEFAULT_FAILURE_LIMIT: u32 = 1;
+    pub const DEFAULT_MIN_REQUESTS: u64 = 20;
+    /// `relative_to_stable`: the canary's success rate may be this much lower (1 point).
+    pub const STABLE_RATE_MARGIN_BP: u32 = 100;
+    /// `relative_to_stable`: the canary's p99 may be this many times the stable one's.
+    pub const STABLE_LATENCY_FACTOR: f64 = 1.5;
+}
+
+/// A bound a measure must stay within: `>= 99%` (a success rate in basis points) or
+/// `< 500ms` (a latency in milliseconds). `inclusive`: the bound itself passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Threshold {
+    pub value: u64,
+    pub inclusive: bool,
+}
+
+/// `analysis.log_errors:` lines matching `pattern` in the canaries' logs, at most
+/// `max_per_minute` on average over each interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LogErrorLimit {
+    pub pattern: String,
+    pub max_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -402,7 +402,7 @@ impl<'a> Checker<'a> {
             update: job
                 .update
                 .as_ref()
-                .map(|update| self.update_policy(&path, update))
+                .map(|update| self.update_policy(&path, update, route.is_some()))
                 .unwrap_or_default(),
             route,
             drain_timeout_ms,

@@ -104,7 +104,13 @@ impl Checker<'_> {
         })
     }
 
-    pub(crate) fn update_policy(&mut self, path: &str, raw: &Spanned<RawUpdate>) -> UpdatePolicy {
+    /// `routed`: the job has a `route:`, which weights and traffic measures need.
+    pub(crate) fn update_policy(
+        &mut self,
+        path: &str,
+        raw: &Spanned<RawUpdate>,
+        routed: bool,
+    ) -> UpdatePolicy {
         let path = format!("{path}.update");
         let update = &raw.value;
         let defaults = UpdatePolicy::default();
@@ -139,6 +145,8 @@ impl Checker<'_> {
             ),
             auto_rollback: update.auto_rollback.unwrap_or(defaults.auto_rollback),
             manual_gate: update.manual_gate.unwrap_or(defaults.manual_gate),
+            canary_weight_bp: self.canary_weight(&path, update, canary, routed),
+            analysis: self.analysis(&path, update, canary, routed),
         }
     }
 

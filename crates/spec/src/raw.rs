@@ -9,7 +9,8 @@ use serde_saphyr::Spanned;
 use crate::docker_fields::DockerFields;
 use crate::error::shown;
 use crate::limits::{
-    MAX_BATCH_SIZE, MAX_CANARY, MAX_INSTANCES, MAX_RETRIES, MIN_BATCH_SIZE, MIN_RETRIES,
+    MAX_ANALYSIS_CHECKS, MAX_ANALYSIS_REQUESTS, MAX_BATCH_SIZE, MAX_CANARY, MAX_INSTANCES,
+    MAX_RETRIES, MIN_BATCH_SIZE, MIN_RETRIES,
 };
 use crate::model::{OnFailure, OnHostLost};
 
@@ -294,6 +295,43 @@ pub(crate) struct RawUpdate {
     pub healthy_deadline: Option<Spanned<DurationText>>,
     pub auto_rollback: Option<bool>,
     pub manual_gate: Option<bool>,
+    /// `10%`: the share of the route's requests the canaries take during the canary phase.
+    pub canary_weight: Option<Spanned<RawNumberText>>,
+    /// How the canary phase is judged by the canaries' real traffic.
+    pub analysis: Option<Spanned<RawAnalysis>>,
+}
+
+/// A number, or a text such as `10%`, `>= 99%` or `< 500ms`, read by the checker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "expected a number or a text such as 10% or < 500ms"
+)]
+pub(crate) enum RawNumberText {
+    Number(f64),
+    Text(String),
+}
+
+/// `update.analysis:` thresholds the canaries' measurements must meet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAnalysis {
+    pub interval: Option<Spanned<DurationText>>,
+    pub checks: Option<Spanned<Count<1, MAX_ANALYSIS_CHECKS>>>,
+    pub failure_limit: Option<Spanned<Count<0, MAX_ANALYSIS_CHECKS>>>,
+    pub min_requests: Option<Spanned<Count<0, MAX_ANALYSIS_REQUESTS>>>,
+    pub success_rate: Option<Spanned<RawNumberText>>,
+    pub latency_p99: Option<Spanned<RawNumberText>>,
+    pub relative_to_stable: Option<bool>,
+    pub log_errors: Option<Spanned<RawLogErrors>>,
+}
+
+/// `analysis.log_errors:` lines of the canaries' logs that count as errors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLogErrors {
+    pub pattern: Spanned<String>,
+    pub max_per_minute: Option<Spanned<Count<0, MAX_ANALYSIS_REQUESTS>>>,
 }
 
 /// A whole number that must lie in `MIN..=MAX`. Any single value is read, so the checker can

@@ -217,7 +217,9 @@ jobs:
             min_healthy_time_ms: 5000,
             healthy_deadline_ms: 60_000,
             auto_rollback: true,
-            manual_gate: true
+            manual_gate: true,
+            canary_weight_bp: None,
+            analysis: None,
         }
     );
     assert_eq!(spec.jobs[1].update, UpdatePolicy::default());

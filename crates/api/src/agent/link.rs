@@ -26,8 +26,9 @@ use super::{AgentReport, Assignment, TaskKey};
 /// they stop (`Assignment::drain_ms`, `ObservedContainer::leaving`), which an older agent would
 /// ignore: the routers would lose requests in flight. 5: the link's timing from the server's
 /// `--host-down-after` ([`ServerMessage::Welcome`]) and `Assignment::stop_when_cut`, without which
-/// an older agent would keep running tasks the server moves.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// an older agent would keep running tasks the server moves. 6: [`AgentRequest::CountLogLines`]
+/// (canary analysis by log errors), which an older agent would leave unanswered.
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// How quickly each end of a link notices that the other has gone silent, derived from the
 /// cluster's `--host-down-after` (D) so that a cut link is noticed on both sides well within D:
@@ -179,6 +180,24 @@ pub enum AgentRequest {
     /// assignments without the environment: requests are carried out after the assignments sent
     /// before them are taken in.
     RemoveEnv { env: String, keep_volumes: bool },
+    /// Counts the lines of a container's output (stdout and stderr) written at or after
+    /// `since_unix_seconds` that match the regular expression `pattern`, on the host, so the
+    /// log never crosses the network. Answered with [`AgentMessage::Response`] holding a
+    /// [`LogLineCount`].
+    CountLogLines {
+        container_id: String,
+        since_unix_seconds: i64,
+        pattern: String,
+    },
+}
+
+/// What [`AgentRequest::CountLogLines`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLineCount {
+    /// Lines read.
+    pub lines: u64,
+    /// Of those, lines matching the pattern.
+    pub matching: u64,
 }
 
 /// What [`AgentRequest::RemoveEnv`] did, by the engine's names, sorted.

@@ -1,11 +1,11 @@
 //! `deployments [SERVICE]`: rollouts in progress and past, with their batches and outcome.
 
-use cj_api::{BatchState, Deployment, DeploymentStatus};
+use cj_api::{BatchState, Deployment, DeploymentStatus, Verdict};
 use comfy_table::Cell;
 
 use crate::args::StatusArgs;
 use crate::client::{CliResult, Client};
-use crate::color::{Tone, cell};
+use crate::color::{Tone, cell, paint};
 use crate::output::{print_json, print_table, relative, table};
 
 pub async fn run(client: &Client, args: StatusArgs) -> CliResult<i32> {
@@ -53,13 +53,56 @@ pub async fn run(client: &Client, args: StatusArgs) -> CliResult<i32> {
         ]);
     }
     print_table(&output);
+    // The canary measurements of one service's deployments, or of those still in progress.
+    for deployment in &deployments {
+        if args.target.is_some() || deployment.status.is_active() {
+            print_measurements(deployment);
+        }
+    }
     Ok(0)
+}
+
+/// Each canary measurement of `deployment`, one line each, under its job.
+fn print_measurements(deployment: &Deployment) {
+    for job in deployment
+        .jobs
+        .iter()
+        .filter(|job| !job.analysis.is_empty())
+    {
+        let Some(analysis) = &job.policy.analysis else {
+            continue;
+        };
+        println!(
+            "\n{} canary analysis of {} (every {}, {} passes promote, more than {} failures roll back):",
+            deployment.id,
+            job.job,
+            cj_api::seconds_text(analysis.interval_ms),
+            analysis.checks,
+            analysis.failure_limit
+        );
+        for measurement in &job.analysis {
+            let tone = match measurement.verdict {
+                Verdict::Pass => Tone::Good,
+                Verdict::Fail => Tone::Bad,
+                Verdict::Inconclusive => Tone::Busy,
+            };
+            let line = measurement.line();
+            let (verdict, rest) = line.split_once(':').unwrap_or((&line, ""));
+            anstream::println!(
+                "  {:<12} {}:{rest}",
+                relative(Some(&measurement.at)),
+                paint(tone, verdict)
+            );
+        }
+    }
 }
 
 fn tone(status: DeploymentStatus) -> Tone {
     match status {
         DeploymentStatus::Succeeded => Tone::Good,
-        DeploymentStatus::Running | DeploymentStatus::AwaitingPromotion => Tone::Busy,
+        DeploymentStatus::Running
+        | DeploymentStatus::AwaitingPromotion
+        | DeploymentStatus::Analysing => Tone::Busy,
         DeploymentStatus::Failed | DeploymentStatus::RolledBack => Tone::Bad,
         // Stopped on purpose: nothing failed.
         DeploymentStatus::Aborted => Tone::Plain,

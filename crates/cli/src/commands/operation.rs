@@ -113,6 +113,20 @@ fn print_event(out: &mut dyn Write, verb: &str, event: &OperationEvent) {
             let what = if *canary { "canary" } else { "batch" };
             writeln!(out, "{job}: {what} {batch}/{of}: {}", tasks.join(", "))
         }
+        OperationEvent::Measurement { job, measurement } => {
+            let tone = match measurement.verdict {
+                cj_api::Verdict::Pass => Tone::Good,
+                cj_api::Verdict::Fail => Tone::Bad,
+                cj_api::Verdict::Inconclusive => Tone::Busy,
+            };
+            let line = measurement.line();
+            let (verdict, rest) = line.split_once(':').unwrap_or((&line, ""));
+            writeln!(
+                out,
+                "{job}: canary measurement {}:{rest}",
+                paint(tone, verdict)
+            )
+        }
         OperationEvent::WaveDone { .. } | OperationEvent::Summary(_) => Ok(()),
     };
 }

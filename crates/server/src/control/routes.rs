@@ -31,6 +31,7 @@ impl ServerState {
     /// The table as the desired state, the placements and the agents' reports say now.
     pub fn build_route_table(&self) -> Result<RouteTable, Failure> {
         let mut routes: BTreeMap<(String, String), Route> = BTreeMap::new();
+        let canary_phases = self.canary_phases()?;
         for desired in self.desired_jobs(keys::DESIRED_ALL)? {
             // Rebuilt after every report: unrouted jobs are skipped before their tasks are read.
             let version = self
@@ -44,6 +45,11 @@ impl ServerState {
                 continue;
             };
             let tasks = self.raw_desired_tasks(&desired)?;
+            let phase = canary_phases.get(&(
+                desired.env.clone(),
+                desired.service.clone(),
+                desired.job.clone(),
+            ));
             let route = routes
                 .entry((desired.env.clone(), name.clone()))
                 .or_insert_with(|| Route {
@@ -96,8 +102,11 @@ impl ServerState {
                     host: host.clone(),
                     address: format!("{address}:{}", task.spec.port),
                     version: container.version,
-                    canary: false,
+                    canary: phase.is_some_and(|phase| phase.version == container.version),
                 });
+            }
+            if let Some(phase) = phase {
+                route.canary_weight_bp = Some(phase.weight_bp);
             }
             if route.backends.is_empty() {
                 let total: usize = waiting.values().sum();
@@ -122,7 +131,7 @@ impl ServerState {
         Ok(table)
     }
 
-    fn refresh_route_table(&self) {
+    pub(crate) fn refresh_route_table(&self) {
         match self.build_route_table() {
             Ok(table) => self.routes.offer(table),
             Err(error) => tracing::warn!(%error, "failed to rebuild the route table"),

@@ -72,6 +72,7 @@ api_routes! {
     put "/v1/envs/{name}/vars" => crate::envs::env_api::set_vars,
     get "/v1/envs/{name}/addresses" => crate::envs::env_api::addresses,
     get "/v1/routes" => crate::control::routes::routes,
+    post "/v1/router/counts" => crate::releases::traffic::report,
     get "/v1/events" => crate::observe::events::events,
     get "/metrics" => crate::observe::scrape::metrics,
     get "/v1/alerts" => crate::observe::alerts::list,

@@ -72,6 +72,7 @@ use utoipa::{Modify, OpenApi};
         crate::envs::env_api::set_vars,
         crate::envs::env_api::addresses,
         crate::control::routes::routes,
+        crate::releases::traffic::report,
         crate::observe::events::events,
         crate::observe::scrape::metrics,
         crate::observe::alerts::list,
@@ -93,7 +94,7 @@ impl Modify for TokenScheme {
         let components = document.components.get_or_insert_with(Default::default);
         let mut bearer = Http::new(HttpAuthScheme::Bearer);
         bearer.description = Some(
-            "A token from `coding-job token create` (read, deploy, admin or agent role). \
+            "A token from `coding-job token create` (read, deploy, admin, agent or router role). \
              A `dev` server listening on loopback also takes requests without one."
                 .into(),
         );

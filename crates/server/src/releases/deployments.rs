@@ -68,7 +68,10 @@ impl ServerState {
         deployment.updated = now_rfc3339();
         self.update_deployment(&deployment.clone(), |stored| {
             deployment.abort_requested |= stored.abort_requested;
-            if deployment.status == DeploymentStatus::AwaitingPromotion {
+            if matches!(
+                deployment.status,
+                DeploymentStatus::AwaitingPromotion | DeploymentStatus::Analysing
+            ) {
                 deployment.promote_requested |= stored.promote_requested;
             }
             *stored = deployment.clone();
@@ -215,6 +218,7 @@ impl ServerState {
                 batches,
                 next_batch: 0,
                 done: false,
+                analysis: Vec::new(),
             });
         }
         if jobs.is_empty() {

@@ -425,7 +425,11 @@ pub(crate) fn decide_gate(
             )));
         }
         if promote {
-            if stored.status != DeploymentStatus::AwaitingPromotion {
+            let waits = matches!(
+                stored.status,
+                DeploymentStatus::AwaitingPromotion | DeploymentStatus::Analysing
+            );
+            if !waits {
                 return Err(Failure::Conflict(format!(
                     "deployment {} is not waiting for promotion",
                     stored.id

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use crate::base::now_rfc3339;
 use crate::error::Failure;
 use crate::keys;
+use crate::releases::analysis::CanaryPhase;
 use crate::releases::rollout_end::Stop;
 use crate::releases::waiting::Goal;
 use crate::state::{DesiredJob, ServerState};
@@ -53,6 +54,9 @@ impl ServerState {
             }
             Err(stop) => self.stop_deployment(&mut deployment, stop, &events).await,
         };
+        for job_index in 0..deployment.jobs.len() {
+            self.end_canary_phase(&deployment, job_index);
+        }
         if let Err(error) = self.record_progress(&mut deployment) {
             tracing::error!(%error, id = deployment.id, "cannot record the end of a deployment");
         }
@@ -95,9 +99,12 @@ impl ServerState {
             self.move_unchanged_tasks(deployment, job_index)
                 .await
                 .map_err(failed)?;
+            // Resumed in the middle of a canary analysis: it goes on with its tally.
+            self.judge_canaries_if_due(deployment, job_index).await?;
             while deployment.jobs[job_index].next_batch < deployment.jobs[job_index].batches.len() {
                 self.check_abort(deployment)?;
                 self.run_batch(deployment, job_index, events).await?;
+                self.judge_canaries_if_due(deployment, job_index).await?;
                 let job = &deployment.jobs[job_index];
                 let finished = &job.batches[job.next_batch - 1];
                 let more_to_come = job.next_batch < job.batches.len();
@@ -105,6 +112,7 @@ impl ServerState {
                     self.await_promotion(deployment).await?;
                 }
             }
+            self.end_canary_phase(deployment, job_index);
             self.finish_job(deployment, job_index, events).await?;
         }
         Ok(())
@@ -151,7 +159,21 @@ impl ServerState {
             Duration::from_millis(job.policy.min_healthy_time_ms),
         );
         let job_name = job.job.clone();
+        let weighted = job.policy.canary_weight_bp.is_some();
+        let phase = match (canary, job.policy.canary_weight_bp) {
+            (true, Some(weight_bp)) => Some(CanaryPhase {
+                version: job.to_version,
+                weight_bp,
+                deployment: deployment.id.clone(),
+            }),
+            _ => None,
+        };
         self.record_progress(deployment).map_err(failed)?;
+        // The weight applies from the canaries' first request; any later batch ends it.
+        if weighted {
+            self.set_canary_phase(deployment, &job_name, phase)
+                .map_err(failed)?;
+        }
         self.emit(
             deployment,
             OperationEvent::Batch {
@@ -225,11 +247,21 @@ impl ServerState {
     }
 
     async fn await_promotion(&self, deployment: &mut Deployment) -> Result<(), Stop> {
-        deployment.status = DeploymentStatus::AwaitingPromotion;
-        deployment.message = Some(format!(
+        let message = format!(
             "canaries healthy; `coding-job promote {}` to go on",
             deployment.service
-        ));
+        );
+        self.await_promotion_because(deployment, message).await
+    }
+
+    /// Waits at the gate, saying why in `message`, until `promote` or `abort`.
+    pub(crate) async fn await_promotion_because(
+        &self,
+        deployment: &mut Deployment,
+        message: String,
+    ) -> Result<(), Stop> {
+        deployment.status = DeploymentStatus::AwaitingPromotion;
+        deployment.message = Some(message);
         self.record_progress(deployment).map_err(failed)?;
         self.emit(
             deployment,
@@ -268,6 +300,18 @@ impl ServerState {
                 .watch(&key, read_at)
                 .map_err(|e| failed(e.into()))?;
             let _ = tokio::time::timeout(Duration::from_secs(5), changes.next()).await;
+        }
+    }
+
+    /// Ends the job's weighted canary phase, if it has one (logged: the table then routes to
+    /// every task, which is what a failed removal would delay).
+    fn end_canary_phase(&self, deployment: &Deployment, job_index: usize) {
+        let job = &deployment.jobs[job_index];
+        if job.policy.canary_weight_bp.is_none() {
+            return;
+        }
+        if let Err(error) = self.set_canary_phase(deployment, &job.job, None) {
+            tracing::warn!(%error, id = deployment.id, job = job.job, "cannot end a canary phase");
         }
     }
 
@@ -430,8 +474,20 @@ impl ServerState {
         }
     }
 
-    fn emit(&self, deployment: &Deployment, event: OperationEvent) {
+    pub(crate) fn emit(&self, deployment: &Deployment, event: OperationEvent) {
         self.deployment_signals.publish(&deployment.id, event);
+    }
+
+    /// The deployment's status and `message` to whoever follows it.
+    pub(crate) fn emit_status(&self, deployment: &Deployment, message: Option<String>) {
+        self.emit(
+            deployment,
+            OperationEvent::Deployment {
+                id: deployment.id.clone(),
+                status: deployment.status,
+                message,
+            },
+        );
     }
 }
 

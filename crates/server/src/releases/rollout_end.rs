@@ -19,6 +19,9 @@ use crate::state::{DesiredJob, ServerState};
 /// How a deployment stopped short.
 pub(crate) enum Stop {
     Failed(String),
+    /// The canary analysis judged the canaries bad: they are rolled back whatever
+    /// `auto_rollback` says, as that is what analysing them is for.
+    Rejected(String),
     Aborted,
 }
 
@@ -43,14 +46,16 @@ impl ServerState {
             batch.state = BatchState::Failed;
             batch.finished = Some(now_rfc3339());
         }
-        let (reason, aborted) = match stop {
-            Stop::Failed(reason) => (reason, false),
-            Stop::Aborted => ("aborted".to_owned(), true),
+        let (reason, aborted, rejected) = match stop {
+            Stop::Failed(reason) => (reason, false, false),
+            Stop::Rejected(reason) => (reason, false, true),
+            Stop::Aborted => ("aborted".to_owned(), true, false),
         };
-        let auto_rollback = deployment
-            .jobs
-            .get(current)
-            .is_some_and(|job| job.policy.auto_rollback);
+        let auto_rollback = rejected
+            || deployment
+                .jobs
+                .get(current)
+                .is_some_and(|job| job.policy.auto_rollback);
         let can_roll_back = deployment.kind != DeploymentKind::Reload;
         if (aborted || auto_rollback) && can_roll_back {
             match self.roll_back(deployment, current, events).await {

@@ -9,10 +9,11 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Extension;
 use axum::extract::{Query, State};
-use cj_api::{BatchState, Deployment, DeploymentStatus, TaskStatus};
+use cj_api::{BatchState, Deployment, DeploymentStatus, JobRollout, TaskStatus, Verdict};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::chart::sparkline;
 use super::rows::{Choice, pick_envs, task_link};
 use super::view::{Chrome, Moment, state_class};
 use crate::edge::auth::{Identity, Session};
@@ -50,6 +51,22 @@ pub struct JobView {
     pub to_version: u64,
     pub done: bool,
     pub batches: Vec<BatchView>,
+    /// The canary analysis, once it has measured.
+    pub analysis: Option<AnalysisView>,
+}
+
+/// A canary analysis: a chart of each measure per interval, and each measurement in words.
+pub struct AnalysisView {
+    pub summary: String,
+    pub charts: Vec<(String, String)>,
+    pub measurements: Vec<MeasurementView>,
+}
+
+pub struct MeasurementView {
+    pub at: Option<Moment>,
+    pub verdict: &'static str,
+    pub verdict_class: &'static str,
+    pub line: String,
 }
 
 pub struct DeploymentView {
@@ -148,6 +165,7 @@ fn view(
                     }
                 })
                 .collect(),
+            analysis: analysis_view(job, now),
         })
         .collect();
     DeploymentView {
@@ -162,10 +180,120 @@ fn view(
         updated: Moment::ago(Some(&deployment.updated), now),
         message: deployment.message.clone().unwrap_or_default(),
         active: deployment.status.is_active(),
-        awaiting: deployment.status == DeploymentStatus::AwaitingPromotion,
+        awaiting: matches!(
+            deployment.status,
+            DeploymentStatus::AwaitingPromotion | DeploymentStatus::Analysing
+        ),
         finished: deployment.status == DeploymentStatus::Succeeded,
         jobs,
     }
+}
+
+fn analysis_view(job: &JobRollout, now: OffsetDateTime) -> Option<AnalysisView> {
+    let policy = job.policy.analysis.as_ref()?;
+    if job.analysis.is_empty() {
+        return None;
+    }
+    let measurements = &job.analysis;
+    let summary = format!(
+        "Canary analysis: every {}, {} passing measurements promote, more than {} failing ones \
+         roll back",
+        cj_api::seconds_text(policy.interval_ms),
+        policy.checks,
+        policy.failure_limit
+    );
+    let mut charts = Vec::new();
+    let most_requests = measurements
+        .iter()
+        .map(|m| m.requests)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let requests: Vec<f64> = measurements
+        .iter()
+        .map(|m| m.requests as f64 * 100.0 / most_requests as f64)
+        .collect();
+    charts.push((
+        format!("Requests (up to {most_requests})"),
+        sparkline(
+            &format!("{} canary requests per interval", job.job),
+            &requests,
+        ),
+    ));
+    let rates: Vec<f64> = measurements
+        .iter()
+        .map(|m| m.success_rate_bp.map_or(0.0, |bp| bp as f64 / 100.0))
+        .collect();
+    charts.push((
+        "Success rate (0-100%)".to_owned(),
+        sparkline(
+            &format!("{} canary success rate per interval", job.job),
+            &rates,
+        ),
+    ));
+    let p99s: Vec<u64> = measurements.iter().map(|m| m.p99_ms.unwrap_or(0)).collect();
+    let threshold = policy.latency_p99.map_or(0, |t| t.value);
+    let ceiling = p99s
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(threshold)
+        .max(1);
+    let p99_percents: Vec<f64> = p99s
+        .iter()
+        .map(|p99| *p99 as f64 * 100.0 / ceiling as f64)
+        .collect();
+    charts.push((
+        format!("p99 latency (up to {})", cj_api::latency_text(ceiling)),
+        sparkline(
+            &format!("{} canary p99 latency per interval", job.job),
+            &p99_percents,
+        ),
+    ));
+    if policy.log_errors.is_some() {
+        let errors: Vec<u64> = measurements
+            .iter()
+            .map(|m| m.log_errors.unwrap_or(0))
+            .collect();
+        let most = errors.iter().copied().max().unwrap_or(0).max(1);
+        let percents: Vec<f64> = errors
+            .iter()
+            .map(|e| *e as f64 * 100.0 / most as f64)
+            .collect();
+        charts.push((
+            format!("Log errors (up to {most})"),
+            sparkline(
+                &format!("{} canary log errors per interval", job.job),
+                &percents,
+            ),
+        ));
+    }
+    let measurements = measurements
+        .iter()
+        .map(|m| {
+            let verdict = m.verdict.as_str();
+            let line = m.line();
+            let line = line
+                .split_once(": ")
+                .map_or(line.clone(), |(_, rest)| rest.to_owned());
+            MeasurementView {
+                at: Moment::ago(Some(&m.at), now),
+                verdict,
+                verdict_class: match m.verdict {
+                    Verdict::Pass => "ok",
+                    Verdict::Fail => "bad",
+                    Verdict::Inconclusive => "busy",
+                },
+                line,
+            }
+        })
+        .collect();
+    Some(AnalysisView {
+        summary,
+        charts,
+        measurements,
+    })
 }
 
 fn progress(

@@ -142,6 +142,32 @@ impl AgentLinks {
         }
     }
 
+    /// How many lines `container_id` on `host` wrote since `since_unix_seconds`, and how many
+    /// of them match `pattern`: counted by its agent, on the host.
+    pub async fn count_log_lines(
+        &self,
+        host: &str,
+        container_id: &str,
+        since_unix_seconds: i64,
+        pattern: &str,
+    ) -> Result<cj_api::agent::link::LogLineCount, Failure> {
+        let request = AgentRequest::CountLogLines {
+            container_id: container_id.to_owned(),
+            since_unix_seconds,
+            pattern: pattern.to_owned(),
+        };
+        match self.ask(host, request, REQUEST_TIMEOUT).await? {
+            Outcome::Ok(value) => serde_json::from_value(value).map_err(|error| {
+                Failure::BadGateway(format!(
+                    "the agent of {host} answered an odd count: {error}"
+                ))
+            }),
+            Outcome::Failed { error, .. } => Err(Failure::BadGateway(format!(
+                "the agent of {host} could not read the logs of {container_id}: {error}"
+            ))),
+        }
+    }
+
     /// Docker's inspect of a container on `host`, through its agent.
     pub async fn inspect(
         &self,
