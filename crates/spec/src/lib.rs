@@ -39,7 +39,7 @@ pub use error::{SpecError, SpecErrors, capped, shown};
 pub use limits::MAX_SOURCE_BYTES;
 pub use model::{
     CheckSpec, DEFAULT_DRAIN_TIMEOUT_MS, JobSpec, OnFailure, OnHostLost, Placement, Probe,
-    Resources, ServiceSpec, TaskSpec, UpdatePolicy, VolumeSpec,
+    Resources, RouteOptions, ServiceSpec, TaskSpec, UpdatePolicy, VolumeSpec,
 };
 pub use names::{LABEL_RULE, NAME_RULE, is_valid_name, label_problem};
 pub use order::{DependencyCycle, dependency_waves};
