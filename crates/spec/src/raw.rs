@@ -208,7 +208,8 @@ impl<'de> Deserialize<'de> for RawPort {
 pub(crate) enum RawRoute {
     JobName(bool),
     Name(String),
-    Options(RawRouteOptions),
+    /// Boxed: the mapping is far larger than the other forms.
+    Options(Box<RawRouteOptions>),
 }
 
 /// `route: { host: api, path: /v2, timeout: 30s, max_body: 10m }`.
@@ -243,7 +244,7 @@ impl<'de> Deserialize<'de> for RawRoute {
             fn visit_map<M: de::MapAccess<'de>>(self, map: M) -> Result<RawRoute, M::Error> {
                 let options =
                     RawRouteOptions::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(RawRoute::Options(options))
+                Ok(RawRoute::Options(Box::new(options)))
             }
         }
         deserializer.deserialize_any(RouteVisitor)

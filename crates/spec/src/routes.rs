@@ -148,10 +148,8 @@ impl Checker<'_> {
                 continue;
             };
             let path = job.route_options.path.as_deref();
-            let path_written = matches!(
-                &written.value,
-                RawRoute::Options(RawRouteOptions { path: Some(_), .. })
-            );
+            let path_written =
+                matches!(&written.value, RawRoute::Options(raw) if raw.path.is_some());
             if path_written && path.is_none() {
                 // Its path was refused already: any clash would be a consequence.
                 continue;

@@ -36,32 +36,26 @@ async fn jobs_sharing_a_route_name_under_different_paths_are_routes_of_their_own
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let shown: Vec<(&str, &str, Option<&str>, Option<u64>, Option<u64>, usize)> = table
+    let shown: Vec<String> = table
         .routes
         .iter()
         .map(|route: &Route| {
-            (
-                route.name.as_str(),
-                route.job.as_str(),
-                route.path.as_deref(),
+            format!(
+                "{} {} path={:?} timeout_ms={:?} max_body_bytes={:?} backends={}",
+                route.name,
+                route.job,
+                route.path,
                 route.timeout_ms,
                 route.max_body_bytes,
-                route.backends.len(),
+                route.backends.len()
             )
         })
         .collect();
     assert_eq!(
         shown,
         [
-            ("api", "api", None, None, None, 1),
-            (
-                "api",
-                "api-v2",
-                Some("/v2"),
-                Some(30_000),
-                Some(10 << 20),
-                1
-            ),
+            "api api path=None timeout_ms=None max_body_bytes=None backends=1",
+            "api api-v2 path=Some(\"/v2\") timeout_ms=Some(30000) max_body_bytes=Some(10485760) backends=1",
         ]
     );
 }
