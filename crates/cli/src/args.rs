@@ -569,7 +569,8 @@ pub struct RouterArgs {
     /// The wildcard domain: `NAME.ENV.DOMAIN`, and `NAME.DOMAIN` for production.
     #[arg(long)]
     pub domain: String,
-    /// A file holding a token (the `read` role is enough) for the server's route table.
+    /// A file holding a token for the server: the `router` role reads the route table and
+    /// reports the router's counts (with `read`, it routes, but its counts are refused).
     #[arg(long, value_name = "FILE", env = "CODING_JOB_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// No access log lines.
@@ -578,6 +579,10 @@ pub struct RouterArgs {
     /// Serve the router's own metrics (its proxied requests) at `/metrics` on this address.
     #[arg(long, value_name = "ADDRESS")]
     pub metrics_listen: Option<SocketAddr>,
+    /// The router's name in the counts it reports to the server, unique among the routers
+    /// [default: HOSTNAME:PORT].
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -112,6 +112,23 @@ pub async fn run_dev(
                 }
             }
         });
+        // The in-process router's counts go straight into the server's book, every 2 s, as a
+        // standalone router's come through `POST /v1/router/counts`.
+        let counts = router.counts_source();
+        let book_state = state.clone();
+        tokio::spawn(async move {
+            let started = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            let mut ticks = tokio::time::interval(cj_router::DEFAULT_REPORT_EVERY);
+            loop {
+                ticks.tick().await;
+                let report = counts.counts(DEV_ROUTER, &started);
+                if let Err(error) = book_state.router_counts.record(report) {
+                    tracing::warn!(%error, "cannot keep the router's counts");
+                }
+            }
+        });
         let router_stopped = until_stopped(stopped.clone());
         tokio::spawn(async move {
             if let Err(error) = router.serve(router_stopped).await {
@@ -141,6 +158,9 @@ pub async fn run_dev(
     on_ready(&started);
     serving.await.context("the server task failed")?
 }
+
+/// The name the in-process router's counts go by.
+const DEV_ROUTER: &str = "dev-router";
 
 /// How long `dev` waits for its own agent before saying it is ready anyway.
 const LOCAL_AGENT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);

@@ -179,7 +179,8 @@ fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
         .to_owned())
 }
 
-/// `coding-job router`: follows the server's route table and serves it until Ctrl-C.
+/// `coding-job router`: follows the server's route table and serves it until Ctrl-C, reporting
+/// what it counts to the server.
 async fn router(server: String, tls: TlsClient, args: RouterArgs) -> anyhow::Result<()> {
     let token = args
         .token_file
@@ -202,6 +203,24 @@ async fn router(server: String, tls: TlsClient, args: RouterArgs) -> anyhow::Res
         args.domain
     );
     serve_metrics(args.metrics_listen).await?;
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", system_host_name(), router.local_addr().port()));
+    let counts = router.counts_source();
+    let (report_server, report_token, report_http) = (server.clone(), token.clone(), http.clone());
+    tokio::spawn(async move {
+        let every = cj_router::DEFAULT_REPORT_EVERY;
+        cj_router::report_counts(
+            &report_server,
+            report_token,
+            report_http,
+            counts,
+            name,
+            every,
+        )
+        .await
+    });
     tokio::spawn(async move { cj_router::follow_server(&server, token, http, tables).await });
     router.serve(shutdown_signal()).await
 }

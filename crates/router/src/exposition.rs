@@ -1,8 +1,9 @@
 //! `http://DOMAIN/metrics`: what the router counted for each version of each routed job, in
 //! Prometheus' text format, so any router (standalone ones too) can be scraped:
 //!
-//! - `coding_job_router_version_requests_total{env, route, service, job, version}`: requests a
-//!   backend of that version answered;
+//! - `coding_job_router_version_requests_total{env, route, path, service, job, version}`:
+//!   requests a backend of that version answered (`path` only for a route with a path prefix,
+//!   so a name's routes are told apart);
 //! - `coding_job_router_version_responses_5xx_total{...}`: of those, 5xx answers;
 //! - `coding_job_router_version_connection_failures_total{...}`: requests sent to a backend of
 //!   that version that failed before an answer;
@@ -84,8 +85,12 @@ fn versions(routes: &[RouteStatus]) -> impl Iterator<Item = (&RouteStatus, &Vers
 }
 
 fn labels(route: &RouteStatus, counts: &VersionCounts) -> String {
+    let path = match &route.path {
+        Some(path) => format!(",path=\"{}\"", escape(path)),
+        None => String::new(),
+    };
     format!(
-        "env=\"{}\",route=\"{}\",service=\"{}\",job=\"{}\",version=\"{}\"",
+        "env=\"{}\",route=\"{}\"{path},service=\"{}\",job=\"{}\",version=\"{}\"",
         escape(&route.env),
         escape(&route.name),
         escape(&route.service),
@@ -107,6 +112,7 @@ mod tests {
         let route = RouteStatus {
             env: "production".into(),
             name: "api".into(),
+            path: None,
             service: "shop".into(),
             job: "api".into(),
             url: String::new(),
@@ -122,7 +128,7 @@ mod tests {
                 latency_sum_us: 40_000,
             }],
         };
-        let text = render(&[route]);
+        let text = render(std::slice::from_ref(&route));
         let labels = r#"env="production",route="api",service="shop",job="api",version="7""#;
         for line in [
             format!("coding_job_router_version_requests_total{{{labels}}} 4"),
@@ -139,5 +145,17 @@ mod tests {
                 "no {line} in:\n{text}"
             );
         }
+        let with_path = RouteStatus {
+            path: Some("/v2".into()),
+            ..route
+        };
+        let text = render(&[with_path]);
+        let labels =
+            r#"env="production",route="api",path="/v2",service="shop",job="api",version="7""#;
+        let line = format!("coding_job_router_version_requests_total{{{labels}}} 4");
+        assert!(
+            text.lines().any(|written| written == line),
+            "no {line} in:\n{text}"
+        );
     }
 }

@@ -8,16 +8,24 @@
 //!   once into lookup maps and swapped in whole; requests in progress keep the one they
 //!   started with, so a backend leaving the table never cuts a request short.
 //! - The bare domain answers a status page of every route with its counters.
+//! - [`report_counts`] sends the per-version counters to the server every few seconds.
 //!
-//! Modules: `host` (which route a Host names), `table` (the table in force, balancing),
-//! `proxy` (forwarding, retries, upgrades), `pages` (the router's own answers), `stats`
-//! (counters), `serve` (listener and shutdown), `follow` (the server's table stream).
+//! Modules: `host` (which route a Host names), `table` (the table in force, paths, balancing),
+//! `canary` (weighted canaries: which side a request goes to), `proxy` (forwarding, retries,
+//! timeouts, upgrades), `headers` (hop-by-hop and `X-Forwarded-*`), `body` (request bodies:
+//! buffering for retries, the size limit), `pages` (the router's own answers), `stats`
+//! (counters), `exposition` (`/metrics`), `report` (counts to the server), `serve` (listener
+//! and shutdown), `follow` (the server's table stream).
 
+mod body;
+mod canary;
 mod exposition;
 mod follow;
+mod headers;
 mod host;
 mod pages;
 mod proxy;
+mod report;
 mod serve;
 mod stats;
 mod table;
@@ -34,6 +42,7 @@ use tokio::sync::watch;
 
 pub use cj_api::routes::{LATENCY_BUCKETS_MS, VersionCounts};
 pub use follow::follow_server;
+pub use report::{CountsSource, DEFAULT_REPORT_EVERY, report_counts};
 pub use stats::{Counts, RouteStatus, StatusPage};
 
 use crate::proxy::Proxy;
@@ -105,6 +114,14 @@ impl Router {
     /// The address the router listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// A handle on the router's counters that outlives [`Router::serve`]'s taking the router,
+    /// for [`report_counts`].
+    pub fn counts_source(&self) -> CountsSource {
+        CountsSource {
+            proxy: Arc::clone(&self.proxy),
+        }
     }
 
     /// What the status page shows now.

@@ -1,10 +1,12 @@
 //! The answers the router makes itself: the status page (the bare domain), the page of a route
-//! that has no backends (503), of a name that is no route (404), of a host not under the domain
-//! (404, plain) and of a request no backend answered (502, plain). Each is HTML, or JSON for a
-//! client that accepts `application/json`; none carries more than a short message, so nothing
-//! internal leaks.
+//! that has no backends (503), of a name (or a path of it) that is no route (404), of a host
+//! not under the domain (404, plain), of a request no backend answered (502, plain) or not in
+//! time (504, plain), and of a body over the route's limit (413, plain). The pages are HTML, or
+//! JSON for a client that accepts `application/json`; none carries more than a short message,
+//! so nothing internal leaks.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use bytes::Bytes;
 use cj_api::html::escape as html;
@@ -106,31 +108,55 @@ pub(crate) fn unavailable(entry: &RouteEntry, json: bool) -> Response<Body> {
     response
 }
 
-/// 404: `name` is no route of `env`; lists the routes `env` has.
+/// 404: `name` is no route of `env`, or (with `path`) none of its routes serves that path;
+/// lists the routes `env` has.
 pub(crate) fn no_route(
     table: &Table,
     domain: &str,
     env: &str,
     name: &str,
+    path: Option<&str>,
     json: bool,
 ) -> Response<Body> {
     let routes = table.status(domain, Some(env));
     if json {
-        let names: Vec<&str> = routes.iter().map(|route| route.name.as_str()).collect();
-        let body = json!({
+        let mut names: Vec<&str> = routes.iter().map(|route| route.name.as_str()).collect();
+        names.dedup();
+        let mut body = json!({
             "error": "no such route",
             "env": env,
             "route": name,
             "routes": names,
         });
+        if let Some(path) = path {
+            body["path"] = json!(path);
+        }
         return respond_json(StatusCode::NOT_FOUND, &body);
     }
-    let title = format!("No route {} in {}", html(name), html(env));
-    let mut body = format!(
-        "<p>Environment <b>{}</b> has no route named <b>{}</b>.</p>",
-        html(env),
-        html(name)
-    );
+    let (title, mut body) = match path {
+        None => (
+            format!("No route {} in {}", html(name), html(env)),
+            format!(
+                "<p>Environment <b>{}</b> has no route named <b>{}</b>.</p>",
+                html(env),
+                html(name)
+            ),
+        ),
+        Some(path) => (
+            format!(
+                "No route {} in {} for {}",
+                html(name),
+                html(env),
+                html(path)
+            ),
+            format!(
+                "<p>No route <b>{}</b> of environment <b>{}</b> serves the path <b>{}</b>.</p>",
+                html(name),
+                html(env),
+                html(path)
+            ),
+        ),
+    };
     if routes.is_empty() {
         body.push_str("<p>It has no routes at all.</p>");
     } else {
@@ -164,6 +190,36 @@ pub(crate) fn bad_gateway(entry: &RouteEntry) -> Response<Body> {
     )
 }
 
+/// 504: the backend did not begin to answer within the route's timeout.
+pub(crate) fn gateway_timeout(entry: &RouteEntry, timeout: Duration) -> Response<Body> {
+    respond_text(
+        StatusCode::GATEWAY_TIMEOUT,
+        format!(
+            "504 gateway timeout: the backend of {} in {} did not answer within {} ms\n",
+            entry.route.name,
+            entry.route.env,
+            timeout.as_millis()
+        ),
+    )
+}
+
+/// 413: the request's body is larger than the route takes.
+pub(crate) fn too_large(entry: &RouteEntry) -> Response<Body> {
+    let limit = entry.route.max_body_bytes.unwrap_or_default();
+    let mut response = respond_text(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "413 content too large: {} in {} takes request bodies of at most {limit} bytes\n",
+            entry.route.name, entry.route.env
+        ),
+    );
+    // The rest of the body is not read: the connection cannot serve another request.
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// 400: the request could not be forwarded as it was.
 pub(crate) fn bad_request(what: &str) -> Response<Body> {
     respond_text(
@@ -185,7 +241,7 @@ fn routes_table(out: &mut String, routes: &[RouteStatus]) {
         };
         let _ = write!(
             out,
-            "<tr><td><a href=\"{url}\">{name}</a></td><td>{env}</td><td>{service}/{job}</td>\
+            "<tr><td><a href=\"{url}\">{name}{path}</a></td><td>{env}</td><td>{service}/{job}</td>\
              <td>{backends}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{}</td></tr>",
             counts.requests,
@@ -197,6 +253,7 @@ fn routes_table(out: &mut String, routes: &[RouteStatus]) {
             counts.failures,
             url = html(&route.url),
             name = html(&route.name),
+            path = html(route.path.as_deref().unwrap_or("")),
             env = html(&route.env),
             service = html(&route.service),
             job = html(&route.job),

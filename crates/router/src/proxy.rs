@@ -1,10 +1,16 @@
-//! One request through the router: the host names a route, the route's backends take turns,
-//! a request that failed before any answer is tried on another backend when that is safe, and
-//! an upgrade (WebSocket) becomes a byte tunnel between client and backend.
+//! One request through the router: the host and the path name a route, the route's backends
+//! take turns (on one side of a weighted canary), a request that failed before any answer is
+//! tried on another backend when that is safe, and an upgrade (WebSocket) becomes a byte tunnel
+//! between client and backend.
 //!
 //! Safe to try again: a request whose body is in memory (none, or a small one read first) on a
 //! connection that failed to open (it was never sent), or, for idempotent methods, also on a
 //! backend that closed the connection before answering. A streamed body can be sent once only.
+//!
+//! A route's `timeout_ms` bounds each try from sending the request to the answer's headers;
+//! past it the client gets 504, the try counts as a connection failure of the backend's
+//! version, and the request is not tried again (it was sent, and a backend that is slow for
+//! one request is not thereby down, so it is not passed over either).
 
 use std::mem;
 use std::net::SocketAddr;
@@ -13,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cj_api::routes::RouteTable;
-use http_body_util::{BodyExt, Either, Full};
+use http_body_util::{Either, Full};
 use hyper::body::{Body as _, Incoming};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderValue};
 use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
@@ -24,37 +30,22 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::watch;
 
+use crate::body::{self, BodyError, RequestBody, UpstreamBody};
+use crate::canary;
+use crate::headers::{
+    is_idempotent, prepare_request_headers, request_host, strip_hop_by_hop, wants_upgrade,
+};
 use crate::host::{self, Target};
 use crate::pages;
 use crate::table::{RouteEntry, Table};
 
-/// Bodies both ways: one the router made or buffered, or one streamed through.
+/// Bodies the client gets: one the router made, or the backend's streamed through.
 pub(crate) type Body = Either<Full<Bytes>, Incoming>;
 
 /// The most tries of one request, whatever the number of backends.
 const MAX_TRIES: usize = 3;
-/// Request bodies up to this size (with a known length) are read before forwarding, so the
-/// request can be tried again on another backend.
-const MAX_BUFFERED_BODY: u64 = 64 * 1024;
 /// How long an idle pooled connection to a backend is kept.
 const POOL_IDLE: Duration = Duration::from_secs(90);
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-
-/// Hop-by-hop headers (RFC 9110 section 7.6.1, plus the non-standard ones still seen): they
-/// describe one connection and are never forwarded. `Connection` and `Upgrade` are handled
-/// apart, as an upgrade keeps them.
-const HOP_BY_HOP: [HeaderName; 7] = [
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-];
 
 /// The router's state shared by every connection: the table in force and the pooled client.
 pub(crate) struct Proxy {
@@ -64,7 +55,7 @@ pub(crate) struct Proxy {
     table: RwLock<Arc<Table>>,
     /// One pool for every table: connections are keyed by backend address, so a new table
     /// keeps those to the backends that stay.
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpConnector, UpstreamBody>,
     /// `true` ends the WebSocket tunnels (after the shutdown grace).
     stop_tunnels: watch::Sender<bool>,
 }
@@ -155,12 +146,20 @@ impl Proxy {
                 explicit_env,
             } => (env, name, explicit_env),
         };
-        let Some(entry) = table.find(env, name) else {
+        let Some(entry) = table.find(env, name, request.uri().path()) else {
+            if table.has_name(env, name) {
+                let path = request.uri().path();
+                let page = pages::no_route(table, &self.domain, env, name, Some(path), json);
+                return (page, None);
+            }
             // `ENV.DOMAIN` reads as an environment: show its routes rather than a 404.
             if !explicit_env && table.has_env(name) {
                 return (pages::status(table, &self.domain, Some(name), json), None);
             }
-            return (pages::no_route(table, &self.domain, env, name, json), None);
+            return (
+                pages::no_route(table, &self.domain, env, name, None, json),
+                None,
+            );
         };
         let (response, backend) = if entry.backends.is_empty() {
             (pages::unavailable(entry, json), None)
@@ -190,13 +189,16 @@ impl Proxy {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let mut body = match RequestBody::read(body).await {
+        let limit = entry.route.max_body_bytes;
+        let mut body = match RequestBody::read(body, limit).await {
             Ok(body) => body,
-            Err(error) => {
+            Err(BodyError::TooLarge) => return (pages::too_large(entry), None),
+            Err(BodyError::Client(error)) => {
                 tracing::debug!(%error, "client's request body failed");
                 return (pages::bad_request("the request body ended early"), None);
             }
         };
+        let side = entry.side(canary::asked(&parts.headers));
         prepare_request_headers(&mut parts.headers, peer, host, upgrade);
         if body.replayable() {
             // The body is here already: no backend needs to ask for it.
@@ -207,7 +209,8 @@ impl Proxy {
         let mut tried = [usize::MAX; MAX_TRIES];
         let mut attempt = 0;
         loop {
-            let (Some(index), Some(upstream_body)) = (entry.pick(&tried[..attempt]), body.take())
+            let (Some(index), Some(upstream_body)) =
+                (entry.pick(&tried[..attempt], side), body.take())
             else {
                 break;
             };
@@ -235,13 +238,30 @@ impl Proxy {
             } else {
                 parts.headers.clone()
             };
-            let sent = std::time::Instant::now();
-            match self.client.request(upstream).await {
+            let sent = Instant::now();
+            let answer = self.client.request(upstream);
+            let answer = match entry.timeout {
+                None => answer.await,
+                Some(timeout) => match tokio::time::timeout(timeout, answer).await {
+                    Ok(answer) => answer,
+                    Err(_) => {
+                        backend.version.connection_failed();
+                        entry.counters.failed();
+                        let page = pages::gateway_timeout(entry, timeout);
+                        return (page, Some(backend.authority.clone()));
+                    }
+                },
+            };
+            match answer {
                 Ok(response) => {
                     backend.health.answered();
                     backend.version.answered(response.status(), sent.elapsed());
                     let response = self.respond(entry, response, client_upgrade);
                     return (response, Some(backend.authority.clone()));
+                }
+                // The client's fault, not the backend's: nothing is counted against it.
+                Err(error) if body::went_over_limit(&error) => {
+                    return (pages::too_large(entry), Some(backend.authority.clone()));
                 }
                 Err(error) => {
                     backend.health.failed();
@@ -289,129 +309,6 @@ impl Proxy {
         }
         response.map(Either::Right)
     }
-}
-
-/// A request's body, kept so that the request can be sent more than once when it is small.
-enum RequestBody {
-    Buffered(Bytes),
-    /// `None` once sent.
-    Streamed(Option<Incoming>),
-}
-
-impl RequestBody {
-    async fn read(body: Incoming) -> Result<RequestBody, hyper::Error> {
-        if body.is_end_stream() {
-            return Ok(RequestBody::Buffered(Bytes::new()));
-        }
-        match body.size_hint().exact() {
-            Some(length) if length <= MAX_BUFFERED_BODY => {
-                Ok(RequestBody::Buffered(body.collect().await?.to_bytes()))
-            }
-            _ => Ok(RequestBody::Streamed(Some(body))),
-        }
-    }
-
-    fn replayable(&self) -> bool {
-        matches!(self, RequestBody::Buffered(_))
-    }
-
-    /// The body for one more try, if there can be one.
-    fn take(&mut self) -> Option<Body> {
-        match self {
-            RequestBody::Buffered(bytes) => Some(Either::Left(Full::new(bytes.clone()))),
-            RequestBody::Streamed(body) => body.take().map(Either::Right),
-        }
-    }
-}
-
-/// The host the client asked for: the `Host` header, or the authority of an absolute URI.
-fn request_host(request: &Request<Incoming>) -> Option<HeaderValue> {
-    if let Some(host) = request.headers().get(header::HOST) {
-        return Some(host.clone());
-    }
-    let authority = request.uri().authority()?;
-    HeaderValue::from_str(authority.as_str()).ok()
-}
-
-/// RFC 9110's idempotent methods: repeating one has the effect of sending it once.
-fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-    )
-}
-
-/// Whether the request asks to switch protocols (`Connection: upgrade` with `Upgrade`).
-fn wants_upgrade(request: &Request<Incoming>) -> bool {
-    request.version() == Version::HTTP_11
-        && request.headers().contains_key(header::UPGRADE)
-        && connection_tokens(request.headers()).any(|token| token.eq_ignore_ascii_case("upgrade"))
-}
-
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
-}
-
-/// Removes the headers that describe one connection, those `Connection` names included.
-/// `keep_upgrade` keeps (and only keeps) what an upgrade needs.
-fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = connection_tokens(headers)
-            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
-            .collect();
-        for name in named {
-            if !(keep_upgrade && name == header::UPGRADE) {
-                headers.remove(name);
-            }
-        }
-        headers.remove(header::CONNECTION);
-    }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-    if keep_upgrade {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(header::UPGRADE);
-    }
-}
-
-/// The headers the backend gets: no hop-by-hop ones, and who asked for what.
-fn prepare_request_headers(
-    headers: &mut HeaderMap,
-    peer: SocketAddr,
-    host: Option<&HeaderValue>,
-    upgrade: bool,
-) {
-    strip_hop_by_hop(headers, upgrade);
-    // The proxies before this one, then the client this router sees.
-    let client = peer.ip().to_canonical().to_string();
-    let mut forwarded_for = String::new();
-    for earlier in headers.get_all(&X_FORWARDED_FOR) {
-        if let Ok(earlier) = earlier.to_str() {
-            forwarded_for.push_str(earlier);
-            forwarded_for.push_str(", ");
-        }
-    }
-    forwarded_for.push_str(&client);
-    // Always valid: the earlier values passed `to_str`, and an address is plain ASCII.
-    if let Ok(forwarded_for) = HeaderValue::try_from(forwarded_for) {
-        headers.insert(X_FORWARDED_FOR, forwarded_for);
-    }
-    if let Some(host) = host {
-        headers.insert(X_FORWARDED_HOST, host.clone());
-        // The backend sees the name it was asked by (an absolute-form request had no header).
-        if !headers.contains_key(header::HOST) {
-            headers.insert(header::HOST, host.clone());
-        }
-    }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
 }
 
 /// Copies bytes both ways between the client's and the backend's upgraded connections until
@@ -471,71 +368,5 @@ fn access_log(
             target: "coding_job::access",
             %method, host, path = uri.path(), status, backend, duration_ms,
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (name, value) in pairs {
-            headers.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        headers
-    }
-
-    #[test]
-    fn hop_by_hop_headers_and_those_connection_names_go() {
-        let mut map = headers(&[
-            ("connection", "keep-alive, X-Secret"),
-            ("keep-alive", "timeout=5"),
-            ("x-secret", "1"),
-            ("te", "trailers"),
-            ("transfer-encoding", "chunked"),
-            ("upgrade", "websocket"),
-            ("proxy-authorization", "Basic x"),
-            ("accept", "*/*"),
-        ]);
-        strip_hop_by_hop(&mut map, false);
-        let left: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
-        assert_eq!(left, ["accept"]);
-    }
-
-    #[test]
-    fn an_upgrade_keeps_what_it_needs() {
-        let mut map = headers(&[
-            ("connection", "Upgrade, keep-alive"),
-            ("upgrade", "websocket"),
-            ("sec-websocket-key", "abc"),
-        ]);
-        strip_hop_by_hop(&mut map, true);
-        assert_eq!(map["connection"], "upgrade");
-        assert_eq!(map["upgrade"], "websocket");
-        assert_eq!(map["sec-websocket-key"], "abc");
-    }
-
-    #[test]
-    fn forwarded_headers_name_the_client_and_the_host() {
-        let mut map = headers(&[("x-forwarded-for", "10.0.0.1"), ("host", "web.dev.x")]);
-        let peer: SocketAddr = "[::ffff:192.0.2.7]:5000".parse().unwrap();
-        let host = HeaderValue::from_static("web.dev.x");
-        prepare_request_headers(&mut map, peer, Some(&host), false);
-        assert_eq!(map["x-forwarded-for"], "10.0.0.1, 192.0.2.7");
-        assert_eq!(map["x-forwarded-host"], "web.dev.x");
-        assert_eq!(map["x-forwarded-proto"], "http");
-        assert_eq!(map["host"], "web.dev.x");
-    }
-
-    #[test]
-    fn only_safe_methods_are_idempotent() {
-        assert!(is_idempotent(&Method::GET));
-        assert!(is_idempotent(&Method::PUT));
-        assert!(!is_idempotent(&Method::POST));
-        assert!(!is_idempotent(&Method::PATCH));
     }
 }

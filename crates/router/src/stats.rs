@@ -24,6 +24,11 @@ pub(crate) struct RouteCounters {
     /// The round-robin cursor: shared by the route's requests, carried over with the counters
     /// so a new table does not send the next burst to the first backend again.
     pub(crate) next: AtomicUsize,
+    /// The same for the canary's backends of a weighted canary (`next` is then the stable
+    /// version's).
+    pub(crate) canary_next: AtomicUsize,
+    /// Draws of a weighted canary's side so far (see `canary::draw`).
+    pub(crate) canary_draws: AtomicU64,
     /// What each version of the route's job answered: looked up when a table is built, so a
     /// request counts without a lock.
     versions: Mutex<BTreeMap<u64, Arc<VersionCounters>>>,
@@ -167,9 +172,12 @@ pub struct Counts {
 pub struct RouteStatus {
     pub env: String,
     pub name: String,
+    /// The route's path prefix, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     pub service: String,
     pub job: String,
-    /// `http://NAME.ENV.DOMAIN/`.
+    /// `http://NAME.ENV.DOMAIN/`, or with the route's path in place of the last `/`.
     pub url: String,
     /// How many backends take requests now.
     pub backends: usize,

@@ -41,8 +41,8 @@ pub use error::{SpecError, SpecErrors, capped, shown};
 pub use limits::MAX_SOURCE_BYTES;
 pub use model::{
     CanaryAnalysis, CheckSpec, DEFAULT_DRAIN_TIMEOUT_MS, JobSpec, LogErrorLimit, OnFailure,
-    OnHostLost, Placement, Probe, Resources, ServiceSpec, TaskSpec, Threshold, UpdatePolicy,
-    VolumeSpec,
+    OnHostLost, Placement, Probe, Resources, RouteOptions, ServiceSpec, TaskSpec, Threshold,
+    UpdatePolicy, VolumeSpec,
 };
 pub use names::{LABEL_RULE, NAME_RULE, is_valid_name, label_problem};
 pub use order::{DependencyCycle, dependency_waves};

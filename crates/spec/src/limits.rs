@@ -111,6 +111,18 @@ pub const MAX_IMAGE_NAME_LEN: usize = 255;
 /// minutes slows every rollout and `down` by that much.
 pub const MAX_DRAIN_TIMEOUT_MS: u64 = 10 * 60 * 1000;
 
+/// `route: { path }`: the longest path prefix. Paths name an API's version or a section of a
+/// site; a prefix longer than this is a full URL pasted by mistake.
+pub const MAX_ROUTE_PATH_LEN: usize = 256;
+
+/// `route: { timeout }`: the longest a backend may take to start answering. A request held
+/// open longer than an hour is a stream, which needs no timeout at all.
+pub const MAX_ROUTE_TIMEOUT_MS: u64 = 60 * 60 * 1000;
+
+/// `route: { max_body }`: the largest request body a limit may allow; above it, leave the
+/// limit out.
+pub const MAX_ROUTE_BODY_BYTES: u64 = 1 << 40;
+
 /// Longest volume name. The runtime names each Docker volume after the environment, service,
 /// task and this name, and Docker volume names become directory names on the host, so the name
 /// is short and holds none of the separators (`_`, `.`) the parts are joined with.

@@ -29,6 +29,10 @@ pub struct JobSpec {
     /// `route:` the name the router serves the job's tasks under (`NAME.ENV.DOMAIN`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    /// `route: { path, timeout, max_body }`: how the router serves the route. Left out of
+    /// stored versions when unset, so versions stored before it load and read the same.
+    #[serde(default, skip_serializing_if = "RouteOptions::is_unset")]
+    pub route_options: RouteOptions,
     /// How long a routed task stays up after it leaves the routers' pool before it is stopped,
     /// so requests in flight finish (`drain_timeout:`).
     #[serde(default = "default_drain_timeout_ms")]
@@ -41,6 +45,29 @@ pub struct JobSpec {
 }
 
 pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 2_000;
+
+/// How the router serves a job's route, beyond its name. Not part of any task's config hash:
+/// it changes the routers' table, never a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteOptions {
+    /// `path:` only requests whose path starts with this prefix (whole segments) take the
+    /// route; two jobs may share a route name with different paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `timeout:` how long a backend may take to start answering before the router gives up
+    /// with 504. `None`: as long as it takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// `max_body:` larger request bodies are refused with 413. `None`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<u64>,
+}
+
+impl RouteOptions {
+    pub fn is_unset(&self) -> bool {
+        *self == RouteOptions::default()
+    }
+}
 
 fn default_drain_timeout_ms() -> u64 {
     DEFAULT_DRAIN_TIMEOUT_MS

@@ -391,7 +391,7 @@ impl<'a> Checker<'a> {
         if let Some(constraints) = &job.constraints {
             self.apply_constraints(&path, constraints, &mut tasks);
         }
-        let (route, drain_timeout_ms) = self.route(&path, job);
+        let route = self.route(&path, job);
         let secret_env = self.secret_env(&path, job, &tasks);
         JobSpec {
             name: name.value.clone(),
@@ -402,10 +402,11 @@ impl<'a> Checker<'a> {
             update: job
                 .update
                 .as_ref()
-                .map(|update| self.update_policy(&path, update, route.is_some()))
+                .map(|update| self.update_policy(&path, update, route.name.is_some()))
                 .unwrap_or_default(),
-            route,
-            drain_timeout_ms,
+            route: route.name,
+            route_options: route.options,
+            drain_timeout_ms: route.drain_timeout_ms,
             secret_env,
             tasks,
         }

@@ -203,15 +203,53 @@ impl<'de> Deserialize<'de> for RawPort {
     }
 }
 
-/// `route:` a name, or `true` for the job's own name (`false`: no route).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(
-    untagged,
-    expecting = "expected a route name, or true for the job's own name"
-)]
+/// `route:` a name, `true` for the job's own name (`false`: no route), or a mapping with the
+/// name (`host`) and how the router serves it.
+#[derive(Debug, Clone)]
 pub(crate) enum RawRoute {
     JobName(bool),
     Name(String),
+    /// Boxed: the mapping is far larger than the other forms.
+    Options(Box<RawRouteOptions>),
+}
+
+/// `route: { host: api, path: /v2, timeout: 30s, max_body: 10m }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRouteOptions {
+    /// The route's name (`NAME.ENV.DOMAIN`); the job's own name when left out.
+    pub host: Option<Spanned<String>>,
+    /// Only requests under this path prefix take the route.
+    pub path: Option<Spanned<String>>,
+    /// How long a backend may take to start answering.
+    pub timeout: Option<Spanned<DurationText>>,
+    /// The largest request body the route takes.
+    pub max_body: Option<Spanned<SizeText>>,
+}
+
+impl<'de> Deserialize<'de> for RawRoute {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RouteVisitor;
+        impl<'de> de::Visitor<'de> for RouteVisitor {
+            type Value = RawRoute;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                // Short enough to be shown whole (messages cap what they quote at 64 characters).
+                f.write_str("a route name, true for the job's name, or a mapping")
+            }
+            fn visit_bool<E: de::Error>(self, value: bool) -> Result<RawRoute, E> {
+                Ok(RawRoute::JobName(value))
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<RawRoute, E> {
+                Ok(RawRoute::Name(value.to_owned()))
+            }
+            fn visit_map<M: de::MapAccess<'de>>(self, map: M) -> Result<RawRoute, M::Error> {
+                let options =
+                    RawRouteOptions::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawRoute::Options(Box::new(options)))
+            }
+        }
+        deserializer.deserialize_any(RouteVisitor)
+    }
 }
 
 /// One of `volumes:`: a named volume mounted into the task's container.
@@ -240,6 +278,18 @@ pub(crate) struct RawResources {
     expecting = "expected a memory size from 6 MiB to 16 TiB, such as 256m, 1g or a number of bytes"
 )]
 pub(crate) enum MemoryText {
+    Bytes(u64),
+    Text(String),
+}
+
+/// A size as written (`10m`, `1g`, a number of bytes); interpreted by
+/// [`crate::units::parse_memory`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "expected a size such as 256k, 10m, 1g or a number of bytes"
+)]
+pub(crate) enum SizeText {
     Bytes(u64),
     Text(String),
 }

@@ -19,8 +19,7 @@
 //! mapping (a new nested section) needs a line in [`LEVELS`] for its own keys to be probed (its
 //! name, a key of its parent, is checked already).
 //!
-//! Not levels here: `route` (a name or a boolean), `env` and `constraints` (maps of the user's
-//! own keys), and the two Docker sections, whose keys are Docker's field names (checked against
+//! Not levels here: `env` and `constraints` (maps of the user's own keys), and the two Docker sections, whose keys are Docker's field names (checked against
 //! the Engine API's list in `docker_fields.rs`, and described by Docker's documentation).
 
 use coding_job_spec::parse_service;
@@ -74,6 +73,12 @@ const LEVELS: &[Level] = &[
         file: "service: s\njobs:\n  - name: a\n    resources:\n      {}: 1\n",
         path: "jobs[0].resources.zz_probe",
         section: "## Resources: `resources`",
+    },
+    Level {
+        what: "route",
+        file: "service: s\njobs:\n  - name: a\n    route:\n      {}: 1\n",
+        path: "jobs[0].route.zz_probe",
+        section: "## Routes: `route`",
     },
     Level {
         what: "a volume",

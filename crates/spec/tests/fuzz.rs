@@ -142,6 +142,8 @@ const INTERESTING: &[&str] = &[
     "{{ port }}",
     "{% if env.name == \"x\" %}a{% endif %}",
     "route: true",
+    "route: {host: a, path: /v2, timeout: 1s, max_body: 1m}",
+    "route: {path: /v2/../x, timeout: 0s, max_body: 2t}",
     "drain_timeout: 5s",
     "depends_on: [x/y]",
     "volumes: [{name: a, mount: /a, seed: /s.tar}]",
@@ -657,10 +659,30 @@ fn spec_problem(spec: &ServiceSpec) -> Option<String> {
         if job.depends_on.iter().any(bad_dependency) {
             return Some(format!("job {:?} has a bad dependency", job.name));
         }
+        let options = &job.route_options;
         if let Some(route) = &job.route
-            && (!valid_name(route) || !routes.insert(route.as_str()))
+            && (!valid_name(route) || !routes.insert((route.as_str(), options.path.as_deref())))
         {
             return Some(format!("job {:?} has a bad route", job.name));
+        }
+        let bad_path = options.path.as_deref().is_some_and(|path| {
+            path.len() > MAX_ROUTE_PATH_LEN
+                || !path.starts_with('/')
+                || path
+                    .split('/')
+                    .skip(1)
+                    .any(|segment| segment.is_empty() || segment == "..")
+        });
+        if bad_path
+            || options
+                .timeout_ms
+                .is_some_and(|ms| ms == 0 || ms > MAX_ROUTE_TIMEOUT_MS)
+            || options
+                .max_body_bytes
+                .is_some_and(|bytes| bytes > MAX_ROUTE_BODY_BYTES)
+            || (job.route.is_none() && !options.is_unset())
+        {
+            return Some(format!("job {:?} has bad route options", job.name));
         }
         if job.drain_timeout_ms > MAX_DRAIN_TIMEOUT_MS {
             return Some(format!("job {:?} drains too long", job.name));

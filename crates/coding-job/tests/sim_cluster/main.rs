@@ -13,3 +13,4 @@ mod host_loss;
 mod placement;
 mod reconcile;
 mod rollouts;
+mod routes;

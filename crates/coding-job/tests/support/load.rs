@@ -25,16 +25,21 @@ impl Load {
     /// `clients` threads requesting `/` of `host` (the Host header) at `router`, each pausing
     /// 5 ms between requests.
     pub fn start(router: &str, host: &str, clients: usize) -> Load {
+        Load::start_path(router, host, "/", clients)
+    }
+
+    /// The same, requesting `path`.
+    pub fn start_path(router: &str, host: &str, path: &str, clients: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicUsize::new(0));
         let failures = Arc::new(Mutex::new(Vec::new()));
         let clients = (0..clients)
             .map(|_| {
                 let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
-                let (router, host) = (router.to_owned(), host.to_owned());
+                let (router, host, path) = (router.to_owned(), host.to_owned(), path.to_owned());
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
-                        match http_get_host(&router, &host, "/") {
+                        match http_get_host(&router, &host, &path) {
                             Ok((200, _)) => {
                                 ok.fetch_add(1, Ordering::Relaxed);
                             }

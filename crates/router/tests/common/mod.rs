@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cj_api::routes::{Backend, Route, RouteTable};
-use cj_router::{Router, RouterConfig, StatusPage};
+use cj_router::{CountsSource, Router, RouterConfig, StatusPage};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -173,6 +173,7 @@ pub async fn closing_backend() -> Named {
 pub struct TestRouter {
     pub address: SocketAddr,
     pub tables: watch::Sender<RouteTable>,
+    pub counts: CountsSource,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -183,6 +184,7 @@ impl TestRouter {
         let config = RouterConfig::new("127.0.0.1:0".parse().unwrap(), DOMAIN);
         let router = Router::bind(config, receiver).await.unwrap();
         let address = router.local_addr();
+        let counts = router.counts_source();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(router.serve(async move {
             let _ = stopped.await;
@@ -190,6 +192,7 @@ impl TestRouter {
         TestRouter {
             address,
             tables,
+            counts,
             stop: Some(stop),
             task: Some(task),
         }

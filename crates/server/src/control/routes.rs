@@ -28,19 +28,21 @@ pub mod table;
 pub(crate) use table::serves;
 
 impl ServerState {
-    /// The table as the desired state, the placements and the agents' reports say now.
+    /// The table as the desired state, the placements and the agents' reports say now. A
+    /// route is one (environment, name, path): jobs may share a name under different paths.
     pub fn build_route_table(&self) -> Result<RouteTable, Failure> {
-        let mut routes: BTreeMap<(String, String), Route> = BTreeMap::new();
+        type RouteKey = (String, String, Option<String>);
+        let mut routes: BTreeMap<RouteKey, Route> = BTreeMap::new();
         let canary_phases = self.canary_phases()?;
         for desired in self.desired_jobs(keys::DESIRED_ALL)? {
             // Rebuilt after every report: unrouted jobs are skipped before their tasks are read.
             let version = self
                 .versions
                 .get(&desired.env, &desired.service, desired.version)?;
-            let Some(name) = version
+            let Some((name, options)) = version
                 .spec
                 .job(&desired.job)
-                .and_then(|job| job.route.clone())
+                .and_then(|job| Some((job.route.clone()?, job.route_options.clone())))
             else {
                 continue;
             };
@@ -50,20 +52,19 @@ impl ServerState {
                 desired.service.clone(),
                 desired.job.clone(),
             ));
-            let route = routes
-                .entry((desired.env.clone(), name.clone()))
-                .or_insert_with(|| Route {
-                    env: desired.env.clone(),
-                    name,
-                    service: desired.service.clone(),
-                    job: desired.job.clone(),
-                    backends: Vec::new(),
-                    unavailable: None,
-                    path: None,
-                    timeout_ms: None,
-                    max_body_bytes: None,
-                    canary_weight_bp: None,
-                });
+            let key = (desired.env.clone(), name.clone(), options.path.clone());
+            let route = routes.entry(key).or_insert_with(|| Route {
+                env: desired.env.clone(),
+                name,
+                service: desired.service.clone(),
+                job: desired.job.clone(),
+                backends: Vec::new(),
+                unavailable: None,
+                path: options.path,
+                timeout_ms: options.timeout_ms,
+                max_body_bytes: options.max_body_bytes,
+                canary_weight_bp: None,
+            });
             let mut waiting: BTreeMap<&'static str, usize> = BTreeMap::new();
             for task in &tasks {
                 if task.spec.port == 0 {

@@ -116,7 +116,9 @@ impl ServerState {
         if let Some(rule) = rules.route_down {
             for route in &self.routes.current().routes {
                 if route.backends.is_empty() {
-                    let subject = format!("{}/{}", route.env, route.name);
+                    // A name's routes under different paths are told apart.
+                    let path = route.path.as_deref().unwrap_or("");
+                    let subject = format!("{}/{}{path}", route.env, route.name);
                     conditions.push(Condition {
                         rule: "route_down",
                         message: format!(
