@@ -19,6 +19,9 @@
 //! envs/NAME                                   an environment: origin, variables, host map, TTL
 //! ports/PPPPP                                 an allocated `port: auto` port and its task
 //! task-ports/ENV/SERVICE/JOB/TASK             the port allocated to that task
+//! certificates/NAME                           a router's certificate for a host name, with its key
+//! certificate-leases/NAME                     which router orders NAME's certificate, until when
+//! acme-challenges/TOKEN                       an HTTP-01 challenge's answer (under a store lease)
 //! ```
 //!
 //! The audit log has its own store (`audit.redb`, see `audit`), with one prefix:
@@ -184,4 +187,19 @@ pub fn task_port(key: &cj_api::agent::TaskKey) -> String {
         "task-ports/{}/{}/{}/{}",
         key.env, key.service, key.job, key.task
     )
+}
+
+pub const CERTIFICATES: &str = "certificates/";
+
+pub fn certificate(name: &str) -> String {
+    format!("certificates/{name}")
+}
+
+/// Kept outside `certificates/` so a prefix read of certificates holds only certificates.
+pub fn certificate_lease(name: &str) -> String {
+    format!("certificate-leases/{name}")
+}
+
+pub fn challenge(token: &str) -> String {
+    format!("acme-challenges/{token}")
 }

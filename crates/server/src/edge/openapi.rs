@@ -72,6 +72,13 @@ use utoipa::{Modify, OpenApi};
         crate::envs::env_api::set_vars,
         crate::envs::env_api::addresses,
         crate::control::routes::routes,
+        crate::certificates::api::list,
+        crate::certificates::api::get,
+        crate::certificates::api::put,
+        crate::certificates::api::get_challenge,
+        crate::certificates::api::put_challenge,
+        crate::certificates::api::delete_challenge,
+        crate::certificates::api::lease,
         crate::observe::events::events,
         crate::observe::scrape::metrics,
         crate::observe::alerts::list,
@@ -93,7 +100,7 @@ impl Modify for TokenScheme {
         let components = document.components.get_or_insert_with(Default::default);
         let mut bearer = Http::new(HttpAuthScheme::Bearer);
         bearer.description = Some(
-            "A token from `coding-job token create` (read, deploy, admin or agent role). \
+            "A token from `coding-job token create` (read, deploy, admin, agent or router role). \
              A `dev` server listening on loopback also takes requests without one."
                 .into(),
         );
@@ -177,6 +184,7 @@ const GROUPS: &[(&str, &str)] = &[
     ("crate::edge::audit", "tokens"),
     ("crate::edge::snapshot", "store"),
     ("crate::control::routes", "router"),
+    ("crate::certificates::api", "router"),
     ("crate::hosts::agent_link", "agents"),
 ];
 
