@@ -8,10 +8,13 @@
 //!   once into lookup maps and swapped in whole; requests in progress keep the one they
 //!   started with, so a backend leaving the table never cuts a request short.
 //! - The bare domain answers a status page of every route with its counters.
+//! - With [`TlsConfig`], HTTPS too: a certificate per routed name from ACME, kept in a
+//!   [`CertificateStore`] the routers share, or one given (a wildcard); see `tls`.
 //!
 //! Modules: `host` (which route a Host names), `table` (the table in force, balancing),
 //! `proxy` (forwarding, retries, upgrades), `pages` (the router's own answers), `stats`
-//! (counters), `serve` (listener and shutdown), `follow` (the server's table stream).
+//! (counters), `serve` (listeners and shutdown), `follow` (the server's table stream), `tls`
+//! (HTTPS and its certificates).
 
 mod exposition;
 mod follow;
@@ -21,6 +24,7 @@ mod proxy;
 mod serve;
 mod stats;
 mod table;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,7 +40,13 @@ pub use cj_api::routes::{LATENCY_BUCKETS_MS, VersionCounts};
 pub use follow::follow_server;
 pub use stats::{Counts, RouteStatus, StatusPage};
 
+pub use tls::{
+    AcmeConfig, ApiCertificateStore, CertificateFiles, CertificateStore, MemoryCertificateStore,
+    TlsConfig,
+};
+
 use crate::proxy::Proxy;
+use crate::tls::Tls;
 
 /// How a router listens and what it serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +61,8 @@ pub struct RouterConfig {
     pub connect_timeout: Duration,
     /// How long requests in progress may go on after shutdown began.
     pub shutdown_grace: Duration,
+    /// HTTPS besides plain HTTP; `None`: plain HTTP only.
+    pub tls: Option<TlsConfig>,
 }
 
 impl RouterConfig {
@@ -63,6 +75,7 @@ impl RouterConfig {
             access_log: true,
             connect_timeout: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -74,13 +87,24 @@ pub struct Router {
     proxy: Arc<Proxy>,
     table: watch::Receiver<RouteTable>,
     shutdown_grace: Duration,
+    tls: Option<(TcpListener, Tls)>,
 }
 
 impl Router {
-    /// Binds `config.listen` and puts the table `table` holds now in force.
+    /// Binds `config.listen` and puts the table `table` holds now in force. Certificates from
+    /// ACME need a store: see [`Router::bind_with_store`].
     pub async fn bind(
         config: RouterConfig,
+        table: watch::Receiver<RouteTable>,
+    ) -> anyhow::Result<Router> {
+        Router::bind_with_store(config, table, None).await
+    }
+
+    /// [`Router::bind`], with HTTPS's certificates and challenges kept in `store`.
+    pub async fn bind_with_store(
+        config: RouterConfig,
         mut table: watch::Receiver<RouteTable>,
+        store: Option<Arc<dyn CertificateStore>>,
     ) -> anyhow::Result<Router> {
         let domain = host::normalize_domain(&config.domain);
         anyhow::ensure!(
@@ -91,6 +115,16 @@ impl Router {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let local_addr = listener.local_addr()?;
+        let tls = match &config.tls {
+            Some(tls_config) => {
+                let tls = Tls::prepare(tls_config, &domain, store)?;
+                let listener = TcpListener::bind(tls_config.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", tls_config.listen))?;
+                Some((listener, tls))
+            }
+            None => None,
+        };
         let proxy = Proxy::new(domain, config.access_log, config.connect_timeout);
         proxy.apply(&table.borrow_and_update());
         Ok(Router {
@@ -99,12 +133,20 @@ impl Router {
             proxy: Arc::new(proxy),
             table,
             shutdown_grace: config.shutdown_grace,
+            tls,
         })
     }
 
     /// The address the router listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the router listens on for HTTPS, if it does.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// What the status page shows now.
@@ -122,8 +164,18 @@ impl Router {
     /// in progress have finished or the shutdown grace is over.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tracing::info!(address = %self.local_addr, domain = %self.proxy.domain(), "router listening");
+        let tls = self.tls.map(|(listener, mut tls)| {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, "router listening for HTTPS");
+            }
+            tls.start(self.table.clone());
+            (listener, Arc::new(tls))
+        });
         serve::serve(
-            self.listener,
+            serve::Listeners {
+                plain: self.listener,
+                tls,
+            },
             self.proxy,
             self.table,
             self.shutdown_grace,

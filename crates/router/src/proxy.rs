@@ -107,11 +107,13 @@ impl Proxy {
         self.stop_tunnels.send_replace(true);
     }
 
-    /// Answers one request from a client at `peer`.
+    /// Answers one request from a client at `peer` that came in over `scheme` (`https` for
+    /// TLS), which the backend is told in `X-Forwarded-Proto`.
     pub(crate) async fn handle(
         &self,
         request: Request<Incoming>,
         peer: SocketAddr,
+        scheme: &Scheme,
     ) -> Response<Body> {
         let started = Instant::now();
         // Cheap clones (shared bytes) that outlive the request moving on to a backend.
@@ -120,7 +122,9 @@ impl Proxy {
             .access_log
             .then(|| (request.method().clone(), request.uri().clone()));
         let table = self.table();
-        let (response, backend) = self.route(&table, request, peer, host.as_ref()).await;
+        let (response, backend) = self
+            .route(&table, request, peer, scheme, host.as_ref())
+            .await;
         if let Some((method, uri)) = logged {
             access_log(
                 &method,
@@ -139,6 +143,7 @@ impl Proxy {
         table: &Table,
         request: Request<Incoming>,
         peer: SocketAddr,
+        scheme: &Scheme,
         host: Option<&HeaderValue>,
     ) -> (Response<Body>, Option<Authority>) {
         let json = pages::wants_json(request.headers());
@@ -165,7 +170,7 @@ impl Proxy {
         let (response, backend) = if entry.backends.is_empty() {
             (pages::unavailable(entry, json), None)
         } else {
-            self.forward(entry, request, peer, host).await
+            self.forward(entry, request, peer, scheme, host).await
         };
         entry.counters.answered(response.status());
         (response, backend)
@@ -178,6 +183,7 @@ impl Proxy {
         entry: &RouteEntry,
         mut request: Request<Incoming>,
         peer: SocketAddr,
+        scheme: &Scheme,
         host: Option<&HeaderValue>,
     ) -> (Response<Body>, Option<Authority>) {
         let upgrade = wants_upgrade(&request);
@@ -197,7 +203,7 @@ impl Proxy {
                 return (pages::bad_request("the request body ended early"), None);
             }
         };
-        prepare_request_headers(&mut parts.headers, peer, host, upgrade);
+        prepare_request_headers(&mut parts.headers, peer, scheme, host, upgrade);
         if body.replayable() {
             // The body is here already: no backend needs to ask for it.
             parts.headers.remove(header::EXPECT);
@@ -386,6 +392,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 fn prepare_request_headers(
     headers: &mut HeaderMap,
     peer: SocketAddr,
+    scheme: &Scheme,
     host: Option<&HeaderValue>,
     upgrade: bool,
 ) {
@@ -411,7 +418,12 @@ fn prepare_request_headers(
             headers.insert(header::HOST, host.clone());
         }
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    let proto = if *scheme == Scheme::HTTPS {
+        "https"
+    } else {
+        "http"
+    };
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
 }
 
 /// Copies bytes both ways between the client's and the backend's upgraded connections until
@@ -524,11 +536,13 @@ mod tests {
         let mut map = headers(&[("x-forwarded-for", "10.0.0.1"), ("host", "web.dev.x")]);
         let peer: SocketAddr = "[::ffff:192.0.2.7]:5000".parse().unwrap();
         let host = HeaderValue::from_static("web.dev.x");
-        prepare_request_headers(&mut map, peer, Some(&host), false);
+        prepare_request_headers(&mut map, peer, &Scheme::HTTP, Some(&host), false);
         assert_eq!(map["x-forwarded-for"], "10.0.0.1, 192.0.2.7");
         assert_eq!(map["x-forwarded-host"], "web.dev.x");
         assert_eq!(map["x-forwarded-proto"], "http");
         assert_eq!(map["host"], "web.dev.x");
+        prepare_request_headers(&mut map, peer, &Scheme::HTTPS, Some(&host), false);
+        assert_eq!(map["x-forwarded-proto"], "https");
     }
 
     #[test]
