@@ -1,6 +1,7 @@
 //! Command-line arguments (those of `env ...` are in `env`).
 
 mod env;
+mod https;
 mod import;
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ pub use env::{
     EnvCommand, EnvCreateArgs, EnvDestroyArgs, EnvListArgs, EnvOperationArgs, EnvRunArgs,
     EnvVarsArgs, NewEnvArgs,
 };
+pub use https::HttpsArgs;
 pub use import::{ImportCommand, ImportOutputArgs};
 
 /// Where `dev` listens unless told otherwise, and so where the CLI looks by default.
@@ -559,6 +561,9 @@ pub struct DevArgs {
     /// Off loopback, where tokens are required: anyone may read without one (as `server`).
     #[arg(long)]
     pub public_read: bool,
+    /// The router's HTTPS (with `--router-listen`).
+    #[command(flatten)]
+    pub https: HttpsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -569,7 +574,8 @@ pub struct RouterArgs {
     /// The wildcard domain: `NAME.ENV.DOMAIN`, and `NAME.DOMAIN` for production.
     #[arg(long)]
     pub domain: String,
-    /// A file holding a token (the `read` role is enough) for the server's route table.
+    /// A file holding a token for the server's route table (the `router` role; `read` is
+    /// enough without ACME, whose certificates are kept through the server).
     #[arg(long, value_name = "FILE", env = "CODING_JOB_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// No access log lines.
@@ -578,6 +584,8 @@ pub struct RouterArgs {
     /// Serve the router's own metrics (its proxied requests) at `/metrics` on this address.
     #[arg(long, value_name = "ADDRESS")]
     pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub https: HttpsArgs,
 }
 
 #[derive(Debug, Args)]
