@@ -15,8 +15,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use cj_agent::{RemoteOptions, run_remote};
 use cj_cli::{
-    AgentArgs, Command, DevArgs, HttpsArgs, RouterArgs, ServerArgs, SimArgs, StoreArg,
-    StoreCommand,
+    AgentArgs, Command, DevArgs, HttpsArgs, RouterArgs, ServerArgs, SimArgs, StoreArg, StoreCommand,
 };
 use cj_net::TlsClient;
 use cj_router::RouterConfig;

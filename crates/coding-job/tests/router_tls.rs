@@ -59,9 +59,12 @@ fn fetch(
         .build()
         .unwrap();
     runtime.block_on(async {
-        tokio::time::timeout(Duration::from_secs(10), fetch_async(address, name, root, alpn))
-            .await
-            .map_err(|_| "timed out".to_owned())?
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            fetch_async(address, name, root, alpn),
+        )
+        .await
+        .map_err(|_| "timed out".to_owned())?
     })
 }
 
@@ -327,14 +330,7 @@ fn certificates_from_acme_are_served_kept_across_restarts_shared_and_renewed() {
     assert_eq!(status, 404, "a challenge is never redirected");
 
     // A second router serves the same certificates without ordering.
-    let second = RouterProcess::start(
-        &dev.url,
-        &pebble,
-        dir.path(),
-        free_port(),
-        free_port(),
-        &[],
-    );
+    let second = RouterProcess::start(&dev.url, &pebble, dir.path(), free_port(), free_port(), &[]);
     assert_eq!(wait_served(second.tls(), WWW, &root, "www ok"), www);
     assert_eq!(wait_served(second.tls(), API, &root, "api ok"), api);
     std::thread::sleep(Duration::from_secs(2));
@@ -415,8 +411,8 @@ fn a_name_whose_challenge_fails_gets_an_error_page_and_the_other_is_served() {
     );
     let log = dev.stderr();
     assert!(
-        log.lines().any(|line| line.contains("no certificate could be obtained")
-            && line.contains(API)),
+        log.lines()
+            .any(|line| line.contains("no certificate could be obtained") && line.contains(API)),
         "{log}"
     );
     // The name that works is still served.

@@ -47,7 +47,7 @@ fn parse_renew_before(text: &str) -> Result<std::time::Duration, String> {
         .strip_suffix('d')
         .and_then(|days| days.parse::<u64>().ok());
     days.map(|days| days.saturating_mul(86_400_000))
-        .or_else(|| cj_spec::parse_duration_ms(text))
+        .or_else(|| cj_spec::parse_duration_ms(text).filter(|_| !text.trim().is_empty()))
         .filter(|ms| *ms <= 10 * 366 * 86_400_000)
         .map(std::time::Duration::from_millis)
         .ok_or_else(|| format!("{text:?} is not a duration of at most 10 years (30d, 720h)"))

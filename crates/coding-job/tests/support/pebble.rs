@@ -80,7 +80,9 @@ impl Pebble {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while pebble.get(&pebble.directory_url()).is_err()
-            || pebble.dns_management("set-default-ipv4", "127.0.0.1").is_err()
+            || pebble
+                .dns_management("set-default-ipv4", "127.0.0.1")
+                .is_err()
         {
             assert!(
                 Instant::now() < deadline,
@@ -103,8 +105,11 @@ impl Pebble {
 
     /// The root pebble issues certificates from (PEM), from its management API.
     pub fn issuing_root(&self) -> String {
-        self.get(&format!("https://127.0.0.1:{}/roots/0", self.management_port))
-            .expect("pebble's management API did not answer")
+        self.get(&format!(
+            "https://127.0.0.1:{}/roots/0",
+            self.management_port
+        ))
+        .expect("pebble's management API did not answer")
     }
 
     /// How many orders pebble was sent so far.

@@ -20,6 +20,8 @@ pub(crate) struct Certificates {
     given: Option<Loaded>,
     /// Why each wanted name without a certificate has none (the last attempt's error).
     problems: RwLock<HashMap<String, String>>,
+    /// Certificates are obtained through ACME for the names the given one does not cover.
+    acme: bool,
     fallback: Arc<CertifiedKey>,
 }
 
@@ -30,11 +32,12 @@ impl std::fmt::Debug for Certificates {
 }
 
 impl Certificates {
-    pub(crate) fn new(given: Option<Loaded>) -> Certificates {
+    pub(crate) fn new(given: Option<Loaded>, acme: bool) -> Certificates {
         Certificates {
             by_name: RwLock::default(),
             given,
             problems: RwLock::default(),
+            acme,
             fallback: material::fallback(),
         }
     }
@@ -85,12 +88,16 @@ impl Certificates {
         if self.lookup(&name).is_some() {
             return None;
         }
-        Some(
-            read(&self.problems)
-                .get(&name)
-                .cloned()
-                .unwrap_or_else(|| "it is not a name this router serves".to_owned()),
-        )
+        if let Some(problem) = read(&self.problems).get(&name) {
+            return Some(problem.clone());
+        }
+        Some(if self.acme {
+            "it is not a name this router serves".to_owned()
+        } else {
+            "the certificate given (--tls-cert) does not cover it, and no ACME directory is \
+             configured (--acme-directory)"
+                .to_owned()
+        })
     }
 }
 

@@ -107,7 +107,7 @@ impl Tls {
             Some(files) => Some(read_files(files)?),
             None => None,
         };
-        let certificates = Arc::new(Certificates::new(given));
+        let certificates = Arc::new(Certificates::new(given, config.acme.is_some()));
         let mut server = ServerConfig::builder()
             .with_no_client_auth()
             .with_cert_resolver(Arc::clone(&certificates) as _);

@@ -55,6 +55,11 @@ impl ServerState {
                 "a certificate chain or key is at most {MAX_PEM_BYTES} bytes"
             )));
         }
+        if certificate.not_after <= now_ms() / 1000 {
+            return Err(Failure::BadRequest(
+                "not_after is in the past: an expired certificate is not kept".into(),
+            ));
+        }
         if !certificate
             .chain_pem
             .contains("-----BEGIN CERTIFICATE-----")
