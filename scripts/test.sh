@@ -15,6 +15,9 @@ want chromedriver chromium-driver
 want prometheus prometheus
 # The etcd store's tests (crates/store/tests/conformance_etcd.rs, etcd_store.rs) run a real etcd.
 want etcd etcd-server
+# The router's HTTPS (tests/router_tls.rs) gets certificates from a real ACME server: pebble,
+# with pebble-challtestsrv (the same package) as its DNS.
+want pebble pebble
 want_testbed
 install_wanted
 if ! command -v cargo-nextest >/dev/null 2>&1; then

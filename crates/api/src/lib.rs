@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod alerts;
+pub mod certificates;
 pub mod envs;
 pub mod events;
 pub mod exec;

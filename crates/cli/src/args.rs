@@ -1,6 +1,7 @@
 //! Command-line arguments (those of `env ...` are in `env`).
 
 mod env;
+mod https;
 mod import;
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ pub use env::{
     EnvCommand, EnvCreateArgs, EnvDestroyArgs, EnvListArgs, EnvOperationArgs, EnvRunArgs,
     EnvVarsArgs, NewEnvArgs,
 };
+pub use https::HttpsArgs;
 pub use import::{ImportCommand, ImportOutputArgs};
 
 /// Where `dev` listens unless told otherwise, and so where the CLI looks by default.
@@ -559,6 +561,9 @@ pub struct DevArgs {
     /// Off loopback, where tokens are required: anyone may read without one (as `server`).
     #[arg(long)]
     pub public_read: bool,
+    /// The router's HTTPS (with `--router-listen`).
+    #[command(flatten)]
+    pub https: HttpsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -569,8 +574,9 @@ pub struct RouterArgs {
     /// The wildcard domain: `NAME.ENV.DOMAIN`, and `NAME.DOMAIN` for production.
     #[arg(long)]
     pub domain: String,
-    /// A file holding a token for the server: the `router` role reads the route table and
-    /// reports the router's counts (with `read`, it routes, but its counts are refused).
+    /// A file holding a token for the server: the `router` role reads the route table, reports
+    /// the router's counts and shares certificates through the server (with `read`, it routes
+    /// without ACME, but its counts are refused).
     #[arg(long, value_name = "FILE", env = "CODING_JOB_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// No access log lines.
@@ -583,6 +589,9 @@ pub struct RouterArgs {
     /// [default: HOSTNAME:PORT].
     #[arg(long)]
     pub name: Option<String>,
+
+    #[command(flatten)]
+    pub https: HttpsArgs,
 }
 
 #[derive(Debug, Args)]

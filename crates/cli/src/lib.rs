@@ -14,8 +14,8 @@ mod servers;
 mod websocket;
 
 pub use args::{
-    AgentArgs, Cli, Command, DEFAULT_LISTEN, DevArgs, PlacementArgs, RestoreArgs, RouterArgs,
-    ServerArgs, SimArgs, StoreArg, StoreCommand,
+    AgentArgs, Cli, Command, DEFAULT_LISTEN, DevArgs, HttpsArgs, PlacementArgs, RestoreArgs,
+    RouterArgs, ServerArgs, SimArgs, StoreArg, StoreCommand,
 };
 pub use client::{CliError, Client};
 

@@ -51,10 +51,13 @@ pub async fn run_dev(
     let mut server = options.server;
     // The router binds first, so the URLs the server shows carry its real port.
     let (table_sender, table) = tokio::sync::watch::channel(cj_api::routes::RouteTable::default());
+    // HTTPS's certificates are kept in this server's store, reached in process.
+    let certificates = Arc::new(crate::certificates::ServerCertificates::default());
     let router = match options.router {
         Some(config) => {
             let domain = config.domain.clone();
-            let router = cj_router::Router::bind(config, table).await?;
+            let store: Arc<dyn cj_router::CertificateStore> = certificates.clone();
+            let router = cj_router::Router::bind_with_store(config, table, Some(store)).await?;
             server.scheduling.route_urls = Some(RouteUrls {
                 domain: domain.clone(),
                 port: Some(router.local_addr().port()).filter(|port| *port != 80),
@@ -64,6 +67,7 @@ pub async fn run_dev(
         None => None,
     };
     let prepared = startup::prepare(server, Some(options.host_name.clone())).await?;
+    certificates.attach(prepared.state.clone());
     let token = prepared
         .auth
         .process_token(LOCAL_AGENT, Role::Agent)
@@ -103,6 +107,7 @@ pub async fn run_dev(
     };
     if let Some((router, domain)) = router {
         started.router = Some((router.local_addr(), domain));
+        started.router_tls = router.tls_addr();
         let mut routes = state.routes.subscribe();
         tokio::spawn(async move {
             loop {

@@ -1,6 +1,7 @@
 //! `coding-job`: one binary for the server, the agent and the CLI. This file only parses the
 //! arguments and wires the pieces together; [`dev`] wires `dev` mode's.
 
+mod certificates;
 mod dev;
 mod memory;
 mod restore;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use cj_agent::{RemoteOptions, run_remote};
 use cj_cli::{
-    AgentArgs, Command, DevArgs, RouterArgs, ServerArgs, SimArgs, StoreArg, StoreCommand,
+    AgentArgs, Command, DevArgs, HttpsArgs, RouterArgs, ServerArgs, SimArgs, StoreArg, StoreCommand,
 };
 use cj_net::TlsClient;
 use cj_router::RouterConfig;
@@ -134,6 +135,10 @@ fn server_config(path: Option<&std::path::Path>) -> anyhow::Result<ServerConfig>
 }
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.router_listen.is_some() || args.https.tls_listen.is_none(),
+        "--tls-listen is the router's: it needs --router-listen"
+    );
     let options = DevOptions {
         server: ServerOptions {
             config: server_config(args.config.as_deref())?,
@@ -147,7 +152,10 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             cluster: Default::default(),
         },
         router: args.router_listen.map(|listen| {
-            RouterConfig::new(listen, args.placement.domain.clone().unwrap_or_default())
+            let mut config =
+                RouterConfig::new(listen, args.placement.domain.clone().unwrap_or_default());
+            config.tls = tls_config(&args.https);
+            config
         }),
         host_name: args.host_name.unwrap_or_else(system_host_name),
         resync_interval: Duration::from_secs(10),
@@ -196,12 +204,20 @@ async fn router(server: String, tls: TlsClient, args: RouterArgs) -> anyhow::Res
     let (tables, table) = tokio::sync::watch::channel(cj_api::routes::RouteTable::default());
     let mut config = RouterConfig::new(args.listen, args.domain.clone());
     config.access_log = !args.no_access_log;
-    let router = cj_router::Router::bind(config, table).await?;
+    config.tls = tls_config(&args.https);
+    // Certificates and challenges are kept through the server, shared by every router.
+    let store: Arc<dyn cj_router::CertificateStore> = Arc::new(
+        cj_router::ApiCertificateStore::new(&server, token.clone(), http.clone()),
+    );
+    let router = cj_router::Router::bind_with_store(config, table, Some(store)).await?;
     println!(
         "coding-job router: listening on http://{}, routes NAME.ENV.{} from {server}",
         router.local_addr(),
         args.domain
     );
+    if let Some(address) = router.tls_addr() {
+        println!("coding-job router: listening on https://{address}");
+    }
     serve_metrics(args.metrics_listen).await?;
     let name = args
         .name
@@ -223,6 +239,31 @@ async fn router(server: String, tls: TlsClient, args: RouterArgs) -> anyhow::Res
     });
     tokio::spawn(async move { cj_router::follow_server(&server, token, http, tables).await });
     router.serve(shutdown_signal()).await
+}
+
+/// The router's HTTPS as `--tls-listen` and the rest say; `None` without `--tls-listen`.
+fn tls_config(args: &HttpsArgs) -> Option<cj_router::TlsConfig> {
+    let listen = args.tls_listen?;
+    let files = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(cj_router::CertificateFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let acme = args.acme_directory.as_ref().map(|directory| {
+        let mut acme = cj_router::AcmeConfig::new(directory.clone());
+        acme.email = args.acme_email.clone();
+        acme.ca_cert = args.acme_ca_cert.clone();
+        acme.renew_before = args.acme_renew_before;
+        acme
+    });
+    Some(cj_router::TlsConfig {
+        listen,
+        files,
+        acme,
+        redirect_http: args.redirect_http,
+    })
 }
 
 /// `coding-job server`; `tls` is the trust for the other servers' certificates (`--ca-cert`),
@@ -427,6 +468,9 @@ fn announce(command: &str, started: &Started) {
             out,
             "  router:         http://{address} (routes: NAME.ENV.{domain}, NAME.{domain})"
         );
+    }
+    if let Some(address) = &started.router_tls {
+        let _ = writeln!(out, "  router https:   https://{address}");
     }
     let token = match &started.admin_token {
         None => String::new(),

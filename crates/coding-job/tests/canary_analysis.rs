@@ -115,17 +115,29 @@ fn a_canary_failing_a_third_of_its_requests_is_rolled_back_by_the_analysis() {
         message.contains("canary success rate") && message.contains("< 99% over 3s"),
         "the reason is not in words: {message}"
     );
-    assert_eq!(verdicts(&deployment).last().map(String::as_str), Some("fail"));
+    assert_eq!(
+        verdicts(&deployment).last().map(String::as_str),
+        Some("fail")
+    );
     let failed = &deployment["jobs"][0]["analysis"][0];
     assert!(failed["requests"].as_u64().unwrap() >= 5, "{failed}");
-    assert!(failed["success_rate_bp"].as_u64().unwrap() < 9900, "{failed}");
+    assert!(
+        failed["success_rate_bp"].as_u64().unwrap() < 9900,
+        "{failed}"
+    );
 
     // Back on version 1 everywhere, and serving: after the rollback no request fails.
-    wait_for("every task back on version 1", Duration::from_secs(30), || {
-        (versions(&dev) == [1, 1, 1]).then_some(())
-    });
+    wait_for(
+        "every task back on version 1",
+        Duration::from_secs(30),
+        || (versions(&dev) == [1, 1, 1]).then_some(()),
+    );
     let during = load.finish();
-    assert!(during.ok > 50, "too little load to mean anything: {}", during.ok);
+    assert!(
+        during.ok > 50,
+        "too little load to mean anything: {}",
+        during.ok
+    );
     let after = Load::start_path(&router, HOST, PATH, 2);
     std::thread::sleep(Duration::from_secs(2));
     let after = after.finish();
@@ -133,11 +145,18 @@ fn a_canary_failing_a_third_of_its_requests_is_rolled_back_by_the_analysis() {
     assert_eq!(after.failures, Vec::<String>::new());
     // The failures under load were the canary's 500s, and only a part of the answers.
     assert!(
-        during.failures.iter().all(|failure| failure.contains("500")),
+        during
+            .failures
+            .iter()
+            .all(|failure| failure.contains("500")),
         "{:?}",
         during.failures
     );
-    assert!(during.failures.len() < during.ok, "{} failed", during.failures.len());
+    assert!(
+        during.failures.len() < during.ok,
+        "{} failed",
+        during.failures.len()
+    );
     dev.ok(&["down", "judged"]);
 }
 
@@ -171,9 +190,11 @@ fn a_healthy_canary_is_promoted_after_its_checks_and_no_traffic_waits_at_the_gat
     let message = deployment["message"].as_str().unwrap();
     assert!(message.contains("inconclusive"), "{message}");
     dev.ok(&["promote", "judged"]);
-    wait_for("the promoted rollout to end", Duration::from_secs(60), || {
-        (last_deployment(&dev)["status"] == "succeeded").then_some(())
-    });
+    wait_for(
+        "the promoted rollout to end",
+        Duration::from_secs(60),
+        || (last_deployment(&dev)["status"] == "succeeded").then_some(()),
+    );
     assert_eq!(versions(&dev), [3, 3, 3]);
     dev.ok(&["down", "judged"]);
 }
@@ -197,8 +218,10 @@ fn a_canary_that_logs_errors_is_rolled_back_by_log_errors() {
         message.contains("lines matching \"ERROR|Exception\" in 3s, more than 5/min"),
         "{message}"
     );
-    wait_for("every task back on version 1", Duration::from_secs(30), || {
-        (versions(&dev) == [1, 1, 1]).then_some(())
-    });
+    wait_for(
+        "every task back on version 1",
+        Duration::from_secs(30),
+        || (versions(&dev) == [1, 1, 1]).then_some(()),
+    );
     dev.ok(&["down", "judged"]);
 }

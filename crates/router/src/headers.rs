@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::Scheme;
 use hyper::{Method, Request, Version};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -91,6 +92,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 pub(crate) fn prepare_request_headers(
     headers: &mut HeaderMap,
     peer: SocketAddr,
+    scheme: &Scheme,
     host: Option<&HeaderValue>,
     upgrade: bool,
 ) {
@@ -116,7 +118,12 @@ pub(crate) fn prepare_request_headers(
             headers.insert(header::HOST, host.clone());
         }
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    let proto = if *scheme == Scheme::HTTPS {
+        "https"
+    } else {
+        "http"
+    };
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     // Whatever the client sent as its own address is replaced: this is the one the router saw.
     if let Ok(client) = HeaderValue::try_from(client) {
         headers.insert(X_REAL_IP, client);
@@ -173,12 +180,14 @@ mod tests {
         let mut map = headers(&[("x-forwarded-for", "10.0.0.1"), ("host", "web.dev.x")]);
         let peer: SocketAddr = "[::ffff:192.0.2.7]:5000".parse().unwrap();
         let host = HeaderValue::from_static("web.dev.x");
-        prepare_request_headers(&mut map, peer, Some(&host), false);
+        prepare_request_headers(&mut map, peer, &Scheme::HTTP, Some(&host), false);
         assert_eq!(map["x-forwarded-for"], "10.0.0.1, 192.0.2.7");
         assert_eq!(map["x-forwarded-host"], "web.dev.x");
         assert_eq!(map["x-forwarded-proto"], "http");
         assert_eq!(map["host"], "web.dev.x");
         assert_eq!(map["x-real-ip"], "192.0.2.7");
+        prepare_request_headers(&mut map, peer, &Scheme::HTTPS, Some(&host), false);
+        assert_eq!(map["x-forwarded-proto"], "https");
 
         // A client's own claims are appended to, or replaced.
         let mut map = headers(&[
@@ -187,7 +196,7 @@ mod tests {
             ("x-real-ip", "6.6.6.6"),
             ("x-forwarded-proto", "https"),
         ]);
-        prepare_request_headers(&mut map, peer, None, false);
+        prepare_request_headers(&mut map, peer, &Scheme::HTTP, None, false);
         assert_eq!(map["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 192.0.2.7");
         assert_eq!(map["x-real-ip"], "192.0.2.7");
         assert_eq!(map["x-forwarded-proto"], "http");

@@ -9,13 +9,15 @@
 //!   started with, so a backend leaving the table never cuts a request short.
 //! - The bare domain answers a status page of every route with its counters.
 //! - [`report_counts`] sends the per-version counters to the server every few seconds.
+//! - With [`TlsConfig`], HTTPS too: a certificate per routed name from ACME, kept in a
+//!   [`CertificateStore`] the routers share, or one given (a wildcard); see `tls`.
 //!
 //! Modules: `host` (which route a Host names), `table` (the table in force, paths, balancing),
 //! `canary` (weighted canaries: which side a request goes to), `proxy` (forwarding, retries,
 //! timeouts, upgrades), `headers` (hop-by-hop and `X-Forwarded-*`), `body` (request bodies:
 //! buffering for retries, the size limit), `pages` (the router's own answers), `stats`
-//! (counters), `exposition` (`/metrics`), `report` (counts to the server), `serve` (listener
-//! and shutdown), `follow` (the server's table stream).
+//! (counters), `exposition` (`/metrics`), `report` (counts to the server), `serve` (listeners
+//! and shutdown), `follow` (the server's table stream), `tls` (HTTPS and its certificates).
 
 mod body;
 mod canary;
@@ -29,6 +31,7 @@ mod report;
 mod serve;
 mod stats;
 mod table;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -45,7 +48,13 @@ pub use follow::follow_server;
 pub use report::{CountsSource, DEFAULT_REPORT_EVERY, report_counts};
 pub use stats::{Counts, RouteStatus, StatusPage};
 
+pub use tls::{
+    AcmeConfig, ApiCertificateStore, CertificateFiles, CertificateStore, MemoryCertificateStore,
+    TlsConfig,
+};
+
 use crate::proxy::Proxy;
+use crate::tls::Tls;
 
 /// How a router listens and what it serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +69,8 @@ pub struct RouterConfig {
     pub connect_timeout: Duration,
     /// How long requests in progress may go on after shutdown began.
     pub shutdown_grace: Duration,
+    /// HTTPS besides plain HTTP; `None`: plain HTTP only.
+    pub tls: Option<TlsConfig>,
 }
 
 impl RouterConfig {
@@ -72,6 +83,7 @@ impl RouterConfig {
             access_log: true,
             connect_timeout: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -83,13 +95,24 @@ pub struct Router {
     proxy: Arc<Proxy>,
     table: watch::Receiver<RouteTable>,
     shutdown_grace: Duration,
+    tls: Option<(TcpListener, Tls)>,
 }
 
 impl Router {
-    /// Binds `config.listen` and puts the table `table` holds now in force.
+    /// Binds `config.listen` and puts the table `table` holds now in force. Certificates from
+    /// ACME need a store: see [`Router::bind_with_store`].
     pub async fn bind(
         config: RouterConfig,
+        table: watch::Receiver<RouteTable>,
+    ) -> anyhow::Result<Router> {
+        Router::bind_with_store(config, table, None).await
+    }
+
+    /// [`Router::bind`], with HTTPS's certificates and challenges kept in `store`.
+    pub async fn bind_with_store(
+        config: RouterConfig,
         mut table: watch::Receiver<RouteTable>,
+        store: Option<Arc<dyn CertificateStore>>,
     ) -> anyhow::Result<Router> {
         let domain = host::normalize_domain(&config.domain);
         anyhow::ensure!(
@@ -100,6 +123,16 @@ impl Router {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let local_addr = listener.local_addr()?;
+        let tls = match &config.tls {
+            Some(tls_config) => {
+                let tls = Tls::prepare(tls_config, &domain, store)?;
+                let listener = TcpListener::bind(tls_config.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", tls_config.listen))?;
+                Some((listener, tls))
+            }
+            None => None,
+        };
         let proxy = Proxy::new(domain, config.access_log, config.connect_timeout);
         proxy.apply(&table.borrow_and_update());
         Ok(Router {
@@ -108,6 +141,7 @@ impl Router {
             proxy: Arc::new(proxy),
             table,
             shutdown_grace: config.shutdown_grace,
+            tls,
         })
     }
 
@@ -122,6 +156,13 @@ impl Router {
         CountsSource {
             proxy: Arc::clone(&self.proxy),
         }
+    }
+
+    /// The address the router listens on for HTTPS, if it does.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// What the status page shows now.
@@ -139,8 +180,18 @@ impl Router {
     /// in progress have finished or the shutdown grace is over.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tracing::info!(address = %self.local_addr, domain = %self.proxy.domain(), "router listening");
+        let tls = self.tls.map(|(listener, mut tls)| {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, "router listening for HTTPS");
+            }
+            tls.start(self.table.clone());
+            (listener, Arc::new(tls))
+        });
         serve::serve(
-            self.listener,
+            serve::Listeners {
+                plain: self.listener,
+                tls,
+            },
             self.proxy,
             self.table,
             self.shutdown_grace,

@@ -1,9 +1,10 @@
 //! The answers the router makes itself: the status page (the bare domain), the page of a route
 //! that has no backends (503), of a name (or a path of it) that is no route (404), of a host
 //! not under the domain (404, plain), of a request no backend answered (502, plain) or not in
-//! time (504, plain), and of a body over the route's limit (413, plain). The pages are HTML, or
-//! JSON for a client that accepts `application/json`; none carries more than a short message,
-//! so nothing internal leaks.
+//! time (504, plain), of a body over the route's limit (413, plain), and of a name the router
+//! has no certificate for (503, over HTTPS). The pages are HTML, or JSON for a client that
+//! accepts `application/json`; none carries more than a short message, so nothing internal
+//! leaks.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -226,6 +227,38 @@ pub(crate) fn bad_request(what: &str) -> Response<Body> {
         StatusCode::BAD_REQUEST,
         format!("400 bad request: {what}\n"),
     )
+}
+
+/// 503 over HTTPS: the router has no certificate for `name` (the connection was completed with
+/// a self-signed one), and why.
+pub(crate) fn no_certificate(name: &str, reason: &str, json: bool) -> Response<Body> {
+    let mut response = if json {
+        let body = json!({
+            "error": "no certificate",
+            "name": name,
+            "reason": reason,
+        });
+        respond_json(StatusCode::SERVICE_UNAVAILABLE, &body)
+    } else {
+        let title = format!("No certificate for {}", html(name));
+        let body = format!(
+            "<p>No certificate could be obtained for <b>{}</b>: {}.</p>\
+             <p class=\"note\">This connection used a certificate no browser trusts, only to \
+             show this page. The router tries again by itself.</p>",
+            html(name),
+            html(reason)
+        );
+        respond_html(StatusCode::SERVICE_UNAVAILABLE, &title, &body)
+    };
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    response
+}
+
+/// A short plain-text answer (challenges, redirects).
+pub(crate) fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    respond_text(status, text.to_owned())
 }
 
 fn routes_table(out: &mut String, routes: &[RouteStatus]) {

@@ -98,11 +98,13 @@ impl Proxy {
         self.stop_tunnels.send_replace(true);
     }
 
-    /// Answers one request from a client at `peer`.
+    /// Answers one request from a client at `peer` that came in over `scheme` (`https` for
+    /// TLS), which the backend is told in `X-Forwarded-Proto`.
     pub(crate) async fn handle(
         &self,
         request: Request<Incoming>,
         peer: SocketAddr,
+        scheme: &Scheme,
     ) -> Response<Body> {
         let started = Instant::now();
         // Cheap clones (shared bytes) that outlive the request moving on to a backend.
@@ -111,7 +113,9 @@ impl Proxy {
             .access_log
             .then(|| (request.method().clone(), request.uri().clone()));
         let table = self.table();
-        let (response, backend) = self.route(&table, request, peer, host.as_ref()).await;
+        let (response, backend) = self
+            .route(&table, request, peer, scheme, host.as_ref())
+            .await;
         if let Some((method, uri)) = logged {
             access_log(
                 &method,
@@ -130,6 +134,7 @@ impl Proxy {
         table: &Table,
         request: Request<Incoming>,
         peer: SocketAddr,
+        scheme: &Scheme,
         host: Option<&HeaderValue>,
     ) -> (Response<Body>, Option<Authority>) {
         let json = pages::wants_json(request.headers());
@@ -164,7 +169,7 @@ impl Proxy {
         let (response, backend) = if entry.backends.is_empty() {
             (pages::unavailable(entry, json), None)
         } else {
-            self.forward(entry, request, peer, host).await
+            self.forward(entry, request, peer, scheme, host).await
         };
         entry.counters.answered(response.status());
         (response, backend)
@@ -177,6 +182,7 @@ impl Proxy {
         entry: &RouteEntry,
         mut request: Request<Incoming>,
         peer: SocketAddr,
+        scheme: &Scheme,
         host: Option<&HeaderValue>,
     ) -> (Response<Body>, Option<Authority>) {
         let upgrade = wants_upgrade(&request);
@@ -199,7 +205,7 @@ impl Proxy {
             }
         };
         let side = entry.side(canary::asked(&parts.headers));
-        prepare_request_headers(&mut parts.headers, peer, host, upgrade);
+        prepare_request_headers(&mut parts.headers, peer, scheme, host, upgrade);
         if body.replayable() {
             // The body is here already: no backend needs to ask for it.
             parts.headers.remove(header::EXPECT);

@@ -1,6 +1,8 @@
-//! The listener: hyper serving the proxy on accepted connections (HTTP/1.1, with upgrades),
-//! the task that puts each new table in force, and the graceful shutdown: stop accepting, let
-//! requests in progress finish within the grace, then end what is left (tunnels included).
+//! The listeners: hyper serving the proxy on accepted connections (plain HTTP/1.1 with
+//! upgrades; with HTTPS also TLS, see `tls::listener`), the task that puts each new table in
+//! force, and the graceful shutdown: stop accepting, let requests in progress finish within the
+//! grace, then end what is left (tunnels included). With HTTPS the plain listener answers ACME
+//! challenges itself and, with `--redirect-http`, redirects everything else (`tls::plain`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -8,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cj_api::routes::RouteTable;
+use hyper::http::uri::Scheme;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -16,19 +19,39 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::proxy::Proxy;
+use crate::tls::Tls;
+use crate::tls::plain::PlainSide;
 
 /// A client that has not sent a whole request head after this long is disconnected, so idle
 /// or slow connections cannot pile up.
-const HEADER_READ_TIME: Duration = Duration::from_secs(30);
+pub(crate) const HEADER_READ_TIME: Duration = Duration::from_secs(30);
+
+/// What the router listens on: plain HTTP, and TLS when HTTPS is on.
+pub(crate) struct Listeners {
+    pub(crate) plain: TcpListener,
+    pub(crate) tls: Option<(TcpListener, Arc<Tls>)>,
+}
 
 /// Serves until `shutdown` completes, then for at most `grace` while requests finish.
 pub(crate) async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     proxy: Arc<Proxy>,
     table: watch::Receiver<RouteTable>,
     grace: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
+    let Listeners {
+        plain: listener,
+        tls,
+    } = listeners;
+    let plain_side = tls.as_ref().map(|(tls_listener, tls)| PlainSide {
+        store: tls.store.clone(),
+        redirect_to_port: tls
+            .redirect_http
+            .then(|| tls_listener.local_addr().map(|address| address.port()).ok())
+            .flatten(),
+    });
+    let tls_http = crate::tls::listener::builder();
     let follower = tokio::spawn(follow_table(Arc::clone(&proxy), table));
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -38,26 +61,48 @@ pub(crate) async fn serve(
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: wait rather than spin.
-                    tracing::warn!(%error, "failed to accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let (accepted, over_tls) = tokio::select! {
+            accepted = listener.accept() => (accepted, false),
+            accepted = accept_tls(tls.as_ref().map(|(listener, _)| listener)) => (accepted, true),
             // Reap finished connections so the set holds only live ones.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             () = &mut shutdown => break,
         };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: wait rather than spin.
+                tracing::warn!(%error, "failed to accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if let (true, Some((_, tls))) = (over_tls, &tls) {
+            connections.spawn(crate::tls::listener::connection(
+                tls_http.clone(),
+                Arc::clone(tls),
+                stream,
+                peer,
+                Arc::clone(&proxy),
+                stopping.clone(),
+            ));
+            continue;
+        }
         let proxy = Arc::clone(&proxy);
+        let plain_side = plain_side.clone();
         let service = service_fn(move |request| {
             let proxy = Arc::clone(&proxy);
+            let plain_side = plain_side.clone();
             async move {
                 let started = std::time::Instant::now();
-                let response = proxy.handle(request, peer).await;
+                let own = match &plain_side {
+                    Some(plain_side) => plain_side.answer(&request).await,
+                    None => None,
+                };
+                let response = match own {
+                    Some(response) => response,
+                    None => proxy.handle(request, peer, &Scheme::HTTP).await,
+                };
                 record_request(response.status(), started);
                 Ok::<_, Infallible>(response)
             }
@@ -65,6 +110,7 @@ pub(crate) async fn serve(
         connections.spawn(connection(http.clone(), stream, service, stopping.clone()));
     }
     drop(listener);
+    drop(tls);
     stop.send_replace(true);
     let drained = tokio::time::timeout(grace, async {
         while connections.join_next().await.is_some() {}
@@ -83,7 +129,7 @@ pub(crate) async fn serve(
 
 /// `coding_job_router_request_duration_seconds{status}`: recorded through the `metrics` facade,
 /// so it shows on `/metrics` where the router runs inside the server process (`dev`).
-fn record_request(status: hyper::StatusCode, started: std::time::Instant) {
+pub(crate) fn record_request(status: hyper::StatusCode, started: std::time::Instant) {
     let class = match status.as_u16() {
         100..=199 => "1xx",
         200..=299 => "2xx",
@@ -93,6 +139,16 @@ fn record_request(status: hyper::StatusCode, started: std::time::Instant) {
     };
     metrics::histogram!("coding_job_router_request_duration_seconds", "status" => class)
         .record(started.elapsed().as_secs_f64());
+}
+
+/// The next connection on the TLS listener; never, without one.
+async fn accept_tls(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Serves one connection until it ends, or (once `stopping` says so) finishes it gracefully.

@@ -20,6 +20,9 @@
 //! ports/PPPPP                                 an allocated `port: auto` port and its task
 //! task-ports/ENV/SERVICE/JOB/TASK             the port allocated to that task
 //! canary-phases/ENV/SERVICE/JOB               the job's weighted canary phase in progress
+//! certificates/NAME                           a router's certificate for a host name, with its key
+//! certificate-leases/NAME                     which router orders NAME's certificate, until when
+//! acme-challenges/TOKEN                       an HTTP-01 challenge's answer (under a store lease)
 //! ```
 //!
 //! The audit log has its own store (`audit.redb`, see `audit`), with one prefix:
@@ -191,4 +194,19 @@ pub const CANARY_PHASES: &str = "canary-phases/";
 
 pub fn canary_phase(env: &str, service: &str, job: &str) -> String {
     format!("canary-phases/{env}/{service}/{job}")
+}
+
+pub const CERTIFICATES: &str = "certificates/";
+
+pub fn certificate(name: &str) -> String {
+    format!("certificates/{name}")
+}
+
+/// Kept outside `certificates/` so a prefix read of certificates holds only certificates.
+pub fn certificate_lease(name: &str) -> String {
+    format!("certificate-leases/{name}")
+}
+
+pub fn challenge(token: &str) -> String {
+    format!("acme-challenges/{token}")
 }

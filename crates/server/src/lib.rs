@@ -9,6 +9,7 @@
 //! (`cj_api::agent`) over the link. Every request passes `auth` (tokens, roles, the audit log).
 
 mod base;
+mod certificates;
 pub mod cluster;
 pub mod config;
 /// The control loops (public for the benchmarks only).

@@ -97,6 +97,8 @@ pub struct Started {
     pub admin_token: Option<AdminToken>,
     /// `dev`'s router, when it runs one: where it listens and its domain.
     pub router: Option<(SocketAddr, String)>,
+    /// Where that router listens for HTTPS, when it does.
+    pub router_tls: Option<SocketAddr>,
     /// Anyone may read without a token.
     pub public_read: bool,
 }
@@ -204,6 +206,7 @@ impl Opened {
             data_dir: options.data_dir.clone(),
             admin_token: self.admin_token.clone(),
             router: None,
+            router_tls: None,
             public_read: options.public_read,
         })
     }

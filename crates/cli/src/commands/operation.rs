@@ -113,19 +113,9 @@ fn print_event(out: &mut dyn Write, verb: &str, event: &OperationEvent) {
             let what = if *canary { "canary" } else { "batch" };
             writeln!(out, "{job}: {what} {batch}/{of}: {}", tasks.join(", "))
         }
+        // Plain: `out` may be any writer, where colour codes would not be dropped.
         OperationEvent::Measurement { job, measurement } => {
-            let tone = match measurement.verdict {
-                cj_api::Verdict::Pass => Tone::Good,
-                cj_api::Verdict::Fail => Tone::Bad,
-                cj_api::Verdict::Inconclusive => Tone::Busy,
-            };
-            let line = measurement.line();
-            let (verdict, rest) = line.split_once(':').unwrap_or((&line, ""));
-            writeln!(
-                out,
-                "{job}: canary measurement {}:{rest}",
-                paint(tone, verdict)
-            )
+            writeln!(out, "{job}: canary measurement {}", measurement.line())
         }
         OperationEvent::WaveDone { .. } | OperationEvent::Summary(_) => Ok(()),
     };

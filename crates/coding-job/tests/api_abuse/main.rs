@@ -181,6 +181,31 @@ const ROUTES: &[Route] = &[
         "/v1/routes",
         query("watch=false", &[], &[], &["watch"]),
     ),
+    route("GET", "/v1/router/certificates", NO_INPUT),
+    route("GET", "/v1/router/certificates/{name}", NO_INPUT),
+    route(
+        "PUT",
+        "/v1/router/certificates/{name}",
+        Input::Body {
+            required: &["chain_pem", "key_pem", "not_after"],
+        },
+    ),
+    route("GET", "/v1/router/challenges/{token}", NO_INPUT),
+    route(
+        "PUT",
+        "/v1/router/challenges/{token}",
+        Input::Body {
+            required: &["key_authorization"],
+        },
+    ),
+    route("DELETE", "/v1/router/challenges/{token}", NO_INPUT),
+    route(
+        "PUT",
+        "/v1/router/leases/{name}",
+        Input::Body {
+            required: &["holder", "ttl_seconds"],
+        },
+    ),
     route(
         "GET",
         "/v1/events",
@@ -219,6 +244,10 @@ fn valid_body(path: &str) -> Value {
                              "secret_vars": ["a"], "ttl_seconds": 60,
                              "map_hosts": {"host-1": "host-2"}, "vars_file": "vars.yaml"}),
         "/v1/envs/{name}/vars" => json!({"set": {"abuse_var": "1"}, "secret": []}),
+        "/v1/router/certificates/{name}" => json!({"chain_pem": "-----BEGIN CERTIFICATE-----",
+                             "key_pem": "-----BEGIN PRIVATE KEY-----", "not_after": 1}),
+        "/v1/router/challenges/{token}" => json!({"key_authorization": "abuse.abuse"}),
+        "/v1/router/leases/{name}" => json!({"holder": "abuse", "ttl_seconds": 60}),
         _ => {
             json!({"env": "production", "target": "abuse", "to_version": 1, "tag": "2", "follow": false})
         }

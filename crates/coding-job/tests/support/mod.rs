@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod etcd;
 pub mod leftovers;
 pub mod load;
+pub mod pebble;
 pub mod sampler;
 pub mod servers;
 pub mod testbed;
@@ -179,6 +180,25 @@ impl Dev {
             .to_vec();
         args.extend(extra.iter().map(OsString::from));
         Dev::launch(args, None, "warn", false, "127.0.0.1")
+    }
+
+    /// As [`Dev::start_with_args`], with its log (the router's at info) kept for
+    /// [`Dev::stderr`].
+    pub fn start_with_args_logged(extra: &[&str]) -> Dev {
+        ensure_image();
+        let mut args: Vec<OsString> = ["dev", "--host-name", "test-host"]
+            .map(OsString::from)
+            .to_vec();
+        args.extend(extra.iter().map(OsString::from));
+        Dev::launch(args, None, "warn,cj_router=info", true, "127.0.0.1")
+    }
+
+    /// Everything the process wrote to stderr so far (when started to keep it).
+    pub fn stderr(&self) -> String {
+        self.stderr_file
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default()
     }
 
     /// Where `dev`'s router listens, from what it announced (`  router: http://ADDRESS ...`).
@@ -576,12 +596,6 @@ impl Server {
             .unwrap()
             .trim()
             .to_owned()
-    }
-
-    /// Everything the server wrote to stderr so far.
-    pub fn stderr(&self) -> String {
-        let path = self.process.stderr_file.as_ref().unwrap();
-        std::fs::read_to_string(path).unwrap_or_default()
     }
 }
 

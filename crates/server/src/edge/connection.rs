@@ -35,9 +35,10 @@ where
     connection(&builder(), io, TowerToHyperService::new(service), stopping).await;
 }
 
-/// hyper's server with its limits set.
+/// hyper's server with its limits set. HTTP/1 only: the router's HTTP/2 turns hyper's `http2`
+/// feature on in this process too, and `auto` would then also serve HTTP/2 by its preface.
 pub(crate) fn builder() -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .max_buf_size(MAX_HEAD_BYTES)

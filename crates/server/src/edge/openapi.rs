@@ -73,6 +73,13 @@ use utoipa::{Modify, OpenApi};
         crate::envs::env_api::addresses,
         crate::control::routes::routes,
         crate::releases::traffic::report,
+        crate::certificates::api::list,
+        crate::certificates::api::get,
+        crate::certificates::api::put,
+        crate::certificates::api::get_challenge,
+        crate::certificates::api::put_challenge,
+        crate::certificates::api::delete_challenge,
+        crate::certificates::api::lease,
         crate::observe::events::events,
         crate::observe::scrape::metrics,
         crate::observe::alerts::list,
@@ -178,6 +185,7 @@ const GROUPS: &[(&str, &str)] = &[
     ("crate::edge::audit", "tokens"),
     ("crate::edge::snapshot", "store"),
     ("crate::control::routes", "router"),
+    ("crate::certificates::api", "router"),
     ("crate::hosts::agent_link", "agents"),
 ];
 
