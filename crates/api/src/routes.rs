@@ -114,6 +114,7 @@ impl VersionCounts {
 
 /// One route's per-version counts in a router's report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RouteCounts {
     pub env: String,
     /// The route's name.
@@ -127,6 +128,7 @@ pub struct RouteCounts {
 /// cumulative since the router started (`started`), so a lost report loses nothing and a
 /// restarted router is told apart from one whose counts went down.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RouterCounts {
     /// The router's own name: unique per router process (`HOSTNAME:PORT` by default).
     pub router: String,

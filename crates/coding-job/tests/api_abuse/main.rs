@@ -181,6 +181,13 @@ const ROUTES: &[Route] = &[
         "/v1/routes",
         query("watch=false", &[], &[], &["watch"]),
     ),
+    route(
+        "POST",
+        "/v1/router/counts",
+        Input::Body {
+            required: &["router", "started", "routes"],
+        },
+    ),
     route("GET", "/v1/router/certificates", NO_INPUT),
     route("GET", "/v1/router/certificates/{name}", NO_INPUT),
     route(
@@ -248,6 +255,9 @@ fn valid_body(path: &str) -> Value {
                              "key_pem": "-----BEGIN PRIVATE KEY-----", "not_after": 1}),
         "/v1/router/challenges/{token}" => json!({"key_authorization": "abuse.abuse"}),
         "/v1/router/leases/{name}" => json!({"holder": "abuse", "ttl_seconds": 60}),
+        "/v1/router/counts" => json!({"router": "abuse", "started": "2026-01-01T00:00:00Z",
+                             "routes": [{"env": "production", "route": "abuse", "service": "abuse",
+                                         "job": "abuse-job", "versions": []}]}),
         _ => {
             json!({"env": "production", "target": "abuse", "to_version": 1, "tag": "2", "follow": false})
         }
