@@ -83,6 +83,37 @@ fn verdicts(deployment: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The `RELEASE` of every running container of `judged`, as the engine itself has them.
+fn engine_releases(dev: &Dev) -> Vec<String> {
+    let listed = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "--filter",
+            &format!("label=coding-job.cluster={}", dev.cluster),
+            "--filter",
+            "label=coding-job.service=judged",
+            "--format",
+            "{{.ID}}",
+        ])
+        .output()
+        .expect("docker ps");
+    let mut releases: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|id| {
+            let inspected = std::process::Command::new("docker")
+                .args(["inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", id])
+                .output()
+                .expect("docker inspect");
+            String::from_utf8_lossy(&inspected.stdout)
+                .lines()
+                .find_map(|line| line.strip_prefix("RELEASE=").map(str::to_owned))
+                .unwrap_or_default()
+        })
+        .collect();
+    releases.sort();
+    releases
+}
+
 /// Every task's version, as `status` says.
 fn versions(dev: &Dev) -> Vec<u64> {
     dev.status("judged")
@@ -131,6 +162,12 @@ fn a_canary_failing_a_third_of_its_requests_is_rolled_back_by_the_analysis() {
         "every task back on version 1",
         Duration::from_secs(30),
         || (versions(&dev) == [1, 1, 1]).then_some(()),
+    );
+    // What the engine runs, not what the server believes: three containers of release 1.
+    wait_for(
+        "the engine to run release 1 only",
+        Duration::from_secs(30),
+        || (engine_releases(&dev) == ["1", "1", "1"]).then_some(()),
     );
     let during = load.finish();
     assert!(
@@ -223,5 +260,98 @@ fn a_canary_that_logs_errors_is_rolled_back_by_log_errors() {
         Duration::from_secs(30),
         || (versions(&dev) == [1, 1, 1]).then_some(()),
     );
+    // What the engine runs, not what the server believes: three containers of release 1.
+    wait_for(
+        "the engine to run release 1 only",
+        Duration::from_secs(30),
+        || (engine_releases(&dev) == ["1", "1", "1"]).then_some(()),
+    );
     dev.ok(&["down", "judged"]);
+}
+
+#[test]
+fn canary_weight_shares_the_routes_requests_and_the_header_routes_on_purpose() {
+    let dev = Dev::start_with_args(&["--router-listen", "127.0.0.1:0", "--domain", "cj.localhost"]);
+    let router = dev.router_address();
+    // Four tasks, one canary taking 10% (round-robin alone would give it 25%); the gate holds
+    // the canary phase while it is measured.
+    let update = "{ canary: 1, canary_weight: 10%, manual_gate: true, min_healthy_time: 1s }";
+    start_judged(&dev, &router, update);
+    let four = judged_yaml(1, 0, false, update).replace("instances: 3", "instances: 4");
+    dev.push_yaml("judged.yaml", &four);
+    dev.ok(&["up", "judged"]);
+    let next = judged_yaml(2, 0, false, update).replace("instances: 3", "instances: 4");
+    dev.push_yaml("judged.yaml", &next);
+    let printed = dev.ok(&["rolling-update", "judged"]);
+    assert!(printed.contains("waiting:"), "{printed}");
+    // The table carries the canary once its task serves.
+    wait_for("the canary to take requests", Duration::from_secs(30), || {
+        (0..50)
+            .any(|_| {
+                matches!(http_get_host(&router, HOST, PATH), Ok((200, body)) if body.contains("release 2"))
+            })
+            .then_some(())
+    });
+
+    let mut canary = 0;
+    for _ in 0..2000 {
+        let (status, body) = http_get_host(&router, HOST, PATH).unwrap();
+        assert_eq!(status, 200, "{body}");
+        if body.contains("release 2") {
+            canary += 1;
+        }
+    }
+    assert!(
+        (160..=240).contains(&canary),
+        "the canary took {canary} of 2000 requests, expected 8-12%"
+    );
+
+    // The header (and the cookie) send one request where it says, whatever the weight.
+    let asked = |header: &str| {
+        (0..20)
+            .map(|_| {
+                let (status, body) = http_get_with(&router, HOST, PATH, header);
+                assert_eq!(status, 200, "{body}");
+                body.contains("release 2")
+            })
+            .collect::<Vec<bool>>()
+    };
+    assert!(asked("X-Coding-Job-Canary: always").iter().all(|canary| *canary));
+    assert!(asked("X-Coding-Job-Canary: never").iter().all(|canary| !*canary));
+    assert!(asked("Cookie: theme=dark; coding-job-canary=always").iter().all(|canary| *canary));
+
+    // Promoted: the phase ends, and every task serves release 2.
+    dev.ok(&["promote", "judged"]);
+    wait_for("the promoted rollout to end", Duration::from_secs(90), || {
+        (last_deployment(&dev)["status"] == "succeeded").then_some(())
+    });
+    assert_eq!(versions(&dev), [3, 3, 3, 3]);
+    let table = dev.http_get("/v1/routes");
+    let table: serde_json::Value = serde_json::from_str(&table).unwrap();
+    let route = &table["routes"][0];
+    assert!(route.get("canary_weight_bp").is_none(), "{route}");
+    dev.ok(&["down", "judged"]);
+}
+
+/// GET `path` of `host` at `router` with one more header line; (status, body).
+fn http_get_with(router: &str, host: &str, path: &str, header: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(router).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{header}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
 }
