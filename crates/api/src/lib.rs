@@ -569,7 +569,7 @@ pub fn latency_text(millis: u64) -> String {
 
 /// Milliseconds as seconds: `30s`, `2.5s`.
 pub fn seconds_text(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("{}s", millis / 1000)
     } else {
         format!("{:.1}s", millis as f64 / 1000.0)

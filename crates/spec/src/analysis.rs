@@ -302,7 +302,7 @@ pub fn percent_text(bp: u64) -> String {
     let whole = bp / 100;
     match bp % 100 {
         0 => format!("{whole}%"),
-        hundredths if hundredths % 10 == 0 => format!("{whole}.{}%", hundredths / 10),
+        hundredths if hundredths.is_multiple_of(10) => format!("{whole}.{}%", hundredths / 10),
         hundredths => format!("{whole}.{hundredths:02}%"),
     }
 }
