@@ -101,7 +101,12 @@ fn engine_releases(dev: &Dev) -> Vec<String> {
         .lines()
         .map(|id| {
             let inspected = std::process::Command::new("docker")
-                .args(["inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", id])
+                .args([
+                    "inspect",
+                    "--format",
+                    "{{range .Config.Env}}{{println .}}{{end}}",
+                    id,
+                ])
                 .output()
                 .expect("docker inspect");
             String::from_utf8_lossy(&inspected.stdout)
@@ -285,13 +290,17 @@ fn canary_weight_shares_the_routes_requests_and_the_header_routes_on_purpose() {
     let printed = dev.ok(&["rolling-update", "judged"]);
     assert!(printed.contains("waiting:"), "{printed}");
     // The table carries the canary once its task serves.
-    wait_for("the canary to take requests", Duration::from_secs(30), || {
-        (0..50)
+    wait_for(
+        "the canary to take requests",
+        Duration::from_secs(30),
+        || {
+            (0..50)
             .any(|_| {
                 matches!(http_get_host(&router, HOST, PATH), Ok((200, body)) if body.contains("release 2"))
             })
             .then_some(())
-    });
+        },
+    );
 
     let mut canary = 0;
     for _ in 0..2000 {
@@ -316,15 +325,29 @@ fn canary_weight_shares_the_routes_requests_and_the_header_routes_on_purpose() {
             })
             .collect::<Vec<bool>>()
     };
-    assert!(asked("X-Coding-Job-Canary: always").iter().all(|canary| *canary));
-    assert!(asked("X-Coding-Job-Canary: never").iter().all(|canary| !*canary));
-    assert!(asked("Cookie: theme=dark; coding-job-canary=always").iter().all(|canary| *canary));
+    assert!(
+        asked("X-Coding-Job-Canary: always")
+            .iter()
+            .all(|canary| *canary)
+    );
+    assert!(
+        asked("X-Coding-Job-Canary: never")
+            .iter()
+            .all(|canary| !*canary)
+    );
+    assert!(
+        asked("Cookie: theme=dark; coding-job-canary=always")
+            .iter()
+            .all(|canary| *canary)
+    );
 
     // Promoted: the phase ends, and every task serves release 2.
     dev.ok(&["promote", "judged"]);
-    wait_for("the promoted rollout to end", Duration::from_secs(90), || {
-        (last_deployment(&dev)["status"] == "succeeded").then_some(())
-    });
+    wait_for(
+        "the promoted rollout to end",
+        Duration::from_secs(90),
+        || (last_deployment(&dev)["status"] == "succeeded").then_some(()),
+    );
     assert_eq!(versions(&dev), [3, 3, 3, 3]);
     let table = dev.http_get("/v1/routes");
     let table: serde_json::Value = serde_json::from_str(&table).unwrap();
@@ -352,6 +375,10 @@ fn http_get_with(router: &str, host: &str, path: &str, header: &str) -> (u16, St
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or(0);
-    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    let body = answer
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
     (status, body)
 }

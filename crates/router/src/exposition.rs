@@ -10,72 +10,18 @@
 //! - `coding_job_router_version_response_seconds{...}`: a histogram of the time to the answer's
 //!   headers.
 
-use std::fmt::Write as _;
-
 use cj_api::metrics_text::escape_label as escape;
 
-use cj_api::routes::{LATENCY_BUCKETS_MS, VersionCounts};
+use cj_api::routes::VersionCounts;
 
 use crate::stats::RouteStatus;
 
-/// One counter series: its name, help text and which count it shows.
-type Counter = (&'static str, &'static str, fn(&VersionCounts) -> u64);
-
 /// The exposition of `routes`' per-version counts.
 pub(crate) fn render(routes: &[RouteStatus]) -> String {
-    let mut text = String::new();
-    let series: [Counter; 3] = [
-        (
-            "coding_job_router_version_requests_total",
-            "Requests a backend of this version of the job answered.",
-            |counts| counts.answered,
-        ),
-        (
-            "coding_job_router_version_responses_5xx_total",
-            "Answers with a 5xx status from a backend of this version.",
-            |counts| counts.status_5xx,
-        ),
-        (
-            "coding_job_router_version_connection_failures_total",
-            "Requests sent to a backend of this version that failed before an answer.",
-            |counts| counts.connection_failures,
-        ),
-    ];
-    for (name, help, value) in series {
-        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter");
-        for (route, counts) in versions(routes) {
-            let _ = writeln!(
-                text,
-                "{name}{{{}}} {}",
-                labels(route, counts),
-                value(counts)
-            );
-        }
-    }
-    let name = "coding_job_router_version_response_seconds";
-    let _ = writeln!(
-        text,
-        "# HELP {name} Time from sending a request to a backend of this version to its answer's headers.\n# TYPE {name} histogram"
-    );
-    for (route, counts) in versions(routes) {
-        let labels = labels(route, counts);
-        let mut cumulative = 0;
-        for (index, count) in counts.latency_buckets.iter().enumerate() {
-            cumulative += count;
-            let bound = match LATENCY_BUCKETS_MS.get(index) {
-                Some(ms) => format!("{}", *ms as f64 / 1000.0),
-                None => "+Inf".to_owned(),
-            };
-            let _ = writeln!(
-                text,
-                "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let seconds = counts.latency_sum_us as f64 / 1_000_000.0;
-        let _ = writeln!(text, "{name}_sum{{{labels}}} {seconds}");
-        let _ = writeln!(text, "{name}_count{{{labels}}} {cumulative}");
-    }
-    text
+    let rows: Vec<(String, &VersionCounts)> = versions(routes)
+        .map(|(route, counts)| (labels(route, counts), counts))
+        .collect();
+    cj_api::metrics_text::version_counts(&rows)
 }
 
 fn versions(routes: &[RouteStatus]) -> impl Iterator<Item = (&RouteStatus, &VersionCounts)> {
@@ -103,6 +49,7 @@ fn labels(route: &RouteStatus, counts: &VersionCounts) -> String {
 mod tests {
     use super::*;
     use crate::stats::Counts;
+    use cj_api::routes::LATENCY_BUCKETS_MS;
 
     #[test]
     fn each_version_is_a_series_and_its_latency_a_cumulative_histogram() {

@@ -10,7 +10,11 @@
 //!   reading: `coding_job_host_cpus`, `coding_job_host_cpu_percent` (100 is every CPU busy),
 //!   `coding_job_host_memory_{used,total}_bytes`, `coding_job_host_disk_{used,total}_bytes`;
 //! - `coding_job_task_cpu_percent` and `coding_job_task_memory_bytes{env, service, job, task,
-//!   host}` for running containers, from the stats their agents last sent.
+//!   host}` for running containers, from the stats their agents last sent;
+//! - on the leader, what every router (standalone ones too) last reported for each version of
+//!   each routed job: `coding_job_router_version_requests_total`, `..._responses_5xx_total`,
+//!   `..._connection_failures_total` and the `..._response_seconds` histogram, labelled
+//!   `{router, env, route, service, job, version}`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -39,6 +43,7 @@ pub async fn metrics(State(state): AppState) -> Result<Response, Failure> {
     let tasks = state.all_task_statuses()?;
     let hosts = state.host_infos(false);
     let mut text = state_text(&tasks, &hosts);
+    text.push_str(&state.router_counts.exposition());
     text.push_str(&crate::observe::recorder::render());
     Ok(([(header::CONTENT_TYPE, TEXT_FORMAT)], text).into_response())
 }

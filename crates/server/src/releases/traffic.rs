@@ -70,6 +70,37 @@ impl RouterCountsBook {
     }
 }
 
+impl RouterCountsBook {
+    /// `/metrics`' per-version series of every router's last report, labelled with the router.
+    pub(crate) fn exposition(&self) -> String {
+        use cj_api::metrics_text::escape_label as escape;
+        let reports = lock(&self.reports);
+        let mut routers: Vec<&RouterCounts> = reports.values().map(|(report, _)| report).collect();
+        routers.sort_by(|a, b| a.router.cmp(&b.router));
+        let mut rows = Vec::new();
+        for report in routers {
+            for route in &report.routes {
+                for counts in &route.versions {
+                    let labels = format!(
+                        "router=\"{}\",env=\"{}\",route=\"{}\",service=\"{}\",job=\"{}\",version=\"{}\"",
+                        escape(&report.router),
+                        escape(&route.env),
+                        escape(&route.route),
+                        escape(&route.service),
+                        escape(&route.job),
+                        counts.version
+                    );
+                    rows.push((labels, counts));
+                }
+            }
+        }
+        if rows.is_empty() {
+            return String::new();
+        }
+        cj_api::metrics_text::version_counts(&rows)
+    }
+}
+
 /// What every router counted for each version between `before` and `after`. A router that
 /// started again in between (or was not in `before`) counted everything it reports within the
 /// interval; a router only in `before` counted nothing since.
@@ -224,5 +255,19 @@ mod tests {
         let reading = book.reading("production", "shop", "api");
         assert_eq!(reading.len(), 1);
         assert_eq!(reading["r1"].1[&3].answered, 10);
+
+        let text = book.exposition();
+        let labels =
+            r#"router="r1",env="production",route="api",service="shop",job="api",version="3""#;
+        assert!(
+            text.contains(&format!(
+                "coding_job_router_version_requests_total{{{labels}}} 9\n"
+            )),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "coding_job_router_version_response_seconds_count{{{labels}}} 9\n"
+        )));
+        assert_eq!(RouterCountsBook::default().exposition(), "");
     }
 }
