@@ -18,6 +18,8 @@ want etcd etcd-server
 # The router's HTTPS (tests/router_tls.rs) gets certificates from a real ACME server: pebble,
 # with pebble-challtestsrv (the same package) as its DNS.
 want pebble pebble
+# Volume snapshots (tests/volume_snapshots.rs) are unpacked with tar --zstd.
+want zstd zstd
 want_testbed
 install_wanted
 if ! command -v cargo-nextest >/dev/null 2>&1; then

@@ -21,6 +21,7 @@ mod prewarm;
 mod reconcile;
 mod remote;
 mod seed;
+mod snapshot;
 mod stats;
 
 pub use backoff::Backoff;

@@ -13,17 +13,9 @@ pub(crate) fn container_name(key: &TaskKey, unix_seconds: i64, attempt: u32) -> 
     }
 }
 
-/// The engine's name of a task's volume: one per task and environment, kept across the task's
-/// containers (restarts and rollouts reuse it). Unlike a container name it has no time in it,
-/// since it is found again by name; so it ends with the first 8 characters of the cluster id,
-/// and two installations (or two test runs) sharing an engine never share a volume. Every part
-/// is a checked name (letters, digits, `-`, `_`, `.`), so the result is a valid volume name.
+/// The engine's name of a task's volume (see [`TaskKey::volume_name`]).
 pub(crate) fn volume_name(volume: &str, key: &TaskKey, cluster: &str) -> String {
-    let cluster8: String = cluster.chars().take(8).collect();
-    format!(
-        "{volume}_{}_{}_{}_{cluster8}",
-        key.task, key.service, key.env
-    )
+    key.volume_name(volume, cluster)
 }
 
 #[cfg(test)]

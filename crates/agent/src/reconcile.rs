@@ -12,6 +12,7 @@ mod checks;
 mod create;
 mod events;
 mod remove_env;
+mod restore;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -85,6 +86,8 @@ pub struct Agent<R> {
     /// For seeds given as URLs: unlike checks, they may come from far away, through the
     /// environment's proxy.
     seed_http: reqwest::Client,
+    /// The server snapshots are read from (the current link's), for volumes filled from one.
+    snapshot_server: Mutex<Option<crate::snapshot::SnapshotServer>>,
     health_updates: mpsc::UnboundedSender<HealthUpdate>,
     health_receiver: Mutex<Option<mpsc::UnboundedReceiver<HealthUpdate>>>,
     /// Tasks whose containers here stop at once, without a drain: copies the routers no longer
@@ -144,6 +147,7 @@ impl<R: ContainerRuntime> Agent<R> {
                 .build()
                 .expect("a client without a proxy builds"),
             seed_http: crate::seed::client(),
+            snapshot_server: Mutex::new(None),
             health_updates,
             health_receiver: Mutex::new(Some(health_receiver)),
             stop_at_once: StopAtOnce::default(),

@@ -198,6 +198,21 @@ struct Link<R> {
 }
 
 impl<R: ContainerRuntime> Link<R> {
+    /// Sends snapshots to `endpoint`'s server over HTTP, trusting what the link trusts.
+    fn snapshot_server(&self, endpoint: &Endpoint) -> crate::snapshot::SnapshotServer {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(120));
+        if let Some(tls) = &endpoint.tls {
+            builder = builder.use_preconfigured_tls(tls.rustls_config());
+        }
+        crate::snapshot::SnapshotServer {
+            client: builder.build().unwrap_or_default(),
+            server: endpoint.server.clone(),
+            token: self.options.token.clone(),
+        }
+    }
+
     async fn keep_connected(&self) -> Result<(), LinkError> {
         let mut rotation = Rotation::new(self.endpoints.len(), MAX_RECONNECT_PAUSE);
         loop {
@@ -293,6 +308,11 @@ impl<R: ContainerRuntime> Link<R> {
         );
 
         let (outgoing, mut frames) = mpsc::channel::<Message>(OUTGOING_FRAMES);
+        // Snapshots go to (and restores come from) this connection's server over HTTP.
+        let snapshot_server = self.snapshot_server(endpoint);
+        if let Some(agent) = self.agent.get() {
+            agent.set_snapshot_server(snapshot_server.clone());
+        }
         let timing = self.fence.timing();
         let mut ping = tokio::time::interval(timing.ping_interval());
         let mut requests: HashMap<u64, tokio::task::AbortHandle> = HashMap::new();
@@ -376,7 +396,7 @@ impl<R: ContainerRuntime> Link<R> {
                                     let run = remove_env::answer(agent, assignments, id, env, keep_volumes, outgoing.clone());
                                     tasks.spawn(run)
                                 }
-                                other => tasks.spawn(answer(self.runtime.clone(), id, other, outgoing.clone())),
+                                other => tasks.spawn(answer(self.runtime.clone(), snapshot_server.clone(), id, other, outgoing.clone())),
                             };
                             requests.insert(id, task);
                         }
@@ -479,11 +499,44 @@ fn to_exec(
 /// Carries out one request of the server and sends the answer (or the stream) back.
 async fn answer<R: ContainerRuntime>(
     runtime: Arc<R>,
+    snapshot_server: crate::snapshot::SnapshotServer,
     id: u64,
     request: AgentRequest,
     outgoing: mpsc::Sender<Message>,
 ) {
     match request {
+        AgentRequest::SnapshotVolume {
+            container_id,
+            mount,
+            pause,
+            upload,
+        } => {
+            let taken = crate::snapshot::snapshot(
+                &*runtime,
+                &snapshot_server,
+                &container_id,
+                &mount,
+                pause,
+                &upload,
+            )
+            .await;
+            let outcome = match taken.map(serde_json::to_value) {
+                Ok(Ok(value)) => Outcome::Ok(value),
+                Ok(Err(error)) => Outcome::Failed {
+                    error: error.to_string(),
+                    not_found: false,
+                    not_running: false,
+                },
+                Err(error) => Outcome::Failed {
+                    error,
+                    not_found: false,
+                    not_running: false,
+                },
+            };
+            let _ = outgoing
+                .send(text(&AgentMessage::Response { id, outcome }))
+                .await;
+        }
         AgentRequest::Inspect { container_id } => {
             let outcome = match runtime.inspect(&container_id).await {
                 Ok((_, inspect)) => Outcome::Ok(inspect),

@@ -10,5 +10,5 @@ mod types;
 
 pub use types::{
     AgentReport, Assignment, ContainerEvent, ContainerEventKind, ContainerState, ContainerStats,
-    Health, ObservedContainer, Phase, TaskKey, effective_hash,
+    Health, ObservedContainer, Phase, TaskKey, VolumeSource, effective_hash,
 };

@@ -15,6 +15,7 @@ mod local_user;
 pub mod metrics_text;
 pub mod routes;
 pub mod servers;
+pub mod snapshots;
 pub mod time;
 
 use cj_spec::SpecError;

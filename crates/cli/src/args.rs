@@ -129,6 +129,13 @@ pub enum Command {
     Events(EventsArgs),
     /// Alerts the server's `alerts:` rules raised: firing and recently resolved, newest first.
     Alerts(JsonArgs),
+    /// Every volume of the tasks named (all without TARGET): its task, host, engine name,
+    /// seed and newest snapshot.
+    Volumes(StatusArgs),
+    /// Volume snapshots: `snapshot` copies a task's volume (the task paused for the copy) to
+    /// the server's snapshot target, `snapshots` lists them.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Backups of the server's store: `snapshot` copies it from the running server (admin
     /// role); `restore` builds a data directory from a copy, with the server stopped.
     #[command(subcommand)]
@@ -143,6 +150,60 @@ pub enum Command {
     Completion(CompletionArgs),
     /// Print the manual page (roff): `coding-job man | man -l -`.
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Copy volume VOLUME of task TASK as a zstd-compressed tar, made on the task's host and
+    /// kept on the server's snapshot target. The task is paused for the copy (the pause is
+    /// reported) unless --live. With -o, the snapshot is also written to FILE.
+    Snapshot(VolumeSnapshotArgs),
+    /// Snapshots kept, newest first: of one task's volume, or all of them.
+    Snapshots(VolumeSnapshotsArgs),
+    /// Replace volume VOLUME of task TASK with a snapshot's content (of any task's volume),
+    /// as a one-task reload: the old container stops, the volume is refilled on its host, and
+    /// the new container starts on it and must pass its check. A snapshot whose data does not
+    /// match its checksum is refused and nothing changes.
+    Restore(VolumeRestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeRestoreArgs {
+    /// SERVICE/JOB/TASK, or a task name that is unique in the environment.
+    pub task: String,
+    /// The volume's name in the config.
+    pub volume: String,
+    /// The snapshot's id (`volume snapshots` lists them).
+    pub snapshot: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeSnapshotArgs {
+    /// SERVICE/JOB/TASK, or a task name that is unique in the environment.
+    pub task: String,
+    /// The volume's name in the config (`volumes[].name`).
+    pub volume: String,
+    /// Also write the snapshot to FILE (through FILE.tmp, checked against its checksum).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Copy without pausing the task: its files may change during the copy, so the copy may
+    /// be inconsistent.
+    #[arg(long)]
+    pub live: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeSnapshotsArgs {
+    /// Only this task's (its name, as `status` shows it).
+    pub task: Option<String>,
+    /// Only this volume's.
+    pub volume: Option<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -15,7 +15,7 @@ mod websocket;
 
 pub use args::{
     AgentArgs, Cli, Command, DEFAULT_LISTEN, DevArgs, HttpsArgs, PlacementArgs, RestoreArgs,
-    RouterArgs, ServerArgs, SimArgs, StoreArg, StoreCommand,
+    RouterArgs, ServerArgs, SimArgs, StoreArg, StoreCommand, VolumeCommand,
 };
 pub use client::{CliError, Client};
 
@@ -122,6 +122,31 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Audit(args) => commands::audit::run(&client, args).await,
         Command::Events(args) => commands::events::run(&client, args).await,
         Command::Alerts(args) => commands::alerts::run(&client, args).await,
+        Command::Volumes(args) => commands::volumes::list(&client, args).await,
+        Command::Volume(VolumeCommand::Snapshot(args)) => {
+            commands::volumes::snapshot(&client, args).await
+        }
+        Command::Volume(VolumeCommand::Snapshots(args)) => {
+            commands::volumes::snapshots(&client, args).await
+        }
+        Command::Volume(VolumeCommand::Restore(args)) => {
+            let request = cj_api::snapshots::RestoreRequest {
+                env: client.env.clone(),
+                task: args.task.clone(),
+                volume: args.volume.clone(),
+                snapshot: args.snapshot.clone(),
+                follow: true,
+            };
+            commands::deploy::run(
+                &client,
+                "restore",
+                "/v1/snapshots/restore",
+                &request,
+                &args.task,
+                args.json,
+            )
+            .await
+        }
         Command::Store(StoreCommand::Snapshot(args)) => {
             commands::store::snapshot(&client, args).await
         }

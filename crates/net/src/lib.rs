@@ -119,6 +119,11 @@ impl Default for TlsClient {
 }
 
 impl TlsClient {
+    /// The rustls configuration, for an HTTP client that must trust what the link trusts.
+    pub fn rustls_config(&self) -> ClientConfig {
+        (*self.config).clone()
+    }
+
     /// Trusts the web roots and, if given, every certificate in the PEM file `ca_file`.
     pub fn new(ca_file: Option<&Path>) -> Result<TlsClient, CaFileError> {
         let Some(path) = ca_file else {

@@ -6,10 +6,10 @@ use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StatsOptionsBuilder,
-    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
+    EventsOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    StatsOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures_util::stream::{BoxStream, StreamExt};
 
@@ -408,6 +408,36 @@ impl ContainerRuntime for DockerRuntime {
             }
             Err(error) => Err(docker_error(error)),
         }
+    }
+
+    fn download_archive(&self, id: &str, path: &str) -> ArchiveStream {
+        // `DIR/.` makes the engine name the entries `./...` rather than `DIR/...`.
+        let path = format!("{}/.", path.trim_end_matches('/'));
+        let options = DownloadFromContainerOptionsBuilder::default()
+            .path(&path)
+            .build();
+        self.docker
+            .download_from_container(id, Some(options))
+            .map(|chunk| {
+                chunk.map_err(|error| match error {
+                    BollardError::DockerResponseServerError { message, .. } => {
+                        std::io::Error::other(message)
+                    }
+                    error => std::io::Error::other(docker_error(error).to_string()),
+                })
+            })
+            .boxed()
+    }
+
+    async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+        self.docker.pause_container(id).await.map_err(docker_error)
+    }
+
+    async fn unpause(&self, id: &str) -> Result<(), RuntimeError> {
+        self.docker
+            .unpause_container(id)
+            .await
+            .map_err(docker_error)
     }
 
     async fn engine_version(&self) -> Result<String, RuntimeError> {

@@ -27,3 +27,5 @@ pub const SEEDING: &str = "coding-job.seeding";
 /// On a volume: its name in the config (`volumes: - name:`); the cluster, env, service, job and
 /// task labels say whose it is.
 pub const VOLUME: &str = "coding-job.volume";
+/// On a volume filled from a snapshot: the snapshot's id, so it is filled once per snapshot.
+pub const RESTORED_FROM: &str = "coding-job.restored-from";

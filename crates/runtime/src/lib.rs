@@ -145,6 +145,18 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         archive: ArchiveStream,
     ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
 
+    /// The directory `path` of the container as a plain tar, read as the engine sends it, its
+    /// entries relative to `path` (`./...`), so it unpacks as a volume seed does. The
+    /// container may be created, running, paused or stopped; its volumes are read too.
+    fn download_archive(&self, id: &str, path: &str) -> ArchiveStream;
+
+    /// Freezes every process of the running container (`docker pause`), so what it has on
+    /// disk stays still while it is copied.
+    fn pause(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
+    /// Lets a paused container run again.
+    fn unpause(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
     /// The engine's version, e.g. `28.2.2`.
     fn engine_version(&self) -> impl Future<Output = Result<String, RuntimeError>> + Send;
 }

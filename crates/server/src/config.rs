@@ -14,6 +14,8 @@
 //!     password_env: REGISTRY_PASSWORD   # or password: s3cret, or password_file: PATH
 //!     insecure: true        # plain HTTP (always so for loopback registries)
 //!   - host: ghcr.io         # no credentials here: Docker's own config.json gives them
+//! snapshots:                # where volume snapshots are kept; see `snapshots::target`
+//!   dir: /var/lib/coding-job/snapshots
 //! ```
 
 use std::path::Path;
@@ -32,6 +34,10 @@ pub struct ServerConfig {
     pub alerts: crate::observe::alert_rules::AlertRules,
     #[serde(default)]
     pub registries: Vec<RegistryConfig>,
+    /// Where volume snapshots are kept (see `snapshots::target`); `DATA_DIR/snapshots` when
+    /// the file does not say.
+    #[serde(default)]
+    pub snapshots: Option<crate::snapshots::target::TargetConfig>,
 }
 
 impl ServerConfig {

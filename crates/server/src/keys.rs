@@ -23,6 +23,7 @@
 //! certificates/NAME                           a router's certificate for a host name, with its key
 //! certificate-leases/NAME                     which router orders NAME's certificate, until when
 //! acme-challenges/TOKEN                       an HTTP-01 challenge's answer (under a store lease)
+//! volume-snapshots/ID                         a volume snapshot: task, volume, size, checksum
 //! ```
 //!
 //! The audit log has its own store (`audit.redb`, see `audit`), with one prefix:
@@ -37,6 +38,9 @@ pub const CLUSTER_ID: &str = "cluster/id";
 pub const VERSION_INFOS_WRITTEN: &str = "cluster/version-infos-written";
 
 pub const SERVICES_ALL: &str = "services/";
+
+/// Every volume snapshot's record (`volume-snapshots/ID`).
+pub const VOLUME_SNAPSHOTS: &str = "volume-snapshots/";
 
 pub fn services(env: &str) -> String {
     format!("services/{env}/")

@@ -22,6 +22,7 @@ mod hosts;
 mod keys;
 mod observe;
 mod releases;
+mod snapshots;
 pub mod startup;
 mod state;
 #[cfg(test)]

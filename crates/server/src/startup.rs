@@ -231,11 +231,17 @@ pub(crate) async fn lead(
     let auth = Arc::new(
         Auth::new(options.auth, opened.store.clone(), audit).with_public_read(options.public_read),
     );
+    let mut config = options.config.clone();
+    if config.snapshots.is_none() {
+        config.snapshots = Some(crate::snapshots::target::TargetConfig::Dir(
+            options.data_dir.join("snapshots"),
+        ));
+    }
     let state = ServerState::new(
         opened.store.clone(),
         opened.cluster.clone(),
         local_host,
-        options.config.clone(),
+        config,
         options.scheduling.clone(),
     );
     state

@@ -33,6 +33,10 @@ pub struct DesiredJob {
     /// Bumped by `reload` for a task, to replace its container with an identical one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub restart_generations: BTreeMap<String, u64>,
+    /// Set by a restore, per task: the snapshot each of its volumes is to be filled from (see
+    /// `Assignment::volume_sources`). Kept, so a volume is replaced once per snapshot.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volume_sources: BTreeMap<String, BTreeMap<String, cj_api::agent::VolumeSource>>,
 }
 
 /// One task the desired state asks for, with its complete configuration.
@@ -47,6 +51,8 @@ pub struct DesiredTask {
     /// The job's `on_host_lost:`.
     pub on_host_lost: cj_spec::OnHostLost,
     pub restart_generation: u64,
+    /// The snapshots its volumes are filled from (by volume), after a restore.
+    pub volume_sources: BTreeMap<String, cj_api::agent::VolumeSource>,
     /// The job's `route:`, if the router serves it.
     pub route: Option<String>,
     /// How long the task stays up after leaving the routers' pool (routed jobs only).
@@ -108,6 +114,8 @@ pub struct ServerState {
     pub history_writer: crate::hosts::history_writer::HistoryWriter,
     /// What every router last reported counting, for canary analysis.
     pub router_counts: crate::releases::traffic::RouterCountsBook,
+    /// Where volume snapshots are kept, and the uploads under way.
+    pub snapshots: crate::snapshots::Snapshots,
 }
 
 /// What the server is told about the routers, to show each route's URL.
@@ -154,6 +162,11 @@ impl ServerState {
         options: StateOptions,
     ) -> Arc<Self> {
         crate::observe::recorder::install();
+        let snapshot_target = config.snapshots.as_ref().and_then(|config| {
+            crate::snapshots::target::SnapshotTarget::open(config)
+                .inspect_err(|error| tracing::error!(%error, "no snapshot target"))
+                .ok()
+        });
         Arc::new_cyclic(|state: &std::sync::Weak<ServerState>| ServerState {
             history_writer: {
                 let state = state.clone();
@@ -184,6 +197,7 @@ impl ServerState {
             route_urls: options.route_urls,
             routes: crate::control::routes::table::RouteTableWatch::default(),
             router_counts: Default::default(),
+            snapshots: crate::snapshots::Snapshots::new(snapshot_target),
         })
     }
 
@@ -286,6 +300,11 @@ impl ServerState {
                         .get(&task.name)
                         .copied()
                         .unwrap_or(0),
+                    volume_sources: desired
+                        .volume_sources
+                        .get(&task.name)
+                        .cloned()
+                        .unwrap_or_default(),
                     route: job.route.clone(),
                     drain_ms: job.route.as_ref().map_or(0, |_| job.drain_timeout_ms),
                     render_error: None,

@@ -26,6 +26,15 @@ struct TaskVolume {
     mount: VolumeMount,
     /// Its seed, when this attempt created it and it has one: to be unpacked before the start.
     seed: Option<String>,
+    /// The snapshot to fill it from instead, when this attempt created it for one.
+    snapshot: Option<super::restore::SnapshotFile>,
+}
+
+impl TaskVolume {
+    /// Something is to be unpacked into it before the start.
+    fn to_fill(&self) -> bool {
+        self.seed.is_some() || self.snapshot.is_some()
+    }
 }
 
 impl<R: ContainerRuntime> Agent<R> {
@@ -49,7 +58,7 @@ impl<R: ContainerRuntime> Agent<R> {
         }
         self.phase(key, hash, Phase::Creating);
         let volumes = self.ensure_volumes(assignment).await?;
-        let to_seed: Vec<&TaskVolume> = volumes.iter().filter(|v| v.seed.is_some()).collect();
+        let to_seed: Vec<&TaskVolume> = volumes.iter().filter(|v| v.to_fill()).collect();
         let container_id = match self.create(assignment, &image, &volumes).await {
             Ok(id) => id,
             Err(error) => {
@@ -72,21 +81,32 @@ impl<R: ContainerRuntime> Agent<R> {
 
     /// Creates the task's missing volumes. On failure, the new ones that would have been
     /// seeded are removed again.
-    async fn ensure_volumes(
-        &self,
-        assignment: &Assignment,
-    ) -> Result<Vec<TaskVolume>, RuntimeError> {
+    async fn ensure_volumes(&self, assignment: &Assignment) -> Result<Vec<TaskVolume>, Failure> {
         let key = &assignment.key;
         let mut volumes: Vec<TaskVolume> = Vec::new();
         for spec in &assignment.spec.volumes {
             let name = volume_name(&spec.name, key, &self.config.cluster);
             let mut volume_labels = self.task_labels(key);
             volume_labels.insert(labels::VOLUME.to_owned(), spec.name.clone());
-            let created = match self.runtime.create_volume(&name, &volume_labels).await {
-                Ok(created) => created,
+            let source = assignment.volume_sources.get(&spec.name);
+            if let Some(source) = source {
+                volume_labels.insert(labels::RESTORED_FROM.to_owned(), source.snapshot.clone());
+            }
+            let prepared = match source {
+                Some(source) => self.prepare_restore(key, &spec.name, &name, source).await,
+                None => Ok(None),
+            };
+            let outcome = match prepared {
+                Ok(snapshot) => match self.runtime.create_volume(&name, &volume_labels).await {
+                    Ok(created) => Ok((created, snapshot)),
+                    Err(error) => Err(Failure::from(error)),
+                },
+                Err(error) => Err(error),
+            };
+            let (created, snapshot) = match outcome {
+                Ok(pair) => pair,
                 Err(error) => {
-                    let seeded: Vec<&TaskVolume> =
-                        volumes.iter().filter(|v| v.seed.is_some()).collect();
+                    let seeded: Vec<&TaskVolume> = volumes.iter().filter(|v| v.to_fill()).collect();
                     self.drop_volumes(&seeded).await;
                     return Err(error);
                 }
@@ -100,7 +120,8 @@ impl<R: ContainerRuntime> Agent<R> {
                     volume: name,
                     path: spec.mount.clone(),
                 },
-                seed: spec.seed.clone().filter(|_| created),
+                seed: spec.seed.clone().filter(|_| created && snapshot.is_none()),
+                snapshot: snapshot.filter(|_| created),
             });
         }
         Ok(volumes)
@@ -126,7 +147,7 @@ impl<R: ContainerRuntime> Agent<R> {
         ]);
         let seeding: Vec<&str> = volumes
             .iter()
-            .filter(|v| v.seed.is_some())
+            .filter(|v| v.to_fill())
             .map(|v| v.mount.volume.as_str())
             .collect();
         if !seeding.is_empty() {
@@ -177,6 +198,30 @@ impl<R: ContainerRuntime> Agent<R> {
         container_id: &str,
         volume: &TaskVolume,
     ) -> Result<(), String> {
+        if let Some(snapshot) = &volume.snapshot {
+            let key = &assignment.key;
+            let phase = Phase::Seeding {
+                volume: volume.name.clone(),
+            };
+            self.phase(key, &assignment.config_hash, phase);
+            let started = Instant::now();
+            let archive = snapshot.archive().await?;
+            return match self
+                .runtime
+                .upload_archive(container_id, &volume.mount.path, archive)
+                .await
+            {
+                Ok(()) => {
+                    let seconds = started.elapsed().as_secs_f64();
+                    tracing::info!(task = %key, volume = volume.name, snapshot = snapshot.id, seconds, "volume filled from a snapshot");
+                    Ok(())
+                }
+                Err(error) => Err(format!(
+                    "snapshot {} for volume {}: {error}",
+                    snapshot.id, volume.name
+                )),
+            };
+        }
         let Some(source) = volume.seed.as_deref() else {
             return Ok(());
         };

@@ -27,8 +27,9 @@ use super::{AgentReport, Assignment, TaskKey};
 /// ignore: the routers would lose requests in flight. 5: the link's timing from the server's
 /// `--host-down-after` ([`ServerMessage::Welcome`]) and `Assignment::stop_when_cut`, without which
 /// an older agent would keep running tasks the server moves. 6: [`AgentRequest::CountLogLines`]
-/// (canary analysis by log errors), which an older agent would leave unanswered.
-pub const PROTOCOL_VERSION: u32 = 6;
+/// (canary analysis by log errors), which an older agent would leave unanswered. 7:
+/// [`AgentRequest::SnapshotVolume`] (volume snapshots).
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// How quickly each end of a link notices that the other has gone silent, derived from the
 /// cluster's `--host-down-after` (D) so that a cut link is noticed on both sides well within D:
@@ -189,6 +190,30 @@ pub enum AgentRequest {
         since_unix_seconds: i64,
         pattern: String,
     },
+    /// Copies the directory `mount` of the container (a volume's mount) as a zstd-compressed
+    /// tar to the agent's disk, the container paused meanwhile if `pause`, then sends it with
+    /// `PUT upload` (a path on the server the link is to, e.g. `/v1/agent/snapshots/ID`).
+    /// Answered with [`AgentMessage::Response`] holding a [`SnapshotTaken`] once the server
+    /// has it all.
+    SnapshotVolume {
+        container_id: String,
+        mount: String,
+        pause: bool,
+        upload: String,
+    },
+}
+
+/// What [`AgentRequest::SnapshotVolume`] made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotTaken {
+    /// Bytes of the tar.
+    pub content_bytes: u64,
+    /// Bytes of the compressed archive sent.
+    pub size_bytes: u64,
+    /// SHA-256 of the compressed archive, hex.
+    pub sha256: String,
+    /// How long the container was paused, in milliseconds (with `pause`).
+    pub paused_ms: Option<u64>,
 }
 
 /// What [`AgentRequest::CountLogLines`] found.

@@ -22,6 +22,22 @@ impl fmt::Display for TaskKey {
     }
 }
 
+impl TaskKey {
+    /// The engine's name of this task's volume `volume`: one per task and environment, kept
+    /// across the task's containers (restarts and rollouts reuse it). Unlike a container name
+    /// it has no time in it, since it is found again by name; so it ends with the first 8
+    /// characters of the cluster id, and two installations (or two test runs) sharing an engine
+    /// never share a volume. Every part is a checked name (letters, digits, `-`, `_`, `.`), so
+    /// the result is a valid volume name. The agent names volumes so; the server shows them.
+    pub fn volume_name(&self, volume: &str, cluster: &str) -> String {
+        let cluster8: String = cluster.chars().take(8).collect();
+        format!(
+            "{volume}_{}_{}_{}_{cluster8}",
+            self.task, self.service, self.env
+        )
+    }
+}
+
 /// One task the server wants running on this agent's host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assignment {
@@ -53,6 +69,20 @@ pub struct Assignment {
     /// server places it on another host.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stop_when_cut: bool,
+    /// Volumes (by their config name) to fill from a snapshot instead of their seed: when the
+    /// volume is new here, or when it was not filled from this snapshot yet (a restore: the
+    /// volume is replaced before the new container starts).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub volume_sources: std::collections::BTreeMap<String, VolumeSource>,
+}
+
+/// A snapshot a volume is filled from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct VolumeSource {
+    /// The snapshot's id; the agent reads it from its server's `/v1/agent/snapshots/ID`.
+    pub snapshot: String,
+    /// SHA-256 of its compressed data, checked before anything is replaced.
+    pub sha256: String,
 }
 
 /// The container identity for a spec hash and a restart generation (0: the spec hash itself).
@@ -89,6 +119,7 @@ impl Assignment {
             start_first: false,
             drain_ms: 0,
             stop_when_cut: false,
+            volume_sources: std::collections::BTreeMap::new(),
             key,
             version,
             spec,

@@ -21,3 +21,4 @@ pub mod status;
 pub mod store;
 pub mod token;
 pub mod update;
+pub mod volumes;

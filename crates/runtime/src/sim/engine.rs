@@ -40,6 +40,17 @@ fn receive<T: Send + 'static>(
 
 impl SimRuntime {
     /// What every call does first: logs it, takes its latency, then fails if scripted to.
+    /// `NoSuchContainer` unless the engine holds `id`.
+    fn known(&self, id: &str) -> Result<(), RuntimeError> {
+        if lock(&self.state).containers.contains_key(id) {
+            Ok(())
+        } else {
+            Err(RuntimeError::NoSuchContainer(format!(
+                "No such container: {id}"
+            )))
+        }
+    }
+
     async fn enter(&self, op: SimOp, target: &str) -> Result<(), RuntimeError> {
         let latency = lock(&self.state).record(op, target);
         if !latency.is_zero() {
@@ -456,6 +467,30 @@ impl ContainerRuntime for SimRuntime {
             bytes,
         });
         Ok(())
+    }
+
+    fn download_archive(&self, id: &str, _path: &str) -> ArchiveStream {
+        let known = lock(&self.state).containers.contains_key(id);
+        let id = id.to_owned();
+        // A simulated volume holds nothing: an empty tar (its two zero blocks).
+        futures_util::stream::once(async move {
+            if known {
+                Ok(bytes::Bytes::from(vec![0u8; 1024]))
+            } else {
+                Err(std::io::Error::other(format!("No such container: {id}")))
+            }
+        })
+        .boxed()
+    }
+
+    async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+        self.enter(SimOp::Pause, id).await?;
+        self.known(id)
+    }
+
+    async fn unpause(&self, id: &str) -> Result<(), RuntimeError> {
+        self.enter(SimOp::Unpause, id).await?;
+        self.known(id)
     }
 
     async fn engine_version(&self) -> Result<String, RuntimeError> {

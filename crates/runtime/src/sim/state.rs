@@ -63,6 +63,8 @@ pub enum SimOp {
     ListVolumes,
     RemoveVolume,
     UploadArchive,
+    Pause,
+    Unpause,
     EngineVersion,
 }
 

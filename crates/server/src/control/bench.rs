@@ -97,6 +97,7 @@ impl PublishFixture {
             restart_generations: (1..=self.per_service)
                 .map(|task| (format!("app-{task}"), self.generation))
                 .collect(),
+            volume_sources: BTreeMap::new(),
         };
         Ok(self
             .state

@@ -321,7 +321,9 @@ fn assignment_of(task: DesiredTask, host: String) -> Assignment {
         .with_restart_generation(task.restart_generation);
     // A replacement that needs the same port must wait for the old container to stop; one
     // without a port can start first.
-    assignment.start_first = assignment.spec.port == 0;
+    assignment.start_first = assignment.spec.port == 0 && task.volume_sources.is_empty();
+    // A volume being replaced from a snapshot cannot stay mounted by the old container.
+    assignment.volume_sources = task.volume_sources;
     assignment.drain_ms = task.drain_ms;
     assignment.stop_when_cut =
         task.on_host_lost == cj_spec::OnHostLost::Stop && assignment.spec.run_on_host.is_none();

@@ -53,6 +53,7 @@ fn desire(state: &ServerState, service: &str, jobs: &str, generation: u64) {
                 .iter()
                 .map(|task| (task.name.clone(), generation))
                 .collect(),
+            volume_sources: BTreeMap::new(),
         };
         let key = keys::desired("production", service, &job.name);
         state.store.put_json(&key, &desired).unwrap();

@@ -174,6 +174,12 @@ const RULES: &[(Methods, Paths, Access)] = &[
         Paths::Under("/v1/exec"),
         Access::Role(Role::Deploy),
     ),
+    // A volume's copy may hold anything its task keeps: as much as `exec` could read.
+    (
+        Methods::All,
+        Paths::Under("/v1/snapshot-data"),
+        Access::Role(Role::Deploy),
+    ),
     (Methods::Reads, Paths::Any, Access::Role(Role::Read)),
     (Methods::Writes, Paths::Any, Access::Role(Role::Deploy)),
 ];

@@ -6,7 +6,8 @@
 //! [`MAX_HEADER_BYTES`]), then the body, read whole up to [`MAX_BODY_BYTES`] (every request
 //! body of this API is one JSON document). A refused request's body is read and thrown away (up
 //! to [`DRAIN_BYTES`]) before the answer: a client still sending would otherwise see the
-//! connection reset instead of the answer. Larger limits still are hyper's (see `serve`).
+//! connection reset instead of the answer. Larger limits still are hyper's (see `serve`). The
+//! one exception is an agent's snapshot upload ([`is_streamed`]), passed on as it arrives.
 
 use std::time::Duration;
 
@@ -65,11 +66,17 @@ where
 /// The middleware: limits, a buffered body, and JSON for bodiless error answers.
 async fn guard(request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
+    let streamed = is_streamed(&parts.method, parts.uri.path());
     let failure = head_failure(&parts.uri, &parts.headers).or_else(|| {
         content_length(&parts.headers)
+            .filter(|_| !streamed)
             .filter(|length| *length > MAX_BODY_BYTES as u64)
             .map(|_| too_large())
     });
+    if failure.is_none() && streamed {
+        let response = next.run(Request::from_parts(parts, body)).await;
+        return json_errors(response);
+    }
     let mut chunks = body.into_data_stream();
     if let Some(failure) = failure {
         // A client that asked `Expect: 100-continue` has sent nothing yet: reading would
@@ -96,6 +103,12 @@ async fn guard(request: Request, next: Next) -> Response {
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
     json_errors(response)
+}
+
+/// Requests whose body is data of any size, handed to the handler as it arrives: an agent's
+/// volume snapshot (`PUT /v1/agent/snapshots/ID`). Authentication still comes first.
+fn is_streamed(method: &Method, path: &str) -> bool {
+    method == Method::PUT && path.starts_with("/v1/agent/snapshots/")
 }
 
 /// What is wrong with the request line and headers, if anything.

@@ -80,6 +80,13 @@ use utoipa::{Modify, OpenApi};
         crate::certificates::api::put_challenge,
         crate::certificates::api::delete_challenge,
         crate::certificates::api::lease,
+        crate::snapshots::api::volumes,
+        crate::snapshots::api::list,
+        crate::snapshots::api::create,
+        crate::snapshots::api::data,
+        crate::snapshots::api::upload,
+        crate::snapshots::api::agent_data,
+        crate::snapshots::api::restore,
         crate::observe::events::events,
         crate::observe::scrape::metrics,
         crate::observe::alerts::list,
@@ -187,6 +194,7 @@ const GROUPS: &[(&str, &str)] = &[
     ("crate::control::routes", "router"),
     ("crate::certificates::api", "router"),
     ("crate::hosts::agent_link", "agents"),
+    ("crate::snapshots::api", "volumes"),
 ];
 
 impl Modify for Tags {

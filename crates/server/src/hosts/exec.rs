@@ -218,7 +218,7 @@ pub async fn exec(
 
 /// The container an exec runs in: the one named (by id or prefix), or the task's current one;
 /// either must be running. Returns its host and id.
-fn running_container(
+pub(crate) fn running_container(
     state: &ServerState,
     key: &TaskKey,
     task: &TaskStatus,

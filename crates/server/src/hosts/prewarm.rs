@@ -208,6 +208,7 @@ mod tests {
             by: "alice".into(),
             task_versions: BTreeMap::new(),
             restart_generations: BTreeMap::new(),
+            volume_sources: BTreeMap::new(),
         };
         state
             .store

@@ -202,6 +202,7 @@ impl ServerState {
                     by: String::new(),
                     task_versions: BTreeMap::new(),
                     restart_generations: BTreeMap::new(),
+                    volume_sources: BTreeMap::new(),
                 };
                 starting.extend(self.raw_desired_tasks(&would_run)?);
             }
@@ -437,6 +438,7 @@ impl ServerState {
                 by: plan.user.clone(),
                 task_versions: BTreeMap::new(),
                 restart_generations: BTreeMap::new(),
+                volume_sources: BTreeMap::new(),
             };
             let value = serde_json::to_vec(&desired).map_err(cj_store::StoreError::encode)?;
             if self

@@ -277,7 +277,7 @@ pub(crate) fn job_image(
 
 /// Stores a planned deployment (refused if another is active), starts it, and answers with
 /// the record or, with `follow`, its progress.
-fn start(
+pub(crate) fn start(
     state: Arc<ServerState>,
     deployment: Deployment,
     follow: bool,
