@@ -23,6 +23,7 @@ use cj_api::snapshots::SHA256_HEADER;
 #[utoipa::path(
     get,
     path = "/v1/volumes",
+    operation_id = "list_volumes",
     params(Scope),
     responses(
         (status = 200, description = "every volume of the tasks named, with its host and newest snapshot", body = Vec<VolumeRow>),
@@ -54,6 +55,7 @@ pub struct SnapshotQuery {
 #[utoipa::path(
     get,
     path = "/v1/snapshots",
+    operation_id = "list_snapshots",
     params(SnapshotQuery),
     responses((status = 200, description = "snapshots, newest first", body = Vec<SnapshotRecord>))
 )]
@@ -78,6 +80,7 @@ pub async fn list(
 #[utoipa::path(
     post,
     path = "/v1/snapshots",
+    operation_id = "create_snapshot",
     request_body = SnapshotRequest,
     responses(
         (status = 200, description = "the snapshot, once its data is kept and checked", body = SnapshotRecord),
@@ -98,6 +101,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/v1/snapshot-data/{id}",
+    operation_id = "snapshot_data",
     params(("id" = String, Path, description = "the snapshot's id")),
     responses(
         (status = 200, description = "the snapshot: a zstd-compressed tar", content_type = "application/zstd", body = Vec<u8>),
@@ -111,6 +115,7 @@ pub async fn data(State(state): AppState, Path(id): Path<String>) -> Result<Resp
 #[utoipa::path(
     get,
     path = "/v1/agent/snapshots/{id}",
+    operation_id = "agent_snapshot_data",
     params(("id" = String, Path, description = "the snapshot's id")),
     responses(
         (status = 200, description = "the snapshot, for an agent filling a volume from it", content_type = "application/zstd", body = Vec<u8>),
@@ -154,6 +159,7 @@ async fn serve_data(state: &crate::state::ServerState, id: &str) -> Result<Respo
 #[utoipa::path(
     put,
     path = "/v1/agent/snapshots/{id}",
+    operation_id = "upload_snapshot",
     params(("id" = String, Path, description = "the snapshot's id, as the server gave it")),
     request_body(content = Vec<u8>, content_type = "application/zstd", description = "the snapshot, a zstd-compressed tar"),
     responses(
@@ -204,6 +210,7 @@ pub async fn upload(
 #[utoipa::path(
     post,
     path = "/v1/snapshots/restore",
+    operation_id = "restore_snapshot",
     request_body = cj_api::snapshots::RestoreRequest,
     responses(
         (status = 200, description = "the deployment replacing the task; with `follow`, its events, one per line, until it ends", content((cj_api::Deployment = "application/json"), (cj_api::OperationEvent = "application/x-ndjson"))),
