@@ -19,7 +19,7 @@ impl Abuse {
                 route.path.to_owned(),
                 Some(valid_body(route.path).to_string()),
             ),
-            Input::None => (route.path.to_owned(), None),
+            Input::None | Input::Data => (route.path.to_owned(), None),
         };
         let valid = |abuse: &Abuse, method: Method, uri: &str| {
             let request = abuse.request(method, uri);
@@ -78,10 +78,14 @@ impl Abuse {
             .request(method.clone(), &uri)
             .header("content-type", "application/json")
             .body(huge);
+        let too_large = match route.input {
+            Input::Data => "not_found",
+            _ => "payload_too_large",
+        };
         self.check(
             &format!("{name} with a 10 MB body"),
             request,
-            Some("payload_too_large"),
+            Some(too_large),
         )
         .await;
         if body.is_some() {

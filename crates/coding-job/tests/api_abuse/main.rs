@@ -36,6 +36,9 @@ enum Input {
     Body {
         required: &'static [&'static str],
     },
+    /// A body of data of any size, passed to the handler as it arrives (an agent's snapshot):
+    /// a 10 MB one for no snapshot in progress is refused as not found, not as too large.
+    Data,
 }
 
 struct Route {
@@ -223,6 +226,29 @@ const ROUTES: &[Route] = &[
             &[],
         ),
     ),
+    route("GET", "/v1/volumes", SCOPE),
+    route(
+        "GET",
+        "/v1/snapshots",
+        query("env=production&task=abuse&volume=data", &[], &[], &[]),
+    ),
+    route(
+        "POST",
+        "/v1/snapshots",
+        Input::Body {
+            required: &["env", "task", "volume"],
+        },
+    ),
+    route(
+        "POST",
+        "/v1/snapshots/restore",
+        Input::Body {
+            required: &["env", "task", "volume", "snapshot"],
+        },
+    ),
+    route("GET", "/v1/snapshot-data/{id}", NO_INPUT),
+    route("PUT", "/v1/agent/snapshots/{id}", Input::Data),
+    route("GET", "/v1/agent/snapshots/{id}", NO_INPUT),
     route("GET", "/metrics", NO_INPUT),
     route("GET", "/v1/alerts", NO_INPUT),
     route("GET", "/v1/openapi.json", NO_INPUT),
@@ -255,6 +281,11 @@ fn valid_body(path: &str) -> Value {
                              "key_pem": "-----BEGIN PRIVATE KEY-----", "not_after": 1}),
         "/v1/router/challenges/{token}" => json!({"key_authorization": "abuse.abuse"}),
         "/v1/router/leases/{name}" => json!({"holder": "abuse", "ttl_seconds": 60}),
+        "/v1/snapshots" => {
+            json!({"env": "production", "task": "abuse", "volume": "data", "live": false})
+        }
+        "/v1/snapshots/restore" => json!({"env": "production", "task": "abuse", "volume": "data",
+                             "snapshot": "snap-0123456789abcdef", "follow": false}),
         "/v1/router/counts" => json!({"router": "abuse", "started": "2026-01-01T00:00:00Z",
                              "routes": [{"env": "production", "route": "abuse", "service": "abuse",
                                          "job": "abuse-job", "versions": []}]}),
@@ -316,6 +347,7 @@ async fn barrage(dev: &Dev) {
                 abuse.queries(route, valid, required, numbers, flags).await;
             }
             Input::Body { required } => abuse.bodies(route, required).await,
+            Input::Data => {}
         }
     }
     abuse.specials().await;

@@ -63,6 +63,9 @@ pub async fn list(
     State(state): AppState,
     ApiQuery(query): ApiQuery<SnapshotQuery>,
 ) -> Result<Json<Vec<SnapshotRecord>>, Failure> {
+    if let Some(env) = &query.env {
+        crate::releases::versions::check_env_name(env)?;
+    }
     let wanted =
         |value: &str, filter: &Option<String>| filter.as_deref().is_none_or(|f| f == value);
     let records = state
@@ -161,7 +164,7 @@ async fn serve_data(state: &crate::state::ServerState, id: &str) -> Result<Respo
     path = "/v1/agent/snapshots/{id}",
     operation_id = "upload_snapshot",
     params(("id" = String, Path, description = "the snapshot's id, as the server gave it")),
-    request_body(content = Vec<u8>, content_type = "application/zstd", description = "the snapshot, a zstd-compressed tar"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the snapshot, a zstd-compressed tar"),
     responses(
         (status = 204, description = "kept, and its checksum matched"),
         (status = 400, description = "its checksum did not match", body = cj_api::ApiError),
