@@ -53,6 +53,11 @@ pub struct CreateEnvRequest {
     /// Where the vars came from, for error messages (`vars.yaml`).
     #[serde(default)]
     pub vars_file: Option<String>,
+    /// Copy volumes too, from fresh snapshots of the source's: of every job with volumes when
+    /// empty, or of the jobs named (`JOB` or `SERVICE/JOB`). Absent: volumes start empty (or
+    /// seeded), as without a copy.
+    #[serde(default)]
+    pub with_data: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -60,6 +65,10 @@ pub struct CreateEnvResponse {
     pub env: EnvInfo,
     /// Each service copied: its version in the new environment and the source version.
     pub copied: Vec<CopiedService>,
+    /// With `with_data`: the snapshots taken of the source's volumes, which the new
+    /// environment's volumes are filled from when its tasks first start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<crate::snapshots::SnapshotRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

@@ -306,3 +306,87 @@ fn a_restore_replaces_the_volume_and_a_tampered_snapshot_changes_nothing() {
     );
     assert_eq!(container_of(&dev), after, "nothing was replaced");
 }
+
+#[test]
+fn a_copy_with_data_starts_from_the_source_volumes_and_stays_apart() {
+    let dev = Dev::start();
+    dev.push_yaml("db.yaml", &db_yaml());
+    dev.ok(&["up", "db"]);
+    let exec = |env: &str, script: &str| {
+        dev.cli(&["exec", "--env", env, "db/mysql", "--", "sh", "-c", script])
+    };
+    support::wait_for(
+        "the task's files",
+        std::time::Duration::from_secs(30),
+        || {
+            exec("production", "test -s /var/lib/data/sub/blob")
+                .status
+                .success()
+                .then_some(())
+        },
+    );
+    assert!(
+        exec("production", "echo production-rows > /var/lib/data/marker")
+            .status
+            .success()
+    );
+
+    let unknown = dev.cli(&[
+        "env",
+        "create",
+        "nope",
+        "--from",
+        "production",
+        "--with-data=cache",
+    ]);
+    assert!(!unknown.status.success());
+    assert!(
+        describe(&unknown).contains(
+            "no job \"cache\" with volumes is up in production (those with volumes: db/mysql)"
+        ),
+        "{}",
+        describe(&unknown)
+    );
+
+    let created = dev.json(&[
+        "env",
+        "create",
+        "staging",
+        "--from",
+        "production",
+        "--with-data",
+        "--json",
+    ]);
+    let snapshots = created["snapshots"].as_array().expect("snapshots taken");
+    assert_eq!(snapshots.len(), 1, "{created}");
+    assert_eq!(snapshots[0]["env"], "production");
+    dev.ok(&["env", "up", "staging"]);
+    let read = |env: &str| {
+        let out = exec(env, "cat /var/lib/data/marker");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(read("staging"), "production-rows");
+
+    // Independent copies: a write in staging never reaches production, nor the other way.
+    assert!(
+        exec("staging", "echo staging-rows > /var/lib/data/marker")
+            .status
+            .success()
+    );
+    assert_eq!(read("production"), "production-rows");
+    assert!(
+        exec("production", "echo newer > /var/lib/data/marker")
+            .status
+            .success()
+    );
+    assert_eq!(read("staging"), "staging-rows");
+    let volumes: Vec<String> = ["production", "staging"]
+        .iter()
+        .map(|env| {
+            let rows = dev.json(&["volumes", "--env", env, "--json"]);
+            rows[0]["docker_name"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_ne!(volumes[0], volumes[1]);
+    dev.ok(&["env", "destroy", "staging"]);
+}

@@ -57,6 +57,19 @@ pub struct NewEnvArgs {
     /// Run the tasks the source pins to a host on another one: `--map-hosts host-1=host-4`.
     #[arg(long = "map-hosts", value_name = "HOST=OTHER", value_parser = parse_host_mapping)]
     pub map_hosts: Vec<(String, String)>,
+    /// Copy the volumes too, from fresh snapshots of the source's (each source task paused
+    /// for its copy): of every job with volumes, or `--with-data=db,cache` of those jobs. The
+    /// new tasks' volumes are filled from them before they first start; the copies are
+    /// independent.
+    #[arg(
+        long = "with-data",
+        value_name = "JOBS",
+        num_args = 0..=1,
+        require_equals = true,
+        value_delimiter = ',',
+        default_missing_value = ""
+    )]
+    pub with_data: Option<Vec<String>>,
 }
 
 #[derive(Debug, Args)]

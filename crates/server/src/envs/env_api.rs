@@ -60,7 +60,16 @@ pub async fn create(
     caller: Identity,
     ApiJson(request): ApiJson<CreateEnvRequest>,
 ) -> Result<Json<CreateEnvResponse>, Failure> {
-    Ok(Json(state.create_env(&request, &caller.name)?))
+    if request.with_data.is_none() {
+        return Ok(Json(state.create_env(&request, &caller.name)?));
+    }
+    let (sources, snapshots) = state.snapshots_for_copy(&request, &caller.name).await?;
+    Ok(Json(state.create_env_with_data(
+        &request,
+        &caller.name,
+        sources,
+        snapshots,
+    )?))
 }
 
 /// `POST /v1/envs/{name}/up|down?timeout_seconds=N`: the wait for each wave.

@@ -30,6 +30,18 @@ impl ServerState {
         request: &CreateEnvRequest,
         user: &str,
     ) -> Result<CreateEnvResponse, Failure> {
+        self.create_env_with_data(request, user, BTreeMap::new(), Vec::new())
+    }
+
+    /// [`ServerState::create_env`], the new environment's volumes to be filled from
+    /// `volume_sources` (snapshots of the source's, `snapshots`).
+    pub fn create_env_with_data(
+        &self,
+        request: &CreateEnvRequest,
+        user: &str,
+        volume_sources: BTreeMap<String, crate::envs::records::TaskVolumeSources>,
+        snapshots: Vec<cj_api::snapshots::SnapshotRecord>,
+    ) -> Result<CreateEnvResponse, Failure> {
         let name = request.name.as_str();
         check_env_name(name)?;
         check_env_name(&request.from)?;
@@ -116,6 +128,7 @@ impl ServerState {
             host_map: host_map.clone(),
             destroying: false,
             destroyed_at: None,
+            volume_sources,
         };
         let env_key = keys::env(name);
         let mut compares = vec![Compare::mod_revision(
@@ -167,7 +180,11 @@ impl ServerState {
             .into_iter()
             .find(|info| info.name == name)
             .ok_or_else(|| Failure::Internal(format!("environment {name} vanished")))?;
-        Ok(CreateEnvResponse { env, copied })
+        Ok(CreateEnvResponse {
+            env,
+            copied,
+            snapshots,
+        })
     }
 
     /// The environment a copy is made from, with the latest version of each of its services.

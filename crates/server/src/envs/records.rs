@@ -44,7 +44,14 @@ pub struct EnvRecord {
     /// Destroyed (its versions and history stay); it can be created again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destroyed_at: Option<String>,
+    /// A copy made `--with-data`: by `SERVICE/JOB`, then task, then volume, the snapshot of
+    /// the source's volume each new volume is filled from (see `DesiredJob::volume_sources`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volume_sources: BTreeMap<String, crate::envs::records::TaskVolumeSources>,
 }
+
+/// Task -> volume -> the snapshot it is filled from.
+pub type TaskVolumeSources = BTreeMap<String, BTreeMap<String, cj_api::agent::VolumeSource>>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredVar {

@@ -438,7 +438,16 @@ impl ServerState {
                 by: plan.user.clone(),
                 task_versions: BTreeMap::new(),
                 restart_generations: BTreeMap::new(),
-                volume_sources: BTreeMap::new(),
+                // A copy made with its data: the job's volumes come from the source's snapshots.
+                volume_sources: self
+                    .env_record(&plan.env)?
+                    .and_then(|record| {
+                        record
+                            .volume_sources
+                            .get(&format!("{}/{}", job.service, job.job))
+                            .cloned()
+                    })
+                    .unwrap_or_default(),
             };
             let value = serde_json::to_vec(&desired).map_err(cj_store::StoreError::encode)?;
             if self

@@ -9,6 +9,7 @@
 //! (an agent restart, a full target) leaves no record and no object.
 
 pub mod api;
+pub mod copies;
 pub mod listing;
 pub mod restore;
 pub mod target;

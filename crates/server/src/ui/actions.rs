@@ -124,6 +124,7 @@ pub async fn create_env(
         ttl_seconds: ttl_seconds(&form.ttl)?,
         map_hosts: Default::default(),
         vars_file: None,
+        with_data: None,
     };
     state.create_env(&request, &caller.name)?;
     Ok(Redirect::to("/ui/envs"))

@@ -104,6 +104,20 @@ async fn create(client: &Client, args: EnvCreateArgs) -> CliResult<i32> {
             copied.service, copied.version, copied.from_version, request.from
         );
     }
+    if !created.snapshots.is_empty() {
+        let bytes: u64 = created.snapshots.iter().map(|s| s.content_bytes).sum();
+        println!(
+            "  with data: {} from fresh snapshots ({} of files), filled in when its tasks first start",
+            count(created.snapshots.len(), "volume"),
+            crate::output::bytes(bytes)
+        );
+        for snapshot in &created.snapshots {
+            println!(
+                "    {}/{}/{} {}: {}",
+                snapshot.service, snapshot.job, snapshot.task, snapshot.volume, snapshot.id
+            );
+        }
+    }
     println!("start it with: coding-job env up {name}");
     Ok(0)
 }
@@ -147,6 +161,9 @@ fn create_request(name: &str, new: NewEnvArgs) -> CliResult<CreateEnvRequest> {
         ttl_seconds: new.ttl,
         map_hosts,
         vars_file: new.vars_file.map(|path| path.display().to_string()),
+        with_data: new
+            .with_data
+            .map(|jobs| jobs.into_iter().filter(|job| !job.is_empty()).collect()),
     })
 }
 
@@ -345,6 +362,7 @@ mod tests {
             secret: secret.iter().map(|name| name.to_string()).collect(),
             ttl: Some(3600),
             map_hosts: vec![("host-1".into(), "host-4".into())],
+            with_data: None,
         }
     }
 
