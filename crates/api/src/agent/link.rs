@@ -27,8 +27,10 @@ use super::{AgentReport, Assignment, TaskKey};
 /// ignore: the routers would lose requests in flight. 5: the link's timing from the server's
 /// `--host-down-after` ([`ServerMessage::Welcome`]) and `Assignment::stop_when_cut`, without which
 /// an older agent would keep running tasks the server moves. 6: [`AgentRequest::CountLogLines`]
-/// (canary analysis by log errors), which an older agent would leave unanswered.
-pub const PROTOCOL_VERSION: u32 = 6;
+/// (canary analysis by log errors), which an older agent would leave unanswered. 7: a task's
+/// `artifact` (its code, unpacked before it starts), which an older agent would ignore, starting
+/// the image without the code; and the artifact phases it reports.
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// How quickly each end of a link notices that the other has gone silent, derived from the
 /// cluster's `--host-down-after` (D) so that a cut link is noticed on both sides well within D:
