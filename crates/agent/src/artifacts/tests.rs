@@ -59,7 +59,10 @@ async fn a_file_is_fetched_once_and_then_taken_from_the_cache() {
         "{}",
         first.note()
     );
-    assert_eq!(files(&dir.path().join("cache")), [checksum.clone()]);
+    assert_eq!(
+        files(&dir.path().join("cache")),
+        std::slice::from_ref(&checksum)
+    );
 
     std::fs::remove_file(&source).unwrap();
     let second = cache
