@@ -25,6 +25,12 @@ install_wanted
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
+# The S3 snapshot target (crates/server/src/snapshots/target.rs) is tested against moto_server,
+# an S3-compatible server from PyPI.
+if ! command -v moto_server >/dev/null 2>&1; then
+  python3 -m pip install --quiet "moto[server]==5.2.1"
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+fi
 # tests/openapi_contract.rs checks the OpenAPI document against a live server with schemathesis.
 if ! command -v schemathesis >/dev/null 2>&1; then
   python3 -m pip install --quiet "schemathesis==4.32.5"

@@ -25,8 +25,8 @@ impl InspectCache {
 pub(crate) struct Notes {
     /// The drain of each container that has one, in milliseconds.
     pub drain_ms: HashMap<String, u64>,
-    /// Containers never started that were created to seed volumes (the volumes' names): a
-    /// seeding that did not finish.
+    /// Containers never started that were created to seed volumes (the volumes' names) or to
+    /// unpack an artifact (no volume): a seeding or unpacking that did not finish.
     pub unfinished_seeds: HashMap<String, Vec<String>>,
 }
 
@@ -50,6 +50,13 @@ pub(crate) async fn observe<R: ContainerRuntime>(
         if container.state == ContainerState::Created && !seeding.is_empty() {
             let volumes = seeding.split(',').map(str::to_owned).collect();
             notes.unfinished_seeds.insert(container.id.clone(), volumes);
+        }
+        let artifact = container.label(labels::ARTIFACT);
+        if container.state == ContainerState::Created && !artifact.is_empty() {
+            notes
+                .unfinished_seeds
+                .entry(container.id.clone())
+                .or_default();
         }
         let mut entry = observed_container(key, container);
         let cached = lock(cache)

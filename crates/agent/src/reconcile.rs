@@ -4,10 +4,12 @@
 //! does no harm.
 //!
 //! The loop is here; carrying out a plan's actions is in `actions`, creating (with volumes and
-//! seeds) in `create`, check verdicts in `checks`, engine events in `events`, and removing an
-//! environment's leftovers on the server's request in `remove_env`.
+//! seeds) in `create`, getting a task's artifact before its old container stops in `artifact`,
+//! check verdicts in `checks`, engine events in `events`, and removing an environment's
+//! leftovers on the server's request in `remove_env`.
 
 mod actions;
+mod artifact;
 mod checks;
 mod create;
 mod events;
@@ -28,6 +30,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::artifacts::{ArtifactCache, ArtifactCacheConfig};
 use crate::backoff::Backoff;
 use crate::health::HealthUpdate;
 use crate::observe::{InspectCache, Notes, lock, observe};
@@ -47,6 +50,8 @@ pub struct AgentConfig {
     pub stats_interval: Duration,
     /// A simulated host's size, reported instead of the machine's own (`coding-job sim`).
     pub host_size: Option<crate::stats::HostSize>,
+    /// Where tasks' artifacts are kept on this host, and how much of them.
+    pub artifact_cache: ArtifactCacheConfig,
 }
 
 /// What the agent remembers between passes; all of it can be lost (a restart) without harm.
@@ -73,6 +78,12 @@ struct AgentMemory {
     /// Why each task's last attempt to create or start failed, until one succeeds: what it is
     /// backing off from (a seed that cannot be read, say), rather than a generic word.
     last_failure: HashMap<TaskKey, String>,
+    /// Tasks whose artifact could not be had, with the config hash it was for: while they back
+    /// off, their old container is not stopped (it keeps serving).
+    artifact_failed: HashMap<TaskKey, String>,
+    /// Where a task's artifact came from, when it was fetched in a pass before the one that
+    /// creates the container (the old one was draining): for the created event.
+    artifact_notes: HashMap<TaskKey, String>,
 }
 
 pub struct Agent<R> {
@@ -88,6 +99,7 @@ pub struct Agent<R> {
     seed_http: reqwest::Client,
     /// The server snapshots are read from (the current link's), for volumes filled from one.
     snapshot_server: Mutex<Option<crate::snapshot::SnapshotServer>>,
+    artifacts: ArtifactCache,
     health_updates: mpsc::UnboundedSender<HealthUpdate>,
     health_receiver: Mutex<Option<mpsc::UnboundedReceiver<HealthUpdate>>>,
     /// Tasks whose containers here stop at once, without a drain: copies the routers no longer
@@ -105,6 +117,8 @@ pub(crate) enum Failure {
     Runtime(RuntimeError),
     /// A volume's seed could not be put in: `seed SOURCE for volume NAME: CAUSE`.
     Seed(String),
+    /// The task's artifact could not be had or unpacked: `artifact URL: CAUSE`.
+    Artifact(String),
 }
 
 impl From<RuntimeError> for Failure {
@@ -117,7 +131,7 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Runtime(error) => error.fmt(f),
-            Failure::Seed(reason) => f.write_str(reason),
+            Failure::Seed(reason) | Failure::Artifact(reason) => f.write_str(reason),
         }
     }
 }
@@ -135,6 +149,7 @@ impl<R: ContainerRuntime> Agent<R> {
         reports: mpsc::UnboundedSender<AgentReport>,
     ) -> Self {
         let (health_updates, health_receiver) = mpsc::unbounded_channel();
+        let artifacts = ArtifactCache::new(config.artifact_cache.clone());
         Agent {
             runtime,
             config,
@@ -148,6 +163,7 @@ impl<R: ContainerRuntime> Agent<R> {
                 .expect("a client without a proxy builds"),
             seed_http: crate::seed::client(),
             snapshot_server: Mutex::new(None),
+            artifacts,
             health_updates,
             health_receiver: Mutex::new(Some(health_receiver)),
             stop_at_once: StopAtOnce::default(),
@@ -273,6 +289,12 @@ impl<R: ContainerRuntime> Agent<R> {
                 ..
             } = &mut *memory;
             last_failure.retain(|key, _| backoffs.contains_key(key));
+            memory
+                .artifact_failed
+                .retain(|key, hash| assigned_hashes.get(key) == Some(hash));
+            memory
+                .artifact_notes
+                .retain(|key, _| assigned_hashes.contains_key(key));
         }
 
         let now = Instant::now();
@@ -295,7 +317,8 @@ impl<R: ContainerRuntime> Agent<R> {
                 .get(&assignment.key)
                 .cloned()
                 .unwrap_or_default();
-            let actions = plan_task(assignment, &containers, &backoff, &drains, now);
+            let mut actions = plan_task(assignment, &containers, &backoff, &drains, now);
+            self.keep_old_while_artifact_fails(assignment, &mut actions);
             plans.push((
                 Some(assignment),
                 assignment.key.clone(),
@@ -401,7 +424,7 @@ impl<R: ContainerRuntime> Agent<R> {
             tracing::warn!(
                 container_id,
                 ?volumes,
-                "a seeding did not finish; seeding again"
+                "a seeding or an artifact's unpacking did not finish; starting over"
             );
             lock(&self.memory)
                 .expected_stops

@@ -62,6 +62,8 @@ pub struct RemoteOptions {
     /// What an `https` server's certificate is checked against: the web roots plus
     /// `--ca-cert`, read once at start. `None` trusts the web roots only.
     pub tls: Option<TlsClient>,
+    /// Where tasks' artifacts are kept on this host (`--artifact-cache`), and how much.
+    pub artifact_cache: crate::ArtifactCacheConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -454,6 +456,7 @@ impl<R: ContainerRuntime> Link<R> {
             stop_grace_seconds: self.options.stop_grace_seconds,
             stats_interval: self.options.stats_interval,
             host_size: self.options.host_size,
+            artifact_cache: self.options.artifact_cache.clone(),
         };
         let agent = Arc::new(
             Agent::new(self.runtime.clone(), config, self.report_sender.clone())

@@ -87,6 +87,7 @@ impl Running {
             stop_grace_seconds: 10,
             stats_interval: Duration::from_secs(3600),
             host_size: None,
+            artifact_cache: Default::default(),
         };
         let agent = Arc::new(Agent::new(Arc::new(sim.clone()), config, report_sender));
         let (assignments, receiver) = watch::channel(None);

@@ -484,6 +484,18 @@ pub struct AgentArgs {
     /// e.g. `0.0.0.0:7401`; the server's `/metrics` has the hosts' and tasks' state.
     #[arg(long, value_name = "ADDRESS")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Where tasks' artifacts (`artifact:` in a job) are kept, one file per checksum, so each
+    /// version is fetched once per host.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/lib/coding-job/artifacts"
+    )]
+    pub artifact_cache: PathBuf,
+    /// The most the artifact cache keeps; past it, the least recently used artifacts are
+    /// removed (never one a task is about to unpack).
+    #[arg(long, value_name = "SIZE", default_value = "5GiB", value_parser = parse_size)]
+    pub artifact_cache_size: u64,
 }
 
 #[derive(Debug, Args)]

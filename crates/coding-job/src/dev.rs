@@ -49,6 +49,8 @@ pub async fn run_dev(
             .context("failed to connect to Docker")?,
     );
     let mut server = options.server;
+    // The in-process agent keeps artifacts with the rest of dev's data.
+    let artifact_dir = server.data_dir.join("artifacts");
     // The router binds first, so the URLs the server shows carry its real port.
     let (table_sender, table) = tokio::sync::watch::channel(cj_api::routes::RouteTable::default());
     // HTTPS's certificates are kept in this server's store, reached in process.
@@ -86,6 +88,10 @@ pub async fn run_dev(
         host_size: None,
         // Plain HTTP on loopback.
         tls: None,
+        artifact_cache: cj_agent::ArtifactCacheConfig {
+            dir: artifact_dir,
+            ..Default::default()
+        },
     };
     tokio::spawn(async move {
         if let Err(error) = run_remote(runtime, agent, std::future::pending()).await {

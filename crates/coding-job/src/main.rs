@@ -388,6 +388,10 @@ async fn agent(server: String, tls: TlsClient, args: AgentArgs) -> anyhow::Resul
         stats_interval: cj_agent::DEFAULT_STATS_INTERVAL,
         host_size: None,
         tls: Some(tls),
+        artifact_cache: cj_agent::ArtifactCacheConfig {
+            dir: args.artifact_cache,
+            max_bytes: args.artifact_cache_size,
+        },
     };
     if args.simulate {
         let runtime = SimRuntime::new();

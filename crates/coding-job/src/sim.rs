@@ -146,6 +146,11 @@ fn remote_options(options: &SimOptions, host: &str, number: usize) -> RemoteOpti
         stats_interval: cj_agent::DEFAULT_STATS_INTERVAL,
         host_size: Some(options.size),
         tls: Some(options.tls.clone()),
+        // A simulated engine unpacks nothing; the files are still fetched and checked.
+        artifact_cache: cj_agent::ArtifactCacheConfig {
+            dir: std::env::temp_dir().join("coding-job-sim-artifacts"),
+            ..Default::default()
+        },
     }
 }
 

@@ -24,6 +24,9 @@ pub const DRAIN_MS: &str = "coding-job.drain-ms";
 /// in `created` with this label is a seeding that never finished (the agent stopped, or the
 /// start failed): its volumes may be partly filled.
 pub const SEEDING: &str = "coding-job.seeding";
+/// On a container created to run an artifact: its SHA-256. The container is started only after
+/// the artifact is unpacked, so one still in `created` with this label may hold part of it.
+pub const ARTIFACT: &str = "coding-job.artifact";
 /// On a volume: its name in the config (`volumes: - name:`); the cluster, env, service, job and
 /// task labels say whose it is.
 pub const VOLUME: &str = "coding-job.volume";

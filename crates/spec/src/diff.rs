@@ -118,6 +118,15 @@ pub fn differences(old: &TaskSpec, new: &TaskSpec) -> Vec<String> {
     if old.check != new.check {
         reasons.push("check changed".into());
     }
+    match (&old.artifact, &new.artifact) {
+        (Some(old), Some(new)) if old.url != new.url => {
+            reasons.push(format!("artifact {} -> {}", old.url, new.url));
+        }
+        (old_artifact, new_artifact) if old_artifact != new_artifact => {
+            reasons.push("artifact changed".into());
+        }
+        _ => {}
+    }
     reasons
 }
 
@@ -153,6 +162,31 @@ mod tests {
                 "docker_hostconfig changed (Memory)"
             ]
         );
+    }
+
+    #[test]
+    fn an_artifact_of_another_version_replaces_the_task_and_none_changes_no_hash() {
+        let sha = "a".repeat(64);
+        let plain = task("    image: a:1\n");
+        let with = |url: &str| {
+            task(&format!(
+                "    image: a:1\n    artifact: {{ url: {url}, sha256: {sha}, path: /app }}\n"
+            ))
+        };
+        let one = with("/srv/api-1.tar.gz");
+        let two = with("/srv/api-2.tar.gz");
+        assert_eq!(
+            task_change("j", "j", Some(&one), Some(&two)).reasons,
+            ["artifact /srv/api-1.tar.gz -> /srv/api-2.tar.gz"]
+        );
+        assert_eq!(
+            task_change("j", "j", Some(&plain), Some(&one)).reasons,
+            ["artifact changed"]
+        );
+        // A task without an artifact hashes as before artifacts existed: an upgrade of the
+        // server restarts nothing.
+        let encoded = serde_json::to_string(&plain).unwrap();
+        assert!(!encoded.contains("artifact"), "{encoded}");
     }
 
     #[test]

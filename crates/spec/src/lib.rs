@@ -9,6 +9,7 @@
 //! for a task by [`render_task`].
 
 mod analysis;
+mod artifact;
 mod dependencies;
 mod diff;
 mod docker_fields;
@@ -40,9 +41,9 @@ pub use diff::{ChangeKind, TaskChange, differences, task_change};
 pub use error::{SpecError, SpecErrors, capped, shown};
 pub use limits::MAX_SOURCE_BYTES;
 pub use model::{
-    CanaryAnalysis, CheckSpec, DEFAULT_DRAIN_TIMEOUT_MS, JobSpec, LogErrorLimit, OnFailure,
-    OnHostLost, Placement, Probe, Resources, RouteOptions, ServiceSpec, TaskSpec, Threshold,
-    UpdatePolicy, VolumeSpec,
+    ArtifactSpec, CanaryAnalysis, CheckSpec, DEFAULT_DRAIN_TIMEOUT_MS, JobSpec, LogErrorLimit,
+    OnFailure, OnHostLost, Placement, Probe, Resources, RouteOptions, ServiceSpec, TaskSpec,
+    Threshold, UpdatePolicy, VolumeSpec,
 };
 pub use names::{LABEL_RULE, NAME_RULE, is_valid_name, label_problem};
 pub use order::{DependencyCycle, dependency_waves};

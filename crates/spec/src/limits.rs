@@ -136,6 +136,10 @@ pub const MAX_VOLUMES: usize = 32;
 /// common HTTP servers accept.
 pub const MAX_VOLUME_PATH_LEN: usize = 2048;
 
+/// Longest `artifact.path`: the agent makes the directory with a tar of plain (ustar) entries,
+/// whose names hold at most 100 bytes.
+pub const MAX_ARTIFACT_PATH_LEN: usize = 100;
+
 /// Longest image written as a template: an image reference is at most about 460 bytes (name,
 /// tag and digest), and a template of one names a few variables besides.
 pub const MAX_IMAGE_TEMPLATE_LEN: usize = 1024;

@@ -140,6 +140,24 @@ pub struct TaskSpec {
     /// container first starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeSpec>,
+    /// The task's code, fetched by its host's agent and unpacked into the container before it
+    /// first starts. Left out when unset, so the hash of a task without one stays what it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<ArtifactSpec>,
+}
+
+/// `artifact:` a tarball of the task's code (a fixed image runs it), fetched by the agent,
+/// checked against its checksum, kept in the host's cache and unpacked at `path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactSpec {
+    /// An `http(s)` URL, or an absolute path of a tarball on the task's host; may be a
+    /// template until the task is rendered.
+    pub url: String,
+    /// The tarball's SHA-256, 64 lowercase hex digits once rendered: what is unpacked is
+    /// exactly what was built, and the host's cache is keyed by it.
+    pub sha256: String,
+    /// The absolute directory in the container it is unpacked into (made when missing).
+    pub path: String,
 }
 
 /// `volumes:` one named Docker volume mounted into the task's container.

@@ -39,6 +39,7 @@ pub(crate) struct RawJob {
     pub docker_config: Option<RawDockerConfig>,
     pub check: Option<Spanned<RawCheck>>,
     pub volumes: Option<Spanned<Vec<RawVolume>>>,
+    pub artifact: Option<Spanned<RawArtifact>>,
     /// Jobs of this service (`JOB`), or of another service of the environment (`SERVICE/JOB`).
     #[serde(default)]
     pub depends_on: Vec<Spanned<String>>,
@@ -73,6 +74,7 @@ pub(crate) struct RawTask {
     pub docker_config: Option<RawDockerConfig>,
     pub check: Option<Spanned<RawCheck>>,
     pub volumes: Option<Spanned<Vec<RawVolume>>>,
+    pub artifact: Option<Spanned<RawArtifact>>,
 }
 
 impl RawJob {
@@ -88,6 +90,7 @@ impl RawJob {
             docker_config: self.docker_config.as_ref(),
             check: self.check.as_ref(),
             volumes: self.volumes.as_ref(),
+            artifact: self.artifact.as_ref(),
         }
     }
 }
@@ -105,6 +108,7 @@ impl RawTask {
             docker_config: self.docker_config.as_ref(),
             check: self.check.as_ref(),
             volumes: self.volumes.as_ref(),
+            artifact: self.artifact.as_ref(),
         }
     }
 }
@@ -122,6 +126,7 @@ pub(crate) struct RawSettingsRef<'a> {
     pub docker_config: Option<&'a RawDockerConfig>,
     pub check: Option<&'a Spanned<RawCheck>>,
     pub volumes: Option<&'a Spanned<Vec<RawVolume>>>,
+    pub artifact: Option<&'a Spanned<RawArtifact>>,
 }
 
 /// `command: "httpd -f -p 80"` (split like a shell would) or `command: [httpd, -f, -p, "80"]`.
@@ -260,6 +265,18 @@ pub(crate) struct RawVolume {
     pub mount: Spanned<String>,
     /// A tarball on the host or an `http(s)` URL, unpacked into the volume when it is created.
     pub seed: Option<Spanned<String>>,
+}
+
+/// `artifact:` the task's code as a tarball, unpacked into the container before it starts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawArtifact {
+    /// An `http(s)` URL or an absolute path of a tarball on the host.
+    pub url: Spanned<String>,
+    /// Its SHA-256 in hex.
+    pub sha256: Spanned<String>,
+    /// Where it is unpacked in the container.
+    pub path: Spanned<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

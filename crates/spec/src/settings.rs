@@ -1,6 +1,6 @@
 //! The settings a job gives its tasks and a task may override (image, command, env, port, host,
-//! resources, init, Docker fields, check, volumes): each written value checked once, where it is
-//! written (templates included), then merged into every task.
+//! resources, init, Docker fields, check, volumes, artifact): each written value checked once,
+//! where it is written (templates included), then merged into every task.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +13,7 @@ use crate::limits::{
     MAX_ENV_NAME_BYTES, MAX_ENV_VARS, MAX_IMAGE_TEMPLATE_LEN, MAX_MEMORY_BYTES, MIN_CPUS,
     MIN_MEMORY_BYTES,
 };
-use crate::model::{Resources, TaskSpec, VolumeSpec};
+use crate::model::{ArtifactSpec, Resources, TaskSpec, VolumeSpec};
 use crate::parse::Checker;
 use crate::raw::{
     EnvValue, MemoryText, RawCheck, RawCommand, RawEnv, RawPort, RawResources, RawSettingsRef,
@@ -39,6 +39,7 @@ pub(crate) struct Settings<'a> {
     pub docker_config: Option<JsonMap>,
     pub check: Option<&'a Spanned<RawCheck>>,
     pub volumes: Option<Vec<VolumeSpec>>,
+    pub artifact: Option<ArtifactSpec>,
     /// About how many bytes env, command and Docker fields take, to bound what copying them into
     /// every task costs.
     pub bytes: usize,
@@ -84,9 +85,15 @@ impl Checker<'_> {
             }
         }
         let volumes = raw.volumes.and_then(|volumes| self.volumes(path, volumes));
+        let artifact = raw
+            .artifact
+            .and_then(|artifact| self.artifact(path, artifact));
         bytes += env.as_ref().map_or(0, |env| env_bytes(&env.vars));
         bytes += command.as_ref().map_or(0, |argv| command_bytes(argv));
         bytes += volumes.as_ref().map_or(0, |volumes| volume_bytes(volumes));
+        bytes += artifact.as_ref().map_or(0, |artifact| {
+            artifact.url.len() + artifact.sha256.len() + artifact.path.len()
+        });
         Settings {
             path: path.to_owned(),
             image,
@@ -100,6 +107,7 @@ impl Checker<'_> {
             docker_config,
             check: raw.check,
             volumes,
+            artifact,
             bytes,
         }
     }
@@ -167,6 +175,7 @@ impl Checker<'_> {
                 .volumes
                 .clone()
                 .unwrap_or_default(),
+            artifact: pick(|s| s.artifact.is_some()).artifact.clone(),
         }
     }
 

@@ -12,6 +12,7 @@ use std::io;
 
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 
+use crate::artifact::{artifact_is_template, normalized_sha256, sha256_problem};
 use crate::error::{SpecErrors, shown};
 use crate::limits::{
     MAX_COMMAND_BYTES, MAX_DOCKER_FIELDS_BYTES, MAX_ENV_BYTES, MAX_HTTP_TARGET_LEN,
@@ -200,6 +201,15 @@ pub fn render_task(
             seed_problem(seed).map_or(Ok(()), |problem| Err(format!("{path}: {problem}")))?;
         }
     }
+    if let Some(artifact) = &mut rendered.artifact {
+        artifact.url = renderer.render("artifact.url", &artifact.url)?;
+        seed_problem(&artifact.url)
+            .map_or(Ok(()), |problem| Err(format!("artifact.url: {problem}")))?;
+        let sha256 = renderer.render("artifact.sha256", &artifact.sha256)?;
+        sha256_problem(&sha256)
+            .map_or(Ok(()), |problem| Err(format!("artifact.sha256: {problem}")))?;
+        artifact.sha256 = normalized_sha256(&sha256);
+    }
     Ok(rendered)
 }
 
@@ -233,6 +243,7 @@ fn has_templates(task: &TaskSpec) -> bool {
             Probe::Tcp { .. } => false,
         })
         || task.volumes.iter().any(seed_is_template)
+        || task.artifact.as_ref().is_some_and(artifact_is_template)
 }
 
 /// Renders the templates of one task.
@@ -600,6 +611,43 @@ jobs:
         assert_eq!(
             too_large.unwrap_err(),
             "command[4]: the value renders to more than 128 KiB"
+        );
+    }
+
+    const ARTIFACT_JOB: &str = "service: core\njobs:\n  - name: api\n    image: runtime:17\n    artifact:\n      url: \"http://artifacts.internal/api/{{ vars.v }}.tar.gz\"\n      sha256: \"{{ vars.sha }}\"\n      path: /app\n";
+
+    #[test]
+    fn an_artifact_renders_per_version_and_its_hash_follows() {
+        let spec = parse_service("core.yaml", ARTIFACT_JOB).unwrap();
+        let sha = |digit: &str| digit.repeat(64);
+        let one = render(&spec, 0, 0, 0, &vars(&[("v", "1"), ("sha", &sha("A"))])).unwrap();
+        let artifact = one.artifact.as_ref().unwrap();
+        assert_eq!(artifact.url, "http://artifacts.internal/api/1.tar.gz");
+        assert_eq!(artifact.sha256, sha("a"), "checksums compare in lowercase");
+        let two = render(&spec, 0, 0, 0, &vars(&[("v", "2"), ("sha", &sha("b"))])).unwrap();
+        assert_ne!(one.config_hash(), two.config_hash());
+        let same = render(&spec, 0, 0, 0, &vars(&[("v", "1"), ("sha", &sha("a"))])).unwrap();
+        assert_eq!(one.config_hash(), same.config_hash());
+    }
+
+    #[test]
+    fn an_artifact_that_renders_wrong_is_named() {
+        let spec = parse_service("core.yaml", ARTIFACT_JOB).unwrap();
+        assert_eq!(
+            render(&spec, 0, 0, 0, &vars(&[("v", "1"), ("sha", "abc")])).unwrap_err(),
+            "artifact.sha256: expected a SHA-256 of 64 hex digits (as `sha256sum` prints it), found \"abc\""
+        );
+        let bad_url = render(
+            &spec,
+            0,
+            0,
+            0,
+            &vars(&[("v", "1 2"), ("sha", &"a".repeat(64))]),
+        );
+        assert!(
+            bad_url
+                .unwrap_err()
+                .starts_with("artifact.url: expected a tarball"),
         );
     }
 }

@@ -4,7 +4,7 @@
 //! template uses is recorded with its place, for [`crate::check_templates`].
 //!
 //! Rendered fields: the image, command arguments, environment values, Docker field values (at
-//! any depth), the check's URL and command, and volume seeds.
+//! any depth), the check's URL and command, volume seeds, and an artifact's URL and checksum.
 
 use serde_saphyr::Location;
 
@@ -24,8 +24,7 @@ pub(crate) struct TemplateUse {
 }
 
 /// What may hold templates, for the error about a field that may not.
-const RENDERED_FIELDS: &str =
-    "only image, command, env values, docker_config values, check and volume seeds are rendered";
+const RENDERED_FIELDS: &str = "only image, command, env values, docker_config values, check, volume seeds and artifact url and sha256 are rendered";
 
 impl Checker<'_> {
     /// Checks `text` written at `path` if it is a template, and records the names it uses;
@@ -228,7 +227,7 @@ mod tests {
         let lines: Vec<&str> = message.lines().collect();
         assert_eq!(lines.len(), 4, "{message}");
         for expected in [
-            "s.yaml:5:13: jobs[0].hosts[0]: templates are not allowed in hosts; only image, command, env values, docker_config values, check and volume seeds are rendered",
+            "s.yaml:5:13: jobs[0].hosts[0]: templates are not allowed in hosts; only image, command, env values, docker_config values, check, volume seeds and artifact url and sha256 are rendered",
             "s.yaml:7:10: jobs[0].env[\"{{ x }}\"]: templates are not allowed in env names",
             "LogConfig.Config[\"{{ k }}\"]: templates are not allowed in Docker field names",
             "s.yaml:6:26: jobs[0].constraints.zone: templates are not allowed in constraints",

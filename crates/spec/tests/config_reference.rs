@@ -87,6 +87,12 @@ const LEVELS: &[Level] = &[
         section: "## Volumes: `volumes`",
     },
     Level {
+        what: "artifact",
+        file: "service: s\njobs:\n  - name: a\n    artifact:\n      {}: 1\n",
+        path: "jobs[0].artifact.zz_probe",
+        section: "## Artifacts: `artifact`",
+    },
+    Level {
         what: "docker_config",
         file: "service: s\njobs:\n  - name: a\n    docker_config:\n      {}: 1\n",
         path: "jobs[0].docker_config.zz_probe",

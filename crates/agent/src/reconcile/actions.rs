@@ -23,6 +23,14 @@ impl<R: ContainerRuntime> Agent<R> {
         let hash = assignment
             .map(|a| a.config_hash.clone())
             .unwrap_or_default();
+        // Before any action: an artifact that cannot be had must not cost the old container.
+        let mut artifact = match assignment {
+            Some(assignment) => match self.artifact_before_actions(assignment, &actions).await {
+                Ok(artifact) => artifact,
+                Err(wake) => return Some(wake),
+            },
+            None => None,
+        };
         let mut wake: Option<Instant> = None;
         let mut all_done = true;
         for action in actions {
@@ -38,7 +46,7 @@ impl<R: ContainerRuntime> Agent<R> {
                     Ok(())
                 }
                 Action::Create => match assignment {
-                    Some(assignment) => self.create_and_start(assignment).await,
+                    Some(assignment) => self.create_and_start(assignment, artifact.take()).await,
                     None => Ok(()),
                 },
                 Action::Restart { container_id } => self

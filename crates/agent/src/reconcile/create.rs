@@ -1,11 +1,14 @@
 //! Creating a task's container: its image (pulled when missing), its volumes (created when
 //! missing), the container, and, for a volume this attempt created that has a seed, the seed
-//! unpacked into it before the container first starts.
+//! unpacked into it before the container first starts; then the task's artifact, if it has one,
+//! unpacked into the container too.
 //!
 //! A volume is filled exactly once: only when it is new. So whatever stops a seeding half-way
 //! must leave no such volume behind: a failed attempt removes its container and every new
 //! volume not yet seeded, and a container left in `created` by an agent that stopped mid-way
-//! carries the `seeding` label, by which the next pass undoes it (`undo_unfinished_seeds`).
+//! carries the `seeding` label, by which the next pass undoes it (`undo_unfinished_seeds`). A
+//! container made for an artifact carries the `artifact` label: one still in `created` may hold
+//! part of it, and is removed the same way.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +18,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use super::{Agent, Failure, now_rfc3339};
+use crate::artifacts::CachedArtifact;
 use crate::naming::{container_name, volume_name};
 use crate::observe::lock;
 use crate::seed;
@@ -38,7 +42,13 @@ impl TaskVolume {
 }
 
 impl<R: ContainerRuntime> Agent<R> {
-    pub(super) async fn create_and_start(&self, assignment: &Assignment) -> Result<(), Failure> {
+    /// `artifact`: the task's artifact, got before the old container was touched (fetched now
+    /// if not).
+    pub(super) async fn create_and_start(
+        &self,
+        assignment: &Assignment,
+        artifact: Option<CachedArtifact>,
+    ) -> Result<(), Failure> {
         let key = &assignment.key;
         let hash = &assignment.config_hash;
         let Some(image) = assignment.spec.image.clone() else {
@@ -56,10 +66,25 @@ impl<R: ContainerRuntime> Agent<R> {
                 .pull(&image, |line| tracing::debug!(task = %key, line, "pull"))
                 .await?;
         }
+        let artifact = match (&assignment.spec.artifact, artifact) {
+            (Some(spec), None) => Some(self.artifacts.get(&spec.url, &spec.sha256).await.map_err(
+                |cause| Failure::Artifact(format!("artifact {}: {cause}", seed::shown(&spec.url))),
+            )?),
+            (_, artifact) => artifact,
+        };
+        let artifact_note = artifact.as_ref().map(|artifact| {
+            lock(&self.memory)
+                .artifact_notes
+                .remove(key)
+                .unwrap_or_else(|| artifact.note())
+        });
         self.phase(key, hash, Phase::Creating);
         let volumes = self.ensure_volumes(assignment).await?;
         let to_seed: Vec<&TaskVolume> = volumes.iter().filter(|v| v.to_fill()).collect();
-        let container_id = match self.create(assignment, &image, &volumes).await {
+        let created = self
+            .create(assignment, &image, &volumes, artifact_note)
+            .await;
+        let container_id = match created {
             Ok(id) => id,
             Err(error) => {
                 self.drop_volumes(&to_seed).await;
@@ -75,6 +100,16 @@ impl<R: ContainerRuntime> Agent<R> {
                 self.drop_volumes(&to_seed[done..]).await;
                 return Err(Failure::Seed(reason));
             }
+        }
+        if let Some(artifact) = artifact
+            && let Err(reason) = self
+                .unpack_artifact(assignment, &container_id, artifact)
+                .await
+        {
+            if let Err(error) = self.stop_and_remove(&container_id, false).await {
+                tracing::warn!(%error, container_id, "cannot remove a container whose artifact was not unpacked");
+            }
+            return Err(Failure::Artifact(reason));
         }
         Ok(self.start(key, hash, &container_id).await?)
     }
@@ -127,12 +162,14 @@ impl<R: ContainerRuntime> Agent<R> {
         Ok(volumes)
     }
 
-    /// Creates the container (not started) and reports it; returns its id.
+    /// Creates the container (not started) and reports it, with `note` (where its artifact
+    /// came from) for the history; returns its id.
     async fn create(
         &self,
         assignment: &Assignment,
         image: &str,
         volumes: &[TaskVolume],
+        note: Option<String>,
     ) -> Result<String, RuntimeError> {
         let key = &assignment.key;
         let mut labels = self.task_labels(key);
@@ -152,6 +189,9 @@ impl<R: ContainerRuntime> Agent<R> {
             .collect();
         if !seeding.is_empty() {
             labels.insert(labels::SEEDING.to_owned(), seeding.join(","));
+        }
+        if let Some(artifact) = &assignment.spec.artifact {
+            labels.insert(labels::ARTIFACT.to_owned(), artifact.sha256.clone());
         }
         let mounts: Vec<VolumeMount> = volumes.iter().map(|v| v.mount.clone()).collect();
         let unix_now = OffsetDateTime::now_utc().unix_timestamp();
@@ -184,7 +224,7 @@ impl<R: ContainerRuntime> Agent<R> {
                 host: self.config.host.clone(),
                 at: now_rfc3339(),
                 exit_code: None,
-                detail: None,
+                detail: note,
             },
         });
         Ok(container_id)

@@ -124,6 +124,7 @@ impl FakeServer {
             stats_interval: Duration::from_secs(3600),
             host_size: None,
             tls: None,
+            artifact_cache: Default::default(),
         };
         let agent = tokio::spawn(async move {
             run_remote(runtime, options, std::future::pending())

@@ -28,7 +28,9 @@ use super::{AgentReport, Assignment, TaskKey};
 /// `--host-down-after` ([`ServerMessage::Welcome`]) and `Assignment::stop_when_cut`, without which
 /// an older agent would keep running tasks the server moves. 6: [`AgentRequest::CountLogLines`]
 /// (canary analysis by log errors), which an older agent would leave unanswered. 7:
-/// [`AgentRequest::SnapshotVolume`] (volume snapshots).
+/// [`AgentRequest::SnapshotVolume`] (volume snapshots) and `Assignment::volume_sources`, and a
+/// task's `artifact` (its code, unpacked before it starts), which an older agent would ignore,
+/// starting the image without the code; and the artifact phases it reports.
 pub const PROTOCOL_VERSION: u32 = 7;
 
 /// How quickly each end of a link notices that the other has gone silent, derived from the

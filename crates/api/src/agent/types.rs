@@ -143,6 +143,17 @@ pub enum Phase {
         /// The volume's name in the config.
         volume: String,
     },
+    /// Getting the task's artifact into the host's cache (a download, or a read of a file on
+    /// the host), before the old container is stopped.
+    FetchingArtifact {
+        /// Its URL without user, password or query.
+        url: String,
+    },
+    /// Unpacking the task's artifact into its created container.
+    UnpackingArtifact {
+        /// Where in the container.
+        path: String,
+    },
     Starting,
     Running {
         container_id: String,

@@ -87,6 +87,15 @@ impl Cluster {
             .arg(&self.agent_token_file)
             .args(["--docker-host", &host.docker_host])
             .args(["--label", &format!("slot={name}")])
+            // Each host its own artifact cache, as separate machines have: the hosts of a bed
+            // share this machine's file system.
+            .arg("--artifact-cache")
+            .arg(
+                self.server
+                    .data_dir
+                    .path()
+                    .join(format!("artifacts-{name}")),
+            )
             .env("RUST_LOG", "warn")
             .env_remove("CODING_JOB_CA_CERT")
             .stdout(Stdio::null());

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod artifact_server;
 pub mod cluster;
 pub mod etcd;
 pub mod leftovers;

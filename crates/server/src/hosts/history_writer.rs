@@ -215,7 +215,8 @@ fn history_event(event: &ContainerEvent) -> HistoryEvent {
         version: event.version,
         host: event.host.clone(),
         exit_code: event.exit_code,
-        detail: None,
+        // What the agent adds, such as where a created container's artifact came from.
+        detail: event.detail.clone(),
     }
 }
 

@@ -183,6 +183,21 @@ impl ServerState {
                 Some("not wanted; being removed".to_owned()),
             ),
             (None, _, _) => ("down".to_owned(), None),
+            // The old container serves while its replacement cannot be made (its artifact
+            // does not match, say): running, and why the new one is not.
+            (
+                Some(_),
+                Some((_, container)),
+                Some(Phase::Failed { reason } | Phase::BackingOff { reason, .. }),
+            ) if live && Some(container.config_hash.as_str()) != wanted_hash => {
+                let state = serde_json::to_value(container.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned));
+                (
+                    state.unwrap_or_else(|| "running".into()),
+                    Some(format!("its replacement failed: {reason}")),
+                )
+            }
             (Some(_), Some((_, container)), _) if live => {
                 let state = serde_json::to_value(container.state)
                     .ok()
@@ -195,6 +210,12 @@ impl ServerState {
             (Some(_), _, Some(Phase::Creating)) => ("creating".into(), None),
             (Some(_), _, Some(Phase::Seeding { volume })) => {
                 ("seeding".into(), Some(format!("volume {volume}")))
+            }
+            (Some(_), _, Some(Phase::FetchingArtifact { url })) => {
+                ("fetching".into(), Some(format!("artifact {url}")))
+            }
+            (Some(_), _, Some(Phase::UnpackingArtifact { path })) => {
+                ("unpacking".into(), Some(format!("artifact into {path}")))
             }
             (Some(_), _, Some(Phase::Starting)) => ("starting".into(), None),
             (Some(_), _, Some(Phase::BackingOff { millis, reason })) => (

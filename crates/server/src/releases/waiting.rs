@@ -368,6 +368,10 @@ pub fn describe_progress(kind: &ProgressKind) -> (String, Option<String>) {
             Phase::Pulling { image } => ("pulling".into(), Some(image.clone())),
             Phase::Creating => ("creating".into(), None),
             Phase::Seeding { volume } => ("seeding".into(), Some(volume.clone())),
+            Phase::FetchingArtifact { url } => ("fetching".into(), Some(format!("artifact {url}"))),
+            Phase::UnpackingArtifact { path } => {
+                ("unpacking".into(), Some(format!("artifact into {path}")))
+            }
             Phase::Starting => ("starting".into(), None),
             Phase::Running { container_id } => ("running".into(), short(container_id)),
             Phase::BackingOff { millis, reason } => (

@@ -266,6 +266,90 @@ mod tests {
         assert!(target.read("snap-1").await.is_err());
     }
 
+    /// `moto_server` (PyPI's `moto[server]`, an S3-compatible server) on a free loopback
+    /// port, killed when dropped.
+    struct Moto {
+        child: std::process::Child,
+        url: String,
+    }
+
+    impl Drop for Moto {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    async fn moto() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server is installed (scripts/test.sh: pip install \"moto[server]\")");
+        let moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        // The bucket, made as any S3 client would (moto takes any credentials).
+        loop {
+            let made = client.put(format!("{}/snapshots", moto.url)).send().await;
+            if made.is_ok_and(|answer| answer.status().is_success()) {
+                return moto;
+            }
+            assert!(std::time::Instant::now() < deadline, "moto_server did not start within 30 s");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_s3_bucket_keeps_what_was_written_and_a_broken_upload_leaves_nothing() {
+        let moto = moto().await;
+        let config = TargetConfig::S3(S3Config {
+            bucket: "snapshots".into(),
+            endpoint: Some(moto.url.clone()),
+            region: "us-east-1".into(),
+            prefix: "production/".into(),
+            access_key_id: "test".into(),
+            secret_access_key: Some("test-secret".into()),
+            secret_access_key_env: None,
+            secret_access_key_file: None,
+        });
+        let target = SnapshotTarget::open(&config).unwrap();
+        assert!(!format!("{config:?}").contains("test-secret"));
+        // Larger than one multipart part (5 MiB), so the upload has several.
+        let big: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let parts: Vec<Result<Bytes, String>> = big
+            .chunks(64 * 1024)
+            .map(|chunk| Ok(Bytes::copy_from_slice(chunk)))
+            .collect();
+        let written = target
+            .write("snap-s3", futures_util::stream::iter(parts))
+            .await
+            .unwrap();
+        assert_eq!(written.size_bytes, big.len() as u64);
+        assert_eq!(written.sha256, hex::encode(Sha256::digest(&big)));
+        target.verify("snap-s3", &written.sha256).await.unwrap();
+
+        let broken = futures_util::stream::iter(vec![
+            Ok(Bytes::from(vec![7u8; 6 * 1024 * 1024])),
+            Err("the agent went away".to_owned()),
+        ]);
+        let error = target.write("snap-cut", broken).await.unwrap_err();
+        assert!(error.contains("the agent went away"), "{error}");
+        assert!(target.read("snap-cut").await.is_err(), "a cut upload left an object");
+
+        target.delete("snap-s3").await.unwrap();
+        assert!(target.read("snap-s3").await.is_err());
+    }
+
     #[tokio::test]
     async fn a_broken_stream_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();

@@ -198,6 +198,7 @@ impl SimCluster {
             stats_interval: cj_agent::DEFAULT_STATS_INTERVAL,
             host_size: None,
             tls: None,
+            artifact_cache: Default::default(),
         };
         let dialer = Arc::new(network::MemoryDialer {
             network,
