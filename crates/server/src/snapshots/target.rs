@@ -304,7 +304,10 @@ mod tests {
             if made.is_ok_and(|answer| answer.status().is_success()) {
                 return moto;
             }
-            assert!(std::time::Instant::now() < deadline, "moto_server did not start within 30 s");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto_server did not start within 30 s"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
@@ -344,7 +347,10 @@ mod tests {
         ]);
         let error = target.write("snap-cut", broken).await.unwrap_err();
         assert!(error.contains("the agent went away"), "{error}");
-        assert!(target.read("snap-cut").await.is_err(), "a cut upload left an object");
+        assert!(
+            target.read("snap-cut").await.is_err(),
+            "a cut upload left an object"
+        );
 
         target.delete("snap-s3").await.unwrap();
         assert!(target.read("snap-s3").await.is_err());
