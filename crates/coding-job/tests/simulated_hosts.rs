@@ -144,6 +144,16 @@ fn simulated_hosts_run_every_task_within_capacity_and_a_lost_hosts_tasks_move_in
         4u64 << 30,
         "{reported}"
     );
+    // Every host's size known before anything is placed: a host that has not reported its
+    // resources yet is placed on as if it had room (its first stats come within seconds).
+    wait_for("every host's resources", Duration::from_secs(30), || {
+        let hosts = server.json(&["hosts", "--json"]);
+        let hosts = hosts.as_array()?.clone();
+        hosts
+            .iter()
+            .all(|host| !host["resources"].is_null())
+            .then_some(())
+    });
 
     for service in 1..=SERVICES {
         server.push_yaml(&format!("svc-{service}.yaml"), &service_file(service));

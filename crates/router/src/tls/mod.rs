@@ -108,7 +108,12 @@ impl Tls {
             None => None,
         };
         let certificates = Arc::new(Certificates::new(given, config.acme.is_some()));
-        let mut server = ServerConfig::builder()
+        // ring, as everywhere in this program: when some other crate brings rustls' aws-lc-rs
+        // feature too, rustls would not pick one by itself.
+        let ring = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let mut server = ServerConfig::builder_with_provider(ring)
+            .with_safe_default_protocol_versions()
+            .context("rustls refused its default protocol versions")?
             .with_no_client_auth()
             .with_cert_resolver(Arc::clone(&certificates) as _);
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
