@@ -9,7 +9,9 @@
 //! - eligible hosts are ready (agent connected), not draining, and match `hosts`/`constraints`;
 //! - a fixed `port` must be free on the host (two tasks needing one host port never share a
 //!   host, across environments);
-//! - `resources` (memory, cpu) are reserved against the host's capacity;
+//! - `resources` (memory, cpu) are reserved against the host's capacity; a host whose size is
+//!   not known yet (no reading since it joined) takes such a task only when no host of known
+//!   size has room, as it could be full;
 //! - among those left, spread first (fewest tasks of the same job), then fewest tasks, then
 //!   most free memory, then name, so the result is deterministic.
 //!
@@ -281,9 +283,10 @@ fn why_moved(old: &str, hosts: &HashMap<&str, &HostView>, spec: &TaskSpec) -> St
     }
 }
 
-/// How a candidate host ranks; the lowest wins: fewest tasks of the job (spread), fewest
-/// tasks, most free memory, then the name.
-type Rank<'h> = (u32, usize, std::cmp::Reverse<u64>, &'h str);
+/// How a candidate host ranks; the lowest wins: for a task that reserves resources, a host
+/// whose size is known (one not heard from yet could be full), then fewest tasks of the job
+/// (spread), fewest tasks, most free memory, then the name.
+type Rank<'h> = (bool, u32, usize, std::cmp::Reverse<u64>, &'h str);
 
 /// The best host for `demand`, or why there is none: one pass over the hosts, each looked at
 /// only as far as it stays a candidate.
@@ -318,6 +321,7 @@ fn choose(demand: &Demand<'_>, ledger: &Ledger<'_>, allowed: &[bool]) -> Result<
             continue;
         }
         let rank = (
+            (memory > 0 || cpus > 0) && host.capacity.is_none(),
             of_job.map_or(0, |counts| counts[at]),
             load.tasks,
             std::cmp::Reverse(free.map_or(u64::MAX, |(free_memory, _)| free_memory)),

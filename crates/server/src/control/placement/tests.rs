@@ -216,6 +216,39 @@ fn resources_are_reserved_against_capacity() {
 }
 
 #[test]
+fn a_host_of_unknown_size_takes_reserving_tasks_only_when_the_known_ones_are_full() {
+    let unknown = HostView {
+        capacity: None,
+        ..host("a-new")
+    };
+    let hosts = [unknown, host("h1"), host("h2")];
+    // Four tasks of 2 GiB: two fit on each known host, so none goes to the new one, though
+    // spreading alone would put one there first (fewest tasks, first by name).
+    let case = Case::instances("db", 4, |spec| spec.resources.memory_bytes = Some(2 << 30));
+    let decisions = case.place(&hosts, &HashMap::new());
+    assert!(
+        !hosts_of(&decisions).contains(&"a-new".to_owned()),
+        "{:?}",
+        hosts_of(&decisions)
+    );
+    // A fifth has no room on a known host: the new one, rather than nowhere.
+    let case = Case::instances("db", 5, |spec| spec.resources.memory_bytes = Some(2 << 30));
+    let decisions = case.place(&hosts, &HashMap::new());
+    assert_eq!(decisions.placed.len(), 5);
+    assert_eq!(
+        hosts_of(&decisions)
+            .iter()
+            .filter(|host| *host == "a-new")
+            .count(),
+        1
+    );
+    // Tasks that reserve nothing spread over every host as before.
+    let light = Case::instances("web", 3, |_| {});
+    let decisions = light.place(&hosts, &HashMap::new());
+    assert!(hosts_of(&decisions).contains(&"a-new".to_owned()));
+}
+
+#[test]
 fn nothing_ready_or_everything_draining_says_so() {
     let case = Case::instances("web", 1, |_| {});
     let down = HostView {
