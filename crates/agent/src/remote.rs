@@ -523,19 +523,7 @@ async fn answer<R: ContainerRuntime>(
                 &upload,
             )
             .await;
-            let outcome = match taken.map(serde_json::to_value) {
-                Ok(Ok(value)) => Outcome::Ok(value),
-                Ok(Err(error)) => Outcome::Failed {
-                    error: error.to_string(),
-                    not_found: false,
-                    not_running: false,
-                },
-                Err(error) => Outcome::Failed {
-                    error,
-                    not_found: false,
-                    not_running: false,
-                },
-            };
+            let outcome = outcome_of(taken);
             let _ = outgoing
                 .send(text(&AgentMessage::Response { id, outcome }))
                 .await;
@@ -583,14 +571,7 @@ async fn answer<R: ContainerRuntime>(
         }
         AgentRequest::Pull { images } => {
             let pulls = prewarm::pull_all(&*runtime, &images).await;
-            let outcome = match serde_json::to_value(pulls) {
-                Ok(value) => Outcome::Ok(value),
-                Err(error) => Outcome::Failed {
-                    error: error.to_string(),
-                    not_found: false,
-                    not_running: false,
-                },
-            };
+            let outcome = outcome_of(Ok(pulls));
             let _ = outgoing
                 .send(text(&AgentMessage::Response { id, outcome }))
                 .await;
@@ -607,22 +588,25 @@ async fn answer<R: ContainerRuntime>(
                 &pattern,
             )
             .await;
-            let outcome = match counted
-                .and_then(|count| serde_json::to_value(count).map_err(|error| error.to_string()))
-            {
-                Ok(value) => Outcome::Ok(value),
-                Err(error) => Outcome::Failed {
-                    error,
-                    not_found: false,
-                    not_running: false,
-                },
-            };
+            let outcome = outcome_of(counted);
             let _ = outgoing
                 .send(text(&AgentMessage::Response { id, outcome }))
                 .await;
         }
         AgentRequest::Exec { .. } => unreachable!("execs run in `exec`"),
         AgentRequest::RemoveEnv { .. } => unreachable!("runs in `remove_env`"),
+    }
+}
+
+/// The answer to a request whose work gave `result`: its value as JSON, or the reason it failed.
+pub(super) fn outcome_of<T: serde::Serialize>(result: Result<T, String>) -> Outcome {
+    match result.and_then(|value| serde_json::to_value(value).map_err(|error| error.to_string())) {
+        Ok(value) => Outcome::Ok(value),
+        Err(error) => Outcome::Failed {
+            error,
+            not_found: false,
+            not_running: false,
+        },
     }
 }
 

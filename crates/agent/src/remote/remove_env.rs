@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use cj_api::agent::Assignment;
-use cj_api::agent::link::{AgentMessage, Outcome};
+use cj_api::agent::link::AgentMessage;
 use cj_runtime::ContainerRuntime;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -32,16 +32,7 @@ pub(super) async fn answer<R: ContainerRuntime>(
         }
         None => Err("this agent is not managing containers yet".to_owned()),
     };
-    let outcome = match result
-        .and_then(|removed| serde_json::to_value(removed).map_err(|error| error.to_string()))
-    {
-        Ok(value) => Outcome::Ok(value),
-        Err(error) => Outcome::Failed {
-            error,
-            not_found: false,
-            not_running: false,
-        },
-    };
+    let outcome = super::outcome_of(result);
     let _ = outgoing
         .send(text(&AgentMessage::Response { id, outcome }))
         .await;

@@ -133,10 +133,9 @@ pub async fn agent_data(
 }
 
 async fn serve_data(state: &crate::state::ServerState, id: &str) -> Result<Response, Failure> {
-    let id = id.to_owned();
-    let record = state.snapshot_record(&id)?;
+    let record = state.snapshot_record(id)?;
     let target = state.snapshots.target()?;
-    let stream = target.read(&id).await.map_err(Failure::BadGateway)?;
+    let stream = target.read(id).await.map_err(Failure::BadGateway)?;
     let body = Body::from_stream(futures_util::TryStreamExt::map_err(
         stream,
         std::io::Error::other,

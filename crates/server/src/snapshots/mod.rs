@@ -87,18 +87,7 @@ impl ServerState {
         let target = self.snapshots.target()?;
         let (key, task, hash) =
             crate::edge::api::handlers::one_task(self, &request.env, &request.task)?;
-        let spec = self.task_spec(&key)?;
-        let Some(volume) = spec.volumes.iter().find(|v| v.name == request.volume) else {
-            let names: Vec<&str> = spec.volumes.iter().map(|v| v.name.as_str()).collect();
-            return Err(Failure::NotFound(match names.is_empty() {
-                true => format!("task {key} has no volumes"),
-                false => format!(
-                    "task {key} has no volume \"{}\" (it has: {})",
-                    crate::error::shown(&request.volume),
-                    names.join(", ")
-                ),
-            }));
-        };
+        let volume = self.task_volume(&key, &request.volume)?;
         let (host, container_id) =
             crate::hosts::exec::running_container(self, &key, &task, hash, None)?;
         self.links.check_connected(&host)?;
@@ -170,6 +159,27 @@ impl ServerState {
             return Err(error.into());
         }
         Ok(record)
+    }
+
+    /// Volume `name` of the task, as its job is desired now, or why there is none.
+    fn task_volume(
+        &self,
+        key: &cj_api::agent::TaskKey,
+        name: &str,
+    ) -> Result<cj_spec::VolumeSpec, Failure> {
+        let spec = self.task_spec(key)?;
+        if let Some(volume) = spec.volumes.iter().find(|v| v.name == name) {
+            return Ok(volume.clone());
+        }
+        let names: Vec<&str> = spec.volumes.iter().map(|v| v.name.as_str()).collect();
+        Err(Failure::NotFound(match names.is_empty() {
+            true => format!("task {key} has no volumes"),
+            false => format!(
+                "task {key} has no volume \"{}\" (it has: {})",
+                crate::error::shown(name),
+                names.join(", ")
+            ),
+        }))
     }
 
     /// The task's rendered spec, as its job is desired now.

@@ -33,19 +33,7 @@ impl ServerState {
     ) -> Result<(Deployment, RestoreMark), Failure> {
         let record = self.snapshot_record(&request.snapshot)?;
         let (key, _, _) = crate::edge::api::handlers::one_task(self, &request.env, &request.task)?;
-        let spec = self.task_spec(&key)?;
-        if !spec.volumes.iter().any(|v| v.name == request.volume) {
-            let names: Vec<&str> = spec.volumes.iter().map(|v| v.name.as_str()).collect();
-            return Err(Failure::NotFound(format!(
-                "task {key} has no volume \"{}\" (it has: {})",
-                crate::error::shown(&request.volume),
-                if names.is_empty() {
-                    "none".to_owned()
-                } else {
-                    names.join(", ")
-                }
-            )));
-        }
+        self.task_volume(&key, &request.volume)?;
         let target = self.snapshots.target()?;
         target
             .verify(&record.id, &record.sha256)
